@@ -1,0 +1,2 @@
+-- confab MySQL/MariaDB schema. The MySQL store is not written yet (the embedded SQLite store is
+-- the default); this file is filled in with it.

@@ -1,0 +1,1 @@
+//! confab-server: accounts, friends, groups, chat and sync over the confab wire protocol.

@@ -1,0 +1,1 @@
+//! confab client core.
