@@ -1,0 +1,336 @@
+//! Storage: one set of transactional operations ([`ops`]) written once against the small
+//! [`Tx`] interface, and backends that run them ([`sqlite`]; MySQL follows the same shape).
+//!
+//! Every write goes through a group-commit writer: operations queue up, the writer runs a batch
+//! of them in one transaction (each inside a savepoint, so one failing operation does not undo
+//! the others), commits once, and only then answers each caller. An answer therefore always means
+//! "durable" (or a typed failure that changed nothing).
+
+pub mod ops;
+pub mod schema;
+pub mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+/// A storage failure, or a business rule an operation refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("name taken")]
+    NameTaken,
+    #[error("limit reached: {0}")]
+    LimitReached(&'static str),
+    #[error("authentication failed")]
+    AuthFailed,
+    #[error("invalid: {0}")]
+    Invalid(&'static str),
+    /// A unique key was violated (mapped to a business error by the operation).
+    #[error("duplicate key")]
+    Duplicate,
+    /// The write queue is full: the caller should back off.
+    #[error("storage busy")]
+    Busy,
+    /// The database is unreachable or failed; nothing was committed.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A value read back from the database had an unexpected type or range.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A bound statement parameter. SQL text is always a `&'static str`: values travel only as
+/// parameters, never inside the SQL.
+#[derive(Debug, Clone, Copy)]
+pub enum Param<'a> {
+    Null,
+    Int(i64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+impl From<i64> for Param<'_> {
+    fn from(v: i64) -> Self {
+        Param::Int(v)
+    }
+}
+
+impl From<u64> for Param<'_> {
+    fn from(v: u64) -> Self {
+        // Ids and seqs stay far below 2^63; saturate rather than wrap if one ever does not.
+        Param::Int(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<bool> for Param<'_> {
+    fn from(v: bool) -> Self {
+        Param::Int(i64::from(v))
+    }
+}
+
+impl<'a> From<&'a str> for Param<'a> {
+    fn from(v: &'a str) -> Self {
+        Param::Text(v)
+    }
+}
+
+impl<'a> From<&'a String> for Param<'a> {
+    fn from(v: &'a String) -> Self {
+        Param::Text(v)
+    }
+}
+
+impl<'a> From<&'a [u8]> for Param<'a> {
+    fn from(v: &'a [u8]) -> Self {
+        Param::Blob(v)
+    }
+}
+
+impl<'a> From<&'a Vec<u8>> for Param<'a> {
+    fn from(v: &'a Vec<u8>) -> Self {
+        Param::Blob(v)
+    }
+}
+
+/// Builds a `&[Param]` from values of mixed types.
+#[macro_export]
+macro_rules! params {
+    ($($v:expr),* $(,)?) => { &[$($crate::store::Param::from($v)),*][..] };
+}
+
+/// A value read from a row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// One result row, read by column index.
+#[derive(Debug, Clone, Default)]
+pub struct Row(pub Vec<Value>);
+
+impl Row {
+    fn get(&self, i: usize) -> StoreResult<&Value> {
+        self.0
+            .get(i)
+            .ok_or_else(|| StoreError::Corrupt(format!("missing column {i}")))
+    }
+
+    pub fn i64(&self, i: usize) -> StoreResult<i64> {
+        match self.get(i)? {
+            Value::Int(v) => Ok(*v),
+            Value::Text(s) => s
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("column {i} is not an integer"))),
+            other => Err(StoreError::Corrupt(format!("column {i}: {other:?}"))),
+        }
+    }
+
+    pub fn opt_i64(&self, i: usize) -> StoreResult<Option<i64>> {
+        match self.get(i)? {
+            Value::Null => Ok(None),
+            _ => self.i64(i).map(Some),
+        }
+    }
+
+    pub fn u64(&self, i: usize) -> StoreResult<u64> {
+        let v = self.i64(i)?;
+        u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("column {i} is negative")))
+    }
+
+    pub fn bool(&self, i: usize) -> StoreResult<bool> {
+        Ok(self.i64(i)? != 0)
+    }
+
+    pub fn text(&self, i: usize) -> StoreResult<String> {
+        match self.get(i)? {
+            Value::Text(s) => Ok(s.clone()),
+            Value::Blob(b) => String::from_utf8(b.clone())
+                .map_err(|_| StoreError::Corrupt(format!("column {i} is not UTF-8"))),
+            Value::Null => Ok(String::new()),
+            Value::Int(v) => Ok(v.to_string()),
+        }
+    }
+
+    pub fn blob(&self, i: usize) -> StoreResult<Vec<u8>> {
+        match self.get(i)? {
+            Value::Blob(b) => Ok(b.clone()),
+            Value::Text(s) => Ok(s.clone().into_bytes()),
+            Value::Null => Ok(Vec::new()),
+            other => Err(StoreError::Corrupt(format!("column {i}: {other:?}"))),
+        }
+    }
+}
+
+/// SQL dialects the operations know about; a few statements differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Mysql,
+}
+
+/// Per-row counters that must be allocated atomically inside a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// `threads.last_seq` (also sets `threads.activity_id` to the given id).
+    ThreadSeq { activity_id: u64 },
+    /// `users.event_seq`.
+    UserEvent,
+}
+
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A connection inside a transaction. The operations in [`ops`] are written against this
+/// interface only, so every backend runs the same business logic.
+pub trait Tx: Send {
+    fn dialect(&self) -> Dialect;
+    /// Runs a statement; returns the number of affected rows.
+    fn exec<'a>(&'a mut self, sql: &'static str, params: &'a [Param<'a>]) -> BoxFut<'a, StoreResult<u64>>;
+    /// Runs an INSERT; returns the new row's auto-increment id.
+    fn insert<'a>(&'a mut self, sql: &'static str, params: &'a [Param<'a>]) -> BoxFut<'a, StoreResult<u64>>;
+    /// Runs a query and collects its rows.
+    fn query<'a>(&'a mut self, sql: &'static str, params: &'a [Param<'a>]) -> BoxFut<'a, StoreResult<Vec<Row>>>;
+    /// Increments a counter on row `id` and returns the new value (`None` if no such row).
+    fn bump(&mut self, counter: Counter, id: u64) -> BoxFut<'_, StoreResult<Option<u64>>>;
+}
+
+/// Convenience queries on any `Tx`.
+pub trait TxExt: Tx {
+    fn query_opt<'a>(&'a mut self, sql: &'static str, params: &'a [Param<'a>]) -> BoxFut<'a, StoreResult<Option<Row>>> {
+        Box::pin(async move { Ok(self.query(sql, params).await?.into_iter().next()) })
+    }
+}
+
+impl<T: Tx + ?Sized> TxExt for T {}
+
+/// What a committed batch reports to each operation's completion.
+pub type Committed = StoreResult<()>;
+
+/// A queued write: runs on the writer's transaction (owned, returned when done) and yields
+/// whether it succeeded (so the writer can roll back its savepoint) and a completion to call
+/// once the batch's commit is known.
+pub type WriteJob<T> =
+    Box<dyn FnOnce(T) -> BoxFut<'static, (T, bool, Box<dyn FnOnce(Committed) + Send>)> + Send>;
+
+/// A read: runs on a read connection, which it hands back.
+pub type ReadJob<T> = Box<dyn FnOnce(T) -> BoxFut<'static, T> + Send>;
+
+/// Wraps an operation into a [`WriteJob`] whose result reaches `reply` only after commit.
+pub fn write_job<T, R, F>(op: F) -> (WriteJob<T>, oneshot::Receiver<StoreResult<R>>)
+where
+    T: Tx + 'static,
+    R: Send + 'static,
+    F: for<'t> FnOnce(&'t mut T) -> BoxFut<'t, StoreResult<R>> + Send + 'static,
+{
+    let (reply, rx) = oneshot::channel();
+    let job: WriteJob<T> = Box::new(move |mut tx: T| {
+        Box::pin(async move {
+            let result = op(&mut tx).await;
+            let ok = result.is_ok();
+            let done: Box<dyn FnOnce(Committed) + Send> = Box::new(move |committed: Committed| {
+                let _ = reply.send(committed.and(result));
+            });
+            (tx, ok, done)
+        })
+    });
+    (job, rx)
+}
+
+/// Wraps an operation into a [`ReadJob`].
+pub fn read_job<T, R, F>(op: F) -> (ReadJob<T>, oneshot::Receiver<StoreResult<R>>)
+where
+    T: Tx + 'static,
+    R: Send + 'static,
+    F: for<'t> FnOnce(&'t mut T) -> BoxFut<'t, StoreResult<R>> + Send + 'static,
+{
+    let (reply, rx) = oneshot::channel();
+    let job: ReadJob<T> = Box::new(move |mut tx: T| {
+        Box::pin(async move {
+            let result = op(&mut tx).await;
+            let _ = reply.send(result);
+            tx
+        })
+    });
+    (job, rx)
+}
+
+/// A storage backend: somewhere to run write jobs (batched, group-committed) and read jobs.
+pub trait Backend: Send + Sync + 'static {
+    type Tx: Tx + 'static;
+    /// Queues a write; fails at once with `Busy` when the queue is full.
+    fn submit_write(&self, job: WriteJob<Self::Tx>) -> StoreResult<()>;
+    /// Runs a read on a read connection.
+    fn submit_read(&self, job: ReadJob<Self::Tx>) -> StoreResult<()>;
+    /// Statistics of the group-commit writer.
+    fn stats(&self) -> WriterStats;
+}
+
+/// Counters of the group-commit writer, for benchmarks and logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    pub batches: u64,
+    pub jobs: u64,
+    pub failed_commits: u64,
+}
+
+/// The store: business operations on a backend.
+pub struct Store<B: Backend> {
+    backend: B,
+}
+
+impl<B: Backend> Store<B> {
+    pub fn new(backend: B) -> Self {
+        Self { backend }
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Runs `op` in the group-commit writer; resolves after the commit.
+    pub async fn write<R, F>(&self, op: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<R>> + Send + 'static,
+    {
+        let rx = self.enqueue_write(op)?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+    }
+
+    /// Queues `op` now (so writes from one caller keep their order) and returns the receiver of
+    /// its committed result.
+    pub fn enqueue_write<R, F>(&self, op: F) -> StoreResult<oneshot::Receiver<StoreResult<R>>>
+    where
+        R: Send + 'static,
+        F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<R>> + Send + 'static,
+    {
+        let (job, rx) = write_job(op);
+        self.backend.submit_write(job)?;
+        Ok(rx)
+    }
+
+    /// Runs `op` on a read connection.
+    pub async fn read<R, F>(&self, op: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<R>> + Send + 'static,
+    {
+        let (job, rx) = read_job(op);
+        self.backend.submit_read(job)?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("reader stopped".into()))?
+    }
+}

@@ -1,0 +1,435 @@
+//! Threads and their entries: send, recall, edit, markers, sync and history.
+
+use confab_wire::pb;
+
+use super::{Effects, NewEntry, access, append, clamp_i64, kind, message_cols, message_from_row};
+use crate::ids::{Snowflake, now_ms};
+use crate::params;
+use crate::store::{StoreError, StoreResult, Tx, TxExt};
+
+/// A send as the writer sees it.
+#[derive(Debug, Clone)]
+pub struct SendReq {
+    pub sender: pb::User,
+    pub device_id: u64,
+    pub thread_id: u64,
+    pub client_msg_id: String,
+    pub body: String,
+}
+
+/// The ack, and the stored entry unless this was a retry of an earlier send.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub ack: pb::SendAck,
+    pub message: Option<pb::ChatMessage>,
+}
+
+/// Looks for an earlier entry from this device with this client_msg_id.
+async fn earlier<T: Tx>(tx: &mut T, device: u64, cmid: &str, thread_id: u64) -> StoreResult<Option<Sent>> {
+    let row = tx
+        .query_opt(
+            "SELECT thread_id, message_id, seq, created_ms FROM messages \
+             WHERE sender_device_id = ? AND client_msg_id = ?",
+            params![device, cmid],
+        )
+        .await?;
+    let Some(r) = row else { return Ok(None) };
+    if r.u64(0)? != thread_id {
+        return Err(StoreError::Conflict("client_msg_id already used in another thread"));
+    }
+    Ok(Some(Sent {
+        ack: pb::SendAck {
+            thread_id,
+            message_id: r.u64(1)?,
+            seq: r.u64(2)?,
+            server_ts_ms: r.i64(3)?,
+            duplicate: true,
+            client_msg_id: cmid.to_owned(),
+        },
+        message: None,
+    }))
+}
+
+fn ack_of(m: &pb::ChatMessage) -> pb::SendAck {
+    pb::SendAck {
+        thread_id: m.thread_id,
+        message_id: m.message_id,
+        seq: m.seq,
+        server_ts_ms: m.server_ts_ms,
+        duplicate: false,
+        client_msg_id: m.client_msg_id.clone(),
+    }
+}
+
+/// Stores a text message: membership check, dedupe, seq allocation and insert in one
+/// transaction. The sender's read marker moves to its own message.
+pub async fn send<T: Tx>(tx: &mut T, ids: &Snowflake, req: &SendReq) -> StoreResult<(Sent, Effects)> {
+    // One query answers both "may they send?" and "is this a retry?".
+    let row = tx
+        .query_opt(
+            "SELECT tm.active, m.thread_id, m.message_id, m.seq, m.created_ms FROM thread_members tm \
+             LEFT JOIN messages m ON m.sender_device_id = ? AND m.client_msg_id = ? \
+             WHERE tm.thread_id = ? AND tm.user_id = ?",
+            params![req.device_id, &req.client_msg_id, req.thread_id, req.sender.user_id],
+        )
+        .await?;
+    let mut fx = Effects::default();
+    let Some(row) = row else {
+        // Not a member: a retry of a message sent before leaving is still answered.
+        if let Some(sent) = earlier(tx, req.device_id, &req.client_msg_id, req.thread_id).await? {
+            return Ok((sent, fx));
+        }
+        return Err(super::thread_missing_or_forbidden(tx, req.thread_id).await);
+    };
+    if let Some(prev_thread) = row.opt_i64(1)? {
+        if u64::try_from(prev_thread).ok() != Some(req.thread_id) {
+            return Err(StoreError::Conflict("client_msg_id already used in another thread"));
+        }
+        let ack = pb::SendAck {
+            thread_id: req.thread_id,
+            message_id: row.u64(2)?,
+            seq: row.u64(3)?,
+            server_ts_ms: row.i64(4)?,
+            duplicate: true,
+            client_msg_id: req.client_msg_id.clone(),
+        };
+        return Ok((Sent { ack, message: None }, fx));
+    }
+    if !row.bool(0)? {
+        return Err(StoreError::Forbidden("you can no longer send to this thread"));
+    }
+    let msg = append(
+        tx,
+        ids,
+        &mut fx,
+        req.thread_id,
+        NewEntry {
+            sender: &req.sender,
+            sender_device_id: req.device_id,
+            client_msg_id: Some(&req.client_msg_id),
+            kind: pb::MessageKind::Text,
+            body: &req.body,
+            target_message_id: 0,
+            group_change: None,
+        },
+    )
+    .await?;
+    tx.exec(
+        "UPDATE thread_members SET read_seq = ? WHERE thread_id = ? AND user_id = ? AND read_seq < ?",
+        params![msg.seq, req.thread_id, req.sender.user_id, msg.seq],
+    )
+    .await?;
+    Ok((
+        Sent {
+            ack: ack_of(&msg),
+            message: Some(msg),
+        },
+        fx,
+    ))
+}
+
+/// Recall (body `None`) or edit (body `Some`) of the caller's own recent TEXT message.
+pub struct Amend {
+    pub sender: pb::User,
+    pub device_id: u64,
+    pub thread_id: u64,
+    pub message_id: u64,
+    pub client_msg_id: String,
+    pub new_body: Option<String>,
+    pub window_ms: i64,
+}
+
+/// Recalls or edits a message: marks the original and appends a RECALL/EDIT entry.
+pub async fn amend<T: Tx>(tx: &mut T, ids: &Snowflake, req: &Amend) -> StoreResult<(Sent, Effects)> {
+    let mut fx = Effects::default();
+    if let Some(sent) = earlier(tx, req.device_id, &req.client_msg_id, req.thread_id).await? {
+        return Ok((sent, fx));
+    }
+    let acc = access(tx, req.sender.user_id, req.thread_id).await?;
+    if !acc.active {
+        return Err(StoreError::Forbidden("you can no longer send to this thread"));
+    }
+    let row = tx
+        .query_opt(
+            "SELECT sender_id, kind, created_ms, recalled FROM messages WHERE thread_id = ? AND message_id = ?",
+            params![req.thread_id, req.message_id],
+        )
+        .await?
+        .ok_or(StoreError::NotFound("message"))?;
+    if row.u64(0)? != req.sender.user_id {
+        return Err(StoreError::Forbidden("only the sender recalls or edits a message"));
+    }
+    if row.i64(1)? != i64::from(pb::MessageKind::Text as i32) {
+        return Err(StoreError::Forbidden("only text messages are recalled or edited"));
+    }
+    if row.bool(3)? {
+        return Err(StoreError::Conflict("the message was recalled"));
+    }
+    if now_ms() - row.i64(2)? > req.window_ms {
+        return Err(StoreError::Forbidden("the message is too old to recall or edit"));
+    }
+    let (kind, body) = match &req.new_body {
+        None => {
+            tx.exec(
+                "UPDATE messages SET recalled = 1, body = '' WHERE thread_id = ? AND message_id = ?",
+                params![req.thread_id, req.message_id],
+            )
+            .await?;
+            (pb::MessageKind::Recall, "")
+        }
+        Some(b) => {
+            tx.exec(
+                "UPDATE messages SET body = ?, edited_ms = ? WHERE thread_id = ? AND message_id = ?",
+                params![b, now_ms(), req.thread_id, req.message_id],
+            )
+            .await?;
+            (pb::MessageKind::Edit, b.as_str())
+        }
+    };
+    let msg = append(
+        tx,
+        ids,
+        &mut fx,
+        req.thread_id,
+        NewEntry {
+            sender: &req.sender,
+            sender_device_id: req.device_id,
+            client_msg_id: Some(&req.client_msg_id),
+            kind,
+            body,
+            target_message_id: req.message_id,
+            group_change: None,
+        },
+    )
+    .await?;
+    Ok((
+        Sent {
+            ack: ack_of(&msg),
+            message: Some(msg),
+        },
+        fx,
+    ))
+}
+
+/// Moves the user's read marker forward; returns the new marker if it moved.
+pub async fn read_up_to<T: Tx>(tx: &mut T, user: u64, thread_id: u64, seq: u64) -> StoreResult<Option<u64>> {
+    let acc = access(tx, user, thread_id).await?;
+    let seq = seq.min(acc.visible_seq);
+    if seq <= acc.read_seq {
+        return Ok(None);
+    }
+    tx.exec(
+        "UPDATE thread_members SET read_seq = ? WHERE thread_id = ? AND user_id = ? AND read_seq < ?",
+        params![seq, thread_id, user, seq],
+    )
+    .await?;
+    Ok(Some(seq))
+}
+
+/// Records that a device holds every entry of the thread up to `seq`.
+pub async fn delivered_up_to<T: Tx>(
+    tx: &mut T,
+    user: u64,
+    device: u64,
+    thread_id: u64,
+    seq: u64,
+) -> StoreResult<()> {
+    let acc = access(tx, user, thread_id).await?;
+    let seq = seq.min(acc.visible_seq);
+    let sql = match tx.dialect() {
+        crate::store::Dialect::Sqlite => {
+            "INSERT INTO device_cursors (device_id, thread_id, delivered_seq) VALUES (?, ?, ?) \
+             ON CONFLICT (device_id, thread_id) DO UPDATE SET \
+             delivered_seq = MAX(delivered_seq, excluded.delivered_seq)"
+        }
+        crate::store::Dialect::Mysql => {
+            "INSERT INTO device_cursors (device_id, thread_id, delivered_seq) VALUES (?, ?, ?) \
+             ON DUPLICATE KEY UPDATE delivered_seq = GREATEST(delivered_seq, VALUES(delivered_seq))"
+        }
+    };
+    tx.exec(sql, params![device, thread_id, seq]).await?;
+    Ok(())
+}
+
+/// Entries after `since`, ascending, at most `limit`.
+pub async fn sync<T: Tx>(
+    tx: &mut T,
+    user: u64,
+    thread_id: u64,
+    since: u64,
+    limit: u32,
+) -> StoreResult<pb::MessagePage> {
+    let acc = access(tx, user, thread_id).await?;
+    let rows = tx
+        .query(
+            concat!(
+                "SELECT ",
+                message_cols!(),
+                " FROM messages m JOIN users u ON u.id = m.sender_id \
+                 WHERE m.thread_id = ? AND m.seq > ? AND m.seq <= ? ORDER BY m.seq LIMIT ?"
+            ),
+            params![thread_id, since, acc.visible_seq, i64::from(limit) + 1],
+        )
+        .await?;
+    let has_more = rows.len() > limit as usize;
+    let messages = rows
+        .iter()
+        .take(limit as usize)
+        .map(|r| message_from_row(r, user))
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(pb::MessagePage {
+        thread_id,
+        messages,
+        has_more,
+        last_seq: acc.visible_seq,
+    })
+}
+
+/// The newest `limit` entries before `before` (0 = the end), returned ascending.
+pub async fn history<T: Tx>(
+    tx: &mut T,
+    user: u64,
+    thread_id: u64,
+    before: u64,
+    limit: u32,
+) -> StoreResult<pb::MessagePage> {
+    let acc = access(tx, user, thread_id).await?;
+    let upper = if before == 0 { acc.visible_seq + 1 } else { before.min(acc.visible_seq + 1) };
+    let rows = tx
+        .query(
+            concat!(
+                "SELECT ",
+                message_cols!(),
+                " FROM messages m JOIN users u ON u.id = m.sender_id \
+                 WHERE m.thread_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?"
+            ),
+            params![thread_id, upper, i64::from(limit) + 1],
+        )
+        .await?;
+    let has_more = rows.len() > limit as usize;
+    let mut messages = rows
+        .iter()
+        .take(limit as usize)
+        .map(|r| message_from_row(r, user))
+        .collect::<StoreResult<Vec<_>>>()?;
+    messages.reverse();
+    Ok(pb::MessagePage {
+        thread_id,
+        messages,
+        has_more,
+        last_seq: acc.visible_seq,
+    })
+}
+
+/// One thread as `user` sees it (requires membership, current or former).
+pub async fn thread_info<T: Tx>(tx: &mut T, user: u64, thread_id: u64) -> StoreResult<pb::Thread> {
+    let acc = access(tx, user, thread_id).await?;
+    let row = tx
+        .query_opt(
+            "SELECT kind, group_id, user_a, user_b, activity_id FROM threads WHERE id = ?",
+            params![thread_id],
+        )
+        .await?
+        .ok_or(StoreError::NotFound("thread"))?;
+    let kind_v = row.i64(0)?;
+    let mut t = pb::Thread {
+        thread_id,
+        last_seq: acc.visible_seq,
+        read_seq: acc.read_seq.min(acc.visible_seq),
+        activity_id: row.u64(4)?,
+        can_send: acc.active,
+        ..Default::default()
+    };
+    if kind_v == kind::PRIVATE {
+        t.kind = pb::ThreadKind::Private as i32;
+        let (a, b) = (row.opt_i64(2)?.unwrap_or(0), row.opt_i64(3)?.unwrap_or(0));
+        let peer = if u64::try_from(a).ok() == Some(user) { b } else { a };
+        let peer = u64::try_from(peer).unwrap_or(0);
+        t.peer = Some(super::user(tx, peer).await?);
+        t.peer_read_seq = tx
+            .query_opt(
+                "SELECT read_seq FROM thread_members WHERE thread_id = ? AND user_id = ?",
+                params![thread_id, peer],
+            )
+            .await?
+            .map(|r| r.u64(0))
+            .transpose()?
+            .unwrap_or(0);
+    } else {
+        t.kind = pb::ThreadKind::Group as i32;
+        t.group = Some(super::groups::group(tx, user, row.u64(1)?).await?);
+    }
+    if acc.visible_seq > 0 {
+        let last = tx
+            .query_opt(
+                concat!(
+                    "SELECT ",
+                    message_cols!(),
+                    " FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.thread_id = ? AND m.seq = ?"
+                ),
+                params![thread_id, acc.visible_seq],
+            )
+            .await?;
+        t.last_message = last.map(|r| message_from_row(&r, user)).transpose()?;
+    }
+    Ok(t)
+}
+
+/// The caller's threads, most recent activity first.
+pub async fn list_threads<T: Tx>(
+    tx: &mut T,
+    user: u64,
+    before_activity: u64,
+    limit: u32,
+) -> StoreResult<pb::ThreadList> {
+    let before = if before_activity == 0 { i64::MAX } else { clamp_i64(before_activity) };
+    let rows = tx
+        .query(
+            "SELECT t.id FROM thread_members tm JOIN threads t ON t.id = tm.thread_id \
+             WHERE tm.user_id = ? AND t.activity_id < ? ORDER BY t.activity_id DESC LIMIT ?",
+            params![user, before, i64::from(limit) + 1],
+        )
+        .await?;
+    let has_more = rows.len() > limit as usize;
+    let mut threads = Vec::with_capacity(rows.len().min(limit as usize));
+    for r in rows.iter().take(limit as usize) {
+        threads.push(thread_info(tx, user, r.u64(0)?).await?);
+    }
+    Ok(pb::ThreadList { threads, has_more })
+}
+
+/// Finds a thread by id, by peer (private) or by group.
+pub async fn find_thread<T: Tx>(
+    tx: &mut T,
+    user: u64,
+    thread_id: u64,
+    peer: u64,
+    group_id: u64,
+) -> StoreResult<pb::Thread> {
+    let id = if thread_id != 0 {
+        thread_id
+    } else if peer != 0 {
+        let (lo, hi) = (user.min(peer), user.max(peer));
+        tx.query_opt("SELECT id FROM threads WHERE user_a = ? AND user_b = ?", params![lo, hi])
+            .await?
+            .ok_or(StoreError::NotFound("thread"))?
+            .u64(0)?
+    } else {
+        tx.query_opt("SELECT thread_id FROM chat_groups WHERE id = ?", params![group_id])
+            .await?
+            .ok_or(StoreError::NotFound("group"))?
+            .u64(0)?
+    };
+    thread_info(tx, user, id).await
+}
+
+/// Active members of a thread: the recipients of its pushes.
+pub async fn active_members<T: Tx>(tx: &mut T, thread_id: u64) -> StoreResult<Vec<u64>> {
+    let rows = tx
+        .query(
+            "SELECT user_id FROM thread_members WHERE thread_id = ? AND active = 1",
+            params![thread_id],
+        )
+        .await?;
+    rows.iter().map(|r| r.u64(0)).collect()
+}

@@ -1,0 +1,296 @@
+//! The business operations, each one transaction, written once against [`Tx`] so every backend
+//! runs identical rules. Permission checks happen inside the same transaction as the writes they
+//! guard, so a concurrent change cannot slip between check and write.
+
+pub mod accounts;
+pub mod friends;
+pub mod groups;
+pub mod messages;
+
+use confab_wire::pb;
+use prost::Message as _;
+
+use super::{Counter, StoreError, StoreResult, Tx, TxExt};
+use crate::ids::{Snowflake, now_ms};
+use crate::params;
+
+/// What an operation changed that online devices should hear about.
+#[derive(Debug, Default, Clone)]
+pub struct Effects {
+    /// New per-user events, to push to that user's devices.
+    pub events: Vec<(u64, pb::UserEvent)>,
+    /// New thread entries, to push to the thread's active members.
+    pub messages: Vec<pb::ChatMessage>,
+    /// Threads whose active member set changed.
+    pub members_changed: Vec<u64>,
+}
+
+/// Request states as stored.
+pub(crate) mod state {
+    pub const PENDING: i64 = 1;
+    pub const ACCEPTED: i64 = 2;
+    pub const DECLINED: i64 = 3;
+    pub const CANCELLED: i64 = 4;
+}
+
+/// Thread kinds as stored.
+pub(crate) mod kind {
+    pub const PRIVATE: i64 = 1;
+    pub const GROUP: i64 = 2;
+}
+
+pub(crate) fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Loads a user's public identity.
+pub async fn user<T: Tx>(tx: &mut T, id: u64) -> StoreResult<pb::User> {
+    let row = tx
+        .query_opt("SELECT id, name FROM users WHERE id = ?", params![id])
+        .await?
+        .ok_or(StoreError::NotFound("user"))?;
+    Ok(pb::User {
+        user_id: row.u64(0)?,
+        name: row.text(1)?,
+    })
+}
+
+/// Appends a durable event to `user_id`'s stream.
+pub async fn emit<T: Tx>(
+    tx: &mut T,
+    fx: &mut Effects,
+    user_id: u64,
+    kind: pb::user_event::Kind,
+) -> StoreResult<()> {
+    let event_seq = tx
+        .bump(Counter::UserEvent, user_id)
+        .await?
+        .ok_or(StoreError::NotFound("user"))?;
+    let event = pb::UserEvent {
+        event_seq,
+        ts_ms: now_ms(),
+        kind: Some(kind),
+    };
+    let payload = event.encode_to_vec();
+    tx.exec(
+        "INSERT INTO user_events (user_id, event_seq, ts_ms, payload) VALUES (?, ?, ?, ?)",
+        params![user_id, event_seq, event.ts_ms, &payload],
+    )
+    .await?;
+    fx.events.push((user_id, event));
+    Ok(())
+}
+
+/// A new thread entry before it has a seq.
+pub struct NewEntry<'a> {
+    pub sender: &'a pb::User,
+    pub sender_device_id: u64,
+    pub client_msg_id: Option<&'a str>,
+    pub kind: pb::MessageKind,
+    pub body: &'a str,
+    pub target_message_id: u64,
+    pub group_change: Option<pb::GroupChange>,
+}
+
+/// Appends an entry to a thread: allocates the next seq with an atomic update of the thread
+/// row (so seq order is commit order) and inserts the message.
+pub async fn append<T: Tx>(
+    tx: &mut T,
+    ids: &Snowflake,
+    fx: &mut Effects,
+    thread_id: u64,
+    entry: NewEntry<'_>,
+) -> StoreResult<pb::ChatMessage> {
+    let message_id = ids.next_id();
+    let seq = tx
+        .bump(Counter::ThreadSeq { activity_id: message_id }, thread_id)
+        .await?
+        .ok_or(StoreError::NotFound("thread"))?;
+    let now = now_ms();
+    let system = entry.group_change.as_ref().map(|g| g.encode_to_vec());
+    let system_param = match &system {
+        Some(b) => super::Param::Blob(b),
+        None => super::Param::Null,
+    };
+    let cmid = match entry.client_msg_id {
+        Some(c) => super::Param::Text(c),
+        None => super::Param::Null,
+    };
+    tx.exec(
+        "INSERT INTO messages (thread_id, seq, message_id, sender_id, sender_device_id, \
+         client_msg_id, kind, body, target_message_id, system, created_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &[
+            thread_id.into(),
+            seq.into(),
+            message_id.into(),
+            entry.sender.user_id.into(),
+            entry.sender_device_id.into(),
+            cmid,
+            i64::from(entry.kind as i32).into(),
+            entry.body.into(),
+            entry.target_message_id.into(),
+            system_param,
+            now.into(),
+        ],
+    )
+    .await?;
+    let msg = pb::ChatMessage {
+        thread_id,
+        seq,
+        message_id,
+        sender: Some(entry.sender.clone()),
+        sender_device_id: entry.sender_device_id,
+        client_msg_id: entry.client_msg_id.unwrap_or_default().to_owned(),
+        server_ts_ms: now,
+        kind: entry.kind as i32,
+        body: entry.body.to_owned(),
+        target_message_id: entry.target_message_id,
+        group_change: entry.group_change,
+        recalled: false,
+        edited_ts_ms: 0,
+    };
+    fx.messages.push(msg.clone());
+    Ok(msg)
+}
+
+/// The caller's view of a thread: whether it is a member, may send, and the highest seq it may
+/// read.
+#[derive(Debug, Clone, Copy)]
+pub struct Access {
+    pub active: bool,
+    pub visible_seq: u64,
+    pub read_seq: u64,
+    pub last_seq: u64,
+}
+
+/// Checks that `user` may read `thread_id`; NOT_FOUND for a thread that does not exist,
+/// FORBIDDEN for one the user never belonged to.
+pub async fn access<T: Tx>(tx: &mut T, user: u64, thread_id: u64) -> StoreResult<Access> {
+    let row = tx
+        .query_opt(
+            "SELECT tm.active, tm.left_seq, tm.read_seq, t.last_seq FROM thread_members tm \
+             JOIN threads t ON t.id = tm.thread_id WHERE tm.thread_id = ? AND tm.user_id = ?",
+            params![thread_id, user],
+        )
+        .await?;
+    match row {
+        Some(r) => {
+            let active = r.bool(0)?;
+            let last_seq = r.u64(3)?;
+            Ok(Access {
+                active,
+                visible_seq: if active { last_seq } else { r.u64(1)?.min(last_seq) },
+                read_seq: r.u64(2)?,
+                last_seq,
+            })
+        }
+        None => Err(thread_missing_or_forbidden(tx, thread_id).await),
+    }
+}
+
+pub(crate) async fn thread_missing_or_forbidden<T: Tx>(tx: &mut T, thread_id: u64) -> StoreError {
+    match tx
+        .query_opt("SELECT id FROM threads WHERE id = ?", params![thread_id])
+        .await
+    {
+        Ok(Some(_)) => StoreError::Forbidden("not a member of this thread"),
+        Ok(None) => StoreError::NotFound("thread"),
+        Err(e) => e,
+    }
+}
+
+/// Columns of `messages m JOIN users u` that [`message_from_row`] reads (a macro, so it can be
+/// part of a `concat!`ed static statement).
+macro_rules! message_cols {
+    () => {
+        "m.thread_id, m.seq, m.message_id, m.sender_id, u.name, m.sender_device_id, \
+         m.client_msg_id, m.created_ms, m.kind, m.body, m.target_message_id, m.system, \
+         m.recalled, m.edited_ms"
+    };
+}
+pub(crate) use message_cols;
+
+/// Builds a message from a row of `message_cols!()`; `viewer`'s own entries keep their
+/// client_msg_id, others' do not.
+pub(crate) fn message_from_row(row: &super::Row, viewer: u64) -> StoreResult<pb::ChatMessage> {
+    let sender_id = row.u64(3)?;
+    let system = row.blob(11)?;
+    let group_change = if system.is_empty() {
+        None
+    } else {
+        Some(
+            pb::GroupChange::decode(system.as_slice())
+                .map_err(|e| StoreError::Corrupt(format!("group change: {e}")))?,
+        )
+    };
+    Ok(pb::ChatMessage {
+        thread_id: row.u64(0)?,
+        seq: row.u64(1)?,
+        message_id: row.u64(2)?,
+        sender: Some(pb::User {
+            user_id: sender_id,
+            name: row.text(4)?,
+        }),
+        sender_device_id: row.u64(5)?,
+        client_msg_id: if sender_id == viewer {
+            row.text(6)?
+        } else {
+            String::new()
+        },
+        server_ts_ms: row.i64(7)?,
+        kind: i32::try_from(row.i64(8)?).unwrap_or(0),
+        body: row.text(9)?,
+        target_message_id: row.u64(10)?,
+        group_change,
+        recalled: row.bool(12)?,
+        edited_ts_ms: row.i64(13)?,
+    })
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern used with `ESCAPE '\'`.
+pub(crate) fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The event stream after `since`, ascending.
+pub async fn sync_events<T: Tx>(
+    tx: &mut T,
+    user: u64,
+    since: u64,
+    limit: u32,
+) -> StoreResult<pb::EventPage> {
+    let rows = tx
+        .query(
+            "SELECT payload FROM user_events WHERE user_id = ? AND event_seq > ? \
+             ORDER BY event_seq LIMIT ?",
+            params![user, since, i64::from(limit) + 1],
+        )
+        .await?;
+    let has_more = rows.len() > limit as usize;
+    let mut events = Vec::with_capacity(rows.len().min(limit as usize));
+    for row in rows.iter().take(limit as usize) {
+        let bytes = row.blob(0)?;
+        events.push(
+            pb::UserEvent::decode(bytes.as_slice())
+                .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?,
+        );
+    }
+    let last = tx
+        .query_opt("SELECT event_seq FROM users WHERE id = ?", params![user])
+        .await?
+        .ok_or(StoreError::NotFound("user"))?
+        .u64(0)?;
+    Ok(pb::EventPage {
+        events,
+        has_more,
+        last_event_seq: last,
+    })
+}

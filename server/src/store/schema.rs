@@ -1,0 +1,157 @@
+//! The embedded (SQLite) schema. The MySQL schema is `schema.sql` at the repository root; both
+//! hold the same tables and keys.
+
+/// Bumped when the schema changes; recorded in `schema_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+pub const SQLITE_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER NOT NULL PRIMARY KEY,
+    applied_ms INTEGER NOT NULL
+);
+
+-- Accounts. name_key is the NFC-normalized, case-folded name: the uniqueness key.
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    event_seq INTEGER NOT NULL DEFAULT 0,
+    last_seen_ms INTEGER NOT NULL DEFAULT 0
+);
+
+-- Device sessions: one per login. Only SHA-256 hashes of resume tokens are stored; the previous
+-- token stays valid until prev_valid_until_ms so a lost Resume reply does not lock a device out.
+CREATE TABLE IF NOT EXISTS devices (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    name TEXT NOT NULL,
+    token_hash BLOB NOT NULL UNIQUE,
+    prev_token_hash BLOB,
+    prev_valid_until_ms INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS devices_user ON devices(user_id);
+CREATE INDEX IF NOT EXISTS devices_prev_token ON devices(prev_token_hash);
+
+-- The durable per-user event stream (friend requests, invitations, membership changes).
+CREATE TABLE IF NOT EXISTS user_events (
+    user_id INTEGER NOT NULL,
+    event_seq INTEGER NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (user_id, event_seq)
+) WITHOUT ROWID;
+
+-- Friend requests with their state (1 pending, 2 accepted, 3 declined, 4 cancelled).
+CREATE TABLE IF NOT EXISTS friend_requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    from_id INTEGER NOT NULL,
+    to_id INTEGER NOT NULL,
+    note TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    answered_ms INTEGER NOT NULL DEFAULT 0,
+    thread_id INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS friend_requests_to ON friend_requests(to_id, state);
+CREATE INDEX IF NOT EXISTS friend_requests_from ON friend_requests(from_id, state);
+
+-- Friendships, one row per direction.
+CREATE TABLE IF NOT EXISTS friendships (
+    user_id INTEGER NOT NULL,
+    friend_id INTEGER NOT NULL,
+    thread_id INTEGER NOT NULL,
+    since_ms INTEGER NOT NULL,
+    PRIMARY KEY (user_id, friend_id)
+) WITHOUT ROWID;
+
+-- Groups; each has one thread.
+CREATE TABLE IF NOT EXISTS chat_groups (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    thread_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    open INTEGER NOT NULL,
+    owner_id INTEGER NOT NULL,
+    member_count INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL
+);
+
+-- Group members with their role (1 member, 2 admin, 3 owner).
+CREATE TABLE IF NOT EXISTS group_members (
+    group_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    role INTEGER NOT NULL,
+    joined_ms INTEGER NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS group_members_user ON group_members(user_id);
+
+-- Pending group invitations.
+CREATE TABLE IF NOT EXISTS group_invites (
+    group_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    inviter_id INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS group_invites_user ON group_invites(user_id);
+
+-- Threads: kind 1 private (user_a < user_b), 2 group (user_a, user_b NULL). last_seq is the per-thread sequence,
+-- allocated by an atomic update inside each insert transaction.
+CREATE TABLE IF NOT EXISTS threads (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind INTEGER NOT NULL,
+    group_id INTEGER NOT NULL DEFAULT 0,
+    user_a INTEGER,
+    user_b INTEGER,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    activity_id INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS threads_pair ON threads(user_a, user_b);
+
+-- Who may read a thread; active members may also send and receive pushes. A former member
+-- reads up to left_seq. read_seq is the user's read marker.
+CREATE TABLE IF NOT EXISTS thread_members (
+    thread_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    active INTEGER NOT NULL,
+    read_seq INTEGER NOT NULL DEFAULT 0,
+    left_seq INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (thread_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS thread_members_user ON thread_members(user_id);
+
+-- Per-device delivery markers.
+CREATE TABLE IF NOT EXISTS device_cursors (
+    device_id INTEGER NOT NULL,
+    thread_id INTEGER NOT NULL,
+    delivered_seq INTEGER NOT NULL,
+    PRIMARY KEY (device_id, thread_id)
+) WITHOUT ROWID;
+
+-- Thread entries, keyed by (thread_id, seq). Nothing is deleted on delivery. client_msg_id is
+-- NULL for entries no client sent (group changes), so the dedupe key ignores them.
+CREATE TABLE IF NOT EXISTS messages (
+    thread_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    message_id INTEGER NOT NULL UNIQUE,
+    sender_id INTEGER NOT NULL,
+    sender_device_id INTEGER NOT NULL,
+    client_msg_id TEXT,
+    kind INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    target_message_id INTEGER NOT NULL DEFAULT 0,
+    system BLOB,
+    created_ms INTEGER NOT NULL,
+    recalled INTEGER NOT NULL DEFAULT 0,
+    edited_ms INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (thread_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_dedupe ON messages(sender_device_id, client_msg_id);
+"#;

@@ -1,0 +1,326 @@
+//! The embedded backend: SQLite in WAL mode with `synchronous=FULL`.
+//!
+//! One writer thread owns the only write connection: it takes the first queued job, drains up to
+//! `batch_max` more that are already waiting (no timer: batches form while the previous commit
+//! is on disk), runs them in one transaction with a savepoint each, commits, then completes them.
+//! Reads run on a small pool of read-only connections on their own threads; WAL lets them read a
+//! consistent snapshot while the writer commits.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags, ToSql};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use super::schema::{SCHEMA_VERSION, SQLITE_SCHEMA};
+use super::{
+    Backend, BoxFut, Counter, Dialect, Param, ReadJob, Row, StoreError, StoreResult, Tx, Value,
+    WriteJob, WriterStats,
+};
+
+/// Settings of the embedded store.
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    pub path: PathBuf,
+    /// Largest number of jobs committed in one transaction.
+    pub batch_max: usize,
+    /// Capacity of the write queue; a full queue answers `Busy`.
+    pub queue: usize,
+    /// Read connections (threads).
+    pub readers: usize,
+}
+
+impl SqliteConfig {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            batch_max: 512,
+            queue: 16_384,
+            readers: 2,
+        }
+    }
+}
+
+/// A SQLite connection usable as a [`Tx`].
+pub struct SqliteConn {
+    conn: Connection,
+}
+
+impl SqliteConn {
+    fn run_exec(&mut self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<u64> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(map_err)?;
+        let n = stmt
+            .execute(rusqlite::params_from_iter(params.iter().map(SqlParam)))
+            .map_err(map_err)?;
+        Ok(n as u64)
+    }
+
+    fn run_query(&mut self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<Vec<Row>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(map_err)?;
+        let cols = stmt.column_count();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params.iter().map(SqlParam)))
+            .map_err(map_err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(map_err)? {
+            let mut vals = Vec::with_capacity(cols);
+            for i in 0..cols {
+                vals.push(match row.get_ref(i).map_err(map_err)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(v) => Value::Int(v),
+                    ValueRef::Real(v) => Value::Int(v as i64),
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                });
+            }
+            out.push(Row(vals));
+        }
+        Ok(out)
+    }
+}
+
+struct SqlParam<'a>(&'a Param<'a>);
+
+impl ToSql for SqlParam<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match *self.0 {
+            Param::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Param::Int(v) => ToSqlOutput::Borrowed(ValueRef::Integer(v)),
+            Param::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Param::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        })
+    }
+}
+
+fn map_err(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e
+        && f.code == rusqlite::ErrorCode::ConstraintViolation
+    {
+        return StoreError::Duplicate;
+    }
+    StoreError::Unavailable(e.to_string())
+}
+
+impl Tx for SqliteConn {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn exec<'a>(&'a mut self, sql: &'static str, params: &'a [Param<'a>]) -> BoxFut<'a, StoreResult<u64>> {
+        let r = self.run_exec(sql, params);
+        Box::pin(std::future::ready(r))
+    }
+
+    fn insert<'a>(&'a mut self, sql: &'static str, params: &'a [Param<'a>]) -> BoxFut<'a, StoreResult<u64>> {
+        let r = self
+            .run_exec(sql, params)
+            .map(|_| self.conn.last_insert_rowid() as u64);
+        Box::pin(std::future::ready(r))
+    }
+
+    fn query<'a>(&'a mut self, sql: &'static str, params: &'a [Param<'a>]) -> BoxFut<'a, StoreResult<Vec<Row>>> {
+        let r = self.run_query(sql, params);
+        Box::pin(std::future::ready(r))
+    }
+
+    fn bump(&mut self, counter: Counter, id: u64) -> BoxFut<'_, StoreResult<Option<u64>>> {
+        let r = match counter {
+            Counter::ThreadSeq { activity_id } => self.run_query(
+                "UPDATE threads SET last_seq = last_seq + 1, activity_id = ?1 WHERE id = ?2 RETURNING last_seq",
+                &[Param::from(activity_id), Param::from(id)],
+            ),
+            Counter::UserEvent => self.run_query(
+                "UPDATE users SET event_seq = event_seq + 1 WHERE id = ?1 RETURNING event_seq",
+                &[Param::from(id)],
+            ),
+        };
+        let r = r.and_then(|rows| rows.first().map(|row| row.u64(0)).transpose());
+        Box::pin(std::future::ready(r))
+    }
+}
+
+fn open(path: &Path, read_only: bool) -> StoreResult<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(map_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(map_err)?;
+    if !read_only {
+        // WAL + FULL: a commit is on disk before it returns, so an ack is never ahead of the
+        // data. WAL lets readers run beside the single writer.
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(map_err)?;
+    }
+    conn.pragma_update(None, "synchronous", "FULL").map_err(map_err)?;
+    conn.pragma_update(None, "foreign_keys", "OFF").map_err(map_err)?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(conn)
+}
+
+fn apply_schema(conn: &Connection) -> StoreResult<()> {
+    conn.execute_batch(SQLITE_SCHEMA).map_err(map_err)?;
+    let now = crate::ids::now_ms();
+    conn.execute(
+        "INSERT OR IGNORE INTO schema_version (version, applied_ms) VALUES (?1, ?2)",
+        rusqlite::params![SCHEMA_VERSION, now],
+    )
+    .map_err(map_err)?;
+    let newest: i64 = conn
+        .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+        .map_err(map_err)?;
+    if newest > SCHEMA_VERSION {
+        return Err(StoreError::Unavailable(format!(
+            "database schema version {newest} is newer than this server ({SCHEMA_VERSION})"
+        )));
+    }
+    Ok(())
+}
+
+/// The embedded backend.
+pub struct SqliteBackend {
+    writes: mpsc::Sender<WriteJob<SqliteConn>>,
+    reads: crossbeam_channel::Sender<ReadJob<SqliteConn>>,
+    stats: Arc<Stats>,
+}
+
+#[derive(Default)]
+struct Stats {
+    batches: AtomicU64,
+    jobs: AtomicU64,
+    failed_commits: AtomicU64,
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database and starts the writer and reader threads.
+    pub fn open(cfg: &SqliteConfig) -> StoreResult<Self> {
+        if let Some(dir) = cfg.path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+        }
+        let writer = open(&cfg.path, false)?;
+        apply_schema(&writer)?;
+        info!(path = %cfg.path.display(), "embedded store open");
+
+        let stats = Arc::new(Stats::default());
+        let (wtx, wrx) = mpsc::channel(cfg.queue.max(1));
+        let batch_max = cfg.batch_max.max(1);
+        let wstats = stats.clone();
+        std::thread::Builder::new()
+            .name("confab-sqlite-writer".into())
+            .spawn(move || writer_loop(SqliteConn { conn: writer }, wrx, batch_max, &wstats))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+
+        let (rtx, rrx) = crossbeam_channel::bounded(cfg.queue.max(1));
+        for i in 0..cfg.readers.max(1) {
+            let conn = open(&cfg.path, true)?;
+            let rrx = rrx.clone();
+            std::thread::Builder::new()
+                .name(format!("confab-sqlite-reader-{i}"))
+                .spawn(move || reader_loop(SqliteConn { conn }, &rrx))
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        }
+        Ok(Self {
+            writes: wtx,
+            reads: rtx,
+            stats,
+        })
+    }
+}
+
+impl Backend for SqliteBackend {
+    type Tx = SqliteConn;
+
+    fn submit_write(&self, job: WriteJob<SqliteConn>) -> StoreResult<()> {
+        self.writes.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Busy,
+            mpsc::error::TrySendError::Closed(_) => StoreError::Unavailable("writer stopped".into()),
+        })
+    }
+
+    fn submit_read(&self, job: ReadJob<SqliteConn>) -> StoreResult<()> {
+        self.reads.try_send(job).map_err(|e| match e {
+            crossbeam_channel::TrySendError::Full(_) => StoreError::Busy,
+            crossbeam_channel::TrySendError::Disconnected(_) => {
+                StoreError::Unavailable("readers stopped".into())
+            }
+        })
+    }
+
+    fn stats(&self) -> WriterStats {
+        WriterStats {
+            batches: self.stats.batches.load(Ordering::Relaxed),
+            jobs: self.stats.jobs.load(Ordering::Relaxed),
+            failed_commits: self.stats.failed_commits.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn writer_loop(
+    mut conn: SqliteConn,
+    mut rx: mpsc::Receiver<WriteJob<SqliteConn>>,
+    batch_max: usize,
+    stats: &Stats,
+) {
+    let mut batch = Vec::with_capacity(batch_max);
+    let mut done: Vec<Box<dyn FnOnce(StoreResult<()>) + Send>> = Vec::with_capacity(batch_max);
+    // Ends when every sender is gone: the store was dropped, so no caller waits any more.
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < batch_max {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.conn.execute_batch("BEGIN IMMEDIATE") {
+            let err = map_err(e);
+            error!(%err, "cannot begin a write transaction");
+            for job in batch.drain(..) {
+                // The job never ran; complete it by running nothing.
+                drop(job);
+            }
+            stats.failed_commits.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        for job in batch.drain(..) {
+            let savepoint = conn.conn.execute_batch("SAVEPOINT job");
+            let (c, ok, completion) = futures::executor::block_on(job(conn));
+            conn = c;
+            let end = if ok && savepoint.is_ok() {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if let Err(e) = conn.conn.execute_batch(end) {
+                warn!(error = %e, "savepoint end failed");
+            }
+            done.push(completion);
+        }
+        let committed = conn.conn.execute_batch("COMMIT").map_err(map_err);
+        if let Err(err) = &committed {
+            error!(%err, jobs = done.len(), "commit failed; the batch is answered as unavailable");
+            stats.failed_commits.fetch_add(1, Ordering::Relaxed);
+            let _ = conn.conn.execute_batch("ROLLBACK");
+        }
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.jobs.fetch_add(done.len() as u64, Ordering::Relaxed);
+        for completion in done.drain(..) {
+            completion(committed.clone());
+        }
+    }
+}
+
+fn reader_loop(mut conn: SqliteConn, rx: &crossbeam_channel::Receiver<ReadJob<SqliteConn>>) {
+    while let Ok(job) = rx.recv() {
+        conn = futures::executor::block_on(job(conn));
+    }
+}
