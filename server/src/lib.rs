@@ -1,7 +1,72 @@
 //! confab-server: accounts, friends, groups, chat and sync over the confab wire protocol.
 //!
-//! Layers (dependencies point down): [`net`] (listener, connections) -> [`service`] (requests,
-//! rules, fan-out) -> [`store`] (durable state) and [`hub`] (who is online where).
+//! Layers (dependencies point down): [`net`] (listener, connection tasks) -> [`service`]
+//! (requests, rules, fan-out) -> [`store`] (durable state) and [`hub`] (who is online here).
 
+pub mod config;
+pub mod hub;
 pub mod ids;
+pub mod net;
+pub mod service;
 pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::service::{Hasher, Service};
+use crate::store::Store;
+use crate::store::sqlite::{SqliteBackend, SqliteConfig};
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open the store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("cannot set up password hashing: {0}")]
+    Hasher(#[from] service::auth::HashError),
+}
+
+/// A running server (for tests and the binary).
+pub struct Running {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+    pub service: Arc<Service<SqliteBackend>>,
+}
+
+/// Opens the embedded store in `cfg.data_dir`, binds `cfg.listen` and serves until the token
+/// is cancelled.
+pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    let mut scfg = SqliteConfig::new(cfg.data_dir.join("confab.db"));
+    scfg.batch_max = cfg.batch_max;
+    let backend = SqliteBackend::open(&scfg)?;
+    let hasher = Hasher::new(cfg.hash_concurrency)?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: cfg.listen,
+        source,
+    })?;
+    let service = Service::start(cfg, Store::new(backend), hasher);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(net::serve(listener, service.clone(), shutdown.clone()));
+    Ok(Running {
+        addr,
+        shutdown,
+        task,
+        service,
+    })
+}

@@ -1,5 +1,7 @@
 //! Encode + decode of a typical Send frame (a 60-byte mixed-script text) through EnvelopeCodec.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 use bytes::BytesMut;
 use confab_wire::pb;
 use confab_wire::{Body, Envelope, EnvelopeCodec};

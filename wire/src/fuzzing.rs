@@ -40,7 +40,11 @@ pub fn decode_stream(data: &[u8]) {
                 Ok(Some(env)) => {
                     let bytes = env.encode_to_vec();
                     let again = crate::Envelope::decode(bytes.as_slice());
-                    assert_eq!(again.as_ref().ok(), Some(&env), "round trip changed an envelope");
+                    assert_eq!(
+                        again.as_ref().ok(),
+                        Some(&env),
+                        "round trip changed an envelope"
+                    );
                 }
                 Ok(None) => break,
                 Err(_) => return,

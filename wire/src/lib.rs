@@ -25,7 +25,8 @@ pub use pb::envelope::Body;
 
 /// The encoded `FileDescriptorSet` of `proto/confab.proto`, for reflection and text-format
 /// tooling.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/confab_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/confab_descriptor.bin"));
 
 /// Major protocol version: a server refuses a Hello with another major.
 pub const PROTOCOL_MAJOR: u32 = 1;

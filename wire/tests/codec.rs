@@ -1,5 +1,7 @@
 //! Framing behaviour of `EnvelopeCodec`: splits, batches, limits and every kind of bad input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 use bytes::{BufMut, BytesMut};
 use confab_wire::pb::{self, ErrorCode};
 use confab_wire::{Body, Envelope, EnvelopeCodec, Frame, FrameError};
@@ -69,7 +71,9 @@ fn split_at_every_byte_boundary_decodes_the_same() {
 
 #[test]
 fn many_frames_in_one_buffer_decode_in_order() {
-    let envs: Vec<Envelope> = (1..=500).map(|i| send_frame(i, &"x".repeat(i as usize % 97))).collect();
+    let envs: Vec<Envelope> = (1..=500)
+        .map(|i| send_frame(i, &"x".repeat(i as usize % 97)))
+        .collect();
     let bytes = encode_all(&envs);
     let (got, res) = decode_pieces(&[&bytes]);
     assert!(res.is_ok());
@@ -97,7 +101,11 @@ fn four_gib_length_prefix_fails_at_once_without_allocating() {
         }
         other => panic!("expected TooLarge, got {other:?}"),
     }
-    assert!(buf.capacity() <= before.max(64), "decoder reserved {} bytes", buf.capacity());
+    assert!(
+        buf.capacity() <= before.max(64),
+        "decoder reserved {} bytes",
+        buf.capacity()
+    );
 }
 
 #[test]
@@ -105,7 +113,10 @@ fn length_just_over_the_limit_is_rejected_and_at_the_limit_accepted() {
     let mut codec = EnvelopeCodec::with_max_frame(16);
     let mut over = BytesMut::new();
     over.put_u32(17);
-    assert!(matches!(codec.decode(&mut over), Err(FrameError::TooLarge { len: 17, max: 16 })));
+    assert!(matches!(
+        codec.decode(&mut over),
+        Err(FrameError::TooLarge { len: 17, max: 16 })
+    ));
 
     // A payload of exactly 16 bytes: an envelope with req_id and a 12-byte unknown field.
     let mut payload = vec![0x08, 0x05]; // req_id = 5
@@ -149,7 +160,10 @@ fn truncated_frame_at_eof_is_an_error_and_clean_eof_is_not() {
     // Only part of a length prefix.
     let (got, res) = decode_pieces(&[&[0, 0]]);
     assert!(got.is_empty());
-    assert!(matches!(res, Err(FrameError::Truncated { buffered: 2 })), "{res:?}");
+    assert!(
+        matches!(res, Err(FrameError::Truncated { buffered: 2 })),
+        "{res:?}"
+    );
 
     let (got, res) = decode_pieces(&[&bytes]);
     assert_eq!(got.len(), 2);
@@ -184,7 +198,13 @@ fn unknown_oneof_field_decodes_with_no_body() {
     frame.extend_from_slice(&payload);
     let (got, res) = decode_pieces(&[&frame]);
     assert!(res.is_ok(), "{res:?}");
-    assert_eq!(got, vec![Envelope { req_id: 3, body: None }]);
+    assert_eq!(
+        got,
+        vec![Envelope {
+            req_id: 3,
+            body: None
+        }]
+    );
 }
 
 #[test]
@@ -192,7 +212,10 @@ fn encoder_refuses_a_payload_over_the_limit() {
     let mut codec = EnvelopeCodec::with_max_frame(32);
     let mut buf = BytesMut::new();
     let big = send_frame(1, &"y".repeat(64));
-    assert!(matches!(codec.encode(&big, &mut buf), Err(FrameError::TooLarge { max: 32, .. })));
+    assert!(matches!(
+        codec.encode(&big, &mut buf),
+        Err(FrameError::TooLarge { max: 32, .. })
+    ));
     assert!(buf.is_empty(), "nothing written for a refused frame");
     assert!(Frame::encode(&big, 32).is_err());
 }
@@ -206,7 +229,9 @@ fn pre_encoded_frame_matches_direct_encoding() {
     let direct = encode_all(std::slice::from_ref(&env));
     assert_eq!(frame.as_bytes().as_ref(), direct.as_slice());
     let mut buf = BytesMut::new();
-    EnvelopeCodec::new().encode(frame.clone(), &mut buf).expect("encode frame");
+    EnvelopeCodec::new()
+        .encode(frame.clone(), &mut buf)
+        .expect("encode frame");
     assert_eq!(buf.as_ref(), direct.as_slice());
     assert_eq!(frame.wire_len(), direct.len());
 }
@@ -214,7 +239,9 @@ fn pre_encoded_frame_matches_direct_encoding() {
 #[tokio::test]
 async fn framed_stream_over_a_pipe() {
     let (a, b) = tokio::io::duplex(64);
-    let envs: Vec<Envelope> = (1..=50).map(|i| send_frame(i, "através do tubo 管道")).collect();
+    let envs: Vec<Envelope> = (1..=50)
+        .map(|i| send_frame(i, "através do tubo 管道"))
+        .collect();
     let sent = envs.clone();
     let writer = tokio::spawn(async move {
         let mut sink = FramedWrite::new(a, EnvelopeCodec::new());
@@ -236,5 +263,8 @@ fn error_display_names_the_code() {
     let e = pb::Error::new(ErrorCode::RateLimited, "slow down").retry_after(250);
     assert_eq!(e.to_string(), "RATE_LIMITED: slow down");
     assert_eq!(e.retry_after_ms, 250);
-    assert_eq!(Envelope::error(4, ErrorCode::NotFound, "x").body_name(), "error");
+    assert_eq!(
+        Envelope::error(4, ErrorCode::NotFound, "x").body_name(),
+        "error"
+    );
 }

@@ -1,6 +1,8 @@
 //! Replays the fuzz corpus (wire/fuzz/corpus/decode) through the fuzz target's body, so every
 //! input the fuzzer ever kept is checked by a normal `cargo test`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 #[test]
 fn replay_decode_corpus() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode");

@@ -1,6 +1,8 @@
 //! Property tests: arbitrary envelopes survive a frame round trip, and arbitrary bytes never
 //! panic the decoder.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 use bytes::BytesMut;
 use confab_wire::pb::{self, user_event};
 use confab_wire::{Body, Envelope, EnvelopeCodec, fuzzing};
@@ -23,7 +25,12 @@ fn user() -> impl Strategy<Value = pb::User> {
 
 fn chat_message() -> impl Strategy<Value = pb::ChatMessage> {
     (
-        (any::<u64>(), any::<u64>(), any::<u64>(), proptest::option::of(user())),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            proptest::option::of(user()),
+        ),
         (any::<u64>(), text(), any::<i64>(), 0i32..5, text()),
         (any::<u64>(), any::<bool>(), any::<i64>()),
     )
@@ -63,35 +70,75 @@ fn body() -> impl Strategy<Value = Body> {
         }),
         any::<u64>().prop_map(|nonce| Body::Ping(pb::Ping { nonce })),
         (0i32..25, text(), any::<u32>(), any::<bool>()).prop_map(|(code, message, r, fatal)| {
-            Body::Error(pb::Error { code, message, retry_after_ms: r, fatal })
+            Body::Error(pb::Error {
+                code,
+                message,
+                retry_after_ms: r,
+                fatal,
+            })
         }),
         (text(), text(), text()).prop_map(|(name, password, device_name)| {
-            Body::Register(pb::Register { name, password, device_name })
+            Body::Register(pb::Register {
+                name,
+                password,
+                device_name,
+            })
         }),
         (any::<u64>(), text(), text()).prop_map(|(thread_id, client_msg_id, body)| {
-            Body::Send(pb::Send { thread_id, client_msg_id, body })
+            Body::Send(pb::Send {
+                thread_id,
+                client_msg_id,
+                body,
+            })
         }),
-        (any::<u64>(), any::<u64>(), any::<u64>(), any::<i64>(), any::<bool>(), text()).prop_map(
-            |(thread_id, message_id, seq, server_ts_ms, duplicate, client_msg_id)| {
-                Body::SendAck(pb::SendAck {
-                    thread_id,
-                    message_id,
-                    seq,
-                    server_ts_ms,
-                    duplicate,
-                    client_msg_id,
-                })
-            }
-        ),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<i64>(),
+            any::<bool>(),
+            text()
+        )
+            .prop_map(
+                |(thread_id, message_id, seq, server_ts_ms, duplicate, client_msg_id)| {
+                    Body::SendAck(pb::SendAck {
+                        thread_id,
+                        message_id,
+                        seq,
+                        server_ts_ms,
+                        duplicate,
+                        client_msg_id,
+                    })
+                }
+            ),
         chat_message().prop_map(|m| Body::MessagePush(pb::MessagePush { message: Some(m) })),
-        (any::<u64>(), proptest::collection::vec(chat_message(), 0..5), any::<bool>(), any::<u64>())
+        (
+            any::<u64>(),
+            proptest::collection::vec(chat_message(), 0..5),
+            any::<bool>(),
+            any::<u64>()
+        )
             .prop_map(|(thread_id, messages, has_more, last_seq)| {
-                Body::MessagePage(pb::MessagePage { thread_id, messages, has_more, last_seq })
+                Body::MessagePage(pb::MessagePage {
+                    thread_id,
+                    messages,
+                    has_more,
+                    last_seq,
+                })
             }),
-        (any::<u64>(), proptest::option::of(text()), proptest::option::of(text()),
-         proptest::option::of(any::<bool>()))
+        (
+            any::<u64>(),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+            proptest::option::of(any::<bool>())
+        )
             .prop_map(|(group_id, name, description, open)| {
-                Body::UpdateGroup(pb::UpdateGroup { group_id, name, description, open })
+                Body::UpdateGroup(pb::UpdateGroup {
+                    group_id,
+                    name,
+                    description,
+                    open,
+                })
             }),
         (any::<u64>(), any::<i64>(), proptest::option::of(user())).prop_map(
             |(event_seq, ts_ms, u)| {
@@ -104,13 +151,15 @@ fn body() -> impl Strategy<Value = Body> {
                 })
             }
         ),
-        (proptest::collection::vec(any::<u64>(), 0..8), text())
-            .prop_map(|(thread_ids, reason)| Body::ResyncPush(pb::ResyncPush { thread_ids, reason })),
+        (proptest::collection::vec(any::<u64>(), 0..8), text()).prop_map(|(thread_ids, reason)| {
+            Body::ResyncPush(pb::ResyncPush { thread_ids, reason })
+        }),
     ]
 }
 
 fn envelope() -> impl Strategy<Value = Envelope> {
-    (any::<u64>(), proptest::option::of(body())).prop_map(|(req_id, body)| Envelope { req_id, body })
+    (any::<u64>(), proptest::option::of(body()))
+        .prop_map(|(req_id, body)| Envelope { req_id, body })
 }
 
 proptest! {

@@ -7,6 +7,8 @@
 //! `CONFAB_WRITE_VECTORS=1 cargo test -p confab-wire --test vectors` rewrites the `.hex` files
 //! after a deliberate change.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 use std::path::{Path, PathBuf};
 
 use bytes::BytesMut;
@@ -60,7 +62,11 @@ fn golden_vectors_match_in_both_directions() {
         .filter_map(|n| n.strip_suffix(".txtpb").map(str::to_owned))
         .collect();
     names.sort();
-    assert!(names.len() >= 12, "expected a dozen vectors, found {}", names.len());
+    assert!(
+        names.len() >= 12,
+        "expected a dozen vectors, found {}",
+        names.len()
+    );
 
     for name in &names {
         let dir = vectors_dir();
@@ -69,7 +75,10 @@ fn golden_vectors_match_in_both_directions() {
         let hex_path = dir.join(format!("{name}.hex"));
         if name.starts_with("decode_only_") {
             let decoded = decode_one(&read_hex(&hex_path));
-            assert_eq!(decoded, expected, "{name}: bytes decode to the described envelope");
+            assert_eq!(
+                decoded, expected,
+                "{name}: bytes decode to the described envelope"
+            );
             continue;
         }
         let bytes = frame_of(&expected);
@@ -77,16 +86,26 @@ fn golden_vectors_match_in_both_directions() {
             std::fs::write(&hex_path, format!("{}\n", hex::encode(&bytes))).expect("write hex");
         }
         let golden = read_hex(&hex_path);
-        assert_eq!(hex::encode(&bytes), hex::encode(&golden), "{name}: encode direction");
+        assert_eq!(
+            hex::encode(&bytes),
+            hex::encode(&golden),
+            "{name}: encode direction"
+        );
         assert_eq!(decode_one(&golden), expected, "{name}: decode direction");
         let len = u32::from_be_bytes([golden[0], golden[1], golden[2], golden[3]]) as usize;
-        assert_eq!(len + LENGTH_PREFIX_BYTES, golden.len(), "{name}: prefix counts the payload");
+        assert_eq!(
+            len + LENGTH_PREFIX_BYTES,
+            golden.len(),
+            "{name}: prefix counts the payload"
+        );
     }
 }
 
 #[test]
 fn unknown_body_vector_has_no_body() {
-    let env = decode_one(&read_hex(&vectors_dir().join("decode_only_unknown_body.hex")));
+    let env = decode_one(&read_hex(
+        &vectors_dir().join("decode_only_unknown_body.hex"),
+    ));
     assert_eq!(env.req_id, 7);
     assert!(env.body.is_none());
 }

@@ -197,18 +197,34 @@ pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Tx: Send {
     fn dialect(&self) -> Dialect;
     /// Runs a statement; returns the number of affected rows.
-    fn exec<'a>(&'a mut self, sql: &'static str, params: &'a [Param<'a>]) -> BoxFut<'a, StoreResult<u64>>;
+    fn exec<'a>(
+        &'a mut self,
+        sql: &'static str,
+        params: &'a [Param<'a>],
+    ) -> BoxFut<'a, StoreResult<u64>>;
     /// Runs an INSERT; returns the new row's auto-increment id.
-    fn insert<'a>(&'a mut self, sql: &'static str, params: &'a [Param<'a>]) -> BoxFut<'a, StoreResult<u64>>;
+    fn insert<'a>(
+        &'a mut self,
+        sql: &'static str,
+        params: &'a [Param<'a>],
+    ) -> BoxFut<'a, StoreResult<u64>>;
     /// Runs a query and collects its rows.
-    fn query<'a>(&'a mut self, sql: &'static str, params: &'a [Param<'a>]) -> BoxFut<'a, StoreResult<Vec<Row>>>;
+    fn query<'a>(
+        &'a mut self,
+        sql: &'static str,
+        params: &'a [Param<'a>],
+    ) -> BoxFut<'a, StoreResult<Vec<Row>>>;
     /// Increments a counter on row `id` and returns the new value (`None` if no such row).
     fn bump(&mut self, counter: Counter, id: u64) -> BoxFut<'_, StoreResult<Option<u64>>>;
 }
 
 /// Convenience queries on any `Tx`.
 pub trait TxExt: Tx {
-    fn query_opt<'a>(&'a mut self, sql: &'static str, params: &'a [Param<'a>]) -> BoxFut<'a, StoreResult<Option<Row>>> {
+    fn query_opt<'a>(
+        &'a mut self,
+        sql: &'static str,
+        params: &'a [Param<'a>],
+    ) -> BoxFut<'a, StoreResult<Option<Row>>> {
         Box::pin(async move { Ok(self.query(sql, params).await?.into_iter().next()) })
     }
 }
@@ -227,12 +243,15 @@ pub type WriteJob<T> =
 /// A read: runs on a read connection, which it hands back.
 pub type ReadJob<T> = Box<dyn FnOnce(T) -> BoxFut<'static, T> + Send>;
 
-/// Wraps an operation into a [`WriteJob`] whose result reaches `reply` only after commit.
-pub fn write_job<T, R, F>(op: F) -> (WriteJob<T>, oneshot::Receiver<StoreResult<R>>)
+/// Wraps an operation into a [`WriteJob`] whose result reaches the receiver only after commit.
+/// `then` runs on the writer right after a successful commit, in commit order, before the
+/// caller hears of it (the service uses it to hand effects to the ordered fan-out).
+pub fn write_job<T, R, F, H>(op: F, then: H) -> (WriteJob<T>, oneshot::Receiver<StoreResult<R>>)
 where
     T: Tx + 'static,
     R: Send + 'static,
     F: for<'t> FnOnce(&'t mut T) -> BoxFut<'t, StoreResult<R>> + Send + 'static,
+    H: FnOnce(&mut R) + Send + 'static,
 {
     let (reply, rx) = oneshot::channel();
     let job: WriteJob<T> = Box::new(move |mut tx: T| {
@@ -240,7 +259,11 @@ where
             let result = op(&mut tx).await;
             let ok = result.is_ok();
             let done: Box<dyn FnOnce(Committed) + Send> = Box::new(move |committed: Committed| {
-                let _ = reply.send(committed.and(result));
+                let result = committed.and(result).map(|mut r| {
+                    then(&mut r);
+                    r
+                });
+                let _ = reply.send(result);
             });
             (tx, ok, done)
         })
@@ -305,19 +328,24 @@ impl<B: Backend> Store<B> {
         R: Send + 'static,
         F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<R>> + Send + 'static,
     {
-        let rx = self.enqueue_write(op)?;
+        let rx = self.enqueue_write(op, |_| {})?;
         rx.await
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
     }
 
     /// Queues `op` now (so writes from one caller keep their order) and returns the receiver of
-    /// its committed result.
-    pub fn enqueue_write<R, F>(&self, op: F) -> StoreResult<oneshot::Receiver<StoreResult<R>>>
+    /// its committed result; `then` runs on the writer after the commit (see [`write_job`]).
+    pub fn enqueue_write<R, F, H>(
+        &self,
+        op: F,
+        then: H,
+    ) -> StoreResult<oneshot::Receiver<StoreResult<R>>>
     where
         R: Send + 'static,
         F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<R>> + Send + 'static,
+        H: FnOnce(&mut R) + Send + 'static,
     {
-        let (job, rx) = write_job(op);
+        let (job, rx) = write_job(op, then);
         self.backend.submit_write(job)?;
         Ok(rx)
     }

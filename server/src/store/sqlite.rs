@@ -109,19 +109,31 @@ impl Tx for SqliteConn {
         Dialect::Sqlite
     }
 
-    fn exec<'a>(&'a mut self, sql: &'static str, params: &'a [Param<'a>]) -> BoxFut<'a, StoreResult<u64>> {
+    fn exec<'a>(
+        &'a mut self,
+        sql: &'static str,
+        params: &'a [Param<'a>],
+    ) -> BoxFut<'a, StoreResult<u64>> {
         let r = self.run_exec(sql, params);
         Box::pin(std::future::ready(r))
     }
 
-    fn insert<'a>(&'a mut self, sql: &'static str, params: &'a [Param<'a>]) -> BoxFut<'a, StoreResult<u64>> {
+    fn insert<'a>(
+        &'a mut self,
+        sql: &'static str,
+        params: &'a [Param<'a>],
+    ) -> BoxFut<'a, StoreResult<u64>> {
         let r = self
             .run_exec(sql, params)
             .map(|_| self.conn.last_insert_rowid() as u64);
         Box::pin(std::future::ready(r))
     }
 
-    fn query<'a>(&'a mut self, sql: &'static str, params: &'a [Param<'a>]) -> BoxFut<'a, StoreResult<Vec<Row>>> {
+    fn query<'a>(
+        &'a mut self,
+        sql: &'static str,
+        params: &'a [Param<'a>],
+    ) -> BoxFut<'a, StoreResult<Vec<Row>>> {
         let r = self.run_query(sql, params);
         Box::pin(std::future::ready(r))
     }
@@ -156,10 +168,13 @@ fn open(path: &Path, read_only: bool) -> StoreResult<Connection> {
     if !read_only {
         // WAL + FULL: a commit is on disk before it returns, so an ack is never ahead of the
         // data. WAL lets readers run beside the single writer.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(map_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(map_err)?;
     }
-    conn.pragma_update(None, "synchronous", "FULL").map_err(map_err)?;
-    conn.pragma_update(None, "foreign_keys", "OFF").map_err(map_err)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(map_err)?;
+    conn.pragma_update(None, "foreign_keys", "OFF")
+        .map_err(map_err)?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }
@@ -242,7 +257,9 @@ impl Backend for SqliteBackend {
     fn submit_write(&self, job: WriteJob<SqliteConn>) -> StoreResult<()> {
         self.writes.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => StoreError::Busy,
-            mpsc::error::TrySendError::Closed(_) => StoreError::Unavailable("writer stopped".into()),
+            mpsc::error::TrySendError::Closed(_) => {
+                StoreError::Unavailable("writer stopped".into())
+            }
         })
     }
 

@@ -76,10 +76,13 @@ pub async fn credentials<T: Tx>(tx: &mut T, name_key: &str) -> StoreResult<Optio
 
 /// The stored hash of a user, for ChangePassword.
 pub async fn password_hash<T: Tx>(tx: &mut T, user_id: u64) -> StoreResult<String> {
-    tx.query_opt("SELECT password_hash FROM users WHERE id = ?", params![user_id])
-        .await?
-        .ok_or(StoreError::NotFound("user"))?
-        .text(0)
+    tx.query_opt(
+        "SELECT password_hash FROM users WHERE id = ?",
+        params![user_id],
+    )
+    .await?
+    .ok_or(StoreError::NotFound("user"))?
+    .text(0)
 }
 
 async fn new_device<T: Tx>(
@@ -170,8 +173,11 @@ pub async fn resume<T: Tx>(
 /// Revokes one device session, or all of a user's.
 pub async fn logout<T: Tx>(tx: &mut T, user_id: u64, device_id: u64, all: bool) -> StoreResult<()> {
     if all {
-        tx.exec("UPDATE devices SET revoked = 1 WHERE user_id = ?", params![user_id])
-            .await?;
+        tx.exec(
+            "UPDATE devices SET revoked = 1 WHERE user_id = ?",
+            params![user_id],
+        )
+        .await?;
     } else {
         tx.exec(
             "UPDATE devices SET revoked = 1 WHERE id = ? AND user_id = ?",
@@ -217,13 +223,20 @@ pub async fn change_password<T: Tx>(
 
 /// Records when a user was last seen (their last device left).
 pub async fn set_last_seen<T: Tx>(tx: &mut T, user_id: u64, ms: i64) -> StoreResult<()> {
-    tx.exec("UPDATE users SET last_seen_ms = ? WHERE id = ?", params![ms, user_id])
-        .await?;
+    tx.exec(
+        "UPDATE users SET last_seen_ms = ? WHERE id = ?",
+        params![ms, user_id],
+    )
+    .await?;
     Ok(())
 }
 
 /// How `viewer` relates to `other`.
-pub async fn friend_state<T: Tx>(tx: &mut T, viewer: u64, other: u64) -> StoreResult<pb::FriendState> {
+pub async fn friend_state<T: Tx>(
+    tx: &mut T,
+    viewer: u64,
+    other: u64,
+) -> StoreResult<pb::FriendState> {
     if viewer == other {
         return Ok(pb::FriendState::Self_);
     }
@@ -261,7 +274,10 @@ pub async fn profile<T: Tx>(tx: &mut T, viewer: u64, user_id: u64) -> StoreResul
         .await?
         .ok_or(StoreError::NotFound("user"))?;
     let friend_state = friend_state(tx, viewer, user_id).await?;
-    let shows_presence = matches!(friend_state, pb::FriendState::Friend | pb::FriendState::Self_);
+    let shows_presence = matches!(
+        friend_state,
+        pb::FriendState::Friend | pb::FriendState::Self_
+    );
     Ok(pb::Profile {
         user: Some(pb::User {
             user_id: row.u64(0)?,

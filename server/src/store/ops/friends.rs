@@ -98,7 +98,13 @@ pub async fn send_request<T: Tx>(
         .await?;
     let req = load_request(tx, id).await?;
     let mut fx = Effects::default();
-    emit(tx, &mut fx, to_user.user_id, Kind::FriendRequestReceived(req.clone())).await?;
+    emit(
+        tx,
+        &mut fx,
+        to_user.user_id,
+        Kind::FriendRequestReceived(req.clone()),
+    )
+    .await?;
     Ok((req, fx))
 }
 
@@ -135,7 +141,11 @@ pub async fn respond<T: Tx>(
             .await?;
         }
     }
-    let new_state = if accept { state::ACCEPTED } else { state::DECLINED };
+    let new_state = if accept {
+        state::ACCEPTED
+    } else {
+        state::DECLINED
+    };
     tx.exec(
         "UPDATE friend_requests SET state = ?, answered_ms = ?, thread_id = ? WHERE id = ?",
         params![new_state, now, thread_id, request_id],
@@ -280,7 +290,10 @@ pub async fn list<T: Tx>(tx: &mut T, me: u64) -> StoreResult<Vec<pb::Friend>> {
 /// Ids of the caller's friends (for presence pushes).
 pub async fn friend_ids<T: Tx>(tx: &mut T, me: u64) -> StoreResult<Vec<u64>> {
     let rows = tx
-        .query("SELECT friend_id FROM friendships WHERE user_id = ?", params![me])
+        .query(
+            "SELECT friend_id FROM friendships WHERE user_id = ?",
+            params![me],
+        )
         .await?;
     rows.iter().map(|r| r.u64(0)).collect()
 }

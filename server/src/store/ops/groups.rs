@@ -60,7 +60,11 @@ async fn role<T: Tx>(tx: &mut T, group_id: u64, user_id: u64) -> StoreResult<pb:
 }
 
 /// Loads the group, failing with NOT_FOUND, and the actor's role.
-async fn group_and_role<T: Tx>(tx: &mut T, actor: u64, group_id: u64) -> StoreResult<(pb::Group, pb::Role)> {
+async fn group_and_role<T: Tx>(
+    tx: &mut T,
+    actor: u64,
+    group_id: u64,
+) -> StoreResult<(pb::Group, pb::Role)> {
     let g = group(tx, actor, group_id).await?;
     let r = role_of(i64::from(g.my_role));
     Ok((g, r))
@@ -102,7 +106,12 @@ async fn system<T: Tx>(
 }
 
 /// Adds `user` as an active member of the group and its thread.
-async fn add_member<T: Tx>(tx: &mut T, g: &pb::Group, user_id: u64, role: pb::Role) -> StoreResult<()> {
+async fn add_member<T: Tx>(
+    tx: &mut T,
+    g: &pb::Group,
+    user_id: u64,
+    role: pb::Role,
+) -> StoreResult<()> {
     tx.exec(
         "INSERT INTO group_members (group_id, user_id, role, joined_ms) VALUES (?, ?, ?, ?)",
         params![g.group_id, user_id, i64::from(role as i32), now_ms()],
@@ -222,7 +231,9 @@ pub async fn join<T: Tx>(
         return Err(StoreError::Conflict("already a member"));
     }
     if !g.open && !g.invited {
-        return Err(StoreError::Forbidden("the group is closed and you are not invited"));
+        return Err(StoreError::Forbidden(
+            "the group is closed and you are not invited",
+        ));
     }
     if g.member_count >= max_members {
         return Err(StoreError::LimitReached("the group is full"));
@@ -230,20 +241,35 @@ pub async fn join<T: Tx>(
     add_member(tx, &g, me.user_id, pb::Role::Member).await?;
     let mut fx = Effects::default();
     fx.members_changed.push(g.thread_id);
-    system(tx, ids, &mut fx, g.thread_id, me, change(Change::Joined, me, Some(me))).await?;
+    system(
+        tx,
+        ids,
+        &mut fx,
+        g.thread_id,
+        me,
+        change(Change::Joined, me, Some(me)),
+    )
+    .await?;
     announce_membership(tx, &mut fx, me.user_id, group_id).await?;
     let g = group(tx, me.user_id, group_id).await?;
     Ok((g, fx))
 }
 
 /// Invites a user. Any member may invite to an open group; owner and admins to a closed one.
-pub async fn invite<T: Tx>(tx: &mut T, me: u64, group_id: u64, invitee: u64) -> StoreResult<Effects> {
+pub async fn invite<T: Tx>(
+    tx: &mut T,
+    me: u64,
+    group_id: u64,
+    invitee: u64,
+) -> StoreResult<Effects> {
     let (g, my_role) = group_and_role(tx, me, group_id).await?;
     if my_role == pb::Role::Unspecified {
         return Err(StoreError::Forbidden("not a member of this group"));
     }
     if !g.open && my_role == pb::Role::Member {
-        return Err(StoreError::Forbidden("only the owner and admins invite to a closed group"));
+        return Err(StoreError::Forbidden(
+            "only the owner and admins invite to a closed group",
+        ));
     }
     user(tx, invitee).await?;
     if role(tx, group_id, invitee).await? != pb::Role::Unspecified {
@@ -280,15 +306,32 @@ pub async fn decline<T: Tx>(tx: &mut T, me: u64, group_id: u64) -> StoreResult<(
 }
 
 /// Leaves a group (the owner must transfer ownership first).
-pub async fn leave<T: Tx>(tx: &mut T, ids: &Snowflake, me: &pb::User, group_id: u64) -> StoreResult<Effects> {
+pub async fn leave<T: Tx>(
+    tx: &mut T,
+    ids: &Snowflake,
+    me: &pb::User,
+    group_id: u64,
+) -> StoreResult<Effects> {
     let (g, my_role) = group_and_role(tx, me.user_id, group_id).await?;
     match my_role {
         pb::Role::Unspecified => return Err(StoreError::Forbidden("not a member of this group")),
-        pb::Role::Owner => return Err(StoreError::Conflict("the owner transfers ownership before leaving")),
+        pb::Role::Owner => {
+            return Err(StoreError::Conflict(
+                "the owner transfers ownership before leaving",
+            ));
+        }
         _ => {}
     }
     let mut fx = Effects::default();
-    system(tx, ids, &mut fx, g.thread_id, me, change(Change::Left, me, Some(me))).await?;
+    system(
+        tx,
+        ids,
+        &mut fx,
+        g.thread_id,
+        me,
+        change(Change::Left, me, Some(me)),
+    )
+    .await?;
     remove_member(tx, &g, me.user_id).await?;
     fx.members_changed.push(g.thread_id);
     let seen = group(tx, me.user_id, group_id).await?;
@@ -322,7 +365,15 @@ pub async fn kick<T: Tx>(
     }
     let subject = user(tx, target).await?;
     let mut fx = Effects::default();
-    system(tx, ids, &mut fx, g.thread_id, me, change(Change::Kicked, me, Some(&subject))).await?;
+    system(
+        tx,
+        ids,
+        &mut fx,
+        g.thread_id,
+        me,
+        change(Change::Kicked, me, Some(&subject)),
+    )
+    .await?;
     remove_member(tx, &g, target).await?;
     fx.members_changed.push(g.thread_id);
     let seen = group(tx, target, group_id).await?;
@@ -340,7 +391,9 @@ pub async fn set_role<T: Tx>(
     new_role: pb::Role,
 ) -> StoreResult<Effects> {
     if !matches!(new_role, pb::Role::Member | pb::Role::Admin) {
-        return Err(StoreError::Invalid("role must be MEMBER or ADMIN; use TransferOwnership"));
+        return Err(StoreError::Invalid(
+            "role must be MEMBER or ADMIN; use TransferOwnership",
+        ));
     }
     let (g, my_role) = group_and_role(tx, me.user_id, group_id).await?;
     if my_role != pb::Role::Owner {
@@ -349,7 +402,9 @@ pub async fn set_role<T: Tx>(
     let their_role = role(tx, group_id, target).await?;
     match their_role {
         pb::Role::Unspecified => return Err(StoreError::NotFound("member")),
-        pb::Role::Owner => return Err(StoreError::Conflict("the owner's role changes by transfer")),
+        pb::Role::Owner => {
+            return Err(StoreError::Conflict("the owner's role changes by transfer"));
+        }
         r if r == new_role => return Ok(Effects::default()),
         _ => {}
     }
@@ -380,7 +435,9 @@ pub async fn update<T: Tx>(
 ) -> StoreResult<(pb::Group, Effects)> {
     let (g, my_role) = group_and_role(tx, me.user_id, group_id).await?;
     if !matches!(my_role, pb::Role::Owner | pb::Role::Admin) {
-        return Err(StoreError::Forbidden("only the owner and admins change the group"));
+        return Err(StoreError::Forbidden(
+            "only the owner and admins change the group",
+        ));
     }
     let new_name = name.unwrap_or(&g.name);
     let new_desc = description.unwrap_or(&g.description);
@@ -438,7 +495,15 @@ pub async fn transfer<T: Tx>(
     .await?;
     let subject = user(tx, target).await?;
     let mut fx = Effects::default();
-    system(tx, ids, &mut fx, g.thread_id, me, change(Change::OwnerTransferred, me, Some(&subject))).await?;
+    system(
+        tx,
+        ids,
+        &mut fx,
+        g.thread_id,
+        me,
+        change(Change::OwnerTransferred, me, Some(&subject)),
+    )
+    .await?;
     for u in [target, me.user_id] {
         let seen = group(tx, u, group_id).await?;
         emit(tx, &mut fx, u, Kind::GroupUpdated(seen)).await?;
@@ -463,7 +528,12 @@ pub async fn list_mine<T: Tx>(tx: &mut T, me: u64) -> StoreResult<Vec<pb::Group>
 }
 
 /// Open groups whose name contains the query.
-pub async fn search<T: Tx>(tx: &mut T, me: u64, query: &str, limit: u32) -> StoreResult<Vec<pb::Group>> {
+pub async fn search<T: Tx>(
+    tx: &mut T,
+    me: u64,
+    query: &str,
+    limit: u32,
+) -> StoreResult<Vec<pb::Group>> {
     let pattern = format!("%{}%", like_escape(query));
     let rows = tx
         .query(

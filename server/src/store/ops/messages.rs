@@ -25,7 +25,12 @@ pub struct Sent {
 }
 
 /// Looks for an earlier entry from this device with this client_msg_id.
-async fn earlier<T: Tx>(tx: &mut T, device: u64, cmid: &str, thread_id: u64) -> StoreResult<Option<Sent>> {
+async fn earlier<T: Tx>(
+    tx: &mut T,
+    device: u64,
+    cmid: &str,
+    thread_id: u64,
+) -> StoreResult<Option<Sent>> {
     let row = tx
         .query_opt(
             "SELECT thread_id, message_id, seq, created_ms FROM messages \
@@ -35,7 +40,9 @@ async fn earlier<T: Tx>(tx: &mut T, device: u64, cmid: &str, thread_id: u64) -> 
         .await?;
     let Some(r) = row else { return Ok(None) };
     if r.u64(0)? != thread_id {
-        return Err(StoreError::Conflict("client_msg_id already used in another thread"));
+        return Err(StoreError::Conflict(
+            "client_msg_id already used in another thread",
+        ));
     }
     Ok(Some(Sent {
         ack: pb::SendAck {
@@ -63,7 +70,11 @@ fn ack_of(m: &pb::ChatMessage) -> pb::SendAck {
 
 /// Stores a text message: membership check, dedupe, seq allocation and insert in one
 /// transaction. The sender's read marker moves to its own message.
-pub async fn send<T: Tx>(tx: &mut T, ids: &Snowflake, req: &SendReq) -> StoreResult<(Sent, Effects)> {
+pub async fn send<T: Tx>(
+    tx: &mut T,
+    ids: &Snowflake,
+    req: &SendReq,
+) -> StoreResult<(Sent, Effects)> {
     // One query answers both "may they send?" and "is this a retry?".
     let row = tx
         .query_opt(
@@ -83,7 +94,9 @@ pub async fn send<T: Tx>(tx: &mut T, ids: &Snowflake, req: &SendReq) -> StoreRes
     };
     if let Some(prev_thread) = row.opt_i64(1)? {
         if u64::try_from(prev_thread).ok() != Some(req.thread_id) {
-            return Err(StoreError::Conflict("client_msg_id already used in another thread"));
+            return Err(StoreError::Conflict(
+                "client_msg_id already used in another thread",
+            ));
         }
         let ack = pb::SendAck {
             thread_id: req.thread_id,
@@ -96,7 +109,9 @@ pub async fn send<T: Tx>(tx: &mut T, ids: &Snowflake, req: &SendReq) -> StoreRes
         return Ok((Sent { ack, message: None }, fx));
     }
     if !row.bool(0)? {
-        return Err(StoreError::Forbidden("you can no longer send to this thread"));
+        return Err(StoreError::Forbidden(
+            "you can no longer send to this thread",
+        ));
     }
     let msg = append(
         tx,
@@ -140,14 +155,20 @@ pub struct Amend {
 }
 
 /// Recalls or edits a message: marks the original and appends a RECALL/EDIT entry.
-pub async fn amend<T: Tx>(tx: &mut T, ids: &Snowflake, req: &Amend) -> StoreResult<(Sent, Effects)> {
+pub async fn amend<T: Tx>(
+    tx: &mut T,
+    ids: &Snowflake,
+    req: &Amend,
+) -> StoreResult<(Sent, Effects)> {
     let mut fx = Effects::default();
     if let Some(sent) = earlier(tx, req.device_id, &req.client_msg_id, req.thread_id).await? {
         return Ok((sent, fx));
     }
     let acc = access(tx, req.sender.user_id, req.thread_id).await?;
     if !acc.active {
-        return Err(StoreError::Forbidden("you can no longer send to this thread"));
+        return Err(StoreError::Forbidden(
+            "you can no longer send to this thread",
+        ));
     }
     let row = tx
         .query_opt(
@@ -157,16 +178,22 @@ pub async fn amend<T: Tx>(tx: &mut T, ids: &Snowflake, req: &Amend) -> StoreResu
         .await?
         .ok_or(StoreError::NotFound("message"))?;
     if row.u64(0)? != req.sender.user_id {
-        return Err(StoreError::Forbidden("only the sender recalls or edits a message"));
+        return Err(StoreError::Forbidden(
+            "only the sender recalls or edits a message",
+        ));
     }
     if row.i64(1)? != i64::from(pb::MessageKind::Text as i32) {
-        return Err(StoreError::Forbidden("only text messages are recalled or edited"));
+        return Err(StoreError::Forbidden(
+            "only text messages are recalled or edited",
+        ));
     }
     if row.bool(3)? {
         return Err(StoreError::Conflict("the message was recalled"));
     }
     if now_ms() - row.i64(2)? > req.window_ms {
-        return Err(StoreError::Forbidden("the message is too old to recall or edit"));
+        return Err(StoreError::Forbidden(
+            "the message is too old to recall or edit",
+        ));
     }
     let (kind, body) = match &req.new_body {
         None => {
@@ -212,7 +239,12 @@ pub async fn amend<T: Tx>(tx: &mut T, ids: &Snowflake, req: &Amend) -> StoreResu
 }
 
 /// Moves the user's read marker forward; returns the new marker if it moved.
-pub async fn read_up_to<T: Tx>(tx: &mut T, user: u64, thread_id: u64, seq: u64) -> StoreResult<Option<u64>> {
+pub async fn read_up_to<T: Tx>(
+    tx: &mut T,
+    user: u64,
+    thread_id: u64,
+    seq: u64,
+) -> StoreResult<Option<u64>> {
     let acc = access(tx, user, thread_id).await?;
     let seq = seq.min(acc.visible_seq);
     if seq <= acc.read_seq {
@@ -294,7 +326,11 @@ pub async fn history<T: Tx>(
     limit: u32,
 ) -> StoreResult<pb::MessagePage> {
     let acc = access(tx, user, thread_id).await?;
-    let upper = if before == 0 { acc.visible_seq + 1 } else { before.min(acc.visible_seq + 1) };
+    let upper = if before == 0 {
+        acc.visible_seq + 1
+    } else {
+        before.min(acc.visible_seq + 1)
+    };
     let rows = tx
         .query(
             concat!(
@@ -343,7 +379,11 @@ pub async fn thread_info<T: Tx>(tx: &mut T, user: u64, thread_id: u64) -> StoreR
     if kind_v == kind::PRIVATE {
         t.kind = pb::ThreadKind::Private as i32;
         let (a, b) = (row.opt_i64(2)?.unwrap_or(0), row.opt_i64(3)?.unwrap_or(0));
-        let peer = if u64::try_from(a).ok() == Some(user) { b } else { a };
+        let peer = if u64::try_from(a).ok() == Some(user) {
+            b
+        } else {
+            a
+        };
         let peer = u64::try_from(peer).unwrap_or(0);
         t.peer = Some(super::user(tx, peer).await?);
         t.peer_read_seq = tx
@@ -382,7 +422,11 @@ pub async fn list_threads<T: Tx>(
     before_activity: u64,
     limit: u32,
 ) -> StoreResult<pb::ThreadList> {
-    let before = if before_activity == 0 { i64::MAX } else { clamp_i64(before_activity) };
+    let before = if before_activity == 0 {
+        i64::MAX
+    } else {
+        clamp_i64(before_activity)
+    };
     let rows = tx
         .query(
             "SELECT t.id FROM thread_members tm JOIN threads t ON t.id = tm.thread_id \
@@ -410,15 +454,21 @@ pub async fn find_thread<T: Tx>(
         thread_id
     } else if peer != 0 {
         let (lo, hi) = (user.min(peer), user.max(peer));
-        tx.query_opt("SELECT id FROM threads WHERE user_a = ? AND user_b = ?", params![lo, hi])
-            .await?
-            .ok_or(StoreError::NotFound("thread"))?
-            .u64(0)?
+        tx.query_opt(
+            "SELECT id FROM threads WHERE user_a = ? AND user_b = ?",
+            params![lo, hi],
+        )
+        .await?
+        .ok_or(StoreError::NotFound("thread"))?
+        .u64(0)?
     } else {
-        tx.query_opt("SELECT thread_id FROM chat_groups WHERE id = ?", params![group_id])
-            .await?
-            .ok_or(StoreError::NotFound("group"))?
-            .u64(0)?
+        tx.query_opt(
+            "SELECT thread_id FROM chat_groups WHERE id = ?",
+            params![group_id],
+        )
+        .await?
+        .ok_or(StoreError::NotFound("group"))?
+        .u64(0)?
     };
     thread_info(tx, user, id).await
 }

@@ -103,7 +103,12 @@ pub async fn append<T: Tx>(
 ) -> StoreResult<pb::ChatMessage> {
     let message_id = ids.next_id();
     let seq = tx
-        .bump(Counter::ThreadSeq { activity_id: message_id }, thread_id)
+        .bump(
+            Counter::ThreadSeq {
+                activity_id: message_id,
+            },
+            thread_id,
+        )
         .await?
         .ok_or(StoreError::NotFound("thread"))?;
     let now = now_ms();
@@ -180,7 +185,11 @@ pub async fn access<T: Tx>(tx: &mut T, user: u64, thread_id: u64) -> StoreResult
             let last_seq = r.u64(3)?;
             Ok(Access {
                 active,
-                visible_seq: if active { last_seq } else { r.u64(1)?.min(last_seq) },
+                visible_seq: if active {
+                    last_seq
+                } else {
+                    r.u64(1)?.min(last_seq)
+                },
                 read_seq: r.u64(2)?,
                 last_seq,
             })

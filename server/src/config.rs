@@ -1,0 +1,292 @@
+//! Settings from flags, `CONFAB_*` environment variables and a TOML file (in that order of
+//! precedence), with defaults for everything.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Every setting, all optional: what flags, environment and file provided.
+#[derive(Debug, Clone, Default, Parser, Deserialize)]
+#[command(name = "confab-server", version, about = "The confab chat server")]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct Settings {
+    /// TOML file with any of these settings (snake_case keys).
+    #[arg(long, env = "CONFAB_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7000].
+    #[arg(long, env = "CONFAB_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the embedded store [default: ./confab-data].
+    #[arg(long, env = "CONFAB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Node id (0-1023), part of every message id [default: 1].
+    #[arg(long, env = "CONFAB_NODE_ID")]
+    pub node_id: Option<u16>,
+    /// Log format [default: human].
+    #[arg(long, env = "CONFAB_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Largest frame payload in bytes [default: 65536].
+    #[arg(long, env = "CONFAB_MAX_FRAME_BYTES")]
+    pub max_frame_bytes: Option<u32>,
+    /// Time allowed for the Hello frame, ms [default: 5000].
+    #[arg(long, env = "CONFAB_HELLO_TIMEOUT_MS")]
+    pub hello_timeout_ms: Option<u64>,
+    /// Heartbeat interval announced to clients, ms [default: 10000].
+    #[arg(long, env = "CONFAB_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<u32>,
+    /// Close connections silent for this long, ms [default: 30000].
+    #[arg(long, env = "CONFAB_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u32>,
+    /// Largest message body in bytes [default: 4096].
+    #[arg(long, env = "CONFAB_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<u32>,
+    /// Largest page of sync/history/lists [default: 200].
+    #[arg(long, env = "CONFAB_MAX_PAGE")]
+    pub max_page: Option<u32>,
+    /// Largest group [default: 2000].
+    #[arg(long, env = "CONFAB_MAX_GROUP_MEMBERS")]
+    pub max_group_members: Option<u32>,
+    /// Requests awaiting a reply per connection [default: 32].
+    #[arg(long, env = "CONFAB_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<u32>,
+    /// Sustained requests per second per connection [default: 200].
+    #[arg(long, env = "CONFAB_REQUESTS_PER_SECOND")]
+    pub requests_per_second: Option<u32>,
+    /// Request burst per connection [default: 400].
+    #[arg(long, env = "CONFAB_REQUEST_BURST")]
+    pub request_burst: Option<u32>,
+    /// Logins and registrations per minute per client IP [default: 60].
+    #[arg(long, env = "CONFAB_AUTH_PER_IP_PER_MINUTE")]
+    pub auth_per_ip_per_minute: Option<u32>,
+    /// Login attempts per minute per account name [default: 10].
+    #[arg(long, env = "CONFAB_AUTH_PER_NAME_PER_MINUTE")]
+    pub auth_per_name_per_minute: Option<u32>,
+    /// Frames queued for one connection before it is dropped as a slow consumer [default: 1024].
+    #[arg(long, env = "CONFAB_OUTBOUND_QUEUE")]
+    pub outbound_queue: Option<usize>,
+    /// A connection whose socket accepts nothing for this long is dropped, ms [default: 10000].
+    #[arg(long, env = "CONFAB_WRITE_TIMEOUT_MS")]
+    pub write_timeout_ms: Option<u64>,
+    /// Most concurrent connections [default: derived from the open-file limit].
+    #[arg(long, env = "CONFAB_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Window for recalling or editing one's message, ms [default: 120000].
+    #[arg(long, env = "CONFAB_RECALL_WINDOW_MS")]
+    pub recall_window_ms: Option<u32>,
+    /// Concurrent password hashes [default: 2].
+    #[arg(long, env = "CONFAB_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+    /// Most writes committed in one transaction [default: 512].
+    #[arg(long, env = "CONFAB_BATCH_MAX")]
+    pub batch_max: Option<usize>,
+    /// Time allowed for a graceful shutdown, ms [default: 5000].
+    #[arg(long, env = "CONFAB_SHUTDOWN_GRACE_MS")]
+    pub shutdown_grace_ms: Option<u64>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub node_id: u16,
+    pub log_format: LogFormat,
+    pub max_frame_bytes: u32,
+    pub hello_timeout: Duration,
+    pub heartbeat_ms: u32,
+    pub idle_timeout_ms: u32,
+    pub max_body_bytes: u32,
+    pub max_page: u32,
+    pub max_group_members: u32,
+    pub max_in_flight: u32,
+    pub requests_per_second: u32,
+    pub request_burst: u32,
+    pub auth_per_ip_per_minute: u32,
+    pub auth_per_name_per_minute: u32,
+    pub outbound_queue: usize,
+    pub write_timeout: Duration,
+    pub max_connections: usize,
+    pub recall_window_ms: u32,
+    pub hash_concurrency: usize,
+    pub batch_max: usize,
+    pub shutdown_grace: Duration,
+}
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid setting: {0}")]
+    Invalid(&'static str),
+}
+
+impl Settings {
+    /// Fills every unset field from `file`.
+    fn or(self, file: Settings) -> Settings {
+        macro_rules! merge {
+            ($($f:ident),*) => { Settings { config: self.config, $($f: self.$f.or(file.$f)),* } };
+        }
+        merge!(
+            listen,
+            data_dir,
+            node_id,
+            log_format,
+            max_frame_bytes,
+            hello_timeout_ms,
+            heartbeat_ms,
+            idle_timeout_ms,
+            max_body_bytes,
+            max_page,
+            max_group_members,
+            max_in_flight,
+            requests_per_second,
+            request_burst,
+            auth_per_ip_per_minute,
+            auth_per_name_per_minute,
+            outbound_queue,
+            write_timeout_ms,
+            max_connections,
+            recall_window_ms,
+            hash_concurrency,
+            batch_max,
+            shutdown_grace_ms
+        )
+    }
+
+    /// Reads the TOML file named by `--config`, if any, and resolves defaults.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let merged = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let file: Settings =
+                    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                        path: path.clone(),
+                        source: Box::new(source),
+                    })?;
+                self.or(file)
+            }
+            None => self,
+        };
+        merged.finish()
+    }
+
+    fn finish(self) -> Result<Config, ConfigError> {
+        let node_id = self.node_id.unwrap_or(1);
+        if node_id > crate::ids::MAX_NODE_ID {
+            return Err(ConfigError::Invalid("node_id must be 0-1023"));
+        }
+        let max_frame_bytes = self.max_frame_bytes.unwrap_or(64 * 1024);
+        if max_frame_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "max_frame_bytes must be at least 1024",
+            ));
+        }
+        let heartbeat_ms = self.heartbeat_ms.unwrap_or(10_000);
+        let idle_timeout_ms = self.idle_timeout_ms.unwrap_or(30_000);
+        if idle_timeout_ms <= heartbeat_ms {
+            return Err(ConfigError::Invalid(
+                "idle_timeout_ms must exceed heartbeat_ms",
+            ));
+        }
+        let max_body_bytes = self.max_body_bytes.unwrap_or(4096);
+        if max_body_bytes == 0 || max_body_bytes > max_frame_bytes / 2 {
+            return Err(ConfigError::Invalid(
+                "max_body_bytes must be 1..max_frame_bytes/2",
+            ));
+        }
+        let nonzero = |v: u32, what| {
+            if v == 0 {
+                Err(ConfigError::Invalid(what))
+            } else {
+                Ok(v)
+            }
+        };
+        Ok(Config {
+            listen: self
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7000))),
+            data_dir: self
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from("confab-data")),
+            node_id,
+            log_format: self.log_format.unwrap_or_default(),
+            max_frame_bytes,
+            hello_timeout: Duration::from_millis(self.hello_timeout_ms.unwrap_or(5000)),
+            heartbeat_ms,
+            idle_timeout_ms,
+            max_body_bytes,
+            max_page: nonzero(self.max_page.unwrap_or(200), "max_page must be positive")?,
+            max_group_members: nonzero(
+                self.max_group_members.unwrap_or(2000),
+                "max_group_members must be positive",
+            )?,
+            max_in_flight: nonzero(
+                self.max_in_flight.unwrap_or(32),
+                "max_in_flight must be positive",
+            )?,
+            requests_per_second: nonzero(
+                self.requests_per_second.unwrap_or(200),
+                "requests_per_second must be positive",
+            )?,
+            request_burst: nonzero(
+                self.request_burst.unwrap_or(400),
+                "request_burst must be positive",
+            )?,
+            auth_per_ip_per_minute: nonzero(
+                self.auth_per_ip_per_minute.unwrap_or(60),
+                "auth_per_ip_per_minute must be positive",
+            )?,
+            auth_per_name_per_minute: nonzero(
+                self.auth_per_name_per_minute.unwrap_or(10),
+                "auth_per_name_per_minute must be positive",
+            )?,
+            outbound_queue: self.outbound_queue.unwrap_or(1024).max(16),
+            write_timeout: Duration::from_millis(self.write_timeout_ms.unwrap_or(10_000)),
+            max_connections: self.max_connections.unwrap_or_else(default_max_connections),
+            recall_window_ms: self.recall_window_ms.unwrap_or(120_000),
+            hash_concurrency: self.hash_concurrency.unwrap_or(2).max(1),
+            batch_max: self.batch_max.unwrap_or(512).max(1),
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms.unwrap_or(5000)),
+        })
+    }
+}
+
+/// Connections the open-file limit allows, keeping 64 descriptors for the store, logs and
+/// listeners.
+pub fn default_max_connections() -> usize {
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft.saturating_sub(64))
+        .unwrap_or(usize::MAX)
+        .max(16)
+}
+
+impl Config {
+    /// Defaults for everything (tests start from this).
+    pub fn defaults() -> Result<Config, ConfigError> {
+        Settings::default().finish()
+    }
+}

@@ -1,0 +1,178 @@
+//! Who is online on this node: user -> connected devices, each with a bounded outbound queue.
+//!
+//! Delivery never waits: a push is `try_send` into the connection's queue, and a connection
+//! whose queue is full is told to close as a slow consumer (it re-syncs from its cursors after
+//! reconnecting, so nothing is lost). Locks are std mutexes held only for map updates and
+//! `try_send`s, never across an `.await`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use confab_wire::Frame;
+use tokio::sync::{Notify, mpsc};
+
+const SHARDS: usize = 64;
+
+/// Why the hub asks a connection to close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kick {
+    None = 0,
+    SlowConsumer = 1,
+    Displaced = 2,
+    Revoked = 3,
+}
+
+/// Shared between a connection task and the hub: a way to ask the connection to close.
+#[derive(Debug, Default)]
+pub struct ConnCtl {
+    reason: AtomicU8,
+    notify: Notify,
+}
+
+impl ConnCtl {
+    /// Asks the connection to close; the first reason wins.
+    pub fn kick(&self, why: Kick) {
+        if self
+            .reason
+            .compare_exchange(0, why as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.notify.notify_one();
+        }
+    }
+
+    pub fn reason(&self) -> Kick {
+        match self.reason.load(Ordering::Acquire) {
+            1 => Kick::SlowConsumer,
+            2 => Kick::Displaced,
+            3 => Kick::Revoked,
+            _ => Kick::None,
+        }
+    }
+
+    /// Resolves once `kick` has been called.
+    pub async fn kicked(&self) {
+        loop {
+            if self.reason() != Kick::None {
+                return;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// A connected, authenticated device as the hub sees it.
+#[derive(Debug, Clone)]
+pub struct ConnHandle {
+    pub conn_id: u64,
+    pub user_id: u64,
+    pub device_id: u64,
+    pub tx: mpsc::Sender<Frame>,
+    pub ctl: Arc<ConnCtl>,
+}
+
+impl ConnHandle {
+    fn push(&self, frame: &Frame) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame.clone()) {
+            self.ctl.kick(Kick::SlowConsumer);
+        }
+    }
+}
+
+/// Result of registering a connection.
+#[derive(Debug, Default)]
+pub struct Registered {
+    /// This is the user's first connection on this node.
+    pub first: bool,
+}
+
+/// Online connections by user.
+pub struct Hub {
+    shards: Vec<Mutex<HashMap<u64, Vec<ConnHandle>>>>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hub {
+    pub fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, user: u64) -> MutexGuard<'_, HashMap<u64, Vec<ConnHandle>>> {
+        let m = &self.shards[(user as usize) % SHARDS];
+        // A panic while holding the lock leaves the map consistent (single inserts/removes).
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a connection. Another live connection of the same device session is displaced.
+    pub fn register(&self, handle: ConnHandle) -> Registered {
+        let mut map = self.shard(handle.user_id);
+        let conns = map.entry(handle.user_id).or_default();
+        let first = conns.is_empty();
+        for c in conns.iter().filter(|c| c.device_id == handle.device_id) {
+            c.ctl.kick(Kick::Displaced);
+        }
+        conns.retain(|c| c.device_id != handle.device_id);
+        conns.push(handle);
+        Registered { first }
+    }
+
+    /// Removes a connection; returns true when it was the user's last one on this node.
+    pub fn unregister(&self, user: u64, conn_id: u64) -> bool {
+        let mut map = self.shard(user);
+        let Some(conns) = map.get_mut(&user) else {
+            return false;
+        };
+        let before = conns.len();
+        conns.retain(|c| c.conn_id != conn_id);
+        let removed = conns.len() < before;
+        if conns.is_empty() {
+            map.remove(&user);
+            return removed;
+        }
+        false
+    }
+
+    /// Pushes a frame to every connection of `user`, except `skip_conn`.
+    pub fn push_user(&self, user: u64, frame: &Frame, skip_conn: u64) {
+        let map = self.shard(user);
+        if let Some(conns) = map.get(&user) {
+            for c in conns.iter().filter(|c| c.conn_id != skip_conn) {
+                c.push(frame);
+            }
+        }
+    }
+
+    /// Closes every connection of `user` except `keep_device`'s.
+    pub fn kick_user(&self, user: u64, keep_device: u64, why: Kick) {
+        let map = self.shard(user);
+        if let Some(conns) = map.get(&user) {
+            for c in conns.iter().filter(|c| c.device_id != keep_device) {
+                c.ctl.kick(why);
+            }
+        }
+    }
+
+    pub fn is_online(&self, user: u64) -> bool {
+        self.shard(user).contains_key(&user)
+    }
+
+    /// Number of connected devices (for logs and tests).
+    pub fn connections(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                s.lock()
+                    .map_or(0, |m| m.values().map(Vec::len).sum::<usize>())
+            })
+            .sum()
+    }
+}

@@ -1,0 +1,439 @@
+//! One task per connection: reads frames, runs requests (up to `max_in_flight` at once), writes
+//! replies and pushes, and enforces the hello and idle timeouts, the rate limit and the write
+//! deadline.
+//!
+//! Memory matters here (thousands of idle connections): the read and write buffers are
+//! released whenever they are empty, so an idle connection holds no buffer at all.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use confab_wire::pb::{self, ErrorCode};
+use confab_wire::{Body, Envelope, EnvelopeCodec, Frame, FrameError, PROTOCOL_MAJOR};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use governor::{Quota, RateLimiter};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span};
+
+use crate::hub::{ConnCtl, Kick};
+use crate::service::{AuthChange, ConnCtx, Outcome, Service};
+use crate::store::Backend;
+
+/// Stop reading while this much output is waiting for the socket.
+const WRITE_HIGH_WATER: usize = 256 * 1024;
+/// Read at most this much per wakeup, so one busy peer cannot starve the others.
+const READ_CHUNK: usize = 16 * 1024;
+/// Buffers above this size are released when they empty.
+const KEEP_BUFFER: usize = 0;
+/// Time allowed to flush a final error frame.
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitHello,
+    Ready,
+}
+
+/// Why the loop ended.
+enum Close {
+    /// Peer closed or the socket failed; nothing more to say.
+    Quiet,
+    /// Send this error, flush, close.
+    Fatal(pb::Error),
+}
+
+struct Conn<B: Backend> {
+    svc: Arc<Service<B>>,
+    stream: TcpStream,
+    ctx: ConnCtx,
+    codec: EnvelopeCodec,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    phase: Phase,
+    /// A request that changes authentication is running: read nothing else until it ends.
+    exclusive: bool,
+    inflight: FuturesUnordered<futures::future::BoxFuture<'static, Outcome>>,
+    limiter: governor::DefaultDirectRateLimiter,
+    last_rx: Instant,
+    opened: Instant,
+    write_blocked_since: Option<Instant>,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve<B: Backend>(
+    svc: Arc<Service<B>>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn_id: u64,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let (out_tx, out_rx) = mpsc::channel(svc.cfg.outbound_queue);
+    let quota =
+        Quota::per_second(NonZeroU32::new(svc.cfg.requests_per_second).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(svc.cfg.request_burst).unwrap_or(NonZeroU32::MIN));
+    let now = Instant::now();
+    let conn = Conn {
+        ctx: ConnCtx {
+            conn_id,
+            peer: peer.ip(),
+            session: None,
+            out: out_tx,
+            ctl: Arc::new(ConnCtl::default()),
+        },
+        codec: EnvelopeCodec::with_max_frame(svc.cfg.max_frame_bytes as usize),
+        svc,
+        stream,
+        rbuf: BytesMut::new(),
+        wbuf: BytesMut::new(),
+        phase: Phase::AwaitHello,
+        exclusive: false,
+        inflight: FuturesUnordered::new(),
+        limiter: RateLimiter::direct(quota),
+        last_rx: now,
+        opened: now,
+        write_blocked_since: None,
+    };
+    conn.run(out_rx, shutdown)
+        .instrument(info_span!("conn", id = conn_id, %peer))
+        .await;
+}
+
+impl<B: Backend> Conn<B> {
+    async fn run(mut self, mut out_rx: mpsc::Receiver<Frame>, shutdown: CancellationToken) {
+        let ctl = self.ctx.ctl.clone();
+        let close = loop {
+            let can_read = !self.exclusive && self.wbuf.len() < WRITE_HIGH_WATER;
+            let deadline = self.deadline();
+            tokio::select! {
+                biased;
+                _ = ctl.kicked() => break Close::Fatal(kick_error(ctl.reason())),
+                _ = shutdown.cancelled() => break self.drain_for_shutdown().await,
+                Some(outcome) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    if let Err(c) = self.finish(outcome) { break c; }
+                    // A finished exclusive request may unblock frames already buffered.
+                    if let Err(c) = self.process_input() { break c; }
+                }
+                Some(frame) = out_rx.recv(), if self.wbuf.len() < WRITE_HIGH_WATER => {
+                    self.wbuf.extend_from_slice(frame.as_bytes());
+                    // Take whatever else is queued: one write for a burst of pushes.
+                    while self.wbuf.len() < WRITE_HIGH_WATER {
+                        match out_rx.try_recv() {
+                            Ok(f) => self.wbuf.extend_from_slice(f.as_bytes()),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                r = self.stream.readable(), if can_read => {
+                    if r.is_err() { break Close::Quiet; }
+                    match self.read_some() {
+                        Ok(true) => {}
+                        Ok(false) => break Close::Quiet,
+                        Err(c) => break c,
+                    }
+                    if let Err(c) = self.process_input() { break c; }
+                }
+                r = self.stream.writable(), if !self.wbuf.is_empty() => {
+                    if r.is_err() { break Close::Quiet; }
+                }
+                _ = sleep_until(deadline) => {
+                    if let Some(c) = self.check_timers() { break c; }
+                }
+            }
+            if let Err(()) = self.flush_some() {
+                break Close::Quiet;
+            }
+        };
+        if let Close::Fatal(e) = close {
+            debug!(error = %e, "closing with an error");
+            self.send_final(e).await;
+        }
+        if let Some(session) = self.ctx.session.take() {
+            self.svc.detach(self.ctx.conn_id, &session);
+        }
+    }
+
+    /// The next moment a timer may fire.
+    fn deadline(&self) -> Instant {
+        let cfg = &self.svc.cfg;
+        let mut d = match self.phase {
+            Phase::AwaitHello => self.opened + cfg.hello_timeout,
+            Phase::Ready => self.last_rx + Duration::from_millis(u64::from(cfg.idle_timeout_ms)),
+        };
+        if let Some(since) = self.write_blocked_since {
+            d = d.min(since + cfg.write_timeout);
+        }
+        d
+    }
+
+    fn check_timers(&mut self) -> Option<Close> {
+        let now = Instant::now();
+        let cfg = &self.svc.cfg;
+        if let Some(since) = self.write_blocked_since
+            && now >= since + cfg.write_timeout
+        {
+            return Some(Close::Fatal(
+                pb::Error::new(ErrorCode::SlowConsumer, "the connection stopped reading").fatal(),
+            ));
+        }
+        match self.phase {
+            Phase::AwaitHello if now >= self.opened + cfg.hello_timeout && !self.exclusive => Some(
+                Close::Fatal(pb::Error::new(ErrorCode::Timeout, "no Hello in time").fatal()),
+            ),
+            Phase::Ready
+                if now >= self.last_rx + Duration::from_millis(u64::from(cfg.idle_timeout_ms)) =>
+            {
+                Some(Close::Fatal(
+                    pb::Error::new(ErrorCode::Timeout, "idle timeout").fatal(),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads what the socket has (up to a chunk). Ok(false) on EOF.
+    fn read_some(&mut self) -> Result<bool, Close> {
+        let mut total = 0;
+        while total < READ_CHUNK {
+            self.rbuf.reserve(4096);
+            match self.stream.try_read_buf(&mut self.rbuf) {
+                Ok(0) => {
+                    if !self.rbuf.is_empty() {
+                        debug!(buffered = self.rbuf.len(), "peer closed inside a frame");
+                    }
+                    return Ok(false);
+                }
+                Ok(n) => total += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => return Ok(false),
+            }
+        }
+        if total > 0 {
+            self.last_rx = Instant::now();
+        }
+        Ok(true)
+    }
+
+    /// Decodes and handles every complete frame in the read buffer, unless a request that
+    /// changes authentication is running.
+    fn process_input(&mut self) -> Result<(), Close> {
+        while !self.exclusive {
+            let env = match self.codec.decode(&mut self.rbuf) {
+                Ok(Some(env)) => env,
+                Ok(None) => break,
+                Err(e) => {
+                    let msg = match &e {
+                        FrameError::TooLarge { .. } => e.to_string(),
+                        _ => format!("undecodable frame: {e}"),
+                    };
+                    return Err(Close::Fatal(
+                        pb::Error::new(ErrorCode::ProtocolError, msg).fatal(),
+                    ));
+                }
+            };
+            self.handle(env)?;
+        }
+        if self.rbuf.is_empty() && self.rbuf.capacity() > KEEP_BUFFER {
+            self.rbuf = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    fn reply(&mut self, env: &Envelope) {
+        if let Err(e) = self.codec.encode(env, &mut self.wbuf) {
+            debug!(error = %e, "reply too large; sending an error instead");
+            let fallback = Envelope::error(
+                env.req_id,
+                ErrorCode::TooLarge,
+                "the reply exceeds the frame limit",
+            );
+            let _ = self.codec.encode(&fallback, &mut self.wbuf);
+        }
+    }
+
+    fn handle(&mut self, env: Envelope) -> Result<(), Close> {
+        let req_id = env.req_id;
+        let Some(body) = env.body else {
+            if req_id != 0 {
+                self.reply(&Envelope::error(
+                    req_id,
+                    ErrorCode::Unsupported,
+                    "unknown or missing body",
+                ));
+            }
+            return Ok(()); // keepalive
+        };
+        if self.phase == Phase::AwaitHello {
+            let Body::Hello(hello) = body else {
+                return Err(Close::Fatal(
+                    pb::Error::new(ErrorCode::Unauthenticated, "the first frame must be Hello")
+                        .fatal(),
+                ));
+            };
+            if hello.protocol_major != PROTOCOL_MAJOR {
+                return Err(Close::Fatal(
+                    pb::Error::new(
+                        ErrorCode::UnsupportedVersion,
+                        format!("this server speaks protocol {PROTOCOL_MAJOR}.x"),
+                    )
+                    .fatal(),
+                ));
+            }
+            let svc = self.svc.clone();
+            let ctx = self.ctx.clone();
+            self.exclusive = true;
+            self.inflight.push(Box::pin(
+                async move { svc.hello(&ctx, req_id, hello).await },
+            ));
+            return Ok(());
+        }
+        if let Body::Ping(p) = &body {
+            // Answered inline and exempt from the rate limit: it is how clients stay alive.
+            let pong = Envelope::new(
+                req_id,
+                Body::Pong(pb::Pong {
+                    nonce: p.nonce,
+                    server_time_ms: crate::ids::now_ms(),
+                }),
+            );
+            if req_id != 0 {
+                self.reply(&pong);
+            }
+            return Ok(());
+        }
+        if let Err(not_until) = self.limiter.check() {
+            use governor::clock::{Clock, DefaultClock};
+            let wait = not_until
+                .wait_time_from(DefaultClock::default().now())
+                .as_millis();
+            let e = pb::Error::new(ErrorCode::RateLimited, "too many requests")
+                .retry_after(u32::try_from(wait).unwrap_or(u32::MAX).max(1));
+            self.reply(&Envelope::new(req_id, Body::Error(e)));
+            return Ok(());
+        }
+        if self.inflight.len() >= self.svc.cfg.max_in_flight as usize {
+            let e = pb::Error::new(ErrorCode::RateLimited, "too many requests in flight")
+                .retry_after(50);
+            self.reply(&Envelope::new(req_id, Body::Error(e)));
+            return Ok(());
+        }
+        if matches!(
+            body,
+            Body::Register(_)
+                | Body::Login(_)
+                | Body::Resume(_)
+                | Body::Logout(_)
+                | Body::ChangePassword(_)
+        ) {
+            self.exclusive = true;
+        }
+        let fut = self.svc.dispatch(&self.ctx, req_id, body);
+        self.inflight.push(fut);
+        Ok(())
+    }
+
+    fn finish(&mut self, outcome: Outcome) -> Result<(), Close> {
+        if let Some(reply) = &outcome.reply {
+            if let Some(Body::Error(e)) = &reply.body
+                && e.fatal
+            {
+                return Err(Close::Fatal(e.clone()));
+            }
+            if self.phase == Phase::AwaitHello && matches!(reply.body, Some(Body::HelloOk(_))) {
+                self.phase = Phase::Ready;
+                self.last_rx = Instant::now();
+            }
+            self.reply(reply);
+        }
+        match outcome.auth {
+            AuthChange::Unchanged => {}
+            AuthChange::LoggedIn(s) => self.ctx.session = Some(s),
+            AuthChange::LoggedOut => self.ctx.session = None,
+        }
+        if self.inflight.is_empty() {
+            self.exclusive = false;
+        }
+        Ok(())
+    }
+
+    /// Writes what the socket takes now. Err on a broken socket.
+    fn flush_some(&mut self) -> Result<(), ()> {
+        while !self.wbuf.is_empty() {
+            match self.stream.try_write(&self.wbuf) {
+                Ok(0) => return Err(()),
+                Ok(n) => {
+                    self.wbuf.advance(n);
+                    self.write_blocked_since = None;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.write_blocked_since.get_or_insert_with(Instant::now);
+                    return Ok(());
+                }
+                Err(_) => return Err(()),
+            }
+        }
+        self.write_blocked_since = None;
+        if self.wbuf.capacity() > KEEP_BUFFER {
+            self.wbuf = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    /// On shutdown: stop reading, let running requests finish (their writes are committed and
+    /// acked), then say goodbye.
+    async fn drain_for_shutdown(&mut self) -> Close {
+        let grace = self.svc.cfg.shutdown_grace / 2;
+        let until = Instant::now() + grace;
+        while !self.inflight.is_empty() {
+            match tokio::time::timeout_at(until, self.inflight.next()).await {
+                Ok(Some(outcome)) => {
+                    let _ = self.finish(outcome);
+                }
+                _ => break,
+            }
+        }
+        // Spread reconnects over a few seconds.
+        let retry = 500 + (self.ctx.conn_id % 2500) as u32;
+        Close::Fatal(
+            pb::Error::new(ErrorCode::ShuttingDown, "the server is shutting down")
+                .retry_after(retry)
+                .fatal(),
+        )
+    }
+
+    async fn send_final(&mut self, e: pb::Error) {
+        self.reply(&Envelope::push(Body::Error(e)));
+        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+            while !self.wbuf.is_empty() {
+                if self.stream.writable().await.is_err() || self.flush_some().is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+fn kick_error(reason: Kick) -> pb::Error {
+    match reason {
+        Kick::SlowConsumer => pb::Error::new(
+            ErrorCode::SlowConsumer,
+            "too many pushes waiting; resync after reconnecting",
+        ),
+        Kick::Displaced => pb::Error::new(
+            ErrorCode::Displaced,
+            "this device session connected again elsewhere",
+        ),
+        Kick::Revoked => pb::Error::new(ErrorCode::AuthFailed, "this session was revoked"),
+        Kick::None => pb::Error::new(ErrorCode::Internal, "closed"),
+    }
+    .fatal()
+}

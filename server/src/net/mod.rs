@@ -1,0 +1,79 @@
+//! The TCP side: the accept loop and the connection tasks.
+
+pub mod connection;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use confab_wire::pb::ErrorCode;
+use confab_wire::{Envelope, Frame};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::service::Service;
+use crate::store::Backend;
+
+/// Accepts connections until `shutdown` is cancelled, then waits (up to the grace period) for
+/// the connections to say goodbye.
+pub async fn serve<B: Backend>(
+    listener: TcpListener,
+    svc: Arc<Service<B>>,
+    shutdown: CancellationToken,
+) {
+    let limit = Arc::new(Semaphore::new(svc.cfg.max_connections));
+    let tracker = TaskTracker::new();
+    let next_id = AtomicU64::new(1);
+    let full = Envelope::push(confab_wire::Body::Error(
+        confab_wire::pb::Error::new(ErrorCode::Unavailable, "the server is full")
+            .retry_after(5000)
+            .fatal(),
+    ));
+    let full = Frame::encode(&full, 1024).ok();
+    info!(addr = ?listener.local_addr().ok(), max_connections = svc.cfg.max_connections, "accepting connections");
+    let mut backoff_ms = 1;
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => {
+                backoff_ms = 1;
+                a
+            }
+            Err(e) => {
+                // Usually out of descriptors: wait, rather than spin.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(backoff_ms)).await;
+                backoff_ms = (backoff_ms * 2).min(1000);
+                continue;
+            }
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            if let Some(f) = &full {
+                let _ = stream.try_write(f.as_bytes());
+            }
+            continue;
+        };
+        let conn_id = next_id.fetch_add(1, Ordering::Relaxed);
+        let svc = svc.clone();
+        let token = shutdown.child_token();
+        tracker.spawn(async move {
+            connection::serve(svc, stream, peer, conn_id, token).await;
+            drop(permit);
+        });
+    }
+    tracker.close();
+    if tokio::time::timeout(svc.cfg.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            open = tracker.len(),
+            "connections still open at the end of the grace period"
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! Password hashing (argon2id, crate defaults = OWASP) on blocking threads behind a semaphore,
+//! and resume tokens (random, stored only as SHA-256).
+
+use std::sync::Arc;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+/// Failures of the hasher itself (not a wrong password).
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("the hashing pool is gone")]
+    Closed,
+}
+
+/// Runs argon2 off the async threads, at most `concurrency` at a time, so logins never stall
+/// chat traffic and cannot exhaust memory (each hash holds 19 MiB).
+#[derive(Clone)]
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+    dummy: Arc<str>,
+}
+
+impl Hasher {
+    pub fn new(concurrency: usize) -> Result<Self, HashError> {
+        let mut pw = [0u8; 16];
+        rand::rng().fill_bytes(&mut pw);
+        // Verifying unknown names against this costs the same as a real verify.
+        let dummy = hash_blocking(&base64::engine::general_purpose::STANDARD.encode(pw))?;
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy: dummy.into(),
+        })
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, HashError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| HashError::Closed)?;
+        tokio::task::spawn_blocking(move || hash_blocking(&password))
+            .await
+            .map_err(|e| HashError::Hash(e.to_string()))?
+    }
+
+    /// Verifies `password` against `stored`, or against the dummy hash when `stored` is None
+    /// (unknown user): same work either way, and false for the unknown user.
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, HashError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| HashError::Closed)?;
+        let known = stored.is_some();
+        let hash = stored.unwrap_or_else(|| self.dummy.to_string());
+        let ok = tokio::task::spawn_blocking(move || verify_blocking(&password, &hash))
+            .await
+            .map_err(|e| HashError::Hash(e.to_string()))??;
+        Ok(ok && known)
+    }
+}
+
+fn hash_blocking(password: &str) -> Result<String, HashError> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| HashError::Hash(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError::Hash(e.to_string()))
+}
+
+fn verify_blocking(password: &str, stored: &str) -> Result<bool, HashError> {
+    let parsed = PasswordHash::new(stored).map_err(|e| HashError::Hash(e.to_string()))?;
+    Ok(Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok())
+}
+
+/// A new resume token (what the client keeps) and its hash (what the store keeps).
+pub fn new_token() -> (String, Vec<u8>) {
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hash_and_verify() {
+        let h = Hasher::new(1).expect("hasher");
+        let stored = h.hash("correct horse".into()).await.expect("hash");
+        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(
+            h.verify("correct horse".into(), Some(stored.clone()))
+                .await
+                .expect("verify")
+        );
+        assert!(
+            !h.verify("wrong horse".into(), Some(stored))
+                .await
+                .expect("verify")
+        );
+        assert!(
+            !h.verify("correct horse".into(), None)
+                .await
+                .expect("verify")
+        );
+    }
+
+    #[test]
+    fn tokens_differ_and_hash_stably() {
+        let (a, ha) = new_token();
+        let (b, _) = new_token();
+        assert_ne!(a, b);
+        assert_eq!(token_hash(&a), ha);
+        assert_eq!(ha.len(), 32);
+    }
+}

@@ -1,0 +1,188 @@
+//! Input rules for names, passwords, bodies and ids. Each failure is a message for BAD_REQUEST
+//! (or TOO_LARGE for bodies).
+
+use unicode_normalization::UnicodeNormalization;
+
+pub const NAME_MAX_CHARS: usize = 32;
+pub const GROUP_NAME_MAX_CHARS: usize = 64;
+pub const PASSWORD_MIN_BYTES: usize = 8;
+pub const PASSWORD_MAX_BYTES: usize = 256;
+pub const NOTE_MAX_BYTES: usize = 512;
+pub const CLIENT_MSG_ID_MAX_BYTES: usize = 64;
+pub const DEVICE_NAME_MAX_BYTES: usize = 64;
+pub const QUERY_MAX_CHARS: usize = 64;
+
+/// A validated user name: its display form (NFC) and its uniqueness key (NFC, lowercase).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name {
+    pub display: String,
+    pub key: String,
+}
+
+/// The comparison key of a name: NFC, lowercased, NFC again (lowercasing can denormalize).
+pub fn name_key(s: &str) -> String {
+    s.nfc().collect::<String>().to_lowercase().nfc().collect()
+}
+
+fn name_char_ok(c: char) -> bool {
+    // Alphabetic covers letters of every script (CJK included) and the combining vowel signs of
+    // Indic and other scripts; controls, spaces and invisible format characters are excluded.
+    c.is_alphabetic() || c.is_numeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// Checks a user name: 1-32 characters after NFC; letters, marks, digits and `_-.`.
+pub fn user_name(raw: &str) -> Result<Name, &'static str> {
+    let display: String = raw.nfc().collect();
+    let chars = display.chars().count();
+    if chars == 0 {
+        return Err("the name is empty");
+    }
+    if chars > NAME_MAX_CHARS {
+        return Err("the name is longer than 32 characters");
+    }
+    if !display.chars().all(name_char_ok) {
+        return Err("names hold letters, digits, '_', '-' and '.' only");
+    }
+    Ok(Name {
+        key: name_key(&display),
+        display,
+    })
+}
+
+pub fn password(p: &str) -> Result<(), &'static str> {
+    match p.len() {
+        n if n < PASSWORD_MIN_BYTES => Err("the password is shorter than 8 bytes"),
+        n if n > PASSWORD_MAX_BYTES => Err("the password is longer than 256 bytes"),
+        _ => Ok(()),
+    }
+}
+
+fn has_control(s: &str, allow_newlines: bool) -> bool {
+    s.chars()
+        .any(|c| c.is_control() && !(allow_newlines && matches!(c, '\n' | '\t')))
+}
+
+/// A group name: 1-64 characters, no control characters, trimmed.
+pub fn group_name(raw: &str) -> Result<String, &'static str> {
+    let name: String = raw.trim().nfc().collect();
+    let chars = name.chars().count();
+    if chars == 0 {
+        return Err("the group name is empty");
+    }
+    if chars > GROUP_NAME_MAX_CHARS {
+        return Err("the group name is longer than 64 characters");
+    }
+    if has_control(&name, false) {
+        return Err("the group name holds control characters");
+    }
+    Ok(name)
+}
+
+/// A note or description: at most 512 bytes, newlines allowed, no other control characters.
+pub fn note(raw: &str) -> Result<String, &'static str> {
+    if raw.len() > NOTE_MAX_BYTES {
+        return Err("the text is longer than 512 bytes");
+    }
+    if has_control(raw, true) {
+        return Err("the text holds control characters");
+    }
+    Ok(raw.nfc().collect())
+}
+
+/// Why a message body was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    Empty,
+    TooLarge,
+    Control,
+}
+
+/// A message body: 1..=max bytes, not only whitespace, no control characters but newline and
+/// tab. (Protobuf already guarantees valid UTF-8 for string fields.)
+pub fn body(raw: &str, max: usize) -> Result<(), BodyError> {
+    if raw.trim().is_empty() {
+        return Err(BodyError::Empty);
+    }
+    if raw.len() > max {
+        return Err(BodyError::TooLarge);
+    }
+    if has_control(raw, true) {
+        return Err(BodyError::Control);
+    }
+    Ok(())
+}
+
+/// A client_msg_id: 1-64 bytes of printable ASCII.
+pub fn client_msg_id(raw: &str) -> Result<(), &'static str> {
+    if raw.is_empty() || raw.len() > CLIENT_MSG_ID_MAX_BYTES {
+        return Err("client_msg_id must be 1-64 bytes");
+    }
+    if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("client_msg_id must be printable ASCII");
+    }
+    Ok(())
+}
+
+/// A device label: at most 64 bytes, control characters removed.
+pub fn device_name(raw: &str) -> String {
+    let mut s: String = raw.chars().filter(|c| !c.is_control()).collect();
+    while s.len() > DEVICE_NAME_MAX_BYTES {
+        s.pop();
+    }
+    s
+}
+
+/// A search query: trimmed, at most 64 characters, matched against name keys.
+pub fn query(raw: &str) -> Result<String, &'static str> {
+    let q = raw.trim();
+    if q.is_empty() {
+        return Err("the query is empty");
+    }
+    if q.chars().count() > QUERY_MAX_CHARS || has_control(q, false) {
+        return Err("the query is too long or holds control characters");
+    }
+    Ok(name_key(q))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(user_name("小明").map(|n| n.key), Ok("小明".to_owned()));
+        assert_eq!(
+            user_name("Alice_1.x-y").map(|n| n.key),
+            Ok("alice_1.x-y".to_owned())
+        );
+        assert!(
+            user_name("हिन्दी").is_ok(),
+            "combining vowel signs are allowed"
+        );
+        assert!(user_name("").is_err());
+        assert!(user_name(&"a".repeat(33)).is_err());
+        assert!(user_name(&"字".repeat(32)).is_ok());
+        assert!(user_name("bad name").is_err());
+        assert!(user_name("tab\there").is_err());
+        assert!(user_name("zero\u{200b}width").is_err());
+        assert!(user_name("rtl\u{202e}x").is_err());
+        assert!(user_name("nul\0").is_err());
+        // NFC and case folding: composed and decomposed forms are the same name.
+        assert_eq!(name_key("Ångström"), name_key("A\u{30a}ngstro\u{308}m"));
+        assert_eq!(name_key("ÉCOLE"), name_key("école"));
+    }
+
+    #[test]
+    fn bodies() {
+        assert_eq!(body("hi", 10), Ok(()));
+        assert_eq!(body("line\nline", 10), Ok(()));
+        assert_eq!(body("   ", 10), Err(BodyError::Empty));
+        assert_eq!(body("12345678901", 10), Err(BodyError::TooLarge));
+        assert_eq!(body("bell\u{7}", 10), Err(BodyError::Control));
+        assert!(client_msg_id("abc-123").is_ok());
+        assert!(client_msg_id("").is_err());
+        assert!(client_msg_id("has space").is_err());
+        assert!(password("1234567").is_err());
+        assert!(password("12345678").is_ok());
+    }
+}
