@@ -1,1 +1,4 @@
-//! confab client core.
+//! confab-tui: the client core ([`client`]), used by the `confab` terminal client and CLI and
+//! by `confab-load`.
+
+pub mod client;

@@ -1,0 +1,349 @@
+//! The local cache: one SQLite file per server and account, holding threads, their cursors,
+//! messages, the event cursor and the outbox, so history shows without the network, sync is
+//! incremental, and unsent messages survive a restart.
+
+use std::path::Path;
+
+use confab_wire::pb;
+use prost::Message as _;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// A cache failure.
+#[derive(Debug, thiserror::Error)]
+#[error("local cache: {0}")]
+pub struct CacheError(String);
+
+impl From<rusqlite::Error> for CacheError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<prost::DecodeError> for CacheError {
+    fn from(e: prost::DecodeError) -> Self {
+        Self(format!("corrupt cached record: {e}"))
+    }
+}
+
+type Res<T> = Result<T, CacheError>;
+
+/// An unsent (or unacknowledged) message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub local_id: u64,
+    pub thread_id: u64,
+    pub client_msg_id: String,
+    pub body: String,
+    pub created_ms: i64,
+}
+
+/// What the cache holds at start.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub event_seq: u64,
+    pub threads: Vec<(pb::Thread, u64)>,
+    pub outbox: Vec<OutboxItem>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS threads (thread_id INTEGER PRIMARY KEY, info BLOB NOT NULL, cursor INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    thread_id INTEGER NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
+    message_id INTEGER NOT NULL, PRIMARY KEY (thread_id, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_id ON messages(message_id);
+CREATE TABLE IF NOT EXISTS outbox (
+    local_id INTEGER PRIMARY KEY, thread_id INTEGER NOT NULL, client_msg_id TEXT NOT NULL,
+    body TEXT NOT NULL, created_ms INTEGER NOT NULL);
+";
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// The SQLite cache. The connection sits behind a mutex only so the engine future is `Send`;
+/// one task uses it.
+pub struct Cache {
+    db: std::sync::Mutex<Connection>,
+}
+
+impl Cache {
+    /// Opens or creates the cache file (mode 0600 on Unix).
+    pub fn open(path: &Path) -> Res<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| CacheError(format!("{}: {e}", dir.display())))?;
+        }
+        let db = Connection::open(path)?;
+        restrict_permissions(path);
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        // A lost cache write costs a re-sync, never data: the server is the truth.
+        db.pragma_update(None, "synchronous", "NORMAL")?;
+        db.execute_batch(SCHEMA)?;
+        Ok(Self {
+            db: std::sync::Mutex::new(db),
+        })
+    }
+
+    /// An in-memory cache (tests, load generators).
+    pub fn memory() -> Res<Self> {
+        let db = Connection::open_in_memory()?;
+        db.execute_batch(SCHEMA)?;
+        Ok(Self {
+            db: std::sync::Mutex::new(db),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn load(&self) -> Res<Snapshot> {
+        let event_seq = self.meta("event_seq")?;
+        let db = self.conn();
+        let mut stmt = db.prepare("SELECT info, cursor FROM threads")?;
+        let threads = stmt
+            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .map(|(info, cursor)| Ok((pb::Thread::decode(info.as_slice())?, to_u64(cursor))))
+            .collect::<Res<Vec<_>>>()?;
+        let mut stmt = db
+            .prepare("SELECT local_id, thread_id, client_msg_id, body, created_ms FROM outbox ORDER BY local_id")?;
+        let outbox = stmt
+            .query_map([], |r| {
+                Ok(OutboxItem {
+                    local_id: to_u64(r.get(0)?),
+                    thread_id: to_u64(r.get(1)?),
+                    client_msg_id: r.get(2)?,
+                    body: r.get(3)?,
+                    created_ms: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Snapshot {
+            event_seq,
+            threads,
+            outbox,
+        })
+    }
+
+    fn meta(&self, key: &str) -> Res<u64> {
+        Ok(self
+            .conn()
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+            .map_or(0, to_u64))
+    }
+
+    fn set_meta(&self, key: &str, v: u64) -> Res<()> {
+        self.conn().execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, to_i64(v)],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_event_seq(&self, v: u64) -> Res<()> {
+        self.set_meta("event_seq", v)
+    }
+
+    pub fn save_thread(&self, t: &pb::Thread, cursor: u64) -> Res<()> {
+        self.conn().execute(
+            "INSERT INTO threads (thread_id, info, cursor) VALUES (?1, ?2, ?3) \
+             ON CONFLICT(thread_id) DO UPDATE SET info = excluded.info, cursor = MAX(cursor, excluded.cursor)",
+            params![to_i64(t.thread_id), t.encode_to_vec(), to_i64(cursor)],
+        )?;
+        Ok(())
+    }
+
+    /// Stores messages (already in seq order) and moves the thread's cursor, in one transaction.
+    pub fn save_messages(&self, thread_id: u64, msgs: &[pb::ChatMessage], cursor: u64) -> Res<()> {
+        let mut db = self.conn();
+        let tx = db.transaction()?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT OR REPLACE INTO messages (thread_id, seq, data, message_id) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for m in msgs {
+                ins.execute(params![
+                    to_i64(m.thread_id),
+                    to_i64(m.seq),
+                    m.encode_to_vec(),
+                    to_i64(m.message_id)
+                ])?;
+                if m.target_message_id != 0 {
+                    amend_target(&tx, m)?;
+                }
+            }
+            tx.execute(
+                "UPDATE threads SET cursor = MAX(cursor, ?2) WHERE thread_id = ?1",
+                params![to_i64(thread_id), to_i64(cursor)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Up to `limit` messages before `before_seq` (0 = newest), ascending.
+    pub fn messages(
+        &self,
+        thread_id: u64,
+        before_seq: u64,
+        limit: u32,
+    ) -> Res<Vec<pb::ChatMessage>> {
+        let before = if before_seq == 0 {
+            i64::MAX
+        } else {
+            to_i64(before_seq)
+        };
+        let db = self.conn();
+        let mut stmt = db.prepare_cached(
+            "SELECT data FROM messages WHERE thread_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+        )?;
+        let mut out = stmt
+            .query_map(params![to_i64(thread_id), before, i64::from(limit)], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .map(|b| Ok(pb::ChatMessage::decode(b.as_slice())?))
+            .collect::<Res<Vec<_>>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    pub fn message_count(&self) -> Res<u64> {
+        Ok(to_u64(self.conn().query_row(
+            "SELECT COUNT(*) FROM messages",
+            [],
+            |r| r.get(0),
+        )?))
+    }
+
+    pub fn outbox_add(&self, item: &OutboxItem) -> Res<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO outbox (local_id, thread_id, client_msg_id, body, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![to_i64(item.local_id), to_i64(item.thread_id), item.client_msg_id, item.body, item.created_ms],
+        )?;
+        Ok(())
+    }
+
+    pub fn outbox_remove(&self, local_id: u64) -> Res<()> {
+        self.conn().execute(
+            "DELETE FROM outbox WHERE local_id = ?1",
+            params![to_i64(local_id)],
+        )?;
+        Ok(())
+    }
+}
+
+/// Applies a RECALL or EDIT entry to the cached original.
+fn amend_target(tx: &rusqlite::Transaction<'_>, m: &pb::ChatMessage) -> Res<()> {
+    let row: Option<(i64, Vec<u8>)> = tx
+        .query_row(
+            "SELECT seq, data FROM messages WHERE thread_id = ?1 AND message_id = ?2",
+            params![to_i64(m.thread_id), to_i64(m.target_message_id)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((seq, data)) = row else {
+        return Ok(());
+    };
+    let mut orig = pb::ChatMessage::decode(data.as_slice())?;
+    if m.kind == pb::MessageKind::Recall as i32 {
+        orig.recalled = true;
+        orig.body.clear();
+    } else if m.kind == pb::MessageKind::Edit as i32 {
+        orig.body = m.body.clone();
+        orig.edited_ts_ms = m.server_ts_ms;
+    }
+    tx.execute(
+        "UPDATE messages SET data = ?3 WHERE thread_id = ?1 AND seq = ?2",
+        params![to_i64(m.thread_id), seq, orig.encode_to_vec()],
+    )?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_: &Path) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(thread: u64, seq: u64, body: &str) -> pb::ChatMessage {
+        pb::ChatMessage {
+            thread_id: thread,
+            seq,
+            message_id: 1000 + seq,
+            body: body.into(),
+            kind: pb::MessageKind::Text as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn messages_cursors_outbox_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        {
+            let c = Cache::open(&path).unwrap();
+            c.save_thread(
+                &pb::Thread {
+                    thread_id: 7,
+                    last_seq: 3,
+                    ..Default::default()
+                },
+                0,
+            )
+            .unwrap();
+            c.save_messages(7, &[msg(7, 1, "a"), msg(7, 2, "b"), msg(7, 3, "c")], 3)
+                .unwrap();
+            let mut recall = msg(7, 4, "");
+            recall.kind = pb::MessageKind::Recall as i32;
+            recall.target_message_id = 1002;
+            c.save_messages(7, &[recall], 4).unwrap();
+            c.set_event_seq(9).unwrap();
+            c.outbox_add(&OutboxItem {
+                local_id: 1,
+                thread_id: 7,
+                client_msg_id: "x".into(),
+                body: "later".into(),
+                created_ms: 5,
+            })
+            .unwrap();
+        }
+        let c = Cache::open(&path).unwrap();
+        let snap = c.load().unwrap();
+        assert_eq!(snap.event_seq, 9);
+        assert_eq!(snap.threads.len(), 1);
+        assert_eq!(snap.threads[0].1, 4);
+        assert_eq!(snap.outbox.len(), 1);
+        let msgs = c.messages(7, 0, 10).unwrap();
+        assert_eq!(
+            msgs.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
+        assert!(msgs[1].recalled);
+        assert_eq!(c.messages(7, 3, 1).unwrap()[0].seq, 2);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

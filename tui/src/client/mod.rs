@@ -1,0 +1,326 @@
+//! The client core: everything that talks to a confab server, with no terminal dependencies.
+//!
+//! [`Client::start`] spawns one engine task that owns the connection and the local cache. The
+//! caller holds a cheap, cloneable [`Client`] handle for commands (each answered: success, typed
+//! error or timeout) and an [`Events`] stream of everything that happens. The engine reconnects
+//! by itself (exponential backoff, full jitter), resumes by token, syncs events and threads after
+//! every connect, applies the gap rule to pushes, and retries the outbox until each send is acked.
+
+mod backoff;
+pub mod cache;
+mod engine;
+pub mod paths;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use confab_wire::Body;
+use confab_wire::pb::{self, ErrorCode};
+use tokio::sync::{mpsc, oneshot};
+
+pub use backoff::Backoff;
+pub use cache::OutboxItem;
+
+/// Why a command failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error.
+    #[error("{0}")]
+    Server(pb::Error),
+    #[error("no reply in time")]
+    Timeout,
+    #[error("not connected")]
+    Disconnected,
+    #[error("the client has stopped")]
+    Stopped,
+    #[error("{0}")]
+    Cache(String),
+    #[error("unexpected reply: {0}")]
+    Unexpected(&'static str),
+}
+
+impl ClientError {
+    /// The server's error code, if the server answered.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Server(e) => ErrorCode::try_from(e.code).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// How the engine authenticates on its first connection (later ones resume by token).
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// Resume a stored device session.
+    Token(String),
+    /// Log in with a password (kept in memory only, to log in again if the token is refused).
+    Login { name: String, password: String },
+    /// Create the account.
+    Register { name: String, password: String },
+}
+
+/// Settings of a client.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `host:port` of the server (or the load balancer).
+    pub addr: String,
+    pub client_name: String,
+    /// The cache file; `None` keeps everything in memory (tests, load generators).
+    pub cache_path: Option<PathBuf>,
+    /// Source address to bind (load tests use several 127.0.0.x).
+    pub bind: Option<IpAddr>,
+    pub request_timeout: Duration,
+    pub backoff: Backoff,
+    /// Capacity of the event stream; a full stream pauses the engine (backpressure).
+    pub event_capacity: usize,
+    /// Run the full sync (events, threads) after each connect.
+    pub sync_on_connect: bool,
+    /// How often delivered-up-to markers are reported.
+    pub delivered_every: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(addr: impl Into<String>) -> Self {
+        Self {
+            addr: addr.into(),
+            client_name: "confab".into(),
+            cache_path: None,
+            bind: None,
+            request_timeout: Duration::from_secs(15),
+            backoff: Backoff::default(),
+            event_capacity: 4096,
+            sync_on_connect: true,
+            delivered_every: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The connection as the user should see it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnState {
+    Connecting {
+        attempt: u32,
+    },
+    /// Connected, authenticated and (once `synced`) caught up.
+    Online {
+        synced: bool,
+    },
+    /// Waiting before the next attempt.
+    Offline {
+        retry_in: Duration,
+        reason: String,
+    },
+    /// Stopped trying: the session was displaced or refused; a command must restart it.
+    Stopped {
+        reason: String,
+    },
+}
+
+/// Everything the engine reports.
+#[derive(Debug, Clone)]
+pub enum Event {
+    State(ConnState),
+    /// Authenticated; the token to keep for next time.
+    Session {
+        user: pb::User,
+        device_id: u64,
+        token: String,
+    },
+    /// A thread entry, delivered in seq order per thread, each exactly once.
+    Message(pb::ChatMessage),
+    /// A thread's summary changed (listed, added, or its last_seq/read marker moved).
+    Thread(pb::Thread),
+    /// An outbox entry was stored by the server.
+    Acked {
+        local_id: u64,
+        ack: pb::SendAck,
+    },
+    /// An outbox entry was refused for good (the error is not retryable).
+    SendFailed {
+        local_id: u64,
+        error: pb::Error,
+    },
+    UserEvent(pb::UserEvent),
+    Presence(pb::PresencePush),
+    Typing(pb::TypingPush),
+    ReadReceipt(pb::ReadReceiptPush),
+    /// The sync after a (re)connect finished: the cache holds everything up to now.
+    Synced,
+    /// Frames received on this connection (diagnostics and tests).
+    Frames {
+        received: u64,
+    },
+}
+
+/// The stream of events.
+pub struct Events(mpsc::Receiver<Event>);
+
+impl Events {
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.0.recv().await
+    }
+
+    pub fn try_recv(&mut self) -> Option<Event> {
+        self.0.try_recv().ok()
+    }
+}
+
+pub(crate) enum Command {
+    Request {
+        body: Body,
+        reply: oneshot::Sender<Result<Body, ClientError>>,
+    },
+    Send {
+        thread_id: u64,
+        body: String,
+        reply: oneshot::Sender<Result<u64, ClientError>>,
+        acked: Option<oneshot::Sender<Result<pb::SendAck, ClientError>>>,
+    },
+    History {
+        thread_id: u64,
+        before_seq: u64,
+        limit: u32,
+        reply: oneshot::Sender<Result<Vec<pb::ChatMessage>, ClientError>>,
+    },
+    Threads {
+        reply: oneshot::Sender<Vec<(pb::Thread, u64)>>,
+    },
+    Outbox {
+        reply: oneshot::Sender<Vec<OutboxItem>>,
+    },
+    ReconnectNow,
+    /// Drop the connection without logging out (tests and the storm scenario).
+    Disconnect,
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// A handle on a running client engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    tx: mpsc::Sender<Command>,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Starts the engine. It connects in the background; watch [`Events`] for progress.
+    pub fn start(cfg: ClientConfig, auth: Auth) -> Result<(Client, Events), ClientError> {
+        let (tx, rx) = mpsc::channel(256);
+        let (ev_tx, ev_rx) = mpsc::channel(cfg.event_capacity.max(16));
+        let timeout = cfg.request_timeout;
+        let engine = engine::Engine::new(cfg, auth, rx, ev_tx)?;
+        tokio::spawn(engine.run());
+        Ok((Client { tx, timeout }, Events(ev_rx)))
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, ClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        match tokio::time::timeout(self.timeout + Duration::from_secs(1), rx).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(_)) => Err(ClientError::Stopped),
+            Err(_) => Err(ClientError::Timeout),
+        }
+    }
+
+    /// Any request; the reply body, or the server's error.
+    pub async fn request(&self, body: Body) -> Result<Body, ClientError> {
+        self.call(|reply| Command::Request { body, reply }).await?
+    }
+
+    /// Queues a message in the outbox (persisted); returns its local id. The ack arrives as
+    /// [`Event::Acked`]; it is retried across reconnects until then.
+    pub async fn send(&self, thread_id: u64, body: impl Into<String>) -> Result<u64, ClientError> {
+        let body = body.into();
+        self.call(|reply| Command::Send {
+            thread_id,
+            body,
+            reply,
+            acked: None,
+        })
+        .await?
+    }
+
+    /// Queues a message and waits until the server acknowledges it (or refuses it for good).
+    pub async fn send_acked(
+        &self,
+        thread_id: u64,
+        body: impl Into<String>,
+        wait: Duration,
+    ) -> Result<pb::SendAck, ClientError> {
+        let body = body.into();
+        let (ack_tx, ack_rx) = oneshot::channel();
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Send {
+                thread_id,
+                body,
+                reply,
+                acked: Some(ack_tx),
+            })
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        rx.await.map_err(|_| ClientError::Stopped)??;
+        match tokio::time::timeout(wait, ack_rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(ClientError::Stopped),
+            Err(_) => Err(ClientError::Timeout),
+        }
+    }
+
+    /// Cached messages of a thread before `before_seq` (0 = newest), ascending. No network.
+    pub async fn history(
+        &self,
+        thread_id: u64,
+        before_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<pb::ChatMessage>, ClientError> {
+        self.call(|reply| Command::History {
+            thread_id,
+            before_seq,
+            limit,
+            reply,
+        })
+        .await?
+    }
+
+    /// Known threads with the client's cursor in each.
+    pub async fn threads(&self) -> Result<Vec<(pb::Thread, u64)>, ClientError> {
+        self.call(|reply| Command::Threads { reply }).await
+    }
+
+    /// Messages not yet acknowledged.
+    pub async fn outbox(&self) -> Result<Vec<OutboxItem>, ClientError> {
+        self.call(|reply| Command::Outbox { reply }).await
+    }
+
+    /// Skip the backoff wait and try now.
+    pub async fn reconnect_now(&self) -> Result<(), ClientError> {
+        self.tx
+            .send(Command::ReconnectNow)
+            .await
+            .map_err(|_| ClientError::Stopped)
+    }
+
+    /// Drops the connection (it reconnects by itself).
+    pub async fn disconnect(&self) -> Result<(), ClientError> {
+        self.tx
+            .send(Command::Disconnect)
+            .await
+            .map_err(|_| ClientError::Stopped)
+    }
+
+    /// Stops the engine (the session stays valid for next time).
+    pub async fn shutdown(&self) {
+        let _ = self.call(|reply| Command::Shutdown { reply }).await;
+    }
+}
