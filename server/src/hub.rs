@@ -20,8 +20,7 @@ const SHARDS: usize = 64;
 pub enum Kick {
     None = 0,
     SlowConsumer = 1,
-    Displaced = 2,
-    Revoked = 3,
+    Revoked = 2,
 }
 
 /// Shared between a connection task and the hub: a way to ask the connection to close.
@@ -46,8 +45,7 @@ impl ConnCtl {
     pub fn reason(&self) -> Kick {
         match self.reason.load(Ordering::Acquire) {
             1 => Kick::SlowConsumer,
-            2 => Kick::Displaced,
-            3 => Kick::Revoked,
+            2 => Kick::Revoked,
             _ => Kick::None,
         }
     }
@@ -112,15 +110,12 @@ impl Hub {
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a connection. Another live connection of the same device session is displaced.
+    /// Adds a connection. A device session may have several (a CLI watcher and a sender
+    /// sharing one login); each gets every push.
     pub fn register(&self, handle: ConnHandle) -> Registered {
         let mut map = self.shard(handle.user_id);
         let conns = map.entry(handle.user_id).or_default();
         let first = conns.is_empty();
-        for c in conns.iter().filter(|c| c.device_id == handle.device_id) {
-            c.ctl.kick(Kick::Displaced);
-        }
-        conns.retain(|c| c.device_id != handle.device_id);
         conns.push(handle);
         Registered { first }
     }

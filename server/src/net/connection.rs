@@ -428,10 +428,6 @@ fn kick_error(reason: Kick) -> pb::Error {
             ErrorCode::SlowConsumer,
             "too many pushes waiting; resync after reconnecting",
         ),
-        Kick::Displaced => pb::Error::new(
-            ErrorCode::Displaced,
-            "this device session connected again elsewhere",
-        ),
         Kick::Revoked => pb::Error::new(ErrorCode::AuthFailed, "this session was revoked"),
         Kick::None => pb::Error::new(ErrorCode::Internal, "closed"),
     }

@@ -21,21 +21,27 @@ CREATE TABLE IF NOT EXISTS users (
     last_seen_ms INTEGER NOT NULL DEFAULT 0
 );
 
--- Device sessions: one per login. Only SHA-256 hashes of resume tokens are stored; the previous
--- token stays valid until prev_valid_until_ms so a lost Resume reply does not lock a device out.
+-- Device sessions: one per login.
 CREATE TABLE IF NOT EXISTS devices (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id INTEGER NOT NULL REFERENCES users(id),
     name TEXT NOT NULL,
-    token_hash BLOB NOT NULL UNIQUE,
-    prev_token_hash BLOB,
-    prev_valid_until_ms INTEGER NOT NULL DEFAULT 0,
     created_ms INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL,
     revoked INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS devices_user ON devices(user_id);
-CREATE INDEX IF NOT EXISTS devices_prev_token ON devices(prev_token_hash);
+
+-- Resume tokens of device sessions, stored only as SHA-256 hashes. A token stays valid until it
+-- is used; then it expires after a grace period (expires_ms, 0 = not used yet) and the resume
+-- hands out a new one. Several processes of one session (a watcher and a sender) each keep a
+-- valid token this way.
+CREATE TABLE IF NOT EXISTS device_tokens (
+    token_hash BLOB NOT NULL PRIMARY KEY,
+    device_id INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS device_tokens_device ON device_tokens(device_id);
 
 -- The durable per-user event stream (friend requests, invitations, membership changes).
 CREATE TABLE IF NOT EXISTS user_events (

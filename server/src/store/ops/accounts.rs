@@ -92,12 +92,23 @@ async fn new_device<T: Tx>(
     token_hash: &[u8],
 ) -> StoreResult<u64> {
     let now = now_ms();
-    tx.insert(
-        "INSERT INTO devices (user_id, name, token_hash, created_ms, last_seen_ms) \
-         VALUES (?, ?, ?, ?, ?)",
-        params![user_id, device_name, token_hash, now, now],
+    let device_id = tx
+        .insert(
+            "INSERT INTO devices (user_id, name, created_ms, last_seen_ms) VALUES (?, ?, ?, ?)",
+            params![user_id, device_name, now, now],
+        )
+        .await?;
+    add_token(tx, device_id, token_hash).await?;
+    Ok(device_id)
+}
+
+async fn add_token<T: Tx>(tx: &mut T, device_id: u64, token_hash: &[u8]) -> StoreResult<()> {
+    tx.exec(
+        "INSERT INTO device_tokens (token_hash, device_id, expires_ms) VALUES (?, ?, 0)",
+        params![token_hash, device_id],
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 async fn last_event_seq<T: Tx>(tx: &mut T, user_id: u64) -> StoreResult<u64> {
@@ -123,9 +134,9 @@ pub async fn login<T: Tx>(
     })
 }
 
-/// Resumes the device session holding `token_hash` and rotates its token to `new_hash`. The
-/// token being replaced stays valid for `grace_ms`, so a client that lost the reply can still
-/// resume with it.
+/// Resumes the device session holding `token_hash` and issues `new_hash`. The presented token
+/// expires `grace_ms` after its first use, so a client that lost the reply can still resume with
+/// it, and several processes sharing one session each keep a working token.
 pub async fn resume<T: Tx>(
     tx: &mut T,
     token_hash: &[u8],
@@ -135,10 +146,10 @@ pub async fn resume<T: Tx>(
     let now = now_ms();
     let row = tx
         .query_opt(
-            "SELECT d.id, d.user_id, u.name, d.token_hash = ? FROM devices d \
-             JOIN users u ON u.id = d.user_id \
-             WHERE d.revoked = 0 AND (d.token_hash = ? OR (d.prev_token_hash = ? AND d.prev_valid_until_ms > ?))",
-            params![token_hash, token_hash, token_hash, now],
+            "SELECT d.id, d.user_id, u.name, t.expires_ms FROM device_tokens t \
+             JOIN devices d ON d.id = t.device_id JOIN users u ON u.id = d.user_id \
+             WHERE t.token_hash = ? AND d.revoked = 0 AND (t.expires_ms = 0 OR t.expires_ms > ?)",
+            params![token_hash, now],
         )
         .await?
         .ok_or(StoreError::AuthFailed)?;
@@ -147,21 +158,22 @@ pub async fn resume<T: Tx>(
         user_id: row.u64(1)?,
         name: row.text(2)?,
     };
-    if row.bool(3)? {
+    if row.i64(3)? == 0 {
         tx.exec(
-            "UPDATE devices SET prev_token_hash = token_hash, prev_valid_until_ms = ?, \
-             token_hash = ?, last_seen_ms = ? WHERE id = ?",
-            params![now + grace_ms, new_hash, now, device_id],
-        )
-        .await?;
-    } else {
-        // Resumed with the previous token: the client never saw the current one. Replace it.
-        tx.exec(
-            "UPDATE devices SET token_hash = ?, last_seen_ms = ? WHERE id = ?",
-            params![new_hash, now, device_id],
+            "UPDATE device_tokens SET expires_ms = ? WHERE token_hash = ?",
+            params![now + grace_ms, token_hash],
         )
         .await?;
     }
+    // Expired tokens of this device are gone for good.
+    tx.exec(
+        "DELETE FROM device_tokens WHERE device_id = ? AND expires_ms <> 0 AND expires_ms <= ?",
+        params![device_id, now],
+    )
+    .await?;
+    add_token(tx, device_id, new_hash).await?;
+    tx.exec("UPDATE devices SET last_seen_ms = ? WHERE id = ?", params![now, device_id])
+        .await?;
     let last_event_seq = last_event_seq(tx, user.user_id).await?;
     Ok(Session {
         user,
@@ -208,11 +220,11 @@ pub async fn change_password<T: Tx>(
     )
     .await?;
     tx.exec(
-        "UPDATE devices SET token_hash = ?, prev_token_hash = NULL, prev_valid_until_ms = 0 \
-         WHERE id = ?",
-        params![new_token_hash, device_id],
+        "DELETE FROM device_tokens WHERE device_id IN (SELECT id FROM devices WHERE user_id = ?)",
+        params![user.user_id],
     )
     .await?;
+    add_token(tx, device_id, new_token_hash).await?;
     let last_event_seq = last_event_seq(tx, user.user_id).await?;
     Ok(Session {
         user,
