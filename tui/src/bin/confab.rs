@@ -1,1 +1,436 @@
-fn main() {}
+//! `confab`: the terminal client, and a scriptable command line on the same client core.
+
+use std::io::{IsTerminal, Read};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use confab_tui::client::paths::{self, StoredSession};
+use confab_tui::client::{Auth, Client, ClientConfig, ClientError, ConnState, Event, Events};
+use confab_wire::pb::{self, ErrorCode};
+use confab_wire::Body;
+use serde_json::json;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (for send: the server acknowledged the message)
+  1  other error
+  2  usage error
+  3  authentication failed (wrong name or password, session expired, not logged in)
+  4  not found (unknown user, group or thread)
+  5  refused by the server (not allowed, conflict, invalid input, rate limited)
+  6  server unreachable or no answer in time
+
+Passwords are read from CONFAB_PASSWORD or, if unset, from standard input (first line); never from
+the command line. The session (resume token) is kept, mode 0600, under the XDG data directory.";
+
+#[derive(Parser)]
+#[command(name = "confab", version, about = "confab: chat for people who live in terminals", after_help = EXIT_CODES)]
+struct Cli {
+    /// Server address (host:port).
+    #[arg(long, short, env = "CONFAB_SERVER", global = true)]
+    server: Option<String>,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create an account and log in.
+    Register { name: String },
+    /// Log in (creates a device session for this machine).
+    Login { name: String },
+    /// End this device session.
+    Logout,
+    /// Send a message; exits 0 once the server has stored it.
+    Send {
+        /// A friend's name.
+        #[arg(long, conflicts_with = "group", required_unless_present = "group")]
+        to: Option<String>,
+        /// A group's name.
+        #[arg(long)]
+        group: Option<String>,
+        /// The text.
+        text: String,
+    },
+    /// Print incoming messages and events as JSON lines until interrupted.
+    Watch,
+    /// List threads with unread counts (JSON lines).
+    Threads,
+    /// List friends and pending friend requests (JSON lines).
+    Friends,
+    /// Send a friend request.
+    Add {
+        name: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Accept a pending friend request from NAME.
+    Accept { name: String },
+    /// Decline a pending friend request from NAME.
+    Decline { name: String },
+    /// Groups: create or join.
+    #[command(subcommand)]
+    Group(GroupCmd),
+}
+
+#[derive(Subcommand)]
+enum GroupCmd {
+    /// Create an open group.
+    Create { name: String },
+    /// Join an open group by name.
+    Join { name: String },
+}
+
+/// A failure with its exit code.
+struct Fail(u8, String);
+
+impl From<ClientError> for Fail {
+    fn from(e: ClientError) -> Self {
+        let code = match &e {
+            ClientError::Server(err) => match ErrorCode::try_from(err.code) {
+                Ok(ErrorCode::AuthFailed | ErrorCode::Unauthenticated) => 3,
+                Ok(ErrorCode::NotFound) => 4,
+                Ok(ErrorCode::Unavailable | ErrorCode::ShuttingDown | ErrorCode::Timeout) => 6,
+                _ => 5,
+            },
+            ClientError::Timeout | ClientError::Disconnected => 6,
+            _ => 1,
+        };
+        Fail(code, e.to_string())
+    }
+}
+
+fn config_server() -> Option<String> {
+    let text = std::fs::read_to_string(paths::config_dir().join("config.toml")).ok()?;
+    let v: toml::Value = toml::from_str(&text).ok()?;
+    v.get("server")?.as_str().map(str::to_owned)
+}
+
+fn read_password() -> Result<String, Fail> {
+    if let Ok(p) = std::env::var("CONFAB_PASSWORD") {
+        return Ok(p);
+    }
+    if std::io::stdin().is_terminal() {
+        eprint!("password: ");
+    }
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| Fail(1, format!("cannot read the password: {e}")))?;
+    let line = s.lines().next().unwrap_or("").to_owned();
+    if line.is_empty() {
+        return Err(Fail(2, "no password given (set CONFAB_PASSWORD or pipe it on stdin)".into()));
+    }
+    Ok(line)
+}
+
+fn client_config(server: &str, name: Option<&str>) -> ClientConfig {
+    let mut cfg = ClientConfig::new(server);
+    cfg.client_name = "confab-cli".into();
+    cfg.request_timeout = Duration::from_secs(10);
+    if let Some(n) = name {
+        cfg.cache_path = Some(paths::account_dir(&paths::data_dir(), server, n).join("cache.db"));
+    }
+    cfg
+}
+
+/// Starts the core and waits until it is authenticated (or fails for good). Events after that
+/// stay in the stream for the caller.
+async fn connect(cfg: ClientConfig, auth: Auth, server: &str) -> Result<(Client, Events, pb::User), Fail> {
+    let (client, mut events) = Client::start(cfg, auth).map_err(Fail::from)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let ev = match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(ev)) => ev,
+            Ok(None) => return Err(Fail(1, "the client stopped".into())),
+            Err(_) => return Err(Fail(6, format!("cannot reach {server}"))),
+        };
+        match ev {
+            Event::Session { user, device_id, token } => {
+                save_session(server, &user, device_id, token)?;
+                return Ok((client, events, user));
+            }
+            Event::State(ConnState::Stopped { reason }) => {
+                let code = if reason.contains("AUTH_FAILED") || reason.contains("log in") { 3 } else { 5 };
+                return Err(Fail(code, reason));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Keeps the newest token: every resume hands out a new one, and a used token expires.
+fn save_session(server: &str, user: &pb::User, device_id: u64, token: String) -> Result<(), Fail> {
+    let stored = StoredSession {
+        server: server.to_owned(),
+        name: user.name.clone(),
+        user_id: user.user_id,
+        device_id,
+        token,
+    };
+    paths::save_session(&paths::data_dir(), &stored)
+        .map(|_| ())
+        .map_err(|e| Fail(1, format!("cannot save the session: {e}")))
+}
+
+/// Resumes the stored session; `sync` runs the full catch-up (for `watch`).
+async fn resume(server: &str, sync: bool) -> Result<(Client, Events, pb::User), Fail> {
+    let s = paths::load_session(&paths::data_dir(), server)
+        .ok_or_else(|| Fail(3, format!("not logged in to {server}: run `confab login NAME`")))?;
+    let mut cfg = client_config(server, Some(&s.name));
+    cfg.sync_on_connect = sync;
+    connect(cfg, Auth::Token(s.token), server).await
+}
+
+async fn user_id(c: &Client, name: &str) -> Result<u64, Fail> {
+    match c.request(Body::GetProfile(pb::GetProfile { user_id: 0, name: name.into() })).await? {
+        Body::Profile(p) => Ok(p.user.map_or(0, |u| u.user_id)),
+        _ => Err(Fail(1, "unexpected reply".into())),
+    }
+}
+
+async fn group_by_name(c: &Client, name: &str, mine: bool) -> Result<pb::Group, Fail> {
+    let body = if mine {
+        Body::ListGroups(pb::ListGroups {})
+    } else {
+        Body::SearchGroups(pb::SearchGroups { query: name.into(), limit: 0 })
+    };
+    let Body::GroupList(list) = c.request(body).await? else {
+        return Err(Fail(1, "unexpected reply".into()));
+    };
+    let want = name.to_lowercase();
+    list.groups
+        .into_iter()
+        .find(|g| g.name.to_lowercase() == want)
+        .ok_or_else(|| Fail(4, format!("no group named {name}")))
+}
+
+fn state_json(s: &ConnState) -> serde_json::Value {
+    match s {
+        ConnState::Connecting { attempt } => json!({"type": "state", "state": "connecting", "attempt": attempt}),
+        ConnState::Online { synced } => json!({"type": "state", "state": "online", "synced": synced}),
+        ConnState::Offline { retry_in, reason } => {
+            json!({"type": "state", "state": "offline", "retry_in_ms": retry_in.as_millis() as u64, "reason": reason})
+        }
+        ConnState::Stopped { reason } => json!({"type": "state", "state": "stopped", "reason": reason}),
+    }
+}
+
+fn print(v: serde_json::Value) {
+    println!("{v}");
+}
+
+fn user_json(u: &Option<pb::User>) -> serde_json::Value {
+    u.as_ref().map_or(json!(null), |u| json!({"id": u.user_id, "name": u.name}))
+}
+
+fn message_json(m: &pb::ChatMessage) -> serde_json::Value {
+    let kind = pb::MessageKind::try_from(m.kind).map_or("UNKNOWN", |k| k.as_str_name());
+    json!({
+        "type": "message", "thread_id": m.thread_id, "seq": m.seq, "message_id": m.message_id,
+        "from": user_json(&m.sender), "ts_ms": m.server_ts_ms, "kind": kind, "body": m.body,
+    })
+}
+
+async fn respond(server: &str, name: &str, accept: bool) -> Result<(), Fail> {
+    let (c, _, _) = resume(server, false).await?;
+    let Body::FriendRequestList(list) = c.request(Body::ListFriendRequests(pb::ListFriendRequests {})).await? else {
+        return Err(Fail(1, "unexpected reply".into()));
+    };
+    let want = name.to_lowercase();
+    let req = list
+        .incoming
+        .iter()
+        .find(|r| r.from.as_ref().is_some_and(|u| u.name.to_lowercase() == want))
+        .ok_or_else(|| Fail(4, format!("no pending request from {name}")))?;
+    let reply = c
+        .request(Body::RespondFriendRequest(pb::RespondFriendRequest { request_id: req.request_id, accept }))
+        .await?;
+    if let Body::FriendRequest(r) = reply {
+        print(json!({"type": "friend_request", "from": user_json(&r.from), "state": pb::RequestState::try_from(r.state).map_or("?", |s| s.as_str_name()), "thread_id": r.thread_id}));
+    }
+    c.shutdown().await;
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<(), Fail> {
+    let server = cli.server.or_else(config_server).unwrap_or_else(|| "127.0.0.1:7000".into());
+    let Some(cmd) = cli.cmd else {
+        return Err(Fail(2, "the interactive terminal client is not built yet; use a subcommand (see --help)".into()));
+    };
+    match cmd {
+        Cmd::Register { name } => {
+            let password = read_password()?;
+            let (c, _, user) = connect(client_config(&server, Some(&name)), Auth::Register { name, password }, &server).await?;
+            print(json!({"type": "registered", "user": user_json(&Some(user))}));
+            c.shutdown().await;
+        }
+        Cmd::Login { name } => {
+            let password = read_password()?;
+            let (c, _, user) = connect(client_config(&server, Some(&name)), Auth::Login { name, password }, &server).await?;
+            print(json!({"type": "logged_in", "user": user_json(&Some(user))}));
+            c.shutdown().await;
+        }
+        Cmd::Logout => {
+            let (c, _, _) = resume(&server, false).await?;
+            c.request(Body::Logout(pb::Logout { all_devices: false })).await?;
+            c.shutdown().await;
+            paths::clear_session(&paths::data_dir(), &server);
+        }
+        Cmd::Send { to, group, text } => {
+            let (c, _, _) = resume(&server, false).await?;
+            let thread = match (to, group) {
+                (Some(name), _) => {
+                    let id = user_id(&c, &name).await?;
+                    match c.request(Body::GetThread(pb::GetThread { thread_id: 0, user_id: id, group_id: 0 })).await {
+                        Ok(Body::Thread(t)) => t.thread_id,
+                        Err(e) if e.code() == Some(ErrorCode::NotFound) => {
+                            return Err(Fail(5, format!("{name} is not your friend (send `confab add {name}` first)")));
+                        }
+                        Err(e) => return Err(e.into()),
+                        Ok(_) => return Err(Fail(1, "unexpected reply".into())),
+                    }
+                }
+                (None, Some(name)) => group_by_name(&c, &name, true).await?.thread_id,
+                (None, None) => return Err(Fail(2, "give --to NAME or --group NAME".into())),
+            };
+            let ack = c.send_acked(thread, text, Duration::from_secs(30)).await?;
+            print(json!({"type": "sent", "thread_id": ack.thread_id, "seq": ack.seq, "message_id": ack.message_id}));
+            c.shutdown().await;
+        }
+        Cmd::Watch => {
+            let (c, mut events, _) = resume(&server, true).await?;
+            let stop = interrupted();
+            tokio::pin!(stop);
+            loop {
+                let ev = tokio::select! {
+                    _ = &mut stop => break,
+                    ev = events.recv() => match ev { Some(ev) => ev, None => break },
+                };
+                match ev {
+                    Event::Message(m) => print(message_json(&m)),
+                    Event::UserEvent(e) => print(json!({"type": "event", "event_seq": e.event_seq, "detail": format!("{:?}", e.kind)})),
+                    Event::Presence(p) => print(json!({"type": "presence", "user": user_json(&p.user), "online": p.online})),
+                    Event::Typing(t) => print(json!({"type": "typing", "thread_id": t.thread_id, "user": user_json(&t.user)})),
+                    Event::ReadReceipt(r) => print(json!({"type": "read", "thread_id": r.thread_id, "user": user_json(&r.user), "read_seq": r.read_seq})),
+                    Event::State(s) => print(state_json(&s)),
+                    Event::Synced => print(json!({"type": "synced"})),
+                    Event::Session { user, device_id, token } => save_session(&server, &user, device_id, token)?,
+                    _ => {}
+                }
+            }
+            c.shutdown().await;
+        }
+        Cmd::Threads => {
+            let (c, _, _) = resume(&server, false).await?;
+            let Body::ThreadList(list) = c.request(Body::ListThreads(pb::ListThreads::default())).await? else {
+                return Err(Fail(1, "unexpected reply".into()));
+            };
+            for t in list.threads {
+                let name = t.peer.as_ref().map(|p| p.name.clone()).or_else(|| t.group.as_ref().map(|g| g.name.clone()));
+                print(json!({
+                    "type": "thread", "thread_id": t.thread_id,
+                    "kind": pb::ThreadKind::try_from(t.kind).map_or("?", |k| k.as_str_name()),
+                    "name": name, "last_seq": t.last_seq, "unread": t.last_seq.saturating_sub(t.read_seq),
+                    "last": t.last_message.as_ref().map(|m| m.body.clone()),
+                }));
+            }
+            c.shutdown().await;
+        }
+        Cmd::Friends => {
+            let (c, _, _) = resume(&server, false).await?;
+            let Body::FriendList(list) = c.request(Body::ListFriends(pb::ListFriends {})).await? else {
+                return Err(Fail(1, "unexpected reply".into()));
+            };
+            for f in list.friends {
+                print(json!({"type": "friend", "user": user_json(&f.user), "online": f.online, "thread_id": f.thread_id}));
+            }
+            let Body::FriendRequestList(reqs) = c.request(Body::ListFriendRequests(pb::ListFriendRequests {})).await? else {
+                return Err(Fail(1, "unexpected reply".into()));
+            };
+            for r in reqs.incoming {
+                print(json!({"type": "request_in", "from": user_json(&r.from), "note": r.note}));
+            }
+            for r in reqs.outgoing {
+                print(json!({"type": "request_out", "to": user_json(&r.to), "note": r.note}));
+            }
+            c.shutdown().await;
+        }
+        Cmd::Add { name, note } => {
+            let (c, _, _) = resume(&server, false).await?;
+            let id = user_id(&c, &name).await?;
+            let reply = c.request(Body::SendFriendRequest(pb::SendFriendRequest { user_id: id, note })).await?;
+            if let Body::FriendRequest(r) = reply {
+                print(json!({"type": "friend_request", "to": user_json(&r.to), "state": pb::RequestState::try_from(r.state).map_or("?", |s| s.as_str_name())}));
+            }
+            c.shutdown().await;
+        }
+        Cmd::Accept { name } => respond(&server, &name, true).await?,
+        Cmd::Decline { name } => respond(&server, &name, false).await?,
+        Cmd::Group(g) => {
+            let (c, _, _) = resume(&server, false).await?;
+            let group = match g {
+                GroupCmd::Create { name } => match c
+                    .request(Body::CreateGroup(pb::CreateGroup { name, description: String::new(), open: true }))
+                    .await?
+                {
+                    Body::Group(g) => g,
+                    _ => return Err(Fail(1, "unexpected reply".into())),
+                },
+                GroupCmd::Join { name } => {
+                    let found = group_by_name(&c, &name, false).await?;
+                    match c.request(Body::JoinGroup(pb::JoinGroup { group_id: found.group_id })).await? {
+                        Body::Group(g) => g,
+                        _ => return Err(Fail(1, "unexpected reply".into())),
+                    }
+                }
+            };
+            print(json!({"type": "group", "group_id": group.group_id, "thread_id": group.thread_id, "name": group.name}));
+            c.shutdown().await;
+        }
+    }
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (a script stopping a background watcher: non-interactive shells start
+/// background jobs with SIGINT ignored).
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs go to a file (never the screen): $XDG_DATA_HOME/confab/confab.log when CONFAB_LOG is set.
+    if let Ok(filter) = std::env::var("CONFAB_LOG") {
+        let dir = paths::data_dir();
+        if std::fs::create_dir_all(&dir).is_ok()
+            && let Ok(file) = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("confab.log"))
+        {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .init();
+        }
+    }
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail(code, msg)) => {
+            eprintln!("confab: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
