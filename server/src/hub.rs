@@ -146,11 +146,11 @@ impl Hub {
         }
     }
 
-    /// Closes every connection of `user` except `keep_device`'s.
-    pub fn kick_user(&self, user: u64, keep_device: u64, why: Kick) {
+    /// Closes the connections of `user` that `select` picks.
+    pub fn kick_where(&self, user: u64, why: Kick, select: impl Fn(&ConnHandle) -> bool) {
         let map = self.shard(user);
         if let Some(conns) = map.get(&user) {
-            for c in conns.iter().filter(|c| c.device_id != keep_device) {
+            for c in conns.iter().filter(|c| select(c)) {
                 c.ctl.kick(why);
             }
         }

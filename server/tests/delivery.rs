@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use confab_wire::pb;
 use confab_wire::Body;
+use confab_wire::pb;
 
 /// Sends `count` messages from `c` round-robin over `threads`, reconnecting (by resume token)
 /// every `reconnect_every` sends and retrying the unacked send with the same client_msg_id.
@@ -36,7 +36,8 @@ async fn sender(
         if reconnect_every > 0 && i % reconnect_every == reconnect_every - 1 {
             // Fire the send and drop the connection without reading the ack: the outcome is
             // unknown to the client, exactly as after a network failure.
-            c.send_env(confab_wire::Envelope::new(999_999, send.clone())).await;
+            c.send_env(confab_wire::Envelope::new(999_999, send.clone()))
+                .await;
             let token = c.token.clone();
             drop(c);
             c = Client::raw(addr).await;
@@ -120,7 +121,9 @@ async fn every_acked_message_exactly_once_in_order_for_every_member() {
                 let m = history
                     .iter()
                     .find(|m| m.message_id == ack.message_id)
-                    .unwrap_or_else(|| panic!("acked message {} missing for member {i}", ack.message_id));
+                    .unwrap_or_else(|| {
+                        panic!("acked message {} missing for member {i}", ack.message_id)
+                    });
                 assert_eq!(m.seq, ack.seq);
             }
         }
@@ -218,7 +221,11 @@ async fn acked_messages_survive_sigkill() {
     let mut b = Client::connect(addr).await;
     b.login("durable_b", PASSWORD).await;
     let history = b.sync(thread, 0).await;
-    assert_eq!(history.len() as u64, total, "every acked message is there after SIGKILL");
+    assert_eq!(
+        history.len() as u64,
+        total,
+        "every acked message is there after SIGKILL"
+    );
     for (i, m) in history.iter().enumerate() {
         assert_eq!(m.seq, i as u64 + 1);
         assert_eq!(m.body, format!("durable {i}"));

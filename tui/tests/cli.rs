@@ -15,12 +15,19 @@ use serde_json::Value;
 fn lines(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: not JSON: {l:?}: {e}", path.display())))
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{}: not JSON: {l:?}: {e}", path.display()))
+        })
         .collect()
 }
 
 fn code(out: &Path, name: &str) -> i32 {
-    std::fs::read_to_string(out.join(format!("{name}.code"))).unwrap().trim().parse().unwrap()
+    std::fs::read_to_string(out.join(format!("{name}.code")))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -46,7 +53,11 @@ fn cli_script_register_befriend_send_watch() {
     assert_eq!(reg[0]["user"]["name"], "小明");
 
     let friends = lines(&out.join("friends_bob.jsonl"));
-    assert!(friends.iter().any(|l| l["type"] == "request_in" && l["note"] == "from the meetup"));
+    assert!(
+        friends
+            .iter()
+            .any(|l| l["type"] == "request_in" && l["note"] == "from the meetup")
+    );
     let accept = lines(&out.join("accept.jsonl"));
     assert_eq!(accept[0]["state"], "ACCEPTED");
 
@@ -60,7 +71,11 @@ fn cli_script_register_befriend_send_watch() {
         .filter(|l| l["type"] == "message")
         .map(|l| l["body"].as_str().unwrap())
         .collect();
-    assert_eq!(bodies, vec!["你好, 小明! 👋", "second line"], "each message once, in order");
+    assert_eq!(
+        bodies,
+        vec!["你好, 小明! 👋", "second line"],
+        "each message once, in order"
+    );
 
     let threads = lines(&out.join("threads_bob2.jsonl"));
     assert_eq!(threads[0]["name"], "alice");
@@ -68,9 +83,16 @@ fn cli_script_register_befriend_send_watch() {
     assert_eq!(threads[0]["last"], "second line");
 
     assert_eq!(code(&out, "wrong_password"), 3);
-    assert_eq!(code(&out, "unknown_user"), 3, "unknown users look like wrong passwords");
+    assert_eq!(
+        code(&out, "unknown_user"),
+        3,
+        "unknown users look like wrong passwords"
+    );
     assert_eq!(code(&out, "send_unknown"), 4);
     assert_eq!(code(&out, "not_logged_in"), 3);
     let err = std::fs::read_to_string(out.join("wrong_password.err")).unwrap();
-    assert!(err.contains("wrong name or password"), "clear message: {err}");
+    assert!(
+        err.contains("wrong name or password"),
+        "clear message: {err}"
+    );
 }

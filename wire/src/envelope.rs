@@ -70,6 +70,38 @@ pub fn body_name(body: &Body) -> &'static str {
     }
 }
 
+/// True for bodies only a server sends (replies and pushes). A client that sends one gets
+/// `UNSUPPORTED` (or nothing, as a notification).
+pub fn is_server_body(body: &Body) -> bool {
+    matches!(
+        body,
+        Body::HelloOk(_)
+            | Body::Pong(_)
+            | Body::Error(_)
+            | Body::Ok(_)
+            | Body::AuthOk(_)
+            | Body::Profile(_)
+            | Body::UserList(_)
+            | Body::FriendList(_)
+            | Body::FriendRequestList(_)
+            | Body::FriendRequest(_)
+            | Body::GroupList(_)
+            | Body::GroupMemberList(_)
+            | Body::Group(_)
+            | Body::ThreadList(_)
+            | Body::Thread(_)
+            | Body::SendAck(_)
+            | Body::MessagePush(_)
+            | Body::MessagePage(_)
+            | Body::ReadReceiptPush(_)
+            | Body::TypingPush(_)
+            | Body::PresencePush(_)
+            | Body::EventPage(_)
+            | Body::EventPush(_)
+            | Body::ResyncPush(_)
+    )
+}
+
 impl Envelope {
     /// A request or reply with the given id.
     pub fn new(req_id: u64, body: Body) -> Self {

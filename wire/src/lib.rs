@@ -12,7 +12,7 @@ mod envelope;
 pub mod fuzzing;
 
 pub use codec::{DEFAULT_MAX_FRAME_BYTES, EnvelopeCodec, Frame, FrameError, LENGTH_PREFIX_BYTES};
-pub use envelope::body_name;
+pub use envelope::{body_name, is_server_body};
 
 /// Generated protobuf types (package `confab.v1`).
 #[allow(clippy::all, missing_docs)]

@@ -295,7 +295,9 @@ impl<B: Backend> Conn<B> {
             ));
             return Ok(());
         }
-        if let Body::Ping(p) = &body {
+        if let Body::Ping(p) = &body
+            && req_id != 0
+        {
             // Answered inline and exempt from the rate limit: it is how clients stay alive.
             let pong = Envelope::new(
                 req_id,
@@ -304,9 +306,7 @@ impl<B: Backend> Conn<B> {
                     server_time_ms: crate::ids::now_ms(),
                 }),
             );
-            if req_id != 0 {
-                self.reply(&pong);
-            }
+            self.reply(&pong);
             return Ok(());
         }
         if let Err(not_until) = self.limiter.check() {

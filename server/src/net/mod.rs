@@ -66,6 +66,8 @@ pub async fn serve<B: Backend>(
             drop(permit);
         });
     }
+    // Stop accepting at once: new clients are refused while the others say goodbye.
+    drop(listener);
     tracker.close();
     if tokio::time::timeout(svc.cfg.shutdown_grace, tracker.wait())
         .await

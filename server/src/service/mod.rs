@@ -257,6 +257,13 @@ impl<B: Backend> Service<B> {
         body: Body,
     ) -> BoxFuture<'static, Outcome> {
         let notification = req_id == 0;
+        if notification && confab_wire::is_server_body(&body) {
+            // A reply or push echoed back: nothing to answer.
+            return ready(Outcome {
+                reply: None,
+                auth: AuthChange::Unchanged,
+            });
+        }
         if notification
             && !matches!(
                 body,
@@ -628,9 +635,11 @@ impl<B: Backend> Service<B> {
             .await;
         match res {
             Ok(()) => {
-                if all {
-                    self.hub.kick_user(uid, dev, Kick::Revoked);
-                }
+                // Every other connection of the revoked session(s) is closed.
+                let me = ctx.conn_id;
+                self.hub.kick_where(uid, Kick::Revoked, |c| {
+                    c.conn_id != me && (all || c.device_id == dev)
+                });
                 self.detach(ctx.conn_id, s);
                 Outcome {
                     reply: Some(Envelope::new(req_id, Body::Ok(pb::Ok {}))),
@@ -678,7 +687,8 @@ impl<B: Backend> Service<B> {
                     })
                 })
                 .await?;
-            self.hub.kick_user(uid, dev, Kick::Revoked);
+            self.hub
+                .kick_where(uid, Kick::Revoked, |c| c.device_id != dev);
             Ok((session, token))
         }
         .await;
@@ -719,12 +729,12 @@ impl<B: Backend> Service<B> {
             })),
             Body::GetProfile(g) => {
                 let id = match (g.user_id, g.name.is_empty()) {
-                    (0, true) => return Err(bad("give user_id or name")),
                     (0, false) => {
                         let key = validate::name_key(&g.name);
                         read!(tx => accounts::user_id_by_key(tx, &key).await)
                     }
-                    (id, _) => id,
+                    (id, true) if id != 0 => id,
+                    _ => return Err(bad("give exactly one of user_id or name")),
                 };
                 let mut p = read!(tx => accounts::profile(tx, me, id).await);
                 self.fill_presence(&mut p);
@@ -793,7 +803,7 @@ impl<B: Backend> Service<B> {
                 None
             }
             Body::DeclineGroupInvite(d) => {
-                write!(tx => groups::decline(tx, me, d.group_id).await.map(|()| ((), Effects::default())));
+                write!(tx => groups::decline(tx, me, d.group_id).await.map(|fx| ((), fx)));
                 None
             }
             Body::LeaveGroup(l) => {
@@ -1158,9 +1168,22 @@ impl<B: Backend> Service<B> {
             } else {
                 f.origin_conn
             };
-            let Ok(members) = self.members_of(msg.thread_id).await else {
+            let Ok(mut members) = self.members_of(msg.thread_id).await else {
                 continue;
             };
+            // Whoever left or was removed is no longer a member, but sees its own exit.
+            if let Some(gc) = &msg.group_change
+                && matches!(
+                    pb::group_change::Kind::try_from(gc.kind),
+                    Ok(pb::group_change::Kind::Left | pb::group_change::Kind::Kicked)
+                )
+                && let Some(subject) = gc.subject.as_ref().map(|u| u.user_id)
+                && !members.contains(&subject)
+            {
+                let mut with = members.as_ref().clone();
+                with.push(subject);
+                members = Arc::new(with);
+            }
             let mut others = msg.clone();
             others.client_msg_id.clear();
             let own = self.frame(&Envelope::push(Body::MessagePush(pb::MessagePush {

@@ -21,13 +21,16 @@ pub struct Name {
 
 /// The comparison key of a name: NFC, lowercased, NFC again (lowercasing can denormalize).
 pub fn name_key(s: &str) -> String {
-    s.nfc().collect::<String>().to_lowercase().nfc().collect()
+    crate::store::ops::fold(s)
 }
 
 fn name_char_ok(c: char) -> bool {
-    // Alphabetic covers letters of every script (CJK included) and the combining vowel signs of
-    // Indic and other scripts; controls, spaces and invisible format characters are excluded.
-    c.is_alphabetic() || c.is_numeric() || matches!(c, '_' | '-' | '.')
+    // Alphabetic covers letters of every script (CJK included); combining marks (viramas, vowel
+    // signs, accents) complete them. Controls, spaces and invisible format characters fail.
+    c.is_alphabetic()
+        || c.is_numeric()
+        || unicode_normalization::char::is_combining_mark(c)
+        || matches!(c, '_' | '-' | '.')
 }
 
 /// Checks a user name: 1-32 characters after NFC; letters, marks, digits and `_-.`.
@@ -40,7 +43,11 @@ pub fn user_name(raw: &str) -> Result<Name, &'static str> {
     if chars > NAME_MAX_CHARS {
         return Err("the name is longer than 32 characters");
     }
-    if !display.chars().all(name_char_ok) {
+    let starts_with_mark = display
+        .chars()
+        .next()
+        .is_some_and(unicode_normalization::char::is_combining_mark);
+    if starts_with_mark || !display.chars().all(name_char_ok) {
         return Err("names hold letters, digits, '_', '-' and '.' only");
     }
     Ok(Name {

@@ -80,6 +80,7 @@ CREATE TABLE IF NOT EXISTS chat_groups (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     thread_id INTEGER NOT NULL,
     name TEXT NOT NULL,
+    name_key TEXT NOT NULL,
     description TEXT NOT NULL,
     open INTEGER NOT NULL,
     owner_id INTEGER NOT NULL,

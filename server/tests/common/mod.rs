@@ -365,3 +365,50 @@ pub async fn join(c: &mut Client, group_id: u64) -> pb::Group {
         b => panic!("expected Group, got {b:?}"),
     }
 }
+
+impl Client {
+    /// Waits for the server to close the connection and panics if it is still open after
+    /// [`WAIT`]. Returns the fatal error the server sent, if any; a fatal error must be the
+    /// last frame before the close.
+    pub async fn expect_closed(&mut self) -> Option<pb::Error> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut fatal: Option<pb::Error> = None;
+        loop {
+            match tokio::time::timeout_at(deadline, self.framed.next()).await {
+                Err(_) => panic!("the server did not close the connection (fatal: {fatal:?})"),
+                Ok(None | Some(Err(_))) => return fatal,
+                Ok(Some(Ok(env))) => {
+                    assert!(
+                        fatal.is_none(),
+                        "a frame after the fatal error {fatal:?}: {env:?}"
+                    );
+                    if let Some(Body::Error(e)) = env.body
+                        && e.fatal
+                    {
+                        fatal = Some(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Like [`Client::expect_closed`], and the fatal error has `code`.
+    pub async fn expect_closed_with(&mut self, code: ErrorCode) -> pb::Error {
+        let e = self
+            .expect_closed()
+            .await
+            .unwrap_or_else(|| panic!("closed without a fatal error (expected {code:?})"));
+        assert_eq!(e.code, code as i32, "fatal error code: {e}");
+        assert!(e.fatal);
+        e
+    }
+}
+
+/// A new connection logged in as the existing user `name` (a new device session).
+pub async fn login_as(srv: &TestServer, name: &str) -> Client {
+    let mut c = srv.client().await;
+    match c.login(name, PASSWORD).await {
+        Body::AuthOk(_) => c,
+        b => panic!("login as {name} failed: {b:?}"),
+    }
+}

@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use confab_tui::client::paths::{self, StoredSession};
 use confab_tui::client::{Auth, Client, ClientConfig, ClientError, ConnState, Event, Events};
-use confab_wire::pb::{self, ErrorCode};
 use confab_wire::Body;
+use confab_wire::pb::{self, ErrorCode};
 use serde_json::json;
 
 const EXIT_CODES: &str = "\
@@ -120,7 +120,10 @@ fn read_password() -> Result<String, Fail> {
         .map_err(|e| Fail(1, format!("cannot read the password: {e}")))?;
     let line = s.lines().next().unwrap_or("").to_owned();
     if line.is_empty() {
-        return Err(Fail(2, "no password given (set CONFAB_PASSWORD or pipe it on stdin)".into()));
+        return Err(Fail(
+            2,
+            "no password given (set CONFAB_PASSWORD or pipe it on stdin)".into(),
+        ));
     }
     Ok(line)
 }
@@ -137,7 +140,11 @@ fn client_config(server: &str, name: Option<&str>) -> ClientConfig {
 
 /// Starts the core and waits until it is authenticated (or fails for good). Events after that
 /// stay in the stream for the caller.
-async fn connect(cfg: ClientConfig, auth: Auth, server: &str) -> Result<(Client, Events, pb::User), Fail> {
+async fn connect(
+    cfg: ClientConfig,
+    auth: Auth,
+    server: &str,
+) -> Result<(Client, Events, pb::User), Fail> {
     let (client, mut events) = Client::start(cfg, auth).map_err(Fail::from)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -147,12 +154,20 @@ async fn connect(cfg: ClientConfig, auth: Auth, server: &str) -> Result<(Client,
             Err(_) => return Err(Fail(6, format!("cannot reach {server}"))),
         };
         match ev {
-            Event::Session { user, device_id, token } => {
+            Event::Session {
+                user,
+                device_id,
+                token,
+            } => {
                 save_session(server, &user, device_id, token)?;
                 return Ok((client, events, user));
             }
             Event::State(ConnState::Stopped { reason }) => {
-                let code = if reason.contains("AUTH_FAILED") || reason.contains("log in") { 3 } else { 5 };
+                let code = if reason.contains("AUTH_FAILED") || reason.contains("log in") {
+                    3
+                } else {
+                    5
+                };
                 return Err(Fail(code, reason));
             }
             _ => {}
@@ -176,15 +191,25 @@ fn save_session(server: &str, user: &pb::User, device_id: u64, token: String) ->
 
 /// Resumes the stored session; `sync` runs the full catch-up (for `watch`).
 async fn resume(server: &str, sync: bool) -> Result<(Client, Events, pb::User), Fail> {
-    let s = paths::load_session(&paths::data_dir(), server)
-        .ok_or_else(|| Fail(3, format!("not logged in to {server}: run `confab login NAME`")))?;
+    let s = paths::load_session(&paths::data_dir(), server).ok_or_else(|| {
+        Fail(
+            3,
+            format!("not logged in to {server}: run `confab login NAME`"),
+        )
+    })?;
     let mut cfg = client_config(server, Some(&s.name));
     cfg.sync_on_connect = sync;
     connect(cfg, Auth::Token(s.token), server).await
 }
 
 async fn user_id(c: &Client, name: &str) -> Result<u64, Fail> {
-    match c.request(Body::GetProfile(pb::GetProfile { user_id: 0, name: name.into() })).await? {
+    match c
+        .request(Body::GetProfile(pb::GetProfile {
+            user_id: 0,
+            name: name.into(),
+        }))
+        .await?
+    {
         Body::Profile(p) => Ok(p.user.map_or(0, |u| u.user_id)),
         _ => Err(Fail(1, "unexpected reply".into())),
     }
@@ -194,7 +219,10 @@ async fn group_by_name(c: &Client, name: &str, mine: bool) -> Result<pb::Group, 
     let body = if mine {
         Body::ListGroups(pb::ListGroups {})
     } else {
-        Body::SearchGroups(pb::SearchGroups { query: name.into(), limit: 0 })
+        Body::SearchGroups(pb::SearchGroups {
+            query: name.into(),
+            limit: 0,
+        })
     };
     let Body::GroupList(list) = c.request(body).await? else {
         return Err(Fail(1, "unexpected reply".into()));
@@ -208,12 +236,18 @@ async fn group_by_name(c: &Client, name: &str, mine: bool) -> Result<pb::Group, 
 
 fn state_json(s: &ConnState) -> serde_json::Value {
     match s {
-        ConnState::Connecting { attempt } => json!({"type": "state", "state": "connecting", "attempt": attempt}),
-        ConnState::Online { synced } => json!({"type": "state", "state": "online", "synced": synced}),
+        ConnState::Connecting { attempt } => {
+            json!({"type": "state", "state": "connecting", "attempt": attempt})
+        }
+        ConnState::Online { synced } => {
+            json!({"type": "state", "state": "online", "synced": synced})
+        }
         ConnState::Offline { retry_in, reason } => {
             json!({"type": "state", "state": "offline", "retry_in_ms": retry_in.as_millis() as u64, "reason": reason})
         }
-        ConnState::Stopped { reason } => json!({"type": "state", "state": "stopped", "reason": reason}),
+        ConnState::Stopped { reason } => {
+            json!({"type": "state", "state": "stopped", "reason": reason})
+        }
     }
 }
 
@@ -222,7 +256,8 @@ fn print(v: serde_json::Value) {
 }
 
 fn user_json(u: &Option<pb::User>) -> serde_json::Value {
-    u.as_ref().map_or(json!(null), |u| json!({"id": u.user_id, "name": u.name}))
+    u.as_ref()
+        .map_or(json!(null), |u| json!({"id": u.user_id, "name": u.name}))
 }
 
 fn message_json(m: &pb::ChatMessage) -> serde_json::Value {
@@ -235,46 +270,76 @@ fn message_json(m: &pb::ChatMessage) -> serde_json::Value {
 
 async fn respond(server: &str, name: &str, accept: bool) -> Result<(), Fail> {
     let (c, _, _) = resume(server, false).await?;
-    let Body::FriendRequestList(list) = c.request(Body::ListFriendRequests(pb::ListFriendRequests {})).await? else {
+    let Body::FriendRequestList(list) = c
+        .request(Body::ListFriendRequests(pb::ListFriendRequests {}))
+        .await?
+    else {
         return Err(Fail(1, "unexpected reply".into()));
     };
     let want = name.to_lowercase();
     let req = list
         .incoming
         .iter()
-        .find(|r| r.from.as_ref().is_some_and(|u| u.name.to_lowercase() == want))
+        .find(|r| {
+            r.from
+                .as_ref()
+                .is_some_and(|u| u.name.to_lowercase() == want)
+        })
         .ok_or_else(|| Fail(4, format!("no pending request from {name}")))?;
     let reply = c
-        .request(Body::RespondFriendRequest(pb::RespondFriendRequest { request_id: req.request_id, accept }))
+        .request(Body::RespondFriendRequest(pb::RespondFriendRequest {
+            request_id: req.request_id,
+            accept,
+        }))
         .await?;
     if let Body::FriendRequest(r) = reply {
-        print(json!({"type": "friend_request", "from": user_json(&r.from), "state": pb::RequestState::try_from(r.state).map_or("?", |s| s.as_str_name()), "thread_id": r.thread_id}));
+        print(
+            json!({"type": "friend_request", "from": user_json(&r.from), "state": pb::RequestState::try_from(r.state).map_or("?", |s| s.as_str_name()), "thread_id": r.thread_id}),
+        );
     }
     c.shutdown().await;
     Ok(())
 }
 
 async fn run(cli: Cli) -> Result<(), Fail> {
-    let server = cli.server.or_else(config_server).unwrap_or_else(|| "127.0.0.1:7000".into());
+    let server = cli
+        .server
+        .or_else(config_server)
+        .unwrap_or_else(|| "127.0.0.1:7000".into());
     let Some(cmd) = cli.cmd else {
-        return Err(Fail(2, "the interactive terminal client is not built yet; use a subcommand (see --help)".into()));
+        return Err(Fail(
+            2,
+            "the interactive terminal client is not built yet; use a subcommand (see --help)"
+                .into(),
+        ));
     };
     match cmd {
         Cmd::Register { name } => {
             let password = read_password()?;
-            let (c, _, user) = connect(client_config(&server, Some(&name)), Auth::Register { name, password }, &server).await?;
+            let (c, _, user) = connect(
+                client_config(&server, Some(&name)),
+                Auth::Register { name, password },
+                &server,
+            )
+            .await?;
             print(json!({"type": "registered", "user": user_json(&Some(user))}));
             c.shutdown().await;
         }
         Cmd::Login { name } => {
             let password = read_password()?;
-            let (c, _, user) = connect(client_config(&server, Some(&name)), Auth::Login { name, password }, &server).await?;
+            let (c, _, user) = connect(
+                client_config(&server, Some(&name)),
+                Auth::Login { name, password },
+                &server,
+            )
+            .await?;
             print(json!({"type": "logged_in", "user": user_json(&Some(user))}));
             c.shutdown().await;
         }
         Cmd::Logout => {
             let (c, _, _) = resume(&server, false).await?;
-            c.request(Body::Logout(pb::Logout { all_devices: false })).await?;
+            c.request(Body::Logout(pb::Logout { all_devices: false }))
+                .await?;
             c.shutdown().await;
             paths::clear_session(&paths::data_dir(), &server);
         }
@@ -283,10 +348,22 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             let thread = match (to, group) {
                 (Some(name), _) => {
                     let id = user_id(&c, &name).await?;
-                    match c.request(Body::GetThread(pb::GetThread { thread_id: 0, user_id: id, group_id: 0 })).await {
+                    match c
+                        .request(Body::GetThread(pb::GetThread {
+                            thread_id: 0,
+                            user_id: id,
+                            group_id: 0,
+                        }))
+                        .await
+                    {
                         Ok(Body::Thread(t)) => t.thread_id,
                         Err(e) if e.code() == Some(ErrorCode::NotFound) => {
-                            return Err(Fail(5, format!("{name} is not your friend (send `confab add {name}` first)")));
+                            return Err(Fail(
+                                5,
+                                format!(
+                                    "{name} is not your friend (send `confab add {name}` first)"
+                                ),
+                            ));
                         }
                         Err(e) => return Err(e.into()),
                         Ok(_) => return Err(Fail(1, "unexpected reply".into())),
@@ -296,7 +373,9 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                 (None, None) => return Err(Fail(2, "give --to NAME or --group NAME".into())),
             };
             let ack = c.send_acked(thread, text, Duration::from_secs(30)).await?;
-            print(json!({"type": "sent", "thread_id": ack.thread_id, "seq": ack.seq, "message_id": ack.message_id}));
+            print(
+                json!({"type": "sent", "thread_id": ack.thread_id, "seq": ack.seq, "message_id": ack.message_id}),
+            );
             c.shutdown().await;
         }
         Cmd::Watch => {
@@ -310,13 +389,25 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                 };
                 match ev {
                     Event::Message(m) => print(message_json(&m)),
-                    Event::UserEvent(e) => print(json!({"type": "event", "event_seq": e.event_seq, "detail": format!("{:?}", e.kind)})),
-                    Event::Presence(p) => print(json!({"type": "presence", "user": user_json(&p.user), "online": p.online})),
-                    Event::Typing(t) => print(json!({"type": "typing", "thread_id": t.thread_id, "user": user_json(&t.user)})),
-                    Event::ReadReceipt(r) => print(json!({"type": "read", "thread_id": r.thread_id, "user": user_json(&r.user), "read_seq": r.read_seq})),
+                    Event::UserEvent(e) => print(
+                        json!({"type": "event", "event_seq": e.event_seq, "detail": format!("{:?}", e.kind)}),
+                    ),
+                    Event::Presence(p) => print(
+                        json!({"type": "presence", "user": user_json(&p.user), "online": p.online}),
+                    ),
+                    Event::Typing(t) => print(
+                        json!({"type": "typing", "thread_id": t.thread_id, "user": user_json(&t.user)}),
+                    ),
+                    Event::ReadReceipt(r) => print(
+                        json!({"type": "read", "thread_id": r.thread_id, "user": user_json(&r.user), "read_seq": r.read_seq}),
+                    ),
                     Event::State(s) => print(state_json(&s)),
                     Event::Synced => print(json!({"type": "synced"})),
-                    Event::Session { user, device_id, token } => save_session(&server, &user, device_id, token)?,
+                    Event::Session {
+                        user,
+                        device_id,
+                        token,
+                    } => save_session(&server, &user, device_id, token)?,
                     _ => {}
                 }
             }
@@ -324,11 +415,18 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         }
         Cmd::Threads => {
             let (c, _, _) = resume(&server, false).await?;
-            let Body::ThreadList(list) = c.request(Body::ListThreads(pb::ListThreads::default())).await? else {
+            let Body::ThreadList(list) = c
+                .request(Body::ListThreads(pb::ListThreads::default()))
+                .await?
+            else {
                 return Err(Fail(1, "unexpected reply".into()));
             };
             for t in list.threads {
-                let name = t.peer.as_ref().map(|p| p.name.clone()).or_else(|| t.group.as_ref().map(|g| g.name.clone()));
+                let name = t
+                    .peer
+                    .as_ref()
+                    .map(|p| p.name.clone())
+                    .or_else(|| t.group.as_ref().map(|g| g.name.clone()));
                 print(json!({
                     "type": "thread", "thread_id": t.thread_id,
                     "kind": pb::ThreadKind::try_from(t.kind).map_or("?", |k| k.as_str_name()),
@@ -340,13 +438,19 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         }
         Cmd::Friends => {
             let (c, _, _) = resume(&server, false).await?;
-            let Body::FriendList(list) = c.request(Body::ListFriends(pb::ListFriends {})).await? else {
+            let Body::FriendList(list) = c.request(Body::ListFriends(pb::ListFriends {})).await?
+            else {
                 return Err(Fail(1, "unexpected reply".into()));
             };
             for f in list.friends {
-                print(json!({"type": "friend", "user": user_json(&f.user), "online": f.online, "thread_id": f.thread_id}));
+                print(
+                    json!({"type": "friend", "user": user_json(&f.user), "online": f.online, "thread_id": f.thread_id}),
+                );
             }
-            let Body::FriendRequestList(reqs) = c.request(Body::ListFriendRequests(pb::ListFriendRequests {})).await? else {
+            let Body::FriendRequestList(reqs) = c
+                .request(Body::ListFriendRequests(pb::ListFriendRequests {}))
+                .await?
+            else {
                 return Err(Fail(1, "unexpected reply".into()));
             };
             for r in reqs.incoming {
@@ -360,9 +464,16 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         Cmd::Add { name, note } => {
             let (c, _, _) = resume(&server, false).await?;
             let id = user_id(&c, &name).await?;
-            let reply = c.request(Body::SendFriendRequest(pb::SendFriendRequest { user_id: id, note })).await?;
+            let reply = c
+                .request(Body::SendFriendRequest(pb::SendFriendRequest {
+                    user_id: id,
+                    note,
+                }))
+                .await?;
             if let Body::FriendRequest(r) = reply {
-                print(json!({"type": "friend_request", "to": user_json(&r.to), "state": pb::RequestState::try_from(r.state).map_or("?", |s| s.as_str_name())}));
+                print(
+                    json!({"type": "friend_request", "to": user_json(&r.to), "state": pb::RequestState::try_from(r.state).map_or("?", |s| s.as_str_name())}),
+                );
             }
             c.shutdown().await;
         }
@@ -372,7 +483,11 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             let (c, _, _) = resume(&server, false).await?;
             let group = match g {
                 GroupCmd::Create { name } => match c
-                    .request(Body::CreateGroup(pb::CreateGroup { name, description: String::new(), open: true }))
+                    .request(Body::CreateGroup(pb::CreateGroup {
+                        name,
+                        description: String::new(),
+                        open: true,
+                    }))
                     .await?
                 {
                     Body::Group(g) => g,
@@ -380,13 +495,20 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                 },
                 GroupCmd::Join { name } => {
                     let found = group_by_name(&c, &name, false).await?;
-                    match c.request(Body::JoinGroup(pb::JoinGroup { group_id: found.group_id })).await? {
+                    match c
+                        .request(Body::JoinGroup(pb::JoinGroup {
+                            group_id: found.group_id,
+                        }))
+                        .await?
+                    {
                         Body::Group(g) => g,
                         _ => return Err(Fail(1, "unexpected reply".into())),
                     }
                 }
             };
-            print(json!({"type": "group", "group_id": group.group_id, "thread_id": group.thread_id, "name": group.name}));
+            print(
+                json!({"type": "group", "group_id": group.group_id, "thread_id": group.thread_id, "name": group.name}),
+            );
             c.shutdown().await;
         }
     }
@@ -417,7 +539,10 @@ async fn main() -> ExitCode {
     if let Ok(filter) = std::env::var("CONFAB_LOG") {
         let dir = paths::data_dir();
         if std::fs::create_dir_all(&dir).is_ok()
-            && let Ok(file) = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("confab.log"))
+            && let Ok(file) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("confab.log"))
         {
             tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

@@ -172,8 +172,11 @@ pub async fn resume<T: Tx>(
     )
     .await?;
     add_token(tx, device_id, new_hash).await?;
-    tx.exec("UPDATE devices SET last_seen_ms = ? WHERE id = ?", params![now, device_id])
-        .await?;
+    tx.exec(
+        "UPDATE devices SET last_seen_ms = ? WHERE id = ?",
+        params![now, device_id],
+    )
+    .await?;
     let last_event_seq = last_event_seq(tx, user.user_id).await?;
     Ok(Session {
         user,

@@ -240,7 +240,7 @@ pub async fn remove<T: Tx>(tx: &mut T, me: u64, other: u64) -> StoreResult<Effec
             params![me, other],
         )
         .await?
-        .ok_or(StoreError::NotFound("friend"))?;
+        .ok_or(StoreError::Conflict("not friends"))?;
     let thread_id = row.u64(0)?;
     tx.exec(
         "DELETE FROM friendships WHERE (user_id = ? AND friend_id = ?) OR (user_id = ? AND friend_id = ?)",

@@ -194,9 +194,9 @@ pub async fn create<T: Tx>(
         .await?;
     let group_id = tx
         .insert(
-            "INSERT INTO chat_groups (thread_id, name, description, open, owner_id, member_count, created_ms) \
-             VALUES (?, ?, ?, ?, ?, 0, ?)",
-            params![thread_id, name, description, open, owner.user_id, now],
+            "INSERT INTO chat_groups (thread_id, name, name_key, description, open, owner_id, member_count, created_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+            params![thread_id, name, &super::fold(name), description, open, owner.user_id, now],
         )
         .await?;
     tx.exec(
@@ -291,8 +291,8 @@ pub async fn invite<T: Tx>(
     Ok(fx)
 }
 
-/// Declines a pending invitation.
-pub async fn decline<T: Tx>(tx: &mut T, me: u64, group_id: u64) -> StoreResult<()> {
+/// Declines a pending invitation; the decliner's devices hear of it.
+pub async fn decline<T: Tx>(tx: &mut T, me: u64, group_id: u64) -> StoreResult<Effects> {
     let n = tx
         .exec(
             "DELETE FROM group_invites WHERE group_id = ? AND user_id = ?",
@@ -302,7 +302,10 @@ pub async fn decline<T: Tx>(tx: &mut T, me: u64, group_id: u64) -> StoreResult<(
     if n == 0 {
         return Err(StoreError::NotFound("invitation"));
     }
-    Ok(())
+    let mut fx = Effects::default();
+    let seen = group(tx, me, group_id).await?;
+    emit(tx, &mut fx, me, Kind::GroupLeft(seen)).await?;
+    Ok(fx)
 }
 
 /// Leaves a group (the owner must transfer ownership first).
@@ -403,7 +406,7 @@ pub async fn set_role<T: Tx>(
     match their_role {
         pb::Role::Unspecified => return Err(StoreError::NotFound("member")),
         pb::Role::Owner => {
-            return Err(StoreError::Conflict("the owner's role changes by transfer"));
+            return Err(StoreError::Invalid("the owner's role changes by transfer"));
         }
         r if r == new_role => return Ok(Effects::default()),
         _ => {}
@@ -447,8 +450,14 @@ pub async fn update<T: Tx>(
         return Ok((g, fx));
     }
     tx.exec(
-        "UPDATE chat_groups SET name = ?, description = ?, open = ? WHERE id = ?",
-        params![new_name, new_desc, new_open, group_id],
+        "UPDATE chat_groups SET name = ?, name_key = ?, description = ?, open = ? WHERE id = ?",
+        params![
+            new_name,
+            &super::fold(new_name),
+            new_desc,
+            new_open,
+            group_id
+        ],
     )
     .await?;
     let mut gc = change(Change::Updated, me, None);
@@ -473,7 +482,7 @@ pub async fn transfer<T: Tx>(
         return Err(StoreError::Forbidden("only the owner transfers ownership"));
     }
     if target == me.user_id {
-        return Err(StoreError::Conflict("you already own the group"));
+        return Err(StoreError::Invalid("you already own the group"));
     }
     if role(tx, group_id, target).await? == pb::Role::Unspecified {
         return Err(StoreError::NotFound("member"));
@@ -537,7 +546,7 @@ pub async fn search<T: Tx>(
     let pattern = format!("%{}%", like_escape(query));
     let rows = tx
         .query(
-            "SELECT id FROM chat_groups WHERE open = 1 AND LOWER(name) LIKE LOWER(?) ESCAPE '\\' \
+            "SELECT id FROM chat_groups WHERE open = 1 AND name_key LIKE ? ESCAPE '\\' \
              ORDER BY member_count DESC, id LIMIT ?",
             params![&pattern, i64::from(limit)],
         )

@@ -257,6 +257,12 @@ pub(crate) fn message_from_row(row: &super::Row, viewer: u64) -> StoreResult<pb:
     })
 }
 
+/// The comparison form of a name: NFC, lowercased (all scripts), NFC again.
+pub fn fold(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.nfc().collect::<String>().to_lowercase().nfc().collect()
+}
+
 /// Escapes `%`, `_` and `\` for a LIKE pattern used with `ESCAPE '\'`.
 pub(crate) fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
