@@ -273,8 +273,8 @@ impl Engine {
             Command::Threads { reply } => {
                 let list = self
                     .threads
-                    .iter()
-                    .filter_map(|(_, t)| t.info.clone().map(|i| (i, t.cursor)))
+                    .values()
+                    .filter_map(|t| t.info.clone().map(|i| (i, t.cursor)))
                     .collect();
                 let _ = reply.send(list);
             }
@@ -508,7 +508,7 @@ impl Engine {
     async fn online_command(&mut self, link: &mut Link, cmd: Command) -> Result<(), End> {
         match cmd {
             Command::Request { body, reply } => {
-                self.request(link, body, Pending::External(reply)).await
+                self.request(link, *body, Pending::External(reply)).await
             }
             Command::Send {
                 thread_id,

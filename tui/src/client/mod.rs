@@ -169,7 +169,7 @@ impl Events {
 
 pub(crate) enum Command {
     Request {
-        body: Body,
+        body: Box<Body>,
         reply: oneshot::Sender<Result<Body, ClientError>>,
     },
     Send {
@@ -234,7 +234,11 @@ impl Client {
 
     /// Any request; the reply body, or the server's error.
     pub async fn request(&self, body: Body) -> Result<Body, ClientError> {
-        self.call(|reply| Command::Request { body, reply }).await?
+        self.call(|reply| Command::Request {
+            body: Box::new(body),
+            reply,
+        })
+        .await?
     }
 
     /// Queues a message in the outbox (persisted); returns its local id. The ack arrives as
