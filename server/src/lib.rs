@@ -61,6 +61,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         source,
     })?;
     let service = Service::start(cfg, Store::new(backend), hasher);
+    tokio::spawn(log_writer_stats(Arc::downgrade(&service)));
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(net::serve(listener, service.clone(), shutdown.clone()));
     Ok(Running {
@@ -69,4 +70,28 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         task,
         service,
     })
+}
+
+/// Logs the group-commit writer's batch sizes every 10 s while there is traffic.
+async fn log_writer_stats(svc: std::sync::Weak<Service<SqliteBackend>>) {
+    use crate::store::Backend;
+    let mut last = crate::store::WriterStats::default();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        let Some(svc) = svc.upgrade() else { return };
+        let now = svc.store().backend().stats();
+        let (batches, jobs) = (now.batches - last.batches, now.jobs - last.jobs);
+        if batches > 0 {
+            tracing::info!(
+                batches,
+                jobs,
+                avg_batch = jobs as f64 / batches as f64,
+                failed_commits = now.failed_commits - last.failed_commits,
+                connections = svc.hub.connections(),
+                "writer"
+            );
+        }
+        last = now;
+    }
 }

@@ -1,4 +1,5 @@
-//! confab-tui: the client core ([`client`]), used by the `confab` terminal client and CLI and
-//! by `confab-load`.
+//! confab-tui: the client core ([`client`]), used by the `confab` terminal client and CLI, and
+//! the load scenarios ([`load`]) behind `confab-load`.
 
 pub mod client;
+pub mod load;

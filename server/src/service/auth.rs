@@ -8,7 +8,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 /// Failures of the hasher itself (not a wrong password).
 #[derive(Debug, thiserror::Error)]
@@ -17,13 +17,21 @@ pub enum HashError {
     Hash(String),
     #[error("the hashing pool is gone")]
     Closed,
+    #[error("too many password checks waiting")]
+    Busy,
 }
 
-/// Runs argon2 off the async threads, at most `concurrency` at a time, so logins never stall
-/// chat traffic and cannot exhaust memory (each hash holds 19 MiB).
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Waiting hash jobs beyond the running ones; more are refused (the caller is rate limited).
+const QUEUE: usize = 256;
+
+/// Runs argon2 on `concurrency` dedicated threads, so logins never stall chat traffic and
+/// memory stays bounded: each hash needs 19 MiB, and a fixed set of threads reuses the same
+/// memory instead of leaving it behind in the allocator arenas of many pool threads.
 #[derive(Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
+    jobs: crossbeam_channel::Sender<Job>,
     dummy: Arc<str>,
 }
 
@@ -33,21 +41,42 @@ impl Hasher {
         rand::rng().fill_bytes(&mut pw);
         // Verifying unknown names against this costs the same as a real verify.
         let dummy = hash_blocking(&base64::engine::general_purpose::STANDARD.encode(pw))?;
+        let (jobs, rx) = crossbeam_channel::bounded::<Job>(QUEUE);
+        for i in 0..concurrency.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("confab-hash-{i}"))
+                .spawn(move || {
+                    // Ends when every Hasher clone is gone.
+                    while let Ok(job) = rx.recv() {
+                        job();
+                    }
+                })
+                .map_err(|e| HashError::Hash(e.to_string()))?;
+        }
         Ok(Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            jobs,
             dummy: dummy.into(),
         })
     }
 
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.jobs.try_send(job).map_err(|e| match e {
+            crossbeam_channel::TrySendError::Full(_) => HashError::Busy,
+            crossbeam_channel::TrySendError::Disconnected(_) => HashError::Closed,
+        })?;
+        rx.await.map_err(|_| HashError::Closed)
+    }
+
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| HashError::Closed)?;
-        tokio::task::spawn_blocking(move || hash_blocking(&password))
-            .await
-            .map_err(|e| HashError::Hash(e.to_string()))?
+        self.run(move || hash_blocking(&password)).await?
     }
 
     /// Verifies `password` against `stored`, or against the dummy hash when `stored` is None
@@ -57,16 +86,11 @@ impl Hasher {
         password: String,
         stored: Option<String>,
     ) -> Result<bool, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| HashError::Closed)?;
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy.to_string());
-        let ok = tokio::task::spawn_blocking(move || verify_blocking(&password, &hash))
-            .await
-            .map_err(|e| HashError::Hash(e.to_string()))??;
+        let ok = self
+            .run(move || verify_blocking(&password, &hash))
+            .await??;
         Ok(ok && known)
     }
 }

@@ -87,6 +87,20 @@ fn err(code: ErrorCode, msg: impl Into<String>) -> pb::Error {
     pb::Error::new(code, msg)
 }
 
+fn hash_err(e: auth::HashError) -> pb::Error {
+    match e {
+        auth::HashError::Busy => err(
+            ErrorCode::RateLimited,
+            "too many logins at once; retry shortly",
+        )
+        .retry_after(1000),
+        other => {
+            warn!(error = %other, "password hashing failed");
+            err(ErrorCode::Internal, "internal error")
+        }
+    }
+}
+
 fn bad(msg: &str) -> pb::Error {
     err(ErrorCode::BadRequest, msg)
 }
@@ -510,11 +524,7 @@ impl<B: Backend> Service<B> {
             let name = validate::user_name(&r.name).map_err(bad)?;
             validate::password(&r.password).map_err(bad)?;
             self.check_auth_rate(ctx.peer, Some(&name.key))?;
-            let hash = self
-                .hasher
-                .hash(r.password)
-                .await
-                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+            let hash = self.hasher.hash(r.password).await.map_err(hash_err)?;
             let (token, token_hash) = auth::new_token();
             let device = validate::device_name(&r.device_name);
             let s = self
@@ -557,7 +567,7 @@ impl<B: Backend> Service<B> {
                 .hasher
                 .verify(l.password, creds.as_ref().map(|c| c.password_hash.clone()))
                 .await
-                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+                .map_err(hash_err)?;
             let creds = match creds {
                 Some(c) if ok => c,
                 _ => return Err(failed()),
@@ -668,15 +678,11 @@ impl<B: Backend> Service<B> {
                 .hasher
                 .verify(c.old_password, Some(stored))
                 .await
-                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+                .map_err(hash_err)?;
             if !ok {
                 return Err(err(ErrorCode::AuthFailed, "the old password is wrong"));
             }
-            let hash = self
-                .hasher
-                .hash(c.new_password)
-                .await
-                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+            let hash = self.hasher.hash(c.new_password).await.map_err(hash_err)?;
             let (token, token_hash) = auth::new_token();
             let (user, dev) = (s.user.clone(), s.device_id);
             let session = self

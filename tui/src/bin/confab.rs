@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use confab_tui::client::paths::{self, StoredSession};
-use confab_tui::client::{Auth, Client, ClientConfig, ClientError, ConnState, Event, Events};
+use confab_tui::client::{
+    Auth, CacheMode, Client, ClientConfig, ClientError, ConnState, Event, Events,
+};
 use confab_wire::Body;
 use confab_wire::pb::{self, ErrorCode};
 use serde_json::json;
@@ -133,7 +135,8 @@ fn client_config(server: &str, name: Option<&str>) -> ClientConfig {
     cfg.client_name = "confab-cli".into();
     cfg.request_timeout = Duration::from_secs(10);
     if let Some(n) = name {
-        cfg.cache_path = Some(paths::account_dir(&paths::data_dir(), server, n).join("cache.db"));
+        cfg.cache =
+            CacheMode::File(paths::account_dir(&paths::data_dir(), server, n).join("cache.db"));
     }
     cfg
 }

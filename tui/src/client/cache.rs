@@ -68,7 +68,8 @@ fn to_u64(v: i64) -> u64 {
 /// The SQLite cache. The connection sits behind a mutex only so the engine future is `Send`;
 /// one task uses it.
 pub struct Cache {
-    db: std::sync::Mutex<Connection>,
+    /// `None`: persistence is off (load generators); every call is a no-op.
+    db: Option<std::sync::Mutex<Connection>>,
 }
 
 impl Cache {
@@ -85,7 +86,7 @@ impl Cache {
         db.pragma_update(None, "synchronous", "NORMAL")?;
         db.execute_batch(SCHEMA)?;
         Ok(Self {
-            db: std::sync::Mutex::new(db),
+            db: Some(std::sync::Mutex::new(db)),
         })
     }
 
@@ -94,17 +95,26 @@ impl Cache {
         let db = Connection::open_in_memory()?;
         db.execute_batch(SCHEMA)?;
         Ok(Self {
-            db: std::sync::Mutex::new(db),
+            db: Some(std::sync::Mutex::new(db)),
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    /// No persistence at all: nothing is stored, history is empty.
+    pub fn off() -> Self {
+        Self { db: None }
+    }
+
+    fn conn(&self) -> Option<std::sync::MutexGuard<'_, Connection>> {
+        self.db
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub fn load(&self) -> Res<Snapshot> {
         let event_seq = self.meta("event_seq")?;
-        let db = self.conn();
+        let Some(db) = self.conn() else {
+            return Ok(Snapshot::default());
+        };
         let mut stmt = db.prepare("SELECT info, cursor FROM threads")?;
         let threads = stmt
             .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?
@@ -133,8 +143,8 @@ impl Cache {
     }
 
     fn meta(&self, key: &str) -> Res<u64> {
-        Ok(self
-            .conn()
+        let Some(db) = self.conn() else { return Ok(0) };
+        Ok(db
             .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
                 r.get::<_, i64>(0)
             })
@@ -143,7 +153,8 @@ impl Cache {
     }
 
     fn set_meta(&self, key: &str, v: u64) -> Res<()> {
-        self.conn().execute(
+        let Some(db) = self.conn() else { return Ok(()) };
+        db.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             params![key, to_i64(v)],
         )?;
@@ -155,7 +166,8 @@ impl Cache {
     }
 
     pub fn save_thread(&self, t: &pb::Thread, cursor: u64) -> Res<()> {
-        self.conn().execute(
+        let Some(db) = self.conn() else { return Ok(()) };
+        db.execute(
             "INSERT INTO threads (thread_id, info, cursor) VALUES (?1, ?2, ?3) \
              ON CONFLICT(thread_id) DO UPDATE SET info = excluded.info, cursor = MAX(cursor, excluded.cursor)",
             params![to_i64(t.thread_id), t.encode_to_vec(), to_i64(cursor)],
@@ -165,7 +177,9 @@ impl Cache {
 
     /// Stores messages (already in seq order) and moves the thread's cursor, in one transaction.
     pub fn save_messages(&self, thread_id: u64, msgs: &[pb::ChatMessage], cursor: u64) -> Res<()> {
-        let mut db = self.conn();
+        let Some(mut db) = self.conn() else {
+            return Ok(());
+        };
         let tx = db.transaction()?;
         {
             let mut ins = tx.prepare_cached(
@@ -203,7 +217,9 @@ impl Cache {
         } else {
             to_i64(before_seq)
         };
-        let db = self.conn();
+        let Some(db) = self.conn() else {
+            return Ok(Vec::new());
+        };
         let mut stmt = db.prepare_cached(
             "SELECT data FROM messages WHERE thread_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
         )?;
@@ -220,7 +236,8 @@ impl Cache {
     }
 
     pub fn message_count(&self) -> Res<u64> {
-        Ok(to_u64(self.conn().query_row(
+        let Some(db) = self.conn() else { return Ok(0) };
+        Ok(to_u64(db.query_row(
             "SELECT COUNT(*) FROM messages",
             [],
             |r| r.get(0),
@@ -228,7 +245,8 @@ impl Cache {
     }
 
     pub fn outbox_add(&self, item: &OutboxItem) -> Res<()> {
-        self.conn().execute(
+        let Some(db) = self.conn() else { return Ok(()) };
+        db.execute(
             "INSERT OR REPLACE INTO outbox (local_id, thread_id, client_msg_id, body, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![to_i64(item.local_id), to_i64(item.thread_id), item.client_msg_id, item.body, item.created_ms],
         )?;
@@ -236,7 +254,8 @@ impl Cache {
     }
 
     pub fn outbox_remove(&self, local_id: u64) -> Res<()> {
-        self.conn().execute(
+        let Some(db) = self.conn() else { return Ok(()) };
+        db.execute(
             "DELETE FROM outbox WHERE local_id = ?1",
             params![to_i64(local_id)],
         )?;

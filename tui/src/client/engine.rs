@@ -30,6 +30,9 @@ struct ThreadSt {
     syncing: bool,
     /// Last seq reported with DeliveredUpTo.
     reported: u64,
+    /// This device's own acked entries beyond the cursor: the server pushes them to the other
+    /// devices only, so they are built from the ack and wait here for their turn.
+    own: BTreeMap<u64, pb::ChatMessage>,
 }
 
 enum Pending {
@@ -76,6 +79,7 @@ pub(crate) struct Engine {
     cache: Cache,
     token: Option<String>,
     device_id: u64,
+    user: Option<pb::User>,
     threads: HashMap<u64, ThreadSt>,
     event_seq: u64,
     outbox: BTreeMap<u64, OutboxItem>,
@@ -113,9 +117,10 @@ impl Engine {
         cmds: mpsc::Receiver<Command>,
         ev: mpsc::Sender<Event>,
     ) -> Result<Self, ClientError> {
-        let cache = match &cfg.cache_path {
-            Some(p) => Cache::open(p),
-            None => Cache::memory(),
+        let cache = match &cfg.cache {
+            super::CacheMode::File(p) => Cache::open(p),
+            super::CacheMode::Memory => Cache::memory(),
+            super::CacheMode::Off => Ok(Cache::off()),
         }
         .map_err(|e| ClientError::Cache(e.to_string()))?;
         let snap = cache
@@ -149,6 +154,7 @@ impl Engine {
             cache,
             token,
             device_id: 0,
+            user: None,
             threads,
             event_seq: snap.event_seq,
             outbox,
@@ -415,6 +421,7 @@ impl Engine {
         }
         self.token = Some(auth.resume_token.clone());
         self.device_id = auth.device_id;
+        self.user = auth.user.clone();
         if let Some(user) = auth.user.clone() {
             self.emit(Event::Session {
                 user,
@@ -834,8 +841,28 @@ impl Engine {
     }
 
     async fn acked(&mut self, local_id: u64, ack: pb::SendAck) {
-        if self.outbox.remove(&local_id).is_none() {
+        let Some(item) = self.outbox.remove(&local_id) else {
             return;
+        };
+        // Our own entry, as the server stored it: it fills our cursor without a sync.
+        let own = pb::ChatMessage {
+            thread_id: ack.thread_id,
+            seq: ack.seq,
+            message_id: ack.message_id,
+            sender: self.user.clone(),
+            sender_device_id: self.device_id,
+            client_msg_id: item.client_msg_id,
+            server_ts_ms: ack.server_ts_ms,
+            kind: pb::MessageKind::Text as i32,
+            body: item.body,
+            ..Default::default()
+        };
+        let thread_id = ack.thread_id;
+        {
+            let t = self.threads.entry(thread_id).or_default();
+            if own.seq > t.cursor {
+                t.own.insert(own.seq, own);
+            }
         }
         if let Err(e) = self.cache.outbox_remove(local_id) {
             warn!(error = %e, "cache");
@@ -846,11 +873,18 @@ impl Engine {
             let _ = w.send(Ok(ack.clone()));
         }
         self.emit(Event::Acked { local_id, ack }).await;
+        Box::pin(self.accept(thread_id, Vec::new())).await;
     }
 
     async fn on_thread_info(&mut self, link: &mut Link, info: pb::Thread) -> Result<(), End> {
         let id = info.thread_id;
+        let backlog = self.cfg.backlog;
         let t = self.threads.entry(id).or_default();
+        if !backlog && t.cursor == 0 && t.info.is_none() {
+            // A client without history starts at the newest entry.
+            t.cursor = info.last_seq;
+            t.reported = info.last_seq;
+        }
         t.known = t.known.max(info.last_seq);
         let cursor = t.cursor;
         t.info = Some(info.clone());
@@ -872,7 +906,12 @@ impl Engine {
         if m.seq <= t.cursor {
             return Ok(());
         }
-        if m.seq == t.cursor + 1 {
+        // Own entries waiting below it may close the gap.
+        let mut next = t.cursor + 1;
+        while t.own.contains_key(&next) {
+            next += 1;
+        }
+        if m.seq == next {
             self.accept(thread_id, vec![m]).await;
             return Ok(());
         }
@@ -883,14 +922,24 @@ impl Engine {
     async fn accept(&mut self, thread_id: u64, msgs: Vec<pb::ChatMessage>) {
         let t = self.threads.entry(thread_id).or_default();
         let mut fresh = Vec::with_capacity(msgs.len());
-        for m in msgs {
-            if m.seq == t.cursor + 1 {
-                t.cursor = m.seq;
-                fresh.push(m);
-            } else if m.seq > t.cursor + 1 {
-                break;
+        let mut incoming = msgs.into_iter().peekable();
+        loop {
+            // Skip what we already hold.
+            while incoming.peek().is_some_and(|m| m.seq <= t.cursor) {
+                incoming.next();
             }
+            let next = t.cursor + 1;
+            let m = if incoming.peek().is_some_and(|m| m.seq == next) {
+                t.own.remove(&next);
+                incoming.next()
+            } else {
+                t.own.remove(&next)
+            };
+            let Some(m) = m else { break };
+            t.cursor = m.seq;
+            fresh.push(m);
         }
+        t.own.retain(|seq, _| *seq > t.cursor);
         if fresh.is_empty() {
             return;
         }

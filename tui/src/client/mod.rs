@@ -67,8 +67,8 @@ pub struct ClientConfig {
     /// `host:port` of the server (or the load balancer).
     pub addr: String,
     pub client_name: String,
-    /// The cache file; `None` keeps everything in memory (tests, load generators).
-    pub cache_path: Option<PathBuf>,
+    /// Where the cache lives.
+    pub cache: CacheMode,
     /// Source address to bind (load tests use several 127.0.0.x).
     pub bind: Option<IpAddr>,
     pub request_timeout: Duration,
@@ -79,6 +79,9 @@ pub struct ClientConfig {
     pub sync_on_connect: bool,
     /// How often delivered-up-to markers are reported.
     pub delivered_every: Duration,
+    /// Fetch history of threads this client has not seen before (false: start at the newest
+    /// entry, as load generators without a cache do).
+    pub backlog: bool,
 }
 
 impl ClientConfig {
@@ -86,15 +89,27 @@ impl ClientConfig {
         Self {
             addr: addr.into(),
             client_name: "confab".into(),
-            cache_path: None,
+            cache: CacheMode::Memory,
             bind: None,
             request_timeout: Duration::from_secs(15),
             backoff: Backoff::default(),
             event_capacity: 4096,
             sync_on_connect: true,
             delivered_every: Duration::from_millis(500),
+            backlog: true,
         }
     }
+}
+
+/// Where the client keeps its cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheMode {
+    /// A SQLite file (history without the network; outbox survives restarts).
+    File(PathBuf),
+    /// In memory for the life of the process (tests).
+    Memory,
+    /// Nothing kept beyond cursors and the outbox in memory (load generators).
+    Off,
 }
 
 /// The connection as the user should see it.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use confab_server::config::Config;
-use confab_tui::client::{Auth, Backoff, Client, ClientConfig, Event, Events};
+use confab_tui::client::{Auth, Backoff, CacheMode, Client, ClientConfig, Event, Events};
 use confab_wire::Body;
 use confab_wire::pb;
 
@@ -90,7 +90,7 @@ impl Drop for ServerProc {
 
 pub fn config(addr: SocketAddr, cache: Option<PathBuf>) -> ClientConfig {
     let mut cfg = ClientConfig::new(addr.to_string());
-    cfg.cache_path = cache;
+    cfg.cache = cache.map_or(CacheMode::Memory, CacheMode::File);
     cfg.backoff = Backoff {
         base: Duration::from_millis(50),
         max: Duration::from_millis(400),
