@@ -824,8 +824,10 @@ impl Engine {
         match body {
             Body::SendAck(ack) => self.acked(local_id, ack).await,
             Body::Error(e) if retryable(&e) => {
-                let wait = Duration::from_millis(u64::from(e.retry_after_ms.max(200)));
+                // The server's hint, at least 20 ms so a burst does not spin.
+                let wait = Duration::from_millis(u64::from(e.retry_after_ms.max(20)));
                 self.retry_at.insert(local_id, Instant::now() + wait);
+                self.emit(Event::SendRetry { local_id, error: e }).await;
             }
             Body::Error(e) => {
                 self.outbox.remove(&local_id);

@@ -157,6 +157,11 @@ pub enum Event {
         local_id: u64,
         error: pb::Error,
     },
+    /// An outbox entry got a retryable error (rate limited, unavailable); it is retried.
+    SendRetry {
+        local_id: u64,
+        error: pb::Error,
+    },
     UserEvent(pb::UserEvent),
     Presence(pb::PresencePush),
     Typing(pb::TypingPush),

@@ -306,6 +306,13 @@ async fn pair_loop(
                 let mut l = ledger.lock().await;
                 *l.report.errors.entry(format!("{}", error)).or_default() += 1;
             }
+            Event::SendRetry { error, .. } => {
+                let mut l = ledger.lock().await;
+                *l.report
+                    .errors
+                    .entry(format!("retried after {}", error))
+                    .or_default() += 1;
+            }
             Event::Message(m) if m.thread_id == thread => {
                 let Some((sender, k, sent_us)) = parse(&m.body) else {
                     continue;
