@@ -1,2 +1,165 @@
--- confab MySQL/MariaDB schema. The MySQL store is not written yet (the embedded SQLite store is
--- the default); this file is filled in with it.
+-- confab schema for MySQL 8 and MariaDB 10.11 (InnoDB). Applied by confab-server at start when
+-- the tables are missing; `schema_version` records what was applied so later versions can
+-- migrate. Statements end with a semicolon at the end of a line (the server splits on that).
+--
+-- Character set utf8mb4 throughout (CJK and 4-byte emoji round-trip). Collation utf8mb4_bin on
+-- purpose: names are compared through `name_key`, which the server normalizes itself (NFC,
+-- Unicode lowercase), so the database must compare bytes exactly and never fold case or accents
+-- a second time with rules of its own (which differ between MySQL and MariaDB versions).
+-- Everything a send touches is keyed by thread_id, so the schema shards by thread.
+
+-- Which schema versions were applied.
+CREATE TABLE IF NOT EXISTS schema_version (
+    version BIGINT NOT NULL PRIMARY KEY,
+    applied_ms BIGINT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Accounts; name_key is the normalized name, the uniqueness key; event_seq numbers user events.
+CREATE TABLE IF NOT EXISTS users (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    name VARCHAR(64) NOT NULL,
+    name_key VARCHAR(128) NOT NULL,
+    password_hash VARCHAR(255) NOT NULL,
+    created_ms BIGINT NOT NULL,
+    event_seq BIGINT NOT NULL DEFAULT 0,
+    last_seen_ms BIGINT NOT NULL DEFAULT 0,
+    UNIQUE KEY users_name_key (name_key)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Device sessions, one per login; revoked at logout and on password change.
+CREATE TABLE IF NOT EXISTS devices (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    user_id BIGINT NOT NULL,
+    name VARCHAR(64) NOT NULL,
+    created_ms BIGINT NOT NULL,
+    last_seen_ms BIGINT NOT NULL,
+    revoked TINYINT NOT NULL DEFAULT 0,
+    KEY devices_user (user_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Resume tokens as SHA-256 hashes; a used token expires after a grace period (0 = unused).
+CREATE TABLE IF NOT EXISTS device_tokens (
+    token_hash VARBINARY(32) NOT NULL PRIMARY KEY,
+    device_id BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL DEFAULT 0,
+    KEY device_tokens_device (device_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- The durable per-user event stream (protobuf-encoded UserEvent payloads).
+CREATE TABLE IF NOT EXISTS user_events (
+    user_id BIGINT NOT NULL,
+    event_seq BIGINT NOT NULL,
+    ts_ms BIGINT NOT NULL,
+    payload MEDIUMBLOB NOT NULL,
+    PRIMARY KEY (user_id, event_seq)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Friend requests (state 1 pending, 2 accepted, 3 declined, 4 cancelled).
+CREATE TABLE IF NOT EXISTS friend_requests (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    from_id BIGINT NOT NULL,
+    to_id BIGINT NOT NULL,
+    note TEXT NOT NULL,
+    state TINYINT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    answered_ms BIGINT NOT NULL DEFAULT 0,
+    thread_id BIGINT NOT NULL DEFAULT 0,
+    KEY friend_requests_to (to_id, state),
+    KEY friend_requests_from (from_id, state)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Friendships, one row per direction, with the pair's private thread.
+CREATE TABLE IF NOT EXISTS friendships (
+    user_id BIGINT NOT NULL,
+    friend_id BIGINT NOT NULL,
+    thread_id BIGINT NOT NULL,
+    since_ms BIGINT NOT NULL,
+    PRIMARY KEY (user_id, friend_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Groups; each has one thread; name_key serves case-insensitive search.
+CREATE TABLE IF NOT EXISTS chat_groups (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    thread_id BIGINT NOT NULL,
+    name VARCHAR(255) NOT NULL,
+    name_key VARCHAR(255) NOT NULL,
+    description TEXT NOT NULL,
+    open TINYINT NOT NULL,
+    owner_id BIGINT NOT NULL,
+    member_count INT NOT NULL DEFAULT 0,
+    created_ms BIGINT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Group members with roles (1 member, 2 admin, 3 owner).
+CREATE TABLE IF NOT EXISTS group_members (
+    group_id BIGINT NOT NULL,
+    user_id BIGINT NOT NULL,
+    role TINYINT NOT NULL,
+    joined_ms BIGINT NOT NULL,
+    PRIMARY KEY (group_id, user_id),
+    KEY group_members_user (user_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Pending group invitations.
+CREATE TABLE IF NOT EXISTS group_invites (
+    group_id BIGINT NOT NULL,
+    user_id BIGINT NOT NULL,
+    inviter_id BIGINT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    PRIMARY KEY (group_id, user_id),
+    KEY group_invites_user (user_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Threads (kind 1 private with user_a < user_b, 2 group with both NULL); last_seq is allocated
+-- by `UPDATE threads SET last_seq = LAST_INSERT_ID(last_seq + 1)` inside each insert transaction.
+CREATE TABLE IF NOT EXISTS threads (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    kind TINYINT NOT NULL,
+    group_id BIGINT NOT NULL DEFAULT 0,
+    user_a BIGINT NULL,
+    user_b BIGINT NULL,
+    last_seq BIGINT NOT NULL DEFAULT 0,
+    activity_id BIGINT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    UNIQUE KEY threads_pair (user_a, user_b)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Thread membership with the read marker; former members read up to left_seq.
+CREATE TABLE IF NOT EXISTS thread_members (
+    thread_id BIGINT NOT NULL,
+    user_id BIGINT NOT NULL,
+    active TINYINT NOT NULL,
+    read_seq BIGINT NOT NULL DEFAULT 0,
+    left_seq BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (thread_id, user_id),
+    KEY thread_members_user (user_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Per-device delivery markers.
+CREATE TABLE IF NOT EXISTS device_cursors (
+    device_id BIGINT NOT NULL,
+    thread_id BIGINT NOT NULL,
+    delivered_seq BIGINT NOT NULL,
+    PRIMARY KEY (device_id, thread_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Thread entries keyed by (thread_id, seq); message_id unique; (device, client_msg_id) unique
+-- for dedupe (NULL for entries no client sent). Nothing is deleted on delivery.
+CREATE TABLE IF NOT EXISTS messages (
+    thread_id BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    message_id BIGINT NOT NULL,
+    sender_id BIGINT NOT NULL,
+    sender_device_id BIGINT NOT NULL,
+    client_msg_id VARCHAR(64) NULL,
+    kind TINYINT NOT NULL,
+    body TEXT NOT NULL,
+    target_message_id BIGINT NOT NULL DEFAULT 0,
+    group_change BLOB NULL,
+    created_ms BIGINT NOT NULL,
+    recalled TINYINT NOT NULL DEFAULT 0,
+    edited_ms BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (thread_id, seq),
+    UNIQUE KEY messages_id (message_id),
+    UNIQUE KEY messages_dedupe (sender_device_id, client_msg_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

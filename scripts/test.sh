@@ -18,5 +18,14 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test"
+step "cargo test (embedded store)"
 cargo test --workspace --locked
+
+step "cargo test -p confab-server (MariaDB store: the same tests on mysql://root@127.0.0.1:3306)"
+export CONFAB_TEST_MYSQL="${CONFAB_TEST_MYSQL:-mysql://root@127.0.0.1:3306}"
+cleanup_test_databases() {
+  mariadb -uroot -h127.0.0.1 -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'confab\_t\_%'" 2>/dev/null |
+    while read -r db; do mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS \`$db\`" || true; done
+}
+trap cleanup_test_databases EXIT
+cargo test -p confab-server --locked

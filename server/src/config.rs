@@ -31,6 +31,13 @@ pub struct Settings {
     /// Directory of the embedded store [default: ./confab-data].
     #[arg(long, env = "CONFAB_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Store: `sqlite` (embedded, in --data-dir) or `mysql://user:password@host:port/db`
+    /// [default: sqlite].
+    #[arg(long, env = "CONFAB_STORE")]
+    pub store: Option<String>,
+    /// MySQL connection pool size [default: 16].
+    #[arg(long, env = "CONFAB_MYSQL_POOL")]
+    pub mysql_pool: Option<usize>,
     /// Node id (0-1023), part of every message id [default: 1].
     #[arg(long, env = "CONFAB_NODE_ID")]
     pub node_id: Option<u16>,
@@ -101,6 +108,9 @@ pub struct Settings {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// `None`: the embedded store; `Some(url)`: MySQL.
+    pub mysql_url: Option<String>,
+    pub mysql_pool: usize,
     pub node_id: u16,
     pub log_format: LogFormat,
     pub max_frame_bytes: u32,
@@ -150,6 +160,8 @@ impl Settings {
         merge!(
             listen,
             data_dir,
+            store,
+            mysql_pool,
             node_id,
             log_format,
             max_frame_bytes,
@@ -232,6 +244,12 @@ impl Settings {
             data_dir: self
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from("confab-data")),
+            mysql_url: match self.store.as_deref() {
+                None | Some("sqlite") | Some("") => None,
+                Some(url) if url.starts_with("mysql://") => Some(url.to_owned()),
+                Some(_) => return Err(ConfigError::Invalid("store must be sqlite or mysql://...")),
+            },
+            mysql_pool: self.mysql_pool.unwrap_or(16).max(2),
             node_id,
             log_format: self.log_format.unwrap_or_default(),
             max_frame_bytes,

@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::service::{Hasher, Service};
-use crate::store::Store;
+use crate::store::mysql::{MysqlBackend, MysqlConfig};
 use crate::store::sqlite::{SqliteBackend, SqliteConfig};
+use crate::store::{Backend, Store};
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -40,15 +41,13 @@ pub struct Running {
     pub addr: SocketAddr,
     pub shutdown: CancellationToken,
     pub task: tokio::task::JoinHandle<()>,
-    pub service: Arc<Service<SqliteBackend>>,
+    /// The service; dropping the last reference closes the store's write queue.
+    pub service: Arc<dyn std::any::Any + Send + Sync>,
 }
 
-/// Opens the embedded store in `cfg.data_dir`, binds `cfg.listen` and serves until the token
-/// is cancelled.
+/// Opens the store (embedded in `cfg.data_dir`, or MySQL), binds `cfg.listen` and serves until
+/// the token is cancelled.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
-    let mut scfg = SqliteConfig::new(cfg.data_dir.join("confab.db"));
-    scfg.batch_max = cfg.batch_max;
-    let backend = SqliteBackend::open(&scfg)?;
     let hasher = Hasher::new(cfg.hash_concurrency)?;
     let listener = TcpListener::bind(cfg.listen)
         .await
@@ -60,21 +59,44 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         addr: cfg.listen,
         source,
     })?;
+    match cfg.mysql_url.clone() {
+        Some(url) => {
+            let mut mcfg = MysqlConfig::new(url);
+            mcfg.batch_max = cfg.batch_max;
+            mcfg.pool_size = cfg.mysql_pool;
+            let backend = MysqlBackend::open(&mcfg).await?;
+            Ok(serve(cfg, listener, addr, backend, hasher))
+        }
+        None => {
+            let mut scfg = SqliteConfig::new(cfg.data_dir.join("confab.db"));
+            scfg.batch_max = cfg.batch_max;
+            let backend = SqliteBackend::open(&scfg)?;
+            Ok(serve(cfg, listener, addr, backend, hasher))
+        }
+    }
+}
+
+fn serve<B: Backend>(
+    cfg: Config,
+    listener: TcpListener,
+    addr: SocketAddr,
+    backend: B,
+    hasher: Hasher,
+) -> Running {
     let service = Service::start(cfg, Store::new(backend), hasher);
     tokio::spawn(log_writer_stats(Arc::downgrade(&service)));
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(net::serve(listener, service.clone(), shutdown.clone()));
-    Ok(Running {
+    Running {
         addr,
         shutdown,
         task,
         service,
-    })
+    }
 }
 
 /// Logs the group-commit writer's batch sizes every 10 s while there is traffic.
-async fn log_writer_stats(svc: std::sync::Weak<Service<SqliteBackend>>) {
-    use crate::store::Backend;
+async fn log_writer_stats<B: Backend>(svc: std::sync::Weak<Service<B>>) {
     let mut last = crate::store::WriterStats::default();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
     loop {

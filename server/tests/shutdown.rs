@@ -6,21 +6,10 @@
 mod common;
 
 use common::*;
-use confab_server::config::Config;
 use confab_wire::pb::{self, ErrorCode};
 use confab_wire::{Body, Envelope};
 use futures::StreamExt;
 use tokio::net::TcpStream;
-
-/// A config like the harness's, on `data_dir`.
-fn config_on(data_dir: &std::path::Path) -> Config {
-    let mut cfg = Config::defaults().expect("defaults");
-    cfg.listen = "127.0.0.1:0".parse().expect("addr");
-    cfg.data_dir = data_dir.to_path_buf();
-    cfg.auth_per_ip_per_minute = 100_000;
-    cfg.auth_per_name_per_minute = 1000;
-    cfg
-}
 
 /// After shutdown began, a new connection must not be served: either the connect fails, or
 /// the connection ends without a HelloOk.
@@ -98,17 +87,22 @@ async fn what_was_acked_before_shutdown_is_there_after_a_restart() {
     srv.running.shutdown.cancel();
     a.expect_closed_with(ErrorCode::ShuttingDown).await;
     b.expect_closed_with(ErrorCode::ShuttingDown).await;
-    let TestServer { running, dir, .. } = srv;
+    let TestServer {
+        running,
+        dir: _dir,
+        mut cfg,
+        db: _db,
+        ..
+    } = srv;
     tokio::time::timeout(WAIT, running.task)
         .await
         .expect("the server task ends")
         .expect("the server task did not panic");
     drop(running.service);
 
-    // A new server on the same data directory.
-    let running = confab_server::start(config_on(dir.path()))
-        .await
-        .expect("restart");
+    // A new server on the same store.
+    cfg.listen = "127.0.0.1:0".parse().expect("addr");
+    let running = confab_server::start(cfg).await.expect("restart");
     let mut b = Client::connect(running.addr).await;
     assert!(matches!(
         b.login("persist_b", PASSWORD).await,

@@ -6,6 +6,7 @@
 //! the others), commits once, and only then answers each caller. An answer therefore always means
 //! "durable" (or a typed failure that changed nothing).
 
+pub mod mysql;
 pub mod ops;
 pub mod schema;
 pub mod sqlite;

@@ -154,7 +154,7 @@ CREATE TABLE IF NOT EXISTS messages (
     kind INTEGER NOT NULL,
     body TEXT NOT NULL,
     target_message_id INTEGER NOT NULL DEFAULT 0,
-    system BLOB,
+    group_change BLOB,
     created_ms INTEGER NOT NULL,
     recalled INTEGER NOT NULL DEFAULT 0,
     edited_ms INTEGER NOT NULL DEFAULT 0,

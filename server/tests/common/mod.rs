@@ -23,6 +23,90 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub running: Running,
     pub dir: tempfile::TempDir,
+    /// The config it runs with (a restart on the same store reuses it).
+    pub cfg: Config,
+    pub db: Option<TestDb>,
+}
+
+/// A database of its own on the MySQL/MariaDB server named by `CONFAB_TEST_MYSQL` (for example
+/// `mysql://root@127.0.0.1:3306`), dropped when the test ends. Without that variable the tests
+/// run on the embedded store.
+pub struct TestDb {
+    base: String,
+    pub name: String,
+}
+
+impl TestDb {
+    pub async fn create() -> Option<Self> {
+        use mysql_async::prelude::Queryable;
+        let base = std::env::var("CONFAB_TEST_MYSQL").ok()?;
+        let base = base.trim_end_matches('/').to_owned();
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("confab_t_{}_{}_{}", std::process::id(), n, rand_suffix());
+        let pool = mysql_async::Pool::new(base.as_str());
+        let mut conn = pool.get_conn().await.expect("connect to CONFAB_TEST_MYSQL");
+        // The name is generated here, never user input.
+        conn.query_drop(format!(
+            "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        ))
+        .await
+        .expect("create test database");
+        drop(conn);
+        let _ = pool.disconnect().await;
+        Some(Self { base, name })
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.base, self.name)
+    }
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (base, name) = (self.base.clone(), self.name.clone());
+        // Not joined: the server under test may still be finishing a query on this database on
+        // the test's (now blocked) runtime, and DROP would wait for it. scripts/test.sh drops
+        // whatever a finished test process left behind.
+        std::thread::spawn(move || {
+            use mysql_async::prelude::Queryable;
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let pool = mysql_async::Pool::new(base.as_str());
+                if let Ok(mut conn) = pool.get_conn().await {
+                    let _ = conn.query_drop("SET SESSION lock_wait_timeout = 10").await;
+                    let _ = conn
+                        .query_drop(format!("DROP DATABASE IF EXISTS {name}"))
+                        .await;
+                }
+                let _ = pool.disconnect().await;
+            });
+        });
+    }
+}
+
+/// The harness's base config on a data directory (and the test database, if any).
+pub fn base_config(data_dir: &std::path::Path, db: Option<&TestDb>) -> Config {
+    let mut cfg = Config::defaults().expect("defaults");
+    cfg.listen = "127.0.0.1:0".parse().expect("addr");
+    cfg.data_dir = data_dir.to_path_buf();
+    cfg.mysql_url = db.map(TestDb::url);
+    cfg.mysql_pool = 4;
+    // Tests register many users from one address.
+    cfg.auth_per_ip_per_minute = 100_000;
+    cfg.auth_per_name_per_minute = 1000;
+    cfg
 }
 
 impl TestServer {
@@ -31,19 +115,25 @@ impl TestServer {
     }
 
     pub async fn start_with(tune: impl FnOnce(&mut Config)) -> Self {
+        if let Ok(filter) = std::env::var("CONFAB_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cfg = Config::defaults().expect("defaults");
-        cfg.listen = "127.0.0.1:0".parse().expect("addr");
-        cfg.data_dir = dir.path().to_path_buf();
-        // Tests register many users from one address.
-        cfg.auth_per_ip_per_minute = 100_000;
-        cfg.auth_per_name_per_minute = 1000;
+        let db = TestDb::create().await;
+        let mut cfg = base_config(dir.path(), db.as_ref());
         tune(&mut cfg);
-        let running = confab_server::start(cfg).await.expect("server starts");
+        let running = confab_server::start(cfg.clone())
+            .await
+            .expect("server starts");
         Self {
             addr: running.addr,
             running,
             dir,
+            cfg,
+            db,
         }
     }
 

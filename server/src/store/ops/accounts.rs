@@ -325,8 +325,8 @@ pub async fn search<T: Tx>(
     let prefix = format!("{escaped}%");
     let rows = tx
         .query(
-            "SELECT id FROM users WHERE name_key LIKE ? ESCAPE '\\' \
-             ORDER BY CASE WHEN name_key LIKE ? ESCAPE '\\' THEN 0 ELSE 1 END, name_key LIMIT ?",
+            "SELECT id FROM users WHERE name_key LIKE ? ESCAPE '!' \
+             ORDER BY CASE WHEN name_key LIKE ? ESCAPE '!' THEN 0 ELSE 1 END, name_key LIMIT ?",
             params![&contains, &prefix, i64::from(limit)],
         )
         .await?;

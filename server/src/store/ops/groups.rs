@@ -546,7 +546,7 @@ pub async fn search<T: Tx>(
     let pattern = format!("%{}%", like_escape(query));
     let rows = tx
         .query(
-            "SELECT id FROM chat_groups WHERE open = 1 AND name_key LIKE ? ESCAPE '\\' \
+            "SELECT id FROM chat_groups WHERE open = 1 AND name_key LIKE ? ESCAPE '!' \
              ORDER BY member_count DESC, id LIMIT ?",
             params![&pattern, i64::from(limit)],
         )

@@ -123,7 +123,7 @@ pub async fn append<T: Tx>(
     };
     tx.exec(
         "INSERT INTO messages (thread_id, seq, message_id, sender_id, sender_device_id, \
-         client_msg_id, kind, body, target_message_id, system, created_ms) \
+         client_msg_id, kind, body, target_message_id, group_change, created_ms) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             thread_id.into(),
@@ -214,7 +214,7 @@ pub(crate) async fn thread_missing_or_forbidden<T: Tx>(tx: &mut T, thread_id: u6
 macro_rules! message_cols {
     () => {
         "m.thread_id, m.seq, m.message_id, m.sender_id, u.name, m.sender_device_id, \
-         m.client_msg_id, m.created_ms, m.kind, m.body, m.target_message_id, m.system, \
+         m.client_msg_id, m.created_ms, m.kind, m.body, m.target_message_id, m.group_change, \
          m.recalled, m.edited_ms"
     };
 }
@@ -263,12 +263,13 @@ pub fn fold(s: &str) -> String {
     s.nfc().collect::<String>().to_lowercase().nfc().collect()
 }
 
-/// Escapes `%`, `_` and `\` for a LIKE pattern used with `ESCAPE '\'`.
+/// Escapes `%`, `_` and `!` for a LIKE pattern used with `ESCAPE '!'` (not backslash, which
+/// MySQL also treats as a string escape).
 pub(crate) fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
+        if matches!(c, '%' | '_' | '!') {
+            out.push('!');
         }
         out.push(c);
     }
