@@ -28,4 +28,4 @@ cleanup_test_databases() {
     while read -r db; do mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS \`$db\`" || true; done
 }
 trap cleanup_test_databases EXIT
-cargo test -p confab-server --locked
+cargo test -p confab-server --locked -- --include-ignored
