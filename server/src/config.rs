@@ -38,6 +38,9 @@ pub struct Settings {
     /// MySQL connection pool size [default: 16].
     #[arg(long, env = "CONFAB_MYSQL_POOL")]
     pub mysql_pool: Option<usize>,
+    /// MySQL writer connections, each group-committing the threads routed to it [default: 4].
+    #[arg(long, env = "CONFAB_MYSQL_WRITERS")]
+    pub mysql_writers: Option<usize>,
     /// Node id (0-1023), part of every message id [default: 1].
     #[arg(long, env = "CONFAB_NODE_ID")]
     pub node_id: Option<u16>,
@@ -111,6 +114,7 @@ pub struct Config {
     /// `None`: the embedded store; `Some(url)`: MySQL.
     pub mysql_url: Option<String>,
     pub mysql_pool: usize,
+    pub mysql_writers: usize,
     pub node_id: u16,
     pub log_format: LogFormat,
     pub max_frame_bytes: u32,
@@ -162,6 +166,7 @@ impl Settings {
             data_dir,
             store,
             mysql_pool,
+            mysql_writers,
             node_id,
             log_format,
             max_frame_bytes,
@@ -250,6 +255,7 @@ impl Settings {
                 Some(_) => return Err(ConfigError::Invalid("store must be sqlite or mysql://...")),
             },
             mysql_pool: self.mysql_pool.unwrap_or(16).max(2),
+            mysql_writers: self.mysql_writers.unwrap_or(4).max(1),
             node_id,
             log_format: self.log_format.unwrap_or_default(),
             max_frame_bytes,

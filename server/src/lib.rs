@@ -64,6 +64,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             let mut mcfg = MysqlConfig::new(url);
             mcfg.batch_max = cfg.batch_max;
             mcfg.pool_size = cfg.mysql_pool;
+            mcfg.writers = cfg.mysql_writers;
             let backend = MysqlBackend::open(&mcfg).await?;
             Ok(serve(cfg, listener, addr, backend, hasher))
         }

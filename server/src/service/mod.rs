@@ -227,6 +227,7 @@ impl<B: Backend> Service<B> {
     /// Runs a write; its effects go to the ordered fan-out after commit.
     fn write_fx<R, F>(
         &self,
+        key: u64,
         origin_conn: u64,
         op: F,
     ) -> StoreResult<tokio::sync::oneshot::Receiver<StoreResult<(R, Effects)>>>
@@ -236,7 +237,7 @@ impl<B: Backend> Service<B> {
     {
         let sink = self.fanout.clone();
         self.store
-            .enqueue_write(op, move |(_, fx): &mut (R, Effects)| {
+            .enqueue_write(key, op, move |(_, fx): &mut (R, Effects)| {
                 let fx = std::mem::take(fx);
                 if !(fx.events.is_empty()
                     && fx.messages.is_empty()
@@ -252,7 +253,7 @@ impl<B: Backend> Service<B> {
         R: Send + 'static,
         F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<(R, Effects)>> + Send + 'static,
     {
-        let rx = self.write_fx(origin_conn, op)?;
+        let rx = self.write_fx(0, origin_conn, op)?;
         let (r, _) = rx
             .await
             .map_err(|_| pb::Error::from(StoreError::Unavailable("writer stopped".into())))??;
@@ -1052,7 +1053,8 @@ impl<B: Backend> Service<B> {
             body: send.body,
         };
         let ids = self.ids.clone();
-        Ok(self.write_fx(ctx.conn_id, move |tx| {
+        let key = req.thread_id;
+        Ok(self.write_fx(key, ctx.conn_id, move |tx| {
             Box::pin(async move { messages::send(tx, &ids, &req).await })
         })?)
     }

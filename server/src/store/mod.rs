@@ -293,8 +293,9 @@ where
 /// A storage backend: somewhere to run write jobs (batched, group-committed) and read jobs.
 pub trait Backend: Send + Sync + 'static {
     type Tx: Tx + 'static;
-    /// Queues a write; fails at once with `Busy` when the queue is full.
-    fn submit_write(&self, job: WriteJob<Self::Tx>) -> StoreResult<()>;
+    /// Queues a write; fails at once with `Busy` when the queue is full. Writes with the same
+    /// `key` (a thread id; 0 for the rest) run in the order they were queued.
+    fn submit_write(&self, key: u64, job: WriteJob<Self::Tx>) -> StoreResult<()>;
     /// Runs a read on a read connection.
     fn submit_read(&self, job: ReadJob<Self::Tx>) -> StoreResult<()>;
     /// Statistics of the group-commit writer.
@@ -329,7 +330,7 @@ impl<B: Backend> Store<B> {
         R: Send + 'static,
         F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<R>> + Send + 'static,
     {
-        let rx = self.enqueue_write(op, |_| {})?;
+        let rx = self.enqueue_write(0, op, |_| {})?;
         rx.await
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
     }
@@ -338,6 +339,7 @@ impl<B: Backend> Store<B> {
     /// its committed result; `then` runs on the writer after the commit (see [`write_job`]).
     pub fn enqueue_write<R, F, H>(
         &self,
+        key: u64,
         op: F,
         then: H,
     ) -> StoreResult<oneshot::Receiver<StoreResult<R>>>
@@ -347,7 +349,7 @@ impl<B: Backend> Store<B> {
         H: FnOnce(&mut R) + Send + 'static,
     {
         let (job, rx) = write_job(op, then);
-        self.backend.submit_write(job)?;
+        self.backend.submit_write(key, job)?;
         Ok(rx)
     }
 

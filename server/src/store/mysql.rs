@@ -28,6 +28,9 @@ pub struct MysqlConfig {
     /// `mysql://user:password@host:port/db`
     pub url: String,
     pub pool_size: usize,
+    /// Writer connections, each with its own group-commit batches; writes are routed by thread
+    /// so one thread's entries keep their order and rarely contend for its row.
+    pub writers: usize,
     pub batch_max: usize,
     pub queue: usize,
     /// How long to keep retrying the first connection at start.
@@ -39,6 +42,7 @@ impl MysqlConfig {
         Self {
             url: url.into(),
             pool_size: 16,
+            writers: 4,
             batch_max: 512,
             queue: 16_384,
             connect_timeout: Duration::from_secs(30),
@@ -181,7 +185,7 @@ struct Stats {
 /// The MySQL backend.
 pub struct MysqlBackend {
     pool: Pool,
-    writes: mpsc::Sender<WriteJob<MysqlConn>>,
+    writes: Vec<mpsc::Sender<WriteJob<MysqlConn>>>,
     stats: Arc<Stats>,
 }
 
@@ -191,7 +195,8 @@ impl MysqlBackend {
     pub async fn open(cfg: &MysqlConfig) -> StoreResult<Self> {
         let opts = Opts::from_url(&cfg.url)
             .map_err(|e| StoreError::Unavailable(format!("bad MySQL URL: {e}")))?;
-        let pool_size = cfg.pool_size.max(2);
+        let writers = cfg.writers.max(1);
+        let pool_size = cfg.pool_size.max(writers + 1);
         let constraints = PoolConstraints::new(1, pool_size)
             .ok_or_else(|| StoreError::Unavailable("bad pool size".into()))?;
         let opts = OptsBuilder::from_opts(opts)
@@ -219,18 +224,22 @@ impl MysqlBackend {
         };
         apply_schema(&mut conn).await?;
         info!("MySQL store ready");
+        drop(conn);
         let stats = Arc::new(Stats::default());
-        let (tx, rx) = mpsc::channel(cfg.queue.max(1));
-        tokio::spawn(writer_loop(
-            pool.clone(),
-            conn,
-            rx,
-            cfg.batch_max.max(1),
-            stats.clone(),
-        ));
+        let mut writes = Vec::with_capacity(writers);
+        for _ in 0..writers {
+            let (tx, rx) = mpsc::channel(cfg.queue.max(1));
+            tokio::spawn(writer_loop(
+                pool.clone(),
+                rx,
+                cfg.batch_max.max(1),
+                stats.clone(),
+            ));
+            writes.push(tx);
+        }
         Ok(Self {
             pool,
-            writes: tx,
+            writes,
             stats,
         })
     }
@@ -279,8 +288,9 @@ async fn apply_schema(conn: &mut Conn) -> StoreResult<()> {
 impl Backend for MysqlBackend {
     type Tx = MysqlConn;
 
-    fn submit_write(&self, job: WriteJob<MysqlConn>) -> StoreResult<()> {
-        self.writes.try_send(job).map_err(|e| match e {
+    fn submit_write(&self, key: u64, job: WriteJob<MysqlConn>) -> StoreResult<()> {
+        let i = usize::try_from(key % self.writes.len() as u64).unwrap_or(0);
+        self.writes[i].try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => StoreError::Busy,
             mpsc::error::TrySendError::Closed(_) => {
                 StoreError::Unavailable("writer stopped".into())
@@ -317,12 +327,11 @@ async fn run(conn: &mut Conn, sql: &'static str) -> Result<(), mysql_async::Erro
 
 async fn writer_loop(
     pool: Pool,
-    conn: Conn,
     mut rx: mpsc::Receiver<WriteJob<MysqlConn>>,
     batch_max: usize,
     stats: Arc<Stats>,
 ) {
-    let mut conn = Some(MysqlConn { conn });
+    let mut conn: Option<MysqlConn> = None;
     let mut batch = Vec::with_capacity(batch_max);
     let mut done: Vec<Box<dyn FnOnce(StoreResult<()>) + Send>> = Vec::with_capacity(batch_max);
     while let Some(first) = rx.recv().await {

@@ -269,7 +269,7 @@ impl SqliteBackend {
 impl Backend for SqliteBackend {
     type Tx = SqliteConn;
 
-    fn submit_write(&self, job: WriteJob<SqliteConn>) -> StoreResult<()> {
+    fn submit_write(&self, _key: u64, job: WriteJob<SqliteConn>) -> StoreResult<()> {
         self.writes.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => StoreError::Busy,
             mpsc::error::TrySendError::Closed(_) => {
