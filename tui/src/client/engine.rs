@@ -790,15 +790,19 @@ impl Engine {
                 }
                 match body {
                     Body::MessagePage(page) => {
+                        let before = self.threads.get(&thread_id).map_or(0, |t| t.cursor);
                         if let Some(t) = self.threads.get_mut(&thread_id) {
                             t.known = t.known.max(page.last_seq);
                         }
                         self.accept(thread_id, page.messages).await;
-                        let again = self
+                        let (after, behind) = self
                             .threads
                             .get(&thread_id)
-                            .is_some_and(|t| t.cursor < t.known);
-                        if page.has_more || again {
+                            .map_or((0, false), |t| (t.cursor, t.cursor < t.known));
+                        // Only ask again when this page moved the cursor: a server that cannot
+                        // fill a gap must not be asked in a loop (the next push or reconnect
+                        // tries again).
+                        if after > before && (page.has_more || behind) {
                             self.start_sync(link, thread_id).await?;
                         }
                     }

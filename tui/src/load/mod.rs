@@ -302,8 +302,14 @@ async fn pair_loop(
                     }
                 }
             }
-            Event::SendFailed { error, .. } => {
+            Event::SendFailed { local_id, error } => {
                 let mut l = ledger.lock().await;
+                if pending
+                    .remove(&local_id)
+                    .is_some_and(|(_, _, _, measured)| measured)
+                {
+                    l.report.failed += 1;
+                }
                 *l.report.errors.entry(format!("{}", error)).or_default() += 1;
             }
             Event::SendRetry { error, .. } => {

@@ -12,6 +12,8 @@ use serde_json::json;
 pub struct Report {
     pub sent: u64,
     pub acked: u64,
+    /// Sends the server refused for good (retried ones count under `errors` only).
+    pub failed: u64,
     pub delivered: u64,
     /// Acked, but not delivered by the end of the drain period.
     pub lost: u64,
@@ -40,6 +42,7 @@ impl Default for Report {
         Self {
             sent: 0,
             acked: 0,
+            failed: 0,
             delivered: 0,
             lost: 0,
             duplicated: 0,
@@ -74,6 +77,7 @@ impl Report {
     pub fn merge(&mut self, other: &Report) {
         self.sent += other.sent;
         self.acked += other.acked;
+        self.failed += other.failed;
         self.delivered += other.delivered;
         self.lost += other.lost;
         self.duplicated += other.duplicated;
@@ -121,7 +125,7 @@ impl Report {
 
     pub fn to_json(&self) -> serde_json::Value {
         json!({
-            "sent": self.sent, "acked": self.acked, "delivered": self.delivered,
+            "sent": self.sent, "acked": self.acked, "failed": self.failed, "delivered": self.delivered,
             "lost": self.lost, "duplicated": self.duplicated, "out_of_order": self.out_of_order,
             "unexpected": self.unexpected, "errors": self.errors,
             "seconds": self.elapsed.as_secs_f64(),
