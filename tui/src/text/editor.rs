@@ -319,7 +319,7 @@ mod tests {
             let mut ins = inserts.iter().cycle();
             for o in ops {
                 match o {
-                    0 | 1 | 2 => { if let Some(s) = ins.next() { e.insert(s) } }
+                    0..=2 => { if let Some(s) = ins.next() { e.insert(s) } }
                     3 => e.left(),
                     4 => e.right(),
                     5 => e.backspace(),
