@@ -266,23 +266,21 @@ async fn apply_schema(conn: &mut Conn) -> StoreResult<()> {
             conn.query_drop(body).await.map_err(map_err)?;
         }
     }
-    conn.exec_drop(
-        "INSERT IGNORE INTO schema_version (version, applied_ms) VALUES (?, ?)",
-        (SCHEMA_VERSION, crate::ids::now_ms()),
-    )
-    .await
-    .map_err(map_err)?;
-    let newest: Option<i64> = conn
+    // A new database gets its version recorded; an existing one must be at this version.
+    if present.unwrap_or(0) == 0 {
+        conn.exec_drop(
+            "INSERT INTO schema_version (version, applied_ms) VALUES (?, ?)",
+            (SCHEMA_VERSION, crate::ids::now_ms()),
+        )
+        .await
+        .map_err(map_err)?;
+        return Ok(());
+    }
+    let found: Option<Option<i64>> = conn
         .query_first("SELECT MAX(version) FROM schema_version")
         .await
         .map_err(map_err)?;
-    if newest.unwrap_or(0) > SCHEMA_VERSION {
-        return Err(StoreError::Unavailable(format!(
-            "database schema version {} is newer than this server ({SCHEMA_VERSION})",
-            newest.unwrap_or(0)
-        )));
-    }
-    Ok(())
+    super::schema::check_version(found.flatten())
 }
 
 impl Backend for MysqlBackend {

@@ -1,8 +1,25 @@
 //! The embedded (SQLite) schema. The MySQL schema is `schema.sql` at the repository root; both
 //! hold the same tables and keys.
 
-/// Bumped when the schema changes; recorded in `schema_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+/// Bumped when the schema changes; recorded in `schema_version`. (2: resume tokens in their own
+/// table, `messages.group_change`, group name keys.)
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Accepts a database recorded at exactly this server's schema version.
+pub fn check_version(found: Option<i64>) -> Result<(), super::StoreError> {
+    match found {
+        Some(v) if v == SCHEMA_VERSION => Ok(()),
+        Some(v) if v > SCHEMA_VERSION => Err(super::StoreError::Unavailable(format!(
+            "the database has schema version {v}, newer than this server's {SCHEMA_VERSION}: upgrade the server"
+        ))),
+        Some(v) => Err(super::StoreError::Unavailable(format!(
+            "the database has schema version {v}; this server needs {SCHEMA_VERSION} and cannot migrate it yet"
+        ))),
+        None => Err(super::StoreError::Unavailable(
+            "the database has a schema_version table but no version recorded".into(),
+        )),
+    }
+}
 
 pub const SQLITE_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS schema_version (

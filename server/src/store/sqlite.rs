@@ -184,22 +184,30 @@ fn open(path: &Path, read_only: bool) -> StoreResult<Connection> {
     Ok(conn)
 }
 
+/// Creates the tables in a new database; refuses a database of another schema version (there
+/// are no migrations yet, and running on a different layout would fail every write).
 fn apply_schema(conn: &Connection) -> StoreResult<()> {
+    let has_version_table: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(map_err)?
+        > 0;
+    if has_version_table {
+        let found: Option<i64> = conn
+            .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+            .map_err(map_err)?;
+        super::schema::check_version(found)?;
+        return Ok(());
+    }
     conn.execute_batch(SQLITE_SCHEMA).map_err(map_err)?;
-    let now = crate::ids::now_ms();
     conn.execute(
-        "INSERT OR IGNORE INTO schema_version (version, applied_ms) VALUES (?1, ?2)",
-        rusqlite::params![SCHEMA_VERSION, now],
+        "INSERT INTO schema_version (version, applied_ms) VALUES (?1, ?2)",
+        rusqlite::params![SCHEMA_VERSION, crate::ids::now_ms()],
     )
     .map_err(map_err)?;
-    let newest: i64 = conn
-        .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
-        .map_err(map_err)?;
-    if newest > SCHEMA_VERSION {
-        return Err(StoreError::Unavailable(format!(
-            "database schema version {newest} is newer than this server ({SCHEMA_VERSION})"
-        )));
-    }
     Ok(())
 }
 
@@ -246,7 +254,10 @@ impl SqliteBackend {
         let weak = Arc::downgrade(&stats);
         std::thread::Builder::new()
             .name("confab-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, weak))
+            .spawn({
+                let wal = PathBuf::from(format!("{}-wal", cfg.path.display()));
+                move || checkpoint_loop(checkpointer, wal, weak)
+            })
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
 
         let (rtx, rrx) = crossbeam_channel::bounded(cfg.queue.max(1));
@@ -358,11 +369,24 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 
 /// Checkpoints the WAL into the database file off the commit path. PASSIVE never blocks the
 /// writer or readers; the writer's own automatic checkpoints are turned off.
-fn checkpoint_loop(conn: Connection, stop: std::sync::Weak<Stats>) {
+/// The WAL size past which the checkpointer briefly holds writers back to truncate it: under
+/// constant writes a passive checkpoint never finds the log idle, and the file would grow
+/// without bound.
+const WAL_TRUNCATE_BYTES: u64 = 64 * 1024 * 1024;
+
+fn checkpoint_loop(conn: Connection, wal: PathBuf, stop: std::sync::Weak<Stats>) {
     while stop.upgrade().is_some() {
         std::thread::sleep(std::time::Duration::from_millis(200));
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            warn!(error = %e, "checkpoint failed");
+        let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES);
+        let sql = if big {
+            "PRAGMA wal_checkpoint(TRUNCATE)"
+        } else {
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        };
+        match conn.query_row(sql, [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))) {
+            Ok((busy, frames)) if big => info!(busy, frames, "WAL truncated"),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "checkpoint failed"),
         }
     }
 }
