@@ -50,6 +50,16 @@ impl Editor {
         b
     }
 
+    /// Puts the cursor back on a boundary after an edit: removing text can join its neighbours
+    /// into one cluster (two regional indicators, a base and a combining mark), leaving the old
+    /// position inside it. The cursor goes to the start of that cluster.
+    fn snap_back(&mut self) {
+        let b = self.boundaries();
+        if !b.contains(&self.cursor) {
+            self.cursor = b.into_iter().filter(|x| *x <= self.cursor).next_back().unwrap_or(0);
+        }
+    }
+
     fn prev_boundary(&self) -> usize {
         self.text[..self.cursor]
             .grapheme_indices(true)
@@ -126,6 +136,7 @@ impl Editor {
         let start = self.prev_boundary();
         self.text.replace_range(start..self.cursor, "");
         self.cursor = start;
+        self.snap_back();
     }
 
     pub fn delete(&mut self) {
@@ -135,6 +146,7 @@ impl Editor {
         }
         self.snapshot();
         self.text.replace_range(self.cursor..end, "");
+        self.snap_back();
     }
 
     fn kill_range(&mut self, start: usize, end: usize) {
@@ -145,6 +157,7 @@ impl Editor {
         self.kill = self.text[start..end].to_owned();
         self.text.replace_range(start..end, "");
         self.cursor = start;
+        self.snap_back();
     }
 
     /// Ctrl-W: the word before the cursor (and the spaces after it).
@@ -274,6 +287,16 @@ mod tests {
         assert_eq!(e.text(), "e\u{301}");
         e.backspace();
         assert!(e.is_empty(), "the mark goes with its base");
+    }
+
+    #[test]
+    fn deleting_between_regional_indicators_keeps_the_cursor_on_a_boundary() {
+        let mut e = Editor::new();
+        e.insert("🇨x🇳");
+        e.left();
+        e.backspace();
+        assert_eq!(e.text(), "🇨🇳");
+        assert_eq!(e.cursor(), 0, "the flag is one cluster now; the cursor moves to its start");
     }
 
     #[test]
