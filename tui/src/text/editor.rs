@@ -56,7 +56,7 @@ impl Editor {
     fn snap_back(&mut self) {
         let b = self.boundaries();
         if !b.contains(&self.cursor) {
-            self.cursor = b.into_iter().filter(|x| *x <= self.cursor).next_back().unwrap_or(0);
+            self.cursor = b.into_iter().rfind(|x| *x <= self.cursor).unwrap_or(0);
         }
     }
 
@@ -296,7 +296,11 @@ mod tests {
         e.left();
         e.backspace();
         assert_eq!(e.text(), "🇨🇳");
-        assert_eq!(e.cursor(), 0, "the flag is one cluster now; the cursor moves to its start");
+        assert_eq!(
+            e.cursor(),
+            0,
+            "the flag is one cluster now; the cursor moves to its start"
+        );
     }
 
     #[test]

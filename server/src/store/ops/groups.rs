@@ -520,6 +520,15 @@ pub async fn transfer<T: Tx>(
     Ok(fx)
 }
 
+/// Loads the groups whose ids are the first column of `rows`, as `me` sees them.
+async fn groups_of_rows<T: Tx>(tx: &mut T, me: u64, rows: &[Row]) -> StoreResult<Vec<pb::Group>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(group(tx, me, r.u64(0)?).await?);
+    }
+    Ok(out)
+}
+
 /// The caller's groups, then groups with a pending invitation.
 pub async fn list_mine<T: Tx>(tx: &mut T, me: u64) -> StoreResult<Vec<pb::Group>> {
     let rows = tx
@@ -529,11 +538,7 @@ pub async fn list_mine<T: Tx>(tx: &mut T, me: u64) -> StoreResult<Vec<pb::Group>
             params![me, me],
         )
         .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        out.push(group(tx, me, r.u64(0)?).await?);
-    }
-    Ok(out)
+    groups_of_rows(tx, me, &rows).await
 }
 
 /// Open groups whose name contains the query.
@@ -551,11 +556,7 @@ pub async fn search<T: Tx>(
             params![&pattern, i64::from(limit)],
         )
         .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        out.push(group(tx, me, r.u64(0)?).await?);
-    }
-    Ok(out)
+    groups_of_rows(tx, me, &rows).await
 }
 
 /// A page of members, ordered by user id; members only.

@@ -57,6 +57,41 @@ async fn earlier<T: Tx>(
     }))
 }
 
+/// An entry a client sent (text, recall, edit).
+struct OwnEntry<'a> {
+    sender: &'a pb::User,
+    device_id: u64,
+    thread_id: u64,
+    client_msg_id: &'a str,
+    kind: pb::MessageKind,
+    body: &'a str,
+    target_message_id: u64,
+}
+
+async fn append_own<T: Tx>(
+    tx: &mut T,
+    ids: &Snowflake,
+    fx: &mut Effects,
+    e: OwnEntry<'_>,
+) -> StoreResult<pb::ChatMessage> {
+    append(
+        tx,
+        ids,
+        fx,
+        e.thread_id,
+        NewEntry {
+            sender: e.sender,
+            sender_device_id: e.device_id,
+            client_msg_id: Some(e.client_msg_id),
+            kind: e.kind,
+            body: e.body,
+            target_message_id: e.target_message_id,
+            group_change: None,
+        },
+    )
+    .await
+}
+
 fn ack_of(m: &pb::ChatMessage) -> pb::SendAck {
     pb::SendAck {
         thread_id: m.thread_id,
@@ -113,19 +148,18 @@ pub async fn send<T: Tx>(
             "you can no longer send to this thread",
         ));
     }
-    let msg = append(
+    let msg = append_own(
         tx,
         ids,
         &mut fx,
-        req.thread_id,
-        NewEntry {
+        OwnEntry {
             sender: &req.sender,
-            sender_device_id: req.device_id,
-            client_msg_id: Some(&req.client_msg_id),
+            device_id: req.device_id,
+            thread_id: req.thread_id,
+            client_msg_id: &req.client_msg_id,
             kind: pb::MessageKind::Text,
             body: &req.body,
             target_message_id: 0,
-            group_change: None,
         },
     )
     .await?;
@@ -213,19 +247,18 @@ pub async fn amend<T: Tx>(
             (pb::MessageKind::Edit, b.as_str())
         }
     };
-    let msg = append(
+    let msg = append_own(
         tx,
         ids,
         &mut fx,
-        req.thread_id,
-        NewEntry {
+        OwnEntry {
             sender: &req.sender,
-            sender_device_id: req.device_id,
-            client_msg_id: Some(&req.client_msg_id),
+            device_id: req.device_id,
+            thread_id: req.thread_id,
+            client_msg_id: &req.client_msg_id,
             kind,
             body,
             target_message_id: req.message_id,
-            group_change: None,
         },
     )
     .await?;
