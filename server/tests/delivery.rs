@@ -233,3 +233,43 @@ async fn acked_messages_survive_sigkill() {
     child.kill().expect("stop");
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn sigterm_says_goodbye_and_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = spawn_server(dir.path(), port);
+    wait_ready(addr).await;
+    let mut a = Client::connect(addr).await;
+    a.register("term_a").await;
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let e = a
+        .closed_with()
+        .await
+        .expect("a goodbye frame before the close");
+    assert_eq!(
+        e.code,
+        confab_wire::pb::ErrorCode::ShuttingDown as i32,
+        "{e}"
+    );
+    assert!(e.retry_after_ms > 0);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "clean exit status: {exit}");
+}
