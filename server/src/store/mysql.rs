@@ -91,6 +91,32 @@ fn from_value(v: mysql_async::Value) -> Value {
 /// A pooled MySQL connection usable as a [`Tx`].
 pub struct MysqlConn {
     conn: Conn,
+    /// In the writer's batch transaction: a savepoint is set before a job's first write, so a
+    /// job that fails before writing (most refusals) costs no savepoint round trip.
+    in_batch: bool,
+    savepoint_set: bool,
+}
+
+impl MysqlConn {
+    fn new(conn: Conn) -> Self {
+        Self {
+            conn,
+            in_batch: false,
+            savepoint_set: false,
+        }
+    }
+
+    async fn before_write(&mut self) -> StoreResult<()> {
+        if self.in_batch && !self.savepoint_set {
+            // A savepoint of the same name replaces the previous job's, so none is released.
+            self.conn
+                .query_drop("SAVEPOINT job")
+                .await
+                .map_err(map_err)?;
+            self.savepoint_set = true;
+        }
+        Ok(())
+    }
 }
 
 impl Tx for MysqlConn {
@@ -104,6 +130,7 @@ impl Tx for MysqlConn {
         ps: &'a [Param<'a>],
     ) -> BoxFut<'a, StoreResult<u64>> {
         Box::pin(async move {
+            self.before_write().await?;
             self.conn
                 .exec_drop(sql, params(ps))
                 .await
@@ -118,6 +145,7 @@ impl Tx for MysqlConn {
         ps: &'a [Param<'a>],
     ) -> BoxFut<'a, StoreResult<u64>> {
         Box::pin(async move {
+            self.before_write().await?;
             self.conn
                 .exec_drop(sql, params(ps))
                 .await
@@ -145,6 +173,7 @@ impl Tx for MysqlConn {
 
     fn bump(&mut self, counter: Counter, id: u64) -> BoxFut<'_, StoreResult<Option<u64>>> {
         Box::pin(async move {
+            self.before_write().await?;
             // LAST_INSERT_ID(expr) hands the new value back in the OK packet: the row update and
             // the read are one atomic statement under the row lock.
             match counter {
@@ -301,7 +330,7 @@ impl Backend for MysqlBackend {
         tokio::spawn(async move {
             match pool.get_conn().await {
                 Ok(conn) => {
-                    let _ = job(MysqlConn { conn }).await;
+                    let _ = job(MysqlConn::new(conn)).await;
                 }
                 // Dropping the job answers its caller with Unavailable.
                 Err(e) => warn!(error = %e, "no MySQL connection for a read"),
@@ -344,7 +373,7 @@ async fn writer_loop(
         let mut c = match conn.take() {
             Some(c) => c,
             None => match pool.get_conn().await {
-                Ok(c) => MysqlConn { conn: c },
+                Ok(c) => MysqlConn::new(c),
                 Err(e) => {
                     warn!(error = %e, jobs = batch.len(), "MySQL unavailable; failing the batch");
                     batch.clear();
@@ -361,20 +390,20 @@ async fn writer_loop(
             continue; // the connection is dropped; the next batch takes a new one
         }
         let mut broken = false;
+        c.in_batch = true;
         for job in batch.drain(..) {
-            let savepoint = run(&mut c.conn, "SAVEPOINT job").await;
+            c.savepoint_set = false;
             let (back, ok, completion) = job(c).await;
             c = back;
-            if !(ok && savepoint.is_ok())
+            if !ok
+                && c.savepoint_set
                 && run(&mut c.conn, "ROLLBACK TO SAVEPOINT job").await.is_err()
             {
                 broken = true;
             }
-            if run(&mut c.conn, "RELEASE SAVEPOINT job").await.is_err() {
-                broken = true;
-            }
             done.push(completion);
         }
+        c.in_batch = false;
         let committed = if broken {
             let _ = run(&mut c.conn, "ROLLBACK").await;
             Err(StoreError::Unavailable("the transaction failed".into()))
