@@ -176,13 +176,19 @@ async fn wait_ready(addr: SocketAddr) {
     panic!("server at {addr} did not start");
 }
 
+/// The real binary as a child process on a free port, ready to accept.
+async fn start_child(dir: &std::path::Path) -> (Child, u16, SocketAddr) {
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let child = spawn_server(dir, port);
+    wait_ready(addr).await;
+    (child, port, addr)
+}
+
 #[tokio::test]
 async fn acked_messages_survive_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut child = spawn_server(dir.path(), port);
-    wait_ready(addr).await;
+    let (mut child, port, addr) = start_child(dir.path()).await;
 
     let mut a = Client::connect(addr).await;
     a.register("durable_a").await;
@@ -237,10 +243,7 @@ async fn acked_messages_survive_sigkill() {
 #[tokio::test]
 async fn sigterm_says_goodbye_and_exits_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut child = spawn_server(dir.path(), port);
-    wait_ready(addr).await;
+    let (mut child, _, addr) = start_child(dir.path()).await;
     let mut a = Client::connect(addr).await;
     a.register("term_a").await;
 

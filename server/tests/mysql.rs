@@ -23,6 +23,8 @@ async fn mysql(db: &TestDb) -> mysql_async::Conn {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Ignored in the plain `cargo test` (no database there); scripts/test.sh, and so CI, runs it
+// against MariaDB with CONFAB_TEST_MYSQL set and --include-ignored.
 #[ignore = "needs MariaDB via CONFAB_TEST_MYSQL; scripts/test.sh runs it"]
 async fn concurrent_writers_on_one_thread_get_gap_free_commit_ordered_seqs() {
     let first = TestServer::start().await;
@@ -110,6 +112,8 @@ async fn concurrent_writers_on_one_thread_get_gap_free_commit_ordered_seqs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Ignored in the plain `cargo test` (no database there); scripts/test.sh, and so CI, runs it
+// against MariaDB with CONFAB_TEST_MYSQL set and --include-ignored.
 #[ignore = "needs MariaDB via CONFAB_TEST_MYSQL; scripts/test.sh runs it"]
 async fn killed_mysql_connections_lose_nothing_acked_and_the_server_recovers() {
     let srv = TestServer::start().await;
@@ -189,6 +193,8 @@ async fn killed_mysql_connections_lose_nothing_acked_and_the_server_recovers() {
 }
 
 #[tokio::test]
+// Ignored in the plain `cargo test` (no database there); scripts/test.sh, and so CI, runs it
+// against MariaDB with CONFAB_TEST_MYSQL set and --include-ignored.
 #[ignore = "needs MariaDB via CONFAB_TEST_MYSQL; scripts/test.sh runs it"]
 async fn awkward_text_round_trips_exactly() {
     let srv = TestServer::start().await;

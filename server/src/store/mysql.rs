@@ -117,6 +117,12 @@ impl MysqlConn {
         }
         Ok(())
     }
+
+    /// Runs a data-changing statement (after the job's savepoint, if one is due).
+    async fn write(&mut self, sql: &'static str, ps: &[Param<'_>]) -> StoreResult<()> {
+        self.before_write().await?;
+        self.conn.exec_drop(sql, params(ps)).await.map_err(map_err)
+    }
 }
 
 impl Tx for MysqlConn {
@@ -130,11 +136,7 @@ impl Tx for MysqlConn {
         ps: &'a [Param<'a>],
     ) -> BoxFut<'a, StoreResult<u64>> {
         Box::pin(async move {
-            self.before_write().await?;
-            self.conn
-                .exec_drop(sql, params(ps))
-                .await
-                .map_err(map_err)?;
+            self.write(sql, ps).await?;
             Ok(self.conn.affected_rows())
         })
     }
@@ -145,11 +147,7 @@ impl Tx for MysqlConn {
         ps: &'a [Param<'a>],
     ) -> BoxFut<'a, StoreResult<u64>> {
         Box::pin(async move {
-            self.before_write().await?;
-            self.conn
-                .exec_drop(sql, params(ps))
-                .await
-                .map_err(map_err)?;
+            self.write(sql, ps).await?;
             self.conn
                 .last_insert_id()
                 .ok_or_else(|| StoreError::Corrupt("insert returned no id".into()))
