@@ -9,7 +9,7 @@
 pub mod auth;
 pub mod validate;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,7 @@ use prost::Message as _;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::cluster::{Bus, KickScope, LocalBus};
 use crate::config::Config;
 use crate::hub::{ConnCtl, ConnHandle, Hub, Kick};
 use crate::ids::{Snowflake, now_ms};
@@ -141,6 +142,8 @@ pub struct Service<B: Backend> {
     typing: Mutex<HashMap<(u64, u64), Instant>>,
     members: Mutex<HashMap<u64, Arc<Vec<u64>>>>,
     fanout: mpsc::UnboundedSender<Fanout>,
+    /// The other nodes (a no-op when alone): every push to users also goes here.
+    bus: Arc<dyn Bus>,
 }
 
 const TYPING_EVERY: Duration = Duration::from_secs(2);
@@ -154,8 +157,21 @@ fn per_minute(n: u32) -> Quota {
 }
 
 impl<B: Backend> Service<B> {
-    /// Builds the service and starts its fan-out task (needs a tokio runtime).
+    /// Builds a single-node service and starts its fan-out task (needs a tokio runtime).
     pub fn start(cfg: Config, store: Store<B>, hasher: Hasher) -> Arc<Self> {
+        let hub = Arc::new(Hub::new());
+        let bus = Arc::new(LocalBus::new(hub.clone()));
+        Self::start_with(cfg, store, hasher, hub, bus)
+    }
+
+    /// Builds the service on a given hub and cluster bus (the bus delivers into that hub).
+    pub fn start_with(
+        cfg: Config,
+        store: Store<B>,
+        hasher: Hasher,
+        hub: Arc<Hub>,
+        bus: Arc<dyn Bus>,
+    ) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         let svc = Arc::new(Self {
             ids: Arc::new(Snowflake::new(cfg.node_id)),
@@ -163,11 +179,12 @@ impl<B: Backend> Service<B> {
             name_limiter: RateLimiter::keyed(per_minute(cfg.auth_per_name_per_minute)),
             cfg,
             store,
-            hub: Arc::new(Hub::new()),
+            hub,
             hasher,
             typing: Mutex::new(HashMap::new()),
             members: Mutex::new(HashMap::new()),
             fanout: tx,
+            bus,
         });
         tokio::spawn(fanout_loop(Arc::downgrade(&svc), rx));
         let weak = Arc::downgrade(&svc);
@@ -427,8 +444,9 @@ impl<B: Backend> Service<B> {
         Ok(())
     }
 
-    /// Puts the connection in the hub and announces presence if it is the user's first.
-    fn attach(self: &Arc<Self>, ctx: &ConnCtx, session: &Session) {
+    /// Puts the connection in the hub (and its route in the cluster, before the AuthOk goes
+    /// out) and announces presence if it is the user's first.
+    async fn attach(self: &Arc<Self>, ctx: &ConnCtx, session: &Session) {
         let reg = self.hub.register(ConnHandle {
             conn_id: ctx.conn_id,
             user_id: session.user.user_id,
@@ -436,6 +454,9 @@ impl<B: Backend> Service<B> {
             tx: ctx.out.clone(),
             ctl: ctx.ctl.clone(),
         });
+        self.bus
+            .attached(session.user.user_id, session.device_id)
+            .await;
         if reg.first {
             let svc = self.clone();
             let user = session.user.clone();
@@ -445,12 +466,30 @@ impl<B: Backend> Service<B> {
 
     /// Called by the connection when it closes.
     pub fn detach(self: &Arc<Self>, conn_id: u64, session: &Session) {
-        if self.hub.unregister(session.user.user_id, conn_id) {
+        let last = self.hub.unregister(session.user.user_id, conn_id);
+        if self.bus.clustered() {
+            let svc = self.clone();
+            let (uid, dev) = (session.user.user_id, session.device_id);
+            let user = session.user.clone();
+            // The route goes first: the presence check below must not count this device.
+            tokio::spawn(async move {
+                svc.bus.detached(uid, dev).await;
+                if last {
+                    svc.went_offline(user).await;
+                }
+            });
+        } else if last {
             let svc = self.clone();
             let user = session.user.clone();
-            tokio::spawn(async move {
+            tokio::spawn(async move { svc.went_offline(user).await });
+        }
+    }
+
+    async fn went_offline(self: Arc<Self>, user: pb::User) {
+        {
+            {
                 let uid = user.user_id;
-                if let Err(e) = svc
+                if let Err(e) = self
                     .store
                     .write(move |tx| {
                         Box::pin(async move { accounts::set_last_seen(tx, uid, now_ms()).await })
@@ -459,8 +498,8 @@ impl<B: Backend> Service<B> {
                 {
                     debug!(error = %e, "could not record last seen");
                 }
-                svc.announce_presence(user, false).await;
-            });
+                self.announce_presence(user, false).await;
+            }
         }
     }
 
@@ -477,8 +516,9 @@ impl<B: Backend> Service<B> {
                 return;
             }
         };
-        // The user may have come back (or left) while the friends were read.
-        if self.hub.is_online(uid) != online {
+        // The user may have come back (or left) while the friends were read; in a cluster,
+        // "online" means on any node.
+        if self.is_online(uid).await != online {
             return;
         }
         let push = Envelope::push(Body::PresencePush(pb::PresencePush {
@@ -487,10 +527,20 @@ impl<B: Backend> Service<B> {
             last_seen_ms: now_ms(),
         }));
         if let Some(frame) = self.frame(&push) {
-            for f in friends {
-                self.hub.push_user(f, &frame, 0);
+            for f in &friends {
+                self.hub.push_user(*f, &frame, 0);
             }
+            self.bus.forward(&friends, &frame);
         }
+    }
+
+    /// Which of `users` are online (on any node in a cluster).
+    async fn online_among(&self, users: &[u64]) -> HashSet<u64> {
+        self.bus.online(users).await
+    }
+
+    async fn is_online(&self, user: u64) -> bool {
+        self.online_among(&[user]).await.contains(&user)
     }
 
     fn auth_ok(&self, s: &accounts::Session, token: String) -> pb::AuthOk {
@@ -502,7 +552,7 @@ impl<B: Backend> Service<B> {
         }
     }
 
-    fn logged_in(
+    async fn logged_in(
         self: &Arc<Self>,
         ctx: &ConnCtx,
         req_id: u64,
@@ -513,7 +563,7 @@ impl<B: Backend> Service<B> {
             user: s.user.clone(),
             device_id: s.device_id,
         };
-        self.attach(ctx, &session);
+        self.attach(ctx, &session).await;
         Outcome {
             reply: Some(Envelope::new(req_id, Body::AuthOk(self.auth_ok(&s, token)))),
             auth: AuthChange::LoggedIn(session),
@@ -548,7 +598,7 @@ impl<B: Backend> Service<B> {
         }
         .await;
         match res {
-            Ok((s, token)) => self.logged_in(ctx, req_id, s, token),
+            Ok((s, token)) => self.logged_in(ctx, req_id, s, token).await,
             Err(e) => Outcome::reply(Envelope::new(req_id, Body::Error(e))),
         }
     }
@@ -587,7 +637,7 @@ impl<B: Backend> Service<B> {
         }
         .await;
         match res {
-            Ok((s, token)) => self.logged_in(ctx, req_id, s, token),
+            Ok((s, token)) => self.logged_in(ctx, req_id, s, token).await,
             Err(e) => Outcome::reply(Envelope::new(req_id, Body::Error(e))),
         }
     }
@@ -618,7 +668,7 @@ impl<B: Backend> Service<B> {
             user: s.user.clone(),
             device_id: s.device_id,
         };
-        self.attach(ctx, &session);
+        self.attach(ctx, &session).await;
         Ok((self.auth_ok(&s, new_token), session))
     }
 
@@ -651,6 +701,14 @@ impl<B: Backend> Service<B> {
                 self.hub.kick_where(uid, Kick::Revoked, |c| {
                     c.conn_id != me && (all || c.device_id == dev)
                 });
+                self.bus.kick(
+                    uid,
+                    if all {
+                        KickScope::All
+                    } else {
+                        KickScope::Device(dev)
+                    },
+                );
                 self.detach(ctx.conn_id, s);
                 Outcome {
                     reply: Some(Envelope::new(req_id, Body::Ok(pb::Ok {}))),
@@ -696,6 +754,7 @@ impl<B: Backend> Service<B> {
                 .await?;
             self.hub
                 .kick_where(uid, Kick::Revoked, |c| c.device_id != dev);
+            self.bus.kick(uid, KickScope::AllBut(dev));
             Ok((session, token))
         }
         .await;
@@ -744,7 +803,7 @@ impl<B: Backend> Service<B> {
                     _ => return Err(bad("give exactly one of user_id or name")),
                 };
                 let mut p = read!(tx => accounts::profile(tx, me, id).await);
-                self.fill_presence(&mut p);
+                self.fill_presence(std::slice::from_mut(&mut p)).await;
                 Some(Body::Profile(p))
             }
             Body::SearchUsers(q) => {
@@ -755,7 +814,7 @@ impl<B: Backend> Service<B> {
                     self.page_limit(q.limit)
                 };
                 let mut users = read!(tx => accounts::search(tx, me, &query, limit).await);
-                users.iter_mut().for_each(|p| self.fill_presence(p));
+                self.fill_presence(&mut users).await;
                 Some(Body::UserList(pb::UserList { users }))
             }
 
@@ -781,11 +840,14 @@ impl<B: Backend> Service<B> {
             }
             Body::ListFriends(_) => {
                 let mut friends = read!(tx => friends::list(tx, me).await);
+                let ids: Vec<u64> = friends
+                    .iter()
+                    .filter_map(|f| f.user.as_ref())
+                    .map(|u| u.user_id)
+                    .collect();
+                let online = self.online_among(&ids).await;
                 for f in &mut friends {
-                    f.online = f
-                        .user
-                        .as_ref()
-                        .is_some_and(|u| self.hub.is_online(u.user_id));
+                    f.online = f.user.as_ref().is_some_and(|u| online.contains(&u.user_id));
                 }
                 Some(Body::FriendList(pb::FriendList { friends }))
             }
@@ -860,11 +922,18 @@ impl<B: Backend> Service<B> {
                 let limit = self.page_limit(m.limit);
                 let mut list =
                     read!(tx => groups::members(tx, me, m.group_id, m.after_user_id, limit).await);
+                let ids: Vec<u64> = list
+                    .members
+                    .iter()
+                    .filter_map(|m| m.user.as_ref())
+                    .map(|u| u.user_id)
+                    .collect();
+                let online = self.online_among(&ids).await;
                 for member in &mut list.members {
                     member.online = member
                         .user
                         .as_ref()
-                        .is_some_and(|u| self.hub.is_online(u.user_id));
+                        .is_some_and(|u| online.contains(&u.user_id));
                 }
                 Some(Body::GroupMemberList(list))
             }
@@ -990,15 +1059,23 @@ impl<B: Backend> Service<B> {
         })
     }
 
-    fn fill_presence(&self, p: &mut pb::Profile) {
-        let shows = matches!(
-            pb::FriendState::try_from(p.friend_state),
-            Ok(pb::FriendState::Friend | pb::FriendState::Self_)
-        );
-        p.online = shows
-            && p.user
-                .as_ref()
-                .is_some_and(|u| self.hub.is_online(u.user_id));
+    /// Presence shows only to friends (and oneself).
+    async fn fill_presence(&self, profiles: &mut [pb::Profile]) {
+        let shows = |p: &pb::Profile| {
+            matches!(
+                pb::FriendState::try_from(p.friend_state),
+                Ok(pb::FriendState::Friend | pb::FriendState::Self_)
+            )
+        };
+        let ids: Vec<u64> = profiles
+            .iter()
+            .filter(|p| shows(p))
+            .filter_map(|p| p.user.as_ref().map(|u| u.user_id))
+            .collect();
+        let online = self.online_among(&ids).await;
+        for p in profiles {
+            p.online = shows(p) && p.user.as_ref().is_some_and(|u| online.contains(&u.user_id));
+        }
     }
 
     /// Drops entries until the reply fits in a frame: from the end of a forward page, from the
@@ -1112,6 +1189,12 @@ impl<B: Backend> Service<B> {
             for u in members.iter().filter(|u| **u != s.user.user_id) {
                 self.hub.push_user(*u, &frame, conn);
             }
+            let others: Vec<u64> = members
+                .iter()
+                .copied()
+                .filter(|u| *u != s.user.user_id)
+                .collect();
+            self.bus.forward(&others, &frame);
         }
         Ok(())
     }
@@ -1151,6 +1234,7 @@ impl<B: Backend> Service<B> {
                     self.hub
                         .push_user(*u, frame, if *u == skip_user { skip_conn } else { 0 });
                 }
+                self.bus.forward(&members, frame);
             }
             Err(e) => debug!(thread_id, error = %e, "cannot list members for a push"),
         }
@@ -1166,6 +1250,7 @@ impl<B: Backend> Service<B> {
             let push = Envelope::push(Body::EventPush(pb::EventPush { event: Some(event) }));
             if let Some(frame) = self.frame(&push) {
                 self.hub.push_user(user, &frame, 0);
+                self.bus.forward(&[user], &frame);
             }
         }
         for msg in f.fx.messages {
@@ -1207,6 +1292,18 @@ impl<B: Backend> Service<B> {
                     }
                 } else if let Some(fr) = &other {
                     self.hub.push_user(*u, fr, 0);
+                }
+            }
+            // The same, in the same (commit) order, to the other nodes.
+            if self.bus.clustered() {
+                if let Some(fr) = &own
+                    && members.contains(&sender)
+                {
+                    self.bus.forward(&[sender], fr);
+                }
+                if let Some(fr) = &other {
+                    let rest: Vec<u64> = members.iter().copied().filter(|u| *u != sender).collect();
+                    self.bus.forward(&rest, fr);
                 }
             }
         }
