@@ -44,6 +44,10 @@ impl KickScope {
     }
 }
 
+/// Called when other nodes changed thread memberships: `Some(threads)`, or `None` when changes
+/// may have been missed (drop every cached member list).
+pub type MembersChanged = Box<dyn Fn(Option<&[u64]>) + Send + Sync>;
+
 /// What the service needs from the cluster. Calls that forward are synchronous and keep their
 /// order: a node's pushes leave it in the order they were handed over.
 pub trait Bus: Send + Sync + 'static {
@@ -52,6 +56,10 @@ pub trait Bus: Send + Sync + 'static {
     fn forward(&self, users: &[u64], frame: &Frame);
     /// Closes connections of `user` on the other nodes (revoked sessions).
     fn kick(&self, user: u64, scope: KickScope);
+    /// Tells every other node that these threads' members changed (their member caches).
+    fn members_changed(&self, threads: &[u64]);
+    /// Sets what to call when another node reports membership changes (once, at start).
+    fn on_members_changed(&self, f: MembersChanged);
     /// Which of `users` have a connection on any node.
     fn online<'a>(&'a self, users: &'a [u64]) -> BoxFuture<'a, HashSet<u64>>;
     /// A device connected here (already in the hub): make it reachable from the other nodes.
@@ -81,6 +89,10 @@ impl Bus for LocalBus {
     fn forward(&self, _users: &[u64], _frame: &Frame) {}
 
     fn kick(&self, _user: u64, _scope: KickScope) {}
+
+    fn members_changed(&self, _threads: &[u64]) {}
+
+    fn on_members_changed(&self, _f: MembersChanged) {}
 
     fn online<'a>(&'a self, users: &'a [u64]) -> BoxFuture<'a, HashSet<u64>> {
         let set = users

@@ -95,9 +95,13 @@ fn inbox(node: u16) -> String {
     format!("confab:inbox:{node}")
 }
 
+/// The channel every node subscribes to for membership changes (member cache invalidation).
+const MEMBERS: &str = "confab:members";
+
 enum Out {
     Push { users: Vec<u64>, frame: Frame },
     Kick { user: u64, scope: KickScope },
+    Members(Vec<u64>),
 }
 
 /// A cluster member on Redis.
@@ -110,6 +114,7 @@ pub struct RedisBus {
     lookup: redis::Script,
     resync: Option<Frame>,
     stop: CancellationToken,
+    on_members: std::sync::OnceLock<super::MembersChanged>,
 }
 
 impl RedisBus {
@@ -157,6 +162,7 @@ impl RedisBus {
             )
             .ok(),
             stop: CancellationToken::new(),
+            on_members: std::sync::OnceLock::new(),
         };
         bus.claim_node_id().await?;
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -275,6 +281,17 @@ impl RedisBus {
             connections = devices.len(),
             "bus: resyncing local clients"
         );
+        // Routes count only while the node key holds our epoch (it is gone after a restart).
+        let key: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(node_key(self.node))
+            .arg(&self.epoch)
+            .arg("EX")
+            .arg(NODE_TTL.as_secs())
+            .query_async(&mut self.conn.clone())
+            .await;
+        if let Err(e) = key {
+            warn!(error = %e, "bus: cannot refresh the node key");
+        }
         if let Err(e) = self.set_routes(&devices).await {
             warn!(error = %e, "bus: cannot re-register routes");
         }
@@ -284,8 +301,16 @@ impl RedisBus {
                 let _ = self.del_route(user, device).await;
             }
         }
+        // Membership changes published meanwhile may be lost too.
+        self.members_invalid(None);
         if let Some(f) = &self.resync {
             self.hub.push_all(f);
+        }
+    }
+
+    fn members_invalid(&self, threads: Option<&[u64]>) {
+        if let Some(f) = self.on_members.get() {
+            f(threads);
         }
     }
 
@@ -309,6 +334,16 @@ impl Bus for RedisBus {
 
     fn kick(&self, user: u64, scope: KickScope) {
         self.enqueue(Out::Kick { user, scope });
+    }
+
+    fn members_changed(&self, threads: &[u64]) {
+        if !threads.is_empty() {
+            self.enqueue(Out::Members(threads.to_vec()));
+        }
+    }
+
+    fn on_members_changed(&self, f: super::MembersChanged) {
+        let _ = self.on_members.set(f);
     }
 
     fn online<'a>(&'a self, users: &'a [u64]) -> BoxFuture<'a, HashSet<u64>> {
@@ -452,13 +487,14 @@ async fn subscriber(
     loop {
         let Some(b) = bus.upgrade() else { return };
         let (channel, hub) = (inbox(b.node), b.hub.clone());
+        let members_bus = bus.clone();
         node.get_or_insert(b.node);
         drop(b);
         let sub = tokio::select! {
             _ = stop.cancelled() => return,
             s = tokio::time::timeout(COMMAND_TIMEOUT * 2, async {
                 let mut ps = client.get_async_pubsub().await?;
-                ps.subscribe(&channel).await?;
+                ps.subscribe(&[channel.as_str(), MEMBERS]).await?;
                 Ok::<_, redis::RedisError>(ps)
             }) => s,
         };
@@ -493,6 +529,16 @@ async fn subscriber(
             tokio::select! {
                 _ = stop.cancelled() => return,
                 m = stream.next() => match m {
+                    Some(m) if m.get_channel_name() == MEMBERS => {
+                        let threads: Vec<u64> = m
+                            .get_payload_bytes()
+                            .chunks_exact(8)
+                            .map(|c| u64::from_be_bytes(c.try_into().unwrap_or_default()))
+                            .collect();
+                        if let Some(b) = members_bus.upgrade() {
+                            b.members_invalid(Some(&threads));
+                        }
+                    }
                     Some(m) => super::deliver(&hub, Bytes::copy_from_slice(m.get_payload_bytes()), max_frame),
                     None => break,
                 },
@@ -547,6 +593,7 @@ async fn publish_batch(bus: &RedisBus, batch: &[Out]) -> redis::RedisResult<()> 
         .flat_map(|o| match o {
             Out::Push { users, .. } => users.clone(),
             Out::Kick { user, .. } => vec![*user],
+            Out::Members(_) => Vec::new(),
         })
         .collect();
     users.sort_unstable();
@@ -563,10 +610,8 @@ async fn publish_batch(bus: &RedisBus, batch: &[Out]) -> redis::RedisResult<()> 
         })
         .filter(|(_, n)| !n.is_empty())
         .collect();
-    if routes.is_empty() {
-        return Ok(());
-    }
     let mut per_node: BTreeMap<u16, BytesMut> = BTreeMap::new();
+    let mut pipe = redis::pipe();
     for o in batch {
         match o {
             Out::Push { users, frame } => {
@@ -585,11 +630,23 @@ async fn publish_batch(bus: &RedisBus, batch: &[Out]) -> redis::RedisResult<()> 
                     super::put_kick(per_node.entry(*n).or_default(), *user, *scope);
                 }
             }
+            Out::Members(threads) => {
+                // Every node (this one too) drops its cached member lists of these threads.
+                let mut msg = BytesMut::with_capacity(threads.len() * 8);
+                for t in threads {
+                    msg.extend_from_slice(&t.to_be_bytes());
+                }
+                pipe.publish(MEMBERS, msg.as_ref()).ignore();
+            }
         }
     }
-    let mut pipe = redis::pipe();
+    let mut any = batch.iter().any(|o| matches!(o, Out::Members(_)));
     for (n, msg) in per_node {
         pipe.publish(inbox(n), msg.freeze().as_ref()).ignore();
+        any = true;
+    }
+    if !any {
+        return Ok(());
     }
     pipe.query_async::<()>(&mut bus.conn.clone()).await
 }

@@ -187,6 +187,19 @@ impl<B: Backend> Service<B> {
             bus,
         });
         tokio::spawn(fanout_loop(Arc::downgrade(&svc), rx));
+        // Other nodes' membership changes invalidate this node's member cache.
+        let weak = Arc::downgrade(&svc);
+        svc.bus.on_members_changed(Box::new(move |threads| {
+            let Some(svc) = weak.upgrade() else { return };
+            if let Ok(mut m) = svc.members.lock() {
+                match threads {
+                    Some(ts) => ts.iter().for_each(|t| {
+                        m.remove(t);
+                    }),
+                    None => m.clear(),
+                }
+            }
+        }));
         let weak = Arc::downgrade(&svc);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -1246,6 +1259,7 @@ impl<B: Backend> Service<B> {
                 m.remove(t);
             }
         }
+        self.bus.members_changed(&f.fx.members_changed);
         for (user, event) in f.fx.events {
             let push = Envelope::push(Body::EventPush(pb::EventPush { event: Some(event) }));
             if let Some(frame) = self.frame(&push) {
