@@ -215,7 +215,7 @@ impl Drop for Cluster {
         if std::thread::panicking() {
             for n in &self.nodes {
                 let log = std::fs::read_to_string(&n.log).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
                 eprintln!("---- node {} log (last lines) ----", n.id);
                 for l in tail.iter().rev() {
                     eprintln!("{l}");
@@ -280,9 +280,8 @@ impl Cluster {
             .env("CONFAB_AUTH_PER_IP_PER_MINUTE", "100000")
             .env("CONFAB_AUTH_PER_NAME_PER_MINUTE", "1000")
             .env("CONFAB_LOG", "info")
-            .env("NO_COLOR", "1")
             .args(["--log-format", "json"])
-            .stdout(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
             .stderr(file)
             .spawn()
             .expect("spawn confab-server");
@@ -967,7 +966,9 @@ async fn subscription_killed_or_redis_restarted_loses_nothing() {
         cl.logs()
     );
     assert!(b.resyncs > resyncs, "resync after the Redis restart");
-    // And live pushes flow again.
+    // And live pushes flow again (once the heartbeat has run: it may still resync once).
+    b.pump(confab_server::cluster::redis::HEARTBEAT + Duration::from_secs(1))
+        .await;
     let pushed = b.pushed;
     let last = send_n(&mut a, thread, 100, 5).await;
     assert!(b.reach(thread, last, Duration::from_secs(10)).await);

@@ -282,18 +282,22 @@ impl RedisBus {
             "bus: resyncing local clients"
         );
         // Routes count only while the node key holds our epoch (it is gone after a restart).
-        let key: redis::RedisResult<()> = redis::cmd("SET")
-            .arg(node_key(self.node))
-            .arg(&self.epoch)
-            .arg("EX")
-            .arg(NODE_TTL.as_secs())
-            .query_async(&mut self.conn.clone())
-            .await;
-        if let Err(e) = key {
-            warn!(error = %e, "bus: cannot refresh the node key");
-        }
-        if let Err(e) = self.set_routes(&devices).await {
-            warn!(error = %e, "bus: cannot re-register routes");
+        // The first command after an outage may fail while the connection is re-established.
+        for attempt in 1..=5 {
+            let key: redis::RedisResult<()> = redis::cmd("SET")
+                .arg(node_key(self.node))
+                .arg(&self.epoch)
+                .arg("EX")
+                .arg(NODE_TTL.as_secs())
+                .query_async(&mut self.conn.clone())
+                .await;
+            match key.and(self.set_routes(&devices).await) {
+                Ok(()) => break,
+                Err(e) if attempt == 5 => {
+                    warn!(error = %e, "bus: cannot re-register (the heartbeat tries again)");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100 * attempt)).await,
+            }
         }
         // A device that left while the routes were written must not stay routed here.
         for (user, device) in devices {
