@@ -41,6 +41,18 @@ wait_port() {
   die "$what did not open port $port (see $RUN)"
 }
 
+# A node binds its port before it has opened the store and joined the bus: wait for its log to
+# say it is ready (it accepts from then on).
+wait_node() {
+  local i=$1
+  for _ in $(seq 1 150); do
+    grep -q "confab-server ready" "$RUN/node$i.log" 2>/dev/null && return 0
+    alive "$RUN/node$i.pid" confab-server || die "node $i exited: $(grep -v '^ ' "$RUN/node$i.log" | tail -5)"
+    sleep 0.3
+  done
+  die "node $i is not ready after 45 s (see $RUN/node$i.log)"
+}
+
 # A pid file names one of our processes only if that pid still runs the expected program.
 alive() {
   local pidfile=$1 name=$2 pid
@@ -102,6 +114,7 @@ up() {
   done
   alive "$RUN/nginx.pid" nginx && die "nginx of a previous run is still up (scripts/cluster.sh down first)"
   port_open "$port" && die "port $port is in use"
+  rm -f "$RUN"/node*.pid "$RUN"/node*.log "$RUN"/nginx-error.log
 
   scripts/services.sh all
   log "building confab-server (release)"
@@ -118,10 +131,10 @@ up() {
     [ "$proxy" = 1 ] && args+=(--proxy-protocol)
     CONFAB_LOG=${CONFAB_LOG:-info} nohup "$BIN" "${args[@]}" >"$RUN/node$i.log" 2>&1 &
     echo $! >"$RUN/node$i.pid"
-    # The first node applies the schema; the others start once it accepts.
-    [ "$i" = 1 ] && wait_port "$p" "node 1"
+    # The first node applies the schema; the others start once it is ready.
+    [ "$i" = 1 ] && wait_node 1
   done
-  for i in $(seq 1 "$nodes"); do wait_port $((port + 100 + i)) "node $i"; done
+  for i in $(seq 1 "$nodes"); do wait_node "$i"; done
 
   nginx_conf "$port" "$nodes" "$proxy" >"$RUN/nginx.conf"
   nginx -t -q -p "$RUN" -e "$RUN/nginx-error.log" -c "$RUN/nginx.conf" || die "bad nginx config: $RUN/nginx.conf"

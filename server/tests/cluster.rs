@@ -26,6 +26,10 @@ use confab_wire::pb;
 use confab_wire::{Body, Envelope};
 use futures::{SinkExt, StreamExt};
 
+/// The cluster tests run one at a time: each starts several nodes, and the node-loss timings
+/// (reconnect within 5 s) should not depend on how many other clusters share the 2 cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -234,7 +238,8 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn start(n: u16, with_nginx: bool) -> Self {
+    async fn start(n: u16, with_nginx: bool) -> (Self, tokio::sync::MutexGuard<'static, ()>) {
+        let serial = SERIAL.lock().await;
         let db = TestDb::create()
             .await
             .expect("CONFAB_TEST_MYSQL must name the MariaDB server (scripts/test.sh sets it)");
@@ -262,7 +267,7 @@ impl Cluster {
             let ports: Vec<u16> = c.nodes.iter().map(|n| n.port).collect();
             c.nginx = Some(Nginx::start(c.dir.path(), &ports).await);
         }
-        c
+        (c, serial)
     }
 
     fn spawn_node(&self, id: u16) -> Node {
@@ -441,8 +446,7 @@ impl Device {
     /// Reads frames for up to `d`, applying pushes as they come.
     async fn pump(&mut self, d: Duration) {
         let deadline = tokio::time::Instant::now() + d;
-        while let Ok(Some(Ok(env))) =
-            tokio::time::timeout_at(deadline, self.c.framed.next()).await
+        while let Ok(Some(Ok(env))) = tokio::time::timeout_at(deadline, self.c.framed.next()).await
         {
             if let Some(b) = env.body {
                 self.c.pushes.push_back(b);
@@ -517,7 +521,10 @@ impl Device {
             let Some(Body::HelloOk(ok)) = env.body else {
                 continue;
             };
-            let auth = ok.auth.clone().expect("resume by token works after a node loss");
+            let auth = ok
+                .auth
+                .clone()
+                .expect("resume by token works after a node loss");
             c.user = auth.user;
             c.device_id = auth.device_id;
             c.token = auth.resume_token;
@@ -575,7 +582,7 @@ async fn friends_online(d: &mut Device) -> HashMap<String, bool> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs MariaDB, Redis and nginx; run by scripts/test.sh"]
 async fn everything_pushed_crosses_nodes() {
-    let cl = Cluster::start(3, false).await;
+    let (cl, _serial) = Cluster::start(3, false).await;
     let (n1, n2, n3) = (cl.nodes[0].addr(), cl.nodes[1].addr(), cl.nodes[2].addr());
     let mut a = register(n1, "xa").await;
     let mut b = register(n2, "xb").await;
@@ -757,7 +764,7 @@ async fn steady_sender(
 }
 
 async fn node_loss(graceful: bool) {
-    let mut cl = Cluster::start(3, true).await;
+    let (mut cl, _serial) = Cluster::start(3, true).await;
     let front = cl.front();
     let n = 6;
     let mut senders = Vec::new();
@@ -813,12 +820,20 @@ async fn node_loss(graceful: bool) {
     let mut sleeper = register(victim_addr, "sleeper").await;
     let mut observer = register(other, "observer").await;
     befriend(&mut sleeper.c, &mut observer.c).await;
-    assert_eq!(friends_online(&mut observer).await.get("sleeper"), Some(&true));
+    assert_eq!(
+        friends_online(&mut observer).await.get("sleeper"),
+        Some(&true)
+    );
 
     let count = 60;
     let mut tasks = Vec::new();
     for (i, s) in senders.into_iter().enumerate() {
-        tasks.push(tokio::spawn(steady_sender(s, front, threads[i].clone(), count)));
+        tasks.push(tokio::spawn(steady_sender(
+            s,
+            front,
+            threads[i].clone(),
+            count,
+        )));
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
     let lost_at = Instant::now();
@@ -840,15 +855,17 @@ async fn node_loss(graceful: bool) {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert!(
-        offline_after
-            < confab_server::cluster::redis::NODE_TTL + Duration::from_secs(2),
+        offline_after < confab_server::cluster::redis::NODE_TTL + Duration::from_secs(2),
         "offline after {offline_after:?}"
     );
     sleeper.reconnect(front).await;
     assert_ne!(sleeper.node(), victim);
     let back = Instant::now();
     while friends_online(&mut observer).await.get("sleeper") != Some(&true) {
-        assert!(back.elapsed() < Duration::from_secs(5), "online again after reconnecting");
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "online again after reconnecting"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -858,7 +875,10 @@ async fn node_loss(graceful: bool) {
     for (i, t) in tasks.into_iter().enumerate() {
         let (d, acks, worst) = t.await.expect("sender");
         if i == 0 {
-            assert!(worst > Duration::ZERO, "sender 0 lost its node and reconnected");
+            assert!(
+                worst > Duration::ZERO,
+                "sender 0 lost its node and reconnected"
+            );
         }
         slowest = slowest.max(worst);
         assert!(
@@ -911,7 +931,11 @@ async fn node_loss(graceful: bool) {
             .map(|m| m.body.as_str())
             .collect();
         let unique: HashSet<&str> = texts.iter().copied().collect();
-        assert_eq!(unique.len(), texts.len(), "thread {thread}: a retried send stored once");
+        assert_eq!(
+            unique.len(),
+            texts.len(),
+            "thread {thread}: a retried send stored once"
+        );
         assert_eq!(texts.len(), acks.len());
     }
     let pushed: usize = devices.iter().map(|d| d.pushed).sum();
@@ -939,7 +963,9 @@ async fn node_shut_down_drains_to_the_others() {
 async fn send_n(a: &mut Device, thread: u64, from: usize, n: usize) -> u64 {
     let mut last = 0;
     for i in from..from + n {
-        let ack = a.c.send_text(thread, &format!("r{i}"), &format!("m{i}")).await;
+        let ack =
+            a.c.send_text(thread, &format!("r{i}"), &format!("m{i}"))
+                .await;
         last = ack.seq;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -949,7 +975,7 @@ async fn send_n(a: &mut Device, thread: u64, from: usize, n: usize) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs MariaDB, Redis and nginx; run by scripts/test.sh"]
 async fn subscription_killed_or_redis_restarted_loses_nothing() {
-    let mut cl = Cluster::start(2, false).await;
+    let (mut cl, _serial) = Cluster::start(2, false).await;
     let mut a = register(cl.nodes[0].addr(), "ra").await;
     let mut b = register(cl.nodes[1].addr(), "rb").await;
     let thread = befriend(&mut a.c, &mut b.c).await;
@@ -963,7 +989,10 @@ async fn subscription_killed_or_redis_restarted_loses_nothing() {
 
     // The nodes' subscriptions are killed: they resubscribe and resync their clients.
     let killed = cl.redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
-    assert!(killed.trim().parse::<u32>().unwrap_or(0) >= 2, "killed: {killed}");
+    assert!(
+        killed.trim().parse::<u32>().unwrap_or(0) >= 2,
+        "killed: {killed}"
+    );
     let last = send_n(&mut a, thread, 20, 20).await;
     assert!(
         b.reach(thread, last, Duration::from_secs(10)).await,
@@ -1007,7 +1036,7 @@ async fn subscription_killed_or_redis_restarted_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs MariaDB, Redis and nginx; run by scripts/test.sh"]
 async fn login_during_a_burst_misses_nothing() {
-    let cl = Cluster::start(2, false).await;
+    let (cl, _serial) = Cluster::start(2, false).await;
     let (n1, n2) = (cl.nodes[0].addr(), cl.nodes[1].addr());
     let mut a = register(n1, "ba").await;
     let mut b = register(n2, "bb").await;
@@ -1017,7 +1046,10 @@ async fn login_during_a_burst_misses_nothing() {
     let burst = tokio::spawn(async move {
         let mut last = 0;
         for i in 0..total {
-            last = a.c.send_text(thread, &format!("b{i}"), &format!("burst {i}")).await.seq;
+            last =
+                a.c.send_text(thread, &format!("b{i}"), &format!("burst {i}"))
+                    .await
+                    .seq;
             if i % 10 == 0 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -1113,7 +1145,9 @@ fn v2_header(src: [u8; 4], port: u16) -> Vec<u8> {
 /// Registers `name` through a connection carrying `header`; returns the reply.
 async fn register_after(port: u16, header: &[u8], name: &str) -> Body {
     use tokio::io::AsyncWriteExt;
-    let mut s = tokio::net::TcpStream::connect(addr(port)).await.expect("connect");
+    let mut s = tokio::net::TcpStream::connect(addr(port))
+        .await
+        .expect("connect");
     s.write_all(header).await.expect("header");
     let mut c = Client::from_stream(s);
     c.hello_with_token("").await;
@@ -1130,15 +1164,26 @@ async fn proxy_protocol_v1_v2_and_garbage() {
     let (mut child, port, _dir) = proxied_node().await;
     // v1 and v2 headers are accepted, whether they arrive alone or with the first frame.
     let v1 = b"PROXY TCP4 198.51.100.1 127.0.0.1 40000 7000\r\n";
-    assert!(matches!(hello_after(port, v1).await, Some(Body::HelloOk(_))));
+    assert!(matches!(
+        hello_after(port, v1).await,
+        Some(Body::HelloOk(_))
+    ));
     assert!(matches!(
         hello_after(port, &v2_header([198, 51, 100, 2], 40001)).await,
         Some(Body::HelloOk(_))
     ));
     // Without a header, or with garbage, the node closes without answering.
     assert!(hello_after(port, b"").await.is_none());
-    assert!(hello_after(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.is_none());
-    assert!(hello_after(port, b"PROXY TCP4 nonsense\r\n").await.is_none());
+    assert!(
+        hello_after(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .is_none()
+    );
+    assert!(
+        hello_after(port, b"PROXY TCP4 nonsense\r\n")
+            .await
+            .is_none()
+    );
 
     // The per-IP login limit (2 a minute here) sees the addresses from the headers: a third
     // registration from one address is refused, another address still gets in.
@@ -1154,7 +1199,10 @@ async fn proxy_protocol_v1_v2_and_garbage() {
         b => panic!("expected RATE_LIMITED, got {b:?}"),
     }
     let v2 = v2_header([203, 0, 113, 10], 2);
-    assert!(matches!(register_after(port, &v2, "pp4").await, Body::AuthOk(_)));
+    assert!(matches!(
+        register_after(port, &v2, "pp4").await,
+        Body::AuthOk(_)
+    ));
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -498,22 +498,19 @@ impl<B: Backend> Service<B> {
         }
     }
 
+    /// The user's last connection on this node closed.
     async fn went_offline(self: Arc<Self>, user: pb::User) {
+        let uid = user.user_id;
+        if let Err(e) = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move { accounts::set_last_seen(tx, uid, now_ms()).await })
+            })
+            .await
         {
-            {
-                let uid = user.user_id;
-                if let Err(e) = self
-                    .store
-                    .write(move |tx| {
-                        Box::pin(async move { accounts::set_last_seen(tx, uid, now_ms()).await })
-                    })
-                    .await
-                {
-                    debug!(error = %e, "could not record last seen");
-                }
-                self.announce_presence(user, false).await;
-            }
+            debug!(error = %e, "could not record last seen");
         }
+        self.announce_presence(user, false).await;
     }
 
     async fn announce_presence(&self, user: pb::User, online: bool) {
@@ -1202,12 +1199,14 @@ impl<B: Backend> Service<B> {
             for u in members.iter().filter(|u| **u != s.user.user_id) {
                 self.hub.push_user(*u, &frame, conn);
             }
-            let others: Vec<u64> = members
-                .iter()
-                .copied()
-                .filter(|u| *u != s.user.user_id)
-                .collect();
-            self.bus.forward(&others, &frame);
+            if self.bus.clustered() {
+                let others: Vec<u64> = members
+                    .iter()
+                    .copied()
+                    .filter(|u| *u != s.user.user_id)
+                    .collect();
+                self.bus.forward(&others, &frame);
+            }
         }
         Ok(())
     }
