@@ -141,7 +141,7 @@ impl Nginx {
         );
         let path = dir.join("nginx.conf");
         std::fs::write(&path, conf).expect("write nginx.conf");
-        let child = Command::new("nginx")
+        let mut child = Command::new("nginx")
             .arg("-p")
             .arg(dir)
             .arg("-e")
@@ -159,6 +159,8 @@ impl Nginx {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("nginx did not start; see {}", dir.display());
     }
 }
@@ -1094,13 +1096,15 @@ async fn proxied_node() -> (Child, u16, tempfile::TempDir) {
         .env("CONFAB_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let child = cmd.spawn().expect("spawn");
+    let mut child = cmd.spawn().expect("spawn");
     for _ in 0..200 {
         if port_open(port).await {
             return (child, port, dir);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("node did not start");
 }
 
