@@ -115,6 +115,10 @@ pub struct RedisBus {
     resync: Option<Frame>,
     stop: CancellationToken,
     on_members: std::sync::OnceLock<super::MembersChanged>,
+    /// A route could not be written: the heartbeat re-registers everything (and resyncs).
+    dirty: std::sync::atomic::AtomicBool,
+    /// Routes that could not be removed, retried by the heartbeat.
+    undeleted: std::sync::Mutex<Vec<(u64, u64)>>,
 }
 
 impl RedisBus {
@@ -163,6 +167,8 @@ impl RedisBus {
             .ok(),
             stop: CancellationToken::new(),
             on_members: std::sync::OnceLock::new(),
+            dirty: std::sync::atomic::AtomicBool::new(false),
+            undeleted: std::sync::Mutex::new(Vec::new()),
         };
         bus.claim_node_id().await?;
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -388,6 +394,7 @@ impl Bus for RedisBus {
             if let Err(e) = self.set_routes(&[(user, device)]).await {
                 // The heartbeat re-registers everything once Redis answers again.
                 warn!(error = %e, "bus: cannot register a route");
+                self.dirty.store(true, std::sync::atomic::Ordering::Release);
             }
         })
     }
@@ -398,7 +405,10 @@ impl Bus for RedisBus {
                 return;
             }
             if let Err(e) = self.del_route(user, device).await {
-                debug!(error = %e, "bus: cannot remove a route (it goes stale with this node)");
+                debug!(error = %e, "bus: cannot remove a route; retrying later");
+                if let Ok(mut u) = self.undeleted.lock() {
+                    u.push((user, device));
+                }
                 return;
             }
             // The device may have connected again while the route was being removed.
@@ -457,6 +467,22 @@ async fn heartbeat(bus: std::sync::Weak<RedisBus>) {
             Err(e) => {
                 warn!(error = %e, "bus: heartbeat failed");
                 continue;
+            }
+        }
+        if bus.dirty.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            bus.recover("a route could not be written").await;
+        }
+        let retry = bus
+            .undeleted
+            .lock()
+            .map(|mut u| std::mem::take(&mut *u))
+            .unwrap_or_default();
+        for (user, device) in retry {
+            if !bus.hub.has_device(user, device)
+                && bus.del_route(user, device).await.is_err()
+                && let Ok(mut u) = bus.undeleted.lock()
+            {
+                u.push((user, device));
             }
         }
         if last_route_refresh.elapsed() >= ROUTE_REFRESH {
