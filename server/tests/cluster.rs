@@ -860,6 +860,14 @@ async fn node_loss(graceful: bool) {
         offline_after < confab_server::cluster::redis::NODE_TTL + Duration::from_secs(2),
         "offline after {offline_after:?}"
     );
+    // Its friends are told, although its node could not say goodbye.
+    observer
+        .c
+        .push_where(|b| {
+            matches!(b, Body::PresencePush(p) if !p.online
+                && p.user.as_ref().is_some_and(|u| u.name == "sleeper"))
+        })
+        .await;
     sleeper.reconnect(front).await;
     assert_ne!(sleeper.node(), victim);
     let back = Instant::now();

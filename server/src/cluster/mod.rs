@@ -48,6 +48,10 @@ impl KickScope {
 /// may have been missed (drop every cached member list).
 pub type MembersChanged = Box<dyn Fn(Option<&[u64]>) + Send + Sync>;
 
+/// Called with users who were online on a node that died and are now online nowhere (their
+/// friends have not been told: that node could not say goodbye).
+pub type UsersLost = Box<dyn Fn(Vec<u64>) + Send + Sync>;
+
 /// What the service needs from the cluster. Calls that forward are synchronous and keep their
 /// order: a node's pushes leave it in the order they were handed over.
 pub trait Bus: Send + Sync + 'static {
@@ -60,6 +64,8 @@ pub trait Bus: Send + Sync + 'static {
     fn members_changed(&self, threads: &[u64]);
     /// Sets what to call when another node reports membership changes (once, at start).
     fn on_members_changed(&self, f: MembersChanged);
+    /// Sets what to call when a dead node's users turn out to be offline (once, at start).
+    fn on_users_lost(&self, f: UsersLost);
     /// Which of `users` have a connection on any node.
     fn online<'a>(&'a self, users: &'a [u64]) -> BoxFuture<'a, HashSet<u64>>;
     /// A device connected here (already in the hub): make it reachable from the other nodes.
@@ -93,6 +99,8 @@ impl Bus for LocalBus {
     fn members_changed(&self, _threads: &[u64]) {}
 
     fn on_members_changed(&self, _f: MembersChanged) {}
+
+    fn on_users_lost(&self, _f: UsersLost) {}
 
     fn online<'a>(&'a self, users: &'a [u64]) -> BoxFuture<'a, HashSet<u64>> {
         let set = users

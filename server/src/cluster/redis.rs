@@ -91,6 +91,14 @@ fn route_key(user: u64) -> String {
     format!("confab:route:{user}")
 }
 
+/// The users with a connection on one node process (for whoever reaps it if it dies).
+fn users_key(node: u16, epoch: &str) -> String {
+    format!("confab:users:{node}:{epoch}")
+}
+
+/// Every node id that has joined (to notice which ones died).
+const NODES: &str = "confab:nodes";
+
 fn inbox(node: u16) -> String {
     format!("confab:inbox:{node}")
 }
@@ -119,6 +127,9 @@ pub struct RedisBus {
     dirty: std::sync::atomic::AtomicBool,
     /// Routes that could not be removed, retried by the heartbeat.
     undeleted: std::sync::Mutex<Vec<(u64, u64)>>,
+    on_lost: std::sync::OnceLock<super::UsersLost>,
+    /// Pushes handed over and not yet published (or dropped).
+    pending: std::sync::atomic::AtomicUsize,
 }
 
 impl RedisBus {
@@ -169,6 +180,8 @@ impl RedisBus {
             on_members: std::sync::OnceLock::new(),
             dirty: std::sync::atomic::AtomicBool::new(false),
             undeleted: std::sync::Mutex::new(Vec::new()),
+            on_lost: std::sync::OnceLock::new(),
+            pending: std::sync::atomic::AtomicUsize::new(0),
         };
         bus.claim_node_id().await?;
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -211,6 +224,11 @@ impl RedisBus {
                 .await
                 .map_err(|e| ClusterError::Unreachable(e.to_string()))?;
             if set.is_some() {
+                let _: redis::RedisResult<()> = redis::cmd("SADD")
+                    .arg(NODES)
+                    .arg(self.node)
+                    .query_async(&mut self.conn.clone())
+                    .await;
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
@@ -239,12 +257,15 @@ impl RedisBus {
             return Ok(());
         }
         let mut pipe = redis::pipe();
+        let users = users_key(self.node, &self.epoch);
         for (user, device) in devices {
             let (field, value) = self.route_field(*device);
             pipe.hset(route_key(*user), field, value).ignore();
             pipe.expire(route_key(*user), ROUTE_TTL.as_secs() as i64)
                 .ignore();
+            pipe.sadd(&users, *user).ignore();
         }
+        pipe.expire(&users, ROUTE_TTL.as_secs() as i64).ignore();
         pipe.query_async::<()>(&mut self.conn.clone()).await
     }
 
@@ -325,8 +346,28 @@ impl RedisBus {
     }
 
     fn enqueue(&self, out: Out) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(out) {
-            warn!("bus: publish queue full; push dropped");
+        use std::sync::atomic::Ordering;
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if let Err(e) = self.queue.try_send(out) {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                warn!("bus: publish queue full; push dropped");
+            }
+        }
+    }
+
+    /// Waits (up to `max`) until nothing has been waiting to be published for `quiet`: the
+    /// goodbyes of a node shutting down (presence of its last users) go out before it leaves.
+    async fn drain(&self, quiet: Duration, max: Duration) {
+        let until = tokio::time::Instant::now() + max;
+        let mut idle_since = tokio::time::Instant::now();
+        while tokio::time::Instant::now() < until {
+            if self.pending.load(std::sync::atomic::Ordering::Acquire) > 0 {
+                idle_since = tokio::time::Instant::now();
+            } else if idle_since.elapsed() >= quiet {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
@@ -354,6 +395,10 @@ impl Bus for RedisBus {
 
     fn on_members_changed(&self, f: super::MembersChanged) {
         let _ = self.on_members.set(f);
+    }
+
+    fn on_users_lost(&self, f: super::UsersLost) {
+        let _ = self.on_lost.set(f);
     }
 
     fn online<'a>(&'a self, users: &'a [u64]) -> BoxFuture<'a, HashSet<u64>> {
@@ -414,12 +459,20 @@ impl Bus for RedisBus {
             // The device may have connected again while the route was being removed.
             if self.hub.has_device(user, device) {
                 let _ = self.set_routes(&[(user, device)]).await;
+            } else if !self.hub.is_online(user) {
+                let _: redis::RedisResult<()> = redis::cmd("SREM")
+                    .arg(users_key(self.node, &self.epoch))
+                    .arg(user)
+                    .query_async(&mut self.conn.clone())
+                    .await;
             }
         })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            self.drain(Duration::from_millis(300), Duration::from_secs(3))
+                .await;
             self.stop.cancel();
             let res: redis::RedisResult<i64> = redis::Script::new(RELEASE)
                 .key(node_key(self.node))
@@ -443,6 +496,7 @@ async fn heartbeat(bus: std::sync::Weak<RedisBus>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_route_refresh = tokio::time::Instant::now();
+    let mut others: HashMap<u16, String> = HashMap::new();
     loop {
         tick.tick().await;
         let Some(bus) = bus.upgrade() else { return };
@@ -494,13 +548,75 @@ async fn heartbeat(bus: std::sync::Weak<RedisBus>) {
                 pipe.expire(route_key(*u), ROUTE_TTL.as_secs() as i64)
                     .ignore();
             }
+            pipe.expire(users_key(bus.node, &bus.epoch), ROUTE_TTL.as_secs() as i64)
+                .ignore();
             if !users.is_empty()
                 && let Err(e) = pipe.query_async::<()>(&mut bus.conn.clone()).await
             {
                 warn!(error = %e, "bus: route refresh failed");
             }
         }
+        if let Err(e) = reap(&bus, &mut others).await {
+            debug!(error = %e, "bus: cannot check the other nodes");
+        }
     }
+}
+
+/// Notices other nodes whose key lapsed (or changed epoch) since the last heartbeat. One
+/// surviving node claims each dead process and reports its users who are now online nowhere,
+/// so their friends hear that they went offline.
+async fn reap(bus: &RedisBus, seen: &mut HashMap<u16, String>) -> redis::RedisResult<()> {
+    let mut conn = bus.conn.clone();
+    let ids: Vec<u16> = redis::cmd("SMEMBERS")
+        .arg(NODES)
+        .query_async(&mut conn)
+        .await?;
+    let ids: Vec<u16> = ids.into_iter().filter(|n| *n != bus.node).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = ids.iter().map(|n| node_key(*n)).collect();
+    let epochs: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+    for (id, now) in ids.into_iter().zip(epochs) {
+        let before = match now {
+            Some(e) => seen.insert(id, e.clone()).filter(|old| *old != e),
+            None => seen.remove(&id),
+        };
+        let Some(dead) = before else { continue };
+        let claim: Option<String> = redis::cmd("SET")
+            .arg(format!("confab:reaped:{id}:{dead}"))
+            .arg(bus.node)
+            .arg("NX")
+            .arg("EX")
+            .arg(ROUTE_TTL.as_secs() * 2)
+            .query_async(&mut conn)
+            .await?;
+        if claim.is_none() {
+            continue;
+        }
+        let key = users_key(id, &dead);
+        let users: Vec<u64> = redis::cmd("SMEMBERS")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await?;
+        let _: () = redis::cmd("DEL").arg(&key).query_async(&mut conn).await?;
+        let mut gone = Vec::new();
+        for (u, nodes) in users.iter().zip(bus.live_nodes(&users).await?) {
+            if nodes.is_empty() && !bus.hub.is_online(*u) {
+                gone.push(*u);
+            }
+        }
+        info!(
+            node = id,
+            users = users.len(),
+            offline = gone.len(),
+            "bus: a node died"
+        );
+        if let (Some(f), false) = (bus.on_lost.get(), gone.is_empty()) {
+            f(gone);
+        }
+    }
+    Ok(())
 }
 
 /// Holds the node's subscription; re-establishes it when it breaks, then resyncs the clients.
@@ -595,6 +711,7 @@ async fn publisher(bus: std::sync::Weak<RedisBus>, mut rx: mpsc::Receiver<Out>) 
             return;
         }
         let Some(bus) = bus.upgrade() else { return };
+        let done = batch.len();
         let deadline = tokio::time::Instant::now() + PUBLISH_RETRY_FOR;
         let mut wait = Duration::from_millis(50);
         loop {
@@ -614,6 +731,8 @@ async fn publisher(bus: std::sync::Weak<RedisBus>, mut rx: mpsc::Receiver<Out>) 
                 }
             }
         }
+        bus.pending
+            .fetch_sub(done, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

@@ -200,6 +200,27 @@ impl<B: Backend> Service<B> {
                 }
             }
         }));
+        // A dead node's users went offline without a goodbye: tell their friends.
+        let weak = Arc::downgrade(&svc);
+        svc.bus.on_users_lost(Box::new(move |users| {
+            let Some(svc) = weak.upgrade() else { return };
+            tokio::spawn(async move {
+                for uid in users {
+                    let profile = svc
+                        .store
+                        .read(move |tx| {
+                            Box::pin(async move { accounts::profile(tx, uid, uid).await })
+                        })
+                        .await;
+                    if let Ok(pb::Profile {
+                        user: Some(user), ..
+                    }) = profile
+                    {
+                        svc.announce_presence(user, false).await;
+                    }
+                }
+            });
+        }));
         let weak = Arc::downgrade(&svc);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
