@@ -318,7 +318,12 @@ impl RedisBus {
                 .arg(NODE_TTL.as_secs())
                 .query_async(&mut self.conn.clone())
                 .await;
-            match key.and(self.set_routes(&devices).await) {
+            let listed: redis::RedisResult<()> = redis::cmd("SADD")
+                .arg(NODES)
+                .arg(self.node)
+                .query_async(&mut self.conn.clone())
+                .await;
+            match key.and(listed).and(self.set_routes(&devices).await) {
                 Ok(()) => break,
                 Err(e) if attempt == 5 => {
                     warn!(error = %e, "bus: cannot re-register (the heartbeat tries again)");
