@@ -141,6 +141,9 @@ pub struct Service<B: Backend> {
     name_limiter: DefaultKeyedRateLimiter<String>,
     typing: Mutex<HashMap<(u64, u64), Instant>>,
     members: Mutex<HashMap<u64, Arc<Vec<u64>>>>,
+    /// Bumped (under the `members` lock) by every invalidation: a list read while one happened
+    /// may predate it and is not cached (another node's change can land mid-read).
+    members_gen: std::sync::atomic::AtomicU64,
     fanout: mpsc::UnboundedSender<Fanout>,
     /// The other nodes (a no-op when alone): every push to users also goes here.
     bus: Arc<dyn Bus>,
@@ -183,6 +186,7 @@ impl<B: Backend> Service<B> {
             hasher,
             typing: Mutex::new(HashMap::new()),
             members: Mutex::new(HashMap::new()),
+            members_gen: std::sync::atomic::AtomicU64::new(0),
             fanout: tx,
             bus,
         });
@@ -192,6 +196,8 @@ impl<B: Backend> Service<B> {
         svc.bus.on_members_changed(Box::new(move |threads| {
             let Some(svc) = weak.upgrade() else { return };
             if let Ok(mut m) = svc.members.lock() {
+                svc.members_gen
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 match threads {
                     Some(ts) => ts.iter().for_each(|t| {
                         m.remove(t);
@@ -1242,6 +1248,7 @@ impl<B: Backend> Service<B> {
         {
             return Ok(m);
         }
+        let seen_gen = self.members_gen.load(std::sync::atomic::Ordering::Acquire);
         let list = Arc::new(
             self.store
                 .read(move |tx| {
@@ -1253,7 +1260,9 @@ impl<B: Backend> Service<B> {
             if m.len() >= MEMBER_CACHE_MAX {
                 m.clear();
             }
-            m.insert(thread_id, list.clone());
+            if self.members_gen.load(std::sync::atomic::Ordering::Acquire) == seen_gen {
+                m.insert(thread_id, list.clone());
+            }
         }
         Ok(list)
     }
@@ -1275,6 +1284,10 @@ impl<B: Backend> Service<B> {
 
     async fn deliver(&self, f: Fanout) {
         if let Ok(mut m) = self.members.lock() {
+            if !f.fx.members_changed.is_empty() {
+                self.members_gen
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            }
             for t in &f.fx.members_changed {
                 m.remove(t);
             }
