@@ -63,13 +63,14 @@ start_redis() {
 install_nginx() {
   if ! command -v nginx >/dev/null; then
     log "installing nginx-light"
-    apt_install nginx-light
+    # RUNLEVEL=1: the package must not start the system nginx (we run our own instances).
+    RUNLEVEL=1 apt_install nginx-light
   fi
   # Debian ships the stream (TCP proxy) module separately.
   if nginx -V 2>&1 | grep -q -- '--with-stream=dynamic' &&
     [ ! -f /usr/lib/nginx/modules/ngx_stream_module.so ]; then
     log "installing libnginx-mod-stream"
-    apt_install libnginx-mod-stream
+    RUNLEVEL=1 apt_install libnginx-mod-stream
   fi
 }
 
