@@ -1052,7 +1052,7 @@ async fn login_during_a_burst_misses_nothing() {
     let mut b = register(n2, "bb").await;
     let thread = befriend(&mut a.c, &mut b.c).await;
     drop(b);
-    let total = 150;
+    let total = 300;
     let burst = tokio::spawn(async move {
         let mut last = 0;
         for i in 0..total {
