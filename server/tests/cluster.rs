@@ -352,6 +352,8 @@ struct Device {
     held: HashMap<u64, Vec<pb::ChatMessage>>,
     resyncs: usize,
     pushed: usize,
+    /// Times the gap rule fired (a push beyond the cursor + 1).
+    gaps: usize,
     next_req: u64,
 }
 
@@ -363,6 +365,7 @@ impl Device {
             held: HashMap::new(),
             resyncs: 0,
             pushed: 0,
+            gaps: 0,
             next_req: 1_000_000,
         }
     }
@@ -430,6 +433,7 @@ impl Device {
                     if m.seq == cursor + 1 {
                         self.held.entry(m.thread_id).or_default().push(m);
                     } else if m.seq > cursor + 1 {
+                        self.gaps += 1;
                         self.catch_up(m.thread_id).await;
                     }
                 }
@@ -1048,44 +1052,54 @@ async fn subscription_killed_or_redis_restarted_loses_nothing() {
 async fn login_during_a_burst_misses_nothing() {
     let (cl, _serial) = Cluster::start(2, false).await;
     let (n1, n2) = (cl.nodes[0].addr(), cl.nodes[1].addr());
+    // A on node 1 writes to six friends in turn; each friend logs in on node 2 once, during
+    // the burst, as its only connection (so nothing else routes A's pushes to that node for it).
     let mut a = register(n1, "ba").await;
-    let mut b = register(n2, "bb").await;
-    let thread = befriend(&mut a.c, &mut b.c).await;
-    drop(b);
-    let total = 300;
+    let k = 6;
+    let mut threads = Vec::new();
+    for i in 0..k {
+        let mut b = register(n2, &format!("bb{i}")).await;
+        threads.push(befriend(&mut a.c, &mut b.c).await);
+    }
+    let total = 360;
+    let ts = threads.clone();
     let burst = tokio::spawn(async move {
-        let mut last = 0;
+        let mut last = vec![0u64; ts.len()];
         for i in 0..total {
-            last =
-                a.c.send_text(thread, &format!("b{i}"), &format!("burst {i}"))
+            let t = i % ts.len();
+            last[t] =
+                a.c.send_text(ts[t], &format!("b{i}"), &format!("burst {i}"))
                     .await
                     .seq;
-            if i % 10 == 0 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
         }
         last
     });
-    // B logs in on node 2 again and again while node 1 commits; each session syncs once,
-    // then lives on pushes (and the gap rule) alone.
     let mut sessions = Vec::new();
-    while !burst.is_finished() {
-        let mut d = login(n2, "bb").await;
-        d.watch(thread);
-        d.catch_up(thread).await;
+    for (i, t) in threads.iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let mut d = login(n2, &format!("bb{i}")).await;
+        d.watch(*t);
+        d.catch_up(*t).await;
         sessions.push(d);
-        tokio::time::sleep(Duration::from_millis(60)).await;
     }
+    assert!(
+        !burst.is_finished(),
+        "every login happened during the burst"
+    );
     let last = burst.await.expect("burst");
-    assert!(sessions.len() >= 2, "logged in during the burst");
     for (i, d) in sessions.iter_mut().enumerate() {
+        let t = threads[i];
         assert!(
-            d.reach(thread, last, Duration::from_secs(5)).await,
-            "session {i} got everything after its sync from pushes (cursor {} of {last})",
-            d.cursor(thread)
+            d.reach(t, last[i], Duration::from_secs(5)).await,
+            "session {i} got everything (cursor {} of {})",
+            d.cursor(t),
+            last[i]
         );
-        let seqs: Vec<u64> = d.held[&thread].iter().map(|m| m.seq).collect();
-        assert_eq!(seqs, (1..=last).collect::<Vec<_>>());
+        let seqs: Vec<u64> = d.held[&t].iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, (1..=last[i]).collect::<Vec<_>>());
+        // Everything committed after the login's sync came as a push, in order: the route was
+        // in place before the AuthOk.
+        assert_eq!(d.gaps, 0, "session {i} missed pushes");
     }
 }
 
