@@ -333,3 +333,44 @@ impl Config {
         Settings::default().finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["confab-server"];
+        argv.extend_from_slice(args);
+        Settings::try_parse_from(argv)
+            .map_err(|_| ConfigError::Invalid("bad flags"))?
+            .finish()
+    }
+
+    #[test]
+    fn cluster_settings() {
+        let alone = parse(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(alone.bus_url, None);
+        assert!(!alone.proxy_protocol);
+        let member = parse(&[
+            "--bus",
+            "redis://10.0.0.6:6379",
+            "--node-id",
+            "7",
+            "--proxy-protocol",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(member.bus_url.as_deref(), Some("redis://10.0.0.6:6379"));
+        assert_eq!(member.node_id, 7);
+        assert!(member.proxy_protocol);
+        assert!(parse(&["--proxy-protocol", "false"]).is_ok_and(|c| !c.proxy_protocol));
+        assert!(parse(&["--bus", "nats://x:4222"]).is_err());
+        let file: Settings = toml::from_str("bus = \"redis://r:6379\"\nproxy_protocol = true\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let from_file = Settings::default()
+            .or(file)
+            .finish()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(from_file.bus_url.as_deref(), Some("redis://r:6379"));
+        assert!(from_file.proxy_protocol);
+    }
+}

@@ -115,6 +115,20 @@ mod tests {
         assert!(matches!(parse(b"PROXY TCP4 203.0.113.7 19"), Ok(None)));
         assert!(parse(b"GET / HTTP/1.1\r\n\r\n").is_err());
         assert!(parse(b"\0\0\0\x05hello").is_err());
+        // v2: signature, PROXY over TCP/IPv4, 12 address bytes; LOCAL (a health check) names
+        // no client.
+        let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+        v2.extend_from_slice(&[198, 51, 100, 4, 127, 0, 0, 1, 0x1f, 0x90, 0x1b, 0x58]);
+        let whole = v2.len();
+        v2.extend_from_slice(b"\0\0\0\x02");
+        assert_eq!(
+            parse(&v2).ok().flatten(),
+            Some((whole, Some(SocketAddr::from(([198, 51, 100, 4], 8080)))))
+        );
+        assert!(matches!(parse(&v2[..10]), Ok(None)));
+        let mut local = v2[..whole].to_vec();
+        local[12] = 0x20;
+        assert_eq!(parse(&local).ok().flatten(), Some((whole, None)));
         let unknown = b"PROXY UNKNOWN\r\n";
         assert_eq!(parse(unknown).ok().flatten(), Some((unknown.len(), None)));
     }
