@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure MariaDB (127.0.0.1:3306, root without password) and Redis (127.0.0.1:6379) are
-# running, installing them with apt-get where missing. Idempotent; safe to run before every test.
+# running, installing them with apt-get where missing, and that nginx with the stream module is
+# installed (not started: the cluster tests and scripts/cluster.sh run their own instances with
+# generated configs). Idempotent; safe to run before every test.
 set -euo pipefail
 
 log() { echo "services: $*" >&2; }
@@ -58,9 +60,24 @@ start_redis() {
   wait_port 6379 Redis
 }
 
+install_nginx() {
+  if ! command -v nginx >/dev/null; then
+    log "installing nginx-light"
+    # RUNLEVEL=1: the package must not start the system nginx (we run our own instances).
+    RUNLEVEL=1 apt_install nginx-light
+  fi
+  # Debian ships the stream (TCP proxy) module separately.
+  if nginx -V 2>&1 | grep -q -- '--with-stream=dynamic' &&
+    [ ! -f /usr/lib/nginx/modules/ngx_stream_module.so ]; then
+    log "installing libnginx-mod-stream"
+    RUNLEVEL=1 apt_install libnginx-mod-stream
+  fi
+}
+
 case "${1:-all}" in
-  all) start_mariadb; start_redis ;;
+  all) start_mariadb; start_redis; install_nginx ;;
   mariadb|mysql) start_mariadb ;;
   redis) start_redis ;;
-  *) echo "usage: $0 [all|mariadb|redis]" >&2; exit 2 ;;
+  nginx) install_nginx ;;
+  *) echo "usage: $0 [all|mariadb|redis|nginx]" >&2; exit 2 ;;
 esac

@@ -9,7 +9,7 @@ step() { echo; echo "==> $*"; }
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-step "services (MariaDB, Redis)"
+step "services (MariaDB, Redis; nginx installed for the cluster tests)"
 scripts/services.sh all
 
 step "cargo fmt --check"
@@ -21,7 +21,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (embedded store)"
 cargo test --workspace --locked
 
-step "cargo test -p confab-server (MariaDB store: the same tests on mysql://root@127.0.0.1:3306)"
+step "cargo test -p confab-server (MariaDB store: the same tests on mysql://root@127.0.0.1:3306, and the cluster tests: nodes, a private Redis each, nginx)"
 export CONFAB_TEST_MYSQL="${CONFAB_TEST_MYSQL:-mysql://root@127.0.0.1:3306}"
 cleanup_test_databases() {
   mariadb -uroot -h127.0.0.1 -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'confab\_t\_%'" 2>/dev/null |

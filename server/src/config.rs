@@ -41,6 +41,14 @@ pub struct Settings {
     /// MySQL writer connections, each group-committing the threads routed to it [default: 4].
     #[arg(long, env = "CONFAB_MYSQL_WRITERS")]
     pub mysql_writers: Option<usize>,
+    /// Cluster bus: `redis://host:port[/db]` makes this node a cluster member (give each node
+    /// its own --node-id); without it the node runs alone.
+    #[arg(long, env = "CONFAB_BUS")]
+    pub bus: Option<String>,
+    /// Expect a PROXY protocol v1 or v2 header on every connection (behind nginx or HAProxy
+    /// with proxy_protocol / send-proxy); connections without one are refused [default: false].
+    #[arg(long, env = "CONFAB_PROXY_PROTOCOL", num_args = 0..=1, default_missing_value = "true")]
+    pub proxy_protocol: Option<bool>,
     /// Node id (0-1023), part of every message id [default: 1].
     #[arg(long, env = "CONFAB_NODE_ID")]
     pub node_id: Option<u16>,
@@ -115,6 +123,9 @@ pub struct Config {
     pub mysql_url: Option<String>,
     pub mysql_pool: usize,
     pub mysql_writers: usize,
+    /// `None`: a single node; `Some(url)`: a cluster member on this Redis.
+    pub bus_url: Option<String>,
+    pub proxy_protocol: bool,
     pub node_id: u16,
     pub log_format: LogFormat,
     pub max_frame_bytes: u32,
@@ -167,6 +178,8 @@ impl Settings {
             store,
             mysql_pool,
             mysql_writers,
+            bus,
+            proxy_protocol,
             node_id,
             log_format,
             max_frame_bytes,
@@ -256,6 +269,12 @@ impl Settings {
             },
             mysql_pool: self.mysql_pool.unwrap_or(16).max(2),
             mysql_writers: self.mysql_writers.unwrap_or(4).max(1),
+            bus_url: match self.bus.as_deref() {
+                None | Some("") | Some("local") => None,
+                Some(url) if url.starts_with("redis://") => Some(url.to_owned()),
+                Some(_) => return Err(ConfigError::Invalid("bus must be redis://host:port")),
+            },
+            proxy_protocol: self.proxy_protocol.unwrap_or(false),
             node_id,
             log_format: self.log_format.unwrap_or_default(),
             max_frame_bytes,
@@ -312,5 +331,46 @@ impl Config {
     /// Defaults for everything (tests start from this).
     pub fn defaults() -> Result<Config, ConfigError> {
         Settings::default().finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["confab-server"];
+        argv.extend_from_slice(args);
+        Settings::try_parse_from(argv)
+            .map_err(|_| ConfigError::Invalid("bad flags"))?
+            .finish()
+    }
+
+    #[test]
+    fn cluster_settings() {
+        let alone = parse(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(alone.bus_url, None);
+        assert!(!alone.proxy_protocol);
+        let member = parse(&[
+            "--bus",
+            "redis://10.0.0.6:6379",
+            "--node-id",
+            "7",
+            "--proxy-protocol",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(member.bus_url.as_deref(), Some("redis://10.0.0.6:6379"));
+        assert_eq!(member.node_id, 7);
+        assert!(member.proxy_protocol);
+        assert!(parse(&["--proxy-protocol", "false"]).is_ok_and(|c| !c.proxy_protocol));
+        assert!(parse(&["--bus", "nats://x:4222"]).is_err());
+        let file: Settings = toml::from_str("bus = \"redis://r:6379\"\nproxy_protocol = true\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let from_file = Settings::default()
+            .or(file)
+            .finish()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(from_file.bus_url.as_deref(), Some("redis://r:6379"));
+        assert!(from_file.proxy_protocol);
     }
 }

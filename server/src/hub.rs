@@ -156,6 +156,40 @@ impl Hub {
         }
     }
 
+    /// Whether `device` of `user` has a connection on this node (cluster route bookkeeping).
+    pub fn has_device(&self, user: u64, device: u64) -> bool {
+        self.shard(user)
+            .get(&user)
+            .is_some_and(|conns| conns.iter().any(|c| c.device_id == device))
+    }
+
+    /// Every connected (user, device) pair, once each (to re-register cluster routes).
+    pub fn devices(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        for s in &self.shards {
+            let map = s.lock().unwrap_or_else(|p| p.into_inner());
+            for (user, conns) in map.iter() {
+                let start = out.len();
+                for c in conns {
+                    if !out[start..].contains(&(*user, c.device_id)) {
+                        out.push((*user, c.device_id));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Pushes a frame to every connection on this node (a cluster resync).
+    pub fn push_all(&self, frame: &Frame) {
+        for s in &self.shards {
+            let map = s.lock().unwrap_or_else(|p| p.into_inner());
+            for c in map.values().flatten() {
+                c.push(frame);
+            }
+        }
+    }
+
     pub fn is_online(&self, user: u64) -> bool {
         self.shard(user).contains_key(&user)
     }

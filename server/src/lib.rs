@@ -1,8 +1,10 @@
 //! confab-server: accounts, friends, groups, chat and sync over the confab wire protocol.
 //!
 //! Layers (dependencies point down): [`net`] (listener, connection tasks) -> [`service`]
-//! (requests, rules, fan-out) -> [`store`] (durable state) and [`hub`] (who is online here).
+//! (requests, rules, fan-out) -> [`store`] (durable state), [`hub`] (who is online here) and
+//! [`cluster`] (the bus to the other nodes, if any).
 
+pub mod cluster;
 pub mod config;
 pub mod hub;
 pub mod ids;
@@ -34,6 +36,8 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error("cannot set up password hashing: {0}")]
     Hasher(#[from] service::auth::HashError),
+    #[error("cannot join the cluster: {0}")]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// A running server (for tests and the binary).
@@ -43,10 +47,13 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<()>,
     /// The service; dropping the last reference closes the store's write queue.
     pub service: Arc<dyn std::any::Any + Send + Sync>,
+    /// The cluster bus (local when alone); `close` it after the connections are gone.
+    pub bus: Arc<dyn cluster::Bus>,
 }
 
-/// Opens the store (embedded in `cfg.data_dir`, or MySQL), binds `cfg.listen` and serves until
-/// the token is cancelled.
+/// Opens the store (embedded in `cfg.data_dir`, or MySQL), joins the cluster if `cfg.bus_url`
+/// is set (subscribed before the first connection is accepted), binds `cfg.listen` and serves
+/// until the token is cancelled.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let hasher = Hasher::new(cfg.hash_concurrency)?;
     let listener = TcpListener::bind(cfg.listen)
@@ -66,13 +73,17 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             mcfg.pool_size = cfg.mysql_pool;
             mcfg.writers = cfg.mysql_writers;
             let backend = MysqlBackend::open(&mcfg).await?;
-            Ok(serve(cfg, listener, addr, backend, hasher))
+            let hub = Arc::new(hub::Hub::new());
+            let bus = cluster::connect(&cfg, hub.clone()).await?;
+            Ok(serve(cfg, listener, addr, backend, hasher, hub, bus))
         }
         None => {
             let mut scfg = SqliteConfig::new(cfg.data_dir.join("confab.db"));
             scfg.batch_max = cfg.batch_max;
             let backend = SqliteBackend::open(&scfg)?;
-            Ok(serve(cfg, listener, addr, backend, hasher))
+            let hub = Arc::new(hub::Hub::new());
+            let bus = cluster::connect(&cfg, hub.clone()).await?;
+            Ok(serve(cfg, listener, addr, backend, hasher, hub, bus))
         }
     }
 }
@@ -83,8 +94,10 @@ fn serve<B: Backend>(
     addr: SocketAddr,
     backend: B,
     hasher: Hasher,
+    hub: Arc<hub::Hub>,
+    bus: Arc<dyn cluster::Bus>,
 ) -> Running {
-    let service = Service::start(cfg, Store::new(backend), hasher);
+    let service = Service::start_with(cfg, Store::new(backend), hasher, hub, bus.clone());
     tokio::spawn(log_writer_stats(Arc::downgrade(&service)));
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(net::serve(listener, service.clone(), shutdown.clone()));
@@ -93,6 +106,7 @@ fn serve<B: Backend>(
         shutdown,
         task,
         service,
+        bus,
     }
 }
 

@@ -44,6 +44,8 @@ async fn main() -> anyhow::Result<()> {
     if tokio::time::timeout(grace, running.task).await.is_err() {
         info!("shutdown grace period over");
     }
+    // Our routes stop counting at once instead of when the node key expires.
+    running.bus.close().await;
     // Dropping the service closes the write queue; the writer commits what it holds first.
     drop(running.service);
     Ok(())

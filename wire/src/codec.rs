@@ -175,4 +175,26 @@ impl Frame {
     pub fn wire_len(&self) -> usize {
         self.0.len()
     }
+
+    /// Takes bytes produced by [`Frame::encode`] elsewhere (another server node) without
+    /// decoding the envelope again; checks that the prefix matches the length and the limit.
+    pub fn from_encoded(bytes: Bytes, max: usize) -> Result<Self, FrameError> {
+        let Some(prefix) = bytes.get(..LENGTH_PREFIX_BYTES) else {
+            return Err(FrameError::Truncated {
+                buffered: bytes.len(),
+            });
+        };
+        let mut len = [0u8; LENGTH_PREFIX_BYTES];
+        len.copy_from_slice(prefix);
+        let len = u64::from(u32::from_be_bytes(len));
+        if len > max as u64 {
+            return Err(FrameError::TooLarge { len, max });
+        }
+        if len != (bytes.len() - LENGTH_PREFIX_BYTES) as u64 {
+            return Err(FrameError::Truncated {
+                buffered: bytes.len(),
+            });
+        }
+        Ok(Self(bytes))
+    }
 }

@@ -268,3 +268,18 @@ fn error_display_names_the_code() {
         "error"
     );
 }
+
+#[test]
+fn frame_from_encoded_accepts_only_whole_frames_within_the_limit() {
+    let env = Envelope::push(Body::Ping(confab_wire::pb::Ping { nonce: 7 }));
+    let frame = Frame::encode(&env, 1024).expect("encode");
+    let back = Frame::from_encoded(frame.as_bytes().clone(), 1024).expect("whole frame");
+    assert_eq!(back, frame);
+    let bytes = frame.as_bytes().clone();
+    assert!(Frame::from_encoded(bytes.slice(..bytes.len() - 1), 1024).is_err());
+    assert!(Frame::from_encoded(bytes.slice(..2), 1024).is_err());
+    let mut longer = bytes.to_vec();
+    longer.push(0);
+    assert!(Frame::from_encoded(longer.into(), 1024).is_err());
+    assert!(Frame::from_encoded(bytes.clone(), bytes.len() - 5).is_err());
+}

@@ -1,6 +1,7 @@
 //! The TCP side: the accept loop and the connection tasks.
 
 pub mod connection;
+pub mod proxy;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::service::Service;
 use crate::store::Backend;
@@ -62,6 +63,19 @@ pub async fn serve<B: Backend>(
         let svc = svc.clone();
         let token = shutdown.child_token();
         tracker.spawn(async move {
+            let mut stream = stream;
+            let peer = if svc.cfg.proxy_protocol {
+                match proxy::read_header(&mut stream, peer, svc.cfg.hello_timeout).await {
+                    Ok(client) => client,
+                    Err(e) => {
+                        // Not from our proxy: say nothing, the peer does not speak confab yet.
+                        debug!(%peer, error = %e, "connection refused: PROXY header");
+                        return;
+                    }
+                }
+            } else {
+                peer
+            };
             connection::serve(svc, stream, peer, conn_id, token).await;
             drop(permit);
         });

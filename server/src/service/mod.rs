@@ -9,7 +9,7 @@
 pub mod auth;
 pub mod validate;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,7 @@ use prost::Message as _;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::cluster::{Bus, KickScope, LocalBus};
 use crate::config::Config;
 use crate::hub::{ConnCtl, ConnHandle, Hub, Kick};
 use crate::ids::{Snowflake, now_ms};
@@ -140,7 +141,12 @@ pub struct Service<B: Backend> {
     name_limiter: DefaultKeyedRateLimiter<String>,
     typing: Mutex<HashMap<(u64, u64), Instant>>,
     members: Mutex<HashMap<u64, Arc<Vec<u64>>>>,
+    /// Bumped (under the `members` lock) by every invalidation: a list read while one happened
+    /// may predate it and is not cached (another node's change can land mid-read).
+    members_gen: std::sync::atomic::AtomicU64,
     fanout: mpsc::UnboundedSender<Fanout>,
+    /// The other nodes (a no-op when alone): every push to users also goes here.
+    bus: Arc<dyn Bus>,
 }
 
 const TYPING_EVERY: Duration = Duration::from_secs(2);
@@ -154,8 +160,21 @@ fn per_minute(n: u32) -> Quota {
 }
 
 impl<B: Backend> Service<B> {
-    /// Builds the service and starts its fan-out task (needs a tokio runtime).
+    /// Builds a single-node service and starts its fan-out task (needs a tokio runtime).
     pub fn start(cfg: Config, store: Store<B>, hasher: Hasher) -> Arc<Self> {
+        let hub = Arc::new(Hub::new());
+        let bus = Arc::new(LocalBus::new(hub.clone()));
+        Self::start_with(cfg, store, hasher, hub, bus)
+    }
+
+    /// Builds the service on a given hub and cluster bus (the bus delivers into that hub).
+    pub fn start_with(
+        cfg: Config,
+        store: Store<B>,
+        hasher: Hasher,
+        hub: Arc<Hub>,
+        bus: Arc<dyn Bus>,
+    ) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         let svc = Arc::new(Self {
             ids: Arc::new(Snowflake::new(cfg.node_id)),
@@ -163,13 +182,51 @@ impl<B: Backend> Service<B> {
             name_limiter: RateLimiter::keyed(per_minute(cfg.auth_per_name_per_minute)),
             cfg,
             store,
-            hub: Arc::new(Hub::new()),
+            hub,
             hasher,
             typing: Mutex::new(HashMap::new()),
             members: Mutex::new(HashMap::new()),
+            members_gen: std::sync::atomic::AtomicU64::new(0),
             fanout: tx,
+            bus,
         });
         tokio::spawn(fanout_loop(Arc::downgrade(&svc), rx));
+        // Other nodes' membership changes invalidate this node's member cache.
+        let weak = Arc::downgrade(&svc);
+        svc.bus.on_members_changed(Box::new(move |threads| {
+            let Some(svc) = weak.upgrade() else { return };
+            if let Ok(mut m) = svc.members.lock() {
+                svc.members_gen
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                match threads {
+                    Some(ts) => ts.iter().for_each(|t| {
+                        m.remove(t);
+                    }),
+                    None => m.clear(),
+                }
+            }
+        }));
+        // A dead node's users went offline without a goodbye: tell their friends.
+        let weak = Arc::downgrade(&svc);
+        svc.bus.on_users_lost(Box::new(move |users| {
+            let Some(svc) = weak.upgrade() else { return };
+            tokio::spawn(async move {
+                for uid in users {
+                    let profile = svc
+                        .store
+                        .read(move |tx| {
+                            Box::pin(async move { accounts::profile(tx, uid, uid).await })
+                        })
+                        .await;
+                    if let Ok(pb::Profile {
+                        user: Some(user), ..
+                    }) = profile
+                    {
+                        svc.announce_presence(user, false).await;
+                    }
+                }
+            });
+        }));
         let weak = Arc::downgrade(&svc);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -427,8 +484,9 @@ impl<B: Backend> Service<B> {
         Ok(())
     }
 
-    /// Puts the connection in the hub and announces presence if it is the user's first.
-    fn attach(self: &Arc<Self>, ctx: &ConnCtx, session: &Session) {
+    /// Puts the connection in the hub (and its route in the cluster, before the AuthOk goes
+    /// out) and announces presence if it is the user's first.
+    async fn attach(self: &Arc<Self>, ctx: &ConnCtx, session: &Session) {
         let reg = self.hub.register(ConnHandle {
             conn_id: ctx.conn_id,
             user_id: session.user.user_id,
@@ -436,6 +494,9 @@ impl<B: Backend> Service<B> {
             tx: ctx.out.clone(),
             ctl: ctx.ctl.clone(),
         });
+        self.bus
+            .attached(session.user.user_id, session.device_id)
+            .await;
         if reg.first {
             let svc = self.clone();
             let user = session.user.clone();
@@ -445,23 +506,38 @@ impl<B: Backend> Service<B> {
 
     /// Called by the connection when it closes.
     pub fn detach(self: &Arc<Self>, conn_id: u64, session: &Session) {
-        if self.hub.unregister(session.user.user_id, conn_id) {
+        let last = self.hub.unregister(session.user.user_id, conn_id);
+        if self.bus.clustered() {
+            let svc = self.clone();
+            let (uid, dev) = (session.user.user_id, session.device_id);
+            let user = session.user.clone();
+            // The route goes first: the presence check below must not count this device.
+            tokio::spawn(async move {
+                svc.bus.detached(uid, dev).await;
+                if last {
+                    svc.went_offline(user).await;
+                }
+            });
+        } else if last {
             let svc = self.clone();
             let user = session.user.clone();
-            tokio::spawn(async move {
-                let uid = user.user_id;
-                if let Err(e) = svc
-                    .store
-                    .write(move |tx| {
-                        Box::pin(async move { accounts::set_last_seen(tx, uid, now_ms()).await })
-                    })
-                    .await
-                {
-                    debug!(error = %e, "could not record last seen");
-                }
-                svc.announce_presence(user, false).await;
-            });
+            tokio::spawn(async move { svc.went_offline(user).await });
         }
+    }
+
+    /// The user's last connection on this node closed.
+    async fn went_offline(self: Arc<Self>, user: pb::User) {
+        let uid = user.user_id;
+        if let Err(e) = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move { accounts::set_last_seen(tx, uid, now_ms()).await })
+            })
+            .await
+        {
+            debug!(error = %e, "could not record last seen");
+        }
+        self.announce_presence(user, false).await;
     }
 
     async fn announce_presence(&self, user: pb::User, online: bool) {
@@ -477,8 +553,9 @@ impl<B: Backend> Service<B> {
                 return;
             }
         };
-        // The user may have come back (or left) while the friends were read.
-        if self.hub.is_online(uid) != online {
+        // The user may have come back (or left) while the friends were read; in a cluster,
+        // "online" means on any node.
+        if self.is_online(uid).await != online {
             return;
         }
         let push = Envelope::push(Body::PresencePush(pb::PresencePush {
@@ -487,10 +564,20 @@ impl<B: Backend> Service<B> {
             last_seen_ms: now_ms(),
         }));
         if let Some(frame) = self.frame(&push) {
-            for f in friends {
-                self.hub.push_user(f, &frame, 0);
+            for f in &friends {
+                self.hub.push_user(*f, &frame, 0);
             }
+            self.bus.forward(&friends, &frame);
         }
+    }
+
+    /// Which of `users` are online (on any node in a cluster).
+    async fn online_among(&self, users: &[u64]) -> HashSet<u64> {
+        self.bus.online(users).await
+    }
+
+    async fn is_online(&self, user: u64) -> bool {
+        self.online_among(&[user]).await.contains(&user)
     }
 
     fn auth_ok(&self, s: &accounts::Session, token: String) -> pb::AuthOk {
@@ -502,7 +589,7 @@ impl<B: Backend> Service<B> {
         }
     }
 
-    fn logged_in(
+    async fn logged_in(
         self: &Arc<Self>,
         ctx: &ConnCtx,
         req_id: u64,
@@ -513,7 +600,7 @@ impl<B: Backend> Service<B> {
             user: s.user.clone(),
             device_id: s.device_id,
         };
-        self.attach(ctx, &session);
+        self.attach(ctx, &session).await;
         Outcome {
             reply: Some(Envelope::new(req_id, Body::AuthOk(self.auth_ok(&s, token)))),
             auth: AuthChange::LoggedIn(session),
@@ -548,7 +635,7 @@ impl<B: Backend> Service<B> {
         }
         .await;
         match res {
-            Ok((s, token)) => self.logged_in(ctx, req_id, s, token),
+            Ok((s, token)) => self.logged_in(ctx, req_id, s, token).await,
             Err(e) => Outcome::reply(Envelope::new(req_id, Body::Error(e))),
         }
     }
@@ -587,7 +674,7 @@ impl<B: Backend> Service<B> {
         }
         .await;
         match res {
-            Ok((s, token)) => self.logged_in(ctx, req_id, s, token),
+            Ok((s, token)) => self.logged_in(ctx, req_id, s, token).await,
             Err(e) => Outcome::reply(Envelope::new(req_id, Body::Error(e))),
         }
     }
@@ -618,7 +705,7 @@ impl<B: Backend> Service<B> {
             user: s.user.clone(),
             device_id: s.device_id,
         };
-        self.attach(ctx, &session);
+        self.attach(ctx, &session).await;
         Ok((self.auth_ok(&s, new_token), session))
     }
 
@@ -651,6 +738,14 @@ impl<B: Backend> Service<B> {
                 self.hub.kick_where(uid, Kick::Revoked, |c| {
                     c.conn_id != me && (all || c.device_id == dev)
                 });
+                self.bus.kick(
+                    uid,
+                    if all {
+                        KickScope::All
+                    } else {
+                        KickScope::Device(dev)
+                    },
+                );
                 self.detach(ctx.conn_id, s);
                 Outcome {
                     reply: Some(Envelope::new(req_id, Body::Ok(pb::Ok {}))),
@@ -696,6 +791,7 @@ impl<B: Backend> Service<B> {
                 .await?;
             self.hub
                 .kick_where(uid, Kick::Revoked, |c| c.device_id != dev);
+            self.bus.kick(uid, KickScope::AllBut(dev));
             Ok((session, token))
         }
         .await;
@@ -744,7 +840,7 @@ impl<B: Backend> Service<B> {
                     _ => return Err(bad("give exactly one of user_id or name")),
                 };
                 let mut p = read!(tx => accounts::profile(tx, me, id).await);
-                self.fill_presence(&mut p);
+                self.fill_presence(std::slice::from_mut(&mut p)).await;
                 Some(Body::Profile(p))
             }
             Body::SearchUsers(q) => {
@@ -755,7 +851,7 @@ impl<B: Backend> Service<B> {
                     self.page_limit(q.limit)
                 };
                 let mut users = read!(tx => accounts::search(tx, me, &query, limit).await);
-                users.iter_mut().for_each(|p| self.fill_presence(p));
+                self.fill_presence(&mut users).await;
                 Some(Body::UserList(pb::UserList { users }))
             }
 
@@ -781,11 +877,14 @@ impl<B: Backend> Service<B> {
             }
             Body::ListFriends(_) => {
                 let mut friends = read!(tx => friends::list(tx, me).await);
+                let ids: Vec<u64> = friends
+                    .iter()
+                    .filter_map(|f| f.user.as_ref())
+                    .map(|u| u.user_id)
+                    .collect();
+                let online = self.online_among(&ids).await;
                 for f in &mut friends {
-                    f.online = f
-                        .user
-                        .as_ref()
-                        .is_some_and(|u| self.hub.is_online(u.user_id));
+                    f.online = f.user.as_ref().is_some_and(|u| online.contains(&u.user_id));
                 }
                 Some(Body::FriendList(pb::FriendList { friends }))
             }
@@ -860,11 +959,18 @@ impl<B: Backend> Service<B> {
                 let limit = self.page_limit(m.limit);
                 let mut list =
                     read!(tx => groups::members(tx, me, m.group_id, m.after_user_id, limit).await);
+                let ids: Vec<u64> = list
+                    .members
+                    .iter()
+                    .filter_map(|m| m.user.as_ref())
+                    .map(|u| u.user_id)
+                    .collect();
+                let online = self.online_among(&ids).await;
                 for member in &mut list.members {
                     member.online = member
                         .user
                         .as_ref()
-                        .is_some_and(|u| self.hub.is_online(u.user_id));
+                        .is_some_and(|u| online.contains(&u.user_id));
                 }
                 Some(Body::GroupMemberList(list))
             }
@@ -990,15 +1096,23 @@ impl<B: Backend> Service<B> {
         })
     }
 
-    fn fill_presence(&self, p: &mut pb::Profile) {
-        let shows = matches!(
-            pb::FriendState::try_from(p.friend_state),
-            Ok(pb::FriendState::Friend | pb::FriendState::Self_)
-        );
-        p.online = shows
-            && p.user
-                .as_ref()
-                .is_some_and(|u| self.hub.is_online(u.user_id));
+    /// Presence shows only to friends (and oneself).
+    async fn fill_presence(&self, profiles: &mut [pb::Profile]) {
+        let shows = |p: &pb::Profile| {
+            matches!(
+                pb::FriendState::try_from(p.friend_state),
+                Ok(pb::FriendState::Friend | pb::FriendState::Self_)
+            )
+        };
+        let ids: Vec<u64> = profiles
+            .iter()
+            .filter(|p| shows(p))
+            .filter_map(|p| p.user.as_ref().map(|u| u.user_id))
+            .collect();
+        let online = self.online_among(&ids).await;
+        for p in profiles {
+            p.online = shows(p) && p.user.as_ref().is_some_and(|u| online.contains(&u.user_id));
+        }
     }
 
     /// Drops entries until the reply fits in a frame: from the end of a forward page, from the
@@ -1112,6 +1226,14 @@ impl<B: Backend> Service<B> {
             for u in members.iter().filter(|u| **u != s.user.user_id) {
                 self.hub.push_user(*u, &frame, conn);
             }
+            if self.bus.clustered() {
+                let others: Vec<u64> = members
+                    .iter()
+                    .copied()
+                    .filter(|u| *u != s.user.user_id)
+                    .collect();
+                self.bus.forward(&others, &frame);
+            }
         }
         Ok(())
     }
@@ -1126,6 +1248,7 @@ impl<B: Backend> Service<B> {
         {
             return Ok(m);
         }
+        let seen_gen = self.members_gen.load(std::sync::atomic::Ordering::Acquire);
         let list = Arc::new(
             self.store
                 .read(move |tx| {
@@ -1137,7 +1260,9 @@ impl<B: Backend> Service<B> {
             if m.len() >= MEMBER_CACHE_MAX {
                 m.clear();
             }
-            m.insert(thread_id, list.clone());
+            if self.members_gen.load(std::sync::atomic::Ordering::Acquire) == seen_gen {
+                m.insert(thread_id, list.clone());
+            }
         }
         Ok(list)
     }
@@ -1151,6 +1276,7 @@ impl<B: Backend> Service<B> {
                     self.hub
                         .push_user(*u, frame, if *u == skip_user { skip_conn } else { 0 });
                 }
+                self.bus.forward(&members, frame);
             }
             Err(e) => debug!(thread_id, error = %e, "cannot list members for a push"),
         }
@@ -1158,14 +1284,20 @@ impl<B: Backend> Service<B> {
 
     async fn deliver(&self, f: Fanout) {
         if let Ok(mut m) = self.members.lock() {
+            if !f.fx.members_changed.is_empty() {
+                self.members_gen
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            }
             for t in &f.fx.members_changed {
                 m.remove(t);
             }
         }
+        self.bus.members_changed(&f.fx.members_changed);
         for (user, event) in f.fx.events {
             let push = Envelope::push(Body::EventPush(pb::EventPush { event: Some(event) }));
             if let Some(frame) = self.frame(&push) {
                 self.hub.push_user(user, &frame, 0);
+                self.bus.forward(&[user], &frame);
             }
         }
         for msg in f.fx.messages {
@@ -1207,6 +1339,18 @@ impl<B: Backend> Service<B> {
                     }
                 } else if let Some(fr) = &other {
                     self.hub.push_user(*u, fr, 0);
+                }
+            }
+            // The same, in the same (commit) order, to the other nodes.
+            if self.bus.clustered() {
+                if let Some(fr) = &own
+                    && members.contains(&sender)
+                {
+                    self.bus.forward(&[sender], fr);
+                }
+                if let Some(fr) = &other {
+                    let rest: Vec<u64> = members.iter().copied().filter(|u| *u != sender).collect();
+                    self.bus.forward(&rest, fr);
                 }
             }
         }

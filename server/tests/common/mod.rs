@@ -175,6 +175,19 @@ impl Client {
         }
     }
 
+    /// Wraps an already connected stream (after a PROXY header, or a custom connect).
+    pub fn from_stream(stream: TcpStream) -> Self {
+        Self {
+            framed: Framed::new(stream, EnvelopeCodec::new()),
+            next_id: 1,
+            pushes: VecDeque::new(),
+            user: None,
+            device_id: 0,
+            token: String::new(),
+            hello: None,
+        }
+    }
+
     /// Connects and completes the Hello exchange.
     pub async fn connect(addr: SocketAddr) -> Self {
         let mut c = Self::raw(addr).await;

@@ -1,0 +1,806 @@
+//! The Redis bus: presence as TTL'd keys, one pub/sub channel per node.
+//!
+//! Keys (all under `confab:`):
+//!
+//! - `confab:node:{id}` = this process's epoch (random per start), `EX` [`NODE_TTL`], refreshed
+//!   every [`HEARTBEAT`]. While it holds our epoch, our routes count.
+//! - `confab:route:{user}`: a hash, field `{device}:{node}` = `{node}:{epoch}`, written when a
+//!   device connects (before its AuthOk), removed when the device's last connection on that
+//!   node closes; the key expires after [`ROUTE_TTL`] unless a node holding one of the user's
+//!   devices refreshes it. A route whose node key is gone, or holds another epoch, is stale:
+//!   lookups ignore it and delete it. So a crashed node's users are offline (and unroutable)
+//!   at most [`NODE_TTL`] after its last heartbeat; a restarted node never matches old routes.
+//! - channel `confab:inbox:{id}`: subscribed before the node accepts connections; carries
+//!   [`super::Entry`] sequences.
+//!
+//! Sending: the service hands pushes over in order (`forward`); one publisher task takes them
+//! in batches, looks up every recipient's live routes in one script call, groups recipients by
+//! node and publishes one message per node, so a node's pushes reach another node in the order
+//! they were made. Failures: a publish that fails is retried (duplicates are harmless: clients
+//! drop by seq); a subscription that breaks is re-established and every local connection gets
+//! a `ResyncPush`; a heartbeat that finds our node key missing (Redis restarted, or we stalled
+//! past the TTL) writes every local route again and resyncs the local connections too.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use confab_wire::{Body, Envelope, Frame, pb};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::{Bus, ClusterError, KickScope};
+use crate::config::Config;
+use crate::hub::Hub;
+
+/// Lifetime of a node key without a heartbeat: the longest a dead node's users stay online.
+pub const NODE_TTL: Duration = Duration::from_secs(10);
+/// How often a node refreshes its key.
+pub const HEARTBEAT: Duration = Duration::from_secs(3);
+/// Lifetime of a user's route hash without a refresh (only garbage collection: liveness comes
+/// from the node key).
+pub const ROUTE_TTL: Duration = Duration::from_secs(60);
+/// How often a node refreshes the route hashes of its users.
+const ROUTE_REFRESH: Duration = Duration::from_secs(20);
+/// Time allowed for one Redis command before the connection is treated as broken.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a batch of publishes is retried before it is dropped.
+const PUBLISH_RETRY_FOR: Duration = Duration::from_secs(5);
+/// How long start-up waits for Redis.
+const CONNECT_FOR: Duration = Duration::from_secs(30);
+/// Pushes waiting for the publisher; beyond this they are dropped (and logged).
+const QUEUE: usize = 65_536;
+/// Pushes published per round trip at most.
+const BATCH: usize = 256;
+
+/// Live nodes of each route key given in KEYS; deletes the stale fields it finds.
+const LOOKUP: &str = r"
+local out = {}
+for i, key in ipairs(KEYS) do
+  local live = {}
+  local h = redis.call('HGETALL', key)
+  for j = 1, #h, 2 do
+    local node, epoch = string.match(h[j + 1], '^(%d+):(%d+)$')
+    if node and redis.call('GET', 'confab:node:' .. node) == epoch then
+      live[#live + 1] = tonumber(node)
+    else
+      redis.call('HDEL', key, h[j])
+    end
+  end
+  out[i] = live
+end
+return out
+";
+
+/// Deletes our node key only if it still holds our epoch.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+fn node_key(node: u16) -> String {
+    format!("confab:node:{node}")
+}
+
+fn route_key(user: u64) -> String {
+    format!("confab:route:{user}")
+}
+
+/// The users with a connection on one node process (for whoever reaps it if it dies).
+fn users_key(node: u16, epoch: &str) -> String {
+    format!("confab:users:{node}:{epoch}")
+}
+
+/// Every node id that has joined (to notice which ones died).
+const NODES: &str = "confab:nodes";
+
+fn inbox(node: u16) -> String {
+    format!("confab:inbox:{node}")
+}
+
+/// The channel every node subscribes to for membership changes (member cache invalidation).
+const MEMBERS: &str = "confab:members";
+
+enum Out {
+    Push { users: Vec<u64>, frame: Frame },
+    Kick { user: u64, scope: KickScope },
+    Members(Vec<u64>),
+}
+
+/// A cluster member on Redis.
+pub struct RedisBus {
+    node: u16,
+    epoch: String,
+    hub: Arc<Hub>,
+    conn: ConnectionManager,
+    queue: mpsc::Sender<Out>,
+    lookup: redis::Script,
+    resync: Option<Frame>,
+    stop: CancellationToken,
+    on_members: std::sync::OnceLock<super::MembersChanged>,
+    /// A route could not be written: the heartbeat re-registers everything (and resyncs).
+    dirty: std::sync::atomic::AtomicBool,
+    /// Routes that could not be removed, retried by the heartbeat.
+    undeleted: std::sync::Mutex<Vec<(u64, u64)>>,
+    on_lost: std::sync::OnceLock<super::UsersLost>,
+    /// Pushes handed over and not yet published (or dropped).
+    pending: std::sync::atomic::AtomicUsize,
+}
+
+impl RedisBus {
+    /// Claims the node id, subscribes to the node's channel, and starts the heartbeat and the
+    /// publisher. Retries an unreachable Redis for a while, as the MySQL store does.
+    pub async fn connect(
+        url: &str,
+        cfg: &Config,
+        hub: Arc<Hub>,
+    ) -> Result<Arc<RedisBus>, ClusterError> {
+        let client = redis::Client::open(url).map_err(|e| ClusterError::Url(e.to_string()))?;
+        let mcfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let deadline = tokio::time::Instant::now() + CONNECT_FOR;
+        let mut wait = Duration::from_millis(200);
+        let conn = loop {
+            match ConnectionManager::new_with_config(client.clone(), mcfg.clone()).await {
+                Ok(c) => break c,
+                Err(e) if tokio::time::Instant::now() + wait < deadline => {
+                    warn!(error = %e, "bus: Redis not reachable yet; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(3));
+                }
+                Err(e) => return Err(ClusterError::Unreachable(e.to_string())),
+            }
+        };
+        let node = cfg.node_id;
+        let epoch = rand::random::<u64>().to_string();
+        let mut bus = RedisBus {
+            node,
+            epoch,
+            hub,
+            conn,
+            queue: mpsc::channel(1).0,
+            lookup: redis::Script::new(LOOKUP),
+            resync: Frame::encode(
+                &Envelope::push(Body::ResyncPush(pb::ResyncPush {
+                    thread_ids: Vec::new(),
+                    reason: "cluster bus interrupted".into(),
+                })),
+                cfg.max_frame_bytes as usize,
+            )
+            .ok(),
+            stop: CancellationToken::new(),
+            on_members: std::sync::OnceLock::new(),
+            dirty: std::sync::atomic::AtomicBool::new(false),
+            undeleted: std::sync::Mutex::new(Vec::new()),
+            on_lost: std::sync::OnceLock::new(),
+            pending: std::sync::atomic::AtomicUsize::new(0),
+        };
+        bus.claim_node_id().await?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        bus.queue = tx;
+        let bus = Arc::new(bus);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        tokio::spawn(subscriber(
+            client,
+            Arc::downgrade(&bus),
+            bus.stop.clone(),
+            cfg.max_frame_bytes as usize,
+            ready_tx,
+        ));
+        // The channel is live before the node accepts anyone: nothing routed here is missed.
+        if tokio::time::timeout(CONNECT_FOR, ready_rx).await.is_err() {
+            bus.stop.cancel();
+            return Err(ClusterError::Unreachable(
+                "could not subscribe to the node channel".into(),
+            ));
+        }
+        tokio::spawn(publisher(Arc::downgrade(&bus), rx));
+        tokio::spawn(heartbeat(Arc::downgrade(&bus)));
+        info!(node, epoch = %bus.epoch, "joined the cluster");
+        Ok(bus)
+    }
+
+    /// Sets our node key if nobody holds it; waits out a key left by a previous process with
+    /// this id (it expires within the TTL), refuses if it is still refreshed after that.
+    async fn claim_node_id(&self) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + NODE_TTL + HEARTBEAT;
+        let mut logged = false;
+        loop {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(node_key(self.node))
+                .arg(&self.epoch)
+                .arg("NX")
+                .arg("EX")
+                .arg(NODE_TTL.as_secs())
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(|e| ClusterError::Unreachable(e.to_string()))?;
+            if set.is_some() {
+                let _: redis::RedisResult<()> = redis::cmd("SADD")
+                    .arg(NODES)
+                    .arg(self.node)
+                    .query_async(&mut self.conn.clone())
+                    .await;
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ClusterError::NodeIdInUse(self.node));
+            }
+            if !logged {
+                warn!(
+                    node = self.node,
+                    "node key held (a previous run, or another node with this id); waiting for it to expire"
+                );
+                logged = true;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    fn route_field(&self, device: u64) -> (String, String) {
+        (
+            format!("{device}:{}", self.node),
+            format!("{}:{}", self.node, self.epoch),
+        )
+    }
+
+    async fn set_routes(&self, devices: &[(u64, u64)]) -> redis::RedisResult<()> {
+        if devices.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        let users = users_key(self.node, &self.epoch);
+        for (user, device) in devices {
+            let (field, value) = self.route_field(*device);
+            pipe.hset(route_key(*user), field, value).ignore();
+            pipe.expire(route_key(*user), ROUTE_TTL.as_secs() as i64)
+                .ignore();
+            pipe.sadd(&users, *user).ignore();
+        }
+        pipe.expire(&users, ROUTE_TTL.as_secs() as i64).ignore();
+        pipe.query_async::<()>(&mut self.conn.clone()).await
+    }
+
+    async fn del_route(&self, user: u64, device: u64) -> redis::RedisResult<()> {
+        let (field, _) = self.route_field(device);
+        redis::cmd("HDEL")
+            .arg(route_key(user))
+            .arg(field)
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+    }
+
+    /// The live nodes of each user (same order as `users`).
+    async fn live_nodes(&self, users: &[u64]) -> redis::RedisResult<Vec<Vec<u16>>> {
+        let mut out = Vec::with_capacity(users.len());
+        // Chunks keep one script call short (it blocks Redis while it runs).
+        for chunk in users.chunks(512) {
+            let mut inv = self.lookup.prepare_invoke();
+            for u in chunk {
+                inv.key(route_key(*u));
+            }
+            let part: Vec<Vec<u16>> = inv.invoke_async(&mut self.conn.clone()).await?;
+            if part.len() != chunk.len() {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "route lookup returned the wrong number of entries",
+                )));
+            }
+            out.extend(part);
+        }
+        Ok(out)
+    }
+
+    /// Re-registers every local route and tells every local connection to resync: pushes
+    /// meant for them may have been dropped.
+    async fn recover(&self, why: &str) {
+        let devices = self.hub.devices();
+        warn!(
+            why,
+            connections = devices.len(),
+            "bus: resyncing local clients"
+        );
+        // Routes count only while the node key holds our epoch (it is gone after a restart).
+        // The first command after an outage may fail while the connection is re-established.
+        for attempt in 1..=5 {
+            let key: redis::RedisResult<()> = redis::cmd("SET")
+                .arg(node_key(self.node))
+                .arg(&self.epoch)
+                .arg("EX")
+                .arg(NODE_TTL.as_secs())
+                .query_async(&mut self.conn.clone())
+                .await;
+            let listed: redis::RedisResult<()> = redis::cmd("SADD")
+                .arg(NODES)
+                .arg(self.node)
+                .query_async(&mut self.conn.clone())
+                .await;
+            match key.and(listed).and(self.set_routes(&devices).await) {
+                Ok(()) => break,
+                Err(e) if attempt == 5 => {
+                    warn!(error = %e, "bus: cannot re-register (the heartbeat tries again)");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100 * attempt)).await,
+            }
+        }
+        // A device that left while the routes were written must not stay routed here.
+        for (user, device) in devices {
+            if !self.hub.has_device(user, device) {
+                let _ = self.del_route(user, device).await;
+            }
+        }
+        // Membership changes published meanwhile may be lost too.
+        self.members_invalid(None);
+        if let Some(f) = &self.resync {
+            self.hub.push_all(f);
+        }
+    }
+
+    fn members_invalid(&self, threads: Option<&[u64]>) {
+        if let Some(f) = self.on_members.get() {
+            f(threads);
+        }
+    }
+
+    fn enqueue(&self, out: Out) {
+        use std::sync::atomic::Ordering;
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if let Err(e) = self.queue.try_send(out) {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                warn!("bus: publish queue full; push dropped");
+            }
+        }
+    }
+
+    /// Waits (up to `max`) until nothing has been waiting to be published for `quiet`: the
+    /// goodbyes of a node shutting down (presence of its last users) go out before it leaves.
+    async fn drain(&self, quiet: Duration, max: Duration) {
+        let until = tokio::time::Instant::now() + max;
+        let mut idle_since = tokio::time::Instant::now();
+        while tokio::time::Instant::now() < until {
+            if self.pending.load(std::sync::atomic::Ordering::Acquire) > 0 {
+                idle_since = tokio::time::Instant::now();
+            } else if idle_since.elapsed() >= quiet {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Bus for RedisBus {
+    fn forward(&self, users: &[u64], frame: &Frame) {
+        if users.is_empty() {
+            return;
+        }
+        self.enqueue(Out::Push {
+            users: users.to_vec(),
+            frame: frame.clone(),
+        });
+    }
+
+    fn kick(&self, user: u64, scope: KickScope) {
+        self.enqueue(Out::Kick { user, scope });
+    }
+
+    fn members_changed(&self, threads: &[u64]) {
+        if !threads.is_empty() {
+            self.enqueue(Out::Members(threads.to_vec()));
+        }
+    }
+
+    fn on_members_changed(&self, f: super::MembersChanged) {
+        let _ = self.on_members.set(f);
+    }
+
+    fn on_users_lost(&self, f: super::UsersLost) {
+        let _ = self.on_lost.set(f);
+    }
+
+    fn online<'a>(&'a self, users: &'a [u64]) -> BoxFuture<'a, HashSet<u64>> {
+        Box::pin(async move {
+            let mut set: HashSet<u64> = HashSet::new();
+            let remote: Vec<u64> = users
+                .iter()
+                .copied()
+                .filter(|u| {
+                    if self.hub.is_online(*u) {
+                        set.insert(*u);
+                        false
+                    } else {
+                        true
+                    }
+                })
+                .collect();
+            if remote.is_empty() {
+                return set;
+            }
+            match self.live_nodes(&remote).await {
+                Ok(nodes) => {
+                    for (u, n) in remote.iter().zip(nodes) {
+                        // Our own routes count only through the hub (checked above).
+                        if n.iter().any(|n| *n != self.node) {
+                            set.insert(*u);
+                        }
+                    }
+                }
+                Err(e) => warn!(error = %e, "bus: presence lookup failed; showing offline"),
+            }
+            set
+        })
+    }
+
+    fn attached(&self, user: u64, device: u64) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.set_routes(&[(user, device)]).await {
+                // The heartbeat re-registers everything once Redis answers again.
+                warn!(error = %e, "bus: cannot register a route");
+                self.dirty.store(true, std::sync::atomic::Ordering::Release);
+            }
+        })
+    }
+
+    fn detached(&self, user: u64, device: u64) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if self.hub.has_device(user, device) {
+                return;
+            }
+            if let Err(e) = self.del_route(user, device).await {
+                debug!(error = %e, "bus: cannot remove a route; retrying later");
+                if let Ok(mut u) = self.undeleted.lock() {
+                    u.push((user, device));
+                }
+                return;
+            }
+            // The device may have connected again while the route was being removed.
+            if self.hub.has_device(user, device) {
+                let _ = self.set_routes(&[(user, device)]).await;
+            } else if !self.hub.is_online(user) {
+                let _: redis::RedisResult<()> = redis::cmd("SREM")
+                    .arg(users_key(self.node, &self.epoch))
+                    .arg(user)
+                    .query_async(&mut self.conn.clone())
+                    .await;
+            }
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.drain(Duration::from_millis(300), Duration::from_secs(3))
+                .await;
+            self.stop.cancel();
+            let res: redis::RedisResult<i64> = redis::Script::new(RELEASE)
+                .key(node_key(self.node))
+                .arg(&self.epoch)
+                .invoke_async(&mut self.conn.clone())
+                .await;
+            match res {
+                Ok(_) => info!(node = self.node, "left the cluster"),
+                Err(e) => warn!(error = %e, "bus: cannot remove the node key (it expires)"),
+            }
+        })
+    }
+
+    fn clustered(&self) -> bool {
+        true
+    }
+}
+
+/// Keeps the node key alive; notices when it was lost.
+async fn heartbeat(bus: std::sync::Weak<RedisBus>) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_route_refresh = tokio::time::Instant::now();
+    let mut others: HashMap<u16, String> = HashMap::new();
+    loop {
+        tick.tick().await;
+        let Some(bus) = bus.upgrade() else { return };
+        if bus.stop.is_cancelled() {
+            return;
+        }
+        let prev: redis::RedisResult<Option<String>> = redis::cmd("SET")
+            .arg(node_key(bus.node))
+            .arg(&bus.epoch)
+            .arg("EX")
+            .arg(NODE_TTL.as_secs())
+            .arg("GET")
+            .query_async(&mut bus.conn.clone())
+            .await;
+        match prev {
+            Ok(Some(e)) if e == bus.epoch => {}
+            Ok(Some(other)) => {
+                error!(node = bus.node, other_epoch = %other, "another process uses this node id");
+                bus.recover("node key was taken over").await;
+            }
+            Ok(None) => bus.recover("node key was missing").await,
+            Err(e) => {
+                warn!(error = %e, "bus: heartbeat failed");
+                continue;
+            }
+        }
+        if bus.dirty.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            bus.recover("a route could not be written").await;
+        }
+        let retry = bus
+            .undeleted
+            .lock()
+            .map(|mut u| std::mem::take(&mut *u))
+            .unwrap_or_default();
+        for (user, device) in retry {
+            if !bus.hub.has_device(user, device)
+                && bus.del_route(user, device).await.is_err()
+                && let Ok(mut u) = bus.undeleted.lock()
+            {
+                u.push((user, device));
+            }
+        }
+        if last_route_refresh.elapsed() >= ROUTE_REFRESH {
+            last_route_refresh = tokio::time::Instant::now();
+            let mut users: Vec<u64> = bus.hub.devices().into_iter().map(|(u, _)| u).collect();
+            users.dedup();
+            let mut pipe = redis::pipe();
+            for u in &users {
+                pipe.expire(route_key(*u), ROUTE_TTL.as_secs() as i64)
+                    .ignore();
+            }
+            pipe.expire(users_key(bus.node, &bus.epoch), ROUTE_TTL.as_secs() as i64)
+                .ignore();
+            if !users.is_empty()
+                && let Err(e) = pipe.query_async::<()>(&mut bus.conn.clone()).await
+            {
+                warn!(error = %e, "bus: route refresh failed");
+            }
+        }
+        if let Err(e) = reap(&bus, &mut others).await {
+            debug!(error = %e, "bus: cannot check the other nodes");
+        }
+    }
+}
+
+/// Notices other nodes whose key lapsed (or changed epoch) since the last heartbeat. One
+/// surviving node claims each dead process and reports its users who are now online nowhere,
+/// so their friends hear that they went offline.
+async fn reap(bus: &RedisBus, seen: &mut HashMap<u16, String>) -> redis::RedisResult<()> {
+    let mut conn = bus.conn.clone();
+    let ids: Vec<u16> = redis::cmd("SMEMBERS")
+        .arg(NODES)
+        .query_async(&mut conn)
+        .await?;
+    let ids: Vec<u16> = ids.into_iter().filter(|n| *n != bus.node).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = ids.iter().map(|n| node_key(*n)).collect();
+    let epochs: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+    for (id, now) in ids.into_iter().zip(epochs) {
+        let before = match now {
+            Some(e) => seen.insert(id, e.clone()).filter(|old| *old != e),
+            None => seen.remove(&id),
+        };
+        let Some(dead) = before else { continue };
+        let claim: Option<String> = redis::cmd("SET")
+            .arg(format!("confab:reaped:{id}:{dead}"))
+            .arg(bus.node)
+            .arg("NX")
+            .arg("EX")
+            .arg(ROUTE_TTL.as_secs() * 2)
+            .query_async(&mut conn)
+            .await?;
+        if claim.is_none() {
+            continue;
+        }
+        let key = users_key(id, &dead);
+        let users: Vec<u64> = redis::cmd("SMEMBERS")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await?;
+        let _: () = redis::cmd("DEL").arg(&key).query_async(&mut conn).await?;
+        let mut gone = Vec::new();
+        for (u, nodes) in users.iter().zip(bus.live_nodes(&users).await?) {
+            if nodes.is_empty() && !bus.hub.is_online(*u) {
+                gone.push(*u);
+            }
+        }
+        info!(
+            node = id,
+            users = users.len(),
+            offline = gone.len(),
+            "bus: a node died"
+        );
+        if let (Some(f), false) = (bus.on_lost.get(), gone.is_empty()) {
+            f(gone);
+        }
+    }
+    Ok(())
+}
+
+/// Holds the node's subscription; re-establishes it when it breaks, then resyncs the clients.
+async fn subscriber(
+    client: redis::Client,
+    bus: std::sync::Weak<RedisBus>,
+    stop: CancellationToken,
+    max_frame: usize,
+    ready: oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    let mut wait = Duration::from_millis(100);
+    let mut node = None;
+    loop {
+        let Some(b) = bus.upgrade() else { return };
+        let (channel, hub) = (inbox(b.node), b.hub.clone());
+        let members_bus = bus.clone();
+        node.get_or_insert(b.node);
+        drop(b);
+        let sub = tokio::select! {
+            _ = stop.cancelled() => return,
+            s = tokio::time::timeout(COMMAND_TIMEOUT * 2, async {
+                let mut ps = client.get_async_pubsub().await?;
+                ps.subscribe(&[channel.as_str(), MEMBERS]).await?;
+                Ok::<_, redis::RedisError>(ps)
+            }) => s,
+        };
+        let ps = match sub {
+            Ok(Ok(ps)) => ps,
+            Ok(Err(e)) => {
+                warn!(error = %e, "bus: cannot subscribe; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            Err(_) => {
+                warn!("bus: subscribing timed out; retrying");
+                continue;
+            }
+        };
+        wait = Duration::from_millis(100);
+        match ready.take() {
+            Some(tx) => {
+                let _ = tx.send(());
+            }
+            None => {
+                info!(channel, "bus: subscribed again");
+                let Some(b) = bus.upgrade() else { return };
+                b.recover("subscription was interrupted").await;
+            }
+        }
+        let (mut sink, mut stream) = ps.split();
+        let mut ping = tokio::time::interval(HEARTBEAT);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                m = stream.next() => match m {
+                    Some(m) if m.get_channel_name() == MEMBERS => {
+                        let threads: Vec<u64> = m
+                            .get_payload_bytes()
+                            .chunks_exact(8)
+                            .map(|c| u64::from_be_bytes(c.try_into().unwrap_or_default()))
+                            .collect();
+                        if let Some(b) = members_bus.upgrade() {
+                            b.members_invalid(Some(&threads));
+                        }
+                    }
+                    Some(m) => super::deliver(&hub, Bytes::copy_from_slice(m.get_payload_bytes()), max_frame),
+                    None => break,
+                },
+                _ = ping.tick() => {
+                    // A link that died without a reset shows up as an unanswered ping.
+                    let pong = tokio::time::timeout(COMMAND_TIMEOUT, sink.ping::<redis::Value>()).await;
+                    if !matches!(pong, Ok(Ok(_))) {
+                        break;
+                    }
+                }
+            }
+        }
+        warn!(channel, "bus: subscription lost");
+    }
+}
+
+/// Publishes queued pushes in order: one route lookup and one message per target node for
+/// each batch.
+async fn publisher(bus: std::sync::Weak<RedisBus>, mut rx: mpsc::Receiver<Out>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        batch.clear();
+        if rx.recv_many(&mut batch, BATCH).await == 0 {
+            return;
+        }
+        let Some(bus) = bus.upgrade() else { return };
+        let done = batch.len();
+        let deadline = tokio::time::Instant::now() + PUBLISH_RETRY_FOR;
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match publish_batch(&bus, &batch).await {
+                Ok(()) => break,
+                Err(e)
+                    if tokio::time::Instant::now() + wait < deadline
+                        && !bus.stop.is_cancelled() =>
+                {
+                    debug!(error = %e, "bus: publish failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    warn!(error = %e, pushes = batch.len(), "bus: publish failed; pushes dropped");
+                    break;
+                }
+            }
+        }
+        bus.pending
+            .fetch_sub(done, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+async fn publish_batch(bus: &RedisBus, batch: &[Out]) -> redis::RedisResult<()> {
+    let mut users: Vec<u64> = batch
+        .iter()
+        .flat_map(|o| match o {
+            Out::Push { users, .. } => users.clone(),
+            Out::Kick { user, .. } => vec![*user],
+            Out::Members(_) => Vec::new(),
+        })
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    let nodes = bus.live_nodes(&users).await?;
+    let routes: HashMap<u64, Vec<u16>> = users
+        .into_iter()
+        .zip(nodes)
+        .map(|(u, mut n)| {
+            n.retain(|n| *n != bus.node);
+            n.sort_unstable();
+            n.dedup();
+            (u, n)
+        })
+        .filter(|(_, n)| !n.is_empty())
+        .collect();
+    let mut per_node: BTreeMap<u16, BytesMut> = BTreeMap::new();
+    let mut pipe = redis::pipe();
+    for o in batch {
+        match o {
+            Out::Push { users, frame } => {
+                let mut by_node: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
+                for u in users {
+                    for n in routes.get(u).into_iter().flatten() {
+                        by_node.entry(*n).or_default().push(*u);
+                    }
+                }
+                for (n, us) in by_node {
+                    super::put_push(per_node.entry(n).or_default(), &us, frame);
+                }
+            }
+            Out::Kick { user, scope } => {
+                for n in routes.get(user).into_iter().flatten() {
+                    super::put_kick(per_node.entry(*n).or_default(), *user, *scope);
+                }
+            }
+            Out::Members(threads) => {
+                // Every node (this one too) drops its cached member lists of these threads.
+                let mut msg = BytesMut::with_capacity(threads.len() * 8);
+                for t in threads {
+                    msg.extend_from_slice(&t.to_be_bytes());
+                }
+                pipe.publish(MEMBERS, msg.as_ref()).ignore();
+            }
+        }
+    }
+    let mut any = batch.iter().any(|o| matches!(o, Out::Members(_)));
+    for (n, msg) in per_node {
+        pipe.publish(inbox(n), msg.freeze().as_ref()).ignore();
+        any = true;
+    }
+    if !any {
+        return Ok(());
+    }
+    pipe.query_async::<()>(&mut bus.conn.clone()).await
+}
