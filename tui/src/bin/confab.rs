@@ -310,11 +310,15 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         .or_else(config_server)
         .unwrap_or_else(|| "127.0.0.1:7000".into());
     let Some(cmd) = cli.cmd else {
-        return Err(Fail(
-            2,
-            "the interactive terminal client is not built yet; use a subcommand (see --help)"
-                .into(),
-        ));
+        if !std::io::stdout().is_terminal() {
+            return Err(Fail(
+                2,
+                "the terminal client needs a terminal; use a subcommand (see --help)".into(),
+            ));
+        }
+        return confab_tui::run::run(Some(server))
+            .await
+            .map_err(|e| Fail(1, format!("terminal: {e}")));
     };
     match cmd {
         Cmd::Register { name } => {
