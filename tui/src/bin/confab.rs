@@ -14,6 +14,10 @@ use confab_wire::pb::{self, ErrorCode};
 use serde_json::json;
 
 const EXIT_CODES: &str = "\
+With no subcommand, confab opens the terminal client (log in or register there; the session is
+remembered). `confab keys` prints the key bindings in effect and an example config
+($XDG_CONFIG_HOME/confab/config.toml); docs/CLIENT.md describes both.
+
 Exit codes:
   0  success (for send: the server acknowledged the message)
   1  other error
@@ -74,6 +78,8 @@ enum Cmd {
     /// Groups: create or join.
     #[command(subcommand)]
     Group(GroupCmd),
+    /// Print the terminal client's key bindings (after config overrides) and an example config.
+    Keys,
 }
 
 #[derive(Subcommand)]
@@ -321,6 +327,19 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             .map_err(|e| Fail(1, format!("terminal: {e}")));
     };
     match cmd {
+        Cmd::Keys => {
+            let settings = confab_tui::run::load_settings();
+            println!("Key bindings (keys, config name, action):");
+            print!("{}", confab_tui::app::keymap::help_text(&settings.keymap));
+            for p in &settings.problems {
+                println!("config problem: {p}");
+            }
+            println!("\nSlash commands:");
+            for (_, usage) in confab_tui::app::commands::COMMANDS {
+                println!("  {usage}");
+            }
+            println!("\nExample config:\n{}", confab_tui::app::config::EXAMPLE);
+        }
         Cmd::Register { name } => {
             let password = read_password()?;
             let (c, _, user) = connect(

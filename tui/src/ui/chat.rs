@@ -201,11 +201,21 @@ pub fn lines<'a>(s: &'a State, t: &'a ThreadView, pane_w: usize) -> Vec<Line<'a>
             } else {
                 spans.push(Span::raw(" ".repeat(GUTTER)));
             }
+            let lw = width(&l, amb);
             spans.push(Span::styled(l, it.style));
             if i + 1 == n
                 && let Some((sfx, st)) = &it.suffix
             {
-                spans.push(Span::styled(sfx.clone(), *st));
+                // The mark goes on its own line when it does not fit after the text.
+                if lw + width(sfx, amb) <= text_w {
+                    spans.push(Span::styled(sfx.clone(), *st));
+                } else {
+                    out.push(Line::from(spans));
+                    spans = vec![
+                        Span::raw(" ".repeat(GUTTER)),
+                        Span::styled(sfx.trim_start().to_owned(), *st),
+                    ];
+                }
             }
             out.push(Line::from(spans));
         }
