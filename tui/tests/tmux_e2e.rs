@@ -45,7 +45,17 @@ impl Tmux {
             h = home.display(),
             bin = env!("CARGO_BIN_EXE_confab"),
         );
-        let out = self.cmd(&["new-session", "-d", "-s", name, "-x", "100", "-y", "30", &cmd]);
+        let out = self.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &cmd,
+        ]);
         assert!(out.status.success(), "tmux new-session: {out:?}");
     }
 
@@ -108,7 +118,9 @@ fn register(t: &Tmux, who: &str, name: &str) {
     t.line(who, name);
     t.line(who, "correct horse battery");
     // Logged in: the status line shows the connection and the title the user.
-    t.wait(who, "the main screen", |s| s.contains(name) && s.contains("online"));
+    t.wait(who, "the main screen", |s| {
+        s.contains(name) && s.contains("online")
+    });
 }
 
 #[test]
@@ -128,7 +140,7 @@ fn two_users_chat_in_tmux_across_a_quit_and_a_server_restart() {
     // Befriend with slash commands.
     t.line("a", "/add 小明");
     t.wait_for("a", "friend request sent to 小明");
-    t.wait_for("b", "friend requests (1)");
+    t.wait_for("b", "requests (1)");
     t.line("b", "/accept alice");
     t.wait_for("b", "you and alice are now friends");
     t.wait_for("a", "小明");
@@ -168,8 +180,12 @@ fn two_users_chat_in_tmux_across_a_quit_and_a_server_restart() {
     t.wait_for("a", "OFFLINE");
     t.wait_for("b", "OFFLINE");
     srv.restart();
-    t.wait("a", "reconnection", |s| !s.contains("OFFLINE") && s.contains("online"));
-    t.wait("b", "reconnection", |s| !s.contains("OFFLINE") && s.contains("online"));
+    t.wait("a", "reconnection", |s| {
+        !s.contains("OFFLINE") && s.contains("online")
+    });
+    t.wait("b", "reconnection", |s| {
+        !s.contains("OFFLINE") && s.contains("online")
+    });
     t.line("b", "重启后 after restart");
     let screen = t.wait_for("a", "重启后 after restart");
     for text in [

@@ -60,7 +60,11 @@ fn screen_text(s: &State) -> String {
 fn incoming_dm_in_another_thread_counts_unread_and_notifies() {
     let mut s = main_state(80, 24);
     assert_eq!(s.selected, Some(GROUP));
-    assert_eq!(s.thread(DM_ZHANG).unwrap().unread, 2, "from the thread list");
+    assert_eq!(
+        s.thread(DM_ZHANG).unwrap().unread,
+        2,
+        "from the thread list"
+    );
     let cmds = update(
         &mut s,
         Msg::Core(Event::Message(msg(DM_ZHANG, 3, ZHANG, 19, "在吗？"))),
@@ -69,8 +73,9 @@ fn incoming_dm_in_another_thread_counts_unread_and_notifies() {
     assert_eq!(t.unread, 3);
     assert_eq!(s.threads[0].id, DM_ZHANG, "newest activity first");
     assert!(
-        cmds.iter()
-            .any(|c| matches!(c, Cmd::Notify { title, body } if title == "张三" && body == "在吗？")),
+        cmds.iter().any(
+            |c| matches!(c, Cmd::Notify { title, body } if title == "张三" && body == "在吗？")
+        ),
         "{cmds:?}"
     );
     // A message in the visible thread is read at once, no notification.
@@ -79,10 +84,13 @@ fn incoming_dm_in_another_thread_counts_unread_and_notifies() {
         Msg::Core(Event::Message(msg(GROUP, 7, LI, 19, "收到"))),
     );
     assert_eq!(s.thread(GROUP).unwrap().unread, 0);
-    assert!(
-        cmds.iter()
-            .any(|c| matches!(c, Cmd::MarkRead { thread_id: GROUP, seq: 7 }))
-    );
+    assert!(cmds.iter().any(|c| matches!(
+        c,
+        Cmd::MarkRead {
+            thread_id: GROUP,
+            seq: 7
+        }
+    )));
     assert!(!cmds.iter().any(|c| matches!(c, Cmd::Notify { .. })));
     // Unfocused: counted and notified even in the visible thread.
     update(&mut s, Msg::Focus(false));
@@ -98,10 +106,13 @@ fn incoming_dm_in_another_thread_counts_unread_and_notifies() {
     // Focus back: the shown thread is read.
     let cmds = update(&mut s, Msg::Focus(true));
     assert_eq!(s.thread(GROUP).unwrap().unread, 0);
-    assert!(
-        cmds.iter()
-            .any(|c| matches!(c, Cmd::MarkRead { thread_id: GROUP, seq: 8 }))
-    );
+    assert!(cmds.iter().any(|c| matches!(
+        c,
+        Cmd::MarkRead {
+            thread_id: GROUP,
+            seq: 8
+        }
+    )));
     // Alt-A goes to the thread with unread messages and clears it.
     update(&mut s, alt(KeyCode::Char('a')));
     assert_eq!(s.selected, Some(DM_ZHANG));
@@ -122,14 +133,26 @@ fn gap_fill_merges_without_duplicates_or_double_counting() {
     // A thread update after a gap: last_seq jumps to 5.
     update(
         &mut s,
-        Msg::Core(Event::Thread(dm(DM_ZHANG, ZHANG, 5, 0, DM_ZHANG * 1000 + 5))),
+        Msg::Core(Event::Thread(dm(
+            DM_ZHANG,
+            ZHANG,
+            5,
+            0,
+            DM_ZHANG * 1000 + 5,
+        ))),
     );
     assert_eq!(s.thread(DM_ZHANG).unwrap().unread, 5);
     // The gap is filled by the sync (3..5), then a history page overlaps everything.
     for seq in 3..=5 {
         update(
             &mut s,
-            Msg::Core(Event::Message(msg(DM_ZHANG, seq, ZHANG, 2, &format!("m{seq}")))),
+            Msg::Core(Event::Message(msg(
+                DM_ZHANG,
+                seq,
+                ZHANG,
+                2,
+                &format!("m{seq}"),
+            ))),
         );
     }
     assert_eq!(s.thread(DM_ZHANG).unwrap().unread, 5, "no double count");
@@ -141,7 +164,10 @@ fn gap_fill_merges_without_duplicates_or_double_counting() {
         },
     );
     let t = s.thread(DM_ZHANG).unwrap();
-    assert_eq!(t.messages.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        t.messages.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
     assert!(t.oldest_done);
     // A new push after the gap counts once.
     update(
@@ -169,7 +195,10 @@ fn reconnect_shows_the_banner_with_a_countdown_then_resyncs() {
     );
     assert!(matches!(s.conn, Conn::Offline { retry_at_ms, .. } if retry_at_ms == NOW + 3000));
     let text = screen_text(&s);
-    assert!(text.contains("OFFLINE: connection reset. Reconnecting in 3s"), "{text}");
+    assert!(
+        text.contains("OFFLINE: connection reset. Reconnecting in 3s"),
+        "{text}"
+    );
     assert_eq!(s.next_wakeup(), Some(NOW + 1000));
     s.now_ms = NOW + 1500;
     update(&mut s, Msg::Tick);
@@ -196,7 +225,13 @@ fn failed_send_then_retry_updates_the_marks() {
     type_text(&mut s, "hello 世界");
     let cmds = update(&mut s, key(KeyCode::Enter));
     let key1 = match &cmds[..] {
-        [Cmd::Send { thread_id: GROUP, key, body }] if body == "hello 世界" => *key,
+        [
+            Cmd::Send {
+                thread_id: GROUP,
+                key,
+                body,
+            },
+        ] if body == "hello 世界" => *key,
         other => panic!("{other:?}"),
     };
     assert!(s.composer.is_empty());
@@ -259,7 +294,10 @@ fn failed_send_then_retry_updates_the_marks() {
         Msg::Core(Event::Message(msg(GROUP, 7, ME, 19, "hello 世界"))),
     );
     let t = s.thread(GROUP).unwrap();
-    assert!(t.pending.is_empty(), "the stored entry replaces the local echo");
+    assert!(
+        t.pending.is_empty(),
+        "the stored entry replaces the local echo"
+    );
     assert_eq!(t.messages[&7].body, "hello 世界");
     assert_eq!(t.unread, 0, "my own message is not unread");
 }
@@ -307,12 +345,20 @@ fn slash_commands_become_operations() {
         update(s, key(KeyCode::Enter))
     };
     assert!(matches!(&run(&mut s, "/add 王五")[..], [Cmd::Op(Op::AddFriend(n))] if n == "王五"));
-    assert!(
-        matches!(&run(&mut s, "/accept 王五")[..], [Cmd::Op(Op::Respond { request_id: 77, accept: true })])
-    );
+    assert!(matches!(
+        &run(&mut s, "/accept 王五")[..],
+        [Cmd::Op(Op::Respond {
+            request_id: 77,
+            accept: true
+        })]
+    ));
     assert!(s.requests.is_empty());
-    assert!(matches!(&run(&mut s, "/group create 研发")[..], [Cmd::Op(Op::CreateGroup(n))] if n == "研发"));
-    assert!(matches!(&run(&mut s, "/msg Alice hi")[..], [Cmd::Op(Op::OpenDm(n, Some(t)))] if n == "Alice" && t == "hi"));
+    assert!(
+        matches!(&run(&mut s, "/group create 研发")[..], [Cmd::Op(Op::CreateGroup(n))] if n == "研发")
+    );
+    assert!(
+        matches!(&run(&mut s, "/msg Alice hi")[..], [Cmd::Op(Op::OpenDm(n, Some(t)))] if n == "Alice" && t == "hi")
+    );
     assert!(run(&mut s, "/nope").is_empty());
     assert!(screen_text(&s).contains("unknown command /nope"));
     // Tab completes commands, then names.
@@ -339,7 +385,13 @@ fn incoming_text_is_nfc_normalized() {
     let mut s = main_state(80, 24);
     update(
         &mut s,
-        Msg::Core(Event::Message(msg(GROUP, 7, LI, 19, "cafe\u{301} \u{1100}\u{1161}"))),
+        Msg::Core(Event::Message(msg(
+            GROUP,
+            7,
+            LI,
+            19,
+            "cafe\u{301} \u{1100}\u{1161}",
+        ))),
     );
     assert_eq!(s.thread(GROUP).unwrap().messages[&7].body, "café \u{ac00}");
 }
@@ -354,7 +406,10 @@ fn login_flow_and_refusal() {
     let cmds = update(&mut s, key(KeyCode::Enter));
     assert!(matches!(&cmds[..], [Cmd::Connect { name, .. }] if name == "小明"));
     assert!(screen_text(&s).contains("connecting…"));
-    assert!(!screen_text(&s).contains("secret"), "the password is masked");
+    assert!(
+        !screen_text(&s).contains("secret"),
+        "the password is masked"
+    );
     let cmds = update(
         &mut s,
         Msg::Core(Event::State(ConnState::Stopped {
@@ -383,7 +438,13 @@ fn popups_act_on_the_selection() {
     update(&mut s, key(KeyCode::F(2)));
     assert!(matches!(s.popup, Some(Popup::Requests { .. })));
     let cmds = update(&mut s, key(KeyCode::Char('a')));
-    assert!(matches!(&cmds[..], [Cmd::Op(Op::Respond { request_id: 77, accept: true })]));
+    assert!(matches!(
+        &cmds[..],
+        [Cmd::Op(Op::Respond {
+            request_id: 77,
+            accept: true
+        })]
+    ));
     update(&mut s, key(KeyCode::Esc));
     assert!(s.popup.is_none());
     // Quick switcher: fuzzy.
@@ -402,7 +463,10 @@ fn popups_act_on_the_selection() {
     update(&mut s, Msg::Done(Done::Members(5, members())));
     update(&mut s, key(KeyCode::Down));
     let cmds = update(&mut s, key(KeyCode::Char('p')));
-    assert!(matches!(&cmds[..], [Cmd::Op(Op::SetRole(5, ZHANG, _, pb::Role::Admin))]));
+    assert!(matches!(
+        &cmds[..],
+        [Cmd::Op(Op::SetRole(5, ZHANG, _, pb::Role::Admin))]
+    ));
     let cmds = update(&mut s, key(KeyCode::Char('x')));
     assert!(matches!(&cmds[..], [Cmd::Op(Op::Kick(5, ZHANG, _))]));
 }
@@ -502,11 +566,28 @@ fn snapshot_offline_banner() {
 fn snapshot_scrolled_with_new_below() {
     snap("scrolled", |s| {
         let many: Vec<_> = (7..=60)
-            .map(|q| msg(GROUP, q, if q % 2 == 0 { ZHANG } else { LI }, 18, &format!("第{q}条消息")))
+            .map(|q| {
+                msg(
+                    GROUP,
+                    q,
+                    if q % 2 == 0 { ZHANG } else { LI },
+                    18,
+                    &format!("第{q}条消息"),
+                )
+            })
             .collect();
-        update(s, Msg::History { thread_id: GROUP, msgs: many });
+        update(
+            s,
+            Msg::History {
+                thread_id: GROUP,
+                msgs: many,
+            },
+        );
         update(s, key(KeyCode::PageUp));
-        update(s, Msg::Core(Event::Message(msg(GROUP, 61, LI, 19, "新消息"))));
+        update(
+            s,
+            Msg::Core(Event::Message(msg(GROUP, 61, LI, 19, "新消息"))),
+        );
     });
 }
 

@@ -5,7 +5,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/add", "/add NAME            send a friend request"),
     ("/accept", "/accept [NAME]       accept a friend request"),
     ("/decline", "/decline [NAME]      decline a friend request"),
-    ("/msg", "/msg NAME [TEXT]     open a conversation with a friend"),
+    (
+        "/msg",
+        "/msg NAME [TEXT]     open a conversation with a friend",
+    ),
     (
         "/group",
         "/group create|join|leave|invite|kick|role ...  groups",
@@ -80,9 +83,9 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 "kick" => Command::GroupKick(need(arg)?),
                 "role" => {
                     let name = need(arg)?;
-                    let role = words.next().ok_or_else(|| {
-                        "usage: /group role NAME admin|member".to_owned()
-                    })?;
+                    let role = words
+                        .next()
+                        .ok_or_else(|| "usage: /group role NAME admin|member".to_owned())?;
                     Command::GroupRole(name, role.to_owned())
                 }
                 _ => return Err(usage("/group")),
@@ -102,9 +105,9 @@ pub fn parse(line: &str) -> Result<Command, String> {
 /// Completes the last word of `text`: a command name, a `/group` subcommand, or one of
 /// `names`. Returns the new text and the candidates when several remain.
 pub fn complete(text: &str, names: &[String]) -> (Option<String>, Vec<String>) {
-    let start = text
-        .rfind(char::is_whitespace)
-        .map_or(0, |i| i + text[i..].chars().next().map_or(1, char::len_utf8));
+    let start = text.rfind(char::is_whitespace).map_or(0, |i| {
+        i + text[i..].chars().next().map_or(1, char::len_utf8)
+    });
     let (head, word) = text.split_at(start);
     let candidates: Vec<String> = if head.is_empty() && word.starts_with('/') {
         COMMANDS.iter().map(|(c, _)| (*c).to_owned()).collect()
@@ -172,9 +175,15 @@ mod tests {
         assert_eq!(complete("/ac", &[]).0.as_deref(), Some("/accept "));
         let (t, c) = complete("/", &[]);
         assert!(t.is_none() && c.len() == COMMANDS.len());
-        assert_eq!(complete("/group cr", &[]).0.as_deref(), Some("/group create "));
+        assert_eq!(
+            complete("/group cr", &[]).0.as_deref(),
+            Some("/group create ")
+        );
         let names = vec!["张三".to_owned(), "张三丰".to_owned(), "alice".to_owned()];
-        assert_eq!(complete("/msg al", &names).0.as_deref(), Some("/msg alice "));
+        assert_eq!(
+            complete("/msg al", &names).0.as_deref(),
+            Some("/msg alice ")
+        );
         let (t, c) = complete("hi @张", &names);
         assert_eq!(t.as_deref(), Some("hi @张三"));
         assert_eq!(c.len(), 2);

@@ -144,7 +144,10 @@ mod tests {
         let s = Settings::parse(EXAMPLE, false);
         assert!(s.problems.is_empty(), "{:?}", s.problems);
         assert_eq!(s.utc_offset_s, 480 * 60);
-        assert_eq!(s.keymap.first(super::super::keymap::Action::Switcher), "Ctrl-G");
+        assert_eq!(
+            s.keymap.first(super::super::keymap::Action::Switcher),
+            "Ctrl-G"
+        );
         assert!(Settings::parse(EXAMPLE, true).color.eq(&false));
     }
 

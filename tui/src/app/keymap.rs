@@ -70,7 +70,10 @@ impl Key {
         let mut key = Key::new(KeyCode::Null);
         let mut rest = lower.as_str();
         loop {
-            if let Some(r) = rest.strip_prefix("ctrl-").or_else(|| rest.strip_prefix("c-")) {
+            if let Some(r) = rest
+                .strip_prefix("ctrl-")
+                .or_else(|| rest.strip_prefix("c-"))
+            {
                 key.ctrl = true;
                 rest = r;
             } else if let Some(r) = rest
@@ -80,7 +83,9 @@ impl Key {
             {
                 key.alt = true;
                 rest = r;
-            } else if let Some(r) = rest.strip_prefix("shift-").or_else(|| rest.strip_prefix("s-"))
+            } else if let Some(r) = rest
+                .strip_prefix("shift-")
+                .or_else(|| rest.strip_prefix("s-"))
             {
                 key.shift = true;
                 rest = r;
@@ -467,7 +472,15 @@ mod tests {
 
     #[test]
     fn parse_and_display_round_trip() {
-        for s in ["Ctrl-K", "Alt-Enter", "F1", "PgUp", "Alt-1", "Ctrl-Left", "Esc"] {
+        for s in [
+            "Ctrl-K",
+            "Alt-Enter",
+            "F1",
+            "PgUp",
+            "Alt-1",
+            "Ctrl-Left",
+            "Esc",
+        ] {
             let k = Key::parse(s).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(k.to_string(), s);
         }

@@ -282,18 +282,39 @@ pub enum Op {
 /// Effects, executed by the run loop.
 #[derive(Debug, Clone)]
 pub enum Cmd {
-    Connect { server: String, auth: Auth, name: String },
+    Connect {
+        server: String,
+        auth: Auth,
+        name: String,
+    },
     /// Stop the client core (login cancelled or refused).
     Disconnect,
-    SaveSession { user: pb::User, device_id: u64, token: String },
-    Send { thread_id: u64, key: u64, body: String },
-    History { thread_id: u64, before_seq: u64 },
+    SaveSession {
+        user: pb::User,
+        device_id: u64,
+        token: String,
+    },
+    Send {
+        thread_id: u64,
+        key: u64,
+        body: String,
+    },
+    History {
+        thread_id: u64,
+        before_seq: u64,
+    },
     LoadThreads,
     LoadOutbox,
     Op(Op),
-    MarkRead { thread_id: u64, seq: u64 },
+    MarkRead {
+        thread_id: u64,
+        seq: u64,
+    },
     Typing(u64),
-    Notify { title: String, body: String },
+    Notify {
+        title: String,
+        body: String,
+    },
     ReconnectNow,
     /// Repaint everything (Ctrl-L).
     Redraw,
@@ -509,8 +530,7 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Cmd> {
             let t = s.thread_entry(thread_id);
             t.loading = false;
             t.loaded = true;
-            if (msgs.len() as u64) < u64::from(PAGE) || msgs.first().is_some_and(|m| m.seq <= 1)
-            {
+            if (msgs.len() as u64) < u64::from(PAGE) || msgs.first().is_some_and(|m| m.seq <= 1) {
                 t.oldest_done = true;
             }
             for m in msgs {
@@ -864,7 +884,10 @@ fn insert_message(t: &mut ThreadView, mut m: pb::ChatMessage) {
 }
 
 fn mentions(body: &str, me: &str) -> bool {
-    !me.is_empty() && body.to_lowercase().contains(&format!("@{}", me.to_lowercase()))
+    !me.is_empty()
+        && body
+            .to_lowercase()
+            .contains(&format!("@{}", me.to_lowercase()))
 }
 
 fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
@@ -906,7 +929,10 @@ fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
             t.new_below += 1;
         }
         if fresh && notify_ok && !visible {
-            let tname = s.thread(thread_id).map(|t| t.name.clone()).unwrap_or_default();
+            let tname = s
+                .thread(thread_id)
+                .map(|t| t.name.clone())
+                .unwrap_or_default();
             let title = if tname == sender {
                 sender.clone()
             } else {
@@ -1101,7 +1127,10 @@ fn open_popup(s: &mut State, p: Popup, cmds: &mut Vec<Cmd>) {
 }
 
 fn members_popup(s: &mut State, cmds: &mut Vec<Cmd>) {
-    match s.current().and_then(|t| t.group.as_ref().map(|g| g.group_id)) {
+    match s
+        .current()
+        .and_then(|t| t.group.as_ref().map(|g| g.group_id))
+    {
         Some(group_id) => open_popup(
             s,
             Popup::Members {
@@ -1629,7 +1658,9 @@ fn find_request(s: &State, name: Option<&str>) -> Option<u64> {
 }
 
 fn current_group(s: &mut State) -> Option<u64> {
-    let g = s.current().and_then(|t| t.group.as_ref().map(|g| g.group_id));
+    let g = s
+        .current()
+        .and_then(|t| t.group.as_ref().map(|g| g.group_id));
     if g.is_none() {
         s.error("this conversation is not a group");
     }

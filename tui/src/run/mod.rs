@@ -27,7 +27,7 @@ use crossterm::terminal::{
     SetTitle,
 };
 use crossterm::{cursor, execute, queue};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
@@ -41,6 +41,9 @@ use confab_wire::Body;
 use confab_wire::pb;
 
 /// Wall-clock milliseconds (the reducer itself never reads the clock).
+/// Shortest time between two frames.
+const FRAME_GAP: Duration = Duration::from_millis(12);
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -109,10 +112,9 @@ fn term_msg(ev: TermEvent) -> Option<Msg> {
         TermEvent::FocusGained => Some(Msg::Focus(true)),
         TermEvent::FocusLost => Some(Msg::Focus(false)),
         TermEvent::Mouse(m) => match m.kind {
-            MouseEventKind::ScrollUp => Some(Msg::Key(KeyEvent::new(
-                KeyCode::PageUp,
-                KeyModifiers::NONE,
-            ))),
+            MouseEventKind::ScrollUp => {
+                Some(Msg::Key(KeyEvent::new(KeyCode::PageUp, KeyModifiers::NONE)))
+            }
             MouseEventKind::ScrollDown => Some(Msg::Key(KeyEvent::new(
                 KeyCode::PageDown,
                 KeyModifiers::NONE,
@@ -126,9 +128,8 @@ fn term_msg(ev: TermEvent) -> Option<Msg> {
 fn client_config(server: &str, name: &str) -> ClientConfig {
     let mut cfg = ClientConfig::new(server);
     cfg.client_name = "confab-tui".into();
-    cfg.cache = CacheMode::File(
-        paths::account_dir(&paths::data_dir(), server, name).join("cache.db"),
-    );
+    cfg.cache =
+        CacheMode::File(paths::account_dir(&paths::data_dir(), server, name).join("cache.db"));
     cfg
 }
 
@@ -365,8 +366,12 @@ async fn main_loop(
         exec(&mut ctx, c, &mut io::stdout());
     }
     let mut dirty = true;
+    // Frames at most every FRAME_GAP: the first change after a quiet spell is drawn at once
+    // (typing latency), the rest of a burst (a paste, an IME commit, a sync) is drawn once.
+    let mut last_draw = tokio::time::Instant::now() - FRAME_GAP;
     loop {
-        if dirty {
+        let now = tokio::time::Instant::now();
+        if dirty && now >= last_draw + FRAME_GAP {
             let t = state.title();
             let backend = terminal.backend_mut();
             queue!(backend, BeginSynchronizedUpdate)?;
@@ -377,7 +382,9 @@ async fn main_loop(
             terminal.draw(|f| crate::ui::draw(f, &state))?;
             execute!(terminal.backend_mut(), EndSynchronizedUpdate)?;
             dirty = false;
+            last_draw = now;
         }
+        let frame_due = dirty.then_some(last_draw + FRAME_GAP);
         let wake = state
             .next_wakeup()
             .map(|at| Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)));
@@ -388,6 +395,7 @@ async fn main_loop(
             }
         };
         let first_msg = tokio::select! {
+            biased;
             ev = term_events.next() => match ev {
                 Some(Ok(ev)) => term_msg(ev),
                 Some(Err(e)) => { warn!(error = %e, "terminal input"); None }
@@ -399,15 +407,20 @@ async fn main_loop(
                 None => { ctx.events = None; None }
             },
             () = sleep => Some(Msg::Tick),
+            () = async {
+                match frame_due {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => None,
         };
-        // Coalesce: take everything already waiting, then draw once.
+        // Coalesce: take every result and core event already waiting. (Terminal events are not
+        // polled here: crossterm's EventStream keeps the waker of the poll that found it empty,
+        // so polling it with a no-op waker would lose the wake-up. The frame gap coalesces
+        // those instead.)
         let mut batch: Vec<Msg> = first_msg.into_iter().collect();
         for _ in 0..512 {
             let mut got = false;
-            if let Some(Some(Ok(ev))) = term_events.next().now_or_never() {
-                batch.extend(term_msg(ev));
-                got = true;
-            }
             if let Ok(m) = rx.try_recv() {
                 batch.push(m);
                 got = true;

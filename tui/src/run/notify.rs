@@ -38,7 +38,10 @@ mod tests {
         assert!(s.starts_with('\x07'));
         assert!(s.contains("\x1b]777;notify;张三;你好 [31m\x1b\\"), "{s:?}");
         let t = sequence("a", "b", true, true);
-        assert!(t.contains("\x1bPtmux;\x1b\x1b]9;a: b\x1b\x1b\\\x1b\\"), "{t:?}");
+        assert!(
+            t.contains("\x1bPtmux;\x1b\x1b]9;a: b\x1b\x1b\\\x1b\\"),
+            "{t:?}"
+        );
         assert_eq!(sequence("a", "b", false, true), "\x07");
     }
 }

@@ -174,7 +174,11 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, String> {
             .await
         }
         Op::Kick(group_id, id, name) => {
-            let user_id = if id == 0 { user_id(c, &name).await? } else { id };
+            let user_id = if id == 0 {
+                user_id(c, &name).await?
+            } else {
+                id
+            };
             ok(
                 c,
                 Body::KickMember(pb::KickMember { group_id, user_id }),
@@ -183,7 +187,11 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, String> {
             .await
         }
         Op::SetRole(group_id, id, name, role) => {
-            let user_id = if id == 0 { user_id(c, &name).await? } else { id };
+            let user_id = if id == 0 {
+                user_id(c, &name).await?
+            } else {
+                id
+            };
             let label = if role == pb::Role::Admin {
                 "admin"
             } else {

@@ -169,10 +169,7 @@ pub fn lines<'a>(s: &'a State, t: &'a ThreadView, pane_w: usize) -> Vec<Line<'a>
             && m.seq > t.marker_seq
             && it.sender_id != me
         {
-            out.push(Line::styled(
-                rule(s, "new", pane_w),
-                fg(s, Color::Red),
-            ));
+            out.push(Line::styled(rule(s, "new", pane_w), fg(s, Color::Red)));
             marker_done = true;
         }
         let same = prev.is_some_and(|(id, ts)| {

@@ -104,7 +104,15 @@ pub fn draw(f: &mut Frame, s: &State) {
 
 /// Draws a single-line input; returns the caret's x. Scrolls horizontally to keep the caret
 /// visible; `mask` shows one `*` per cluster (passwords).
-fn input(buf: &mut Buffer, x: u16, y: u16, w: usize, e: &Editor, mask: bool, amb: Ambiguous) -> u16 {
+fn input(
+    buf: &mut Buffer,
+    x: u16,
+    y: u16,
+    w: usize,
+    e: &Editor,
+    mask: bool,
+    amb: Ambiguous,
+) -> u16 {
     let cells: Vec<(usize, String, usize)> = e
         .text()
         .grapheme_indices(true)
@@ -188,9 +196,23 @@ fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
             fg(s, Color::Yellow),
         );
     } else if let Some(e) = &form.error {
-        put(buf, inner.x + 1, y, e, usize::from(inner.width) - 1, fg(s, Color::Red));
+        put(
+            buf,
+            inner.x + 1,
+            y,
+            e,
+            usize::from(inner.width) - 1,
+            fg(s, Color::Red),
+        );
     } else if let Some((n, _, _)) = &s.notice {
-        put(buf, inner.x + 1, y, n, usize::from(inner.width) - 1, Style::default());
+        put(
+            buf,
+            inner.x + 1,
+            y,
+            n,
+            usize::from(inner.width) - 1,
+            Style::default(),
+        );
     }
     let other = if form.register { "log in" } else { "register" };
     let hint = format!("Tab next  Enter submit  Ctrl-T {other}  Ctrl-C quit");
@@ -255,7 +277,14 @@ fn draw_main(f: &mut Frame, s: &State) {
     if lw > 0 {
         draw_list(f.buffer_mut(), s, Rect::new(0, body_top, lw, body_h));
         for y in body_top..body_top + body_h {
-            put(f.buffer_mut(), lw, y, "│", 1, Style::default().add_modifier(Modifier::DIM));
+            put(
+                f.buffer_mut(),
+                lw,
+                y,
+                "│",
+                1,
+                Style::default().add_modifier(Modifier::DIM),
+            );
         }
     }
     let cx = if lw > 0 { lw + 1 } else { 0 };
@@ -282,7 +311,14 @@ fn draw_main(f: &mut Frame, s: &State) {
     } else {
         rule(s, &label, usize::from(w))
     };
-    put(f.buffer_mut(), 0, sep_y, &sep, usize::from(w), Style::default().add_modifier(Modifier::DIM));
+    put(
+        f.buffer_mut(),
+        0,
+        sep_y,
+        &sep,
+        usize::from(w),
+        Style::default().add_modifier(Modifier::DIM),
+    );
 
     // Composer.
     let offset = (crow + 1).saturating_sub(comp_h);
@@ -294,7 +330,14 @@ fn draw_main(f: &mut Frame, s: &State) {
             Some(_) => "read only".to_owned(),
             None => "type /help".to_owned(),
         };
-        put(buf, 2, comp_y, &hint, text_w, Style::default().add_modifier(Modifier::DIM));
+        put(
+            buf,
+            2,
+            comp_y,
+            &hint,
+            text_w,
+            Style::default().add_modifier(Modifier::DIM),
+        );
     } else {
         for (i, row) in rows.iter().skip(offset).take(comp_h).enumerate() {
             let y = comp_y + u16::try_from(i).unwrap_or(0);
@@ -322,7 +365,10 @@ fn draw_main(f: &mut Frame, s: &State) {
 fn draw_title(buf: &mut Buffer, s: &State, r: Rect) {
     let w = usize::from(r.width);
     match &s.conn {
-        Conn::Offline { retry_at_ms, reason } => {
+        Conn::Offline {
+            retry_at_ms,
+            reason,
+        } => {
             let secs = (retry_at_ms - s.now_ms).max(0).div_euclid(1000)
                 + i64::from((retry_at_ms - s.now_ms).rem_euclid(1000) > 0);
             let text = format!(" OFFLINE: {reason}. Reconnecting in {secs}s (/reconnect now)");
@@ -371,7 +417,14 @@ fn draw_title(buf: &mut Buffer, s: &State, r: Rect) {
         _ => String::new(),
     };
     let rw = width(&right, s.settings.ambiguous);
-    put(buf, r.x, r.y, &left, w.saturating_sub(rw + 1), st.add_modifier(Modifier::BOLD));
+    put(
+        buf,
+        r.x,
+        r.y,
+        &left,
+        w.saturating_sub(rw + 1),
+        st.add_modifier(Modifier::BOLD),
+    );
     let rx = r.x + u16::try_from(w.saturating_sub(rw)).unwrap_or(0);
     put(buf, rx, r.y, &right, rw, st);
 }
@@ -413,7 +466,11 @@ fn draw_list(buf: &mut Buffer, s: &State, r: Rect) {
             st = st.add_modifier(Modifier::REVERSED);
             fill(buf, Rect::new(r.x, y, r.width, 1), st);
         }
-        let mark_st = if mark == "*" { st.patch(fg(s, Color::Green)) } else { st };
+        let mark_st = if mark == "*" {
+            st.patch(fg(s, Color::Green))
+        } else {
+            st
+        };
         put(buf, r.x, y, mark, 1, mark_st);
         put(buf, r.x + 1, y, &name, name_w, st);
         if bw > 0 {
@@ -427,7 +484,14 @@ fn draw_list(buf: &mut Buffer, s: &State, r: Rect) {
         }
     }
     if s.threads.is_empty() {
-        put(buf, r.x + 1, r.y, "no conversations", w.saturating_sub(1), Style::default().add_modifier(Modifier::DIM));
+        put(
+            buf,
+            r.x + 1,
+            r.y,
+            "no conversations",
+            w.saturating_sub(1),
+            Style::default().add_modifier(Modifier::DIM),
+        );
     }
     if req_row {
         let n = s.requests.len();
@@ -437,7 +501,14 @@ fn draw_list(buf: &mut Buffer, s: &State, r: Rect) {
         } else {
             format!("+ requests ({n})")
         };
-        put(buf, r.x, r.bottom() - 1, &text, w, fg(s, Color::Yellow).add_modifier(Modifier::BOLD));
+        put(
+            buf,
+            r.x,
+            r.bottom() - 1,
+            &text,
+            w,
+            fg(s, Color::Yellow).add_modifier(Modifier::BOLD),
+        );
     }
 }
 
@@ -449,19 +520,39 @@ fn draw_chat(buf: &mut Buffer, s: &State, r: Rect) {
         let help = [
             "No conversation yet.".to_owned(),
             String::new(),
-            format!("{}  add a friend (or /add NAME)", s.settings.keymap.first(Action::AddFriend)),
-            format!("{}  create or join a group", s.settings.keymap.first(Action::Group)),
-            format!("{}  friend requests", s.settings.keymap.first(Action::Requests)),
+            format!(
+                "{}  add a friend (or /add NAME)",
+                s.settings.keymap.first(Action::AddFriend)
+            ),
+            format!(
+                "{}  create or join a group",
+                s.settings.keymap.first(Action::Group)
+            ),
+            format!(
+                "{}  friend requests",
+                s.settings.keymap.first(Action::Requests)
+            ),
             format!("{}  all keys", s.settings.keymap.first(Action::Help)),
         ];
         for (i, l) in help.iter().enumerate().take(h) {
-            put(buf, r.x + 2, r.y + 1 + u16::try_from(i).unwrap_or(0), l, w.saturating_sub(2), dim);
+            put(
+                buf,
+                r.x + 2,
+                r.y + 1 + u16::try_from(i).unwrap_or(0),
+                l,
+                w.saturating_sub(2),
+                dim,
+            );
         }
         return;
     };
     let lines = chat::lines(s, t, w);
     if lines.is_empty() {
-        let msg = if t.loading { "loading…" } else { "No messages yet. Say hello!" };
+        let msg = if t.loading {
+            "loading…"
+        } else {
+            "No messages yet. Say hello!"
+        };
         put(buf, r.x + 2, r.y + 1, msg, w.saturating_sub(2), dim);
         return;
     }
@@ -476,15 +567,36 @@ fn draw_chat(buf: &mut Buffer, s: &State, r: Rect) {
         buf.set_line(r.x, y, line, r.width);
     }
     if start == 0 && t.loading {
-        put(buf, r.x, r.y, &rule(s, "loading older messages…", w), w, dim);
+        put(
+            buf,
+            r.x,
+            r.y,
+            &rule(s, "loading older messages…", w),
+            w,
+            dim,
+        );
     } else if start == 0 && t.oldest_done && top_pad > 0 {
-        put(buf, r.x, r.y + u16::try_from(top_pad - 1).unwrap_or(0), &rule(s, "start of conversation", w), w, dim);
+        put(
+            buf,
+            r.x,
+            r.y + u16::try_from(top_pad - 1).unwrap_or(0),
+            &rule(s, "start of conversation", w),
+            w,
+            dim,
+        );
     }
     if scroll > 0 {
         let label = if t.new_below > 0 {
-            format!("{} new below ({})", t.new_below, s.settings.keymap.first(Action::ScrollBottom))
+            format!(
+                "{} new below ({})",
+                t.new_below,
+                s.settings.keymap.first(Action::ScrollBottom)
+            )
         } else {
-            format!("more below ({})", s.settings.keymap.first(Action::ScrollBottom))
+            format!(
+                "more below ({})",
+                s.settings.keymap.first(Action::ScrollBottom)
+            )
         };
         let st = fg(s, Color::Yellow).add_modifier(Modifier::BOLD);
         let line = Line::styled(rule(s, &label, w), st);
@@ -517,14 +629,33 @@ fn draw_status(buf: &mut Buffer, s: &State, r: Rect) {
         ),
     };
     let left = left.replace('\n', " ");
-    put(buf, r.x, r.y, &truncate(&left, w.saturating_sub(rw + 1), s.settings.ambiguous), w, lst);
-    put(buf, r.x + u16::try_from(w - rw).unwrap_or(0), r.y, right, rw, rst);
+    put(
+        buf,
+        r.x,
+        r.y,
+        &truncate(&left, w.saturating_sub(rw + 1), s.settings.ambiguous),
+        w,
+        lst,
+    );
+    put(
+        buf,
+        r.x + u16::try_from(w - rw).unwrap_or(0),
+        r.y,
+        right,
+        rw,
+        rst,
+    );
 }
 
 fn popup_rect(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width.saturating_sub(2)).max(10);
     let h = h.min(area.height.saturating_sub(2)).max(5);
-    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
 }
 
 /// Draws a popup; returns where the cursor goes (popups with an input field).
@@ -579,16 +710,47 @@ fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position> {
             }
             for (i, r) in s.requests.iter().enumerate().take(ih.saturating_sub(2)) {
                 let name = r.from.as_ref().map_or("?", |u| u.name.as_str());
-                let note = if r.note.is_empty() { String::new() } else { format!(": {}", r.note) };
+                let note = if r.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", r.note)
+                };
                 let st = if i == *sel { rev } else { Style::default() };
-                put(buf, inner.x, row(i), &truncate(&format!(" {name}{note}"), iw, amb), iw, st);
+                put(
+                    buf,
+                    inner.x,
+                    row(i),
+                    &truncate(&format!(" {name}{note}"), iw, amb),
+                    iw,
+                    st,
+                );
             }
-            put(buf, inner.x, row(ih - 1), "a/Enter accept  d decline  Esc close", iw, dim);
+            put(
+                buf,
+                inner.x,
+                row(ih - 1),
+                "a/Enter accept  d decline  Esc close",
+                iw,
+                dim,
+            );
             None
         }
-        Popup::AddFriend { query, results, sel, searched } => {
+        Popup::AddFriend {
+            query,
+            results,
+            sel,
+            searched,
+        } => {
             put(buf, inner.x, row(0), "name:", 6, Style::default());
-            let cx = input(buf, inner.x + 6, row(0), iw.saturating_sub(6), query, false, amb);
+            let cx = input(
+                buf,
+                inner.x + 6,
+                row(0),
+                iw.saturating_sub(6),
+                query,
+                false,
+                amb,
+            );
             for (i, p) in results.iter().enumerate().take(ih.saturating_sub(3)) {
                 let name = p.user.as_ref().map_or("?", |u| u.name.as_str());
                 let st = if i == *sel { rev } else { Style::default() };
@@ -597,15 +759,48 @@ fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position> {
             if results.is_empty() && !searched.is_empty() {
                 put(buf, inner.x + 1, row(2), "no match", iw, dim);
             }
-            put(buf, inner.x, row(ih - 1), "Enter search, then Enter adds  Esc close", iw, dim);
+            put(
+                buf,
+                inner.x,
+                row(ih - 1),
+                "Enter search, then Enter adds  Esc close",
+                iw,
+                dim,
+            );
             Some(Position::new(cx, row(0)))
         }
         Popup::Group { name, join } => {
-            let (a, b) = if *join { ("  create ", "[join]") } else { ("[create]", "  join ") };
-            put(buf, inner.x, row(0), &format!("{a} {b}   (Tab switches)"), iw, Style::default());
+            let (a, b) = if *join {
+                ("  create ", "[join]")
+            } else {
+                ("[create]", "  join ")
+            };
+            put(
+                buf,
+                inner.x,
+                row(0),
+                &format!("{a} {b}   (Tab switches)"),
+                iw,
+                Style::default(),
+            );
             put(buf, inner.x, row(2), "name:", 6, Style::default());
-            let cx = input(buf, inner.x + 6, row(2), iw.saturating_sub(6), name, false, amb);
-            put(buf, inner.x, row(ih - 1), "Enter confirm  Esc close", iw, dim);
+            let cx = input(
+                buf,
+                inner.x + 6,
+                row(2),
+                iw.saturating_sub(6),
+                name,
+                false,
+                amb,
+            );
+            put(
+                buf,
+                inner.x,
+                row(ih - 1),
+                "Enter confirm  Esc close",
+                iw,
+                dim,
+            );
             Some(Position::new(cx, row(2)))
         }
         Popup::Members { members, sel, .. } => {
@@ -626,22 +821,55 @@ fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position> {
                 let nw = iw.saturating_sub(9);
                 let text = format!("{on}{}", truncate(name, nw, amb));
                 let pad = nw + 1 - width(&text, amb).min(nw + 1);
-                put(buf, inner.x, row(i - first), &format!("{text}{} {role}", " ".repeat(pad)), iw, st);
+                put(
+                    buf,
+                    inner.x,
+                    row(i - first),
+                    &format!("{text}{} {role}", " ".repeat(pad)),
+                    iw,
+                    st,
+                );
             }
-            put(buf, inner.x, row(ih - 1), "x kick  p admin on/off  Esc close", iw, dim);
+            put(
+                buf,
+                inner.x,
+                row(ih - 1),
+                "x kick  p admin on/off  Esc close",
+                iw,
+                dim,
+            );
             None
         }
         Popup::Switcher { query, sel } => {
             put(buf, inner.x, row(0), "> ", 2, fg(s, Color::Cyan));
-            let cx = input(buf, inner.x + 2, row(0), iw.saturating_sub(2), query, false, amb);
+            let cx = input(
+                buf,
+                inner.x + 2,
+                row(0),
+                iw.saturating_sub(2),
+                query,
+                false,
+                amb,
+            );
             let m = switcher_matches(s, query.text());
             let sel = (*sel).min(m.len().saturating_sub(1));
             for (i, id) in m.iter().enumerate().take(ih.saturating_sub(1)) {
                 if let Some(t) = s.thread(*id) {
                     let st = if i == sel { rev } else { Style::default() };
                     let mark = if t.kind == Kind::Group { "#" } else { " " };
-                    let badge = if t.unread > 0 { format!("  {}", t.unread) } else { String::new() };
-                    put(buf, inner.x, row(i + 1), &format!("{mark}{}{badge}", t.name), iw, st);
+                    let badge = if t.unread > 0 {
+                        format!("  {}", t.unread)
+                    } else {
+                        String::new()
+                    };
+                    put(
+                        buf,
+                        inner.x,
+                        row(i + 1),
+                        &format!("{mark}{}{badge}", t.name),
+                        iw,
+                        st,
+                    );
                 }
             }
             Some(Position::new(cx, row(0)))

@@ -118,7 +118,10 @@ pub fn main_state(w: u16, h: u16) -> State {
         &mut s,
         Msg::Threads(vec![
             (group_thread(6, 6, 18 * 100_000 + GROUP * 100 + 6), 6),
-            (dm(DM_ZHANG, ZHANG, 2, 0, 5 * 100_000 + DM_ZHANG * 100 + 2), 2),
+            (
+                dm(DM_ZHANG, ZHANG, 2, 0, 5 * 100_000 + DM_ZHANG * 100 + 2),
+                2,
+            ),
             (dm(DM_ALICE, ALICE, 1, 1, 500), 1),
         ]),
     );
