@@ -373,7 +373,7 @@ fn slash_commands_become_operations() {
     assert!(matches!(&cmds[..], [Cmd::Op(Op::OpenDm(n, None))] if n == "张三"));
     update(
         &mut s,
-        Msg::Done(Done::Open(dm(DM_ZHANG, ZHANG, 2, 2, 1), None)),
+        Msg::Done(Done::Open(Box::new(dm(DM_ZHANG, ZHANG, 2, 2, 1)), None)),
     );
     assert_eq!(s.selected, Some(DM_ZHANG));
     let cmds = run(&mut s, "/quit");

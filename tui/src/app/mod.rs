@@ -52,7 +52,7 @@ impl LoginForm {
 
 #[derive(Debug, Clone)]
 pub enum Screen {
-    Login(LoginForm),
+    Login(Box<LoginForm>),
     Main,
 }
 
@@ -222,6 +222,9 @@ pub struct State {
 }
 
 /// Inputs to the reducer.
+// Messages are moved once from the loop into `update`, never stored in bulk: boxing the core
+// event would only add an allocation per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Msg {
     Key(KeyEvent),
@@ -254,7 +257,7 @@ pub enum Done {
     Users(Vec<pb::Profile>),
     Members(u64, Vec<pb::GroupMember>),
     /// A conversation to show (and text to send there).
-    Open(pb::Thread, Option<String>),
+    Open(Box<pb::Thread>, Option<String>),
     Info(String),
     Error(String),
     LoggedOut,
@@ -339,7 +342,7 @@ impl State {
         form.field = 1;
         State {
             settings,
-            screen: Screen::Login(form),
+            screen: Screen::Login(Box::new(form)),
             server,
             me: None,
             conn: Conn::Connecting,
@@ -595,7 +598,7 @@ fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
         }
         Done::Open(t, text) => {
             let id = t.thread_id;
-            upsert_thread(s, t, cmds);
+            upsert_thread(s, *t, cmds);
             select(s, id, cmds);
             if let Some(text) = text {
                 send_text(s, text, cmds);
@@ -647,7 +650,7 @@ fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
                 form.server.set(&s.server);
                 form.field = 1;
                 form.error = Some(friendly_auth_error(r));
-                s.screen = Screen::Login(form);
+                s.screen = Screen::Login(Box::new(form));
                 cmds.push(Cmd::Disconnect);
             }
         }

@@ -53,7 +53,7 @@ async fn open_group(c: &Client, g: pb::Group) -> Result<Done, String> {
         },
     )
     .await?;
-    Ok(Done::Open(t, None))
+    Ok(Done::Open(Box::new(t), None))
 }
 
 async fn run_inner(c: &Client, op: Op) -> Result<Done, String> {
@@ -231,7 +231,7 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, String> {
             )
             .await
             {
-                Ok(t) => Ok(Done::Open(t, text)),
+                Ok(t) => Ok(Done::Open(Box::new(t), text)),
                 Err(_) => Err(format!("{name} is not your friend yet: /add {name}")),
             }
         }
