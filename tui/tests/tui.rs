@@ -709,3 +709,60 @@ fn cursor_follows_cjk_input() {
     let row: String = dump(&t).lines().nth(usize::from(pos.y)).unwrap().into();
     assert!(row.contains("> 研发"), "{row}");
 }
+
+#[test]
+fn paging_up_reaches_the_top_and_asks_for_older_history() {
+    let mut s = main_state(80, 24);
+    let cmds = update(&mut s, ctrl('n'));
+    assert_eq!(s.selected, Some(DM_ZHANG));
+    assert!(cmds.iter().any(|c| matches!(
+        c,
+        Cmd::History {
+            thread_id: DM_ZHANG,
+            before_seq: 0
+        }
+    )));
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: DM_ZHANG,
+            msgs: (201..=400)
+                .map(|q| msg(DM_ZHANG, q, ZHANG, 18, &format!("第{q}条 line")))
+                .collect(),
+        },
+    );
+    let mut asked = None;
+    for _ in 0..100 {
+        let cmds = update(&mut s, key(KeyCode::PageUp));
+        if let Some(Cmd::History { before_seq, .. }) =
+            cmds.iter().find(|c| matches!(c, Cmd::History { .. }))
+        {
+            asked = Some(*before_seq);
+            break;
+        }
+    }
+    assert_eq!(asked, Some(201), "older than the oldest loaded entry");
+    let text = screen_text(&s);
+    assert!(text.contains("loading older messages"), "{text}");
+    assert!(
+        text.contains("第201条 line"),
+        "the top of what is loaded: {text}"
+    );
+    // The older page arrives; back to the newest with Alt-End.
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: DM_ZHANG,
+            msgs: (1..=200)
+                .map(|q| msg(DM_ZHANG, q, ZHANG, 17, &format!("第{q}条 line")))
+                .collect(),
+        },
+    );
+    assert_eq!(s.thread(DM_ZHANG).unwrap().messages.len(), 400);
+    update(&mut s, alt(KeyCode::End));
+    let text = screen_text(&s);
+    assert!(
+        text.contains("第400条 line") && !text.contains("第201条 line"),
+        "{text}"
+    );
+}

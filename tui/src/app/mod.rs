@@ -1623,10 +1623,16 @@ fn scroll(s: &mut State, up: bool, cmds: &mut Vec<Cmd>) {
     let page = h.saturating_sub(2).max(1);
     let width = crate::ui::chat_width(s.size.0);
     let Some(id) = s.selected else { return };
-    let total = s
-        .thread(id)
-        .map_or(0, |t| crate::ui::chat::lines(s, t, width).len());
-    let max = total.saturating_sub(h);
+    let (total, complete) = s.thread(id).map_or((0, true), |t| {
+        let (l, complete) = crate::ui::chat::window(s, t, width, t.scroll + page + h);
+        (l.len(), complete)
+    });
+    // Without every loaded message laid out, the top is further up than `total`.
+    let max = if complete {
+        total.saturating_sub(h)
+    } else {
+        usize::MAX
+    };
     let Some(t) = s.thread_mut(id) else { return };
     if up {
         t.scroll = (t.scroll + page).min(max);

@@ -68,9 +68,40 @@ struct Item<'a> {
     system: bool,
 }
 
-/// All lines of a thread at a pane width (the caller picks the visible window).
+/// All lines of a thread at a pane width.
 pub fn lines<'a>(s: &'a State, t: &'a ThreadView, pane_w: usize) -> Vec<Line<'a>> {
+    window(s, t, pane_w, usize::MAX).0
+}
+
+/// The last `need` (or a few more) lines of a thread, and whether they start at the oldest
+/// loaded message. Only the messages that can be on screen are laid out, so a frame costs the
+/// same with 10,000 messages in memory as with 20.
+pub fn window<'a>(
+    s: &'a State,
+    t: &'a ThreadView,
+    pane_w: usize,
+    need: usize,
+) -> (Vec<Line<'a>>, bool) {
     let amb = s.settings.ambiguous;
+    let text_w0 = pane_w.saturating_sub(GUTTER).max(8);
+    let mut from_seq = 0;
+    if t.search.is_none() && need != usize::MAX {
+        // A lower bound (separators and marks only add lines): when the loop stops early the
+        // window holds at least `need` lines.
+        let mut est = t.pending.len();
+        for m in t.messages.values().rev() {
+            if est > need {
+                break;
+            }
+            est += text::wrap(&m.body, text_w0, amb).len();
+            from_seq = m.seq;
+        }
+    }
+    let complete = t
+        .messages
+        .keys()
+        .next()
+        .is_none_or(|first| from_seq <= *first);
     let me = s.my_id();
     let my_name = s.me.as_ref().map_or("me".to_owned(), |u| u.name.clone());
     let text_w = pane_w.saturating_sub(GUTTER).max(8);
@@ -90,7 +121,7 @@ pub fn lines<'a>(s: &'a State, t: &'a ThreadView, pane_w: usize) -> Vec<Line<'a>
     };
 
     let mut items: Vec<Item<'a>> = Vec::new();
-    for m in t.messages.values() {
+    for m in t.messages.range(from_seq..).map(|(_, m)| m) {
         let kind = pb::MessageKind::try_from(m.kind).unwrap_or(pb::MessageKind::Text);
         if matches!(kind, pb::MessageKind::Edit | pb::MessageKind::Recall) {
             continue;
@@ -156,7 +187,7 @@ pub fn lines<'a>(s: &'a State, t: &'a ThreadView, pane_w: usize) -> Vec<Line<'a>
     let mut out = Vec::new();
     let mut last_day = None;
     let mut prev: Option<(u64, i64)> = None;
-    let mut marker_done = t.marker_seq >= t.last_seq;
+    let mut marker_done = t.marker_seq >= t.last_seq || (!complete && t.marker_seq < from_seq);
     for it in items {
         let (day, hm) = day_time(it.ts_ms, s.settings.utc_offset_s);
         if last_day != Some(day) {
@@ -217,7 +248,7 @@ pub fn lines<'a>(s: &'a State, t: &'a ThreadView, pane_w: usize) -> Vec<Line<'a>
             out.push(Line::from(spans));
         }
     }
-    out
+    (out, complete)
 }
 
 /// A stable colour per user from the 16-colour palette (never black/white/grey).

@@ -546,7 +546,7 @@ fn draw_chat(buf: &mut Buffer, s: &State, r: Rect) {
         }
         return;
     };
-    let lines = chat::lines(s, t, w);
+    let (lines, complete) = chat::window(s, t, w, h + t.scroll);
     if lines.is_empty() {
         let msg = if t.loading {
             "loading…"
@@ -566,7 +566,7 @@ fn draw_chat(buf: &mut Buffer, s: &State, r: Rect) {
         let y = r.y + u16::try_from(top_pad + i).unwrap_or(0);
         buf.set_line(r.x, y, line, r.width);
     }
-    if start == 0 && t.loading {
+    if start == 0 && complete && t.loading {
         put(
             buf,
             r.x,
@@ -575,7 +575,7 @@ fn draw_chat(buf: &mut Buffer, s: &State, r: Rect) {
             w,
             dim,
         );
-    } else if start == 0 && t.oldest_done && top_pad > 0 {
+    } else if start == 0 && complete && t.oldest_done && top_pad > 0 {
         put(
             buf,
             r.x,
