@@ -766,3 +766,27 @@ fn paging_up_reaches_the_top_and_asks_for_older_history() {
         "{text}"
     );
 }
+
+#[test]
+fn ctrl_r_searches_sent_messages() {
+    let mut s = main_state(80, 24);
+    for line in ["部署完成了", "hello there", "部署失败，回滚"] {
+        type_text(&mut s, line);
+        update(&mut s, key(KeyCode::Enter));
+    }
+    type_text(&mut s, "draft");
+    update(&mut s, ctrl('r'));
+    type_text(&mut s, "部署");
+    assert_eq!(s.composer.text(), "部署失败，回滚");
+    assert!(screen_text(&s).contains("reverse search: 部署"));
+    update(&mut s, ctrl('r'));
+    assert_eq!(s.composer.text(), "部署完成了", "older match");
+    update(&mut s, key(KeyCode::Esc));
+    assert_eq!(s.composer.text(), "draft", "Esc restores the draft");
+    update(&mut s, ctrl('r'));
+    type_text(&mut s, "hello");
+    // Any other key accepts the match, then acts: Enter sends it.
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(matches!(&cmds[..], [Cmd::Send { body, .. }] if body == "hello there"));
+    assert!(s.rsearch.is_none());
+}

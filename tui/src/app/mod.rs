@@ -217,6 +217,8 @@ pub struct State {
     pub history_pos: Option<usize>,
     pub quit_armed: bool,
     pub quit: bool,
+    /// Ctrl-R search through sent messages: (query, index of the match, text before).
+    pub rsearch: Option<(String, Option<usize>, String)>,
     next_key: u64,
     last_typing_ms: i64,
 }
@@ -362,6 +364,7 @@ impl State {
             history_pos: None,
             quit_armed: false,
             quit: false,
+            rsearch: None,
             next_key: 1,
             last_typing_ms: i64::MIN / 2,
         }
@@ -1360,6 +1363,9 @@ fn main_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         return;
     }
     let action = s.settings.keymap.action(&k);
+    if s.rsearch.is_some() && reverse_search_key(s, &k, action) {
+        return;
+    }
     if action != Some(Action::Interrupt) {
         s.quit_armed = false;
     }
@@ -1422,6 +1428,10 @@ fn main_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
             s.history_pos = pos;
             let text = pos.map_or(String::new(), |p| s.sent_history[p].clone());
             s.composer.set(&text);
+        }
+        Action::ReverseSearch => {
+            let original = s.composer.text().to_owned();
+            s.rsearch = Some((String::new(), None, original));
         }
         Action::Complete => {
             let names = s.names();
@@ -1540,6 +1550,43 @@ fn main_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         }
         Action::Redraw => cmds.push(Cmd::Redraw),
     }
+}
+
+/// The newest sent message at or before `from` containing `q`.
+fn find_sent(s: &State, q: &str, from: usize) -> Option<usize> {
+    let from = from.min(s.sent_history.len());
+    s.sent_history[..from].iter().rposition(|h| h.contains(q))
+}
+
+/// Keys while Ctrl-R search is on. Returns true when the key was used; any other key ends the
+/// search (keeping the found text) and then does what it normally does.
+fn reverse_search_key(s: &mut State, k: &KeyEvent, action: Option<Action>) -> bool {
+    let Some((mut q, pos, original)) = s.rsearch.take() else {
+        return false;
+    };
+    let mut pos = pos;
+    if let Some(c) = typed_char(k) {
+        q.push(c);
+        pos = find_sent(s, &q, pos.map_or(usize::MAX, |p| p + 1));
+    } else if k.code == KeyCode::Backspace {
+        q.pop();
+        pos = find_sent(s, &q, usize::MAX);
+    } else if action == Some(Action::ReverseSearch) {
+        if let Some(p) = pos {
+            pos = find_sent(s, &q, p).or(Some(p));
+        }
+    } else if k.code == KeyCode::Esc {
+        s.composer.set(&original);
+        return true;
+    } else {
+        return false;
+    }
+    if let Some(p) = pos {
+        let text = s.sent_history[p].clone();
+        s.composer.set(&text);
+    }
+    s.rsearch = Some((q, pos, original));
+    true
 }
 
 fn remember(s: &mut State, text: &str) {

@@ -614,19 +614,32 @@ fn draw_status(buf: &mut Buffer, s: &State, r: Rect) {
         Conn::Stopped(_) => ("stopped", fg(s, Color::Red)),
     };
     let rw = right.len() + 1;
-    let (left, lst) = match &s.notice {
-        Some((n, true, _)) => (n.clone(), fg(s, Color::Red)),
-        Some((n, false, _)) => (n.clone(), Style::default()),
-        None => (
+    let (left, lst) = match (&s.rsearch, &s.notice) {
+        (Some((q, found, _)), _) => (
             format!(
-                "{} send  {} newline  {} switch  {} help",
-                km.first(Action::Send),
-                km.first(Action::Newline),
-                km.first(Action::Switcher),
-                km.first(Action::Help)
+                "reverse search: {q}{}  (Ctrl-R older, Esc cancel)",
+                if found.is_none() && !q.is_empty() {
+                    " (no match)"
+                } else {
+                    ""
+                }
             ),
-            Style::default().add_modifier(Modifier::DIM),
+            fg(s, Color::Yellow),
         ),
+        (None, notice) => match notice {
+            Some((n, true, _)) => (n.clone(), fg(s, Color::Red)),
+            Some((n, false, _)) => (n.clone(), Style::default()),
+            None => (
+                format!(
+                    "{} send  {} newline  {} switch  {} help",
+                    km.first(Action::Send),
+                    km.first(Action::Newline),
+                    km.first(Action::Switcher),
+                    km.first(Action::Help)
+                ),
+                Style::default().add_modifier(Modifier::DIM),
+            ),
+        },
     };
     let left = left.replace('\n', " ");
     put(
