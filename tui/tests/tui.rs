@@ -790,3 +790,23 @@ fn ctrl_r_searches_sent_messages() {
     assert!(matches!(&cmds[..], [Cmd::Send { body, .. }] if body == "hello there"));
     assert!(s.rsearch.is_none());
 }
+
+#[test]
+fn members_cannot_kick_or_promote() {
+    let mut s = main_state(80, 24);
+    let mut t = group_thread(6, 6, 18 * 100_000 + GROUP * 100 + 6);
+    if let Some(g) = t.group.as_mut() {
+        g.my_role = pb::Role::Member as i32;
+    }
+    // A fresh state learns the group with the member role.
+    s.threads.retain(|x| x.id != GROUP);
+    s.selected = None;
+    update(&mut s, Msg::Core(Event::Thread(t)));
+    assert_eq!(s.selected, Some(GROUP));
+    update(&mut s, key(KeyCode::F(5)));
+    update(&mut s, Msg::Done(Done::Members(5, members())));
+    assert!(screen_text(&s).contains("Esc close") && !screen_text(&s).contains("x kick"));
+    let cmds = update(&mut s, key(KeyCode::Char('x')));
+    assert!(cmds.is_empty(), "{cmds:?}");
+    assert!(screen_text(&s).contains("only the owner and admins can do that"));
+}

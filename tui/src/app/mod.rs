@@ -1304,7 +1304,14 @@ fn popup_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
                 true
             }
             KeyCode::Char('x') | KeyCode::Char('p') => {
-                if let Some(m) = members.get(*sel)
+                let allowed = s
+                    .threads
+                    .iter()
+                    .filter_map(|t| t.group.as_ref())
+                    .any(|g| g.group_id == *group_id && g.my_role >= pb::Role::Admin as i32);
+                if !allowed {
+                    s.error("only the owner and admins can do that");
+                } else if let Some(m) = members.get(*sel)
                     && let Some(u) = &m.user
                 {
                     if k.code == KeyCode::Char('x') {

@@ -398,7 +398,10 @@ fn draw_title(buf: &mut Buffer, s: &State, r: Rect) {
             Kind::Group => t
                 .group
                 .as_ref()
-                .map(|g| format!(" ({} members)", g.member_count))
+                .map(|g| match g.member_count {
+                    1 => " (1 member)".to_owned(),
+                    n => format!(" ({n} members)"),
+                })
                 .unwrap_or_default(),
             Kind::Private => {
                 if s.presence.get(&t.peer_id).copied().unwrap_or(false) {
@@ -843,14 +846,17 @@ fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position> {
                     st,
                 );
             }
-            put(
-                buf,
-                inner.x,
-                row(ih - 1),
-                "x kick  p admin on/off  Esc close",
-                iw,
-                dim,
-            );
+            // Kick and promote are offered to the owner and admins (the server decides anyway).
+            let my_role = s
+                .current()
+                .and_then(|t| t.group.as_ref())
+                .map_or(0, |g| g.my_role);
+            let hint = if my_role >= confab_wire::pb::Role::Admin as i32 {
+                "x kick  p admin on/off  Esc close"
+            } else {
+                "Esc close"
+            };
+            put(buf, inner.x, row(ih - 1), hint, iw, dim);
             None
         }
         Popup::Switcher { query, sel } => {
