@@ -663,7 +663,7 @@ fn snapshot_login_screens() {
 
 #[test]
 fn snapshot_empty_and_too_small() {
-    let mut s = State::new(Default::default(), "x:1".into()).resuming();
+    let mut s = State::new(Default::default(), "x:1".into()).resuming(None);
     s.size = (80, 24);
     update(
         &mut s,
@@ -809,4 +809,58 @@ fn members_cannot_kick_or_promote() {
     let cmds = update(&mut s, key(KeyCode::Char('x')));
     assert!(cmds.is_empty(), "{cmds:?}");
     assert!(screen_text(&s).contains("only the owner and admins can do that"));
+}
+
+#[test]
+fn resuming_shows_the_cache_before_the_server_answers() {
+    let mut s = State::new(Default::default(), "x:1".into()).resuming(Some(user(ME, "小明")));
+    s.now_ms = NOW;
+    s.size = (80, 24);
+    update(
+        &mut s,
+        Msg::Core(Event::State(ConnState::Offline {
+            retry_in: Duration::from_secs(2),
+            reason: "connection refused".into(),
+        })),
+    );
+    let cmds = update(
+        &mut s,
+        Msg::Threads(vec![(dm(DM_ZHANG, ZHANG, 2, 2, 1), 2)]),
+    );
+    assert!(cmds.iter().any(|c| matches!(
+        c,
+        Cmd::History {
+            thread_id: DM_ZHANG,
+            ..
+        }
+    )));
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: DM_ZHANG,
+            msgs: vec![
+                msg(DM_ZHANG, 1, ZHANG, 1, "缓存里的消息"),
+                msg(DM_ZHANG, 2, ME, 2, "mine"),
+            ],
+        },
+    );
+    let text = screen_text(&s);
+    assert!(
+        text.contains("OFFLINE") && text.contains("缓存里的消息"),
+        "{text}"
+    );
+    assert_eq!(
+        s.thread(DM_ZHANG).unwrap().unread,
+        0,
+        "my own message is not unread"
+    );
+    // The stored session is refused: back to the login screen.
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::State(ConnState::Stopped {
+            reason: "AUTH_FAILED: session expired".into(),
+        })),
+    );
+    assert!(matches!(s.screen, Screen::Login(_)));
+    assert!(matches!(&cmds[..], [Cmd::Disconnect]));
 }

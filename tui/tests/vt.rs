@@ -232,7 +232,7 @@ fn measure_first_frame_and_memory_with_10k_cached_messages() {
         let mut cfg = ClientConfig::new("127.0.0.1:1");
         cfg.cache = CacheMode::File(path.clone());
         let (client, _events) = Client::start(cfg, Auth::Token("x".into())).unwrap();
-        let mut s = State::new(Default::default(), "x".into()).resuming();
+        let mut s = State::new(Default::default(), "x".into()).resuming(Some(user(ME, "小明")));
         s.size = (80, 24);
         update(
             &mut s,

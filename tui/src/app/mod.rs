@@ -198,6 +198,8 @@ pub struct State {
     pub screen: Screen,
     pub server: String,
     pub me: Option<pb::User>,
+    /// The server accepted us on this run (a Session event arrived).
+    pub authed: bool,
     pub conn: Conn,
     pub synced_once: bool,
     /// Sorted by activity, newest first.
@@ -347,6 +349,7 @@ impl State {
             screen: Screen::Login(Box::new(form)),
             server,
             me: None,
+            authed: false,
             conn: Conn::Connecting,
             synced_once: false,
             threads: Vec::new(),
@@ -370,9 +373,11 @@ impl State {
         }
     }
 
-    /// Starts on the main screen resuming a stored session.
-    pub fn resuming(mut self) -> Self {
+    /// Starts on the main screen resuming a stored session of `me`: the cached conversations
+    /// show before the server answers (or while it cannot be reached).
+    pub fn resuming(mut self, me: Option<pb::User>) -> Self {
         self.screen = Screen::Main;
+        self.me = me;
         self
     }
 
@@ -646,7 +651,7 @@ fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
                     _ => {}
                 }
             } else if let Conn::Stopped(r) = &s.conn
-                && s.me.is_none()
+                && !s.authed
             {
                 // The stored session was refused: log in again.
                 let mut form = LoginForm::default();
@@ -663,6 +668,7 @@ fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
             token,
         } => {
             s.me = Some(user.clone());
+            s.authed = true;
             if let Screen::Login(_) = s.screen {
                 s.screen = Screen::Main;
             }

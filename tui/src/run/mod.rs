@@ -308,12 +308,18 @@ pub async fn run(server: Option<String>) -> io::Result<()> {
     state.now_ms = now_ms();
     let mut first = Vec::new();
     if let Some(sess) = paths::load_session(&paths::data_dir(), &server) {
-        state = state.resuming();
+        state = state.resuming(Some(pb::User {
+            user_id: sess.user_id,
+            name: sess.name.clone(),
+        }));
         first.push(Cmd::Connect {
             server: server.clone(),
             auth: Auth::Token(sess.token),
             name: sess.name,
         });
+        // Offline first: the cache's conversations and unsent messages show at once.
+        first.push(Cmd::LoadThreads);
+        first.push(Cmd::LoadOutbox);
     }
     if !settings.problems.is_empty() {
         state.error(settings.problems.join("; "));
