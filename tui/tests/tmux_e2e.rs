@@ -171,8 +171,13 @@ fn two_users_chat_in_tmux_across_a_quit_and_a_server_restart() {
     t.keys("b", &["Enter"]);
     t.line("b", "离线消息 while you were away");
     t.wait_for("b", "离线消息 while you were away");
-    // Relaunch: the saved session resumes without a login, the message is there.
+    // Relaunch: the saved session resumes without a login (the cached conversations show at
+    // once); the DM gets an unread badge after the sync and Alt-A jumps there.
     t.launch("a", &home_a, &server);
+    t.wait("a", "an unread badge on the DM", |s| {
+        s.lines().any(|l| l.contains("小明") && l.contains("1│"))
+    });
+    t.keys("a", &["M-a"]);
     t.wait_for("a", "离线消息 while you were away");
 
     // Kill the server: the banner shows; restart: the client reconnects and resyncs.
