@@ -329,16 +329,21 @@ async fn run(cli: Cli) -> Result<(), Fail> {
     match cmd {
         Cmd::Keys => {
             let settings = confab_tui::run::load_settings();
-            println!("Key bindings (keys, config name, action):");
-            print!("{}", confab_tui::app::keymap::help_text(&settings.keymap));
+            let mut out = String::from("Key bindings (keys, config name, action):\n");
+            out.push_str(&confab_tui::app::keymap::help_text(&settings.keymap));
             for p in &settings.problems {
-                println!("config problem: {p}");
+                out.push_str(&format!("config problem: {p}\n"));
             }
-            println!("\nSlash commands:");
+            out.push_str("\nSlash commands:\n");
             for (_, usage) in confab_tui::app::commands::COMMANDS {
-                println!("  {usage}");
+                out.push_str(&format!("  {usage}\n"));
             }
-            println!("\nExample config:\n{}", confab_tui::app::config::EXAMPLE);
+            out.push_str(&format!(
+                "\nExample config:\n{}",
+                confab_tui::app::config::EXAMPLE
+            ));
+            // A closed pipe (`confab keys | head`) is not an error worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
         }
         Cmd::Register { name } => {
             let password = read_password()?;
