@@ -25,7 +25,10 @@ struct Tmux {
 
 impl Tmux {
     fn cmd(&self, args: &[&str]) -> std::process::Output {
+        // UTF-8 whatever the test's locale (capture-pane must return the CJK text as is).
         Command::new("tmux")
+            .env("LC_ALL", "C.UTF-8")
+            .arg("-u")
             .arg("-S")
             .arg(&self.sock)
             .args(args)

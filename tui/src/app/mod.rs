@@ -833,7 +833,7 @@ fn upsert_thread(s: &mut State, t: pb::Thread, cmds: &mut Vec<Cmd>) {
     th.read_seq = th.read_seq.max(t.read_seq);
     th.peer_read_seq = th.peer_read_seq.max(t.peer_read_seq);
     th.activity_id = th.activity_id.max(t.activity_id);
-    th.can_send = t.can_send || t.thread_id == 0;
+    th.can_send = t.can_send;
     if visible {
         let seq = th.last_seq;
         if seq > th.read_seq {
