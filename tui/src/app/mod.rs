@@ -1424,7 +1424,14 @@ fn main_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         Action::Yank => e.yank(),
         Action::Undo => e.undo(),
         Action::HistoryPrev | Action::HistoryNext => {
-            if s.sent_history.is_empty() {
+            // In a multi-line draft Up/Down move between its lines first.
+            let amb = s.settings.ambiguous;
+            let moved = if action == Action::HistoryPrev {
+                s.composer.up(amb)
+            } else {
+                s.composer.down(amb)
+            };
+            if moved || s.sent_history.is_empty() {
                 return;
             }
             let n = s.sent_history.len();
