@@ -864,3 +864,30 @@ fn resuming_shows_the_cache_before_the_server_answers() {
     assert!(matches!(s.screen, Screen::Login(_)));
     assert!(matches!(&cmds[..], [Cmd::Disconnect]));
 }
+
+#[test]
+fn no_color_leaves_only_attributes() {
+    use ratatui::style::Color;
+    let colored = |s: &State| {
+        let t = render(s);
+        let buf = t.backend().buffer().clone();
+        buf.content()
+            .iter()
+            .any(|c| c.fg != Color::Reset || c.bg != Color::Reset)
+    };
+    let mut s = main_state(80, 24);
+    update(
+        &mut s,
+        Msg::Core(Event::State(ConnState::Offline {
+            retry_in: Duration::from_secs(3),
+            reason: "x".into(),
+        })),
+    );
+    assert!(colored(&s), "the default theme uses colours");
+    s.settings = confab_tui::app::config::Settings::parse("", true);
+    assert!(!colored(&s), "NO_COLOR: no colour anywhere");
+    assert!(
+        screen_text(&s).contains("OFFLINE"),
+        "the banner still shows"
+    );
+}
