@@ -1,6 +1,7 @@
 //! The real `confab` terminal client in tmux against a real server: two users register in two
 //! tmux sessions (separate HOME/XDG directories, as on two machines), befriend with slash
-//! commands, chat both ways in Chinese and English, make a group and talk there; one quits,
+//! commands, chat both ways in Chinese and English, make a group and talk there (a bracketed
+//! paste with a newline stays in the composer until Enter); one quits,
 //! receives while away and sees it after relaunching (the saved session resumes); the server is
 //! killed and restarted: the offline banner shows, the client reconnects, nothing is lost or
 //! shown twice. Screens are read with `tmux capture-pane`; every wait is a bounded poll.
@@ -161,6 +162,31 @@ fn two_users_chat_in_tmux_across_a_quit_and_a_server_restart() {
     t.wait_for("b", "#研发群");
     t.line("b", "群里好 group hello");
     t.wait_for("a", "群里好 group hello");
+
+    // A bracketed paste with a newline lands in the composer and is not sent; Enter sends it.
+    assert!(
+        t.cmd(&["set-buffer", "-b", "p", "粘贴第一行\nsecond pasted line"])
+            .status
+            .success()
+    );
+    assert!(
+        t.cmd(&["paste-buffer", "-p", "-b", "p", "-t", "a"])
+            .status
+            .success()
+    );
+    let screen = t.wait_for("a", "pasted 2 lines");
+    assert!(
+        screen.contains("> 粘贴第一行") && screen.contains("  second pasted line"),
+        "{screen}"
+    );
+    assert!(
+        !t.screen("b").contains("粘贴第一行"),
+        "the paste sent itself"
+    );
+    t.keys("a", &["Enter"]);
+    t.wait("b", "the pasted message", |s| {
+        s.contains("粘贴第一行") && s.contains("second pasted line")
+    });
 
     // alice quits; 小明 writes while she is away.
     t.line("a", "/quit");
