@@ -891,3 +891,39 @@ fn no_color_leaves_only_attributes() {
         "the banner still shows"
     );
 }
+
+#[test]
+fn vim_preset_normal_mode_reads_without_losing_the_draft() {
+    let mut s = main_state(80, 24);
+    s.settings = confab_tui::app::config::Settings::parse("keymap = \"vim\"", false);
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: GROUP,
+            msgs: (7..=60)
+                .map(|q| msg(GROUP, q, LI, 18, &format!("第{q}条")))
+                .collect(),
+        },
+    );
+    type_text(&mut s, "草稿");
+    update(&mut s, key(KeyCode::Esc));
+    assert!(s.normal_mode);
+    assert!(screen_text(&s).contains("-- NORMAL --"));
+    update(&mut s, key(KeyCode::Char('k')));
+    update(&mut s, key(KeyCode::Char('k')));
+    assert_eq!(s.thread(GROUP).unwrap().scroll, 2, "k scrolls one line");
+    update(&mut s, key(KeyCode::Char('G')));
+    assert_eq!(s.thread(GROUP).unwrap().scroll, 0);
+    update(&mut s, key(KeyCode::Char('J')));
+    assert_eq!(s.selected, Some(DM_ZHANG), "J: next conversation");
+    update(&mut s, key(KeyCode::Char('K')));
+    assert_eq!(s.composer.text(), "草稿", "the draft is still there");
+    update(&mut s, key(KeyCode::Char('i')));
+    assert!(!s.normal_mode);
+    type_text(&mut s, "!");
+    assert_eq!(s.composer.text(), "草稿!");
+    // The default preset has no normal mode: Esc only closes things.
+    let mut d = main_state(80, 24);
+    update(&mut d, key(KeyCode::Esc));
+    assert!(!d.normal_mode);
+}

@@ -340,6 +340,8 @@ pub struct Keymap {
     map: HashMap<Key, Action>,
     /// Conflicts and unknown names, reported at start.
     pub problems: Vec<String>,
+    /// The vim preset: Esc enters a normal mode for reading (the draft stays).
+    pub vim: bool,
 }
 
 impl Default for Keymap {
@@ -412,6 +414,7 @@ impl Keymap {
             table,
             map,
             problems,
+            vim: preset == "vim",
         }
     }
 

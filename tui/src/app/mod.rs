@@ -221,6 +221,8 @@ pub struct State {
     pub quit: bool,
     /// Ctrl-R search through sent messages: (query, index of the match, text before).
     pub rsearch: Option<(String, Option<usize>, String)>,
+    /// vim preset: reading mode (keys scroll and switch instead of typing).
+    pub normal_mode: bool,
     next_key: u64,
     last_typing_ms: i64,
 }
@@ -368,6 +370,7 @@ impl State {
             quit_armed: false,
             quit: false,
             rsearch: None,
+            normal_mode: false,
             next_key: 1,
             last_typing_ms: i64::MIN / 2,
         }
@@ -1379,6 +1382,9 @@ fn main_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
     if s.rsearch.is_some() && reverse_search_key(s, &k, action) {
         return;
     }
+    if s.normal_mode && normal_key(s, &k, cmds) {
+        return;
+    }
     if action != Some(Action::Interrupt) {
         s.quit_armed = false;
     }
@@ -1534,7 +1540,14 @@ fn main_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         Action::Members => members_popup(s, cmds),
         Action::Retry => retry(s, cmds),
         Action::Cancel => {
-            // Esc never touches the draft: it only closes things.
+            // Esc never touches the draft: it only closes things (and, in the vim preset,
+            // enters normal mode).
+            if s.settings.keymap.vim
+                && s.notice.is_none()
+                && s.current().is_some_and(|t| t.search.is_none())
+            {
+                s.normal_mode = true;
+            }
             s.notice = None;
             if let Some(t) = s.current_mut() {
                 t.search = None;
@@ -1685,13 +1698,72 @@ fn retry(s: &mut State, cmds: &mut Vec<Cmd>) {
     }
 }
 
+/// Keys of the vim preset's normal mode; false lets the key go to the keymap.
+fn normal_key(s: &mut State, k: &KeyEvent, cmds: &mut Vec<Cmd>) -> bool {
+    let Some(c) = typed_char(k) else {
+        if k.code == KeyCode::Enter {
+            s.normal_mode = false;
+            return true;
+        }
+        return false;
+    };
+    match c {
+        'i' => s.normal_mode = false,
+        'a' => {
+            s.normal_mode = false;
+            s.composer.right();
+        }
+        'A' => {
+            s.normal_mode = false;
+            s.composer.end();
+        }
+        'I' => {
+            s.normal_mode = false;
+            s.composer.home();
+        }
+        'j' => scroll_by(s, false, Some(1), cmds),
+        'k' => scroll_by(s, true, Some(1), cmds),
+        'G' => {
+            if let Some(t) = s.current_mut() {
+                t.scroll = 0;
+                t.new_below = 0;
+            }
+        }
+        'g' => scroll_by(s, true, Some(usize::MAX / 2), cmds),
+        'J' => main_key(
+            s,
+            KeyEvent::new(KeyCode::Char('n'), KeyModifiers::CONTROL),
+            cmds,
+        ),
+        'K' => main_key(
+            s,
+            KeyEvent::new(KeyCode::Char('p'), KeyModifiers::CONTROL),
+            cmds,
+        ),
+        ':' | '/' => {
+            s.normal_mode = false;
+            if s.composer.is_empty() {
+                s.composer.set(if c == ':' { "/" } else { "/search " });
+            }
+        }
+        _ => {}
+    }
+    true
+}
+
 fn scroll(s: &mut State, up: bool, cmds: &mut Vec<Cmd>) {
+    scroll_by(s, up, None, cmds);
+}
+
+/// Scrolls by `lines` (None: a page); at the top, asks for older history.
+fn scroll_by(s: &mut State, up: bool, lines: Option<usize>, cmds: &mut Vec<Cmd>) {
     let h = s.chat_height();
-    let page = h.saturating_sub(2).max(1);
+    let page = lines.unwrap_or(h.saturating_sub(2).max(1));
     let width = crate::ui::chat_width(s.size.0);
     let Some(id) = s.selected else { return };
     let (total, complete) = s.thread(id).map_or((0, true), |t| {
-        let (l, complete) = crate::ui::chat::window(s, t, width, t.scroll + page + h);
+        let (l, complete) =
+            crate::ui::chat::window(s, t, width, t.scroll.saturating_add(page).saturating_add(h));
         (l.len(), complete)
     });
     // Without every loaded message laid out, the top is further up than `total`.
@@ -1702,7 +1774,7 @@ fn scroll(s: &mut State, up: bool, cmds: &mut Vec<Cmd>) {
     };
     let Some(t) = s.thread_mut(id) else { return };
     if up {
-        t.scroll = (t.scroll + page).min(max);
+        t.scroll = t.scroll.saturating_add(page).min(max);
         if t.scroll >= max && !t.oldest_done && !t.loading {
             t.loading = true;
             let before = t.messages.keys().next().copied().unwrap_or(0);

@@ -618,6 +618,11 @@ fn draw_status(buf: &mut Buffer, s: &State, r: Rect) {
     };
     let rw = right.len() + 1;
     let (left, lst) = match (&s.rsearch, &s.notice) {
+        (None, None) if s.normal_mode => (
+            "-- NORMAL --  i insert  j/k scroll  g/G top/bottom  J/K conversations  : command"
+                .to_owned(),
+            fg(s, Color::Yellow).add_modifier(Modifier::BOLD),
+        ),
         (Some((q, found, _)), _) => (
             format!(
                 "reverse search: {q}{}  (Ctrl-R older, Esc cancel)",
