@@ -639,6 +639,13 @@ fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
                 },
                 ConnState::Stopped { reason } => Conn::Stopped(reason),
             };
+            if matches!(s.conn, Conn::Offline { .. } | Conn::Stopped(_)) {
+                // Presence seen before the drop is stale; the next sync reloads friends.
+                s.presence.clear();
+                for f in &mut s.friends {
+                    f.online = false;
+                }
+            }
             if let Screen::Login(f) = &mut s.screen
                 && f.busy
             {
