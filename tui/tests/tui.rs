@@ -927,3 +927,19 @@ fn vim_preset_normal_mode_reads_without_losing_the_draft() {
     update(&mut d, key(KeyCode::Esc));
     assert!(!d.normal_mode);
 }
+
+#[test]
+fn snapshot_ambiguous_wide_uses_ascii_lines() {
+    let mut s = main_state(80, 24);
+    s.settings = confab_tui::app::config::Settings::parse("ambiguous_width = 2", false);
+    let main = screen_text(&s);
+    assert!(!main.contains('│') && !main.contains('─'), "{main}");
+    insta::assert_snapshot!("ambiguous_wide_main_80x24", main);
+    update(&mut s, key(KeyCode::F(2)));
+    let popup = screen_text(&s);
+    assert!(
+        !popup.contains('┌') && popup.contains("+ Friend requests -"),
+        "{popup}"
+    );
+    insta::assert_snapshot!("ambiguous_wide_requests_80x24", popup);
+}

@@ -48,6 +48,35 @@ pub fn fg(s: &State, c: Color) -> Style {
     }
 }
 
+/// Popup borders: ASCII when ambiguous-width characters are drawn wide (box drawing is
+/// ambiguous and would push the frame out of line).
+fn bordered<'a>(s: &State, title: &'a str) -> Block<'a> {
+    const ASCII: ratatui::symbols::border::Set = ratatui::symbols::border::Set {
+        top_left: "+",
+        top_right: "+",
+        bottom_left: "+",
+        bottom_right: "+",
+        vertical_left: "|",
+        vertical_right: "|",
+        horizontal_top: "-",
+        horizontal_bottom: "-",
+    };
+    let b = Block::bordered().title(title);
+    if s.settings.ambiguous == Ambiguous::Wide {
+        b.border_set(ASCII)
+    } else {
+        b
+    }
+}
+
+fn vline(s: &State) -> &'static str {
+    if s.settings.ambiguous == Ambiguous::Wide {
+        "|"
+    } else {
+        "│"
+    }
+}
+
 fn hline(s: &State) -> &'static str {
     // Box drawing is East Asian ambiguous: ASCII when the terminal draws those wide.
     if s.settings.ambiguous == Ambiguous::Wide {
@@ -157,7 +186,7 @@ fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
     } else {
         " confab: log in "
     };
-    let block = Block::bordered().title(title);
+    let block = bordered(s, title);
     let inner = block.inner(r);
     block.render(r, f.buffer_mut());
     let amb = s.settings.ambiguous;
@@ -281,7 +310,7 @@ fn draw_main(f: &mut Frame, s: &State) {
                 f.buffer_mut(),
                 lw,
                 y,
-                "│",
+                vline(s),
                 1,
                 Style::default().add_modifier(Modifier::DIM),
             );
@@ -695,7 +724,7 @@ fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position> {
     };
     let r = popup_rect(area, w, h);
     f.render_widget(Clear, r);
-    let block = Block::bordered().title(title);
+    let block = bordered(s, title);
     let inner = block.inner(r);
     f.render_widget(block, r);
     let iw = usize::from(inner.width);
