@@ -44,6 +44,8 @@ struct Vt {
     term: Terminal<CrosstermBackend<Shared>>,
     out: Shared,
     parser: vt100::Parser,
+    /// The bytes of the last frame.
+    last: Vec<u8>,
 }
 
 impl Vt {
@@ -61,6 +63,7 @@ impl Vt {
             term,
             out,
             parser: vt100::Parser::new(nz(h), nz(w), 0),
+            last: Vec::new(),
         }
     }
 
@@ -72,7 +75,9 @@ impl Vt {
         self.term.backend_mut().flush().unwrap();
         let bytes = std::mem::take(&mut *self.out.0.lock().unwrap());
         self.parser.process(&bytes);
-        bytes.len()
+        let n = bytes.len();
+        self.last = bytes;
+        n
     }
 
     fn rows(&self) -> Vec<String> {
@@ -295,4 +300,38 @@ fn measure_first_frame_and_memory_with_10k_cached_messages() {
         frame_all.as_secs_f64() * 1000.0
     );
     assert_eq!(state.thread(GROUP).unwrap().messages.len(), 10_000);
+}
+
+#[test]
+fn control_sequences_in_messages_never_reach_the_terminal() {
+    let mut s = state(80, 24);
+    let mut vt = Vt::new(80, 24);
+    vt.frame(&s);
+    let mut evil = msg(
+        GROUP,
+        7,
+        LI,
+        19,
+        "\x1b[2J\x1b[H\x1b]0;pwned\x07clean text\r\x08",
+    );
+    evil.sender = Some(user(LI, "李\x1b[31m四"));
+    update(&mut s, Msg::Core(Event::Message(evil)));
+    vt.frame(&s);
+    assert_eq!(vt.rows(), expected(&s));
+    let text = vt.rows().join("\n");
+    assert!(text.contains("clean text"), "{text}");
+    assert!(
+        text.contains("早上好"),
+        "the screen was not cleared: {text}"
+    );
+    let bytes = String::from_utf8_lossy(&vt.last);
+    // The printable rest ("[2J", "pwned") shows as text; the escapes themselves never go out.
+    assert!(
+        !bytes.contains("\x1b[2J") && !bytes.contains("\x1b]0;") && !bytes.contains("\x1b[31m"),
+        "{bytes:?}"
+    );
+    assert!(
+        !bytes.contains('\x07') && !bytes.contains('\x08'),
+        "{bytes:?}"
+    );
 }
