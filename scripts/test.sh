@@ -18,6 +18,13 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "tmux (the terminal client's end-to-end test runs confab in it)"
+if ! command -v tmux >/dev/null 2>&1; then
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq tmux
+fi
+tmux -V
+
 step "cargo test (embedded store)"
 cargo test --workspace --locked
 

@@ -2,6 +2,9 @@
 //! load scenarios ([`load`]) behind `confab-load`; and terminal text handling ([`text`]: cluster
 //! widths, UAX #14 wrapping, the composer's editing model) for the terminal client.
 
+pub mod app;
 pub mod client;
 pub mod load;
+pub mod run;
 pub mod text;
+pub mod ui;

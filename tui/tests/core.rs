@@ -348,3 +348,37 @@ async fn a_message_queued_offline_survives_a_client_restart_and_is_delivered_onc
     };
     assert_eq!(page.messages.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_reach_the_peer_without_a_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(dir.path());
+    let (a, _a_ev, a_user, _) = register(srv.addr, "nt_a").await;
+    let (b, mut b_ev, b_user, _) = register(srv.addr, "nt_b").await;
+    let thread = befriend(&a, &b, b_user.user_id).await;
+    let ack = a
+        .send_acked(thread, "read me", Duration::from_secs(10))
+        .await
+        .unwrap();
+    // Typing: no reply is awaited (it would time out as a request); the peer sees it.
+    a.notify(Body::Typing(pb::Typing { thread_id: thread }))
+        .await
+        .unwrap();
+    until(&mut b_ev, |e| {
+        matches!(e, Event::Typing(t) if t.thread_id == thread
+            && t.user.as_ref().is_some_and(|u| u.user_id == a_user.user_id))
+    })
+    .await;
+    // ReadUpTo from b: a read receipt for b's marker.
+    b.notify(Body::ReadUpTo(pb::ReadUpTo {
+        thread_id: thread,
+        seq: ack.seq,
+    }))
+    .await
+    .unwrap();
+    until(
+        &mut b_ev,
+        |e| matches!(e, Event::ReadReceipt(r) if r.thread_id == thread && r.read_seq == ack.seq),
+    )
+    .await;
+}

@@ -14,6 +14,10 @@ use confab_wire::pb::{self, ErrorCode};
 use serde_json::json;
 
 const EXIT_CODES: &str = "\
+With no subcommand, confab opens the terminal client (log in or register there; the session is
+remembered). `confab keys` prints the key bindings in effect and an example config
+($XDG_CONFIG_HOME/confab/config.toml); docs/CLIENT.md describes both.
+
 Exit codes:
   0  success (for send: the server acknowledged the message)
   1  other error
@@ -74,6 +78,8 @@ enum Cmd {
     /// Groups: create or join.
     #[command(subcommand)]
     Group(GroupCmd),
+    /// Print the terminal client's key bindings (after config overrides) and an example config.
+    Keys,
 }
 
 #[derive(Subcommand)]
@@ -310,13 +316,35 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         .or_else(config_server)
         .unwrap_or_else(|| "127.0.0.1:7000".into());
     let Some(cmd) = cli.cmd else {
-        return Err(Fail(
-            2,
-            "the interactive terminal client is not built yet; use a subcommand (see --help)"
-                .into(),
-        ));
+        if !std::io::stdout().is_terminal() {
+            return Err(Fail(
+                2,
+                "the terminal client needs a terminal; use a subcommand (see --help)".into(),
+            ));
+        }
+        return confab_tui::run::run(Some(server))
+            .await
+            .map_err(|e| Fail(1, format!("terminal: {e}")));
     };
     match cmd {
+        Cmd::Keys => {
+            let settings = confab_tui::run::load_settings();
+            let mut out = String::from("Key bindings (keys, config name, action):\n");
+            out.push_str(&confab_tui::app::keymap::help_text(&settings.keymap));
+            for p in &settings.problems {
+                out.push_str(&format!("config problem: {p}\n"));
+            }
+            out.push_str("\nSlash commands:\n");
+            for (_, usage) in confab_tui::app::commands::COMMANDS {
+                out.push_str(&format!("  {usage}\n"));
+            }
+            out.push_str(&format!(
+                "\nExample config:\n{}",
+                confab_tui::app::config::EXAMPLE
+            ));
+            // A closed pipe (`confab keys | head`) is not an error worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+        }
         Cmd::Register { name } => {
             let password = read_password()?;
             let (c, _, user) = connect(

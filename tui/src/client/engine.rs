@@ -290,7 +290,10 @@ impl Engine {
             Command::Request { reply, .. } => {
                 let _ = reply.send(Err(ClientError::Disconnected));
             }
-            Command::ReconnectNow | Command::Disconnect | Command::Shutdown { .. } => {}
+            Command::ReconnectNow
+            | Command::Disconnect
+            | Command::Shutdown { .. }
+            | Command::Notify { .. } => {}
         }
     }
 
@@ -526,6 +529,7 @@ impl Engine {
                 let _ = reply.send(self.queue(thread_id, body, acked));
                 self.pump_outbox(link).await
             }
+            Command::Notify { body } => self.write(link, Envelope::new(0, *body)).await,
             Command::ReconnectNow => Ok(()),
             Command::Disconnect => Err(End::Lost {
                 reason: "disconnected on request".into(),

@@ -210,6 +210,10 @@ pub(crate) enum Command {
     Outbox {
         reply: oneshot::Sender<Vec<OutboxItem>>,
     },
+    /// A notification (`Typing`, `ReadUpTo`): sent with req_id 0, no reply; dropped offline.
+    Notify {
+        body: Box<Body>,
+    },
     ReconnectNow,
     /// Drop the connection without logging out (tests and the storm scenario).
     Disconnect,
@@ -259,6 +263,17 @@ impl Client {
             reply,
         })
         .await?
+    }
+
+    /// Sends a notification (`Typing`, `ReadUpTo`, `DeliveredUpTo`): no reply is awaited, and
+    /// nothing is sent while offline (these are hints the next sync makes up for).
+    pub async fn notify(&self, body: Body) -> Result<(), ClientError> {
+        self.tx
+            .send(Command::Notify {
+                body: Box::new(body),
+            })
+            .await
+            .map_err(|_| ClientError::Stopped)
     }
 
     /// Queues a message in the outbox (persisted); returns its local id. The ack arrives as

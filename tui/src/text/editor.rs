@@ -108,6 +108,34 @@ impl Editor {
             .map_or(self.text.len(), |i| self.cursor + i);
     }
 
+    /// Up one line of a multi-line text, to the same column (in cells) or that line's end.
+    /// False on the first line (the caller then recalls history instead).
+    pub fn up(&mut self, amb: Ambiguous) -> bool {
+        let start = self.text[..self.cursor].rfind('\n').map_or(0, |i| i + 1);
+        if start == 0 {
+            return false;
+        }
+        let col = super::width(&self.text[start..self.cursor], amb);
+        let prev = self.text[..start - 1].rfind('\n').map_or(0, |i| i + 1);
+        self.cursor = prev + offset_at_col(&self.text[prev..start - 1], col, amb);
+        true
+    }
+
+    /// Down one line; false on the last line.
+    pub fn down(&mut self, amb: Ambiguous) -> bool {
+        let start = self.text[..self.cursor].rfind('\n').map_or(0, |i| i + 1);
+        let col = super::width(&self.text[start..self.cursor], amb);
+        let Some(nl) = self.text[self.cursor..].find('\n') else {
+            return false;
+        };
+        let next = self.cursor + nl + 1;
+        let end = self.text[next..]
+            .find('\n')
+            .map_or(self.text.len(), |i| next + i);
+        self.cursor = next + offset_at_col(&self.text[next..end], col, amb);
+        true
+    }
+
     /// Start of the previous word (Alt-B).
     pub fn word_left(&mut self) {
         let words: Vec<usize> = self.text[..self.cursor]
@@ -243,6 +271,19 @@ impl Editor {
     }
 }
 
+/// Byte offset in `line` of the cluster at display column `col` (or the end).
+fn offset_at_col(line: &str, col: usize, amb: Ambiguous) -> usize {
+    let mut w = 0;
+    for (i, g) in line.grapheme_indices(true) {
+        let cw = cluster_width(g, amb);
+        if w + cw > col {
+            return i;
+        }
+        w += cw;
+    }
+    line.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,5 +404,24 @@ mod tests {
                 prop_assert!(col < 7);
             }
         }
+    }
+
+    #[test]
+    fn up_and_down_keep_the_column_in_cells() {
+        let amb = Ambiguous::Narrow;
+        let mut e = Editor::new();
+        e.insert("中文ab\nxy\n很长的一行");
+        assert!(!e.down(amb), "already on the last line");
+        e.left();
+        e.left();
+        assert_eq!(e.caret(80, amb), (2, 6));
+        assert!(e.up(amb));
+        assert_eq!(e.caret(80, amb), (1, 2), "a shorter line: its end");
+        assert!(e.up(amb));
+        assert_eq!(e.caret(80, amb), (0, 2), "column 2 is after 中");
+        assert!(!e.up(amb));
+        assert!(e.down(amb));
+        assert!(e.down(amb));
+        assert_eq!(e.caret(80, amb), (2, 2));
     }
 }

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod fixture;
+
 use confab_server::config::Config;
 use confab_tui::client::{Auth, Backoff, CacheMode, Client, ClientConfig, Event, Events};
 use confab_wire::Body;

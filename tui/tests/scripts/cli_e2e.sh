@@ -16,7 +16,9 @@ as bob accept alice > "$OUT/accept.jsonl"
 
 # bob watches while alice sends; the watcher is stopped with SIGTERM (background jobs of a
 # script ignore SIGINT; at a terminal, Ctrl-C does the same).
-as bob watch > "$OUT/watch.jsonl" &
+# Started directly, not through the `as` function: $! of a backgrounded function is a subshell,
+# and signalling it would leave the confab process running.
+CONFAB_DATA_DIR="$OUT/bob" "$CONFAB" watch > "$OUT/watch.jsonl" &
 watcher=$!
 sleep 1
 as alice send --to 小明 '你好, 小明! 👋' > "$OUT/send1.jsonl"

@@ -1,0 +1,191 @@
+//! Slash commands: parsing and Tab completion.
+
+/// Every command, with its usage line (shown in help and on a usage error).
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("/add", "/add NAME            send a friend request"),
+    ("/accept", "/accept [NAME]       accept a friend request"),
+    ("/decline", "/decline [NAME]      decline a friend request"),
+    (
+        "/msg",
+        "/msg NAME [TEXT]     open a conversation with a friend",
+    ),
+    (
+        "/group",
+        "/group create|join|leave|invite|kick|role ...  groups",
+    ),
+    ("/members", "/members             members of this group"),
+    (
+        "/search",
+        "/search TEXT         show only matching messages (Esc clears)",
+    ),
+    ("/retry", "/retry               resend failed messages"),
+    ("/reconnect", "/reconnect           reconnect now"),
+    ("/logout", "/logout              end this session"),
+    ("/quit", "/quit                leave confab"),
+    ("/help", "/help                keys and commands"),
+];
+
+const GROUP_SUBS: &[&str] = &["create", "join", "leave", "invite", "kick", "role"];
+
+/// A parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Add(String),
+    Accept(Option<String>),
+    Decline(Option<String>),
+    Msg(String, Option<String>),
+    GroupCreate(String),
+    GroupJoin(String),
+    GroupLeave,
+    GroupInvite(String),
+    GroupKick(String),
+    GroupRole(String, String),
+    Members,
+    Search(Option<String>),
+    Retry,
+    Reconnect,
+    Logout,
+    Quit,
+    Help,
+}
+
+/// Parses `/cmd args`; the error is a message for the user.
+pub fn parse(line: &str) -> Result<Command, String> {
+    let line = line.trim();
+    let (cmd, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    let rest = rest.trim();
+    let mut words = rest.split_whitespace();
+    let first = words.next().map(str::to_owned);
+    let usage = |c: &str| {
+        COMMANDS
+            .iter()
+            .find(|(n, _)| *n == c)
+            .map_or_else(|| c.to_owned(), |(_, u)| format!("usage: {}", u.trim()))
+    };
+    Ok(match cmd {
+        "/add" => Command::Add(first.ok_or_else(|| usage("/add"))?),
+        "/accept" => Command::Accept(first),
+        "/decline" => Command::Decline(first),
+        "/msg" => {
+            let name = first.ok_or_else(|| usage("/msg"))?;
+            let text = rest[name.len()..].trim();
+            Command::Msg(name, (!text.is_empty()).then(|| text.to_owned()))
+        }
+        "/group" => {
+            let sub = first.ok_or_else(|| usage("/group"))?;
+            let arg = words.next().map(str::to_owned);
+            let need = |a: Option<String>| a.ok_or_else(|| usage("/group"));
+            match sub.as_str() {
+                "create" => Command::GroupCreate(need(arg)?),
+                "join" => Command::GroupJoin(need(arg)?),
+                "leave" => Command::GroupLeave,
+                "invite" => Command::GroupInvite(need(arg)?),
+                "kick" => Command::GroupKick(need(arg)?),
+                "role" => {
+                    let name = need(arg)?;
+                    let role = words
+                        .next()
+                        .ok_or_else(|| "usage: /group role NAME admin|member".to_owned())?;
+                    Command::GroupRole(name, role.to_owned())
+                }
+                _ => return Err(usage("/group")),
+            }
+        }
+        "/members" => Command::Members,
+        "/search" => Command::Search((!rest.is_empty()).then(|| rest.to_owned())),
+        "/retry" => Command::Retry,
+        "/reconnect" => Command::Reconnect,
+        "/logout" => Command::Logout,
+        "/quit" | "/exit" => Command::Quit,
+        "/help" => Command::Help,
+        other => return Err(format!("unknown command {other} (/help lists them)")),
+    })
+}
+
+/// Completes the last word of `text`: a command name, a `/group` subcommand, or one of
+/// `names`. Returns the new text and the candidates when several remain.
+pub fn complete(text: &str, names: &[String]) -> (Option<String>, Vec<String>) {
+    let start = text.rfind(char::is_whitespace).map_or(0, |i| {
+        i + text[i..].chars().next().map_or(1, char::len_utf8)
+    });
+    let (head, word) = text.split_at(start);
+    let candidates: Vec<String> = if head.is_empty() && word.starts_with('/') {
+        COMMANDS.iter().map(|(c, _)| (*c).to_owned()).collect()
+    } else if head.trim() == "/group" {
+        GROUP_SUBS.iter().map(|s| (*s).to_owned()).collect()
+    } else {
+        let w = word.strip_prefix('@').unwrap_or(word);
+        let at = if word.starts_with('@') { "@" } else { "" };
+        names
+            .iter()
+            .filter(|n| n.to_lowercase().starts_with(&w.to_lowercase()))
+            .map(|n| format!("{at}{n}"))
+            .collect()
+    };
+    let matching: Vec<String> = candidates
+        .into_iter()
+        .filter(|c| c.to_lowercase().starts_with(&word.to_lowercase()))
+        .collect();
+    match matching.len() {
+        0 => (None, vec![]),
+        1 => (Some(format!("{head}{} ", matching[0])), vec![]),
+        _ => {
+            let prefix = common_prefix(&matching);
+            let new = (prefix.len() > word.len()).then(|| format!("{head}{prefix}"));
+            (new, matching)
+        }
+    }
+}
+
+fn common_prefix(v: &[String]) -> String {
+    let mut p: Vec<char> = v[0].chars().collect();
+    for s in &v[1..] {
+        let n = p
+            .iter()
+            .zip(s.chars())
+            .take_while(|(a, b)| a.to_lowercase().eq(b.to_lowercase()))
+            .count();
+        p.truncate(n);
+    }
+    p.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(parse("/add 王五"), Ok(Command::Add("王五".into())));
+        assert_eq!(
+            parse("/msg bob hello there"),
+            Ok(Command::Msg("bob".into(), Some("hello there".into())))
+        );
+        assert_eq!(
+            parse("/group role 李四 admin"),
+            Ok(Command::GroupRole("李四".into(), "admin".into()))
+        );
+        assert!(parse("/add").is_err());
+        assert!(parse("/frobnicate").is_err());
+        assert_eq!(parse("/accept"), Ok(Command::Accept(None)));
+    }
+
+    #[test]
+    fn completes_commands_and_names() {
+        assert_eq!(complete("/ac", &[]).0.as_deref(), Some("/accept "));
+        let (t, c) = complete("/", &[]);
+        assert!(t.is_none() && c.len() == COMMANDS.len());
+        assert_eq!(
+            complete("/group cr", &[]).0.as_deref(),
+            Some("/group create ")
+        );
+        let names = vec!["张三".to_owned(), "张三丰".to_owned(), "alice".to_owned()];
+        assert_eq!(
+            complete("/msg al", &names).0.as_deref(),
+            Some("/msg alice ")
+        );
+        let (t, c) = complete("hi @张", &names);
+        assert_eq!(t.as_deref(), Some("hi @张三"));
+        assert_eq!(c.len(), 2);
+    }
+}

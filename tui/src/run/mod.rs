@@ -1,0 +1,467 @@
+//! The terminal client's run loop: one `select!` over terminal events, client-core events,
+//! results of spawned commands and a wake-up deadline. Messages go through the reducer; after a
+//! burst (a paste, an IME commit, a history page, a sync) the queue is drained and the screen
+//! is drawn once, inside synchronized-update brackets. Commands run as tasks on the client core,
+//! so the loop never waits on the network.
+//!
+//! Bracketed paste: crossterm parses `ESC[200~ ... ESC[201~` itself and delivers one
+//! `Event::Paste` with the whole text, so a paste can never be split into keystrokes and Enter
+//! inside it never sends. If the end marker never arrives, crossterm keeps the bytes in its
+//! parser buffer; the next complete paste or a restart recovers (no timeout can be applied at
+//! this level; documented in docs/CLIENT.md).
+
+pub mod notify;
+pub mod ops;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossterm::event::{
+    DisableBracketedPaste, DisableFocusChange, DisableMouseCapture, EnableBracketedPaste,
+    EnableFocusChange, EnableMouseCapture, Event as TermEvent, EventStream, KeyCode, KeyEvent,
+    KeyEventKind, KeyModifiers, MouseEventKind,
+};
+use crossterm::terminal::{
+    BeginSynchronizedUpdate, EndSynchronizedUpdate, EnterAlternateScreen, LeaveAlternateScreen,
+    SetTitle,
+};
+use crossterm::{cursor, execute, queue};
+use futures::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::app::config::{Notify, Settings};
+use crate::app::{Cmd, Msg, State, update};
+use crate::client::paths::{self, StoredSession};
+use crate::client::{Auth, CacheMode, Client, ClientConfig, Events};
+use confab_wire::Body;
+use confab_wire::pb;
+
+/// Wall-clock milliseconds (the reducer itself never reads the clock).
+/// Shortest time between two frames.
+const FRAME_GAP: Duration = Duration::from_millis(12);
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Where logs go: `$XDG_STATE_HOME/confab` (or the data dir where there is no state dir).
+pub fn log_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("confab");
+    }
+    directories::ProjectDirs::from("", "", "confab")
+        .and_then(|p| p.state_dir().map(PathBuf::from))
+        .unwrap_or_else(paths::data_dir)
+}
+
+/// Reads `config.toml` (missing file: defaults).
+pub fn load_settings() -> Settings {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let path = paths::config_dir().join("config.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Settings::parse(&text, no_color),
+        Err(_) => Settings::parse("", no_color),
+    }
+}
+
+fn last_server_file() -> PathBuf {
+    paths::data_dir().join("last_server")
+}
+
+/// Puts the terminal back (raw mode off, main screen, pastes and focus reports off).
+pub fn restore_terminal() {
+    let _ = crossterm::terminal::disable_raw_mode();
+    let _ = execute!(
+        io::stdout(),
+        DisableMouseCapture,
+        DisableBracketedPaste,
+        DisableFocusChange,
+        LeaveAlternateScreen,
+        cursor::SetCursorStyle::DefaultUserShape,
+        cursor::Show
+    );
+}
+
+struct Ctx {
+    client: Option<Client>,
+    events: Option<Events>,
+    tx: mpsc::UnboundedSender<Msg>,
+    server: String,
+    notify: Notify,
+    in_tmux: bool,
+}
+
+async fn next_core(events: &mut Option<Events>) -> Option<crate::client::Event> {
+    match events {
+        Some(e) => e.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn term_msg(ev: TermEvent) -> Option<Msg> {
+    match ev {
+        TermEvent::Key(k) if k.kind != KeyEventKind::Release => Some(Msg::Key(k)),
+        TermEvent::Paste(p) => Some(Msg::Paste(p)),
+        TermEvent::Resize(w, h) => Some(Msg::Resize(w, h)),
+        TermEvent::FocusGained => Some(Msg::Focus(true)),
+        TermEvent::FocusLost => Some(Msg::Focus(false)),
+        TermEvent::Mouse(m) => match m.kind {
+            MouseEventKind::ScrollUp => {
+                Some(Msg::Key(KeyEvent::new(KeyCode::PageUp, KeyModifiers::NONE)))
+            }
+            MouseEventKind::ScrollDown => Some(Msg::Key(KeyEvent::new(
+                KeyCode::PageDown,
+                KeyModifiers::NONE,
+            ))),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn client_config(server: &str, name: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new(server);
+    cfg.client_name = "confab-tui".into();
+    cfg.cache =
+        CacheMode::File(paths::account_dir(&paths::data_dir(), server, name).join("cache.db"));
+    cfg
+}
+
+/// Executes one command. Everything that waits is spawned; results come back on `tx`.
+fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
+    let tx = ctx.tx.clone();
+    match cmd {
+        Cmd::Connect { server, auth, name } => {
+            if let Some(old) = ctx.client.take() {
+                tokio::spawn(async move { old.shutdown().await });
+            }
+            ctx.events = None;
+            ctx.server = server.clone();
+            let _ = std::fs::create_dir_all(paths::data_dir());
+            let _ = std::fs::write(last_server_file(), &server);
+            match Client::start(client_config(&server, &name), auth) {
+                Ok((c, ev)) => {
+                    ctx.client = Some(c);
+                    ctx.events = Some(ev);
+                }
+                Err(e) => {
+                    let _ = tx.send(Msg::Done(crate::app::Done::Error(e.to_string())));
+                }
+            }
+        }
+        Cmd::Disconnect => {
+            if let Some(old) = ctx.client.take() {
+                tokio::spawn(async move { old.shutdown().await });
+            }
+            ctx.events = None;
+        }
+        Cmd::SaveSession {
+            user,
+            device_id,
+            token,
+        } => {
+            let s = StoredSession {
+                server: ctx.server.clone(),
+                name: user.name,
+                user_id: user.user_id,
+                device_id,
+                token,
+            };
+            if let Err(e) = paths::save_session(&paths::data_dir(), &s) {
+                warn!(error = %e, "cannot save the session");
+            }
+        }
+        Cmd::Quit => return false,
+        Cmd::Notify { title, body } => {
+            if ctx.notify != Notify::Off {
+                let seq = notify::sequence(&title, &body, ctx.notify == Notify::Osc, ctx.in_tmux);
+                let _ = out.write_all(seq.as_bytes());
+                let _ = out.flush();
+            }
+        }
+        Cmd::Redraw => {}
+        other => {
+            let Some(c) = ctx.client.clone() else {
+                return true;
+            };
+            match other {
+                Cmd::Send {
+                    thread_id,
+                    key,
+                    body,
+                } => {
+                    tokio::spawn(async move {
+                        let result = c.send(thread_id, body).await.map_err(|e| e.to_string());
+                        let _ = tx.send(Msg::Queued {
+                            thread_id,
+                            key,
+                            result,
+                        });
+                    });
+                }
+                Cmd::History {
+                    thread_id,
+                    before_seq,
+                } => {
+                    tokio::spawn(async move {
+                        let mut msgs = c
+                            .history(thread_id, before_seq, crate::app::PAGE)
+                            .await
+                            .unwrap_or_default();
+                        if msgs.is_empty() && before_seq != 1 {
+                            // Older than the cache: ask the server.
+                            if let Ok(Body::MessagePage(p)) = c
+                                .request(Body::History(pb::History {
+                                    thread_id,
+                                    before_seq,
+                                    limit: crate::app::PAGE,
+                                }))
+                                .await
+                            {
+                                msgs = p.messages;
+                            }
+                        }
+                        let _ = tx.send(Msg::History { thread_id, msgs });
+                    });
+                }
+                Cmd::LoadThreads => {
+                    tokio::spawn(async move {
+                        if let Ok(t) = c.threads().await {
+                            let _ = tx.send(Msg::Threads(t));
+                        }
+                    });
+                }
+                Cmd::LoadOutbox => {
+                    tokio::spawn(async move {
+                        if let Ok(o) = c.outbox().await {
+                            let _ = tx.send(Msg::Outbox(o));
+                        }
+                    });
+                }
+                Cmd::Op(op) => {
+                    if op == crate::app::Op::Logout {
+                        ctx.client = None;
+                        ctx.events = None;
+                        paths::clear_session(&paths::data_dir(), &ctx.server);
+                    }
+                    tokio::spawn(async move {
+                        let _ = tx.send(Msg::Done(ops::run(c, op).await));
+                    });
+                }
+                Cmd::MarkRead { thread_id, seq } => {
+                    tokio::spawn(async move {
+                        let _ = c
+                            .notify(Body::ReadUpTo(pb::ReadUpTo { thread_id, seq }))
+                            .await;
+                    });
+                }
+                Cmd::Typing(thread_id) => {
+                    tokio::spawn(async move {
+                        let _ = c.notify(Body::Typing(pb::Typing { thread_id })).await;
+                    });
+                }
+                Cmd::ReconnectNow => {
+                    tokio::spawn(async move {
+                        let _ = c.reconnect_now().await;
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    true
+}
+
+/// Opens the terminal client. `server` comes from `--server`/`CONFAB_SERVER`.
+pub async fn run(server: Option<String>) -> io::Result<()> {
+    let settings = load_settings();
+    let server = server
+        .or_else(|| settings.server.clone())
+        .or_else(|| {
+            std::fs::read_to_string(last_server_file())
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "127.0.0.1:7000".into());
+
+    // Logs to a file, never to the screen.
+    let dir = log_dir();
+    let _ = std::fs::create_dir_all(&dir);
+    let appender = tracing_appender::rolling::never(&dir, "confab-tui.log");
+    let (writer, _guard) = tracing_appender::non_blocking(appender);
+    let filter = std::env::var("CONFAB_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(writer)
+        .with_ansi(false)
+        .try_init();
+    info!(%server, "terminal client starting");
+
+    let mut state = State::new(settings.clone(), server.clone());
+    state.now_ms = now_ms();
+    let mut first = Vec::new();
+    if let Some(sess) = paths::load_session(&paths::data_dir(), &server) {
+        state = state.resuming(Some(pb::User {
+            user_id: sess.user_id,
+            name: sess.name.clone(),
+        }));
+        first.push(Cmd::Connect {
+            server: server.clone(),
+            auth: Auth::Token(sess.token),
+            name: sess.name,
+        });
+        // Offline first: the cache's conversations and unsent messages show at once.
+        first.push(Cmd::LoadThreads);
+        first.push(Cmd::LoadOutbox);
+    }
+    if !settings.problems.is_empty() {
+        state.error(settings.problems.join("; "));
+    }
+
+    // Terminal setup; the panic hook puts the terminal back before the message prints.
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        prev(info);
+    }));
+    crossterm::terminal::enable_raw_mode()?;
+    let mut stdout = io::stdout();
+    execute!(
+        stdout,
+        EnterAlternateScreen,
+        EnableBracketedPaste,
+        EnableFocusChange,
+        cursor::SetCursorStyle::SteadyBar
+    )?;
+    if settings.mouse {
+        execute!(stdout, EnableMouseCapture)?;
+    }
+    let result = main_loop(state, settings, server, first).await;
+    restore_terminal();
+    result
+}
+
+async fn main_loop(
+    mut state: State,
+    settings: Settings,
+    server: String,
+    first: Vec<Cmd>,
+) -> io::Result<()> {
+    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    let size = terminal.size()?;
+    state.size = (size.width, size.height);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut ctx = Ctx {
+        client: None,
+        events: None,
+        tx,
+        server,
+        notify: settings.notify,
+        in_tmux: std::env::var_os("TMUX").is_some(),
+    };
+    let mut term_events = EventStream::new();
+    let mut title = String::new();
+    for c in first {
+        exec(&mut ctx, c, &mut io::stdout());
+    }
+    let mut dirty = true;
+    // Frames at most every FRAME_GAP: the first change after a quiet spell is drawn at once
+    // (typing latency), the rest of a burst (a paste, an IME commit, a sync) is drawn once.
+    let mut last_draw = tokio::time::Instant::now() - FRAME_GAP;
+    loop {
+        let now = tokio::time::Instant::now();
+        if dirty && now >= last_draw + FRAME_GAP {
+            let t = state.title();
+            let backend = terminal.backend_mut();
+            queue!(backend, BeginSynchronizedUpdate)?;
+            if t != title {
+                queue!(backend, SetTitle(&t))?;
+                title = t;
+            }
+            terminal.draw(|f| crate::ui::draw(f, &state))?;
+            execute!(terminal.backend_mut(), EndSynchronizedUpdate)?;
+            dirty = false;
+            last_draw = now;
+        }
+        let frame_due = dirty.then_some(last_draw + FRAME_GAP);
+        let wake = state
+            .next_wakeup()
+            .map(|at| Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)));
+        let sleep = async {
+            match wake {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let first_msg = tokio::select! {
+            biased;
+            ev = term_events.next() => match ev {
+                Some(Ok(ev)) => term_msg(ev),
+                Some(Err(e)) => { warn!(error = %e, "terminal input"); None }
+                None => break,
+            },
+            Some(m) = rx.recv() => Some(m),
+            ev = next_core(&mut ctx.events) => match ev {
+                Some(e) => Some(Msg::Core(e)),
+                None => { ctx.events = None; None }
+            },
+            () = sleep => Some(Msg::Tick),
+            () = async {
+                match frame_due {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => None,
+        };
+        // Coalesce: take every result and core event already waiting. (Terminal events are not
+        // polled here: crossterm's EventStream keeps the waker of the poll that found it empty,
+        // so polling it with a no-op waker would lose the wake-up. The frame gap coalesces
+        // those instead.)
+        let mut batch: Vec<Msg> = first_msg.into_iter().collect();
+        for _ in 0..512 {
+            let mut got = false;
+            if let Ok(m) = rx.try_recv() {
+                batch.push(m);
+                got = true;
+            }
+            if let Some(e) = ctx.events.as_mut().and_then(Events::try_recv) {
+                batch.push(Msg::Core(e));
+                got = true;
+            }
+            if !got {
+                break;
+            }
+        }
+        let mut stop = false;
+        for m in batch {
+            if let Msg::Resize(w, h) = m {
+                let _ = terminal.autoresize();
+                state.size = (w, h);
+            }
+            state.now_ms = now_ms();
+            for c in update(&mut state, m) {
+                if matches!(c, Cmd::Redraw) {
+                    terminal.clear()?;
+                }
+                if !exec(&mut ctx, c, &mut io::stdout()) {
+                    stop = true;
+                }
+            }
+            dirty = true;
+        }
+        if stop || state.quit {
+            break;
+        }
+    }
+    if let Some(c) = ctx.client.take() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), c.shutdown()).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! The real `confab` terminal client in tmux against a real server: two users register in two
+//! tmux sessions (separate HOME/XDG directories, as on two machines), befriend with slash
+//! commands, chat both ways in Chinese and English, make a group and talk there (a bracketed
+//! paste with a newline stays in the composer until Enter); one quits,
+//! receives while away and sees it after relaunching (the saved session resumes); the server is
+//! killed and restarted: the offline banner shows, the client reconnects, nothing is lost or
+//! shown twice. Screens are read with `tmux capture-pane`; every wait is a bounded poll.
+//!
+//! Needs tmux (scripts/test.sh installs it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::ServerProc;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Tmux {
+    sock: PathBuf,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        // UTF-8 whatever the test's locale (capture-pane must return the CJK text as is).
+        Command::new("tmux")
+            .env("LC_ALL", "C.UTF-8")
+            .arg("-u")
+            .arg("-S")
+            .arg(&self.sock)
+            .args(args)
+            .output()
+            .expect("tmux runs (scripts/test.sh installs it)")
+    }
+
+    /// Starts `confab` for one user with its own HOME and XDG directories.
+    fn launch(&self, name: &str, home: &Path, server: &str) {
+        for d in ["config", "data", "state"] {
+            std::fs::create_dir_all(home.join(d)).unwrap();
+        }
+        let cmd = format!(
+            "env -u CONFAB_DATA_DIR -u CONFAB_CONFIG_DIR -u CONFAB_SERVER -u TMUX HOME={h} XDG_CONFIG_HOME={h}/config XDG_DATA_HOME={h}/data XDG_STATE_HOME={h}/state \
+             TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 \
+             {bin} --server {server}",
+            h = home.display(),
+            bin = env!("CARGO_BIN_EXE_confab"),
+        );
+        let out = self.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &cmd,
+        ]);
+        assert!(out.status.success(), "tmux new-session: {out:?}");
+    }
+
+    fn screen(&self, name: &str) -> String {
+        let out = self.cmd(&["capture-pane", "-p", "-t", name]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn alive(&self, name: &str) -> bool {
+        self.cmd(&["has-session", "-t", name]).status.success()
+    }
+
+    /// Types text literally (CJK included), without pressing Enter.
+    fn type_text(&self, name: &str, text: &str) {
+        let out = self.cmd(&["send-keys", "-t", name, "-l", text]);
+        assert!(out.status.success());
+    }
+
+    fn keys(&self, name: &str, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", name];
+        args.extend_from_slice(keys);
+        assert!(self.cmd(&args).status.success());
+    }
+
+    fn line(&self, name: &str, text: &str) {
+        self.type_text(name, text);
+        self.keys(name, &["Enter"]);
+    }
+
+    /// Polls the screen until `pred` holds; panics with the screen after WAIT.
+    fn wait(&self, name: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let s = self.screen(name);
+            if pred(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("{name}: timed out waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_for(&self, name: &str, text: &str) -> String {
+        self.wait(name, text, |s| s.contains(text))
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+fn register(t: &Tmux, who: &str, name: &str) {
+    t.wait_for(who, "log in");
+    t.keys(who, &["C-t"]);
+    t.wait_for(who, "create an account");
+    t.line(who, name);
+    t.line(who, "correct horse battery");
+    // Logged in: the status line shows the connection and the title the user.
+    t.wait(who, "the main screen", |s| {
+        s.contains(name) && s.contains("online")
+    });
+}
+
+#[test]
+fn two_users_chat_in_tmux_across_a_quit_and_a_server_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = ServerProc::start(&dir.path().join("server"));
+    let server = srv.addr.to_string();
+    let t = Tmux {
+        sock: dir.path().join("tmux.sock"),
+    };
+    let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
+    t.launch("a", &home_a, &server);
+    t.launch("b", &home_b, &server);
+    register(&t, "a", "alice");
+    register(&t, "b", "小明");
+
+    // Befriend with slash commands.
+    t.line("a", "/add 小明");
+    t.wait_for("a", "friend request sent to 小明");
+    t.wait_for("b", "requests (1)");
+    t.line("b", "/accept alice");
+    t.wait_for("b", "you and alice are now friends");
+    t.wait_for("a", "小明");
+
+    // Both ways, Chinese and English.
+    t.line("a", "你好，小明！Nice to meet you.");
+    t.wait_for("b", "你好，小明！Nice to meet you.");
+    t.line("b", "hello alice, 很高兴认识你");
+    t.wait_for("a", "hello alice, 很高兴认识你");
+
+    // A group: one creates, the other joins, both talk.
+    t.line("a", "/group create 研发群");
+    t.wait_for("a", "#研发群");
+    t.line("b", "/group join 研发群");
+    t.wait_for("b", "#研发群");
+    t.line("b", "群里好 group hello");
+    t.wait_for("a", "群里好 group hello");
+
+    // A bracketed paste with a newline lands in the composer and is not sent; Enter sends it.
+    assert!(
+        t.cmd(&["set-buffer", "-b", "p", "粘贴第一行\nsecond pasted line"])
+            .status
+            .success()
+    );
+    assert!(
+        t.cmd(&["paste-buffer", "-p", "-b", "p", "-t", "a"])
+            .status
+            .success()
+    );
+    let screen = t.wait_for("a", "pasted 2 lines");
+    assert!(
+        screen.contains("> 粘贴第一行") && screen.contains("  second pasted line"),
+        "{screen}"
+    );
+    assert!(
+        !t.screen("b").contains("粘贴第一行"),
+        "the paste sent itself"
+    );
+    t.keys("a", &["Enter"]);
+    t.wait("b", "the pasted message", |s| {
+        s.contains("粘贴第一行") && s.contains("second pasted line")
+    });
+
+    // alice quits; 小明 writes while she is away.
+    t.line("a", "/quit");
+    let deadline = Instant::now() + WAIT;
+    while t.alive("a") {
+        assert!(Instant::now() < deadline, "confab did not exit on /quit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    t.keys("b", &["C-k"]);
+    t.type_text("b", "alice");
+    t.keys("b", &["Enter"]);
+    t.line("b", "离线消息 while you were away");
+    t.wait_for("b", "离线消息 while you were away");
+    // Relaunch: the saved session resumes without a login (the cached conversations show at
+    // once); the DM gets an unread badge after the sync and Alt-A jumps there.
+    t.launch("a", &home_a, &server);
+    t.wait("a", "an unread badge on the DM", |s| {
+        s.lines().any(|l| l.contains("小明") && l.contains("1│"))
+    });
+    t.keys("a", &["M-a"]);
+    t.wait_for("a", "离线消息 while you were away");
+
+    // Kill the server: the banner shows; restart: the client reconnects and resyncs.
+    srv.kill();
+    t.wait_for("a", "OFFLINE");
+    t.wait_for("b", "OFFLINE");
+    srv.restart();
+    t.wait("a", "reconnection", |s| {
+        !s.contains("OFFLINE") && s.contains("online")
+    });
+    t.wait("b", "reconnection", |s| {
+        !s.contains("OFFLINE") && s.contains("online")
+    });
+    t.line("b", "重启后 after restart");
+    let screen = t.wait_for("a", "重启后 after restart");
+    for text in [
+        "你好，小明！Nice to meet you.",
+        "hello alice, 很高兴认识你",
+        "离线消息 while you were away",
+        "重启后 after restart",
+    ] {
+        assert_eq!(screen.matches(text).count(), 1, "{text:?} once:\n{screen}");
+    }
+    // A message sent while the server is down is queued and delivered after it comes back.
+    srv.kill();
+    t.wait_for("a", "OFFLINE");
+    t.line("a", "排队的消息 queued");
+    t.wait_for("a", "排队的消息 queued (sending…)");
+    srv.restart();
+    t.wait_for("b", "排队的消息 queued");
+    let screen = t.wait("a", "the ack", |s| {
+        s.contains("排队的消息 queued") && !s.contains("(sending…)")
+    });
+    assert_eq!(screen.matches("排队的消息 queued").count(), 1, "{screen}");
+}

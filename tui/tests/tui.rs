@@ -1,0 +1,945 @@
+//! The terminal client without a terminal: reducer tests (message sequences give the right
+//! unread counts, order and marks) and TestBackend snapshots of every screen and popup at
+//! 80x24, 60x20 and 120x40 with CJK names and messages (fixed clock, times in UTC).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::fixture::*;
+use confab_tui::app::{Cmd, Conn, Done, Msg, Op, Popup, Screen, SendState, State, update};
+use confab_tui::client::{ConnState, Event};
+use confab_wire::pb;
+use crossterm::event::KeyCode;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn render(s: &State) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(s.size.0, s.size.1)).unwrap();
+    t.draw(|f| confab_tui::ui::draw(f, s)).unwrap();
+    t
+}
+
+/// The screen as text, one row per line (trailing blanks trimmed). The cells a wide glyph
+/// covers are skipped, and must be blank: anything else there would be hidden on a terminal.
+fn dump(t: &Terminal<TestBackend>) -> String {
+    let buf = t.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut row = String::new();
+        let mut skip = 0;
+        for x in 0..buf.area.width {
+            let sym = buf[(x, y)].symbol();
+            if skip > 0 {
+                assert!(
+                    sym.trim().is_empty(),
+                    "cell ({x},{y}) {sym:?} is hidden by a wide glyph"
+                );
+                skip -= 1;
+                continue;
+            }
+            row.push_str(sym);
+            skip = unicode_width::UnicodeWidthStr::width(sym).saturating_sub(1);
+        }
+        out.push_str(row.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn screen_text(s: &State) -> String {
+    dump(&render(s))
+}
+
+// ------------------------------------------------------------------------------------------
+// Reducer
+
+#[test]
+fn incoming_dm_in_another_thread_counts_unread_and_notifies() {
+    let mut s = main_state(80, 24);
+    assert_eq!(s.selected, Some(GROUP));
+    assert_eq!(
+        s.thread(DM_ZHANG).unwrap().unread,
+        2,
+        "from the thread list"
+    );
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(DM_ZHANG, 3, ZHANG, 19, "在吗？"))),
+    );
+    let t = s.thread(DM_ZHANG).unwrap();
+    assert_eq!(t.unread, 3);
+    assert_eq!(s.threads[0].id, DM_ZHANG, "newest activity first");
+    assert!(
+        cmds.iter().any(
+            |c| matches!(c, Cmd::Notify { title, body } if title == "张三" && body == "在吗？")
+        ),
+        "{cmds:?}"
+    );
+    // A message in the visible thread is read at once, no notification.
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 7, LI, 19, "收到"))),
+    );
+    assert_eq!(s.thread(GROUP).unwrap().unread, 0);
+    assert!(cmds.iter().any(|c| matches!(
+        c,
+        Cmd::MarkRead {
+            thread_id: GROUP,
+            seq: 7
+        }
+    )));
+    assert!(!cmds.iter().any(|c| matches!(c, Cmd::Notify { .. })));
+    // Unfocused: counted and notified even in the visible thread.
+    update(&mut s, Msg::Focus(false));
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 8, LI, 19, "@小明 看一下"))),
+    );
+    assert_eq!(s.thread(GROUP).unwrap().unread, 1);
+    assert_eq!(s.thread(GROUP).unwrap().mentions, 1);
+    assert!(cmds.iter().any(|c| matches!(c, Cmd::Notify { .. })));
+    assert_eq!(s.total_unread(), 4);
+    assert_eq!(s.title(), "(4) 研发群 - confab");
+    // Focus back: the shown thread is read.
+    let cmds = update(&mut s, Msg::Focus(true));
+    assert_eq!(s.thread(GROUP).unwrap().unread, 0);
+    assert!(cmds.iter().any(|c| matches!(
+        c,
+        Cmd::MarkRead {
+            thread_id: GROUP,
+            seq: 8
+        }
+    )));
+    // Alt-A goes to the thread with unread messages and clears it.
+    update(&mut s, alt(KeyCode::Char('a')));
+    assert_eq!(s.selected, Some(DM_ZHANG));
+    assert_eq!(s.thread(DM_ZHANG).unwrap().unread, 0);
+}
+
+#[test]
+fn gap_fill_merges_without_duplicates_or_double_counting() {
+    let mut s = main_state(80, 24);
+    // The list says two unread in the DM; a sync then delivers them: still two.
+    for seq in 1..=2 {
+        update(
+            &mut s,
+            Msg::Core(Event::Message(msg(DM_ZHANG, seq, ZHANG, 1, "旧消息"))),
+        );
+    }
+    assert_eq!(s.thread(DM_ZHANG).unwrap().unread, 2);
+    // A thread update after a gap: last_seq jumps to 5.
+    update(
+        &mut s,
+        Msg::Core(Event::Thread(dm(
+            DM_ZHANG,
+            ZHANG,
+            5,
+            0,
+            DM_ZHANG * 1000 + 5,
+        ))),
+    );
+    assert_eq!(s.thread(DM_ZHANG).unwrap().unread, 5);
+    // The gap is filled by the sync (3..5), then a history page overlaps everything.
+    for seq in 3..=5 {
+        update(
+            &mut s,
+            Msg::Core(Event::Message(msg(
+                DM_ZHANG,
+                seq,
+                ZHANG,
+                2,
+                &format!("m{seq}"),
+            ))),
+        );
+    }
+    assert_eq!(s.thread(DM_ZHANG).unwrap().unread, 5, "no double count");
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: DM_ZHANG,
+            msgs: (1..=5).map(|q| msg(DM_ZHANG, q, ZHANG, 2, "x")).collect(),
+        },
+    );
+    let t = s.thread(DM_ZHANG).unwrap();
+    assert_eq!(
+        t.messages.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+    assert!(t.oldest_done);
+    // A new push after the gap counts once.
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(DM_ZHANG, 6, ZHANG, 3, "新"))),
+    );
+    assert_eq!(s.thread(DM_ZHANG).unwrap().unread, 6);
+    // The same entry again (a resync) changes nothing.
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(DM_ZHANG, 6, ZHANG, 3, "新"))),
+    );
+    assert_eq!(s.thread(DM_ZHANG).unwrap().unread, 6);
+}
+
+#[test]
+fn reconnect_shows_the_banner_with_a_countdown_then_resyncs() {
+    let mut s = main_state(80, 24);
+    update(
+        &mut s,
+        Msg::Core(Event::State(ConnState::Offline {
+            retry_in: Duration::from_millis(3000),
+            reason: "connection reset".into(),
+        })),
+    );
+    assert!(matches!(s.conn, Conn::Offline { retry_at_ms, .. } if retry_at_ms == NOW + 3000));
+    let text = screen_text(&s);
+    assert!(
+        text.contains("OFFLINE: connection reset. Reconnecting in 3s"),
+        "{text}"
+    );
+    assert_eq!(s.next_wakeup(), Some(NOW + 1000));
+    s.now_ms = NOW + 1500;
+    update(&mut s, Msg::Tick);
+    assert!(screen_text(&s).contains("Reconnecting in 2s"));
+    // Sending while offline queues (pending mark), never blocks.
+    type_text(&mut s, "离线时发的");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(cmds.iter().any(|c| matches!(c, Cmd::Send { .. })));
+    assert!(screen_text(&s).contains("离线时发的 (sending…)"));
+    update(
+        &mut s,
+        Msg::Core(Event::State(ConnState::Online { synced: false })),
+    );
+    let cmds = update(&mut s, Msg::Core(Event::Synced));
+    assert_eq!(s.conn, Conn::Online);
+    assert!(cmds.iter().any(|c| matches!(c, Cmd::LoadThreads)));
+    assert!(cmds.iter().any(|c| matches!(c, Cmd::LoadOutbox)));
+    assert!(!screen_text(&s).contains("OFFLINE"));
+}
+
+#[test]
+fn failed_send_then_retry_updates_the_marks() {
+    let mut s = main_state(80, 24);
+    type_text(&mut s, "hello 世界");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    let key1 = match &cmds[..] {
+        [
+            Cmd::Send {
+                thread_id: GROUP,
+                key,
+                body,
+            },
+        ] if body == "hello 世界" => *key,
+        other => panic!("{other:?}"),
+    };
+    assert!(s.composer.is_empty());
+    update(
+        &mut s,
+        Msg::Queued {
+            thread_id: GROUP,
+            key: key1,
+            result: Ok(7),
+        },
+    );
+    update(
+        &mut s,
+        Msg::Core(Event::SendFailed {
+            local_id: 7,
+            error: pb::Error {
+                code: pb::ErrorCode::Forbidden as i32,
+                message: "not a member".into(),
+                ..Default::default()
+            },
+        }),
+    );
+    let t = s.thread(GROUP).unwrap();
+    assert_eq!(t.pending.len(), 1);
+    assert_eq!(t.pending[0].state, SendState::Failed("not a member".into()));
+    assert!(screen_text(&s).contains("(failed: not a member; Alt-R retries)"));
+    // Alt-R sends it again.
+    let cmds = update(&mut s, alt(KeyCode::Char('r')));
+    let key2 = match &cmds[..] {
+        [Cmd::Send { body, key, .. }] if body == "hello 世界" => *key,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(s.thread(GROUP).unwrap().pending.len(), 1);
+    update(
+        &mut s,
+        Msg::Queued {
+            thread_id: GROUP,
+            key: key2,
+            result: Ok(8),
+        },
+    );
+    update(
+        &mut s,
+        Msg::Core(Event::Acked {
+            local_id: 8,
+            ack: pb::SendAck {
+                thread_id: GROUP,
+                seq: 7,
+                message_id: GROUP * 1000 + 7,
+                ..Default::default()
+            },
+        }),
+    );
+    assert_eq!(
+        s.thread(GROUP).unwrap().pending[0].state,
+        SendState::Acked(7)
+    );
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 7, ME, 19, "hello 世界"))),
+    );
+    let t = s.thread(GROUP).unwrap();
+    assert!(
+        t.pending.is_empty(),
+        "the stored entry replaces the local echo"
+    );
+    assert_eq!(t.messages[&7].body, "hello 世界");
+    assert_eq!(t.unread, 0, "my own message is not unread");
+}
+
+#[test]
+fn drafts_are_per_thread_and_esc_keeps_them() {
+    let mut s = main_state(80, 24);
+    type_text(&mut s, "草稿一");
+    update(&mut s, key(KeyCode::Esc));
+    assert_eq!(s.composer.text(), "草稿一");
+    update(&mut s, ctrl('n'));
+    assert_ne!(s.selected, Some(GROUP));
+    assert!(s.composer.is_empty());
+    type_text(&mut s, "second");
+    update(&mut s, ctrl('p'));
+    assert_eq!(s.selected, Some(GROUP));
+    assert_eq!(s.composer.text(), "草稿一");
+    update(&mut s, ctrl('n'));
+    assert_eq!(s.composer.text(), "second");
+    // Alt-1 goes to the first thread in the list.
+    update(&mut s, alt(KeyCode::Char('1')));
+    assert_eq!(s.selected, Some(s.threads[0].id));
+}
+
+#[test]
+fn paste_never_sends_and_newlines_are_kept() {
+    let mut s = main_state(80, 24);
+    let cmds = update(&mut s, Msg::Paste("第一行\r\nline two\nthree".into()));
+    assert!(cmds.is_empty());
+    assert_eq!(s.composer.text(), "第一行\nline two\nthree");
+    assert!(screen_text(&s).contains("pasted 3 lines"));
+    // Alt-Enter and Ctrl-J insert newlines; Enter sends the whole text.
+    update(&mut s, alt(KeyCode::Enter));
+    update(&mut s, ctrl('j'));
+    assert_eq!(s.composer.text(), "第一行\nline two\nthree\n\n");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(matches!(&cmds[..], [Cmd::Send { body, .. }] if body.starts_with("第一行\nline two")));
+}
+
+#[test]
+fn slash_commands_become_operations() {
+    let mut s = main_state(80, 24);
+    let run = |s: &mut State, line: &str| {
+        type_text(s, line);
+        update(s, key(KeyCode::Enter))
+    };
+    assert!(matches!(&run(&mut s, "/add 王五")[..], [Cmd::Op(Op::AddFriend(n))] if n == "王五"));
+    assert!(matches!(
+        &run(&mut s, "/accept 王五")[..],
+        [Cmd::Op(Op::Respond {
+            request_id: 77,
+            accept: true
+        })]
+    ));
+    assert!(s.requests.is_empty());
+    assert!(
+        matches!(&run(&mut s, "/group create 研发")[..], [Cmd::Op(Op::CreateGroup(n))] if n == "研发")
+    );
+    assert!(
+        matches!(&run(&mut s, "/msg Alice hi")[..], [Cmd::Op(Op::OpenDm(n, Some(t)))] if n == "Alice" && t == "hi")
+    );
+    assert!(run(&mut s, "/nope").is_empty());
+    assert!(screen_text(&s).contains("unknown command /nope"));
+    // Tab completes commands, then names.
+    type_text(&mut s, "/ac");
+    update(&mut s, key(KeyCode::Tab));
+    assert_eq!(s.composer.text(), "/accept ");
+    update(&mut s, ctrl('u'));
+    type_text(&mut s, "/msg 张");
+    update(&mut s, key(KeyCode::Tab));
+    assert_eq!(s.composer.text(), "/msg 张三 ");
+    let cmds = run(&mut s, "");
+    assert!(matches!(&cmds[..], [Cmd::Op(Op::OpenDm(n, None))] if n == "张三"));
+    update(
+        &mut s,
+        Msg::Done(Done::Open(Box::new(dm(DM_ZHANG, ZHANG, 2, 2, 1)), None)),
+    );
+    assert_eq!(s.selected, Some(DM_ZHANG));
+    let cmds = run(&mut s, "/quit");
+    assert!(matches!(&cmds[..], [Cmd::Quit]) && s.quit);
+}
+
+#[test]
+fn incoming_text_is_nfc_normalized() {
+    let mut s = main_state(80, 24);
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(
+            GROUP,
+            7,
+            LI,
+            19,
+            "cafe\u{301} \u{1100}\u{1161}",
+        ))),
+    );
+    assert_eq!(s.thread(GROUP).unwrap().messages[&7].body, "café \u{ac00}");
+}
+
+#[test]
+fn login_flow_and_refusal() {
+    let mut s = State::new(Default::default(), "127.0.0.1:7000".into());
+    s.now_ms = NOW;
+    type_text(&mut s, "小明");
+    update(&mut s, key(KeyCode::Enter));
+    type_text(&mut s, "secret pw");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(matches!(&cmds[..], [Cmd::Connect { name, .. }] if name == "小明"));
+    assert!(screen_text(&s).contains("connecting…"));
+    assert!(
+        !screen_text(&s).contains("secret"),
+        "the password is masked"
+    );
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::State(ConnState::Stopped {
+            reason: "AUTH_FAILED: wrong name or password".into(),
+        })),
+    );
+    assert!(matches!(&cmds[..], [Cmd::Disconnect]));
+    assert!(screen_text(&s).contains("wrong name or password"));
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(matches!(&cmds[..], [Cmd::Connect { .. }]));
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Session {
+            user: user(ME, "小明"),
+            device_id: 3,
+            token: "tok".into(),
+        }),
+    );
+    assert!(matches!(s.screen, Screen::Main));
+    assert!(matches!(&cmds[..], [Cmd::SaveSession { device_id: 3, .. }]));
+}
+
+#[test]
+fn popups_act_on_the_selection() {
+    let mut s = main_state(80, 24);
+    update(&mut s, key(KeyCode::F(2)));
+    assert!(matches!(s.popup, Some(Popup::Requests { .. })));
+    let cmds = update(&mut s, key(KeyCode::Char('a')));
+    assert!(matches!(
+        &cmds[..],
+        [Cmd::Op(Op::Respond {
+            request_id: 77,
+            accept: true
+        })]
+    ));
+    update(&mut s, key(KeyCode::Esc));
+    assert!(s.popup.is_none());
+    // Quick switcher: fuzzy.
+    update(&mut s, ctrl('k'));
+    type_text(&mut s, "ali");
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.selected, Some(DM_ALICE));
+    // Members: p toggles admin, x kicks.
+    update(&mut s, alt(KeyCode::Char('3')));
+    update(&mut s, ctrl('k'));
+    type_text(&mut s, "研发");
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.selected, Some(GROUP));
+    let cmds = update(&mut s, key(KeyCode::F(5)));
+    assert!(matches!(&cmds[..], [Cmd::Op(Op::Members(5))]));
+    update(&mut s, Msg::Done(Done::Members(5, members())));
+    update(&mut s, key(KeyCode::Down));
+    let cmds = update(&mut s, key(KeyCode::Char('p')));
+    assert!(matches!(
+        &cmds[..],
+        [Cmd::Op(Op::SetRole(5, ZHANG, _, pb::Role::Admin))]
+    ));
+    let cmds = update(&mut s, key(KeyCode::Char('x')));
+    assert!(matches!(&cmds[..], [Cmd::Op(Op::Kick(5, ZHANG, _))]));
+}
+
+// ------------------------------------------------------------------------------------------
+// Snapshots
+
+const SIZES: [(u16, u16); 3] = [(80, 24), (60, 20), (120, 40)];
+
+fn members() -> Vec<pb::GroupMember> {
+    vec![
+        pb::GroupMember {
+            user: Some(user(ME, "小明")),
+            role: pb::Role::Owner as i32,
+            online: true,
+            ..Default::default()
+        },
+        pb::GroupMember {
+            user: Some(user(ZHANG, "张三")),
+            role: pb::Role::Member as i32,
+            online: true,
+            ..Default::default()
+        },
+        pb::GroupMember {
+            user: Some(user(LI, "李四")),
+            role: pb::Role::Admin as i32,
+            online: false,
+            ..Default::default()
+        },
+    ]
+}
+
+fn snap(name: &str, prepare: impl Fn(&mut State)) {
+    for (w, h) in SIZES {
+        let mut s = main_state(w, h);
+        prepare(&mut s);
+        let text = screen_text(&s);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), text);
+    }
+}
+
+#[test]
+fn snapshot_main() {
+    snap("main", |_| {});
+}
+
+#[test]
+fn snapshot_dm_with_read_receipt_typing_and_pending() {
+    snap("dm", |s| {
+        update(s, ctrl('n'));
+        update(
+            s,
+            Msg::History {
+                thread_id: DM_ZHANG,
+                msgs: vec![
+                    msg(DM_ZHANG, 1, ZHANG, 1, "你好！"),
+                    msg(DM_ZHANG, 2, ME, 2, "hi 张三"),
+                ],
+            },
+        );
+        update(
+            s,
+            Msg::Core(Event::ReadReceipt(pb::ReadReceiptPush {
+                thread_id: DM_ZHANG,
+                user: Some(user(ZHANG, "张三")),
+                read_seq: 2,
+            })),
+        );
+        update(
+            s,
+            Msg::Core(Event::Typing(pb::TypingPush {
+                thread_id: DM_ZHANG,
+                user: Some(user(ZHANG, "张三")),
+                expires_ms: 5000,
+            })),
+        );
+        type_text(s, "还没发出去");
+        update(s, key(KeyCode::Enter));
+        type_text(s, "草稿");
+    });
+}
+
+#[test]
+fn snapshot_offline_banner() {
+    snap("offline", |s| {
+        update(
+            s,
+            Msg::Core(Event::State(ConnState::Offline {
+                retry_in: Duration::from_secs(8),
+                reason: "connection refused".into(),
+            })),
+        );
+    });
+}
+
+#[test]
+fn snapshot_scrolled_with_new_below() {
+    snap("scrolled", |s| {
+        let many: Vec<_> = (7..=60)
+            .map(|q| {
+                msg(
+                    GROUP,
+                    q,
+                    if q % 2 == 0 { ZHANG } else { LI },
+                    18,
+                    &format!("第{q}条消息"),
+                )
+            })
+            .collect();
+        update(
+            s,
+            Msg::History {
+                thread_id: GROUP,
+                msgs: many,
+            },
+        );
+        update(s, key(KeyCode::PageUp));
+        update(
+            s,
+            Msg::Core(Event::Message(msg(GROUP, 61, LI, 19, "新消息"))),
+        );
+    });
+}
+
+#[test]
+fn snapshot_composer_multiline_cjk() {
+    snap("composer", |s| {
+        type_text(s, "第一行");
+        update(s, alt(KeyCode::Enter));
+        type_text(s, &"很长的中文输入会按显示宽度换行".repeat(4));
+    });
+}
+
+#[test]
+fn snapshot_popups() {
+    snap("popup_help", |s| {
+        update(s, key(KeyCode::F(1)));
+    });
+    snap("popup_requests", |s| {
+        update(s, key(KeyCode::F(2)));
+    });
+    snap("popup_add_friend", |s| {
+        update(s, key(KeyCode::F(3)));
+        type_text(s, "王");
+        update(s, key(KeyCode::Enter));
+        update(
+            s,
+            Msg::Done(Done::Users(vec![
+                pb::Profile {
+                    user: Some(user(9, "王五")),
+                    ..Default::default()
+                },
+                pb::Profile {
+                    user: Some(user(11, "王小二")),
+                    ..Default::default()
+                },
+            ])),
+        );
+    });
+    snap("popup_group", |s| {
+        update(s, key(KeyCode::F(4)));
+        type_text(s, "前端小组");
+    });
+    snap("popup_members", |s| {
+        update(s, key(KeyCode::F(5)));
+        update(s, Msg::Done(Done::Members(5, members())));
+    });
+    snap("popup_switcher", |s| {
+        update(s, ctrl('k'));
+        type_text(s, "张");
+    });
+}
+
+#[test]
+fn snapshot_login_screens() {
+    for (w, h) in SIZES {
+        let mut s = State::new(Default::default(), "chat.example:7000".into());
+        s.size = (w, h);
+        type_text(&mut s, "小明");
+        update(&mut s, key(KeyCode::Enter));
+        type_text(&mut s, "pw");
+        insta::assert_snapshot!(format!("login_{w}x{h}"), screen_text(&s));
+        update(&mut s, key(KeyCode::Enter));
+        update(
+            &mut s,
+            Msg::Core(Event::State(ConnState::Stopped {
+                reason: "AUTH_FAILED".into(),
+            })),
+        );
+        update(&mut s, ctrl('t'));
+        insta::assert_snapshot!(format!("register_error_{w}x{h}"), screen_text(&s));
+    }
+}
+
+#[test]
+fn snapshot_empty_and_too_small() {
+    let mut s = State::new(Default::default(), "x:1".into()).resuming(None);
+    s.size = (80, 24);
+    update(
+        &mut s,
+        Msg::Core(Event::Session {
+            user: user(ME, "小明"),
+            device_id: 1,
+            token: "t".into(),
+        }),
+    );
+    insta::assert_snapshot!("empty_80x24", screen_text(&s));
+    let mut small = main_state(30, 8);
+    small.size = (30, 8);
+    insta::assert_snapshot!("too_small_30x8", screen_text(&small));
+}
+
+// ------------------------------------------------------------------------------------------
+// The real cursor sits at the caret (IME candidate windows appear there).
+
+#[test]
+fn cursor_follows_cjk_input() {
+    let mut s = main_state(80, 24);
+    type_text(&mut s, "中文ab");
+    // Composer on row 22 (title, 20 chat rows, separator), after "> " + 4 + 2 cells.
+    render(&s).backend_mut().assert_cursor_position((8, 22));
+    update(&mut s, key(KeyCode::Left));
+    update(&mut s, key(KeyCode::Left));
+    update(&mut s, key(KeyCode::Left));
+    render(&s).backend_mut().assert_cursor_position((4, 22));
+    // 40 ideographs = 80 cells wrap at 78: the composer grows and the caret follows.
+    update(&mut s, key(KeyCode::End));
+    type_text(&mut s, &"字".repeat(40));
+    let mut t = render(&s);
+    // "中文ab" (6) + 36 ideographs (72) = 78 on the first row; 4 on the second.
+    t.backend_mut().assert_cursor_position((2 + 8, 22));
+    let text = dump(&t);
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(rows[21].contains("> 中文ab字"), "{text}");
+    // The popup's input gets the cursor instead.
+    update(&mut s, ctrl('k'));
+    type_text(&mut s, "研发");
+    let mut t = render(&s);
+    let pos = ratatui::backend::Backend::get_cursor_position(t.backend_mut()).unwrap();
+    let row: String = dump(&t).lines().nth(usize::from(pos.y)).unwrap().into();
+    assert!(row.contains("> 研发"), "{row}");
+}
+
+#[test]
+fn paging_up_reaches_the_top_and_asks_for_older_history() {
+    let mut s = main_state(80, 24);
+    let cmds = update(&mut s, ctrl('n'));
+    assert_eq!(s.selected, Some(DM_ZHANG));
+    assert!(cmds.iter().any(|c| matches!(
+        c,
+        Cmd::History {
+            thread_id: DM_ZHANG,
+            before_seq: 0
+        }
+    )));
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: DM_ZHANG,
+            msgs: (201..=400)
+                .map(|q| msg(DM_ZHANG, q, ZHANG, 18, &format!("第{q}条 line")))
+                .collect(),
+        },
+    );
+    let mut asked = None;
+    for _ in 0..100 {
+        let cmds = update(&mut s, key(KeyCode::PageUp));
+        if let Some(Cmd::History { before_seq, .. }) =
+            cmds.iter().find(|c| matches!(c, Cmd::History { .. }))
+        {
+            asked = Some(*before_seq);
+            break;
+        }
+    }
+    assert_eq!(asked, Some(201), "older than the oldest loaded entry");
+    let text = screen_text(&s);
+    assert!(text.contains("loading older messages"), "{text}");
+    assert!(
+        text.contains("第201条 line"),
+        "the top of what is loaded: {text}"
+    );
+    // The older page arrives; back to the newest with Alt-End.
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: DM_ZHANG,
+            msgs: (1..=200)
+                .map(|q| msg(DM_ZHANG, q, ZHANG, 17, &format!("第{q}条 line")))
+                .collect(),
+        },
+    );
+    assert_eq!(s.thread(DM_ZHANG).unwrap().messages.len(), 400);
+    update(&mut s, alt(KeyCode::End));
+    let text = screen_text(&s);
+    assert!(
+        text.contains("第400条 line") && !text.contains("第201条 line"),
+        "{text}"
+    );
+}
+
+#[test]
+fn ctrl_r_searches_sent_messages() {
+    let mut s = main_state(80, 24);
+    for line in ["部署完成了", "hello there", "部署失败，回滚"] {
+        type_text(&mut s, line);
+        update(&mut s, key(KeyCode::Enter));
+    }
+    type_text(&mut s, "draft");
+    update(&mut s, ctrl('r'));
+    type_text(&mut s, "部署");
+    assert_eq!(s.composer.text(), "部署失败，回滚");
+    assert!(screen_text(&s).contains("reverse search: 部署"));
+    update(&mut s, ctrl('r'));
+    assert_eq!(s.composer.text(), "部署完成了", "older match");
+    update(&mut s, key(KeyCode::Esc));
+    assert_eq!(s.composer.text(), "draft", "Esc restores the draft");
+    update(&mut s, ctrl('r'));
+    type_text(&mut s, "hello");
+    // Any other key accepts the match, then acts: Enter sends it.
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(matches!(&cmds[..], [Cmd::Send { body, .. }] if body == "hello there"));
+    assert!(s.rsearch.is_none());
+}
+
+#[test]
+fn members_cannot_kick_or_promote() {
+    let mut s = main_state(80, 24);
+    let mut t = group_thread(6, 6, 18 * 100_000 + GROUP * 100 + 6);
+    if let Some(g) = t.group.as_mut() {
+        g.my_role = pb::Role::Member as i32;
+    }
+    // A fresh state learns the group with the member role.
+    s.threads.retain(|x| x.id != GROUP);
+    s.selected = None;
+    update(&mut s, Msg::Core(Event::Thread(t)));
+    assert_eq!(s.selected, Some(GROUP));
+    update(&mut s, key(KeyCode::F(5)));
+    update(&mut s, Msg::Done(Done::Members(5, members())));
+    assert!(screen_text(&s).contains("Esc close") && !screen_text(&s).contains("x kick"));
+    let cmds = update(&mut s, key(KeyCode::Char('x')));
+    assert!(cmds.is_empty(), "{cmds:?}");
+    assert!(screen_text(&s).contains("only the owner and admins can do that"));
+}
+
+#[test]
+fn resuming_shows_the_cache_before_the_server_answers() {
+    let mut s = State::new(Default::default(), "x:1".into()).resuming(Some(user(ME, "小明")));
+    s.now_ms = NOW;
+    s.size = (80, 24);
+    update(
+        &mut s,
+        Msg::Core(Event::State(ConnState::Offline {
+            retry_in: Duration::from_secs(2),
+            reason: "connection refused".into(),
+        })),
+    );
+    let cmds = update(
+        &mut s,
+        Msg::Threads(vec![(dm(DM_ZHANG, ZHANG, 2, 2, 1), 2)]),
+    );
+    assert!(cmds.iter().any(|c| matches!(
+        c,
+        Cmd::History {
+            thread_id: DM_ZHANG,
+            ..
+        }
+    )));
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: DM_ZHANG,
+            msgs: vec![
+                msg(DM_ZHANG, 1, ZHANG, 1, "缓存里的消息"),
+                msg(DM_ZHANG, 2, ME, 2, "mine"),
+            ],
+        },
+    );
+    let text = screen_text(&s);
+    assert!(
+        text.contains("OFFLINE") && text.contains("缓存里的消息"),
+        "{text}"
+    );
+    assert_eq!(
+        s.thread(DM_ZHANG).unwrap().unread,
+        0,
+        "my own message is not unread"
+    );
+    // The stored session is refused: back to the login screen.
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::State(ConnState::Stopped {
+            reason: "AUTH_FAILED: session expired".into(),
+        })),
+    );
+    assert!(matches!(s.screen, Screen::Login(_)));
+    assert!(matches!(&cmds[..], [Cmd::Disconnect]));
+}
+
+#[test]
+fn no_color_leaves_only_attributes() {
+    use ratatui::style::Color;
+    let colored = |s: &State| {
+        let t = render(s);
+        let buf = t.backend().buffer().clone();
+        buf.content()
+            .iter()
+            .any(|c| c.fg != Color::Reset || c.bg != Color::Reset)
+    };
+    let mut s = main_state(80, 24);
+    update(
+        &mut s,
+        Msg::Core(Event::State(ConnState::Offline {
+            retry_in: Duration::from_secs(3),
+            reason: "x".into(),
+        })),
+    );
+    assert!(colored(&s), "the default theme uses colours");
+    s.settings = confab_tui::app::config::Settings::parse("", true);
+    assert!(!colored(&s), "NO_COLOR: no colour anywhere");
+    assert!(
+        screen_text(&s).contains("OFFLINE"),
+        "the banner still shows"
+    );
+}
+
+#[test]
+fn vim_preset_normal_mode_reads_without_losing_the_draft() {
+    let mut s = main_state(80, 24);
+    s.settings = confab_tui::app::config::Settings::parse("keymap = \"vim\"", false);
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: GROUP,
+            msgs: (7..=60)
+                .map(|q| msg(GROUP, q, LI, 18, &format!("第{q}条")))
+                .collect(),
+        },
+    );
+    type_text(&mut s, "草稿");
+    update(&mut s, key(KeyCode::Esc));
+    assert!(s.normal_mode);
+    assert!(screen_text(&s).contains("-- NORMAL --"));
+    update(&mut s, key(KeyCode::Char('k')));
+    update(&mut s, key(KeyCode::Char('k')));
+    assert_eq!(s.thread(GROUP).unwrap().scroll, 2, "k scrolls one line");
+    update(&mut s, key(KeyCode::Char('G')));
+    assert_eq!(s.thread(GROUP).unwrap().scroll, 0);
+    update(&mut s, key(KeyCode::Char('J')));
+    assert_eq!(s.selected, Some(DM_ZHANG), "J: next conversation");
+    update(&mut s, key(KeyCode::Char('K')));
+    assert_eq!(s.composer.text(), "草稿", "the draft is still there");
+    update(&mut s, key(KeyCode::Char('i')));
+    assert!(!s.normal_mode);
+    type_text(&mut s, "!");
+    assert_eq!(s.composer.text(), "草稿!");
+    // The default preset has no normal mode: Esc only closes things.
+    let mut d = main_state(80, 24);
+    update(&mut d, key(KeyCode::Esc));
+    assert!(!d.normal_mode);
+}
+
+#[test]
+fn snapshot_ambiguous_wide_uses_ascii_lines() {
+    let mut s = main_state(80, 24);
+    s.settings = confab_tui::app::config::Settings::parse("ambiguous_width = 2", false);
+    let main = screen_text(&s);
+    assert!(!main.contains('│') && !main.contains('─'), "{main}");
+    insta::assert_snapshot!("ambiguous_wide_main_80x24", main);
+    update(&mut s, key(KeyCode::F(2)));
+    let popup = screen_text(&s);
+    assert!(
+        !popup.contains('┌') && popup.contains("+ Friend requests -"),
+        "{popup}"
+    );
+    insta::assert_snapshot!("ambiguous_wide_requests_80x24", popup);
+}
