@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use confab_wire::pb::{self, ErrorCode};
@@ -84,7 +86,8 @@ pub(crate) struct Engine {
     event_seq: u64,
     outbox: BTreeMap<u64, OutboxItem>,
     retry_at: HashMap<u64, Instant>,
-    next_local: u64,
+    /// Outbox ids, shared with the `Client` handles (`Client::post` allocates there).
+    next_local: Arc<AtomicU64>,
     ack_waiters: HashMap<u64, oneshot::Sender<Result<pb::SendAck, ClientError>>>,
 }
 
@@ -146,7 +149,9 @@ impl Engine {
             _ => None,
         };
         Ok(Self {
-            next_local: max_local.max(u64::try_from(now_ms()).unwrap_or(0) * 1000) + 1,
+            next_local: Arc::new(AtomicU64::new(
+                max_local.max(u64::try_from(now_ms()).unwrap_or(0) * 1000) + 1,
+            )),
             cfg,
             auth,
             cmds,
@@ -161,6 +166,10 @@ impl Engine {
             retry_at: HashMap::new(),
             ack_waiters: HashMap::new(),
         })
+    }
+
+    pub(crate) fn local_ids(&self) -> Arc<AtomicU64> {
+        self.next_local.clone()
     }
 
     /// Sends an event; waits while the stream is full (backpressure). Does not borrow `self`
@@ -264,6 +273,15 @@ impl Engine {
             } => {
                 let _ = reply.send(self.queue(thread_id, body, acked));
             }
+            Command::Post {
+                local_id,
+                thread_id,
+                body,
+            } => {
+                if let Err(e) = self.queue_as(local_id, thread_id, body, None) {
+                    self.post_refused(local_id, &e);
+                }
+            }
             Command::History {
                 thread_id,
                 before_seq,
@@ -300,8 +318,17 @@ impl Engine {
         body: String,
         acked: Option<oneshot::Sender<Result<pb::SendAck, ClientError>>>,
     ) -> Result<u64, ClientError> {
-        let local_id = self.next_local;
-        self.next_local += 1;
+        let local_id = self.next_local.fetch_add(1, Ordering::Relaxed);
+        self.queue_as(local_id, thread_id, body, acked)
+    }
+
+    fn queue_as(
+        &mut self,
+        local_id: u64,
+        thread_id: u64,
+        body: String,
+        acked: Option<oneshot::Sender<Result<pb::SendAck, ClientError>>>,
+    ) -> Result<u64, ClientError> {
         let item = OutboxItem {
             local_id,
             thread_id,
@@ -317,6 +344,17 @@ impl Engine {
             self.ack_waiters.insert(local_id, w);
         }
         Ok(local_id)
+    }
+
+    /// A posted message the cache would not take: reported like a refusal.
+    fn post_refused(&self, local_id: u64, e: &ClientError) {
+        let error = pb::Error {
+            code: ErrorCode::Internal as i32,
+            message: e.to_string(),
+            ..Default::default()
+        };
+        // Not awaited here (a sync context); the event channel is drained by the caller.
+        let _ = self.ev.try_send(Event::SendFailed { local_id, error });
     }
 
     // -------------------------------------------------------------------------------------
@@ -523,9 +561,26 @@ impl Engine {
                 reply,
                 acked,
             } => {
-                let _ = reply.send(self.queue(thread_id, body, acked));
-                self.pump_outbox(link).await
+                let r = self.queue(thread_id, body, acked);
+                let ok = r.is_ok();
+                let _ = reply.send(r);
+                if ok {
+                    self.pump_thread(link, thread_id).await
+                } else {
+                    Ok(())
+                }
             }
+            Command::Post {
+                local_id,
+                thread_id,
+                body,
+            } => match self.queue_as(local_id, thread_id, body, None) {
+                Ok(_) => self.pump_thread(link, thread_id).await,
+                Err(e) => {
+                    self.post_refused(local_id, &e);
+                    Ok(())
+                }
+            },
             Command::ReconnectNow => Ok(()),
             Command::Disconnect => Err(End::Lost {
                 reason: "disconnected on request".into(),
@@ -624,6 +679,30 @@ impl Engine {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Sends the oldest unsent message of one thread if it has none in flight: the common
+    /// case after a send or an ack, without walking the whole outbox.
+    async fn pump_thread(&mut self, link: &mut Link, thread_id: u64) -> Result<(), End> {
+        if link.inflight.contains_key(&thread_id) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let Some(item) = self.outbox.values().find(|i| i.thread_id == thread_id) else {
+            return Ok(());
+        };
+        if self.retry_at.get(&item.local_id).is_some_and(|t| *t > now) {
+            return Ok(());
+        }
+        let local_id = item.local_id;
+        let body = Body::Send(pb::Send {
+            thread_id,
+            client_msg_id: item.client_msg_id.clone(),
+            body: item.body.clone(),
+        });
+        self.retry_at.remove(&local_id);
+        link.inflight.insert(thread_id, local_id);
+        self.request(link, body, Pending::Send(local_id)).await
     }
 
     async fn start_event_sync(&mut self, link: &mut Link) -> Result<(), End> {
@@ -843,7 +922,10 @@ impl Engine {
             }
             _ => {}
         }
-        self.pump_outbox(link).await
+        match thread {
+            Some(t) => self.pump_thread(link, t).await,
+            None => self.pump_outbox(link).await,
+        }
     }
 
     async fn acked(&mut self, local_id: u64, ack: pb::SendAck) {
@@ -972,8 +1054,9 @@ impl Engine {
             warn!(error = %e, "cache");
         }
         for m in fresh {
+            let own = m.sender_device_id == self.device_id;
             // Our own send whose ack was lost: the synced entry settles it.
-            if m.sender_device_id == self.device_id && !m.client_msg_id.is_empty() {
+            if own && !m.client_msg_id.is_empty() && !self.outbox.is_empty() {
                 let local = self
                     .outbox
                     .values()
@@ -990,6 +1073,9 @@ impl Engine {
                     };
                     self.acked(local_id, ack).await;
                 }
+            }
+            if own && !self.cfg.echo_own {
+                continue;
             }
             self.emit(Event::Message(m)).await;
         }
