@@ -87,9 +87,8 @@ impl Ledger {
         let n = self.senders[sender].len() + 1;
         let mut b = String::with_capacity(size.max(40));
         let _ = write!(b, "L|{:x}|{sender}|{n}|", self.nonce);
-        while b.len() < size {
-            b.push('x');
-        }
+        let pad = size.saturating_sub(b.len());
+        b.extend(std::iter::repeat_n('x', pad));
         b
     }
 
