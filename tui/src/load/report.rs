@@ -415,12 +415,15 @@ impl Report {
                 self.out_of_order,
                 self.unexpected
             ));
-            line(format!(
-                "rate      {:.0} delivered/s, {:.0} acked/s over {:.1} s",
-                self.rate(self.delivered),
-                self.rate(self.acked),
-                self.elapsed.as_secs_f64()
-            ));
+            // A storm sends one message per pair per round: a rate would mean nothing.
+            if self.scenario != "storm" {
+                line(format!(
+                    "rate      {:.0} delivered/s, {:.0} acked/s over {:.1} s",
+                    self.rate(self.delivered),
+                    self.rate(self.acked),
+                    self.elapsed.as_secs_f64()
+                ));
+            }
             for (name, h) in [
                 ("send->ack", &self.ack_us),
                 ("send->deliver", &self.deliver_us),
