@@ -160,11 +160,6 @@ impl Ledger {
             // Another task's or an earlier run's message (seen in a sync): not ours to count.
             return None;
         }
-        let seq = &mut self.last_seq[receiver];
-        if m.seq <= *seq {
-            self.report.out_of_order += 1;
-        }
-        *seq = (*seq).max(m.seq);
         let parsed = it
             .next()
             .and_then(|s| s.parse::<usize>().ok())
@@ -186,6 +181,12 @@ impl Ledger {
             self.report.duplicated += 1;
             return Some(sender);
         }
+        // A first delivery must come after every entry this receiver has seen.
+        let seq = &mut self.last_seq[receiver];
+        if m.seq <= *seq {
+            self.report.out_of_order += 1;
+        }
+        *seq = (*seq).max(m.seq);
         entry.delivered += 1;
         if entry.state == State::Acked {
             self.owed -= 1;
@@ -271,4 +272,84 @@ impl Ledger {
 pub fn code_name(code: i32) -> String {
     pb::ErrorCode::try_from(code)
         .map_or_else(|_| format!("code {code}"), |c| c.as_str_name().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(body: &str, seq: u64) -> pb::ChatMessage {
+        pb::ChatMessage {
+            thread_id: 7,
+            seq,
+            body: body.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_delivery_is_matched_and_losses_duplicates_and_reorders_are_counted() {
+        let start = Instant::now();
+        // Two senders, three receivers (receiver 0 is sender 0's peer, and so on).
+        let mut l = Ledger::new("t", 2, 3, start);
+        let mut bodies = Vec::new();
+        for (i, local) in [(0usize, 10u64), (0, 11), (0, 12), (1, 10)] {
+            let b = l.next_body(i, 64);
+            assert_eq!(b.len(), 64);
+            l.posted(i, local, 2, Instant::now());
+            bodies.push(b);
+        }
+        // Same local id on two clients: told apart by sender.
+        assert!(l.acked(0, 10));
+        assert!(l.acked(1, 10));
+        assert!(!l.acked(1, 10), "a second ack for one send is not counted");
+        assert!(l.acked(0, 11));
+        l.failed(
+            0,
+            12,
+            &pb::Error {
+                code: pb::ErrorCode::Forbidden as i32,
+                ..Default::default()
+            },
+        );
+        assert!(!l.settled(), "acked messages still owe deliveries");
+        // Message 1 of sender 0 reaches both recipients, one of them twice; message 2 one.
+        assert_eq!(l.delivered(1, &msg(&bodies[0], 1)), Some(0));
+        assert_eq!(l.delivered(2, &msg(&bodies[0], 1)), Some(0));
+        assert_eq!(l.delivered(2, &msg(&bodies[0], 1)), Some(0));
+        assert_eq!(l.delivered(1, &msg(&bodies[1], 2)), Some(0));
+        // Sender 1's message to both, the second time with a seq below one already seen.
+        assert_eq!(l.delivered(1, &msg(&bodies[3], 4)), Some(1));
+        assert_eq!(l.delivered(2, &msg(&bodies[3], 1)), Some(1));
+        // Someone else's message is not ours; one of ours that was never sent is unexpected.
+        assert_eq!(l.delivered(0, &msg("L|1|0|1|xx", 9)), None);
+        assert_eq!(l.delivered(0, &msg("hello", 9)), None);
+        let forged = bodies[0].replacen("|1|", "|99|", 1);
+        assert_eq!(l.delivered(0, &msg(&forged, 10)), None);
+        let r = l.finish(Duration::from_secs(1));
+        assert_eq!((r.sent, r.acked, r.failed, r.unanswered), (4, 3, 1, 0));
+        assert_eq!(r.expected, 6);
+        assert_eq!(r.delivered, 5);
+        assert_eq!(r.lost, 1, "sender 0's second message missed one recipient");
+        assert_eq!(r.duplicated, 1);
+        assert_eq!(
+            r.out_of_order, 1,
+            "the late seq 1 (the duplicate counts once, as such)"
+        );
+        assert_eq!(r.unexpected, 1);
+        assert_eq!(r.errors["send: FORBIDDEN"], 1);
+        assert!(r.mismatches.is_empty(), "{:?}", r.mismatches);
+        assert!(!r.clean());
+    }
+
+    #[test]
+    fn a_send_never_answered_is_reported_and_the_run_still_adds_up() {
+        let mut l = Ledger::new("t", 1, 1, Instant::now());
+        let _ = l.next_body(0, 10);
+        l.posted(0, 1, 1, Instant::now());
+        let r = l.finish(Duration::from_secs(1));
+        assert_eq!((r.sent, r.unanswered, r.lost), (1, 1, 0));
+        assert!(r.mismatches.is_empty());
+        assert_eq!(r.errors["send: no answer by the end of the drain"], 1);
+    }
 }
