@@ -80,7 +80,8 @@ async fn dm_runs_clean_in_every_pace_with_counters_that_add_up() {
         .await
         .unwrap();
     assert_adds_up(&r);
-    assert!((30..=45).contains(&r.sent), "{}", r.summary());
+    // Not a performance check: the rate option must pace, not flood (a loaded machine may lag).
+    assert!((15..=45).contains(&r.sent), "{}", r.summary());
 
     let mut opts = opts.clone();
     opts.duration = Duration::from_millis(200);
