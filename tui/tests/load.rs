@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::ServerProc;
-use confab_tui::load::{self, LoadOpts, UserRecord, Users};
+use confab_tui::load::{self, LoadOpts, LoginKinds, MixedPlan, Pace, Report, UserRecord, Users};
 use confab_wire::pb;
 use confab_wire::{Body, Envelope, EnvelopeCodec};
 use futures::{SinkExt, StreamExt};
@@ -20,50 +20,204 @@ use tokio_util::codec::Framed;
 fn short(opts: &mut LoadOpts) {
     opts.duration = Duration::from_secs(2);
     opts.warmup = Duration::from_millis(300);
-    opts.drain = Duration::from_secs(1);
+    opts.drain = Duration::from_secs(3);
+}
+
+/// Nothing lost, duplicated, reordered or unmatched; every send answered and acked; every
+/// acked message delivered to every recipient; the latency counts match the counters.
+fn assert_adds_up(r: &Report) {
+    let s = r.summary();
+    assert!(r.clean(), "{s}");
+    assert!(r.mismatches.is_empty(), "{s}");
+    assert_eq!(r.sent, r.acked + r.failed + r.unanswered, "{s}");
+    assert_eq!((r.failed, r.unanswered, r.unexpected), (0, 0, 0), "{s}");
+    assert_eq!(r.delivered, r.expected, "{s}");
+    assert_eq!(r.ack_us.len(), r.acked, "{s}");
+    assert_eq!(r.deliver_us.len(), r.delivered, "{s}");
+}
+
+async fn setup(
+    dir: &std::path::Path,
+    srv: &ServerProc,
+    n: usize,
+    group_size: usize,
+) -> (LoadOpts, Users) {
+    let mut opts = LoadOpts::new(srv.addr.to_string());
+    short(&mut opts);
+    let file = dir.join("users.jsonl");
+    let users = Users::setup(&opts, Some(file), "lt", n, true, group_size, 4)
+        .await
+        .unwrap();
+    assert_eq!(users.all().len(), n);
+    (opts, users)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn setup_dm_and_idle_run_clean_with_counters_that_add_up() {
+async fn dm_runs_clean_in_every_pace_with_counters_that_add_up() {
     let dir = tempfile::tempdir().unwrap();
     let srv = ServerProc::start(dir.path());
-    let mut opts = LoadOpts::new(srv.addr.to_string());
-    short(&mut opts);
-    let file = dir.path().join("users.jsonl");
-    let mut users = Users::setup(&opts, Some(file.clone()), "lt", 6, true, 4)
-        .await
-        .unwrap();
-    assert_eq!(users.all().len(), 6);
+    let (opts, mut users) = setup(dir.path(), &srv, 6, 0).await;
     assert_eq!(users.pairs().len(), 3);
 
-    let r = load::dm(&opts, &mut users, 3, 64).await.unwrap();
-    assert!(r.clean(), "{}", r.summary());
+    let r = load::dm(&opts, &mut users, 3, 64, Pace::Delivery)
+        .await
+        .unwrap();
+    assert_adds_up(&r);
     assert!(r.sent > 10, "{}", r.summary());
-    assert_eq!(
-        r.sent,
-        r.acked + r.failed,
-        "sent = acked + failed: {}",
-        r.summary()
-    );
-    assert_eq!(r.unexpected, 0);
-    assert!(
-        r.delivered + 3 >= r.acked,
-        "every acked message delivered: {}",
-        r.summary()
-    );
-    assert_eq!(r.deliver_us.len(), r.delivered);
+    assert_eq!(r.expected, r.acked, "one recipient per message");
     users.save().unwrap();
 
     // The tokens written back are current: a second run logs in by token again.
-    let mut again = Users::load(&file).unwrap();
-    let r = load::dm(&opts, &mut again, 1, 16).await.unwrap();
-    assert!(r.clean() && r.delivered > 0, "{}", r.summary());
+    let mut again = Users::load(&dir.path().join("users.jsonl")).unwrap();
+    let r = load::dm(&opts, &mut again, 2, 16, Pace::Ack).await.unwrap();
+    assert_adds_up(&r);
+    assert!(r.delivered > 0);
+
+    // A fixed rate: 20 messages per second per pair for 2 s.
+    let mut fixed = opts.clone();
+    fixed.rate = 20.0;
+    let r = load::dm(&fixed, &mut again, 1, 64, Pace::Delivery)
+        .await
+        .unwrap();
+    assert_adds_up(&r);
+    // Not a performance check: the rate option must pace, not flood (a loaded machine may lag).
+    assert!((15..=45).contains(&r.sent), "{}", r.summary());
 
     let mut opts = opts.clone();
     opts.duration = Duration::from_millis(200);
     let r = load::idle(&opts, &mut again, 12, None).await.unwrap();
     assert_eq!(r.connections, 12, "{}", r.summary());
     assert!(r.errors.is_empty(), "{}", r.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_fan_out_is_counted_at_every_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(dir.path());
+    let (opts, mut users) = setup(dir.path(), &srv, 8, 4).await;
+    let groups = users.groups();
+    assert_eq!(groups.len(), 2);
+    assert!(groups.iter().all(|(_, m)| m.len() == 4));
+    let r = load::group(&opts, &mut users, 2, 2, 64).await.unwrap();
+    assert_adds_up(&r);
+    assert!(r.acked > 10, "{}", r.summary());
+    assert_eq!(r.expected, 3 * r.acked, "three other members per message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_by_token_and_by_password_are_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(dir.path());
+    let (mut opts, mut users) = setup(dir.path(), &srv, 4, 0).await;
+    opts.duration = Duration::from_secs(1);
+    opts.warmup = Duration::from_millis(100);
+    let kinds = LoginKinds {
+        token: true,
+        password: true,
+    };
+    let before = users.clone();
+    let r = load::login(&opts, &mut users, 2, kinds).await.unwrap();
+    assert!(r.errors.is_empty(), "{}", r.summary());
+    assert!(
+        r.token_logins > 0 && r.password_logins > 0,
+        "{}",
+        r.summary()
+    );
+    assert_eq!(r.token_login_us.len(), r.token_logins);
+    assert!(r.clean(), "{}", r.summary());
+    // Every resume rotated the token; the newest ones work for the next run.
+    assert_eq!(users.changed_tokens(&before).len(), 4);
+    opts.duration = Duration::from_millis(300);
+    let kinds = LoginKinds {
+        token: true,
+        password: false,
+    };
+    let r = load::login(&opts, &mut users, 4, kinds).await.unwrap();
+    assert!(r.errors.is_empty() && r.token_logins > 0, "{}", r.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_storm_every_client_resyncs_and_holds_the_last_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(dir.path());
+    let (mut opts, mut users) = setup(dir.path(), &srv, 6, 0).await;
+    opts.warmup = Duration::from_millis(200);
+    let r = load::storm(&opts, &mut users, 3, 2, 64).await.unwrap();
+    assert_adds_up(&r);
+    assert_eq!(r.resynced, 12, "6 clients x 2 storms: {}", r.summary());
+    assert_eq!(r.acked, 6, "{}", r.summary());
+    assert_eq!(r.resync_us.len(), 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_runs_every_part_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(dir.path());
+    let (opts, mut users) = setup(dir.path(), &srv, 20, 4).await;
+    let plan = MixedPlan {
+        groups: 1,
+        group_senders: 2,
+        pairs: 2,
+        login_workers: 1,
+        login_rate: 10.0,
+        idle: 8,
+        size: 64,
+    };
+    let r = load::mixed(&opts, &mut users, &plan).await.unwrap();
+    assert_adds_up(&r);
+    assert!(r.token_logins > 0, "{}", r.summary());
+    // Group members 4, dm 4, idle 8 held connections.
+    assert_eq!(r.connections, 16, "{}", r.summary());
+    assert_eq!(r.expected, r.deliver_us.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_merge_into_one_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(dir.path());
+    let (_, users) = setup(dir.path(), &srv, 8, 0).await;
+    let file = dir.path().join("users.jsonl");
+    let addr = srv.addr.to_string();
+    let before = users.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_confab-load"))
+            .args(["--server", &addr, "--users"])
+            .arg(&file)
+            .args([
+                "--duration",
+                "2",
+                "--warmup",
+                "0.3",
+                "--drain",
+                "3",
+                "--processes",
+                "2",
+                "--json",
+                "dm",
+                "--pairs",
+                "4",
+            ])
+            .output()
+            .expect("run confab-load")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON report");
+    assert_eq!(v["processes"], 2, "{v}");
+    let r = Report::from_json(&v).unwrap();
+    assert_adds_up(&r);
+    assert_eq!(r.connections, 8, "both processes' pairs: {v}");
+    assert!(r.delivered > 10, "{v}");
+    // The parent wrote every child's rotated tokens back.
+    let after = Users::load(&dir.path().join("users.jsonl")).unwrap();
+    assert_eq!(after.changed_tokens(&before).len(), 8);
 }
 
 /// Two connections (tokens "a" and "b") share thread 7. Every Send is acknowledged with the
@@ -200,6 +354,7 @@ async fn a_message_acked_but_never_delivered_is_reported_lost() {
         user_id: id,
         token: token.into(),
         threads: [(peer.to_owned(), 7u64)].into_iter().collect(),
+        groups: Vec::new(),
     };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("users.jsonl");

@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use confab_wire::pb::{self, ErrorCode};
@@ -30,9 +32,14 @@ struct ThreadSt {
     syncing: bool,
     /// Last seq reported with DeliveredUpTo.
     reported: u64,
-    /// This device's own acked entries beyond the cursor: the server pushes them to the other
-    /// devices only, so they are built from the ack and wait here for their turn.
+    /// Entries beyond the cursor waiting for their turn: this device's own acked entries (the
+    /// server pushes them to the other devices only, so they are built from the ack), and a
+    /// push held while our own send's ack, which likely fills the gap below it, is on the way.
     own: BTreeMap<u64, pb::ChatMessage>,
+    /// The seq of a push held in `own` for a send's ack.
+    held: Option<u64>,
+    /// The cursor was moved to the newest entry without fetching history (`backlog: false`).
+    skipped: bool,
 }
 
 enum Pending {
@@ -84,7 +91,10 @@ pub(crate) struct Engine {
     event_seq: u64,
     outbox: BTreeMap<u64, OutboxItem>,
     retry_at: HashMap<u64, Instant>,
-    next_local: u64,
+    /// Outbox ids, shared with the `Client` handles (`Client::post` allocates there).
+    next_local: Arc<AtomicU64>,
+    /// The first full sync of this engine's life has finished.
+    synced_once: bool,
     ack_waiters: HashMap<u64, oneshot::Sender<Result<pb::SendAck, ClientError>>>,
 }
 
@@ -95,8 +105,18 @@ fn now_ms() -> i64 {
 }
 
 fn new_client_msg_id() -> String {
+    // 24 hex digits written by hand: this runs for every message a load client sends.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut rng = rand::rng();
-    format!("{:016x}{:08x}", rng.random::<u64>(), rng.random::<u32>())
+    let (a, b) = (rng.random::<u64>(), rng.random::<u32>());
+    let mut s = String::with_capacity(24);
+    for i in (0..16).rev() {
+        s.push(char::from(HEX[((a >> (i * 4)) & 0xf) as usize]));
+    }
+    for i in (0..8).rev() {
+        s.push(char::from(HEX[((b >> (i * 4)) & 0xf) as usize]));
+    }
+    s
 }
 
 fn retryable(e: &pb::Error) -> bool {
@@ -146,7 +166,9 @@ impl Engine {
             _ => None,
         };
         Ok(Self {
-            next_local: max_local.max(u64::try_from(now_ms()).unwrap_or(0) * 1000) + 1,
+            next_local: Arc::new(AtomicU64::new(
+                max_local.max(u64::try_from(now_ms()).unwrap_or(0) * 1000) + 1,
+            )),
             cfg,
             auth,
             cmds,
@@ -159,8 +181,13 @@ impl Engine {
             event_seq: snap.event_seq,
             outbox,
             retry_at: HashMap::new(),
+            synced_once: false,
             ack_waiters: HashMap::new(),
         })
+    }
+
+    pub(crate) fn local_ids(&self) -> Arc<AtomicU64> {
+        self.next_local.clone()
     }
 
     /// Sends an event; waits while the stream is full (backpressure). Does not borrow `self`
@@ -264,6 +291,15 @@ impl Engine {
             } => {
                 let _ = reply.send(self.queue(thread_id, body, acked));
             }
+            Command::Post {
+                local_id,
+                thread_id,
+                body,
+            } => {
+                if let Err(e) = self.queue_as(local_id, thread_id, body, None) {
+                    self.post_refused(local_id, &e);
+                }
+            }
             Command::History {
                 thread_id,
                 before_seq,
@@ -303,8 +339,17 @@ impl Engine {
         body: String,
         acked: Option<oneshot::Sender<Result<pb::SendAck, ClientError>>>,
     ) -> Result<u64, ClientError> {
-        let local_id = self.next_local;
-        self.next_local += 1;
+        let local_id = self.next_local.fetch_add(1, Ordering::Relaxed);
+        self.queue_as(local_id, thread_id, body, acked)
+    }
+
+    fn queue_as(
+        &mut self,
+        local_id: u64,
+        thread_id: u64,
+        body: String,
+        acked: Option<oneshot::Sender<Result<pb::SendAck, ClientError>>>,
+    ) -> Result<u64, ClientError> {
         let item = OutboxItem {
             local_id,
             thread_id,
@@ -320,6 +365,17 @@ impl Engine {
             self.ack_waiters.insert(local_id, w);
         }
         Ok(local_id)
+    }
+
+    /// A posted message the cache would not take: reported like a refusal.
+    fn post_refused(&self, local_id: u64, e: &ClientError) {
+        let error = pb::Error {
+            code: ErrorCode::Internal as i32,
+            message: e.to_string(),
+            ..Default::default()
+        };
+        // Not awaited here (a sync context); the event channel is drained by the caller.
+        let _ = self.ev.try_send(Event::SendFailed { local_id, error });
     }
 
     // -------------------------------------------------------------------------------------
@@ -526,10 +582,27 @@ impl Engine {
                 reply,
                 acked,
             } => {
-                let _ = reply.send(self.queue(thread_id, body, acked));
-                self.pump_outbox(link).await
+                let r = self.queue(thread_id, body, acked);
+                let ok = r.is_ok();
+                let _ = reply.send(r);
+                if ok {
+                    self.pump_thread(link, thread_id).await
+                } else {
+                    Ok(())
+                }
             }
             Command::Notify { body } => self.write(link, Envelope::new(0, *body)).await,
+            Command::Post {
+                local_id,
+                thread_id,
+                body,
+            } => match self.queue_as(local_id, thread_id, body, None) {
+                Ok(_) => self.pump_thread(link, thread_id).await,
+                Err(e) => {
+                    self.post_refused(local_id, &e);
+                    Ok(())
+                }
+            },
             Command::ReconnectNow => Ok(()),
             Command::Disconnect => Err(End::Lost {
                 reason: "disconnected on request".into(),
@@ -630,6 +703,30 @@ impl Engine {
         Ok(())
     }
 
+    /// Sends the oldest unsent message of one thread if it has none in flight: the common
+    /// case after a send or an ack, without walking the whole outbox.
+    async fn pump_thread(&mut self, link: &mut Link, thread_id: u64) -> Result<(), End> {
+        if link.inflight.contains_key(&thread_id) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let Some(item) = self.outbox.values().find(|i| i.thread_id == thread_id) else {
+            return Ok(());
+        };
+        if self.retry_at.get(&item.local_id).is_some_and(|t| *t > now) {
+            return Ok(());
+        }
+        let local_id = item.local_id;
+        let body = Body::Send(pb::Send {
+            thread_id,
+            client_msg_id: item.client_msg_id.clone(),
+            body: item.body.clone(),
+        });
+        self.retry_at.remove(&local_id);
+        link.inflight.insert(thread_id, local_id);
+        self.request(link, body, Pending::Send(local_id)).await
+    }
+
     async fn start_event_sync(&mut self, link: &mut Link) -> Result<(), End> {
         if link.events_syncing {
             return Ok(());
@@ -670,6 +767,7 @@ impl Engine {
             return;
         }
         link.synced_sent = true;
+        self.synced_once = true;
         self.emit(Event::State(ConnState::Online { synced: true }))
             .await;
         self.emit(Event::Synced).await;
@@ -847,7 +945,16 @@ impl Engine {
             }
             _ => {}
         }
-        self.pump_outbox(link).await
+        let Some(thread) = thread else {
+            return self.pump_outbox(link).await;
+        };
+        // A push held for this send's ack that the ack did not reach: fetch what is missing.
+        if let Some(t) = self.threads.get_mut(&thread)
+            && t.held.take().is_some_and(|seq| seq > t.cursor)
+        {
+            self.start_sync(link, thread).await?;
+        }
+        self.pump_thread(link, thread).await
     }
 
     async fn acked(&mut self, local_id: u64, ack: pb::SendAck) {
@@ -890,10 +997,13 @@ impl Engine {
         let id = info.thread_id;
         let backlog = self.cfg.backlog;
         let t = self.threads.entry(id).or_default();
-        if !backlog && t.cursor == 0 && t.info.is_none() {
-            // A client without history starts at the newest entry.
-            t.cursor = info.last_seq;
-            t.reported = info.last_seq;
+        if !backlog && !self.synced_once && (t.cursor == 0 || t.skipped) && t.own.is_empty() {
+            // A client without history starts at the newest entry: during its first sync only
+            // (later, everything after the cursor is wanted), and to the newest listing (an
+            // event may have made the thread known first, with the last_seq of its time).
+            t.cursor = t.cursor.max(info.last_seq);
+            t.reported = t.cursor;
+            t.skipped = true;
         }
         t.known = t.known.max(info.last_seq);
         let cursor = t.cursor;
@@ -923,6 +1033,15 @@ impl Engine {
         }
         if m.seq == next {
             self.accept(thread_id, vec![m]).await;
+            return Ok(());
+        }
+        if m.seq == next + 1 && link.inflight.contains_key(&thread_id) {
+            // One entry missing while our own send there awaits its ack: the server most
+            // likely gave it that seq and pushed this one before our ack got here. Hold the
+            // push; the ack fills the gap (or, if it does not, the check after the reply
+            // syncs). Saves a SyncThread round trip in every fast exchange.
+            t.held = Some(m.seq);
+            t.own.insert(m.seq, m);
             return Ok(());
         }
         self.start_sync(link, thread_id).await
@@ -976,8 +1095,9 @@ impl Engine {
             warn!(error = %e, "cache");
         }
         for m in fresh {
+            let own = m.sender_device_id == self.device_id;
             // Our own send whose ack was lost: the synced entry settles it.
-            if m.sender_device_id == self.device_id && !m.client_msg_id.is_empty() {
+            if own && !m.client_msg_id.is_empty() && !self.outbox.is_empty() {
                 let local = self
                     .outbox
                     .values()
@@ -994,6 +1114,9 @@ impl Engine {
                     };
                     self.acked(local_id, ack).await;
                 }
+            }
+            if own && !self.cfg.echo_own {
+                continue;
             }
             self.emit(Event::Message(m)).await;
         }

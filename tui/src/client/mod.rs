@@ -13,6 +13,8 @@ pub mod paths;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use confab_wire::Body;
@@ -82,6 +84,9 @@ pub struct ClientConfig {
     /// Fetch history of threads this client has not seen before (false: start at the newest
     /// entry, as load generators without a cache do).
     pub backlog: bool,
+    /// Emit this device's own acked sends as [`Event::Message`] too (a UI shows them in
+    /// place; a load generator that tracks its sends by ack does not need them).
+    pub echo_own: bool,
 }
 
 impl ClientConfig {
@@ -97,6 +102,7 @@ impl ClientConfig {
             sync_on_connect: true,
             delivered_every: Duration::from_millis(500),
             backlog: true,
+            echo_own: true,
         }
     }
 }
@@ -198,6 +204,12 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<u64, ClientError>>,
         acked: Option<oneshot::Sender<Result<pb::SendAck, ClientError>>>,
     },
+    /// A send without a reply: the caller allocated `local_id` (see [`Client::post`]).
+    Post {
+        local_id: u64,
+        thread_id: u64,
+        body: String,
+    },
     History {
         thread_id: u64,
         before_seq: u64,
@@ -227,6 +239,8 @@ pub(crate) enum Command {
 pub struct Client {
     tx: mpsc::Sender<Command>,
     timeout: Duration,
+    /// Outbox ids, shared with the engine so [`Client::post`] needs no round trip.
+    local_ids: Arc<AtomicU64>,
 }
 
 impl Client {
@@ -236,8 +250,16 @@ impl Client {
         let (ev_tx, ev_rx) = mpsc::channel(cfg.event_capacity.max(16));
         let timeout = cfg.request_timeout;
         let engine = engine::Engine::new(cfg, auth, rx, ev_tx)?;
+        let local_ids = engine.local_ids();
         tokio::spawn(engine.run());
-        Ok((Client { tx, timeout }, Events(ev_rx)))
+        Ok((
+            Client {
+                tx,
+                timeout,
+                local_ids,
+            },
+            Events(ev_rx),
+        ))
     }
 
     async fn call<T>(
@@ -287,6 +309,23 @@ impl Client {
             acked: None,
         })
         .await?
+    }
+
+    /// Queues a message without waiting for the engine to answer: the local id is allocated
+    /// here, and the outcome arrives as [`Event::Acked`] or [`Event::SendFailed`] (also when
+    /// the cache refuses the entry). The cheap path for load generators: no reply channel, no
+    /// task switch per message.
+    pub async fn post(&self, thread_id: u64, body: impl Into<String>) -> Result<u64, ClientError> {
+        let local_id = self.local_ids.fetch_add(1, Ordering::Relaxed);
+        self.tx
+            .send(Command::Post {
+                local_id,
+                thread_id,
+                body: body.into(),
+            })
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        Ok(local_id)
     }
 
     /// Queues a message and waits until the server acknowledges it (or refuses it for good).

@@ -1,21 +1,38 @@
 //! Load scenarios on the client core, with honest accounting: every message is tracked from
-//! send to ack to delivery, so a throughput figure always comes with its lost, duplicated and
-//! out-of-order counts.
+//! send to ack to each recipient's delivery, so a throughput figure always comes with its
+//! lost, duplicated and out-of-order counts, and a report whose counts do not add up fails.
+//!
+//! Scenarios: [`dm`], [`group`], [`idle`], [`login`], [`storm`], [`mixed`]; users come from
+//! [`Users::setup`]. Several processes split the work with [`LoadOpts::shard`] and their JSON
+//! reports merge exactly ([`procs`]).
 
+mod dm;
+mod group;
+mod idle;
+pub mod ledger;
+mod login;
+mod mixed;
+pub mod procs;
 pub mod report;
+mod storm;
 pub mod users;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use confab_wire::Body;
 use confab_wire::pb;
-use tokio::sync::Mutex;
+use tokio::sync::Semaphore;
 
-use crate::client::{Auth, Backoff, CacheMode, Client, ClientConfig, Event, Events};
+use crate::client::{Auth, Backoff, CacheMode, Client, ClientConfig, ConnState, Event, Events};
+pub use dm::{Pace, dm};
+pub use group::group;
+pub use idle::idle;
+pub use login::{LoginKinds, login};
+pub use mixed::{MixedPlan, mixed};
 pub use report::Report;
+pub use storm::storm;
 pub use users::{UserRecord, Users};
 
 /// Options shared by the scenarios.
@@ -29,11 +46,15 @@ pub struct LoadOpts {
     pub warmup: Duration,
     /// Time after sending stops for deliveries to arrive before counting losses.
     pub drain: Duration,
-    /// Total messages per second across all senders; 0 = closed loop (next message when the
-    /// previous one has been delivered).
+    /// Messages per second per pair (dm) or per sender (group), logins per second per worker
+    /// (login); 0 = closed loop (as fast as deliveries or acks allow).
     pub rate: f64,
     /// Show a progress bar.
     pub progress: bool,
+    /// This process's share of the work: (index, count); (0, 1) = all of it.
+    pub shard: (usize, usize),
+    /// Clients connecting at once.
+    pub connect_concurrency: usize,
 }
 
 impl LoadOpts {
@@ -46,15 +67,36 @@ impl LoadOpts {
             drain: Duration::from_secs(3),
             rate: 0.0,
             progress: false,
+            shard: (0, 1),
+            connect_concurrency: 64,
         }
     }
 
+    /// The server for connection `i` (round-robin).
+    pub fn server(&self, i: usize) -> &str {
+        self.servers
+            .get(i % self.servers.len().max(1))
+            .map_or("127.0.0.1:7000", String::as_str)
+    }
+
+    /// The source address for connection `i` (round-robin), if any.
+    pub fn bind_addr(&self, i: usize) -> Option<IpAddr> {
+        (!self.bind.is_empty()).then(|| self.bind[i % self.bind.len()])
+    }
+
+    /// A global index for this process's `i`th connection, so round-robin spreads over
+    /// processes too.
+    fn global(&self, i: usize) -> usize {
+        i * self.shard.1.max(1) + self.shard.0
+    }
+
     pub(crate) fn client_config(&self, i: usize) -> ClientConfig {
-        let server = &self.servers[i % self.servers.len().max(1)];
-        let mut cfg = ClientConfig::new(server.clone());
+        let g = self.global(i);
+        let mut cfg = ClientConfig::new(self.server(g).to_owned());
         cfg.client_name = "confab-load".into();
+        // No SQLite work per message: cursors and the outbox in memory only.
         cfg.cache = CacheMode::Off;
-        cfg.bind = (!self.bind.is_empty()).then(|| self.bind[i % self.bind.len()]);
+        cfg.bind = self.bind_addr(g);
         cfg.event_capacity = 1024;
         cfg.backoff = Backoff {
             base: Duration::from_millis(100),
@@ -63,8 +105,14 @@ impl LoadOpts {
         };
         cfg.delivered_every = Duration::from_secs(1);
         cfg.backlog = false;
+        cfg.echo_own = false;
         cfg
     }
+}
+
+/// Whether unit `i` (a pair, a group, a user) belongs to this process.
+pub(crate) fn shard(opts: &LoadOpts, i: usize) -> bool {
+    i % opts.shard.1.max(1) == opts.shard.0
 }
 
 /// Errors that stop a scenario.
@@ -76,12 +124,8 @@ pub enum LoadError {
     Users(String),
     #[error("{0}")]
     Setup(String),
-}
-
-fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    #[error("child process: {0}")]
+    Child(String),
 }
 
 /// Starts a client and waits until it is authenticated and synced.
@@ -90,6 +134,7 @@ pub async fn connect(
     auth: Auth,
     label: &str,
 ) -> Result<(Client, Events, pb::User, String), LoadError> {
+    let sync = cfg.sync_on_connect;
     let (client, mut events) =
         Client::start(cfg, auth).map_err(|e| LoadError::Client(label.into(), e.to_string()))?;
     let mut session = None;
@@ -100,9 +145,14 @@ pub async fn connect(
             .map_err(|_| LoadError::Client(label.into(), "did not come online in 60 s".into()))?
             .ok_or_else(|| LoadError::Client(label.into(), "stopped".into()))?;
         match ev {
-            Event::Session { user, token, .. } => session = Some((user, token)),
+            Event::Session { user, token, .. } => {
+                session = Some((user, token));
+                if !sync {
+                    break;
+                }
+            }
             Event::Synced => break,
-            Event::State(crate::client::ConnState::Stopped { reason }) => {
+            Event::State(ConnState::Stopped { reason }) => {
                 return Err(LoadError::Client(label.into(), reason));
             }
             _ => {}
@@ -113,334 +163,66 @@ pub async fn connect(
     Ok((client, events, user, token))
 }
 
-/// A message body the load tool can trace: `L|sender|n|sent_at_us|padding`.
-fn body(sender: u64, n: u64, size: usize) -> String {
-    let mut b = format!("L|{sender}|{n}|{}|", now_us());
-    while b.len() < size {
-        b.push('x');
-    }
-    b
+/// A client that is online, with its event stream.
+pub struct Online {
+    pub client: Client,
+    pub events: Events,
+    pub user_id: u64,
+    pub name: String,
 }
 
-fn parse(body: &str) -> Option<(u64, u64, u64)> {
-    let mut it = body.split('|');
-    if it.next()? != "L" {
-        return None;
-    }
-    Some((
-        it.next()?.parse().ok()?,
-        it.next()?.parse().ok()?,
-        it.next()?.parse().ok()?,
-    ))
-}
-
-/// The ledger of one scenario run.
-#[derive(Default)]
-struct Ledger {
-    /// (sender, n) -> (message_id once acked, deliveries counted)
-    sent: HashMap<(u64, u64), (Option<u64>, u32)>,
-    report: Report,
-}
-
-/// One-to-one: each pair exchanges messages (closed loop ping-pong, or at a fixed rate).
-pub async fn dm(
+/// Connects one client per record (by token), `connect_concurrency` at a time, and keeps
+/// the rotated tokens. In order of `who`; fails if any does.
+pub(crate) async fn connect_all(
     opts: &LoadOpts,
     users: &mut Users,
-    pairs: usize,
-    size: usize,
-) -> Result<Report, LoadError> {
-    let pairs = pairs.min(users.pairs().len());
-    if pairs == 0 {
-        return Err(LoadError::Setup(
-            "no pairs in the users file: run setup with --pairs".into(),
-        ));
+    who: &[UserRecord],
+    sync: bool,
+) -> Result<Vec<Online>, LoadError> {
+    let sem = Arc::new(Semaphore::new(opts.connect_concurrency.max(1)));
+    let mut tasks = Vec::with_capacity(who.len());
+    for (i, u) in who.iter().enumerate() {
+        let mut cfg = opts.client_config(i);
+        cfg.sync_on_connect = sync;
+        let (sem, u) = (sem.clone(), u.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let (client, events, user, token) =
+                connect(cfg, Auth::Token(u.token.clone()), &u.name).await?;
+            Ok::<_, LoadError>((
+                Online {
+                    client,
+                    events,
+                    user_id: user.user_id,
+                    name: u.name,
+                },
+                token,
+            ))
+        }));
     }
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let start = Instant::now();
-    let measure_from = start + opts.warmup;
-    let stop_at = measure_from + opts.duration;
-    let progress = report::Progress::new(opts.progress, (opts.warmup + opts.duration).as_secs());
-    let mut tasks = Vec::new();
-    let per_pair_interval =
-        (opts.rate > 0.0).then(|| Duration::from_secs_f64(pairs as f64 / opts.rate));
-    for p in 0..pairs {
-        let (a, b) = users.pairs()[p].clone();
-        let (ca, ea, ua, ta) = connect(
-            opts.client_config(2 * p),
-            Auth::Token(a.token.clone()),
-            &a.name,
-        )
-        .await?;
-        let (cb, eb, ub, tb) = connect(
-            opts.client_config(2 * p + 1),
-            Auth::Token(b.token.clone()),
-            &b.name,
-        )
-        .await?;
-        users.update_token(&a.name, ta);
-        users.update_token(&b.name, tb);
-        let thread = a.thread_with(&b.name).ok_or_else(|| {
-            LoadError::Setup(format!("{} and {} share no thread", a.name, b.name))
-        })?;
-        let ledger = ledger.clone();
-        let progress = progress.clone();
-        tasks.push(tokio::spawn(pair_loop(
-            [(ca, ea, ua.user_id), (cb, eb, ub.user_id)],
-            thread,
-            size,
-            per_pair_interval,
-            measure_from,
-            stop_at,
-            opts.drain,
-            ledger,
-            progress,
-        )));
-    }
+    let mut out = Vec::with_capacity(who.len());
+    let mut first_err = None;
     for t in tasks {
-        if let Ok(Err(e)) = t.await {
-            return Err(e);
-        }
-    }
-    progress.finish();
-    let mut l = ledger.lock().await;
-    let acked_undelivered = l
-        .sent
-        .values()
-        .filter(|(id, n)| id.is_some() && *n == 0)
-        .count() as u64;
-    let dup = l
-        .sent
-        .values()
-        .map(|(_, n)| u64::from(n.saturating_sub(1)))
-        .sum::<u64>();
-    l.report.lost = acked_undelivered;
-    l.report.duplicated += dup;
-    l.report.elapsed = opts.duration;
-    Ok(std::mem::take(&mut l.report))
-}
-
-type Side = (Client, Events, u64);
-
-#[allow(clippy::too_many_arguments)]
-async fn pair_loop(
-    sides: [Side; 2],
-    thread: u64,
-    size: usize,
-    interval: Option<Duration>,
-    measure_from: Instant,
-    stop_at: Instant,
-    drain: Duration,
-    ledger: Arc<Mutex<Ledger>>,
-    progress: report::Progress,
-) -> Result<(), LoadError> {
-    let [(ca, mut ea, ida), (cb, mut eb, idb)] = sides;
-    let clients = [ca, cb];
-    let ids = [ida, idb];
-    let mut n = [0u64; 2];
-    let mut pending: HashMap<u64, (Instant, u64, u64, bool)> = HashMap::new(); // local -> (at, sender, n, measured)
-    let mut last_seq = [0u64; 2];
-    let send = |who: usize, n: &mut [u64; 2]| {
-        n[who] += 1;
-        (ids[who], n[who], body(ids[who], n[who], size))
-    };
-    let mut sending = true;
-    let mut turn_at = Instant::now();
-    // Closed loop: a starts; each delivery makes the receiver answer.
-    let mut next_sender = Some(0usize);
-    let drain_until = stop_at + drain;
-    let mut tick = tokio::time::interval(interval.unwrap_or(Duration::from_millis(50)));
-    loop {
-        if sending && Instant::now() >= stop_at {
-            sending = false;
-        }
-        if !sending && Instant::now() >= drain_until {
-            break;
-        }
-        if sending && let Some(who) = next_sender.take() {
-            let (sender, k, text) = send(who, &mut n);
-            let measured = Instant::now() >= measure_from;
-            match clients[who].send(thread, text).await {
-                Ok(local) => {
-                    pending.insert(local, (Instant::now(), sender, k, measured));
-                    let mut l = ledger.lock().await;
-                    l.sent.insert((sender, k), (None, 0));
-                    if measured {
-                        l.report.sent += 1;
-                    }
-                }
-                Err(e) => {
-                    let mut l = ledger.lock().await;
-                    *l.report.errors.entry(format!("send: {e}")).or_default() += 1;
-                }
+        match t.await {
+            Ok(Ok((online, token))) => {
+                users.update_token(&online.name, token);
+                out.push(online);
             }
-            turn_at = Instant::now();
-        }
-        let (side, ev) = tokio::select! {
-            ev = ea.recv() => (0usize, ev),
-            ev = eb.recv() => (1usize, ev),
-            _ = tick.tick() => {
-                if let Some(_iv) = interval && sending {
-                    next_sender = Some(0);
-                } else if interval.is_none() && sending && turn_at.elapsed() > Duration::from_secs(5) {
-                    // A message that never arrives must not stall the pair forever.
-                    next_sender = Some(0);
-                }
-                continue;
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
             }
-        };
-        let Some(ev) = ev else { break };
-        match ev {
-            Event::Acked { local_id, ack } => {
-                if let Some((at, sender, k, measured)) = pending.remove(&local_id) {
-                    let mut l = ledger.lock().await;
-                    if let Some(entry) = l.sent.get_mut(&(sender, k)) {
-                        entry.0 = Some(ack.message_id);
-                    }
-                    if measured {
-                        l.report.acked += 1;
-                        l.report.record_ack(at.elapsed());
-                    }
-                }
-            }
-            Event::SendFailed { local_id, error } => {
-                let mut l = ledger.lock().await;
-                if pending
-                    .remove(&local_id)
-                    .is_some_and(|(_, _, _, measured)| measured)
-                {
-                    l.report.failed += 1;
-                }
-                *l.report.errors.entry(format!("{}", error)).or_default() += 1;
-            }
-            Event::SendRetry { error, .. } => {
-                let mut l = ledger.lock().await;
-                *l.report
-                    .errors
-                    .entry(format!("retried after {}", error))
-                    .or_default() += 1;
-            }
-            Event::Message(m) if m.thread_id == thread => {
-                let Some((sender, k, sent_us)) = parse(&m.body) else {
-                    continue;
-                };
-                if sender == ids[side] {
-                    continue; // our own (other device) copy
-                }
-                let delivered_at = now_us();
-                let mut l = ledger.lock().await;
-                let measured = Instant::now() >= measure_from;
-                match l.sent.get_mut(&(sender, k)) {
-                    Some(entry) => {
-                        entry.1 += 1;
-                        if entry.1 == 1 && measured {
-                            l.report.delivered += 1;
-                            l.report.record_delivery(Duration::from_micros(
-                                delivered_at.saturating_sub(sent_us),
-                            ));
-                        }
-                    }
-                    None => l.report.unexpected += 1,
-                }
-                if m.seq <= last_seq[side] {
-                    l.report.out_of_order += 1;
-                }
-                last_seq[side] = last_seq[side].max(m.seq);
-                drop(l);
-                progress.inc();
-                if interval.is_none() {
-                    next_sender = Some(side);
-                }
-            }
-            _ => {}
-        }
-    }
-    for c in clients {
-        c.shutdown().await;
-    }
-    Ok(())
-}
-
-/// Holds authenticated idle connections; reports the server's RSS per connection when its
-/// pid is known.
-pub async fn idle(
-    opts: &LoadOpts,
-    users: &mut Users,
-    conns: usize,
-    server_pid: Option<u32>,
-) -> Result<Report, LoadError> {
-    let all: Vec<UserRecord> = users.all().to_vec();
-    if all.is_empty() {
-        return Err(LoadError::Setup("no users: run setup first".into()));
-    }
-    let rss_before = server_pid.and_then(report::rss_kib);
-    let progress = report::Progress::new(opts.progress, conns as u64);
-    let mut held = Vec::with_capacity(conns);
-    let started = Instant::now();
-    let mut report = Report::default();
-    // Connect in waves so the accept queue is not flooded.
-    let wave = 200;
-    let mut i = 0;
-    while i < conns {
-        let mut batch = Vec::new();
-        for j in i..(i + wave).min(conns) {
-            let u = all[j % all.len()].clone();
-            let cfg = {
-                let mut c = opts.client_config(j);
-                c.sync_on_connect = false;
-                c
-            };
-            batch.push(tokio::spawn(async move {
-                let (client, events) =
-                    Client::start(cfg, Auth::Token(u.token.clone())).map_err(|e| e.to_string())?;
-                let mut events = events;
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-                loop {
-                    match tokio::time::timeout_at(deadline, events.recv()).await {
-                        Ok(Some(Event::Session { token, .. })) => {
-                            return Ok((client, events, u.name, token));
-                        }
-                        Ok(Some(Event::State(crate::client::ConnState::Stopped { reason }))) => {
-                            return Err(reason);
-                        }
-                        Ok(Some(_)) => {}
-                        _ => return Err("no session in time".to_string()),
-                    }
-                }
-            }));
-        }
-        for b in batch {
-            match b.await {
-                Ok(Ok((c, e, name, token))) => {
-                    users.update_token(&name, token);
-                    held.push((c, e));
-                    progress.inc();
-                }
-                Ok(Err(e)) => *report.errors.entry(e).or_default() += 1,
-                Err(e) => *report.errors.entry(e.to_string()).or_default() += 1,
+            Err(e) => {
+                first_err.get_or_insert(LoadError::Setup(e.to_string()));
             }
         }
-        i += wave;
     }
-    progress.finish();
-    report.connect_time = started.elapsed();
-    report.connections = held.len() as u64;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_after = server_pid.and_then(report::rss_kib);
-    if let (Some(b), Some(a)) = (rss_before, rss_after)
-        && !held.is_empty()
-    {
-        report.server_rss_before_kib = Some(b);
-        report.server_rss_after_kib = Some(a);
+    if let Some(e) = first_err {
+        for o in out {
+            o.client.shutdown().await;
+        }
+        return Err(e);
     }
-    tokio::time::sleep(opts.duration).await;
-    // Events are drained so no client's stream fills up while held.
-    for (_, e) in &mut held {
-        while e.try_recv().is_some() {}
-    }
-    for (c, _) in held {
-        c.shutdown().await;
-    }
-    Ok(report)
+    Ok(out)
 }
 
 /// Checks the server is up before a scenario: a request round trip on one user.
@@ -451,7 +233,7 @@ pub async fn ping(opts: &LoadOpts, user: &UserRecord) -> Result<Duration, LoadEr
         &user.name,
     )
     .await?;
-    let t = Instant::now();
+    let t = std::time::Instant::now();
     c.request(Body::Ping(pb::Ping { nonce: 1 }))
         .await
         .map_err(|e| LoadError::Client(user.name.clone(), e.to_string()))?;

@@ -25,6 +25,9 @@ pub struct UserRecord {
     /// Peer name -> private thread id.
     #[serde(default)]
     pub threads: BTreeMap<String, u64>,
+    /// Thread ids of the load groups this user is a member of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<u64>,
 }
 
 impl UserRecord {
@@ -33,7 +36,7 @@ impl UserRecord {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Users {
     path: Option<PathBuf>,
     list: Vec<UserRecord>,
@@ -83,20 +86,70 @@ impl Users {
             .collect()
     }
 
+    /// The load groups: (thread id, members), in the order they were made.
+    pub fn groups(&self) -> Vec<(u64, Vec<UserRecord>)> {
+        let mut out: Vec<(u64, Vec<UserRecord>)> = Vec::new();
+        let mut at: BTreeMap<u64, usize> = BTreeMap::new();
+        for u in &self.list {
+            for g in &u.groups {
+                let i = *at.entry(*g).or_insert_with(|| {
+                    out.push((*g, Vec::new()));
+                    out.len() - 1
+                });
+                out[i].1.push(u.clone());
+            }
+        }
+        out
+    }
+
     pub fn update_token(&mut self, name: &str, token: String) {
-        if let Some(u) = self.list.iter_mut().find(|u| u.name == name) {
-            u.token = token;
+        if let Some(i) = self.index(name) {
+            self.list[i].token = token;
         }
     }
 
-    /// Registers `n` users named `{prefix}{i}` (in parallel, `concurrency` at a time) and, with
-    /// `pairs`, makes users 2i and 2i+1 friends.
+    fn index(&self, name: &str) -> Option<usize> {
+        // Setup names users `{prefix}{i}` in order, so the position is usually the number.
+        let guess = name
+            .trim_start_matches(|c: char| !c.is_ascii_digit())
+            .parse::<usize>()
+            .ok()
+            .filter(|i| self.list.get(*i).is_some_and(|u| u.name == name));
+        guess.or_else(|| self.list.iter().position(|u| u.name == name))
+    }
+
+    /// Users taken out of a file for one part of a run (not saved by themselves).
+    pub fn subset(list: Vec<UserRecord>) -> Self {
+        Self { path: None, list }
+    }
+
+    /// Takes over the tokens of `other`'s users (rotated during its part of a run).
+    pub fn absorb(&mut self, other: &Users) {
+        for u in &other.list {
+            self.update_token(&u.name, u.token.clone());
+        }
+    }
+
+    /// Name -> token of every user whose token differs from `before`'s.
+    pub fn changed_tokens(&self, before: &Users) -> BTreeMap<String, String> {
+        self.list
+            .iter()
+            .zip(&before.list)
+            .filter(|(a, b)| a.token != b.token)
+            .map(|(a, _)| (a.name.clone(), a.token.clone()))
+            .collect()
+    }
+
+    /// Registers `n` users named `{prefix}{i}` (in parallel, `concurrency` at a time); with
+    /// `pairs`, makes users 2i and 2i+1 friends; with `group_size` M > 1, puts each run of M
+    /// consecutive users in an open group (the first creates it, the others join).
     pub async fn setup(
         opts: &LoadOpts,
         path: Option<PathBuf>,
         prefix: &str,
         n: usize,
         pairs: bool,
+        group_size: usize,
         concurrency: usize,
     ) -> Result<Self, LoadError> {
         let sem = Arc::new(Semaphore::new(concurrency.max(1)));
@@ -125,6 +178,7 @@ impl Users {
                         user_id: user.user_id,
                         token,
                         threads: BTreeMap::new(),
+                        groups: Vec::new(),
                     },
                 ))
             }));
@@ -162,6 +216,35 @@ impl Users {
                 let (a, b) = (list[i].name.clone(), list[i + 1].name.clone());
                 list[i].threads.insert(b, ok.thread_id);
                 list[i + 1].threads.insert(a, ok.thread_id);
+            }
+        }
+        if group_size > 1 {
+            for (g, start) in (0..n / group_size * group_size)
+                .step_by(group_size)
+                .enumerate()
+            {
+                let created = clients[start]
+                    .request(Body::CreateGroup(pb::CreateGroup {
+                        name: format!("{prefix}-group-{g}"),
+                        description: String::new(),
+                        open: true,
+                    }))
+                    .await
+                    .map_err(|e| LoadError::Setup(format!("create group: {e}")))?;
+                let Body::Group(group) = created else {
+                    return Err(LoadError::Setup("unexpected reply to CreateGroup".into()));
+                };
+                for member in &clients[start + 1..start + group_size] {
+                    member
+                        .request(Body::JoinGroup(pb::JoinGroup {
+                            group_id: group.group_id,
+                        }))
+                        .await
+                        .map_err(|e| LoadError::Setup(format!("join group: {e}")))?;
+                }
+                for u in &mut list[start..start + group_size] {
+                    u.groups.push(group.thread_id);
+                }
             }
         }
         // The clients resumed and rotated nothing since registering: their tokens are current.
