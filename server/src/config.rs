@@ -41,6 +41,13 @@ pub struct Settings {
     /// MySQL writer connections, each group-committing the threads routed to it [default: 4].
     #[arg(long, env = "CONFAB_MYSQL_WRITERS")]
     pub mysql_writers: Option<usize>,
+    /// How long to keep trying to reach MySQL at start, ms [default: 30000].
+    #[arg(long, env = "CONFAB_MYSQL_CONNECT_TIMEOUT_MS")]
+    pub mysql_connect_timeout_ms: Option<u64>,
+    /// InnoDB lock wait timeout of the MySQL writers, s; a batch that times out runs again
+    /// [default: 5].
+    #[arg(long, env = "CONFAB_MYSQL_LOCK_WAIT_SECS")]
+    pub mysql_lock_wait_secs: Option<u32>,
     /// Node id (0-1023), part of every message id [default: 1].
     #[arg(long, env = "CONFAB_NODE_ID")]
     pub node_id: Option<u16>,
@@ -115,6 +122,8 @@ pub struct Config {
     pub mysql_url: Option<String>,
     pub mysql_pool: usize,
     pub mysql_writers: usize,
+    pub mysql_connect_timeout: Duration,
+    pub mysql_lock_wait_secs: u32,
     pub node_id: u16,
     pub log_format: LogFormat,
     pub max_frame_bytes: u32,
@@ -167,6 +176,8 @@ impl Settings {
             store,
             mysql_pool,
             mysql_writers,
+            mysql_connect_timeout_ms,
+            mysql_lock_wait_secs,
             node_id,
             log_format,
             max_frame_bytes,
@@ -256,6 +267,10 @@ impl Settings {
             },
             mysql_pool: self.mysql_pool.unwrap_or(16).max(2),
             mysql_writers: self.mysql_writers.unwrap_or(4).max(1),
+            mysql_connect_timeout: Duration::from_millis(
+                self.mysql_connect_timeout_ms.unwrap_or(30_000),
+            ),
+            mysql_lock_wait_secs: self.mysql_lock_wait_secs.unwrap_or(5).max(1),
             node_id,
             log_format: self.log_format.unwrap_or_default(),
             max_frame_bytes,

@@ -233,7 +233,10 @@ impl<B: Backend> Service<B> {
     ) -> StoreResult<tokio::sync::oneshot::Receiver<StoreResult<(R, Effects)>>>
     where
         R: Send + 'static,
-        F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<(R, Effects)>> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<(R, Effects)>>
+            + Clone
+            + Send
+            + 'static,
     {
         let sink = self.fanout.clone();
         self.store
@@ -251,7 +254,10 @@ impl<B: Backend> Service<B> {
     async fn write_fx_await<R, F>(&self, origin_conn: u64, op: F) -> Res<R>
     where
         R: Send + 'static,
-        F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<(R, Effects)>> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<(R, Effects)>>
+            + Clone
+            + Send
+            + 'static,
     {
         let rx = self.write_fx(0, origin_conn, op)?;
         let (r, _) = rx
@@ -1054,6 +1060,8 @@ impl<B: Backend> Service<B> {
         };
         let ids = self.ids.clone();
         let key = req.thread_id;
+        // Shared, so a backend that runs the job again clones a pointer, not the body.
+        let req = Arc::new(req);
         Ok(self.write_fx(key, ctx.conn_id, move |tx| {
             Box::pin(async move { messages::send(tx, &ids, &req).await })
         })?)

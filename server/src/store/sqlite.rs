@@ -47,15 +47,35 @@ impl SqliteConfig {
 /// A SQLite connection usable as a [`Tx`].
 pub struct SqliteConn {
     conn: Connection,
+    /// A data-changing statement ran since the writer last cleared this (at each job's
+    /// start): a job that fails after writing must be undone.
+    wrote: bool,
 }
 
 impl SqliteConn {
+    fn new(conn: Connection) -> Self {
+        Self { conn, wrote: false }
+    }
+
     fn run_exec(&mut self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<u64> {
+        self.wrote = true;
         let mut stmt = self.conn.prepare_cached(sql).map_err(map_err)?;
         let n = stmt
             .execute(rusqlite::params_from_iter(params.iter().map(SqlParam)))
             .map_err(map_err)?;
         Ok(n as u64)
+    }
+
+    /// The first column of the first row as an integer, without building rows.
+    fn query_int(&mut self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<Option<i64>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(map_err)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params.iter().map(SqlParam)))
+            .map_err(map_err)?;
+        match rows.next().map_err(map_err)? {
+            Some(row) => row.get::<_, i64>(0).map(Some).map_err(map_err),
+            None => Ok(None),
+        }
     }
 
     fn run_query(&mut self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<Vec<Row>> {
@@ -139,17 +159,35 @@ impl Tx for SqliteConn {
     }
 
     fn bump(&mut self, counter: Counter, id: u64) -> BoxFut<'_, StoreResult<Option<u64>>> {
-        let r = match counter {
-            Counter::ThreadSeq { activity_id } => self.run_query(
-                "UPDATE threads SET last_seq = last_seq + 1, activity_id = ?1 WHERE id = ?2 RETURNING last_seq",
-                &[Param::from(activity_id), Param::from(id)],
+        // UPDATE then SELECT of the same row (cached by the UPDATE): RETURNING would build an
+        // ephemeral table per statement, several times the cost of the read. The writer's
+        // transaction is exclusive, so nothing changes the row in between.
+        let id_param = Param::from(id);
+        let updated = match counter {
+            Counter::ThreadSeq { activity_id } => self.run_exec(
+                "UPDATE threads SET last_seq = last_seq + 1, activity_id = ?1 WHERE id = ?2",
+                &[Param::from(activity_id), id_param],
             ),
-            Counter::UserEvent => self.run_query(
-                "UPDATE users SET event_seq = event_seq + 1 WHERE id = ?1 RETURNING event_seq",
-                &[Param::from(id)],
+            Counter::UserEvent => self.run_exec(
+                "UPDATE users SET event_seq = event_seq + 1 WHERE id = ?1",
+                &[id_param],
             ),
         };
-        let r = r.and_then(|rows| rows.first().map(|row| row.u64(0)).transpose());
+        let r = updated.and_then(|n| {
+            if n == 0 {
+                return Ok(None);
+            }
+            let sql = match counter {
+                Counter::ThreadSeq { .. } => "SELECT last_seq FROM threads WHERE id = ?1",
+                Counter::UserEvent => "SELECT event_seq FROM users WHERE id = ?1",
+            };
+            match self.query_int(sql, &[id_param])? {
+                Some(v) => u64::try_from(v)
+                    .map(Some)
+                    .map_err(|_| StoreError::Corrupt("negative counter".into())),
+                None => Ok(None),
+            }
+        });
         Box::pin(std::future::ready(r))
     }
 }
@@ -223,6 +261,7 @@ struct Stats {
     batches: AtomicU64,
     jobs: AtomicU64,
     failed_commits: AtomicU64,
+    retried_batches: AtomicU64,
 }
 
 impl SqliteBackend {
@@ -247,7 +286,7 @@ impl SqliteBackend {
         let wstats = stats.clone();
         std::thread::Builder::new()
             .name("confab-sqlite-writer".into())
-            .spawn(move || writer_loop(SqliteConn { conn: writer }, wrx, batch_max, &wstats))
+            .spawn(move || writer_loop(SqliteConn::new(writer), wrx, batch_max, &wstats))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
 
         let checkpointer = open(&cfg.path, false)?;
@@ -266,7 +305,7 @@ impl SqliteBackend {
             let rrx = rrx.clone();
             std::thread::Builder::new()
                 .name(format!("confab-sqlite-reader-{i}"))
-                .spawn(move || reader_loop(SqliteConn { conn }, &rrx))
+                .spawn(move || reader_loop(SqliteConn::new(conn), &rrx))
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         }
         Ok(Self {
@@ -303,6 +342,7 @@ impl Backend for SqliteBackend {
             batches: self.stats.batches.load(Ordering::Relaxed),
             jobs: self.stats.jobs.load(Ordering::Relaxed),
             failed_commits: self.stats.failed_commits.load(Ordering::Relaxed),
+            retried_batches: self.stats.retried_batches.load(Ordering::Relaxed),
         }
     }
 }
@@ -313,8 +353,7 @@ fn writer_loop(
     batch_max: usize,
     stats: &Stats,
 ) {
-    let mut batch = Vec::with_capacity(batch_max);
-    let mut done: Vec<Box<dyn FnOnce(StoreResult<()>) + Send>> = Vec::with_capacity(batch_max);
+    let mut batch: Vec<WriteJob<SqliteConn>> = Vec::with_capacity(batch_max);
     // Ends when every sender is gone: the store was dropped, so no caller waits any more.
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -324,40 +363,65 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        if let Err(e) = run(&conn.conn, "BEGIN IMMEDIATE") {
-            let err = map_err(e);
-            error!(%err, "cannot begin a write transaction");
-            for job in batch.drain(..) {
-                // The job never ran; complete it by running nothing.
-                drop(job);
+        // Optimistic first: no savepoints, whose page copies (every page a job touches is
+        // saved to the sub-journal) cost more than the statements. A job that fails after it
+        // wrote cannot be undone alone then, so the batch is rolled back and run again with a
+        // savepoint per job. Refusals fail before writing and need neither.
+        let mut savepoints = false;
+        let committed = loop {
+            if let Err(e) = run(&conn.conn, "BEGIN IMMEDIATE") {
+                let err = map_err(e);
+                error!(%err, "cannot begin a write transaction");
+                break Err(err);
             }
-            stats.failed_commits.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        for job in batch.drain(..) {
-            let savepoint = run(&conn.conn, "SAVEPOINT job");
-            let (c, ok, completion) = futures::executor::block_on(job(conn));
-            conn = c;
-            if !(ok && savepoint.is_ok())
-                && let Err(e) = run(&conn.conn, "ROLLBACK TO job")
-            {
-                warn!(error = %e, "rollback to savepoint failed");
+            let mut redo = false;
+            for job in &mut batch {
+                let savepoint = if savepoints {
+                    run(&conn.conn, "SAVEPOINT job")
+                } else {
+                    Ok(())
+                };
+                conn.wrote = false;
+                let (c, ok) = futures::executor::block_on(job.run(conn, !savepoints));
+                conn = c;
+                if savepoints {
+                    if !(ok && savepoint.is_ok())
+                        && let Err(e) = run(&conn.conn, "ROLLBACK TO job")
+                    {
+                        warn!(error = %e, "rollback to savepoint failed");
+                    }
+                    if let Err(e) = run(&conn.conn, "RELEASE job") {
+                        warn!(error = %e, "savepoint release failed");
+                    }
+                } else if !ok && conn.wrote {
+                    redo = true;
+                    break;
+                }
             }
-            if let Err(e) = run(&conn.conn, "RELEASE job") {
-                warn!(error = %e, "savepoint release failed");
+            if redo {
+                if let Err(e) = run(&conn.conn, "ROLLBACK") {
+                    let err = map_err(e);
+                    error!(%err, "cannot roll back a write transaction");
+                    break Err(err);
+                }
+                stats.retried_batches.fetch_add(1, Ordering::Relaxed);
+                savepoints = true;
+                continue;
             }
-            done.push(completion);
-        }
-        let committed = run(&conn.conn, "COMMIT").map_err(map_err);
+            let committed = run(&conn.conn, "COMMIT").map_err(map_err);
+            if committed.is_err() {
+                let _ = run(&conn.conn, "ROLLBACK");
+            }
+            break committed;
+        };
         if let Err(err) = &committed {
-            error!(%err, jobs = done.len(), "commit failed; the batch is answered as unavailable");
+            error!(%err, jobs = batch.len(), "commit failed; the batch is answered as unavailable");
             stats.failed_commits.fetch_add(1, Ordering::Relaxed);
-            let _ = run(&conn.conn, "ROLLBACK");
         }
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats.jobs.fetch_add(done.len() as u64, Ordering::Relaxed);
-        for completion in done.drain(..) {
-            completion(committed.clone());
+        stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        for job in batch.drain(..) {
+            job.complete(committed.clone());
         }
     }
 }

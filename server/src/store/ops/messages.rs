@@ -178,6 +178,7 @@ pub async fn send<T: Tx>(
 }
 
 /// Recall (body `None`) or edit (body `Some`) of the caller's own recent TEXT message.
+#[derive(Debug, Clone)]
 pub struct Amend {
     pub sender: pb::User,
     pub device_id: u64,

@@ -1,0 +1,114 @@
+//! The embedded store's group-commit writer: batches run without savepoints, and a job that
+//! fails after writing makes the writer run the batch again with one, so its writes are undone
+//! while the rest of the batch commits.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use confab_server::params;
+use confab_server::store::sqlite::{SqliteBackend, SqliteConfig};
+use confab_server::store::{Backend, Store, StoreError, Tx, TxExt};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn a_job_failing_after_its_writes_is_undone_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Store::new(SqliteBackend::open(&SqliteConfig::new(dir.path().join("w.db"))).unwrap());
+
+    // Hold the writer inside a first batch so that the next jobs queue up and share a batch.
+    let (release, gate) = mpsc::channel::<()>();
+    let gate = Arc::new(Mutex::new(gate));
+    let blocker = store
+        .enqueue_write(
+            0,
+            move |_tx| {
+                let gate = gate.clone();
+                Box::pin(async move {
+                    let _ = gate.lock().unwrap().recv_timeout(WAIT);
+                    Ok(())
+                })
+            },
+            |_| {},
+        )
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let insert = |version: i64, fail: bool| {
+        store
+            .enqueue_write(
+                0,
+                move |tx| {
+                    Box::pin(async move {
+                        tx.exec(
+                            "INSERT INTO schema_version (version, applied_ms) VALUES (?, 0)",
+                            params![version],
+                        )
+                        .await?;
+                        if fail {
+                            return Err(StoreError::Conflict("refused after writing"));
+                        }
+                        Ok(version)
+                    })
+                },
+                |_| {},
+            )
+            .unwrap()
+    };
+    let before = insert(100, false);
+    let failing = insert(101, true);
+    let after = insert(102, false);
+    release.send(()).unwrap();
+
+    tokio::time::timeout(WAIT, blocker)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        tokio::time::timeout(WAIT, before).await.unwrap().unwrap(),
+        Ok(100)
+    );
+    assert_eq!(
+        tokio::time::timeout(WAIT, failing).await.unwrap().unwrap(),
+        Err(StoreError::Conflict("refused after writing"))
+    );
+    assert_eq!(
+        tokio::time::timeout(WAIT, after).await.unwrap().unwrap(),
+        Ok(102)
+    );
+
+    let stats = store.backend().stats();
+    assert_eq!(stats.retried_batches, 1, "{stats:?}");
+    assert_eq!(stats.failed_commits, 0);
+    let versions = store
+        .read(|tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query("SELECT version FROM schema_version ORDER BY version", &[])
+                    .await?;
+                rows.iter().map(|r| r.i64(0)).collect::<Result<Vec<_>, _>>()
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(versions, vec![2, 100, 102], "the failed job's row is gone");
+    // A job that fails before writing costs no second run.
+    let refused = store
+        .write(|tx| {
+            Box::pin(async move {
+                tx.query_opt("SELECT version FROM schema_version WHERE version = 2", &[])
+                    .await?;
+                Err::<(), _>(StoreError::Forbidden("refused before writing"))
+            })
+        })
+        .await;
+    assert_eq!(
+        refused,
+        Err(StoreError::Forbidden("refused before writing"))
+    );
+    assert_eq!(store.backend().stats().retried_batches, 1);
+}
