@@ -3,34 +3,40 @@
 # unlike wall-clock figures): the 1:1 closed loop of `confab-load dm` against a confab-server run
 # under valgrind's callgrind, on the embedded store.
 #
-#   scripts/instructions.sh [--pairs 100] [--duration 10] [--keep DIR]
+#   scripts/instructions.sh [--pairs 100] [--duration 10] [--keep DIR] [--bin DIR]
+#
+# --bin runs the confab-server and confab-load found in DIR (another build, e.g. of an older
+# commit) instead of building this tree.
 #
 # Users are registered against a native server first (argon2 under valgrind would take minutes),
 # then copies of the same data directory are served under callgrind for a short and a long run;
 # the difference in instructions divided by the difference in messages stored (read from the
 # database) is the cost of one more message, without start-up, logins and shutdown. Prints that
-# and the runs' average batch; with --keep, leaves the long run's callgrind.out there for
-# `callgrind_annotate`.
+# and the runs' average batch; with --keep, leaves both runs' callgrind output there for
+# `callgrind_annotate` (and the number of extra messages, to divide a difference of the two).
 #
 # Under callgrind the server runs ~50x slower, so batches are larger than in a native run; compare
 # figures taken with this same script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pairs=100 duration=10 keep=""
+pairs=100 duration=10 keep="" bin=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --pairs) pairs=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
     *) echo "instructions.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 command -v valgrind >/dev/null || { echo "instructions.sh: needs valgrind (apt-get install valgrind)" >&2; exit 2; }
 command -v sqlite3 >/dev/null || { echo "instructions.sh: needs sqlite3 (apt-get install sqlite3)" >&2; exit 2; }
 
-cargo build --release --locked -p confab-server -p confab-tui >&2
-bin=target/release
+if [ -z "$bin" ]; then
+  cargo build --release --locked -p confab-server -p confab-tui >&2
+  bin=target/release
+fi
 run=$(mktemp -d /tmp/confab-instr.XXXXXX)
 port=$((20000 + RANDOM % 20000))
 addr=127.0.0.1:$port
@@ -87,7 +93,8 @@ total=$((ir_long - ir_short))
 echo "pairs=$pairs extra_messages=$msgs extra_instructions=$total per_message=$((total / (msgs > 0 ? msgs : 1)))"
 if [ -n "$keep" ]; then
   mkdir -p "$keep"
-  cp "$run/long.out" "$keep/callgrind.out"
+  cp "$run/short.out" "$run/long.out" "$keep/"
   cp "$run/m$((15 + duration))/server.log" "$run/m$((15 + duration))/load.json" "$keep/"
-  echo "kept callgrind.out (the long run) in $keep" >&2
+  echo "$msgs" >"$keep/extra_messages"
+  echo "kept short.out and long.out (callgrind) in $keep" >&2
 fi

@@ -1200,14 +1200,18 @@ impl<B: Backend> Service<B> {
                 with.push(subject);
                 members = Arc::new(with);
             }
-            let mut others = msg.clone();
-            others.client_msg_id.clear();
-            let own = self.frame(&Envelope::push(Body::MessagePush(pb::MessagePush {
-                message: Some(msg),
-            })));
-            let other = self.frame(&Envelope::push(Body::MessagePush(pb::MessagePush {
-                message: Some(others),
-            })));
+            // One envelope, encoded at most twice: with client_msg_id for the sender's other
+            // connections (only if it has one here), then without for everyone else.
+            let mut env = Envelope::push(Body::MessagePush(pb::MessagePush { message: Some(msg) }));
+            let own = if self.hub.has_other_conn(sender, skip) {
+                self.frame(&env)
+            } else {
+                None
+            };
+            if let Some(Body::MessagePush(pb::MessagePush { message: Some(m) })) = &mut env.body {
+                m.client_msg_id.clear();
+            }
+            let other = self.frame(&env);
             for u in members.iter() {
                 if *u == sender {
                     if let Some(fr) = &own {

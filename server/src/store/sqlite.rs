@@ -8,12 +8,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql};
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::schema::{SCHEMA_VERSION, SQLITE_SCHEMA};
 use super::{
@@ -262,6 +262,8 @@ struct Stats {
     jobs: AtomicU64,
     failed_commits: AtomicU64,
     retried_batches: AtomicU64,
+    /// Set by the checkpointer: the writer should restart the WAL before its next batch.
+    restart_wal: AtomicBool,
 }
 
 impl SqliteBackend {
@@ -277,6 +279,10 @@ impl SqliteBackend {
         apply_schema(&writer)?;
         writer
             .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(map_err)?;
+        // When the log restarts, a file grown past this is cut back to it.
+        writer
+            .pragma_update(None, "journal_size_limit", WAL_RESTART_BYTES as i64)
             .map_err(map_err)?;
         info!(path = %cfg.path.display(), "embedded store open");
 
@@ -363,6 +369,9 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
+        if stats.restart_wal.swap(false, Ordering::Relaxed) {
+            restart_wal(&conn.conn);
+        }
         // Optimistic first: no savepoints, whose page copies (every page a job touches is
         // saved to the sub-journal) cost more than the statements. A job that fails after it
         // wrote cannot be undone alone then, so the batch is rolled back and run again with a
@@ -431,27 +440,42 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-/// Checkpoints the WAL into the database file off the commit path. PASSIVE never blocks the
-/// writer or readers; the writer's own automatic checkpoints are turned off.
-/// The WAL size past which the checkpointer briefly holds writers back to truncate it: under
-/// constant writes a passive checkpoint never finds the log idle, and the file would grow
-/// without bound.
-const WAL_TRUNCATE_BYTES: u64 = 64 * 1024 * 1024;
+/// How often the checkpointer copies the WAL into the database file. Rarely enough that a page
+/// written by many commits in between (a thread's newest leaf, the threads table) is copied
+/// once, not once per commit.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// The WAL size past which the writer restarts the log. Under constant writes a passive
+/// checkpoint never finds the log idle, so SQLite would never start it over and the file would
+/// grow without bound.
+const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Copies the WAL into the database file off the commit path: PASSIVE never blocks the writer
+/// or readers (the writer's own automatic checkpoints are off). When the log has grown past
+/// [`WAL_RESTART_BYTES`], it asks the writer to restart it (see [`restart_wal`]).
 fn checkpoint_loop(conn: Connection, wal: PathBuf, stop: std::sync::Weak<Stats>) {
-    while stop.upgrade().is_some() {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES);
-        let sql = if big {
-            "PRAGMA wal_checkpoint(TRUNCATE)"
-        } else {
-            "PRAGMA wal_checkpoint(PASSIVE)"
-        };
-        match conn.query_row(sql, [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))) {
-            Ok((busy, frames)) if big => info!(busy, frames, "WAL truncated"),
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "checkpoint failed"),
+    loop {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        let Some(stats) = stop.upgrade() else { return };
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            warn!(error = %e, "checkpoint failed");
         }
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_BYTES) {
+            stats.restart_wal.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Run by the writer between batches when the checkpointer asks: a RESTART checkpoint copies
+/// what the last passive one left (little: it just ran) and makes the next commit write the WAL
+/// from its start again. On the writer, it holds up one batch for about one checkpoint's fsync,
+/// instead of the writer sleeping in SQLite's busy handler behind another connection's lock.
+fn restart_wal(conn: &Connection) {
+    match conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    }) {
+        Ok((0, frames)) => debug!(frames, "WAL restarted"),
+        Ok((_, frames)) => debug!(frames, "WAL restart deferred: readers busy"),
+        Err(e) => warn!(error = %e, "WAL restart failed"),
     }
 }
 

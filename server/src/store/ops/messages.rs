@@ -17,11 +17,11 @@ pub struct SendReq {
     pub body: String,
 }
 
-/// The ack, and the stored entry unless this was a retry of an earlier send.
+/// The ack of a stored entry (`duplicate` for a retry of an earlier send); the entry itself
+/// is in the operation's effects.
 #[derive(Debug, Clone)]
 pub struct Sent {
     pub ack: pb::SendAck,
-    pub message: Option<pb::ChatMessage>,
 }
 
 /// Looks for an earlier entry from this device with this client_msg_id.
@@ -53,7 +53,6 @@ async fn earlier<T: Tx>(
             duplicate: true,
             client_msg_id: cmid.to_owned(),
         },
-        message: None,
     }))
 }
 
@@ -73,7 +72,7 @@ async fn append_own<T: Tx>(
     ids: &Snowflake,
     fx: &mut Effects,
     e: OwnEntry<'_>,
-) -> StoreResult<pb::ChatMessage> {
+) -> StoreResult<pb::SendAck> {
     append(
         tx,
         ids,
@@ -90,17 +89,6 @@ async fn append_own<T: Tx>(
         },
     )
     .await
-}
-
-fn ack_of(m: &pb::ChatMessage) -> pb::SendAck {
-    pb::SendAck {
-        thread_id: m.thread_id,
-        message_id: m.message_id,
-        seq: m.seq,
-        server_ts_ms: m.server_ts_ms,
-        duplicate: false,
-        client_msg_id: m.client_msg_id.clone(),
-    }
 }
 
 /// Stores a text message: membership check, dedupe, seq allocation and insert in one
@@ -141,14 +129,14 @@ pub async fn send<T: Tx>(
             duplicate: true,
             client_msg_id: req.client_msg_id.clone(),
         };
-        return Ok((Sent { ack, message: None }, fx));
+        return Ok((Sent { ack }, fx));
     }
     if !row.bool(0)? {
         return Err(StoreError::Forbidden(
             "you can no longer send to this thread",
         ));
     }
-    let msg = append_own(
+    let ack = append_own(
         tx,
         ids,
         &mut fx,
@@ -165,16 +153,10 @@ pub async fn send<T: Tx>(
     .await?;
     tx.exec(
         "UPDATE thread_members SET read_seq = ? WHERE thread_id = ? AND user_id = ? AND read_seq < ?",
-        params![msg.seq, req.thread_id, req.sender.user_id, msg.seq],
+        params![ack.seq, req.thread_id, req.sender.user_id, ack.seq],
     )
     .await?;
-    Ok((
-        Sent {
-            ack: ack_of(&msg),
-            message: Some(msg),
-        },
-        fx,
-    ))
+    Ok((Sent { ack }, fx))
 }
 
 /// Recall (body `None`) or edit (body `Some`) of the caller's own recent TEXT message.
@@ -248,7 +230,7 @@ pub async fn amend<T: Tx>(
             (pb::MessageKind::Edit, b.as_str())
         }
     };
-    let msg = append_own(
+    let ack = append_own(
         tx,
         ids,
         &mut fx,
@@ -263,13 +245,7 @@ pub async fn amend<T: Tx>(
         },
     )
     .await?;
-    Ok((
-        Sent {
-            ack: ack_of(&msg),
-            message: Some(msg),
-        },
-        fx,
-    ))
+    Ok((Sent { ack }, fx))
 }
 
 /// Moves the user's read marker forward; returns the new marker if it moved.
