@@ -116,10 +116,14 @@ fn from_value(v: mysql_async::Value) -> Value {
 /// A pooled MySQL connection usable as a [`Tx`].
 pub struct MysqlConn {
     conn: Conn,
-    /// In the writer's batch transaction: a savepoint is set before a job's first write, so a
-    /// job that fails before writing (most refusals) costs no savepoint round trip.
+    /// In the writer's batch transaction. With `savepoints`, a savepoint is set before a job's
+    /// first write, so a job that fails before writing (most refusals) costs no savepoint round
+    /// trip; a batch runs without them first (see [`run_batch`]).
     in_batch: bool,
+    savepoints: bool,
     savepoint_set: bool,
+    /// The current job ran a data-changing statement.
+    wrote: bool,
     /// Set when MySQL rolled back the batch's transaction (deadlock, lock wait timeout): every
     /// later statement of the batch fails without reaching the server, where it would run
     /// outside any transaction, and the writer runs the batch again.
@@ -131,7 +135,9 @@ impl MysqlConn {
         Self {
             conn,
             in_batch: false,
+            savepoints: false,
             savepoint_set: false,
+            wrote: false,
             aborted: None,
         }
     }
@@ -158,7 +164,8 @@ impl MysqlConn {
 
     async fn before_write(&mut self) -> StoreResult<()> {
         self.check()?;
-        if self.in_batch && !self.savepoint_set {
+        self.wrote = true;
+        if self.in_batch && self.savepoints && !self.savepoint_set {
             // A savepoint of the same name replaces the previous job's, so none is released.
             if let Err(e) = self.conn.query_drop("SAVEPOINT job").await {
                 return Err(self.fail(e));
@@ -454,32 +461,48 @@ enum BatchEnd {
     Committed,
     /// MySQL rolled the transaction back (deadlock or lock wait timeout): worth another run.
     RolledBack(u16),
+    /// A job failed after writing in a run without savepoints: run again with them.
+    NeedsSavepoints,
     /// The connection or the transaction failed otherwise; nothing was committed.
     Failed(StoreError),
 }
 
-/// Runs every job of the batch in one transaction (a savepoint each) and commits. Returns the
-/// connection when it is still usable.
+/// Runs every job of the batch in one transaction and commits. Without `savepoints` (the first
+/// run: one round trip fewer per job), a job that fails after writing cannot be undone alone,
+/// so the batch is rolled back and must run again with them. Returns the connection when it is
+/// still usable.
 async fn run_batch(
     mut c: MysqlConn,
     batch: &mut [WriteJob<MysqlConn>],
     again: bool,
+    savepoints: bool,
 ) -> (Option<MysqlConn>, BatchEnd) {
     if let Err(e) = run(&mut c.conn, "START TRANSACTION").await {
         error!(error = %e, "cannot begin a write transaction");
         return (None, BatchEnd::Failed(map_err(e)));
     }
     c.in_batch = true;
+    c.savepoints = savepoints;
     c.aborted = None;
     let mut broken = false;
+    let mut redo = false;
     for job in batch.iter_mut() {
         c.savepoint_set = false;
+        c.wrote = false;
         let (back, ok) = job.run(c, again).await;
         c = back;
-        if c.aborted.is_some() {
-            break;
+        if c.aborted.is_some() || ok {
+            if c.aborted.is_some() {
+                break;
+            }
+            continue;
         }
-        if !ok && c.savepoint_set && run(&mut c.conn, "ROLLBACK TO SAVEPOINT job").await.is_err() {
+        if !savepoints {
+            if c.wrote {
+                redo = true;
+                break;
+            }
+        } else if c.savepoint_set && run(&mut c.conn, "ROLLBACK TO SAVEPOINT job").await.is_err() {
             broken = true;
             break;
         }
@@ -490,6 +513,12 @@ async fn run_batch(
         return match run(&mut c.conn, "ROLLBACK").await {
             Ok(()) => (Some(c), BatchEnd::RolledBack(code)),
             Err(_) => (None, BatchEnd::RolledBack(code)),
+        };
+    }
+    if redo {
+        return match run(&mut c.conn, "ROLLBACK").await {
+            Ok(()) => (Some(c), BatchEnd::NeedsSavepoints),
+            Err(e) => (None, BatchEnd::Failed(map_err(e))),
         };
     }
     if broken {
@@ -533,6 +562,7 @@ async fn writer_loop(
             }
         }
         let mut attempt = 1;
+        let mut savepoints = false;
         let mut pause = false;
         let committed = loop {
             // (Re)connect; while MySQL is down, the waiting jobs fail fast with Unavailable.
@@ -547,10 +577,16 @@ async fn writer_loop(
                     }
                 },
             };
-            let (back, end) = run_batch(c, &mut batch, attempt < BATCH_ATTEMPTS).await;
+            // A run without savepoints may be followed by one with them.
+            let again = !savepoints || attempt < BATCH_ATTEMPTS;
+            let (back, end) = run_batch(c, &mut batch, again, savepoints).await;
             conn = back;
             match end {
                 BatchEnd::Committed => break Ok(()),
+                BatchEnd::NeedsSavepoints => {
+                    stats.retried_batches.fetch_add(1, Ordering::Relaxed);
+                    savepoints = true;
+                }
                 BatchEnd::Failed(e) => break Err(e),
                 BatchEnd::RolledBack(code) if attempt < BATCH_ATTEMPTS => {
                     stats.retried_batches.fetch_add(1, Ordering::Relaxed);
