@@ -217,6 +217,21 @@ pub trait Tx: Send {
     ) -> BoxFut<'a, StoreResult<Vec<Row>>>;
     /// Increments a counter on row `id` and returns the new value (`None` if no such row).
     fn bump(&mut self, counter: Counter, id: u64) -> BoxFut<'_, StoreResult<Option<u64>>>;
+    /// The common case of a send in one statement: allocates the next seq of `thread` (setting
+    /// its activity id) if `user` is an active member and `(device, client_msg_id)` names no
+    /// stored entry yet. `None` when any of that fails (nothing was changed; the caller finds
+    /// out which).
+    fn send_seq<'a>(&'a mut self, s: SendSeq<'a>) -> BoxFut<'a, StoreResult<Option<u64>>>;
+}
+
+/// The arguments of [`Tx::send_seq`].
+#[derive(Debug, Clone, Copy)]
+pub struct SendSeq<'a> {
+    pub thread_id: u64,
+    pub user_id: u64,
+    pub device_id: u64,
+    pub client_msg_id: &'a str,
+    pub activity_id: u64,
 }
 
 /// Convenience queries on any `Tx`.

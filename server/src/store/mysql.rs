@@ -15,8 +15,8 @@ use tracing::{error, info, warn};
 
 use super::schema::SCHEMA_VERSION;
 use super::{
-    Backend, BoxFut, Counter, Dialect, Param, ReadJob, Row, StoreError, StoreResult, Tx, Value,
-    WriteJob, WriterStats,
+    Backend, BoxFut, Counter, Dialect, Param, ReadJob, Row, SendSeq, StoreError, StoreResult, Tx,
+    Value, WriteJob, WriterStats,
 };
 
 /// The MySQL schema, applied when its tables are missing.
@@ -164,7 +164,6 @@ impl MysqlConn {
 
     async fn before_write(&mut self) -> StoreResult<()> {
         self.check()?;
-        self.wrote = true;
         if self.in_batch && self.savepoints && !self.savepoint_set {
             // A savepoint of the same name replaces the previous job's, so none is released.
             if let Err(e) = self.conn.query_drop("SAVEPOINT job").await {
@@ -179,7 +178,12 @@ impl MysqlConn {
     async fn write(&mut self, sql: &'static str, ps: &[Param<'_>]) -> StoreResult<()> {
         self.before_write().await?;
         match self.conn.exec_drop(sql, params(ps)).await {
-            Ok(()) => Ok(()),
+            // A failed statement is undone alone by InnoDB; one that changed no row wrote
+            // nothing either.
+            Ok(()) => {
+                self.wrote |= self.conn.affected_rows() > 0;
+                Ok(())
+            }
             Err(e) => Err(self.fail(e)),
         }
     }
@@ -258,6 +262,34 @@ impl Tx for MysqlConn {
             if let Err(e) = done {
                 return Err(self.fail(e));
             }
+            if self.conn.affected_rows() == 0 {
+                return Ok(None);
+            }
+            self.wrote = true;
+            Ok(self.conn.last_insert_id())
+        })
+    }
+
+    fn send_seq<'a>(&'a mut self, s: SendSeq<'a>) -> BoxFut<'a, StoreResult<Option<u64>>> {
+        Box::pin(async move {
+            // The membership and dedupe checks ride on the row update: one round trip.
+            self.write(
+                "UPDATE threads SET last_seq = LAST_INSERT_ID(last_seq + 1), activity_id = ? \
+                 WHERE id = ? \
+                 AND EXISTS (SELECT 1 FROM thread_members \
+                             WHERE thread_id = ? AND user_id = ? AND active = 1) \
+                 AND NOT EXISTS (SELECT 1 FROM messages \
+                                 WHERE sender_device_id = ? AND client_msg_id = ?)",
+                &[
+                    Param::from(s.activity_id),
+                    Param::from(s.thread_id),
+                    Param::from(s.thread_id),
+                    Param::from(s.user_id),
+                    Param::from(s.device_id),
+                    Param::Text(s.client_msg_id),
+                ],
+            )
+            .await?;
             if self.conn.affected_rows() == 0 {
                 return Ok(None);
             }

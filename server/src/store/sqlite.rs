@@ -17,8 +17,8 @@ use tracing::{debug, error, info, warn};
 
 use super::schema::{SCHEMA_VERSION, SQLITE_SCHEMA};
 use super::{
-    Backend, BoxFut, Counter, Dialect, Param, ReadJob, Row, StoreError, StoreResult, Tx, Value,
-    WriteJob, WriterStats,
+    Backend, BoxFut, Counter, Dialect, Param, ReadJob, Row, SendSeq, StoreError, StoreResult, Tx,
+    Value, WriteJob, WriterStats,
 };
 
 /// Settings of the embedded store.
@@ -58,11 +58,13 @@ impl SqliteConn {
     }
 
     fn run_exec(&mut self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<u64> {
-        self.wrote = true;
         let mut stmt = self.conn.prepare_cached(sql).map_err(map_err)?;
+        // A statement that fails changes nothing (SQLite undoes it alone), nor does one that
+        // matched no row.
         let n = stmt
             .execute(rusqlite::params_from_iter(params.iter().map(SqlParam)))
             .map_err(map_err)?;
+        self.wrote |= n > 0;
         Ok(n as u64)
     }
 
@@ -155,6 +157,36 @@ impl Tx for SqliteConn {
         params: &'a [Param<'a>],
     ) -> BoxFut<'a, StoreResult<Vec<Row>>> {
         let r = self.run_query(sql, params);
+        Box::pin(std::future::ready(r))
+    }
+
+    fn send_seq<'a>(&'a mut self, s: SendSeq<'a>) -> BoxFut<'a, StoreResult<Option<u64>>> {
+        let r = self
+            .run_exec(
+                "UPDATE threads SET last_seq = last_seq + 1, activity_id = ?1 WHERE id = ?2 \
+                 AND EXISTS (SELECT 1 FROM thread_members \
+                             WHERE thread_id = ?2 AND user_id = ?3 AND active = 1) \
+                 AND NOT EXISTS (SELECT 1 FROM messages \
+                                 WHERE sender_device_id = ?4 AND client_msg_id = ?5)",
+                &[
+                    Param::from(s.activity_id),
+                    Param::from(s.thread_id),
+                    Param::from(s.user_id),
+                    Param::from(s.device_id),
+                    Param::Text(s.client_msg_id),
+                ],
+            )
+            .and_then(|n| {
+                if n == 0 {
+                    return Ok(None);
+                }
+                self.query_int(
+                    "SELECT last_seq FROM threads WHERE id = ?1",
+                    &[Param::from(s.thread_id)],
+                )?
+                .map(|v| u64::try_from(v).map_err(|_| StoreError::Corrupt("negative seq".into())))
+                .transpose()
+            });
         Box::pin(std::future::ready(r))
     }
 

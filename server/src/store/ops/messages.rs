@@ -2,10 +2,13 @@
 
 use confab_wire::pb;
 
-use super::{Effects, NewEntry, access, append, clamp_i64, kind, message_cols, message_from_row};
+use super::{
+    Effects, NewEntry, access, append, clamp_i64, insert_entry, kind, message_cols,
+    message_from_row,
+};
 use crate::ids::{Snowflake, now_ms};
 use crate::params;
-use crate::store::{StoreError, StoreResult, Tx, TxExt};
+use crate::store::{SendSeq, StoreError, StoreResult, Tx, TxExt};
 
 /// A send as the writer sees it.
 #[derive(Debug, Clone)]
@@ -98,6 +101,40 @@ pub async fn send<T: Tx>(
     ids: &Snowflake,
     req: &SendReq,
 ) -> StoreResult<(Sent, Effects)> {
+    let mut fx = Effects::default();
+    // The common case, an active member's new entry, in one statement; anything else (a
+    // retry, a refusal) finds out why below, with nothing changed yet.
+    let message_id = ids.next_id();
+    let seq = tx
+        .send_seq(SendSeq {
+            thread_id: req.thread_id,
+            user_id: req.sender.user_id,
+            device_id: req.device_id,
+            client_msg_id: &req.client_msg_id,
+            activity_id: message_id,
+        })
+        .await?;
+    if let Some(seq) = seq {
+        let ack = insert_entry(
+            tx,
+            &mut fx,
+            req.thread_id,
+            seq,
+            message_id,
+            NewEntry {
+                sender: &req.sender,
+                sender_device_id: req.device_id,
+                client_msg_id: Some(&req.client_msg_id),
+                kind: pb::MessageKind::Text,
+                body: &req.body,
+                target_message_id: 0,
+                group_change: None,
+            },
+        )
+        .await?;
+        mark_own_read(tx, req, ack.seq).await?;
+        return Ok((Sent { ack }, fx));
+    }
     // One query answers both "may they send?" and "is this a retry?".
     let row = tx
         .query_opt(
@@ -107,7 +144,6 @@ pub async fn send<T: Tx>(
             params![req.device_id, &req.client_msg_id, req.thread_id, req.sender.user_id],
         )
         .await?;
-    let mut fx = Effects::default();
     let Some(row) = row else {
         // Not a member: a retry of a message sent before leaving is still answered.
         if let Some(sent) = earlier(tx, req.device_id, &req.client_msg_id, req.thread_id).await? {
@@ -151,12 +187,18 @@ pub async fn send<T: Tx>(
         },
     )
     .await?;
+    mark_own_read(tx, req, ack.seq).await?;
+    Ok((Sent { ack }, fx))
+}
+
+/// The sender has read its own entry.
+async fn mark_own_read<T: Tx>(tx: &mut T, req: &SendReq, seq: u64) -> StoreResult<()> {
     tx.exec(
         "UPDATE thread_members SET read_seq = ? WHERE thread_id = ? AND user_id = ? AND read_seq < ?",
-        params![ack.seq, req.thread_id, req.sender.user_id, ack.seq],
+        params![seq, req.thread_id, req.sender.user_id, seq],
     )
     .await?;
-    Ok((Sent { ack }, fx))
+    Ok(())
 }
 
 /// Recall (body `None`) or edit (body `Some`) of the caller's own recent TEXT message.

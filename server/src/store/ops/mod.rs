@@ -112,6 +112,19 @@ pub async fn append<T: Tx>(
         )
         .await?
         .ok_or(StoreError::NotFound("thread"))?;
+    insert_entry(tx, fx, thread_id, seq, message_id, entry).await
+}
+
+/// Inserts an entry whose seq was allocated; it goes to `fx`, and what an ack needs is
+/// returned.
+pub(crate) async fn insert_entry<T: Tx>(
+    tx: &mut T,
+    fx: &mut Effects,
+    thread_id: u64,
+    seq: u64,
+    message_id: u64,
+    entry: NewEntry<'_>,
+) -> StoreResult<pb::SendAck> {
     let now = now_ms();
     let system = entry.group_change.as_ref().map(|g| g.encode_to_vec());
     let system_param = match &system {
