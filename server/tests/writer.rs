@@ -12,7 +12,7 @@ use std::time::Duration;
 use confab_server::params;
 use confab_server::store::mysql::{MysqlBackend, MysqlConfig};
 use confab_server::store::sqlite::{SqliteBackend, SqliteConfig};
-use confab_server::store::{Backend, Store, StoreError, Tx, TxExt};
+use confab_server::store::{Backend, Counter, Store, StoreError, Tx, TxExt};
 use tokio::sync::Notify;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -38,6 +38,18 @@ async fn a_job_failing_after_its_writes_is_undone_alone_on_mysql() {
 }
 
 async fn failed_job_is_undone_alone<B: Backend>(store: &Store<B>) {
+    let thread = store
+        .write(|tx| {
+            Box::pin(async move {
+                tx.insert(
+                    "INSERT INTO threads (kind, last_seq, activity_id, created_ms) VALUES (2, 0, 1, 0)",
+                    &[],
+                )
+                .await
+            })
+        })
+        .await
+        .unwrap();
     // Hold the writer inside a first batch so that the next jobs queue up and share a batch.
     let gate = Arc::new(Notify::new());
     let held = gate.clone();
@@ -79,9 +91,33 @@ async fn failed_job_is_undone_alone<B: Backend>(store: &Store<B>) {
             )
             .unwrap()
     };
+    // Seq allocations in the same batch: the failed job's is undone, so the next one gets it.
+    let seq = |fail: bool| {
+        store
+            .enqueue_write(
+                thread,
+                move |tx| {
+                    Box::pin(async move {
+                        let seq = tx
+                            .bump(Counter::ThreadSeq { activity_id: 2 }, thread)
+                            .await?
+                            .ok_or(StoreError::NotFound("thread"))?;
+                        if fail {
+                            return Err(StoreError::Conflict("refused after a seq"));
+                        }
+                        Ok(seq as i64)
+                    })
+                },
+                |_| {},
+            )
+            .unwrap()
+    };
     let before = insert(100, false);
+    let seq_failing = seq(true);
     let failing = insert(101, true);
+    let seq_first = seq(false);
     let after = insert(102, false);
+    let seq_second = seq(false);
     gate.notify_one();
 
     tokio::time::timeout(WAIT, blocker)

@@ -6,6 +6,7 @@
 //! Reads run on a small pool of read-only connections on their own threads; WAL lets them read a
 //! consistent snapshot while the writer commits.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -50,11 +51,44 @@ pub struct SqliteConn {
     /// A data-changing statement ran since the writer last cleared this (at each job's
     /// start): a job that fails after writing must be undone.
     wrote: bool,
+    /// The writer's view of `threads.last_seq` inside its transaction, so a seq allocation
+    /// needs no read after its UPDATE. Only this connection writes the database and every
+    /// change of `last_seq` goes through it; the writer clears this whenever it rolls anything
+    /// back.
+    seqs: HashMap<u64, u64>,
 }
+
+/// Threads whose last seq the writer remembers before starting over.
+const SEQ_CACHE_MAX: usize = 100_000;
 
 impl SqliteConn {
     fn new(conn: Connection) -> Self {
-        Self { conn, wrote: false }
+        Self {
+            conn,
+            wrote: false,
+            seqs: HashMap::new(),
+        }
+    }
+
+    /// The seq a successful `last_seq = last_seq + 1` on `thread_id` just allocated.
+    fn bumped_seq(&mut self, thread_id: u64) -> StoreResult<u64> {
+        let seq = match self.seqs.get(&thread_id) {
+            Some(prev) => prev + 1,
+            None => {
+                let v = self
+                    .query_int(
+                        "SELECT last_seq FROM threads WHERE id = ?1",
+                        &[Param::from(thread_id)],
+                    )?
+                    .ok_or(StoreError::NotFound("thread"))?;
+                u64::try_from(v).map_err(|_| StoreError::Corrupt("negative seq".into()))?
+            }
+        };
+        if self.seqs.len() >= SEQ_CACHE_MAX {
+            self.seqs.clear();
+        }
+        self.seqs.insert(thread_id, seq);
+        Ok(seq)
     }
 
     fn run_exec(&mut self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<u64> {
@@ -180,12 +214,7 @@ impl Tx for SqliteConn {
                 if n == 0 {
                     return Ok(None);
                 }
-                self.query_int(
-                    "SELECT last_seq FROM threads WHERE id = ?1",
-                    &[Param::from(s.thread_id)],
-                )?
-                .map(|v| u64::try_from(v).map_err(|_| StoreError::Corrupt("negative seq".into())))
-                .transpose()
+                self.bumped_seq(s.thread_id).map(Some)
             });
         Box::pin(std::future::ready(r))
     }
@@ -209,11 +238,10 @@ impl Tx for SqliteConn {
             if n == 0 {
                 return Ok(None);
             }
-            let sql = match counter {
-                Counter::ThreadSeq { .. } => "SELECT last_seq FROM threads WHERE id = ?1",
-                Counter::UserEvent => "SELECT event_seq FROM users WHERE id = ?1",
-            };
-            match self.query_int(sql, &[id_param])? {
+            if let Counter::ThreadSeq { .. } = counter {
+                return self.bumped_seq(id).map(Some);
+            }
+            match self.query_int("SELECT event_seq FROM users WHERE id = ?1", &[id_param])? {
                 Some(v) => u64::try_from(v)
                     .map(Some)
                     .map_err(|_| StoreError::Corrupt("negative counter".into())),
@@ -426,10 +454,11 @@ fn writer_loop(
                 let (c, ok) = futures::executor::block_on(job.run(conn, !savepoints));
                 conn = c;
                 if savepoints {
-                    if !(ok && savepoint.is_ok())
-                        && let Err(e) = run(&conn.conn, "ROLLBACK TO job")
-                    {
-                        warn!(error = %e, "rollback to savepoint failed");
+                    if !(ok && savepoint.is_ok()) {
+                        conn.seqs.clear();
+                        if let Err(e) = run(&conn.conn, "ROLLBACK TO job") {
+                            warn!(error = %e, "rollback to savepoint failed");
+                        }
                     }
                     if let Err(e) = run(&conn.conn, "RELEASE job") {
                         warn!(error = %e, "savepoint release failed");
@@ -440,6 +469,7 @@ fn writer_loop(
                 }
             }
             if redo {
+                conn.seqs.clear();
                 if let Err(e) = run(&conn.conn, "ROLLBACK") {
                     let err = map_err(e);
                     error!(%err, "cannot roll back a write transaction");
@@ -451,6 +481,7 @@ fn writer_loop(
             }
             let committed = run(&conn.conn, "COMMIT").map_err(map_err);
             if committed.is_err() {
+                conn.seqs.clear();
                 let _ = run(&conn.conn, "ROLLBACK");
             }
             break committed;
