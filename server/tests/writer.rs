@@ -137,6 +137,27 @@ async fn failed_job_is_undone_alone<B: Backend>(store: &Store<B>) {
         tokio::time::timeout(WAIT, after).await.unwrap().unwrap(),
         Ok(102)
     );
+    assert!(
+        tokio::time::timeout(WAIT, seq_failing)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_err()
+    );
+    assert_eq!(
+        tokio::time::timeout(WAIT, seq_first)
+            .await
+            .unwrap()
+            .unwrap(),
+        Ok(1)
+    );
+    assert_eq!(
+        tokio::time::timeout(WAIT, seq_second)
+            .await
+            .unwrap()
+            .unwrap(),
+        Ok(2)
+    );
 
     let stats = store.backend().stats();
     assert_eq!(stats.retried_batches, 1, "{stats:?}");
