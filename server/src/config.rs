@@ -49,6 +49,13 @@ pub struct Settings {
     /// with proxy_protocol / send-proxy); connections without one are refused [default: false].
     #[arg(long, env = "CONFAB_PROXY_PROTOCOL", num_args = 0..=1, default_missing_value = "true")]
     pub proxy_protocol: Option<bool>,
+    /// How long to keep trying to reach MySQL at start, ms [default: 30000].
+    #[arg(long, env = "CONFAB_MYSQL_CONNECT_TIMEOUT_MS")]
+    pub mysql_connect_timeout_ms: Option<u64>,
+    /// InnoDB lock wait timeout of the MySQL writers, s; a batch that times out runs again
+    /// [default: 5].
+    #[arg(long, env = "CONFAB_MYSQL_LOCK_WAIT_SECS")]
+    pub mysql_lock_wait_secs: Option<u32>,
     /// Node id (0-1023), part of every message id [default: 1].
     #[arg(long, env = "CONFAB_NODE_ID")]
     pub node_id: Option<u16>,
@@ -126,6 +133,8 @@ pub struct Config {
     /// `None`: a single node; `Some(url)`: a cluster member on this Redis.
     pub bus_url: Option<String>,
     pub proxy_protocol: bool,
+    pub mysql_connect_timeout: Duration,
+    pub mysql_lock_wait_secs: u32,
     pub node_id: u16,
     pub log_format: LogFormat,
     pub max_frame_bytes: u32,
@@ -180,6 +189,8 @@ impl Settings {
             mysql_writers,
             bus,
             proxy_protocol,
+            mysql_connect_timeout_ms,
+            mysql_lock_wait_secs,
             node_id,
             log_format,
             max_frame_bytes,
@@ -275,6 +286,10 @@ impl Settings {
                 Some(_) => return Err(ConfigError::Invalid("bus must be redis://host:port")),
             },
             proxy_protocol: self.proxy_protocol.unwrap_or(false),
+            mysql_connect_timeout: Duration::from_millis(
+                self.mysql_connect_timeout_ms.unwrap_or(30_000),
+            ),
+            mysql_lock_wait_secs: self.mysql_lock_wait_secs.unwrap_or(5).max(1),
             node_id,
             log_format: self.log_format.unwrap_or_default(),
             max_frame_bytes,

@@ -146,6 +146,13 @@ impl Hub {
         }
     }
 
+    /// Whether `user` has a connection here other than `skip_conn`.
+    pub fn has_other_conn(&self, user: u64, skip_conn: u64) -> bool {
+        self.shard(user)
+            .get(&user)
+            .is_some_and(|conns| conns.iter().any(|c| c.conn_id != skip_conn))
+    }
+
     /// Closes the connections of `user` that `select` picks.
     pub fn kick_where(&self, user: u64, why: Kick, select: impl Fn(&ConnHandle) -> bool) {
         let map = self.shard(user);

@@ -72,6 +72,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             mcfg.batch_max = cfg.batch_max;
             mcfg.pool_size = cfg.mysql_pool;
             mcfg.writers = cfg.mysql_writers;
+            mcfg.connect_timeout = cfg.mysql_connect_timeout;
+            mcfg.lock_wait_secs = cfg.mysql_lock_wait_secs;
             let backend = MysqlBackend::open(&mcfg).await?;
             let hub = Arc::new(hub::Hub::new());
             let bus = cluster::connect(&cfg, hub.clone()).await?;
@@ -125,6 +127,7 @@ async fn log_writer_stats<B: Backend>(svc: std::sync::Weak<Service<B>>) {
                 jobs,
                 avg_batch = jobs as f64 / batches as f64,
                 failed_commits = now.failed_commits - last.failed_commits,
+                retried_batches = now.retried_batches - last.retried_batches,
                 connections = svc.hub.connections(),
                 "writer"
             );

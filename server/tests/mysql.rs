@@ -1,18 +1,25 @@
 //! MySQL/MariaDB-specific behaviour: concurrent writers on one thread (several nodes on one
-//! database), connections killed during a burst, and exact round trips of awkward text.
-//! They need `CONFAB_TEST_MYSQL` (scripts/test.sh sets it and runs them with --include-ignored).
+//! database), connections killed during a burst, exact round trips of awkward text, batches
+//! rolled back by a deadlock or a lock wait timeout, MySQL unreachable at start and lost while
+//! running. They need `CONFAB_TEST_MYSQL` (scripts/test.sh sets it and runs them with
+//! --include-ignored), except the first, which needs no database at all.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::*;
+use confab_server::service::Service;
+use confab_server::store::mysql::MysqlBackend;
+use confab_server::store::{Backend, WriterStats};
 use confab_wire::Body;
 use confab_wire::pb::{self, ErrorCode};
 use mysql_async::prelude::Queryable;
+use tokio::net::{TcpListener, TcpStream};
 
 const NEEDS_MYSQL: &str = "set CONFAB_TEST_MYSQL (scripts/test.sh does)";
 
@@ -280,4 +287,459 @@ async fn awkward_text_round_trips_exactly() {
     assert_eq!(found.groups[0].name, group_name);
     let stored: Vec<String> = conn.query("SELECT name FROM chat_groups").await.unwrap();
     assert_eq!(stored, vec![group_name.to_owned()]);
+}
+
+/// The MySQL writer's counters of a server started by the harness on MariaDB.
+fn writer_stats(srv: &TestServer) -> WriterStats {
+    let svc = srv
+        .running
+        .service
+        .clone()
+        .downcast::<Service<MysqlBackend>>()
+        .expect("a server on the MySQL store");
+    svc.store().backend().stats()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// host:port of the MariaDB named by CONFAB_TEST_MYSQL.
+fn mysql_addr() -> String {
+    let base = std::env::var("CONFAB_TEST_MYSQL").expect(NEEDS_MYSQL);
+    let opts = mysql_async::Opts::from_url(&base).expect("CONFAB_TEST_MYSQL is a mysql:// URL");
+    format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port())
+}
+
+/// `url` with its host and port replaced by 127.0.0.1:`port` (user, password, database kept),
+/// over TCP only: by default mysql_async moves a loopback connection to MySQL's Unix socket,
+/// which would go around the relay.
+fn via_port(url: &str, port: u16) -> String {
+    let opts = mysql_async::Opts::from_url(url).expect("mysql URL");
+    let auth = match (opts.user(), opts.pass()) {
+        (Some(u), Some(p)) => format!("{u}:{p}@"),
+        (Some(u), None) => format!("{u}@"),
+        _ => String::new(),
+    };
+    format!(
+        "mysql://{auth}127.0.0.1:{port}/{}?prefer_socket=false",
+        opts.db_name().unwrap_or_default()
+    )
+}
+
+/// A TCP relay from 127.0.0.1:`port` to MariaDB: the test's stand-in for the network between
+/// the server and MySQL. `cut` closes the port and every relayed connection, as if MySQL went
+/// away; starting a relay on the same port again brings it back.
+struct Relay {
+    accept: tokio::task::JoinHandle<()>,
+    conns: Arc<Mutex<tokio::task::JoinSet<()>>>,
+}
+
+impl Relay {
+    async fn start(port: u16) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind the relay port");
+        let target = mysql_addr();
+        let conns = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
+        let set = conns.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let target = target.clone();
+                set.lock().unwrap().spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self { accept, conns }
+    }
+
+    /// Stops accepting and closes every relayed connection before returning.
+    async fn cut(self) {
+        self.accept.abort();
+        let _ = self.accept.await;
+        let mut conns = std::mem::take(&mut *self.conns.lock().unwrap());
+        conns.shutdown().await;
+    }
+}
+
+#[tokio::test]
+// No database needed: nothing listens on the port the server is pointed at.
+async fn unreachable_mysql_at_start_is_retried_then_the_binary_exits_with_a_readable_message() {
+    // A privileged port nothing listens on: a free ephemeral port could be taken by another
+    // process (another test's server) before the server tries it.
+    let port = 1;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_confab-server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args([
+                "--store",
+                &format!("mysql://confab:secret@127.0.0.1:{port}/confab"),
+            ])
+            .args(["--mysql-connect-timeout-ms", "1500"])
+            .env("CONFAB_LOG", "warn")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the server gives up within its connect timeout")
+    .expect("run confab-server");
+    assert!(!out.status.success(), "exits with a failure status");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let retries = stdout.matches("MySQL is not reachable; retrying").count()
+        + stderr.matches("MySQL is not reachable; retrying").count();
+    assert!(
+        retries >= 2,
+        "each retry is logged\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("cannot reach MySQL at 127.0.0.1:{port}")),
+        "the exit message says what failed: {stderr}"
+    );
+    assert!(!stderr.contains("secret"), "no password in the message");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "it kept trying"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MariaDB via CONFAB_TEST_MYSQL; scripts/test.sh runs it"]
+async fn server_waits_for_mysql_that_comes_up_during_start() {
+    let db = TestDb::create().await.expect(NEEDS_MYSQL);
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = base_config(dir.path(), Some(&db));
+    cfg.mysql_url = Some(via_port(&db.url(), port));
+    cfg.mysql_connect_timeout = Duration::from_secs(20);
+    let start = tokio::spawn(confab_server::start(cfg));
+    // MySQL "comes up" after the server's first attempts failed.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(!start.is_finished(), "still retrying while MySQL is away");
+    let relay = Relay::start(port).await;
+    let running = tokio::time::timeout(Duration::from_secs(15), start)
+        .await
+        .expect("start completes once MySQL is reachable")
+        .unwrap()
+        .expect("server starts");
+    let mut a = Client::connect(running.addr).await;
+    a.register("late_a").await;
+    let mut b = Client::connect(running.addr).await;
+    b.register("late_b").await;
+    let thread = befriend(&mut a, &mut b).await;
+    assert_eq!(a.send_text(thread, "late-1", "hello").await.seq, 1);
+    running.shutdown.cancel();
+    relay.cut().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MariaDB via CONFAB_TEST_MYSQL; scripts/test.sh runs it"]
+async fn lost_mysql_answers_unavailable_and_the_server_recovers_without_a_restart() {
+    let port = free_port();
+    let relay = Relay::start(port).await;
+    let srv = TestServer::start_with(|cfg| {
+        let url = cfg.mysql_url.clone().expect(NEEDS_MYSQL);
+        cfg.mysql_url = Some(via_port(&url, port));
+    })
+    .await;
+    let db = srv.db.as_ref().expect(NEEDS_MYSQL);
+    let mut a = srv.user("lost_a").await;
+    let mut b = srv.user("lost_b").await;
+    let thread = befriend(&mut a, &mut b).await;
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        acked.push(a.send_text(thread, &format!("before-{i}"), "before").await);
+    }
+
+    // MySQL goes away: every connection drops and new ones are refused.
+    relay.cut().await;
+    for i in 0..5 {
+        let reply = a
+            .request(Body::Send(pb::Send {
+                thread_id: thread,
+                client_msg_id: format!("during-{i}"),
+                body: "during".into(),
+            }))
+            .await;
+        let Body::Error(e) = reply else {
+            panic!("a send without MySQL was answered {reply:?}")
+        };
+        assert_eq!(
+            ErrorCode::try_from(e.code),
+            Ok(ErrorCode::Unavailable),
+            "{e}"
+        );
+        let reply = b
+            .request(Body::SyncThread(pb::SyncThread {
+                thread_id: thread,
+                since_seq: 0,
+                limit: 10,
+            }))
+            .await;
+        let Body::Error(e) = reply else {
+            panic!("a read without MySQL was answered {reply:?}")
+        };
+        assert_eq!(
+            ErrorCode::try_from(e.code),
+            Ok(ErrorCode::Unavailable),
+            "{e}"
+        );
+    }
+
+    // MySQL is back: the same server serves again, by itself, within a bounded time.
+    let relay = Relay::start(port).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut k = 0;
+    let first_after = loop {
+        k += 1;
+        match a
+            .request(Body::Send(pb::Send {
+                thread_id: thread,
+                client_msg_id: format!("after-{k}"),
+                body: "after".into(),
+            }))
+            .await
+        {
+            Body::SendAck(ack) => break ack,
+            Body::Error(e) if e.code == ErrorCode::Unavailable as i32 => {
+                assert!(Instant::now() < deadline, "no recovery within 20 s");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    acked.push(first_after);
+    for i in 0..10 {
+        acked.push(a.send_text(thread, &format!("later-{i}"), "later").await);
+    }
+    let page = b.sync(thread, 0).await;
+    assert!(page.len() >= acked.len());
+
+    // Nothing acked was lost, and seqs stayed gap-free across the outage.
+    let mut admin = mysql(db).await;
+    let stored: Vec<(u64, u64)> = admin
+        .exec(
+            "SELECT seq, message_id FROM messages WHERE thread_id = ? ORDER BY seq",
+            (thread,),
+        )
+        .await
+        .unwrap();
+    let ids: HashSet<u64> = stored.iter().map(|(_, id)| *id).collect();
+    for ack in &acked {
+        assert!(
+            ids.contains(&ack.message_id),
+            "acked {} lost",
+            ack.message_id
+        );
+    }
+    let seqs: Vec<u64> = stored.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    relay.cut().await;
+}
+
+/// Waits until the server's writer has been stuck in a thread-row update for a while (waiting
+/// for a row lock the test holds).
+async fn until_writer_waits(admin: &mut mysql_async::Conn, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: Option<u64> = admin
+            .query_first(
+                "SELECT COUNT(*) FROM information_schema.processlist \
+                 WHERE db = DATABASE() AND info LIKE 'UPDATE threads%' AND time_ms > 100",
+            )
+            .await
+            .unwrap();
+        if waiting.unwrap_or(0) >= 1 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the writer never waited: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MariaDB via CONFAB_TEST_MYSQL; scripts/test.sh runs it"]
+async fn deadlocked_batch_runs_again_and_every_send_is_acked_once() {
+    // One writer, so the sends below share its batches.
+    let srv = TestServer::start_with(|cfg| cfg.mysql_writers = 1).await;
+    let db = srv.db.as_ref().expect(NEEDS_MYSQL);
+    let mut owner = srv.user("dl_owner").await;
+    let (_, thread_a) = group(&mut owner, "dl a").await;
+    let (_, thread_b) = group(&mut owner, "dl b").await;
+    let (_, thread_c) = group(&mut owner, "dl c").await;
+    let before = writer_stats(&srv);
+
+    let mut light = mysql(db).await;
+    let mut heavy = mysql(db).await;
+    let mut watch = mysql(db).await;
+    // The light transaction holds thread A, so the writer waits inside its first batch...
+    light.query_drop("START TRANSACTION").await.unwrap();
+    light
+        .exec_drop(
+            "SELECT id FROM threads WHERE id = ? FOR UPDATE",
+            (thread_a,),
+        )
+        .await
+        .unwrap();
+    let sends = [(thread_a, "dl-1"), (thread_c, "dl-2"), (thread_b, "dl-3")];
+    for (i, (t, cmid)) in sends.iter().enumerate() {
+        owner
+            .send_env(confab_wire::Envelope::new(
+                100 + i as u64,
+                Body::Send(pb::Send {
+                    thread_id: *t,
+                    client_msg_id: (*cmid).into(),
+                    body: format!("deadlock {i}"),
+                }),
+            ))
+            .await;
+        if i == 0 {
+            until_writer_waits(&mut watch, "the first batch behind thread A").await;
+        }
+    }
+    // ...while the other two queue up behind it and will form the next batch together.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The heavy transaction changes many rows (so InnoDB picks the writer as the deadlock
+    // victim) and holds thread B.
+    heavy.query_drop("START TRANSACTION").await.unwrap();
+    heavy
+        .query_drop("CREATE TEMPORARY TABLE ballast (id INT PRIMARY KEY, v INT) ENGINE=InnoDB")
+        .await
+        .unwrap();
+    heavy
+        .query_drop("INSERT INTO ballast SELECT seq, 0 FROM seq_1_to_2000")
+        .await
+        .unwrap();
+    heavy
+        .exec_drop(
+            "SELECT id FROM threads WHERE id = ? FOR UPDATE",
+            (thread_b,),
+        )
+        .await
+        .unwrap();
+    // Let the first batch through; the second locks thread C, then waits for thread B.
+    light.query_drop("COMMIT").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    until_writer_waits(&mut watch, "the second batch behind thread B").await;
+    // The heavy transaction now wants thread C: a cycle. InnoDB rolls back the writer's batch.
+    heavy
+        .exec_drop(
+            "UPDATE threads SET activity_id = activity_id WHERE id = ?",
+            (thread_c,),
+        )
+        .await
+        .expect("the heavy transaction survives the deadlock");
+    heavy.query_drop("COMMIT").await.unwrap();
+
+    // Every send is acked exactly once, none with an error.
+    let mut acks = Vec::new();
+    while acks.len() < sends.len() {
+        let env = owner
+            .recv()
+            .await
+            .expect("a reply before the timeout")
+            .unwrap();
+        match env.body {
+            Some(Body::SendAck(ack)) => acks.push((env.req_id, ack)),
+            Some(Body::Error(e)) if env.req_id != 0 => panic!("send {} failed: {e}", env.req_id),
+            _ => {}
+        }
+    }
+    acks.sort_by_key(|(id, _)| *id);
+    for (i, (id, ack)) in acks.iter().enumerate() {
+        assert_eq!(*id, 100 + i as u64);
+        assert_eq!(ack.thread_id, sends[i].0);
+        assert!(!ack.duplicate);
+    }
+    let after = writer_stats(&srv);
+    assert!(
+        after.retried_batches > before.retried_batches,
+        "the deadlocked batch was run again ({before:?} -> {after:?})"
+    );
+    // Stored once each, at the seqs acked, with no gap (each group thread has its creation
+    // entry at seq 1).
+    let mut admin = mysql(db).await;
+    for (_, ack) in &acks {
+        let rows: Vec<(u64, u64)> = admin
+            .exec(
+                "SELECT seq, message_id FROM messages WHERE thread_id = ? ORDER BY seq",
+                (ack.thread_id,),
+            )
+            .await
+            .unwrap();
+        let seqs: Vec<u64> = rows.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+        let found: Vec<&(u64, u64)> = rows.iter().filter(|(_, m)| *m == ack.message_id).collect();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, ack.seq);
+    }
+    // A retry of one of them is still deduplicated.
+    let again = owner.send_text(thread_c, "dl-2", "deadlock 1").await;
+    assert!(again.duplicate);
+    assert_eq!(again.message_id, acks[1].1.message_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MariaDB via CONFAB_TEST_MYSQL; scripts/test.sh runs it"]
+async fn lock_wait_timeout_runs_the_batch_again() {
+    let srv = TestServer::start_with(|cfg| {
+        cfg.mysql_writers = 1;
+        cfg.mysql_lock_wait_secs = 1;
+    })
+    .await;
+    let db = srv.db.as_ref().expect(NEEDS_MYSQL);
+    let mut a = srv.user("lw_a").await;
+    let mut b = srv.user("lw_b").await;
+    let thread = befriend(&mut a, &mut b).await;
+    a.send_text(thread, "lw-0", "first").await;
+    let before = writer_stats(&srv);
+
+    // Hold the thread's row longer than the writer's 1 s lock wait timeout.
+    let mut holder = mysql(db).await;
+    holder.query_drop("START TRANSACTION").await.unwrap();
+    holder
+        .exec_drop("SELECT id FROM threads WHERE id = ? FOR UPDATE", (thread,))
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        holder.query_drop("COMMIT").await.unwrap();
+    });
+    let ack = a.send_text(thread, "lw-1", "held up").await;
+    release.await.unwrap();
+    assert_eq!(ack.seq, 2);
+    assert!(!ack.duplicate);
+    let after = writer_stats(&srv);
+    assert!(
+        after.retried_batches > before.retried_batches,
+        "the timed-out batch was run again ({before:?} -> {after:?})"
+    );
+    let mut admin = mysql(db).await;
+    let stored: Vec<(u64, String)> = admin
+        .exec(
+            "SELECT seq, client_msg_id FROM messages WHERE thread_id = ? ORDER BY seq",
+            (thread,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        vec![(1, "lw-0".to_owned()), (2, "lw-1".to_owned())],
+        "stored once, no gap"
+    );
 }

@@ -290,7 +290,10 @@ impl<B: Backend> Service<B> {
     ) -> StoreResult<tokio::sync::oneshot::Receiver<StoreResult<(R, Effects)>>>
     where
         R: Send + 'static,
-        F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<(R, Effects)>> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<(R, Effects)>>
+            + Clone
+            + Send
+            + 'static,
     {
         let sink = self.fanout.clone();
         self.store
@@ -308,7 +311,10 @@ impl<B: Backend> Service<B> {
     async fn write_fx_await<R, F>(&self, origin_conn: u64, op: F) -> Res<R>
     where
         R: Send + 'static,
-        F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<(R, Effects)>> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<(R, Effects)>>
+            + Clone
+            + Send
+            + 'static,
     {
         let rx = self.write_fx(0, origin_conn, op)?;
         let (r, _) = rx
@@ -1168,6 +1174,8 @@ impl<B: Backend> Service<B> {
         };
         let ids = self.ids.clone();
         let key = req.thread_id;
+        // Shared, so a backend that runs the job again clones a pointer, not the body.
+        let req = Arc::new(req);
         Ok(self.write_fx(key, ctx.conn_id, move |tx| {
             Box::pin(async move { messages::send(tx, &ids, &req).await })
         })?)
@@ -1324,14 +1332,18 @@ impl<B: Backend> Service<B> {
                 with.push(subject);
                 members = Arc::new(with);
             }
-            let mut others = msg.clone();
-            others.client_msg_id.clear();
-            let own = self.frame(&Envelope::push(Body::MessagePush(pb::MessagePush {
-                message: Some(msg),
-            })));
-            let other = self.frame(&Envelope::push(Body::MessagePush(pb::MessagePush {
-                message: Some(others),
-            })));
+            // One envelope, encoded at most twice: with client_msg_id for the sender's other
+            // connections (only if it has one here), then without for everyone else.
+            let mut env = Envelope::push(Body::MessagePush(pb::MessagePush { message: Some(msg) }));
+            let own = if self.hub.has_other_conn(sender, skip) {
+                self.frame(&env)
+            } else {
+                None
+            };
+            if let Some(Body::MessagePush(pb::MessagePush { message: Some(m) })) = &mut env.body {
+                m.client_msg_id.clear();
+            }
+            let other = self.frame(&env);
             for u in members.iter() {
                 if *u == sender {
                     if let Some(fr) = &own {

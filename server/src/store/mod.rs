@@ -217,6 +217,21 @@ pub trait Tx: Send {
     ) -> BoxFut<'a, StoreResult<Vec<Row>>>;
     /// Increments a counter on row `id` and returns the new value (`None` if no such row).
     fn bump(&mut self, counter: Counter, id: u64) -> BoxFut<'_, StoreResult<Option<u64>>>;
+    /// The common case of a send in one statement: allocates the next seq of `thread` (setting
+    /// its activity id) if `user` is an active member and `(device, client_msg_id)` names no
+    /// stored entry yet. `None` when any of that fails (nothing was changed; the caller finds
+    /// out which).
+    fn send_seq<'a>(&'a mut self, s: SendSeq<'a>) -> BoxFut<'a, StoreResult<Option<u64>>>;
+}
+
+/// The arguments of [`Tx::send_seq`].
+#[derive(Debug, Clone, Copy)]
+pub struct SendSeq<'a> {
+    pub thread_id: u64,
+    pub user_id: u64,
+    pub device_id: u64,
+    pub client_msg_id: &'a str,
+    pub activity_id: u64,
 }
 
 /// Convenience queries on any `Tx`.
@@ -235,39 +250,86 @@ impl<T: Tx + ?Sized> TxExt for T {}
 /// What a committed batch reports to each operation's completion.
 pub type Committed = StoreResult<()>;
 
-/// A queued write: runs on the writer's transaction (owned, returned when done) and yields
-/// whether it succeeded (so the writer can roll back its savepoint) and a completion to call
-/// once the batch's commit is known.
-pub type WriteJob<T> =
-    Box<dyn FnOnce(T) -> BoxFut<'static, (T, bool, Box<dyn FnOnce(Committed) + Send>)> + Send>;
+/// A queued write. The writer runs it on its transaction, possibly more than once (the MySQL
+/// writer re-runs a whole batch after a deadlock or lock wait timeout rolled it back); only the
+/// last run's result reaches the caller, and only once the batch's commit is known.
+pub trait Job<T>: Send {
+    /// Runs the operation on the writer's transaction (owned, handed back) and says whether it
+    /// succeeded, so the writer can roll back its savepoint. `again` is false when the writer
+    /// will not run this job a second time (the operation is then not cloned).
+    fn run(&mut self, tx: T, again: bool) -> BoxFut<'_, (T, bool)>;
+    /// Answers the caller with the last run's result, if `committed` is `Ok`.
+    fn complete(self: Box<Self>, committed: Committed);
+}
+
+pub type WriteJob<T> = Box<dyn Job<T>>;
 
 /// A read: runs on a read connection, which it hands back.
 pub type ReadJob<T> = Box<dyn FnOnce(T) -> BoxFut<'static, T> + Send>;
 
+struct OpJob<F, H, R> {
+    op: Option<F>,
+    then: H,
+    result: Option<StoreResult<R>>,
+    reply: oneshot::Sender<StoreResult<R>>,
+}
+
+impl<T, F, H, R> Job<T> for OpJob<F, H, R>
+where
+    T: Tx + 'static,
+    R: Send + 'static,
+    F: for<'t> FnOnce(&'t mut T) -> BoxFut<'t, StoreResult<R>> + Clone + Send + 'static,
+    H: FnOnce(&mut R) + Send + 'static,
+{
+    fn run(&mut self, mut tx: T, again: bool) -> BoxFut<'_, (T, bool)> {
+        // A job that may run again keeps its operation; otherwise it is used up, uncloned.
+        let op = if again {
+            self.op.clone()
+        } else {
+            self.op.take()
+        };
+        Box::pin(async move {
+            let result = match op {
+                Some(op) => op(&mut tx).await,
+                None => Err(StoreError::Unavailable("write job ran twice".into())),
+            };
+            let ok = result.is_ok();
+            self.result = Some(result);
+            (tx, ok)
+        })
+    }
+
+    fn complete(self: Box<Self>, committed: Committed) {
+        let this = *self;
+        let result = committed.and_then(|()| {
+            this.result
+                .unwrap_or_else(|| Err(StoreError::Unavailable("write job never ran".into())))
+        });
+        let result = result.map(|mut r| {
+            (this.then)(&mut r);
+            r
+        });
+        let _ = this.reply.send(result);
+    }
+}
+
 /// Wraps an operation into a [`WriteJob`] whose result reaches the receiver only after commit.
 /// `then` runs on the writer right after a successful commit, in commit order, before the
-/// caller hears of it (the service uses it to hand effects to the ordered fan-out).
+/// caller hears of it (the service uses it to hand effects to the ordered fan-out). The
+/// operation is `Clone` because a backend may have to run it again (see [`Job`]).
 pub fn write_job<T, R, F, H>(op: F, then: H) -> (WriteJob<T>, oneshot::Receiver<StoreResult<R>>)
 where
     T: Tx + 'static,
     R: Send + 'static,
-    F: for<'t> FnOnce(&'t mut T) -> BoxFut<'t, StoreResult<R>> + Send + 'static,
+    F: for<'t> FnOnce(&'t mut T) -> BoxFut<'t, StoreResult<R>> + Clone + Send + 'static,
     H: FnOnce(&mut R) + Send + 'static,
 {
     let (reply, rx) = oneshot::channel();
-    let job: WriteJob<T> = Box::new(move |mut tx: T| {
-        Box::pin(async move {
-            let result = op(&mut tx).await;
-            let ok = result.is_ok();
-            let done: Box<dyn FnOnce(Committed) + Send> = Box::new(move |committed: Committed| {
-                let result = committed.and(result).map(|mut r| {
-                    then(&mut r);
-                    r
-                });
-                let _ = reply.send(result);
-            });
-            (tx, ok, done)
-        })
+    let job: WriteJob<T> = Box::new(OpJob {
+        op: Some(op),
+        then,
+        result: None,
+        reply,
     });
     (job, rx)
 }
@@ -308,6 +370,9 @@ pub struct WriterStats {
     pub batches: u64,
     pub jobs: u64,
     pub failed_commits: u64,
+    /// Batches run a second time: on MySQL after a deadlock or lock wait timeout rolled them
+    /// back; on SQLite when a job failed after writing in a batch run without savepoints.
+    pub retried_batches: u64,
 }
 
 /// The store: business operations on a backend.
@@ -328,7 +393,7 @@ impl<B: Backend> Store<B> {
     pub async fn write<R, F>(&self, op: F) -> StoreResult<R>
     where
         R: Send + 'static,
-        F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<R>> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<R>> + Clone + Send + 'static,
     {
         let rx = self.enqueue_write(0, op, |_| {})?;
         rx.await
@@ -345,7 +410,7 @@ impl<B: Backend> Store<B> {
     ) -> StoreResult<oneshot::Receiver<StoreResult<R>>>
     where
         R: Send + 'static,
-        F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<R>> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut B::Tx) -> BoxFut<'t, StoreResult<R>> + Clone + Send + 'static,
         H: FnOnce(&mut R) + Send + 'static,
     {
         let (job, rx) = write_job(op, then);

@@ -15,8 +15,8 @@ use tracing::{error, info, warn};
 
 use super::schema::SCHEMA_VERSION;
 use super::{
-    Backend, BoxFut, Counter, Dialect, Param, ReadJob, Row, StoreError, StoreResult, Tx, Value,
-    WriteJob, WriterStats,
+    Backend, BoxFut, Counter, Dialect, Param, ReadJob, Row, SendSeq, StoreError, StoreResult, Tx,
+    Value, WriteJob, WriterStats,
 };
 
 /// The MySQL schema, applied when its tables are missing.
@@ -35,6 +35,10 @@ pub struct MysqlConfig {
     pub queue: usize,
     /// How long to keep retrying the first connection at start.
     pub connect_timeout: Duration,
+    /// `innodb_lock_wait_timeout` of the writer connections, in seconds: a writer stuck behind
+    /// a row lock holds up every send routed to it, so it gives up sooner than InnoDB's 50 s
+    /// default and runs its batch again.
+    pub lock_wait_secs: u32,
 }
 
 impl MysqlConfig {
@@ -46,9 +50,18 @@ impl MysqlConfig {
             batch_max: 512,
             queue: 16_384,
             connect_timeout: Duration::from_secs(30),
+            lock_wait_secs: 5,
         }
     }
 }
+
+/// ER_LOCK_DEADLOCK: InnoDB rolled the whole transaction back.
+const ER_LOCK_DEADLOCK: u16 = 1213;
+/// ER_LOCK_WAIT_TIMEOUT: the statement was rolled back (the transaction too, with
+/// `innodb_rollback_on_timeout`).
+const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+/// How many times a batch is run before its jobs are answered `UNAVAILABLE`.
+const BATCH_ATTEMPTS: u32 = 4;
 
 fn map_err(e: mysql_async::Error) -> StoreError {
     if let mysql_async::Error::Server(s) = &e
@@ -57,6 +70,18 @@ fn map_err(e: mysql_async::Error) -> StoreError {
         return StoreError::Duplicate;
     }
     StoreError::Unavailable(e.to_string())
+}
+
+/// The error code when MySQL rolled back (part of) a transaction that is worth running again.
+fn rollback_code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(s)
+            if s.code == ER_LOCK_DEADLOCK || s.code == ER_LOCK_WAIT_TIMEOUT =>
+        {
+            Some(s.code)
+        }
+        _ => None,
+    }
 }
 
 fn to_value(p: &Param<'_>) -> mysql_async::Value {
@@ -91,10 +116,18 @@ fn from_value(v: mysql_async::Value) -> Value {
 /// A pooled MySQL connection usable as a [`Tx`].
 pub struct MysqlConn {
     conn: Conn,
-    /// In the writer's batch transaction: a savepoint is set before a job's first write, so a
-    /// job that fails before writing (most refusals) costs no savepoint round trip.
+    /// In the writer's batch transaction. With `savepoints`, a savepoint is set before a job's
+    /// first write, so a job that fails before writing (most refusals) costs no savepoint round
+    /// trip; a batch runs without them first (see [`run_batch`]).
     in_batch: bool,
+    savepoints: bool,
     savepoint_set: bool,
+    /// The current job ran a data-changing statement.
+    wrote: bool,
+    /// Set when MySQL rolled back the batch's transaction (deadlock, lock wait timeout): every
+    /// later statement of the batch fails without reaching the server, where it would run
+    /// outside any transaction, and the writer runs the batch again.
+    aborted: Option<u16>,
 }
 
 impl MysqlConn {
@@ -102,17 +135,40 @@ impl MysqlConn {
         Self {
             conn,
             in_batch: false,
+            savepoints: false,
             savepoint_set: false,
+            wrote: false,
+            aborted: None,
         }
     }
 
+    /// Refuses statements once the batch was rolled back.
+    fn check(&self) -> StoreResult<()> {
+        match self.aborted {
+            Some(code) => Err(StoreError::Unavailable(format!(
+                "the transaction was rolled back (MySQL error {code})"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Maps a failed statement, noting a rollback of the batch.
+    fn fail(&mut self, e: mysql_async::Error) -> StoreError {
+        if self.in_batch
+            && let Some(code) = rollback_code(&e)
+        {
+            self.aborted = Some(code);
+        }
+        map_err(e)
+    }
+
     async fn before_write(&mut self) -> StoreResult<()> {
-        if self.in_batch && !self.savepoint_set {
+        self.check()?;
+        if self.in_batch && self.savepoints && !self.savepoint_set {
             // A savepoint of the same name replaces the previous job's, so none is released.
-            self.conn
-                .query_drop("SAVEPOINT job")
-                .await
-                .map_err(map_err)?;
+            if let Err(e) = self.conn.query_drop("SAVEPOINT job").await {
+                return Err(self.fail(e));
+            }
             self.savepoint_set = true;
         }
         Ok(())
@@ -121,7 +177,15 @@ impl MysqlConn {
     /// Runs a data-changing statement (after the job's savepoint, if one is due).
     async fn write(&mut self, sql: &'static str, ps: &[Param<'_>]) -> StoreResult<()> {
         self.before_write().await?;
-        self.conn.exec_drop(sql, params(ps)).await.map_err(map_err)
+        match self.conn.exec_drop(sql, params(ps)).await {
+            // A failed statement is undone alone by InnoDB; one that changed no row wrote
+            // nothing either.
+            Ok(()) => {
+                self.wrote |= self.conn.affected_rows() > 0;
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
     }
 }
 
@@ -160,8 +224,11 @@ impl Tx for MysqlConn {
         ps: &'a [Param<'a>],
     ) -> BoxFut<'a, StoreResult<Vec<Row>>> {
         Box::pin(async move {
-            let rows: Vec<mysql_async::Row> =
-                self.conn.exec(sql, params(ps)).await.map_err(map_err)?;
+            self.check()?;
+            let rows: Vec<mysql_async::Row> = match self.conn.exec(sql, params(ps)).await {
+                Ok(rows) => rows,
+                Err(e) => return Err(self.fail(e)),
+            };
             Ok(rows
                 .into_iter()
                 .map(|r| Row(r.unwrap().into_iter().map(from_value).collect()))
@@ -174,7 +241,7 @@ impl Tx for MysqlConn {
             self.before_write().await?;
             // LAST_INSERT_ID(expr) hands the new value back in the OK packet: the row update and
             // the read are one atomic statement under the row lock.
-            match counter {
+            let done = match counter {
                 Counter::ThreadSeq { activity_id } => {
                     self.conn
                         .exec_drop(
@@ -182,7 +249,6 @@ impl Tx for MysqlConn {
                             params(&[Param::from(activity_id), Param::from(id)]),
                         )
                         .await
-                        .map_err(map_err)?;
                 }
                 Counter::UserEvent => {
                     self.conn
@@ -191,9 +257,39 @@ impl Tx for MysqlConn {
                             params(&[Param::from(id)]),
                         )
                         .await
-                        .map_err(map_err)?;
                 }
+            };
+            if let Err(e) = done {
+                return Err(self.fail(e));
             }
+            if self.conn.affected_rows() == 0 {
+                return Ok(None);
+            }
+            self.wrote = true;
+            Ok(self.conn.last_insert_id())
+        })
+    }
+
+    fn send_seq<'a>(&'a mut self, s: SendSeq<'a>) -> BoxFut<'a, StoreResult<Option<u64>>> {
+        Box::pin(async move {
+            // The membership and dedupe checks ride on the row update: one round trip.
+            self.write(
+                "UPDATE threads SET last_seq = LAST_INSERT_ID(last_seq + 1), activity_id = ? \
+                 WHERE id = ? \
+                 AND EXISTS (SELECT 1 FROM thread_members \
+                             WHERE thread_id = ? AND user_id = ? AND active = 1) \
+                 AND NOT EXISTS (SELECT 1 FROM messages \
+                                 WHERE sender_device_id = ? AND client_msg_id = ?)",
+                &[
+                    Param::from(s.activity_id),
+                    Param::from(s.thread_id),
+                    Param::from(s.thread_id),
+                    Param::from(s.user_id),
+                    Param::from(s.device_id),
+                    Param::Text(s.client_msg_id),
+                ],
+            )
+            .await?;
             if self.conn.affected_rows() == 0 {
                 return Ok(None);
             }
@@ -207,6 +303,7 @@ struct Stats {
     batches: AtomicU64,
     jobs: AtomicU64,
     failed_commits: AtomicU64,
+    retried_batches: AtomicU64,
 }
 
 /// The MySQL backend.
@@ -216,12 +313,22 @@ pub struct MysqlBackend {
     stats: Arc<Stats>,
 }
 
+/// Server errors that another attempt cannot fix (bad credentials, no such database).
+fn permanent(e: &mysql_async::Error) -> bool {
+    matches!(
+        e,
+        mysql_async::Error::Server(_) | mysql_async::Error::Url(_)
+    )
+}
+
 impl MysqlBackend {
     /// Connects (retrying with backoff up to `connect_timeout`), applies the schema when its
     /// tables are missing, and starts the writer. Needs a tokio runtime.
     pub async fn open(cfg: &MysqlConfig) -> StoreResult<Self> {
         let opts = Opts::from_url(&cfg.url)
             .map_err(|e| StoreError::Unavailable(format!("bad MySQL URL: {e}")))?;
+        // For logs: where, never the password.
+        let addr = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
         let writers = cfg.writers.max(1);
         let pool_size = cfg.pool_size.max(writers + 1);
         let constraints = PoolConstraints::new(1, pool_size)
@@ -231,26 +338,44 @@ impl MysqlBackend {
             .pool_opts(PoolOpts::default().with_constraints(constraints));
         let pool = Pool::new(opts);
 
-        let deadline = tokio::time::Instant::now() + cfg.connect_timeout;
+        let started = tokio::time::Instant::now();
+        let deadline = started + cfg.connect_timeout;
         let mut delay = Duration::from_millis(200);
+        let mut attempt = 1u32;
         let mut conn = loop {
-            match pool.get_conn().await {
-                Ok(c) => break c,
-                Err(e) if tokio::time::Instant::now() < deadline => {
-                    warn!(error = %e, retry_in = ?delay, "MySQL is not reachable yet");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => {
+            // An address that drops packets would otherwise hang the attempt.
+            let outcome = tokio::time::timeout_at(deadline, pool.get_conn()).await;
+            let e = match outcome {
+                Ok(Ok(c)) => break c,
+                Ok(Err(e)) if permanent(&e) => {
                     return Err(StoreError::Unavailable(format!(
-                        "cannot reach MySQL after {:?}: {e}",
-                        cfg.connect_timeout
+                        "MySQL at {addr} refused the connection: {e}"
                     )));
                 }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "connection attempt timed out".to_owned(),
+            };
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot reach MySQL at {addr}: gave up after {attempt} attempts in {:.1} s; last error: {e}",
+                    (now - started).as_secs_f64()
+                )));
             }
+            let wait = delay.min(deadline - now);
+            warn!(
+                %addr,
+                attempt,
+                error = %e,
+                retry_in_ms = wait.as_millis() as u64,
+                "MySQL is not reachable; retrying"
+            );
+            tokio::time::sleep(wait).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+            attempt += 1;
         };
         apply_schema(&mut conn).await?;
-        info!("MySQL store ready");
+        info!(%addr, "MySQL store ready");
         drop(conn);
         let stats = Arc::new(Stats::default());
         let mut writes = Vec::with_capacity(writers);
@@ -260,6 +385,7 @@ impl MysqlBackend {
                 pool.clone(),
                 rx,
                 cfg.batch_max.max(1),
+                cfg.lock_wait_secs.max(1),
                 stats.clone(),
             ));
             writes.push(tx);
@@ -342,6 +468,7 @@ impl Backend for MysqlBackend {
             batches: self.stats.batches.load(Ordering::Relaxed),
             jobs: self.stats.jobs.load(Ordering::Relaxed),
             failed_commits: self.stats.failed_commits.load(Ordering::Relaxed),
+            retried_batches: self.stats.retried_batches.load(Ordering::Relaxed),
         }
     }
 }
@@ -350,15 +477,114 @@ async fn run(conn: &mut Conn, sql: &'static str) -> Result<(), mysql_async::Erro
     conn.query_drop(sql).await
 }
 
+/// A writer connection: a pooled one with the writer's lock wait timeout.
+async fn writer_conn(pool: &Pool, lock_wait_secs: u32) -> Result<MysqlConn, mysql_async::Error> {
+    let mut conn = pool.get_conn().await?;
+    conn.exec_drop(
+        "SET SESSION innodb_lock_wait_timeout = ?",
+        (i64::from(lock_wait_secs),),
+    )
+    .await?;
+    Ok(MysqlConn::new(conn))
+}
+
+/// How one run of a batch ended.
+enum BatchEnd {
+    Committed,
+    /// MySQL rolled the transaction back (deadlock or lock wait timeout): worth another run.
+    RolledBack(u16),
+    /// A job failed after writing in a run without savepoints: run again with them.
+    NeedsSavepoints,
+    /// The connection or the transaction failed otherwise; nothing was committed.
+    Failed(StoreError),
+}
+
+/// Runs every job of the batch in one transaction and commits. Without `savepoints` (the first
+/// run: one round trip fewer per job), a job that fails after writing cannot be undone alone,
+/// so the batch is rolled back and must run again with them. Returns the connection when it is
+/// still usable.
+async fn run_batch(
+    mut c: MysqlConn,
+    batch: &mut [WriteJob<MysqlConn>],
+    again: bool,
+    savepoints: bool,
+) -> (Option<MysqlConn>, BatchEnd) {
+    if let Err(e) = run(&mut c.conn, "START TRANSACTION").await {
+        error!(error = %e, "cannot begin a write transaction");
+        return (None, BatchEnd::Failed(map_err(e)));
+    }
+    c.in_batch = true;
+    c.savepoints = savepoints;
+    c.aborted = None;
+    let mut broken = false;
+    let mut redo = false;
+    for job in batch.iter_mut() {
+        c.savepoint_set = false;
+        c.wrote = false;
+        let (back, ok) = job.run(c, again).await;
+        c = back;
+        if c.aborted.is_some() || ok {
+            if c.aborted.is_some() {
+                break;
+            }
+            continue;
+        }
+        if !savepoints {
+            if c.wrote {
+                redo = true;
+                break;
+            }
+        } else if c.savepoint_set && run(&mut c.conn, "ROLLBACK TO SAVEPOINT job").await.is_err() {
+            broken = true;
+            break;
+        }
+    }
+    c.in_batch = false;
+    if let Some(code) = c.aborted.take() {
+        // A lock wait timeout leaves the transaction open: end it before running again.
+        return match run(&mut c.conn, "ROLLBACK").await {
+            Ok(()) => (Some(c), BatchEnd::RolledBack(code)),
+            Err(_) => (None, BatchEnd::RolledBack(code)),
+        };
+    }
+    if redo {
+        return match run(&mut c.conn, "ROLLBACK").await {
+            Ok(()) => (Some(c), BatchEnd::NeedsSavepoints),
+            Err(e) => (None, BatchEnd::Failed(map_err(e))),
+        };
+    }
+    if broken {
+        let _ = run(&mut c.conn, "ROLLBACK").await;
+        return (
+            None,
+            BatchEnd::Failed(StoreError::Unavailable("the transaction failed".into())),
+        );
+    }
+    match run(&mut c.conn, "COMMIT").await {
+        Ok(()) => (Some(c), BatchEnd::Committed),
+        Err(e) => match rollback_code(&e) {
+            Some(code) => (Some(c), BatchEnd::RolledBack(code)),
+            None => (None, BatchEnd::Failed(map_err(e))),
+        },
+    }
+}
+
+/// Pause before running a rolled-back batch again: exponential with full jitter, so writers
+/// that deadlocked each other do not collide again in step.
+fn retry_delay(attempt: u32) -> Duration {
+    let cap_ms = 10u64 << attempt.min(6);
+    Duration::from_millis(rand::random_range(1..=cap_ms))
+}
+
 async fn writer_loop(
     pool: Pool,
     mut rx: mpsc::Receiver<WriteJob<MysqlConn>>,
     batch_max: usize,
+    lock_wait_secs: u32,
     stats: Arc<Stats>,
 ) {
     let mut conn: Option<MysqlConn> = None;
-    let mut batch = Vec::with_capacity(batch_max);
-    let mut done: Vec<Box<dyn FnOnce(StoreResult<()>) + Send>> = Vec::with_capacity(batch_max);
+    let mut batch: Vec<WriteJob<MysqlConn>> = Vec::with_capacity(batch_max);
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while batch.len() < batch_max {
@@ -367,57 +593,65 @@ async fn writer_loop(
                 Err(_) => break,
             }
         }
-        // (Re)connect; while MySQL is down, the waiting jobs fail fast with Unavailable.
-        let mut c = match conn.take() {
-            Some(c) => c,
-            None => match pool.get_conn().await {
-                Ok(c) => MysqlConn::new(c),
-                Err(e) => {
-                    warn!(error = %e, jobs = batch.len(), "MySQL unavailable; failing the batch");
-                    batch.clear();
-                    stats.failed_commits.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
+        let mut attempt = 1;
+        let mut savepoints = false;
+        let mut pause = false;
+        let committed = loop {
+            // (Re)connect; while MySQL is down, the waiting jobs fail fast with Unavailable.
+            let c = match conn.take() {
+                Some(c) => c,
+                None => match writer_conn(&pool, lock_wait_secs).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        warn!(error = %e, jobs = batch.len(), "MySQL unavailable; failing the batch");
+                        pause = true;
+                        break Err(map_err(e));
+                    }
+                },
+            };
+            // A run without savepoints may be followed by one with them.
+            let again = !savepoints || attempt < BATCH_ATTEMPTS;
+            let (back, end) = run_batch(c, &mut batch, again, savepoints).await;
+            conn = back;
+            match end {
+                BatchEnd::Committed => break Ok(()),
+                BatchEnd::NeedsSavepoints => {
+                    stats.retried_batches.fetch_add(1, Ordering::Relaxed);
+                    savepoints = true;
                 }
-            },
-        };
-        if let Err(e) = run(&mut c.conn, "START TRANSACTION").await {
-            error!(error = %e, "cannot begin a write transaction");
-            batch.clear();
-            stats.failed_commits.fetch_add(1, Ordering::Relaxed);
-            continue; // the connection is dropped; the next batch takes a new one
-        }
-        let mut broken = false;
-        c.in_batch = true;
-        for job in batch.drain(..) {
-            c.savepoint_set = false;
-            let (back, ok, completion) = job(c).await;
-            c = back;
-            if !ok
-                && c.savepoint_set
-                && run(&mut c.conn, "ROLLBACK TO SAVEPOINT job").await.is_err()
-            {
-                broken = true;
+                BatchEnd::Failed(e) => break Err(e),
+                BatchEnd::RolledBack(code) if attempt < BATCH_ATTEMPTS => {
+                    stats.retried_batches.fetch_add(1, Ordering::Relaxed);
+                    let wait = retry_delay(attempt);
+                    warn!(
+                        code,
+                        attempt,
+                        jobs = batch.len(),
+                        retry_in_ms = wait.as_millis() as u64,
+                        "MySQL rolled the batch back (deadlock or lock wait timeout); running it again"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                BatchEnd::RolledBack(code) => {
+                    break Err(StoreError::Unavailable(format!(
+                        "MySQL rolled the batch back {attempt} times (error {code})"
+                    )));
+                }
             }
-            done.push(completion);
-        }
-        c.in_batch = false;
-        let committed = if broken {
-            let _ = run(&mut c.conn, "ROLLBACK").await;
-            Err(StoreError::Unavailable("the transaction failed".into()))
-        } else {
-            run(&mut c.conn, "COMMIT").await.map_err(map_err)
         };
         if let Err(err) = &committed {
-            error!(%err, jobs = done.len(), "commit failed; the batch is answered as unavailable");
+            error!(%err, jobs = batch.len(), "commit failed; the batch is answered as unavailable");
             stats.failed_commits.fetch_add(1, Ordering::Relaxed);
-        } else {
-            conn = Some(c);
         }
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats.jobs.fetch_add(done.len() as u64, Ordering::Relaxed);
-        for completion in done.drain(..) {
-            completion(committed.clone());
+        stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        for job in batch.drain(..) {
+            job.complete(committed.clone());
+        }
+        if pause {
+            // Do not spin on connection attempts while MySQL is down.
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 }

@@ -6,19 +6,20 @@
 //! Reads run on a small pool of read-only connections on their own threads; WAL lets them read a
 //! consistent snapshot while the writer commits.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql};
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::schema::{SCHEMA_VERSION, SQLITE_SCHEMA};
 use super::{
-    Backend, BoxFut, Counter, Dialect, Param, ReadJob, Row, StoreError, StoreResult, Tx, Value,
-    WriteJob, WriterStats,
+    Backend, BoxFut, Counter, Dialect, Param, ReadJob, Row, SendSeq, StoreError, StoreResult, Tx,
+    Value, WriteJob, WriterStats,
 };
 
 /// Settings of the embedded store.
@@ -47,15 +48,70 @@ impl SqliteConfig {
 /// A SQLite connection usable as a [`Tx`].
 pub struct SqliteConn {
     conn: Connection,
+    /// A data-changing statement ran since the writer last cleared this (at each job's
+    /// start): a job that fails after writing must be undone.
+    wrote: bool,
+    /// The writer's view of `threads.last_seq` inside its transaction, so a seq allocation
+    /// needs no read after its UPDATE. Only this connection writes the database and every
+    /// change of `last_seq` goes through it; the writer clears this whenever it rolls anything
+    /// back.
+    seqs: HashMap<u64, u64>,
 }
 
+/// Threads whose last seq the writer remembers before starting over.
+const SEQ_CACHE_MAX: usize = 100_000;
+
 impl SqliteConn {
+    fn new(conn: Connection) -> Self {
+        Self {
+            conn,
+            wrote: false,
+            seqs: HashMap::new(),
+        }
+    }
+
+    /// The seq a successful `last_seq = last_seq + 1` on `thread_id` just allocated.
+    fn bumped_seq(&mut self, thread_id: u64) -> StoreResult<u64> {
+        let seq = match self.seqs.get(&thread_id) {
+            Some(prev) => prev + 1,
+            None => {
+                let v = self
+                    .query_int(
+                        "SELECT last_seq FROM threads WHERE id = ?1",
+                        &[Param::from(thread_id)],
+                    )?
+                    .ok_or(StoreError::NotFound("thread"))?;
+                u64::try_from(v).map_err(|_| StoreError::Corrupt("negative seq".into()))?
+            }
+        };
+        if self.seqs.len() >= SEQ_CACHE_MAX {
+            self.seqs.clear();
+        }
+        self.seqs.insert(thread_id, seq);
+        Ok(seq)
+    }
+
     fn run_exec(&mut self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<u64> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(map_err)?;
+        // A statement that fails changes nothing (SQLite undoes it alone), nor does one that
+        // matched no row.
         let n = stmt
             .execute(rusqlite::params_from_iter(params.iter().map(SqlParam)))
             .map_err(map_err)?;
+        self.wrote |= n > 0;
         Ok(n as u64)
+    }
+
+    /// The first column of the first row as an integer, without building rows.
+    fn query_int(&mut self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<Option<i64>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(map_err)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params.iter().map(SqlParam)))
+            .map_err(map_err)?;
+        match rows.next().map_err(map_err)? {
+            Some(row) => row.get::<_, i64>(0).map(Some).map_err(map_err),
+            None => Ok(None),
+        }
     }
 
     fn run_query(&mut self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<Vec<Row>> {
@@ -138,18 +194,60 @@ impl Tx for SqliteConn {
         Box::pin(std::future::ready(r))
     }
 
+    fn send_seq<'a>(&'a mut self, s: SendSeq<'a>) -> BoxFut<'a, StoreResult<Option<u64>>> {
+        let r = self
+            .run_exec(
+                "UPDATE threads SET last_seq = last_seq + 1, activity_id = ?1 WHERE id = ?2 \
+                 AND EXISTS (SELECT 1 FROM thread_members \
+                             WHERE thread_id = ?2 AND user_id = ?3 AND active = 1) \
+                 AND NOT EXISTS (SELECT 1 FROM messages \
+                                 WHERE sender_device_id = ?4 AND client_msg_id = ?5)",
+                &[
+                    Param::from(s.activity_id),
+                    Param::from(s.thread_id),
+                    Param::from(s.user_id),
+                    Param::from(s.device_id),
+                    Param::Text(s.client_msg_id),
+                ],
+            )
+            .and_then(|n| {
+                if n == 0 {
+                    return Ok(None);
+                }
+                self.bumped_seq(s.thread_id).map(Some)
+            });
+        Box::pin(std::future::ready(r))
+    }
+
     fn bump(&mut self, counter: Counter, id: u64) -> BoxFut<'_, StoreResult<Option<u64>>> {
-        let r = match counter {
-            Counter::ThreadSeq { activity_id } => self.run_query(
-                "UPDATE threads SET last_seq = last_seq + 1, activity_id = ?1 WHERE id = ?2 RETURNING last_seq",
-                &[Param::from(activity_id), Param::from(id)],
+        // UPDATE then SELECT of the same row (cached by the UPDATE): RETURNING would build an
+        // ephemeral table per statement, several times the cost of the read. The writer's
+        // transaction is exclusive, so nothing changes the row in between.
+        let id_param = Param::from(id);
+        let updated = match counter {
+            Counter::ThreadSeq { activity_id } => self.run_exec(
+                "UPDATE threads SET last_seq = last_seq + 1, activity_id = ?1 WHERE id = ?2",
+                &[Param::from(activity_id), id_param],
             ),
-            Counter::UserEvent => self.run_query(
-                "UPDATE users SET event_seq = event_seq + 1 WHERE id = ?1 RETURNING event_seq",
-                &[Param::from(id)],
+            Counter::UserEvent => self.run_exec(
+                "UPDATE users SET event_seq = event_seq + 1 WHERE id = ?1",
+                &[id_param],
             ),
         };
-        let r = r.and_then(|rows| rows.first().map(|row| row.u64(0)).transpose());
+        let r = updated.and_then(|n| {
+            if n == 0 {
+                return Ok(None);
+            }
+            if let Counter::ThreadSeq { .. } = counter {
+                return self.bumped_seq(id).map(Some);
+            }
+            match self.query_int("SELECT event_seq FROM users WHERE id = ?1", &[id_param])? {
+                Some(v) => u64::try_from(v)
+                    .map(Some)
+                    .map_err(|_| StoreError::Corrupt("negative counter".into())),
+                None => Ok(None),
+            }
+        });
         Box::pin(std::future::ready(r))
     }
 }
@@ -223,6 +321,9 @@ struct Stats {
     batches: AtomicU64,
     jobs: AtomicU64,
     failed_commits: AtomicU64,
+    retried_batches: AtomicU64,
+    /// Set by the checkpointer: the writer should restart the WAL before its next batch.
+    restart_wal: AtomicBool,
 }
 
 impl SqliteBackend {
@@ -239,6 +340,10 @@ impl SqliteBackend {
         writer
             .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(map_err)?;
+        // When the log restarts, a file grown past this is cut back to it.
+        writer
+            .pragma_update(None, "journal_size_limit", WAL_RESTART_BYTES as i64)
+            .map_err(map_err)?;
         info!(path = %cfg.path.display(), "embedded store open");
 
         let stats = Arc::new(Stats::default());
@@ -247,7 +352,7 @@ impl SqliteBackend {
         let wstats = stats.clone();
         std::thread::Builder::new()
             .name("confab-sqlite-writer".into())
-            .spawn(move || writer_loop(SqliteConn { conn: writer }, wrx, batch_max, &wstats))
+            .spawn(move || writer_loop(SqliteConn::new(writer), wrx, batch_max, &wstats))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
 
         let checkpointer = open(&cfg.path, false)?;
@@ -266,7 +371,7 @@ impl SqliteBackend {
             let rrx = rrx.clone();
             std::thread::Builder::new()
                 .name(format!("confab-sqlite-reader-{i}"))
-                .spawn(move || reader_loop(SqliteConn { conn }, &rrx))
+                .spawn(move || reader_loop(SqliteConn::new(conn), &rrx))
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         }
         Ok(Self {
@@ -303,6 +408,7 @@ impl Backend for SqliteBackend {
             batches: self.stats.batches.load(Ordering::Relaxed),
             jobs: self.stats.jobs.load(Ordering::Relaxed),
             failed_commits: self.stats.failed_commits.load(Ordering::Relaxed),
+            retried_batches: self.stats.retried_batches.load(Ordering::Relaxed),
         }
     }
 }
@@ -313,8 +419,7 @@ fn writer_loop(
     batch_max: usize,
     stats: &Stats,
 ) {
-    let mut batch = Vec::with_capacity(batch_max);
-    let mut done: Vec<Box<dyn FnOnce(StoreResult<()>) + Send>> = Vec::with_capacity(batch_max);
+    let mut batch: Vec<WriteJob<SqliteConn>> = Vec::with_capacity(batch_max);
     // Ends when every sender is gone: the store was dropped, so no caller waits any more.
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -324,40 +429,71 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        if let Err(e) = run(&conn.conn, "BEGIN IMMEDIATE") {
-            let err = map_err(e);
-            error!(%err, "cannot begin a write transaction");
-            for job in batch.drain(..) {
-                // The job never ran; complete it by running nothing.
-                drop(job);
-            }
-            stats.failed_commits.fetch_add(1, Ordering::Relaxed);
-            continue;
+        if stats.restart_wal.swap(false, Ordering::Relaxed) {
+            restart_wal(&conn.conn);
         }
-        for job in batch.drain(..) {
-            let savepoint = run(&conn.conn, "SAVEPOINT job");
-            let (c, ok, completion) = futures::executor::block_on(job(conn));
-            conn = c;
-            if !(ok && savepoint.is_ok())
-                && let Err(e) = run(&conn.conn, "ROLLBACK TO job")
-            {
-                warn!(error = %e, "rollback to savepoint failed");
+        // Optimistic first: no savepoints, whose page copies (every page a job touches is
+        // saved to the sub-journal) cost more than the statements. A job that fails after it
+        // wrote cannot be undone alone then, so the batch is rolled back and run again with a
+        // savepoint per job. Refusals fail before writing and need neither.
+        let mut savepoints = false;
+        let committed = loop {
+            if let Err(e) = run(&conn.conn, "BEGIN IMMEDIATE") {
+                let err = map_err(e);
+                error!(%err, "cannot begin a write transaction");
+                break Err(err);
             }
-            if let Err(e) = run(&conn.conn, "RELEASE job") {
-                warn!(error = %e, "savepoint release failed");
+            let mut redo = false;
+            for job in &mut batch {
+                let savepoint = if savepoints {
+                    run(&conn.conn, "SAVEPOINT job")
+                } else {
+                    Ok(())
+                };
+                conn.wrote = false;
+                let (c, ok) = futures::executor::block_on(job.run(conn, !savepoints));
+                conn = c;
+                if savepoints {
+                    if !(ok && savepoint.is_ok()) {
+                        conn.seqs.clear();
+                        if let Err(e) = run(&conn.conn, "ROLLBACK TO job") {
+                            warn!(error = %e, "rollback to savepoint failed");
+                        }
+                    }
+                    if let Err(e) = run(&conn.conn, "RELEASE job") {
+                        warn!(error = %e, "savepoint release failed");
+                    }
+                } else if !ok && conn.wrote {
+                    redo = true;
+                    break;
+                }
             }
-            done.push(completion);
-        }
-        let committed = run(&conn.conn, "COMMIT").map_err(map_err);
+            if redo {
+                conn.seqs.clear();
+                if let Err(e) = run(&conn.conn, "ROLLBACK") {
+                    let err = map_err(e);
+                    error!(%err, "cannot roll back a write transaction");
+                    break Err(err);
+                }
+                stats.retried_batches.fetch_add(1, Ordering::Relaxed);
+                savepoints = true;
+                continue;
+            }
+            let committed = run(&conn.conn, "COMMIT").map_err(map_err);
+            if committed.is_err() {
+                conn.seqs.clear();
+                let _ = run(&conn.conn, "ROLLBACK");
+            }
+            break committed;
+        };
         if let Err(err) = &committed {
-            error!(%err, jobs = done.len(), "commit failed; the batch is answered as unavailable");
+            error!(%err, jobs = batch.len(), "commit failed; the batch is answered as unavailable");
             stats.failed_commits.fetch_add(1, Ordering::Relaxed);
-            let _ = run(&conn.conn, "ROLLBACK");
         }
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats.jobs.fetch_add(done.len() as u64, Ordering::Relaxed);
-        for completion in done.drain(..) {
-            completion(committed.clone());
+        stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        for job in batch.drain(..) {
+            job.complete(committed.clone());
         }
     }
 }
@@ -367,27 +503,42 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-/// Checkpoints the WAL into the database file off the commit path. PASSIVE never blocks the
-/// writer or readers; the writer's own automatic checkpoints are turned off.
-/// The WAL size past which the checkpointer briefly holds writers back to truncate it: under
-/// constant writes a passive checkpoint never finds the log idle, and the file would grow
-/// without bound.
-const WAL_TRUNCATE_BYTES: u64 = 64 * 1024 * 1024;
+/// How often the checkpointer copies the WAL into the database file. Rarely enough that a page
+/// written by many commits in between (a thread's newest leaf, the threads table) is copied
+/// once, not once per commit.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// The WAL size past which the writer restarts the log. Under constant writes a passive
+/// checkpoint never finds the log idle, so SQLite would never start it over and the file would
+/// grow without bound.
+const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Copies the WAL into the database file off the commit path: PASSIVE never blocks the writer
+/// or readers (the writer's own automatic checkpoints are off). When the log has grown past
+/// [`WAL_RESTART_BYTES`], it asks the writer to restart it (see [`restart_wal`]).
 fn checkpoint_loop(conn: Connection, wal: PathBuf, stop: std::sync::Weak<Stats>) {
-    while stop.upgrade().is_some() {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES);
-        let sql = if big {
-            "PRAGMA wal_checkpoint(TRUNCATE)"
-        } else {
-            "PRAGMA wal_checkpoint(PASSIVE)"
-        };
-        match conn.query_row(sql, [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))) {
-            Ok((busy, frames)) if big => info!(busy, frames, "WAL truncated"),
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "checkpoint failed"),
+    loop {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        let Some(stats) = stop.upgrade() else { return };
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            warn!(error = %e, "checkpoint failed");
         }
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_BYTES) {
+            stats.restart_wal.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Run by the writer between batches when the checkpointer asks: a RESTART checkpoint copies
+/// what the last passive one left (little: it just ran) and makes the next commit write the WAL
+/// from its start again. On the writer, it holds up one batch for about one checkpoint's fsync,
+/// instead of the writer sleeping in SQLite's busy handler behind another connection's lock.
+fn restart_wal(conn: &Connection) {
+    match conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    }) {
+        Ok((0, frames)) => debug!(frames, "WAL restarted"),
+        Ok((_, frames)) => debug!(frames, "WAL restart deferred: readers busy"),
+        Err(e) => warn!(error = %e, "WAL restart failed"),
     }
 }
 

@@ -86,7 +86,7 @@ async fn system<T: Tx>(
     thread_id: u64,
     actor: &pb::User,
     gc: pb::GroupChange,
-) -> StoreResult<pb::ChatMessage> {
+) -> StoreResult<()> {
     append(
         tx,
         ids,
@@ -103,6 +103,7 @@ async fn system<T: Tx>(
         },
     )
     .await
+    .map(|_| ())
 }
 
 /// Adds `user` as an active member of the group and its thread.

@@ -2,10 +2,13 @@
 
 use confab_wire::pb;
 
-use super::{Effects, NewEntry, access, append, clamp_i64, kind, message_cols, message_from_row};
+use super::{
+    Effects, NewEntry, access, append, clamp_i64, insert_entry, kind, message_cols,
+    message_from_row,
+};
 use crate::ids::{Snowflake, now_ms};
 use crate::params;
-use crate::store::{StoreError, StoreResult, Tx, TxExt};
+use crate::store::{SendSeq, StoreError, StoreResult, Tx, TxExt};
 
 /// A send as the writer sees it.
 #[derive(Debug, Clone)]
@@ -17,11 +20,11 @@ pub struct SendReq {
     pub body: String,
 }
 
-/// The ack, and the stored entry unless this was a retry of an earlier send.
+/// The ack of a stored entry (`duplicate` for a retry of an earlier send); the entry itself
+/// is in the operation's effects.
 #[derive(Debug, Clone)]
 pub struct Sent {
     pub ack: pb::SendAck,
-    pub message: Option<pb::ChatMessage>,
 }
 
 /// Looks for an earlier entry from this device with this client_msg_id.
@@ -53,7 +56,6 @@ async fn earlier<T: Tx>(
             duplicate: true,
             client_msg_id: cmid.to_owned(),
         },
-        message: None,
     }))
 }
 
@@ -73,7 +75,7 @@ async fn append_own<T: Tx>(
     ids: &Snowflake,
     fx: &mut Effects,
     e: OwnEntry<'_>,
-) -> StoreResult<pb::ChatMessage> {
+) -> StoreResult<pb::SendAck> {
     append(
         tx,
         ids,
@@ -92,17 +94,6 @@ async fn append_own<T: Tx>(
     .await
 }
 
-fn ack_of(m: &pb::ChatMessage) -> pb::SendAck {
-    pb::SendAck {
-        thread_id: m.thread_id,
-        message_id: m.message_id,
-        seq: m.seq,
-        server_ts_ms: m.server_ts_ms,
-        duplicate: false,
-        client_msg_id: m.client_msg_id.clone(),
-    }
-}
-
 /// Stores a text message: membership check, dedupe, seq allocation and insert in one
 /// transaction. The sender's read marker moves to its own message.
 pub async fn send<T: Tx>(
@@ -110,6 +101,40 @@ pub async fn send<T: Tx>(
     ids: &Snowflake,
     req: &SendReq,
 ) -> StoreResult<(Sent, Effects)> {
+    let mut fx = Effects::default();
+    // The common case, an active member's new entry, in one statement; anything else (a
+    // retry, a refusal) finds out why below, with nothing changed yet.
+    let message_id = ids.next_id();
+    let seq = tx
+        .send_seq(SendSeq {
+            thread_id: req.thread_id,
+            user_id: req.sender.user_id,
+            device_id: req.device_id,
+            client_msg_id: &req.client_msg_id,
+            activity_id: message_id,
+        })
+        .await?;
+    if let Some(seq) = seq {
+        let ack = insert_entry(
+            tx,
+            &mut fx,
+            req.thread_id,
+            seq,
+            message_id,
+            NewEntry {
+                sender: &req.sender,
+                sender_device_id: req.device_id,
+                client_msg_id: Some(&req.client_msg_id),
+                kind: pb::MessageKind::Text,
+                body: &req.body,
+                target_message_id: 0,
+                group_change: None,
+            },
+        )
+        .await?;
+        mark_own_read(tx, req, ack.seq).await?;
+        return Ok((Sent { ack }, fx));
+    }
     // One query answers both "may they send?" and "is this a retry?".
     let row = tx
         .query_opt(
@@ -119,7 +144,6 @@ pub async fn send<T: Tx>(
             params![req.device_id, &req.client_msg_id, req.thread_id, req.sender.user_id],
         )
         .await?;
-    let mut fx = Effects::default();
     let Some(row) = row else {
         // Not a member: a retry of a message sent before leaving is still answered.
         if let Some(sent) = earlier(tx, req.device_id, &req.client_msg_id, req.thread_id).await? {
@@ -141,14 +165,14 @@ pub async fn send<T: Tx>(
             duplicate: true,
             client_msg_id: req.client_msg_id.clone(),
         };
-        return Ok((Sent { ack, message: None }, fx));
+        return Ok((Sent { ack }, fx));
     }
     if !row.bool(0)? {
         return Err(StoreError::Forbidden(
             "you can no longer send to this thread",
         ));
     }
-    let msg = append_own(
+    let ack = append_own(
         tx,
         ids,
         &mut fx,
@@ -163,21 +187,22 @@ pub async fn send<T: Tx>(
         },
     )
     .await?;
+    mark_own_read(tx, req, ack.seq).await?;
+    Ok((Sent { ack }, fx))
+}
+
+/// The sender has read its own entry.
+async fn mark_own_read<T: Tx>(tx: &mut T, req: &SendReq, seq: u64) -> StoreResult<()> {
     tx.exec(
         "UPDATE thread_members SET read_seq = ? WHERE thread_id = ? AND user_id = ? AND read_seq < ?",
-        params![msg.seq, req.thread_id, req.sender.user_id, msg.seq],
+        params![seq, req.thread_id, req.sender.user_id, seq],
     )
     .await?;
-    Ok((
-        Sent {
-            ack: ack_of(&msg),
-            message: Some(msg),
-        },
-        fx,
-    ))
+    Ok(())
 }
 
 /// Recall (body `None`) or edit (body `Some`) of the caller's own recent TEXT message.
+#[derive(Debug, Clone)]
 pub struct Amend {
     pub sender: pb::User,
     pub device_id: u64,
@@ -247,7 +272,7 @@ pub async fn amend<T: Tx>(
             (pb::MessageKind::Edit, b.as_str())
         }
     };
-    let msg = append_own(
+    let ack = append_own(
         tx,
         ids,
         &mut fx,
@@ -262,13 +287,7 @@ pub async fn amend<T: Tx>(
         },
     )
     .await?;
-    Ok((
-        Sent {
-            ack: ack_of(&msg),
-            message: Some(msg),
-        },
-        fx,
-    ))
+    Ok((Sent { ack }, fx))
 }
 
 /// Moves the user's read marker forward; returns the new marker if it moved.

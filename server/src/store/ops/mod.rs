@@ -93,14 +93,15 @@ pub struct NewEntry<'a> {
 }
 
 /// Appends an entry to a thread: allocates the next seq with an atomic update of the thread
-/// row (so seq order is commit order) and inserts the message.
+/// row (so seq order is commit order) and inserts the message. The entry goes to `fx` (for the
+/// fan-out); what an ack needs is returned.
 pub async fn append<T: Tx>(
     tx: &mut T,
     ids: &Snowflake,
     fx: &mut Effects,
     thread_id: u64,
     entry: NewEntry<'_>,
-) -> StoreResult<pb::ChatMessage> {
+) -> StoreResult<pb::SendAck> {
     let message_id = ids.next_id();
     let seq = tx
         .bump(
@@ -111,6 +112,19 @@ pub async fn append<T: Tx>(
         )
         .await?
         .ok_or(StoreError::NotFound("thread"))?;
+    insert_entry(tx, fx, thread_id, seq, message_id, entry).await
+}
+
+/// Inserts an entry whose seq was allocated; it goes to `fx`, and what an ack needs is
+/// returned.
+pub(crate) async fn insert_entry<T: Tx>(
+    tx: &mut T,
+    fx: &mut Effects,
+    thread_id: u64,
+    seq: u64,
+    message_id: u64,
+    entry: NewEntry<'_>,
+) -> StoreResult<pb::SendAck> {
     let now = now_ms();
     let system = entry.group_change.as_ref().map(|g| g.encode_to_vec());
     let system_param = match &system {
@@ -140,13 +154,22 @@ pub async fn append<T: Tx>(
         ],
     )
     .await?;
-    let msg = pb::ChatMessage {
+    let client_msg_id = entry.client_msg_id.unwrap_or_default().to_owned();
+    let ack = pb::SendAck {
+        thread_id,
+        message_id,
+        seq,
+        server_ts_ms: now,
+        duplicate: false,
+        client_msg_id: client_msg_id.clone(),
+    };
+    fx.messages.push(pb::ChatMessage {
         thread_id,
         seq,
         message_id,
         sender: Some(entry.sender.clone()),
         sender_device_id: entry.sender_device_id,
-        client_msg_id: entry.client_msg_id.unwrap_or_default().to_owned(),
+        client_msg_id,
         server_ts_ms: now,
         kind: entry.kind as i32,
         body: entry.body.to_owned(),
@@ -154,9 +177,8 @@ pub async fn append<T: Tx>(
         group_change: entry.group_change,
         recalled: false,
         edited_ts_ms: 0,
-    };
-    fx.messages.push(msg.clone());
-    Ok(msg)
+    });
+    Ok(ack)
 }
 
 /// The caller's view of a thread: whether it is a member, may send, and the highest seq it may
