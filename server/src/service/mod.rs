@@ -1333,9 +1333,10 @@ impl<B: Backend> Service<B> {
                 members = Arc::new(with);
             }
             // One envelope, encoded at most twice: with client_msg_id for the sender's other
-            // connections (only if it has one here), then without for everyone else.
+            // connections (only if it has one here, or may have one on another node), then
+            // without for everyone else.
             let mut env = Envelope::push(Body::MessagePush(pb::MessagePush { message: Some(msg) }));
-            let own = if self.hub.has_other_conn(sender, skip) {
+            let own = if self.bus.clustered() || self.hub.has_other_conn(sender, skip) {
                 self.frame(&env)
             } else {
                 None
