@@ -1,7 +1,7 @@
 //! MySQL/MariaDB-specific behaviour: concurrent writers on one thread (several nodes on one
 //! database), connections killed during a burst, exact round trips of awkward text, batches
 //! rolled back by a deadlock or a lock wait timeout, MySQL unreachable at start and lost while
-//! running. They need `CONFAB_TEST_MYSQL` (scripts/test.sh sets it and runs them with
+//! running, nodes started together on an empty database. They need `CONFAB_TEST_MYSQL` (scripts/test.sh sets it and runs them with
 //! --include-ignored), except the first, which needs no database at all.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -742,4 +742,46 @@ async fn lock_wait_timeout_runs_the_batch_again() {
         vec![(1, "lw-0".to_owned()), (2, "lw-1".to_owned())],
         "stored once, no gap"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MariaDB via CONFAB_TEST_MYSQL; scripts/test.sh runs it"]
+async fn nodes_started_together_on_an_empty_database_all_come_up() {
+    let db = TestDb::create().await.expect(NEEDS_MYSQL);
+    let dirs: Vec<_> = (0..4)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let starts: Vec<_> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let mut cfg = base_config(dir.path(), Some(&db));
+            cfg.node_id = u16::try_from(i + 1).unwrap();
+            tokio::spawn(confab_server::start(cfg))
+        })
+        .collect();
+    let mut running = Vec::new();
+    for s in starts {
+        running.push(s.await.unwrap().expect("every node starts"));
+    }
+    let mut admin = mysql(&db).await;
+    let versions: Vec<i64> = admin
+        .query("SELECT version FROM schema_version")
+        .await
+        .unwrap();
+    assert_eq!(
+        versions.len(),
+        1,
+        "the version is recorded once: {versions:?}"
+    );
+    // All of them serve on the one schema.
+    let mut a = Client::connect(running[0].addr).await;
+    a.register("together_a").await;
+    let mut b = Client::connect(running[3].addr).await;
+    b.register("together_b").await;
+    let thread = befriend(&mut a, &mut b).await;
+    assert_eq!(b.send_text(thread, "t-1", "hi").await.seq, 1);
+    for r in &running {
+        r.shutdown.cancel();
+    }
 }

@@ -398,7 +398,30 @@ impl MysqlBackend {
     }
 }
 
+/// Applies the schema under a named lock, so nodes started together on an empty database do
+/// not race: one creates the tables and records the version, the others wait, then check it.
 async fn apply_schema(conn: &mut Conn) -> StoreResult<()> {
+    let got: Option<Option<i64>> = conn
+        .query_first("SELECT GET_LOCK(CONCAT('confab_schema:', DATABASE()), 60)")
+        .await
+        .map_err(map_err)?;
+    if got.flatten() != Some(1) {
+        return Err(StoreError::Unavailable(
+            "another node held the schema lock for 60 s".into(),
+        ));
+    }
+    let result = apply_schema_locked(conn).await;
+    // The lock also ends with the session; releasing it early lets waiting nodes go on.
+    if let Err(e) = conn
+        .query_drop("DO RELEASE_LOCK(CONCAT('confab_schema:', DATABASE()))")
+        .await
+    {
+        tracing::debug!(error = %e, "schema lock release failed");
+    }
+    result
+}
+
+async fn apply_schema_locked(conn: &mut Conn) -> StoreResult<()> {
     let present: Option<i64> = conn
         .query_first(
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'schema_version'",
