@@ -1,8 +1,9 @@
 //! MySQL/MariaDB-specific behaviour: concurrent writers on one thread (several nodes on one
 //! database), connections killed during a burst, exact round trips of awkward text, batches
 //! rolled back by a deadlock or a lock wait timeout, MySQL unreachable at start and lost while
-//! running, nodes started together on an empty database. They need `CONFAB_TEST_MYSQL` (scripts/test.sh sets it and runs them with
-//! --include-ignored), except the first, which needs no database at all.
+//! running, nodes started together on an empty database. They need `CONFAB_TEST_MYSQL`
+//! (scripts/test.sh sets it and runs them with --include-ignored), except the one about an
+//! unreachable MySQL, which needs no database at all.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
