@@ -72,12 +72,19 @@ export CONFAB_REQUESTS_PER_SECOND=1000000 CONFAB_REQUEST_BURST=1000000
 server=""
 cleanup() {
   if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-  if [ "$cluster" = 1 ]; then scripts/cluster.sh down >&2 || true; fi
+  if [ "$cluster" = 1 ]; then
+    scripts/cluster.sh down >&2 || true
+    mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS \`$CONFAB_CLUSTER_DB\`" >&2 || true
+  fi
   rm -rf "$run"
 }
 trap cleanup EXIT
 
 if [ "$cluster" = 1 ]; then
+  # A database of the run's own, like the fresh embedded store: setup registers new users.
+  export CONFAB_CLUSTER_DB=confab_load_cluster
+  scripts/services.sh mariadb >&2
+  mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS \`$CONFAB_CLUSTER_DB\`" >&2
   scripts/cluster.sh up --nodes "$nodes" >&2
   addr=127.0.0.1:7000
   pid_args=()
