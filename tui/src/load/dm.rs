@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::ledger::Ledger;
 use super::report::{Progress, Report};
-use super::{LoadError, LoadOpts, Online, Users, connect_all, shard};
+use super::{LoadError, LoadOpts, Online, Users, connect_all, my_share, pair_threads};
 use crate::client::{ConnState, Event};
 
 /// What paces a closed loop (`--rate 0`).
@@ -26,29 +26,8 @@ pub async fn dm(
     size: usize,
     pace: Pace,
 ) -> Result<Report, LoadError> {
-    let all = users.pairs();
-    if all.is_empty() {
-        return Err(LoadError::Setup(
-            "no pairs in the users file: run setup with --pairs".into(),
-        ));
-    }
-    let mine: Vec<_> = all
-        .into_iter()
-        .take(pairs)
-        .enumerate()
-        .filter(|(i, _)| shard(opts, *i))
-        .map(|(_, p)| p)
-        .collect();
-    let mut threads = Vec::with_capacity(mine.len());
-    let mut who = Vec::with_capacity(mine.len() * 2);
-    for (a, b) in &mine {
-        let thread = a.thread_with(&b.name).ok_or_else(|| {
-            LoadError::Setup(format!("{} and {} share no thread", a.name, b.name))
-        })?;
-        threads.push(thread);
-        who.push(a.clone());
-        who.push(b.clone());
-    }
+    let mine = my_share(opts, users.pairs(), pairs, super::NO_PAIRS)?;
+    let (threads, who) = pair_threads(&mine)?;
     let started = Instant::now();
     let mut online = connect_all(opts, users, &who, true).await?.into_iter();
     let connect_time = started.elapsed();

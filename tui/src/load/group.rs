@@ -8,7 +8,7 @@ use futures::stream::{self, BoxStream, SelectAll};
 
 use super::ledger::Ledger;
 use super::report::{Progress, Report};
-use super::{LoadError, LoadOpts, Online, Users, connect_all, shard};
+use super::{LoadError, LoadOpts, Online, Users, connect_all, my_share};
 use crate::client::{Client, ConnState, Event, Events};
 
 /// Runs `groups` groups (this process's share), `senders` senders in each.
@@ -19,19 +19,12 @@ pub async fn group(
     senders: usize,
     size: usize,
 ) -> Result<Report, LoadError> {
-    let all = users.groups();
-    if all.is_empty() {
-        return Err(LoadError::Setup(
-            "no groups in the users file: run setup with --group-size M".into(),
-        ));
-    }
-    let mine: Vec<_> = all
-        .into_iter()
-        .take(groups)
-        .enumerate()
-        .filter(|(i, _)| shard(opts, *i))
-        .map(|(_, g)| g)
-        .collect();
+    let mine = my_share(
+        opts,
+        users.groups(),
+        groups,
+        "no groups in the users file: run setup with --group-size M",
+    )?;
     let who: Vec<_> = mine.iter().flat_map(|(_, m)| m.iter().cloned()).collect();
     let started = Instant::now();
     let mut online = connect_all(opts, users, &who, true).await?.into_iter();

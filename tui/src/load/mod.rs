@@ -115,6 +115,45 @@ pub(crate) fn shard(opts: &LoadOpts, i: usize) -> bool {
     i % opts.shard.1.max(1) == opts.shard.0
 }
 
+/// This process's share of the first `take` units (pairs, groups); `missing` explains an
+/// empty users file.
+pub(crate) fn my_share<T>(
+    opts: &LoadOpts,
+    all: Vec<T>,
+    take: usize,
+    missing: &str,
+) -> Result<Vec<T>, LoadError> {
+    if all.is_empty() {
+        return Err(LoadError::Setup(missing.into()));
+    }
+    Ok(all
+        .into_iter()
+        .take(take)
+        .enumerate()
+        .filter(|(i, _)| shard(opts, *i))
+        .map(|(_, x)| x)
+        .collect())
+}
+
+/// The private thread of each pair, and both sides in pair order (a0, b0, a1, b1, ...).
+pub(crate) fn pair_threads(
+    pairs: &[(UserRecord, UserRecord)],
+) -> Result<(Vec<u64>, Vec<UserRecord>), LoadError> {
+    let mut threads = Vec::with_capacity(pairs.len());
+    let mut who = Vec::with_capacity(pairs.len() * 2);
+    for (a, b) in pairs {
+        let thread = a.thread_with(&b.name).ok_or_else(|| {
+            LoadError::Setup(format!("{} and {} share no thread", a.name, b.name))
+        })?;
+        threads.push(thread);
+        who.push(a.clone());
+        who.push(b.clone());
+    }
+    Ok((threads, who))
+}
+
+const NO_PAIRS: &str = "no pairs in the users file: run setup with --pairs";
+
 /// Errors that stop a scenario.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

@@ -10,7 +10,7 @@ use tokio::sync::Barrier;
 
 use super::ledger::Ledger;
 use super::report::{Report, record};
-use super::{LoadError, LoadOpts, Online, Users, connect_all, shard};
+use super::{LoadError, LoadOpts, Online, Users, connect_all, my_share, pair_threads};
 use crate::client::{ConnState, Event};
 
 /// How long a client may take to resync before it counts as failed.
@@ -24,29 +24,8 @@ pub async fn storm(
     rounds: usize,
     size: usize,
 ) -> Result<Report, LoadError> {
-    let all = users.pairs();
-    if all.is_empty() {
-        return Err(LoadError::Setup(
-            "no pairs in the users file: run setup with --pairs".into(),
-        ));
-    }
-    let mine: Vec<_> = all
-        .into_iter()
-        .take(pairs)
-        .enumerate()
-        .filter(|(i, _)| shard(opts, *i))
-        .map(|(_, p)| p)
-        .collect();
-    let mut threads = Vec::new();
-    let mut who = Vec::new();
-    for (a, b) in &mine {
-        let t = a.thread_with(&b.name).ok_or_else(|| {
-            LoadError::Setup(format!("{} and {} share no thread", a.name, b.name))
-        })?;
-        threads.push(t);
-        who.push(a.clone());
-        who.push(b.clone());
-    }
+    let mine = my_share(opts, users.pairs(), pairs, super::NO_PAIRS)?;
+    let (threads, who) = pair_threads(&mine)?;
     let started = Instant::now();
     let mut online = connect_all(opts, users, &who, true).await?.into_iter();
     let connect_time = started.elapsed();
