@@ -196,13 +196,13 @@ fn reconnect_shows_the_banner_with_a_countdown_then_resyncs() {
     assert!(matches!(s.conn, Conn::Offline { retry_at_ms, .. } if retry_at_ms == NOW + 3000));
     let text = screen_text(&s);
     assert!(
-        text.contains("OFFLINE: connection reset. Reconnecting in 3s"),
+        text.contains("OFFLINE, reconnecting in 3s (/reconnect now): connection reset"),
         "{text}"
     );
     assert_eq!(s.next_wakeup(), Some(NOW + 1000));
     s.now_ms = NOW + 1500;
     update(&mut s, Msg::Tick);
-    assert!(screen_text(&s).contains("Reconnecting in 2s"));
+    assert!(screen_text(&s).contains("reconnecting in 2s"));
     // Sending while offline queues (pending mark), never blocks.
     type_text(&mut s, "离线时发的");
     let cmds = update(&mut s, key(KeyCode::Enter));

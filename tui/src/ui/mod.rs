@@ -400,7 +400,8 @@ fn draw_title(buf: &mut Buffer, s: &State, r: Rect) {
         } => {
             let secs = (retry_at_ms - s.now_ms).max(0).div_euclid(1000)
                 + i64::from((retry_at_ms - s.now_ms).rem_euclid(1000) > 0);
-            let text = format!(" OFFLINE: {reason}. Reconnecting in {secs}s (/reconnect now)");
+            // The countdown first: on a narrow terminal the reason is what gets cut.
+            let text = format!(" OFFLINE, reconnecting in {secs}s (/reconnect now): {reason}");
             let st = if s.settings.color {
                 Style::default().fg(Color::White).bg(Color::Red)
             } else {
