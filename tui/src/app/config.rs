@@ -26,7 +26,7 @@ pub struct Config {
     pub keys: BTreeMap<String, Keys>,
     /// 2 when the terminal draws East Asian ambiguous characters wide.
     pub ambiguous_width: Option<u8>,
-    /// Offset from UTC for message times, in minutes (default 0: times shown in UTC).
+    /// Offset from UTC for message times, in minutes (default: the system's local time zone).
     pub utc_offset_minutes: Option<i32>,
     /// `bell`, `osc` (bell plus OSC 9/777), or `off`. Default `osc`.
     pub notify: Option<String>,
@@ -51,6 +51,8 @@ pub struct Settings {
     pub keymap: Keymap,
     pub ambiguous: Ambiguous,
     pub utc_offset_s: i64,
+    /// Whether the config set the offset; otherwise the caller fills in the local one.
+    pub utc_offset_set: bool,
     pub notify: Notify,
     pub color: bool,
     pub mouse: bool,
@@ -99,6 +101,7 @@ impl Settings {
                 Ambiguous::Narrow
             },
             utc_offset_s: i64::from(c.utc_offset_minutes.unwrap_or(0)) * 60,
+            utc_offset_set: c.utc_offset_minutes.is_some(),
             notify,
             color: c.color.unwrap_or(true) && !no_color,
             mouse: c.mouse.unwrap_or(false),

@@ -64,10 +64,15 @@ pub fn log_dir() -> PathBuf {
 pub fn load_settings() -> Settings {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let path = paths::config_dir().join("config.toml");
-    match std::fs::read_to_string(&path) {
+    let mut settings = match std::fs::read_to_string(&path) {
         Ok(text) => Settings::parse(&text, no_color),
         Err(_) => Settings::parse("", no_color),
+    };
+    if !settings.utc_offset_set {
+        // Times in the user's own zone (TZ, else /etc/localtime), read once at start.
+        settings.utc_offset_s = i64::from(chrono::Local::now().offset().local_minus_utc());
     }
+    settings
 }
 
 fn last_server_file() -> PathBuf {
