@@ -242,3 +242,70 @@ fn two_users_chat_in_tmux_across_a_quit_and_a_server_restart() {
     });
     assert_eq!(screen.matches("排队的消息 queued").count(), 1, "{screen}");
 }
+
+/// Ctrl-Z stops the client like any terminal program: the shell gets the terminal back and
+/// lists a stopped job; `fg` brings the client back, repainted and taking keys in raw mode.
+/// No server is needed: the login screen is enough.
+#[test]
+fn ctrl_z_suspends_to_the_shell_and_fg_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tmux {
+        sock: dir.path().join("tmux.sock"),
+    };
+    let home = dir.path().join("h");
+    for d in ["config", "data", "state"] {
+        std::fs::create_dir_all(home.join(d)).unwrap();
+    }
+    // An interactive shell with job control, and a prompt the test can recognise.
+    let shell = format!(
+        "env -u TMUX HOME={h} XDG_CONFIG_HOME={h}/config XDG_DATA_HOME={h}/data XDG_STATE_HOME={h}/state \
+         TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 PS1='zprompt$ ' bash --norc --noprofile -i",
+        h = home.display(),
+    );
+    let out = t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "z",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &shell,
+    ]);
+    assert!(out.status.success(), "tmux new-session: {out:?}");
+    t.wait_for("z", "zprompt$");
+    // Port 9 on loopback: nothing listens, and nothing connects before a login anyway.
+    t.line(
+        "z",
+        &format!("{} --server 127.0.0.1:9", env!("CARGO_BIN_EXE_confab")),
+    );
+    t.wait_for("z", "log in");
+
+    t.keys("z", &["C-z"]);
+    let screen = t.wait("z", "the shell after Ctrl-Z", |s| {
+        s.contains("Stopped") && s.trim_end().ends_with("zprompt$")
+    });
+    assert!(!screen.contains("log in"), "main screen is back:\n{screen}");
+    t.line("z", "jobs");
+    t.wait("z", "the stopped job in `jobs`", |s| {
+        s.lines()
+            .filter(|l| l.contains("Stopped") && l.contains("confab"))
+            .count()
+            >= 2
+    });
+
+    t.line("z", "fg");
+    let screen = t.wait("z", "the client repainted after fg", |s| {
+        s.contains("log in") && !s.contains("zprompt$")
+    });
+    assert!(!screen.contains("Stopped"), "{screen}");
+    // Raw mode is back: a typed name shows in the form instead of echoing as a shell line.
+    t.type_text("z", "resumed_user");
+    t.wait_for("z", "resumed_user");
+    // And it can be suspended again.
+    t.keys("z", &["C-z"]);
+    t.wait("z", "the shell again", |s| {
+        s.trim_end().ends_with("zprompt$")
+    });
+}

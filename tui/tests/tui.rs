@@ -943,3 +943,31 @@ fn snapshot_ambiguous_wide_uses_ascii_lines() {
     );
     insta::assert_snapshot!("ambiguous_wide_requests_80x24", popup);
 }
+
+/// Each message is shown with the UTC offset in effect at its own time (as across a
+/// daylight-saving change), both its HH:MM and its day separator. The zone is a fake
+/// offset function, so the test never touches the process's TZ.
+#[test]
+fn message_times_use_the_offset_at_each_message() {
+    use confab_tui::app::config::Zone;
+    let mut s = main_state(80, 24);
+    // Before 09:15 UTC the zone is UTC-10 (still 2026-05-02 there); from then on UTC+1.
+    let change = DAY * 86_400_000 + 9 * 3_600_000 + 15 * 60_000;
+    s.settings.zone = Zone::Rules(std::sync::Arc::new(move |ts| {
+        if ts < change { -10 * 3600 } else { 3600 }
+    }));
+    let text = screen_text(&s);
+    let pos = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing:\n{text}"))
+    };
+    // Old messages: the previous day, at UTC-10; newer ones: the next day, at UTC+1.
+    assert!(pos("2026-05-02") < pos("23:12 张三"), "{text}");
+    assert!(pos("23:13 李四") < pos("2026-05-03"), "{text}");
+    assert!(pos("2026-05-03") < pos("10:15 小明"), "{text}");
+    assert!(pos("10:18 张三") > pos("10:17 李四"), "{text}");
+    assert!(
+        !text.contains("09:1"),
+        "no message keeps the UTC time:\n{text}"
+    );
+}

@@ -1,6 +1,8 @@
 //! The terminal client's settings: `$XDG_CONFIG_HOME/confab/config.toml`.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -44,14 +46,44 @@ pub enum Notify {
     Osc,
 }
 
+/// How message times become wall-clock times: the UTC offset in effect at each instant.
+#[derive(Clone)]
+pub enum Zone {
+    /// One offset in seconds for every time (`utc_offset_minutes`, tests).
+    Fixed(i64),
+    /// The offset in seconds at a Unix time in milliseconds: the system zone's rules, so
+    /// messages on either side of a daylight-saving change each get their own offset. The
+    /// run loop supplies it; the reducer and drawing only call it.
+    Rules(Arc<dyn Fn(i64) -> i64 + Send + Sync>),
+}
+
+impl Zone {
+    /// The offset from UTC, in seconds, at `ts_ms`.
+    pub fn offset_s(&self, ts_ms: i64) -> i64 {
+        match self {
+            Zone::Fixed(s) => *s,
+            Zone::Rules(f) => f(ts_ms),
+        }
+    }
+}
+
+impl fmt::Debug for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Zone::Fixed(s) => write!(f, "Fixed({s})"),
+            Zone::Rules(_) => f.write_str("Rules"),
+        }
+    }
+}
+
 /// The parsed config, ready to use.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub server: Option<String>,
     pub keymap: Keymap,
     pub ambiguous: Ambiguous,
-    pub utc_offset_s: i64,
-    /// Whether the config set the offset; otherwise the caller fills in the local one.
+    pub zone: Zone,
+    /// Whether the config set the offset; otherwise the caller fills in the local zone.
     pub utc_offset_set: bool,
     pub notify: Notify,
     pub color: bool,
@@ -100,7 +132,7 @@ impl Settings {
             } else {
                 Ambiguous::Narrow
             },
-            utc_offset_s: i64::from(c.utc_offset_minutes.unwrap_or(0)) * 60,
+            zone: Zone::Fixed(i64::from(c.utc_offset_minutes.unwrap_or(0)) * 60),
             utc_offset_set: c.utc_offset_minutes.is_some(),
             notify,
             color: c.color.unwrap_or(true) && !no_color,
@@ -146,7 +178,8 @@ mod tests {
     fn example_parses_and_applies() {
         let s = Settings::parse(EXAMPLE, false);
         assert!(s.problems.is_empty(), "{:?}", s.problems);
-        assert_eq!(s.utc_offset_s, 480 * 60);
+        assert_eq!(s.zone.offset_s(0), 480 * 60);
+        assert!(s.utc_offset_set);
         assert_eq!(
             s.keymap.first(super::super::keymap::Action::Switcher),
             "Ctrl-G"

@@ -212,6 +212,7 @@ actions! {
     Cancel = "cancel": "close / clear the search (the draft is kept)",
     Interrupt = "interrupt": "clear the composer; twice on an empty one quits",
     Redraw = "redraw": "redraw the screen",
+    Suspend = "suspend": "suspend to the shell (fg resumes)",
 }
 
 impl Action {
@@ -281,7 +282,7 @@ pub fn defaults() -> Vec<(Action, Vec<Key>)> {
         (KillToStart, vec![Key::ctrl('u')]),
         (KillToEnd, vec![Key::alt(K::Char('k'))]),
         (Yank, vec![Key::ctrl('y')]),
-        (Undo, vec![Key::ctrl('_'), Key::ctrl('z')]),
+        (Undo, vec![Key::ctrl('_')]),
         (HistoryPrev, vec![k(K::Up)]),
         (HistoryNext, vec![k(K::Down)]),
         (ReverseSearch, vec![Key::ctrl('r')]),
@@ -311,6 +312,7 @@ pub fn defaults() -> Vec<(Action, Vec<Key>)> {
         (Cancel, vec![k(K::Esc)]),
         (Interrupt, vec![Key::ctrl('c')]),
         (Redraw, vec![Key::ctrl('l')]),
+        (Suspend, vec![Key::ctrl('z')]),
     ]
 }
 
@@ -518,5 +520,21 @@ mod tests {
         assert_eq!(km.action(&e), Some(Action::Send));
         let ae = KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT);
         assert_eq!(km.action(&ae), Some(Action::Newline));
+    }
+
+    #[test]
+    fn ctrl_z_suspends_and_ctrl_underscore_undoes() {
+        let km = Keymap::default();
+        let z = KeyEvent::new(KeyCode::Char('z'), KeyModifiers::CONTROL);
+        assert_eq!(km.action(&z), Some(Action::Suspend));
+        let u = KeyEvent::new(KeyCode::Char('_'), KeyModifiers::CONTROL);
+        assert_eq!(km.action(&u), Some(Action::Undo));
+        // Rebindable like any other action.
+        let km = Keymap::build("default", &[("suspend".into(), vec!["f12".into()])]);
+        assert_eq!(km.action(&z), None);
+        assert_eq!(
+            km.action(&KeyEvent::new(KeyCode::F(12), KeyModifiers::NONE)),
+            Some(Action::Suspend)
+        );
     }
 }

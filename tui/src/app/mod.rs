@@ -327,6 +327,8 @@ pub enum Cmd {
     ReconnectNow,
     /// Repaint everything (Ctrl-L).
     Redraw,
+    /// Stop the process like any terminal program (Ctrl-Z); `fg` resumes and repaints.
+    Suspend,
     Quit,
 }
 
@@ -491,6 +493,11 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Cmd> {
     match msg {
         Msg::Key(k) => {
             if k.kind == crossterm::event::KeyEventKind::Release {
+                return cmds;
+            }
+            // Suspending works on every screen and in every popup.
+            if s.settings.keymap.action(&k) == Some(Action::Suspend) {
+                cmds.push(Cmd::Suspend);
                 return cmds;
             }
             match s.screen {
@@ -1589,6 +1596,7 @@ fn main_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
             }
         }
         Action::Redraw => cmds.push(Cmd::Redraw),
+        Action::Suspend => cmds.push(Cmd::Suspend),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod ops;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossterm::event::{
@@ -33,7 +34,7 @@ use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::app::config::{Notify, Settings};
+use crate::app::config::{Notify, Settings, Zone};
 use crate::app::{Cmd, Msg, State, update};
 use crate::client::paths::{self, StoredSession};
 use crate::client::{Auth, CacheMode, Client, ClientConfig, Events};
@@ -69,10 +70,25 @@ pub fn load_settings() -> Settings {
         Err(_) => Settings::parse("", no_color),
     };
     if !settings.utc_offset_set {
-        // Times in the user's own zone (TZ, else /etc/localtime), read once at start.
-        settings.utc_offset_s = i64::from(chrono::Local::now().offset().local_minus_utc());
+        // The user's own zone (TZ, else /etc/localtime), asked per message time so that
+        // daylight-saving changes apply to the messages they concern.
+        settings.zone = Zone::Rules(Arc::new(local_offset_s));
     }
     settings
+}
+
+/// The system zone's UTC offset, in seconds, at `ts_ms` (Unix milliseconds).
+pub fn local_offset_s(ts_ms: i64) -> i64 {
+    use chrono::{Local, Offset, TimeZone};
+    // Converting from UTC is never ambiguous; the fallback only covers out-of-range times.
+    Local
+        .timestamp_millis_opt(ts_ms)
+        .single()
+        .map_or_else(
+            || Local::now().offset().fix().local_minus_utc(),
+            |d| d.offset().fix().local_minus_utc(),
+        )
+        .into()
 }
 
 fn last_server_file() -> PathBuf {
@@ -91,6 +107,38 @@ pub fn restore_terminal() {
         cursor::SetCursorStyle::DefaultUserShape,
         cursor::Show
     );
+}
+
+/// Enters the client's terminal modes (raw, alternate screen, pastes, focus reports, mouse).
+fn enter_terminal(mouse: bool) -> io::Result<()> {
+    crossterm::terminal::enable_raw_mode()?;
+    let mut stdout = io::stdout();
+    execute!(
+        stdout,
+        EnterAlternateScreen,
+        EnableBracketedPaste,
+        EnableFocusChange,
+        cursor::SetCursorStyle::SteadyBar
+    )?;
+    if mouse {
+        execute!(stdout, EnableMouseCapture)?;
+    }
+    Ok(())
+}
+
+/// Ctrl-Z: gives the terminal back to the shell and stops the process with SIGTSTP (the
+/// default action, so job control sees an ordinary stopped job). Returns after SIGCONT (`fg`),
+/// with the client's modes back on; the caller repaints everything.
+#[cfg(unix)]
+fn suspend(mouse: bool) -> io::Result<()> {
+    restore_terminal();
+    signal_hook::low_level::raise(signal_hook::consts::SIGTSTP)?;
+    enter_terminal(mouse)
+}
+
+#[cfg(not(unix))]
+fn suspend(_mouse: bool) -> io::Result<()> {
+    Ok(())
 }
 
 struct Ctx {
@@ -190,7 +238,7 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
                 let _ = out.flush();
             }
         }
-        Cmd::Redraw => {}
+        Cmd::Redraw | Cmd::Suspend => {}
         other => {
             let Some(c) = ctx.client.clone() else {
                 return true;
@@ -336,18 +384,7 @@ pub async fn run(server: Option<String>) -> io::Result<()> {
         restore_terminal();
         prev(info);
     }));
-    crossterm::terminal::enable_raw_mode()?;
-    let mut stdout = io::stdout();
-    execute!(
-        stdout,
-        EnterAlternateScreen,
-        EnableBracketedPaste,
-        EnableFocusChange,
-        cursor::SetCursorStyle::SteadyBar
-    )?;
-    if settings.mouse {
-        execute!(stdout, EnableMouseCapture)?;
-    }
+    enter_terminal(settings.mouse)?;
     let result = main_loop(state, settings, server, first).await;
     restore_terminal();
     result
@@ -452,7 +489,17 @@ async fn main_loop(
             }
             state.now_ms = now_ms();
             for c in update(&mut state, m) {
-                if matches!(c, Cmd::Redraw) {
+                if matches!(c, Cmd::Suspend) {
+                    suspend(settings.mouse)?;
+                    // The window may have been resized while stopped.
+                    let _ = terminal.autoresize();
+                    if let Ok(sz) = terminal.size() {
+                        state.size = (sz.width, sz.height);
+                    }
+                    // Force a full repaint and the title again.
+                    title.clear();
+                }
+                if matches!(c, Cmd::Redraw | Cmd::Suspend) {
                     terminal.clear()?;
                 }
                 if !exec(&mut ctx, c, &mut io::stdout()) {
@@ -469,4 +516,18 @@ async fn main_loop(
         let _ = tokio::time::timeout(Duration::from_secs(2), c.shutdown()).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_offset_is_defined_for_every_time() {
+        // Whatever the machine's zone: a real offset (within ±26 h), and times chrono cannot
+        // represent fall back instead of panicking.
+        for ts in [0, now_ms(), -62_135_596_800_000, i64::MAX, i64::MIN] {
+            assert!(local_offset_s(ts).abs() <= 26 * 3600, "{ts}");
+        }
+    }
 }

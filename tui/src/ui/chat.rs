@@ -189,7 +189,8 @@ pub fn window<'a>(
     let mut prev: Option<(u64, i64)> = None;
     let mut marker_done = t.marker_seq >= t.last_seq || (!complete && t.marker_seq < from_seq);
     for it in items {
-        let (day, hm) = day_time(it.ts_ms, s.settings.utc_offset_s);
+        // Each message with the offset in effect at its own time (DST).
+        let (day, hm) = day_time(it.ts_ms, s.settings.zone.offset_s(it.ts_ms));
         if last_day != Some(day) {
             out.push(Line::styled(rule(s, &day_label(day), pane_w), dim));
             last_day = Some(day);
