@@ -662,3 +662,107 @@ async fn the_server_survives_connections_that_send_garbage() {
     after.send_text(thread, "g1", "still here").await;
     assert_eq!(before.message_push(thread).await.body, "still here");
 }
+
+#[tokio::test]
+async fn a_fatal_reply_to_a_request_carries_its_req_id() {
+    let srv = TestServer::start().await;
+    // Hello with an unsupported major: the fatal error answers req_id 7.
+    let mut c = Client::raw(srv.addr).await;
+    c.send_env(Envelope::new(7, hello(2))).await;
+    let env = next_frame(&mut c).await;
+    assert_eq!(env.req_id, 7);
+    let e = error_of(&env);
+    assert_eq!(e.code, ErrorCode::UnsupportedVersion as i32);
+    assert!(e.fatal);
+    assert!(c.expect_closed().await.is_none(), "nothing after the error");
+
+    // A first frame that is not Hello: the fatal error answers it.
+    let mut c = Client::raw(srv.addr).await;
+    c.send_env(Envelope::new(9, list_friends())).await;
+    let env = next_frame(&mut c).await;
+    assert_eq!(env.req_id, 9);
+    assert_eq!(error_of(&env).code, ErrorCode::Unauthenticated as i32);
+    assert!(error_of(&env).fatal);
+    assert!(c.expect_closed().await.is_none());
+}
+
+#[tokio::test]
+async fn hello_with_req_id_0_is_a_fatal_bad_request() {
+    let srv = TestServer::start().await;
+    let mut c = Client::raw(srv.addr).await;
+    c.send_env(Envelope::new(0, hello(1))).await;
+    let e = c.expect_closed_with(ErrorCode::BadRequest).await;
+    assert!(e.fatal);
+}
+
+#[tokio::test]
+async fn a_frame_trickled_in_byte_by_byte_does_not_count_as_traffic() {
+    let srv = TestServer::start_with(|cfg| {
+        cfg.heartbeat_ms = 200;
+        cfg.idle_timeout_ms = 600;
+    })
+    .await;
+    let mut c = srv.user("trickler").await;
+    // A 100-byte frame announced, then one byte every 100 ms: the frame never completes in the
+    // idle timeout, so the connection is idle however many bytes arrive.
+    write_raw(&mut c, &100u32.to_be_bytes()).await;
+    let mut fatal = None;
+    for _ in 0..99 {
+        if c.framed.get_mut().write_all(&[0x08]).await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(100), c.framed.next()).await {
+            Err(_) => {}
+            Ok(None | Some(Err(_))) => break,
+            Ok(Some(Ok(env))) => fatal = Some(error_of(&env).clone()),
+        }
+    }
+    let e = fatal.expect("closed with a fatal error before the frame completed");
+    assert_eq!(e.code, ErrorCode::Timeout as i32);
+    assert!(e.fatal);
+}
+
+#[tokio::test]
+async fn a_required_id_of_0_is_a_bad_request() {
+    let srv = TestServer::start().await;
+    let mut c = srv.user("zero_ids").await;
+    for body in [
+        Body::SendFriendRequest(pb::SendFriendRequest::default()),
+        Body::RespondFriendRequest(pb::RespondFriendRequest::default()),
+        Body::CancelFriendRequest(pb::CancelFriendRequest::default()),
+        Body::RemoveFriend(pb::RemoveFriend::default()),
+        Body::JoinGroup(pb::JoinGroup::default()),
+        Body::LeaveGroup(pb::LeaveGroup::default()),
+        Body::ListGroupMembers(pb::ListGroupMembers::default()),
+        Body::InviteToGroup(pb::InviteToGroup {
+            group_id: 1,
+            user_id: 0,
+        }),
+        Body::SyncThread(pb::SyncThread::default()),
+        Body::History(pb::History::default()),
+        Body::ReadUpTo(pb::ReadUpTo::default()),
+        Body::Recall(pb::Recall {
+            thread_id: 1,
+            message_id: 0,
+            client_msg_id: "r1".into(),
+        }),
+    ] {
+        let name = confab_wire::body_name(&body);
+        assert_eq!(c.fail_code(body).await, ErrorCode::BadRequest, "{name}");
+    }
+    // A notification with thread_id 0: the error comes with req_id 0.
+    c.send_env(Envelope::new(0, Body::Typing(pb::Typing { thread_id: 0 })))
+        .await;
+    match c.push_where(|b| matches!(b, Body::Error(_))).await {
+        Body::Error(e) => assert_eq!(e.code, ErrorCode::BadRequest as i32),
+        _ => unreachable!(),
+    }
+    // An id that does not exist is still NOT_FOUND.
+    assert_eq!(
+        c.fail_code(Body::JoinGroup(pb::JoinGroup {
+            group_id: 987_654_321
+        }))
+        .await,
+        ErrorCode::NotFound
+    );
+}
