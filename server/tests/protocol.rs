@@ -766,3 +766,26 @@ async fn a_required_id_of_0_is_a_bad_request() {
         ErrorCode::NotFound
     );
 }
+
+#[tokio::test]
+async fn server_to_client_bodies_before_login_are_unsupported_too() {
+    let srv = TestServer::start().await;
+    let mut c = srv.client().await;
+    for body in [
+        Body::Pong(pb::Pong::default()),
+        Body::AuthOk(pb::AuthOk::default()),
+        Body::MessagePush(pb::MessagePush::default()),
+    ] {
+        let name = confab_wire::body_name(&body);
+        let e = c.fail(body).await;
+        assert_eq!(e.code, ErrorCode::Unsupported as i32, "{name}");
+        assert!(!e.fatal);
+    }
+    // Still in HELLO_DONE: a real request is UNAUTHENTICATED, and login works.
+    assert_eq!(
+        c.fail_code(list_friends()).await,
+        ErrorCode::Unauthenticated
+    );
+    c.register("late_confused").await;
+    c.ok(list_friends()).await;
+}

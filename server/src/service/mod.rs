@@ -342,6 +342,14 @@ impl<B: Backend> Service<B> {
                 auth: AuthChange::Unchanged,
             });
         }
+        if confab_wire::is_server_body(&body) {
+            // Wrong direction, before the state check: UNSUPPORTED in every state (§3).
+            return ready(Outcome::reply(Envelope::error(
+                req_id,
+                ErrorCode::Unsupported,
+                format!("{} is not a request", confab_wire::body_name(&body)),
+            )));
+        }
         if notification
             && !matches!(
                 body,
