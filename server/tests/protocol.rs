@@ -789,3 +789,43 @@ async fn server_to_client_bodies_before_login_are_unsupported_too() {
     c.register("late_confused").await;
     c.ok(list_friends()).await;
 }
+
+/// PROTOCOL.md §2 "Authentication requests are barriers": requests pipelined behind Hello and
+/// Register run in the state those leave.
+#[tokio::test]
+async fn requests_pipelined_behind_hello_and_register_run_after_them() {
+    let srv = TestServer::start().await;
+    let mut c = Client::raw(srv.addr).await;
+    c.send_env(Envelope::new(1, hello(1))).await;
+    c.send_env(Envelope::new(
+        2,
+        Body::Register(pb::Register {
+            name: "pipeliner".into(),
+            password: PASSWORD.into(),
+            device_name: "test".into(),
+        }),
+    ))
+    .await;
+    c.send_env(Envelope::new(3, list_friends())).await;
+    c.send_env(Envelope::new(4, Body::Logout(pb::Logout::default())))
+        .await;
+    c.send_env(Envelope::new(5, list_friends())).await;
+    let mut replies = BTreeMap::new();
+    while replies.len() < 5 {
+        let env = next_frame(&mut c).await;
+        if env.req_id != 0 {
+            replies.insert(env.req_id, env.body);
+        }
+    }
+    assert!(matches!(replies[&1], Some(Body::HelloOk(_))), "{replies:?}");
+    assert!(matches!(replies[&2], Some(Body::AuthOk(_))), "{replies:?}");
+    assert!(
+        matches!(replies[&3], Some(Body::FriendList(_))),
+        "{replies:?}"
+    );
+    assert!(matches!(replies[&4], Some(Body::Ok(_))), "{replies:?}");
+    match &replies[&5] {
+        Some(Body::Error(e)) => assert_eq!(e.code, ErrorCode::Unauthenticated as i32),
+        b => panic!("expected UNAUTHENTICATED after Logout, got {b:?}"),
+    }
+}
