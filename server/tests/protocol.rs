@@ -829,3 +829,28 @@ async fn requests_pipelined_behind_hello_and_register_run_after_them() {
         b => panic!("expected UNAUTHENTICATED after Logout, got {b:?}"),
     }
 }
+
+/// PROTOCOL.md §8: the defaults in the limits table are what a default server announces.
+#[tokio::test]
+async fn hello_ok_announces_the_documented_defaults() {
+    let srv = TestServer::start().await;
+    let c = srv.client().await;
+    let ok = c.hello.clone().unwrap();
+    assert_eq!(ok.heartbeat_interval_ms, 10_000);
+    assert_eq!(ok.idle_timeout_ms, 30_000);
+    assert_eq!(ok.max_frame_bytes, 65_536);
+    assert_eq!(
+        ok.limits.unwrap(),
+        pb::Limits {
+            max_body_bytes: 4096,
+            max_page: 200,
+            max_group_members: 2000,
+            max_in_flight: 32,
+            requests_per_second: 200,
+            request_burst: 400,
+            recall_window_ms: 120_000,
+            max_name_chars: 32,
+            max_note_bytes: 512,
+        }
+    );
+}
