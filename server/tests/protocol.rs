@@ -662,3 +662,195 @@ async fn the_server_survives_connections_that_send_garbage() {
     after.send_text(thread, "g1", "still here").await;
     assert_eq!(before.message_push(thread).await.body, "still here");
 }
+
+#[tokio::test]
+async fn a_fatal_reply_to_a_request_carries_its_req_id() {
+    let srv = TestServer::start().await;
+    // Hello with an unsupported major: the fatal error answers req_id 7.
+    let mut c = Client::raw(srv.addr).await;
+    c.send_env(Envelope::new(7, hello(2))).await;
+    let env = next_frame(&mut c).await;
+    assert_eq!(env.req_id, 7);
+    let e = error_of(&env);
+    assert_eq!(e.code, ErrorCode::UnsupportedVersion as i32);
+    assert!(e.fatal);
+    assert!(c.expect_closed().await.is_none(), "nothing after the error");
+
+    // A first frame that is not Hello: the fatal error answers it.
+    let mut c = Client::raw(srv.addr).await;
+    c.send_env(Envelope::new(9, list_friends())).await;
+    let env = next_frame(&mut c).await;
+    assert_eq!(env.req_id, 9);
+    assert_eq!(error_of(&env).code, ErrorCode::Unauthenticated as i32);
+    assert!(error_of(&env).fatal);
+    assert!(c.expect_closed().await.is_none());
+}
+
+#[tokio::test]
+async fn hello_with_req_id_0_is_a_fatal_bad_request() {
+    let srv = TestServer::start().await;
+    let mut c = Client::raw(srv.addr).await;
+    c.send_env(Envelope::new(0, hello(1))).await;
+    let e = c.expect_closed_with(ErrorCode::BadRequest).await;
+    assert!(e.fatal);
+}
+
+#[tokio::test]
+async fn a_frame_trickled_in_byte_by_byte_does_not_count_as_traffic() {
+    let srv = TestServer::start_with(|cfg| {
+        cfg.heartbeat_ms = 200;
+        cfg.idle_timeout_ms = 600;
+    })
+    .await;
+    let mut c = srv.user("trickler").await;
+    // A 100-byte frame announced, then one byte every 100 ms: the frame never completes in the
+    // idle timeout, so the connection is idle however many bytes arrive.
+    write_raw(&mut c, &100u32.to_be_bytes()).await;
+    let mut fatal = None;
+    for _ in 0..99 {
+        if c.framed.get_mut().write_all(&[0x08]).await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(100), c.framed.next()).await {
+            Err(_) => {}
+            Ok(None | Some(Err(_))) => break,
+            Ok(Some(Ok(env))) => fatal = Some(error_of(&env).clone()),
+        }
+    }
+    let e = fatal.expect("closed with a fatal error before the frame completed");
+    assert_eq!(e.code, ErrorCode::Timeout as i32);
+    assert!(e.fatal);
+}
+
+#[tokio::test]
+async fn a_required_id_of_0_is_a_bad_request() {
+    let srv = TestServer::start().await;
+    let mut c = srv.user("zero_ids").await;
+    for body in [
+        Body::SendFriendRequest(pb::SendFriendRequest::default()),
+        Body::RespondFriendRequest(pb::RespondFriendRequest::default()),
+        Body::CancelFriendRequest(pb::CancelFriendRequest::default()),
+        Body::RemoveFriend(pb::RemoveFriend::default()),
+        Body::JoinGroup(pb::JoinGroup::default()),
+        Body::LeaveGroup(pb::LeaveGroup::default()),
+        Body::ListGroupMembers(pb::ListGroupMembers::default()),
+        Body::InviteToGroup(pb::InviteToGroup {
+            group_id: 1,
+            user_id: 0,
+        }),
+        Body::SyncThread(pb::SyncThread::default()),
+        Body::History(pb::History::default()),
+        Body::ReadUpTo(pb::ReadUpTo::default()),
+        Body::Recall(pb::Recall {
+            thread_id: 1,
+            message_id: 0,
+            client_msg_id: "r1".into(),
+        }),
+    ] {
+        let name = confab_wire::body_name(&body);
+        assert_eq!(c.fail_code(body).await, ErrorCode::BadRequest, "{name}");
+    }
+    // A notification with thread_id 0: the error comes with req_id 0.
+    c.send_env(Envelope::new(0, Body::Typing(pb::Typing { thread_id: 0 })))
+        .await;
+    match c.push_where(|b| matches!(b, Body::Error(_))).await {
+        Body::Error(e) => assert_eq!(e.code, ErrorCode::BadRequest as i32),
+        _ => unreachable!(),
+    }
+    // An id that does not exist is still NOT_FOUND.
+    assert_eq!(
+        c.fail_code(Body::JoinGroup(pb::JoinGroup {
+            group_id: 987_654_321
+        }))
+        .await,
+        ErrorCode::NotFound
+    );
+}
+
+#[tokio::test]
+async fn server_to_client_bodies_before_login_are_unsupported_too() {
+    let srv = TestServer::start().await;
+    let mut c = srv.client().await;
+    for body in [
+        Body::Pong(pb::Pong::default()),
+        Body::AuthOk(pb::AuthOk::default()),
+        Body::MessagePush(pb::MessagePush::default()),
+    ] {
+        let name = confab_wire::body_name(&body);
+        let e = c.fail(body).await;
+        assert_eq!(e.code, ErrorCode::Unsupported as i32, "{name}");
+        assert!(!e.fatal);
+    }
+    // Still in HELLO_DONE: a real request is UNAUTHENTICATED, and login works.
+    assert_eq!(
+        c.fail_code(list_friends()).await,
+        ErrorCode::Unauthenticated
+    );
+    c.register("late_confused").await;
+    c.ok(list_friends()).await;
+}
+
+/// PROTOCOL.md §2 "Authentication requests are barriers": requests pipelined behind Hello and
+/// Register run in the state those leave.
+#[tokio::test]
+async fn requests_pipelined_behind_hello_and_register_run_after_them() {
+    let srv = TestServer::start().await;
+    let mut c = Client::raw(srv.addr).await;
+    c.send_env(Envelope::new(1, hello(1))).await;
+    c.send_env(Envelope::new(
+        2,
+        Body::Register(pb::Register {
+            name: "pipeliner".into(),
+            password: PASSWORD.into(),
+            device_name: "test".into(),
+        }),
+    ))
+    .await;
+    c.send_env(Envelope::new(3, list_friends())).await;
+    c.send_env(Envelope::new(4, Body::Logout(pb::Logout::default())))
+        .await;
+    c.send_env(Envelope::new(5, list_friends())).await;
+    let mut replies = BTreeMap::new();
+    while replies.len() < 5 {
+        let env = next_frame(&mut c).await;
+        if env.req_id != 0 {
+            replies.insert(env.req_id, env.body);
+        }
+    }
+    assert!(matches!(replies[&1], Some(Body::HelloOk(_))), "{replies:?}");
+    assert!(matches!(replies[&2], Some(Body::AuthOk(_))), "{replies:?}");
+    assert!(
+        matches!(replies[&3], Some(Body::FriendList(_))),
+        "{replies:?}"
+    );
+    assert!(matches!(replies[&4], Some(Body::Ok(_))), "{replies:?}");
+    match &replies[&5] {
+        Some(Body::Error(e)) => assert_eq!(e.code, ErrorCode::Unauthenticated as i32),
+        b => panic!("expected UNAUTHENTICATED after Logout, got {b:?}"),
+    }
+}
+
+/// PROTOCOL.md §8: the defaults in the limits table are what a default server announces.
+#[tokio::test]
+async fn hello_ok_announces_the_documented_defaults() {
+    let srv = TestServer::start().await;
+    let c = srv.client().await;
+    let ok = c.hello.clone().unwrap();
+    assert_eq!(ok.heartbeat_interval_ms, 10_000);
+    assert_eq!(ok.idle_timeout_ms, 30_000);
+    assert_eq!(ok.max_frame_bytes, 65_536);
+    assert_eq!(
+        ok.limits.unwrap(),
+        pb::Limits {
+            max_body_bytes: 4096,
+            max_page: 200,
+            max_group_members: 2000,
+            max_in_flight: 32,
+            requests_per_second: 200,
+            request_burst: 400,
+            recall_window_ms: 120_000,
+            max_name_chars: 32,
+            max_note_bytes: 512,
+        }
+    );
+}

@@ -46,8 +46,8 @@ enum Phase {
 enum Close {
     /// Peer closed or the socket failed; nothing more to say.
     Quiet,
-    /// Send this error, flush, close.
-    Fatal(pb::Error),
+    /// Send this error (with this req_id: the request it answers, or 0), flush, close.
+    Fatal(pb::Error, u64),
 }
 
 struct Conn<B: Backend> {
@@ -117,7 +117,7 @@ impl<B: Backend> Conn<B> {
             let deadline = self.deadline();
             tokio::select! {
                 biased;
-                _ = ctl.kicked() => break Close::Fatal(kick_error(ctl.reason())),
+                _ = ctl.kicked() => break Close::Fatal(kick_error(ctl.reason()), 0),
                 _ = shutdown.cancelled() => break self.drain_for_shutdown().await,
                 Some(outcome) = self.inflight.next(), if !self.inflight.is_empty() => {
                     if let Err(c) = self.finish(outcome) { break c; }
@@ -154,9 +154,9 @@ impl<B: Backend> Conn<B> {
                 break Close::Quiet;
             }
         };
-        if let Close::Fatal(e) = close {
+        if let Close::Fatal(e, req_id) = close {
             debug!(error = %e, "closing with an error");
-            self.send_final(e).await;
+            self.send_final(e, req_id).await;
         }
         if let Some(session) = self.ctx.session.take() {
             self.svc.detach(self.ctx.conn_id, &session);
@@ -184,17 +184,22 @@ impl<B: Backend> Conn<B> {
         {
             return Some(Close::Fatal(
                 pb::Error::new(ErrorCode::SlowConsumer, "the connection stopped reading").fatal(),
+                0,
             ));
         }
         match self.phase {
-            Phase::AwaitHello if now >= self.opened + cfg.hello_timeout && !self.exclusive => Some(
-                Close::Fatal(pb::Error::new(ErrorCode::Timeout, "no Hello in time").fatal()),
-            ),
+            Phase::AwaitHello if now >= self.opened + cfg.hello_timeout && !self.exclusive => {
+                Some(Close::Fatal(
+                    pb::Error::new(ErrorCode::Timeout, "no Hello in time").fatal(),
+                    0,
+                ))
+            }
             Phase::Ready
                 if now >= self.last_rx + Duration::from_millis(u64::from(cfg.idle_timeout_ms)) =>
             {
                 Some(Close::Fatal(
                     pb::Error::new(ErrorCode::Timeout, "idle timeout").fatal(),
+                    0,
                 ))
             }
             _ => None,
@@ -218,9 +223,6 @@ impl<B: Backend> Conn<B> {
                 Err(_) => return Ok(false),
             }
         }
-        if total > 0 {
-            self.last_rx = Instant::now();
-        }
         Ok(true)
     }
 
@@ -238,9 +240,13 @@ impl<B: Backend> Conn<B> {
                     };
                     return Err(Close::Fatal(
                         pb::Error::new(ErrorCode::ProtocolError, msg).fatal(),
+                        0,
                     ));
                 }
             };
+            // Only a complete frame counts as traffic: a peer trickling bytes of a frame it
+            // never finishes is idle.
+            self.last_rx = Instant::now();
             self.handle(env)?;
         }
         if self.rbuf.is_empty() && self.rbuf.capacity() > KEEP_BUFFER {
@@ -278,8 +284,16 @@ impl<B: Backend> Conn<B> {
                 return Err(Close::Fatal(
                     pb::Error::new(ErrorCode::Unauthenticated, "the first frame must be Hello")
                         .fatal(),
+                    req_id,
                 ));
             };
+            if req_id == 0 {
+                // Hello is a request: it needs a req_id to be answered with.
+                return Err(Close::Fatal(
+                    pb::Error::new(ErrorCode::BadRequest, "Hello needs a req_id above 0").fatal(),
+                    0,
+                ));
+            }
             if hello.protocol_major != PROTOCOL_MAJOR {
                 return Err(Close::Fatal(
                     pb::Error::new(
@@ -287,6 +301,7 @@ impl<B: Backend> Conn<B> {
                         format!("this server speaks protocol {PROTOCOL_MAJOR}.x"),
                     )
                     .fatal(),
+                    req_id,
                 ));
             }
             let svc = self.svc.clone();
@@ -347,7 +362,7 @@ impl<B: Backend> Conn<B> {
             if let Some(Body::Error(e)) = &reply.body
                 && e.fatal
             {
-                return Err(Close::Fatal(e.clone()));
+                return Err(Close::Fatal(e.clone(), reply.req_id));
             }
             if self.phase == Phase::AwaitHello && matches!(reply.body, Some(Body::HelloOk(_))) {
                 self.phase = Phase::Ready;
@@ -408,11 +423,12 @@ impl<B: Backend> Conn<B> {
             pb::Error::new(ErrorCode::ShuttingDown, "the server is shutting down")
                 .retry_after(retry)
                 .fatal(),
+            0,
         )
     }
 
-    async fn send_final(&mut self, e: pb::Error) {
-        self.reply(&Envelope::push(Body::Error(e)));
+    async fn send_final(&mut self, e: pb::Error, req_id: u64) {
+        self.reply(&Envelope::new(req_id, Body::Error(e)));
         let _ = tokio::time::timeout(CLOSE_FLUSH, async {
             while !self.wbuf.is_empty() {
                 if self.stream.writable().await.is_err() || self.flush_some().is_err() {

@@ -342,6 +342,14 @@ impl<B: Backend> Service<B> {
                 auth: AuthChange::Unchanged,
             });
         }
+        if confab_wire::is_server_body(&body) {
+            // Wrong direction, before the state check: UNSUPPORTED in every state (§3).
+            return ready(Outcome::reply(Envelope::error(
+                req_id,
+                ErrorCode::Unsupported,
+                format!("{} is not a request", confab_wire::body_name(&body)),
+            )));
+        }
         if notification
             && !matches!(
                 body,
@@ -828,6 +836,9 @@ impl<B: Backend> Service<B> {
                 self.write_fx_await(conn, move |$tx| Box::pin(async move { $e }))
                     .await?
             };
+        }
+        if missing_id(&body) {
+            return Err(bad("a required id is 0"));
         }
         let ids = self.ids.clone();
         let user = s.user.clone();
@@ -1408,4 +1419,33 @@ fn pong(req_id: u64, p: pb::Ping) -> Envelope {
             server_time_ms: now_ms(),
         }),
     )
+}
+
+/// Whether a request leaves a required id at 0 ("none"): that is a malformed request
+/// (`BAD_REQUEST`), not a lookup of something that does not exist.
+fn missing_id(body: &Body) -> bool {
+    let ids: &[u64] = match body {
+        Body::SendFriendRequest(r) => &[r.user_id],
+        Body::RespondFriendRequest(r) => &[r.request_id],
+        Body::CancelFriendRequest(r) => &[r.request_id],
+        Body::RemoveFriend(r) => &[r.user_id],
+        Body::JoinGroup(r) => &[r.group_id],
+        Body::InviteToGroup(r) => &[r.group_id, r.user_id],
+        Body::DeclineGroupInvite(r) => &[r.group_id],
+        Body::LeaveGroup(r) => &[r.group_id],
+        Body::KickMember(r) => &[r.group_id, r.user_id],
+        Body::SetMemberRole(r) => &[r.group_id, r.user_id],
+        Body::UpdateGroup(r) => &[r.group_id],
+        Body::TransferOwnership(r) => &[r.group_id, r.user_id],
+        Body::ListGroupMembers(r) => &[r.group_id],
+        Body::SyncThread(r) => &[r.thread_id],
+        Body::History(r) => &[r.thread_id],
+        Body::Recall(r) => &[r.thread_id, r.message_id],
+        Body::Edit(r) => &[r.thread_id, r.message_id],
+        Body::DeliveredUpTo(r) => &[r.thread_id],
+        Body::ReadUpTo(r) => &[r.thread_id],
+        Body::Typing(r) => &[r.thread_id],
+        _ => &[],
+    };
+    ids.contains(&0)
 }
