@@ -28,6 +28,9 @@ tmux -V
 step "cargo test (embedded store)"
 cargo test --workspace --locked
 
+step "the terminal client's measurement (ignored by default: its figures mean something only in release; here it runs as a smoke test)"
+cargo test -p confab-tui --locked --test vt -- --ignored
+
 step "cargo test -p confab-server (MariaDB store: the same tests on mysql://root@127.0.0.1:3306, and the cluster tests: nodes, a private Redis each, nginx)"
 export CONFAB_TEST_MYSQL="${CONFAB_TEST_MYSQL:-mysql://root@127.0.0.1:3306}"
 cleanup_test_databases() {

@@ -201,6 +201,8 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+// Ignored because its printed figures only mean something in a release build; scripts/test.sh
+// still runs it (debug) so the path it measures keeps working.
 #[test]
 #[ignore = "measurement: run with --release --ignored --nocapture"]
 fn measure_first_frame_and_memory_with_10k_cached_messages() {

@@ -53,15 +53,10 @@ pub async fn dm(
         )));
     }
     let mut report = Report::new("dm");
-    for t in tasks {
-        match t.await {
-            Ok(r) => report.merge(&r),
-            Err(e) => report.mismatches.push(format!("a pair task failed: {e}")),
-        }
-    }
+    report.merge_tasks(tasks, "pair").await;
     progress.finish();
     report.elapsed = opts.duration;
-    report.connections = (who.len()) as u64;
+    report.connections = who.len() as u64;
     report.connect_time = connect_time;
     report.check();
     Ok(report)

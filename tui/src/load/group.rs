@@ -48,12 +48,7 @@ pub async fn group(
         )));
     }
     let mut report = Report::new("group");
-    for t in tasks {
-        match t.await {
-            Ok(r) => report.merge(&r),
-            Err(e) => report.mismatches.push(format!("a group task failed: {e}")),
-        }
-    }
+    report.merge_tasks(tasks, "group").await;
     progress.finish();
     report.elapsed = opts.duration;
     report.connections = who.len() as u64;

@@ -157,6 +157,21 @@ impl Report {
     }
 
     /// Adds another part's report (another scenario of a mix, or another process).
+    /// Waits for the per-pair or per-group tasks and merges their reports; a task that failed
+    /// is a mismatch, so the run cannot pass.
+    pub(crate) async fn merge_tasks(
+        &mut self,
+        tasks: Vec<tokio::task::JoinHandle<Report>>,
+        what: &str,
+    ) {
+        for t in tasks {
+            match t.await {
+                Ok(r) => self.merge(&r),
+                Err(e) => self.mismatches.push(format!("a {what} task failed: {e}")),
+            }
+        }
+    }
+
     pub fn merge(&mut self, other: &Report) {
         if self.scenario.is_empty() {
             self.scenario.clone_from(&other.scenario);

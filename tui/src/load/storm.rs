@@ -47,12 +47,7 @@ pub async fn storm(
     }
     let storm_started = Instant::now();
     let mut report = Report::new("storm");
-    for t in tasks {
-        match t.await {
-            Ok(r) => report.merge(&r),
-            Err(e) => report.mismatches.push(format!("a pair task failed: {e}")),
-        }
-    }
+    report.merge_tasks(tasks, "pair").await;
     report.elapsed = storm_started.elapsed();
     report.connections = who.len() as u64;
     report.connect_time = connect_time;
