@@ -11,7 +11,8 @@
 # configuration is touched: nginx runs with `-p <run dir> -c <run dir>/nginx.conf`.
 # Nodes listen on P+101 .. P+100+N. Settings: CONFAB_CLUSTER_DB (default confab_cluster),
 # CONFAB_CLUSTER_MYSQL (default mysql://root@127.0.0.1:3306), CONFAB_CLUSTER_REDIS (default
-# redis://127.0.0.1:6379).
+# redis://127.0.0.1:6379), CONFAB_NGINX_WORKERS (default 2; each takes ~4,500 clients under the
+# per-process open-file limit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
