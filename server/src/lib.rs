@@ -128,6 +128,7 @@ async fn log_writer_stats<B: Backend>(svc: std::sync::Weak<Service<B>>) {
                 avg_batch = jobs as f64 / batches as f64,
                 failed_commits = now.failed_commits - last.failed_commits,
                 retried_batches = now.retried_batches - last.retried_batches,
+                sent_together = now.sent_together - last.sent_together,
                 connections = svc.hub.connections(),
                 "writer"
             );

@@ -547,15 +547,16 @@ async fn lost_mysql_answers_unavailable_and_the_server_recovers_without_a_restar
     relay.cut().await;
 }
 
-/// Waits until the server's writer has been stuck in a thread-row update for a while (waiting
-/// for a row lock the test holds).
+/// Waits until the server's writer has been stuck for a while on a thread row the test holds:
+/// in a single send's row update, or in the locking read of a run of sends stored together.
 async fn until_writer_waits(admin: &mut mysql_async::Conn, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let waiting: Option<u64> = admin
             .query_first(
                 "SELECT COUNT(*) FROM information_schema.processlist \
-                 WHERE db = DATABASE() AND info LIKE 'UPDATE threads%' AND time_ms > 100",
+                 WHERE db = DATABASE() AND time_ms > 100 \
+                 AND (info LIKE 'UPDATE threads%' OR info LIKE 'SELECT j.i, t.last_seq%')",
             )
             .await
             .unwrap();
@@ -779,4 +780,156 @@ async fn nodes_started_together_on_an_empty_database_all_come_up() {
     for r in &running {
         r.shutdown.cancel();
     }
+}
+
+/// Sends one request without waiting for its reply.
+async fn send_nowait(c: &mut Client, req_id: u64, thread_id: u64, cmid: &str, body: &str) {
+    c.send_env(confab_wire::Envelope::new(
+        req_id,
+        Body::Send(pb::Send {
+            thread_id,
+            client_msg_id: cmid.into(),
+            body: body.into(),
+        }),
+    ))
+    .await;
+}
+
+/// The replies to requests `ids`, by request id: an ack or an error code.
+async fn replies(
+    c: &mut Client,
+    ids: std::ops::Range<u64>,
+) -> std::collections::BTreeMap<u64, Result<pb::SendAck, ErrorCode>> {
+    let mut got = std::collections::BTreeMap::new();
+    while got.len() < ids.clone().count() {
+        let env = c.recv().await.expect("a reply before the timeout").unwrap();
+        if !ids.contains(&env.req_id) {
+            continue;
+        }
+        match env.body {
+            Some(Body::SendAck(ack)) => {
+                got.insert(env.req_id, Ok(ack));
+            }
+            Some(Body::Error(e)) => {
+                got.insert(env.req_id, Err(e.code()));
+            }
+            other => panic!("unexpected reply to {}: {other:?}", env.req_id),
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MariaDB via CONFAB_TEST_MYSQL; scripts/test.sh runs it"]
+async fn a_run_of_sends_stored_together_keeps_every_rule_of_a_single_send() {
+    let srv = TestServer::start_with(|cfg| cfg.mysql_writers = 1).await;
+    let db = srv.db.as_ref().expect(NEEDS_MYSQL);
+    let mut owner = srv.user("run_owner").await;
+    let mut other = srv.user("run_other").await;
+    let mut stranger = srv.user("run_stranger").await;
+    let (_, hold) = group(&mut owner, "run hold").await;
+    let (_, ta) = group(&mut owner, "run a").await;
+    let (gb, tb) = group(&mut owner, "run b").await;
+    let (_, tc) = group(&mut stranger, "run c").await;
+    join(&mut other, gb).await;
+    let left = other.send_text(tb, "o-0", "before leaving").await;
+    other
+        .ok(Body::LeaveGroup(pb::LeaveGroup { group_id: gb }))
+        .await;
+    let pre = owner.send_text(ta, "pre-1", "stored before").await;
+    let before = writer_stats(&srv);
+
+    // The writer waits on a thread row this test holds, so everything below queues up and
+    // forms its next batch.
+    let mut light = mysql(db).await;
+    let mut watch = mysql(db).await;
+    light.query_drop("START TRANSACTION").await.unwrap();
+    light
+        .exec_drop("SELECT id FROM threads WHERE id = ? FOR UPDATE", (hold,))
+        .await
+        .unwrap();
+    send_nowait(&mut owner, 100, hold, "h-0", "held").await;
+    until_writer_waits(&mut watch, "the batch behind the held thread").await;
+    let queued: [(u64, &str, &str); 8] = [
+        (ta, "r-1", "first 你好 😀"),
+        (tb, "r-2", "second \"quoted\" back\\slash"),
+        (ta, "r-1", "first again (same client_msg_id)"),
+        (tc, "r-4", "not a member"),
+        (999_999_999, "r-5", "no such thread"),
+        (ta, "pre-1", "a retry of a stored send"),
+        (tb, "r-7", "third"),
+        (ta, "r-8", "fourth"),
+    ];
+    for (i, (t, cmid, body)) in queued.iter().enumerate() {
+        send_nowait(&mut owner, 101 + i as u64, *t, cmid, body).await;
+    }
+    // Another connection's sends join the same batch: one plain, one after leaving.
+    send_nowait(&mut other, 200, tb, "o-1", "after leaving").await;
+    send_nowait(&mut other, 201, tb, "o-0", "retry from before leaving").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    light.query_drop("COMMIT").await.unwrap();
+
+    let mine = replies(&mut owner, 100..109).await;
+    let theirs = replies(&mut other, 200..202).await;
+    let ack = |id: u64| -> &pb::SendAck {
+        mine[&id]
+            .as_ref()
+            .unwrap_or_else(|e| panic!("send {id} failed: {e:?}"))
+    };
+    assert!(!ack(101).duplicate && !ack(102).duplicate);
+    // The repeat inside the run is answered as the first, stored once.
+    assert!(ack(103).duplicate);
+    assert_eq!(ack(103).message_id, ack(101).message_id);
+    assert_eq!(ack(103).seq, ack(101).seq);
+    assert_eq!(mine[&104], Err(ErrorCode::Forbidden));
+    assert_eq!(mine[&105], Err(ErrorCode::NotFound));
+    assert!(ack(106).duplicate);
+    assert_eq!(ack(106).message_id, pre.message_id);
+    assert!(!ack(107).duplicate && !ack(108).duplicate);
+    assert_eq!(theirs[&200], Err(ErrorCode::Forbidden));
+    let retried = theirs[&201]
+        .as_ref()
+        .expect("a retry after leaving is answered");
+    assert!(retried.duplicate);
+    assert_eq!(retried.message_id, left.message_id);
+    // Seqs follow the queue, with no gap: thread A holds its creation entry, pre-1, then the
+    // run's two new entries; thread B its creation, join, other's message, leave, then two.
+    assert_eq!(ack(101).seq, pre.seq + 1);
+    assert_eq!(ack(108).seq, pre.seq + 2);
+    assert_eq!(ack(107).seq, ack(102).seq + 1);
+    let mut admin = mysql(db).await;
+    for t in [ta, tb] {
+        let seqs: Vec<u64> = admin
+            .exec(
+                "SELECT seq FROM messages WHERE thread_id = ? ORDER BY seq",
+                (t,),
+            )
+            .await
+            .unwrap();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+        let last: Option<u64> = admin
+            .exec_first("SELECT last_seq FROM threads WHERE id = ?", (t,))
+            .await
+            .unwrap();
+        assert_eq!(last, seqs.last().copied());
+    }
+    // Bodies round-trip exactly, and the sender has read its own entries.
+    let synced = owner.sync(ta, pre.seq).await;
+    let bodies: Vec<&str> = synced.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["first 你好 😀", "fourth"]);
+    let synced_b = owner.sync(tb, ack(102).seq - 1).await;
+    assert_eq!(synced_b[0].body, "second \"quoted\" back\\slash");
+    let read: Option<u64> = admin
+        .exec_first(
+            "SELECT read_seq FROM thread_members WHERE thread_id = ? AND user_id = ?",
+            (ta, owner.id()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(read, Some(ack(108).seq));
+    let after = writer_stats(&srv);
+    assert!(
+        after.sent_together >= before.sent_together + 4,
+        "the run was stored together ({before:?} -> {after:?})"
+    );
 }

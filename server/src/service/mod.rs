@@ -295,17 +295,20 @@ impl<B: Backend> Service<B> {
             + Send
             + 'static,
     {
-        let sink = self.fanout.clone();
         self.store
-            .enqueue_write(key, op, move |(_, fx): &mut (R, Effects)| {
-                let fx = std::mem::take(fx);
-                if !(fx.events.is_empty()
-                    && fx.messages.is_empty()
-                    && fx.members_changed.is_empty())
-                {
-                    let _ = sink.send(Fanout { fx, origin_conn });
-                }
-            })
+            .enqueue_write(key, op, self.to_fanout(origin_conn))
+    }
+
+    /// Hands a committed write's effects to the ordered fan-out (it runs on the writer, in
+    /// commit order).
+    fn to_fanout<R>(&self, origin_conn: u64) -> impl FnOnce(&mut (R, Effects)) + Send + 'static {
+        let sink = self.fanout.clone();
+        move |(_, fx): &mut (R, Effects)| {
+            let fx = std::mem::take(fx);
+            if !(fx.events.is_empty() && fx.messages.is_empty() && fx.members_changed.is_empty()) {
+                let _ = sink.send(Fanout { fx, origin_conn });
+            }
+        }
     }
 
     async fn write_fx_await<R, F>(&self, origin_conn: u64, op: F) -> Res<R>
@@ -1183,13 +1186,10 @@ impl<B: Backend> Service<B> {
             client_msg_id: send.client_msg_id,
             body: send.body,
         };
-        let ids = self.ids.clone();
-        let key = req.thread_id;
         // Shared, so a backend that runs the job again clones a pointer, not the body.
-        let req = Arc::new(req);
-        Ok(self.write_fx(key, ctx.conn_id, move |tx| {
-            Box::pin(async move { messages::send(tx, &ids, &req).await })
-        })?)
+        Ok(self
+            .store
+            .enqueue_send(Arc::new(req), self.ids.clone(), self.to_fanout(ctx.conn_id))?)
     }
 
     async fn amend(

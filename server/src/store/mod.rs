@@ -13,9 +13,14 @@ pub mod sqlite;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use thiserror::Error;
 use tokio::sync::oneshot;
+
+use crate::ids::Snowflake;
+use ops::Effects;
+use ops::messages::{SendReq, Sent};
 
 /// A storage failure, or a business rule an operation refused.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -260,6 +265,13 @@ pub trait Job<T>: Send {
     fn run(&mut self, tx: T, again: bool) -> BoxFut<'_, (T, bool)>;
     /// Answers the caller with the last run's result, if `committed` is `Ok`.
     fn complete(self: Box<Self>, committed: Committed);
+    /// The text send this job stores, if it is one: a writer may store a run of them with a
+    /// few statements in all ([`ops::messages::send_many`]) instead of running each.
+    fn text_send(&self) -> Option<(&Arc<SendReq>, &Arc<Snowflake>)> {
+        None
+    }
+    /// The result of storing this send with others; it stands for a run of this job.
+    fn sent_together(&mut self, _sent: (Sent, Effects)) {}
 }
 
 pub type WriteJob<T> = Box<dyn Job<T>>;
@@ -334,6 +346,72 @@ where
     (job, rx)
 }
 
+/// A text send: runs [`ops::messages::send`], or is stored with its neighbours in the batch.
+struct SendJob<H> {
+    req: Arc<SendReq>,
+    ids: Arc<Snowflake>,
+    then: H,
+    result: Option<StoreResult<(Sent, Effects)>>,
+    reply: oneshot::Sender<StoreResult<(Sent, Effects)>>,
+}
+
+impl<T, H> Job<T> for SendJob<H>
+where
+    T: Tx + 'static,
+    H: FnOnce(&mut (Sent, Effects)) + Send + 'static,
+{
+    fn run(&mut self, mut tx: T, _again: bool) -> BoxFut<'_, (T, bool)> {
+        Box::pin(async move {
+            let result = ops::messages::send(&mut tx, &self.ids, &self.req).await;
+            let ok = result.is_ok();
+            self.result = Some(result);
+            (tx, ok)
+        })
+    }
+
+    fn complete(self: Box<Self>, committed: Committed) {
+        let this = *self;
+        let result = committed.and_then(|()| {
+            this.result
+                .unwrap_or_else(|| Err(StoreError::Unavailable("write job never ran".into())))
+        });
+        let result = result.map(|mut r| {
+            (this.then)(&mut r);
+            r
+        });
+        let _ = this.reply.send(result);
+    }
+
+    fn text_send(&self) -> Option<(&Arc<SendReq>, &Arc<Snowflake>)> {
+        Some((&self.req, &self.ids))
+    }
+
+    fn sent_together(&mut self, sent: (Sent, Effects)) {
+        self.result = Some(Ok(sent));
+    }
+}
+
+/// Wraps a text send into a [`WriteJob`] (see [`write_job`] for `then`).
+pub fn send_job<T, H>(
+    req: Arc<SendReq>,
+    ids: Arc<Snowflake>,
+    then: H,
+) -> (WriteJob<T>, oneshot::Receiver<StoreResult<(Sent, Effects)>>)
+where
+    T: Tx + 'static,
+    H: FnOnce(&mut (Sent, Effects)) + Send + 'static,
+{
+    let (reply, rx) = oneshot::channel();
+    let job: WriteJob<T> = Box::new(SendJob {
+        req,
+        ids,
+        then,
+        result: None,
+        reply,
+    });
+    (job, rx)
+}
+
 /// Wraps an operation into a [`ReadJob`].
 pub fn read_job<T, R, F>(op: F) -> (ReadJob<T>, oneshot::Receiver<StoreResult<R>>)
 where
@@ -373,6 +451,9 @@ pub struct WriterStats {
     /// Batches run a second time: on MySQL after a deadlock or lock wait timeout rolled them
     /// back; on SQLite when a job failed after writing in a batch run without savepoints.
     pub retried_batches: u64,
+    /// Text sends stored in runs by a few set-based statements (MySQL; see
+    /// [`ops::messages::send_many`]) rather than one by one.
+    pub sent_together: u64,
 }
 
 /// The store: business operations on a backend.
@@ -414,6 +495,22 @@ impl<B: Backend> Store<B> {
         H: FnOnce(&mut R) + Send + 'static,
     {
         let (job, rx) = write_job(op, then);
+        self.backend.submit_write(key, job)?;
+        Ok(rx)
+    }
+
+    /// Queues a text send (see [`Store::enqueue_write`]; sends of one thread keep their order).
+    pub fn enqueue_send<H>(
+        &self,
+        req: Arc<SendReq>,
+        ids: Arc<Snowflake>,
+        then: H,
+    ) -> StoreResult<oneshot::Receiver<StoreResult<(Sent, Effects)>>>
+    where
+        H: FnOnce(&mut (Sent, Effects)) + Send + 'static,
+    {
+        let key = req.thread_id;
+        let (job, rx) = send_job(req, ids, then);
         self.backend.submit_write(key, job)?;
         Ok(rx)
     }

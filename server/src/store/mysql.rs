@@ -304,6 +304,7 @@ struct Stats {
     jobs: AtomicU64,
     failed_commits: AtomicU64,
     retried_batches: AtomicU64,
+    sent_together: AtomicU64,
 }
 
 /// The MySQL backend.
@@ -492,6 +493,7 @@ impl Backend for MysqlBackend {
             jobs: self.stats.jobs.load(Ordering::Relaxed),
             failed_commits: self.stats.failed_commits.load(Ordering::Relaxed),
             retried_batches: self.stats.retried_batches.load(Ordering::Relaxed),
+            sent_together: self.stats.sent_together.load(Ordering::Relaxed),
         }
     }
 }
@@ -500,7 +502,11 @@ async fn run(conn: &mut Conn, sql: &'static str) -> Result<(), mysql_async::Erro
     conn.query_drop(sql).await
 }
 
-/// A writer connection: a pooled one with the writer's lock wait timeout.
+/// A writer connection: a pooled one with the writer's lock wait timeout, in READ COMMITTED.
+/// Every check a write depends on is a locking read or rides on the row update it guards (a
+/// send's thread row lock orders it against every other entry of that thread), so the
+/// repeatable-read snapshot buys nothing; its gap locks, taken by the dedupe probes, would
+/// make writers wait on each other's unrelated sends.
 async fn writer_conn(pool: &Pool, lock_wait_secs: u32) -> Result<MysqlConn, mysql_async::Error> {
     let mut conn = pool.get_conn().await?;
     conn.exec_drop(
@@ -508,6 +514,8 @@ async fn writer_conn(pool: &Pool, lock_wait_secs: u32) -> Result<MysqlConn, mysq
         (i64::from(lock_wait_secs),),
     )
     .await?;
+    conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .await?;
     Ok(MysqlConn::new(conn))
 }
 
@@ -531,6 +539,7 @@ async fn run_batch(
     batch: &mut [WriteJob<MysqlConn>],
     again: bool,
     savepoints: bool,
+    stats: &Stats,
 ) -> (Option<MysqlConn>, BatchEnd) {
     if let Err(e) = run(&mut c.conn, "START TRANSACTION").await {
         error!(error = %e, "cannot begin a write transaction");
@@ -541,7 +550,36 @@ async fn run_batch(
     c.aborted = None;
     let mut broken = false;
     let mut redo = false;
-    for job in batch.iter_mut() {
+    let mut k = 0;
+    while k < batch.len() {
+        // A run of text sends is stored together (first run only: a run with savepoints is
+        // a retry after something failed, and goes one job at a time).
+        let end = if savepoints {
+            k
+        } else {
+            (k..batch.len())
+                .find(|&j| batch[j].text_send().is_none())
+                .unwrap_or(batch.len())
+        };
+        if end - k >= 2 {
+            c.wrote = false;
+            let (back, outcome) = send_run(c, &mut batch[k..end], again, stats).await;
+            c = back;
+            match outcome {
+                RunEnd::Done => {
+                    k = end;
+                    continue;
+                }
+                // Something in the run may be written: the batch runs again without runs.
+                RunEnd::Undo => {
+                    redo = true;
+                    break;
+                }
+                RunEnd::Aborted => break,
+            }
+        }
+        let job = &mut batch[k];
+        k += 1;
         c.savepoint_set = false;
         c.wrote = false;
         let (back, ok) = job.run(c, again).await;
@@ -592,6 +630,69 @@ async fn run_batch(
     }
 }
 
+/// How a run of sends ended.
+enum RunEnd {
+    Done,
+    /// A statement failed after the run wrote: the batch must be rolled back.
+    Undo,
+    /// MySQL rolled the transaction back (`aborted` is set).
+    Aborted,
+}
+
+/// Stores a run of text sends with [`send_many`](super::ops::messages::send_many), then runs
+/// the sends it left to the single path (retries and refusals, which fail before writing).
+async fn send_run(
+    mut c: MysqlConn,
+    jobs: &mut [WriteJob<MysqlConn>],
+    again: bool,
+    stats: &Stats,
+) -> (MysqlConn, RunEnd) {
+    let reqs: Vec<Arc<super::ops::messages::SendReq>> = jobs
+        .iter()
+        .filter_map(|j| j.text_send().map(|(r, _)| r.clone()))
+        .collect();
+    let Some(ids) = jobs
+        .first()
+        .and_then(|j| j.text_send().map(|(_, ids)| ids.clone()))
+    else {
+        return (c, RunEnd::Done);
+    };
+    let refs: Vec<&super::ops::messages::SendReq> = reqs.iter().map(|r| r.as_ref()).collect();
+    let stored = match super::ops::messages::send_many(&mut c, &ids, &refs).await {
+        Ok(stored) => stored,
+        Err(e) if c.aborted.is_some() => {
+            warn!(error = %e, "a run of sends was rolled back by MySQL");
+            return (c, RunEnd::Aborted);
+        }
+        Err(e) => {
+            warn!(error = %e, sends = jobs.len(), "storing a run of sends together failed; running the batch again one by one");
+            return (c, RunEnd::Undo);
+        }
+    };
+    // Counted per run: a batch run again counts its runs again.
+    let together = stored.iter().filter(|s| s.is_some()).count();
+    stats
+        .sent_together
+        .fetch_add(together as u64, Ordering::Relaxed);
+    for (job, sent) in jobs.iter_mut().zip(stored) {
+        if let Some(sent) = sent {
+            job.sent_together(sent);
+            continue;
+        }
+        c.savepoint_set = false;
+        c.wrote = false;
+        let (back, ok) = job.run(c, again).await;
+        c = back;
+        if c.aborted.is_some() {
+            return (c, RunEnd::Aborted);
+        }
+        if !ok && c.wrote {
+            return (c, RunEnd::Undo);
+        }
+    }
+    (c, RunEnd::Done)
+}
+
 /// Pause before running a rolled-back batch again: exponential with full jitter, so writers
 /// that deadlocked each other do not collide again in step.
 fn retry_delay(attempt: u32) -> Duration {
@@ -634,7 +735,7 @@ async fn writer_loop(
             };
             // A run without savepoints may be followed by one with them.
             let again = !savepoints || attempt < BATCH_ATTEMPTS;
-            let (back, end) = run_batch(c, &mut batch, again, savepoints).await;
+            let (back, end) = run_batch(c, &mut batch, again, savepoints, &stats).await;
             conn = back;
             match end {
                 BatchEnd::Committed => break Ok(()),

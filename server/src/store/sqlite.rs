@@ -409,6 +409,7 @@ impl Backend for SqliteBackend {
             jobs: self.stats.jobs.load(Ordering::Relaxed),
             failed_commits: self.stats.failed_commits.load(Ordering::Relaxed),
             retried_batches: self.stats.retried_batches.load(Ordering::Relaxed),
+            sent_together: 0,
         }
     }
 }

@@ -2,13 +2,15 @@
 
 use confab_wire::pb;
 
+use std::collections::{HashMap, HashSet};
+
 use super::{
     Effects, NewEntry, access, append, clamp_i64, insert_entry, kind, message_cols,
-    message_from_row,
+    message_from_row, stored_entry,
 };
 use crate::ids::{Snowflake, now_ms};
 use crate::params;
-use crate::store::{SendSeq, StoreError, StoreResult, Tx, TxExt};
+use crate::store::{Dialect, SendSeq, StoreError, StoreResult, Tx, TxExt};
 
 /// A send as the writer sees it.
 #[derive(Debug, Clone)]
@@ -189,6 +191,173 @@ pub async fn send<T: Tx>(
     .await?;
     mark_own_read(tx, req, ack.seq).await?;
     Ok((Sent { ack }, fx))
+}
+
+/// Per send of a run: may it go in bulk (thread exists, sender an active member, its
+/// client_msg_id unused), and the thread's last seq. One locking read; `STRAIGHT_JOIN` and the
+/// index hints keep it on primary-key lookups, so it locks exactly the rows it names (the
+/// writers run in READ COMMITTED: no gap locks).
+const BULK_CHECK: &str = "SELECT j.i, t.last_seq, tm.active, m.thread_id \
+     FROM JSON_TABLE(?, '$[*]' COLUMNS (i BIGINT PATH '$[0]', t BIGINT PATH '$[1]', \
+         u BIGINT PATH '$[2]', d BIGINT PATH '$[3]', \
+         c VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[4]')) AS j \
+     STRAIGHT_JOIN threads t FORCE INDEX (PRIMARY) ON t.id = j.t \
+     LEFT JOIN thread_members tm FORCE INDEX (PRIMARY) ON tm.thread_id = j.t AND tm.user_id = j.u \
+     LEFT JOIN messages m FORCE INDEX (messages_dedupe) \
+         ON m.sender_device_id = j.d AND m.client_msg_id = j.c \
+     FOR UPDATE";
+
+/// Each thread's new last seq and activity id.
+const BULK_SEQS: &str = "UPDATE JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$[0]', \
+         s BIGINT PATH '$[1]', a BIGINT PATH '$[2]')) AS j \
+     STRAIGHT_JOIN threads t FORCE INDEX (PRIMARY) ON t.id = j.id \
+     SET t.last_seq = j.s, t.activity_id = j.a";
+
+/// Every entry of the run in one statement (a NULL from a malformed row fails it whole).
+const BULK_INSERT: &str = "INSERT INTO messages (thread_id, seq, message_id, sender_id, \
+         sender_device_id, client_msg_id, kind, body, created_ms) \
+     SELECT j.t, j.s, j.mid, j.u, j.d, j.c, ?, j.b, j.ts \
+     FROM JSON_TABLE(?, '$[*]' COLUMNS (t BIGINT PATH '$[0]', s BIGINT PATH '$[1]', \
+         mid BIGINT PATH '$[2]', u BIGINT PATH '$[3]', d BIGINT PATH '$[4]', \
+         c VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[5]', \
+         b LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[6]', \
+         ts BIGINT PATH '$[7]')) AS j";
+
+/// The senders' read markers move to their own entries.
+const BULK_READ: &str = "UPDATE JSON_TABLE(?, '$[*]' COLUMNS (t BIGINT PATH '$[0]', \
+         u BIGINT PATH '$[1]', s BIGINT PATH '$[2]')) AS j \
+     STRAIGHT_JOIN thread_members tm FORCE INDEX (PRIMARY) \
+         ON tm.thread_id = j.t AND tm.user_id = j.u \
+     SET tm.read_seq = GREATEST(tm.read_seq, j.s)";
+
+/// One row of [`BULK_INSERT`]: (thread, seq, message_id, sender, device, client_msg_id, body,
+/// created_ms).
+type BulkEntry<'a> = (u64, u64, u64, u64, u64, &'a str, &'a str, i64);
+
+fn to_json<S: serde::Serialize>(rows: &S) -> StoreResult<String> {
+    serde_json::to_string(rows)
+        .map_err(|_| StoreError::Invalid("a send could not be encoded for the database"))
+}
+
+/// Stores a run of text sends with four statements in all instead of three each: on MySQL
+/// every statement is a network round trip and a fixed cost in the server (~200 µs of MariaDB
+/// CPU here, against ~25 µs per row when rows travel together as one JSON parameter read by
+/// `JSON_TABLE`). The rules are those of [`send`]: a send that is not plainly acceptable (a
+/// retry, a refusal, a thread that does not exist, a client_msg_id repeated in the run) gets
+/// `None` and is left to [`send`], which the writer runs after this; those never take a seq,
+/// so seqs stay gap-free and in queue order. The embedded store answers `None` for all: there
+/// a statement costs microseconds and its writer runs sends one by one.
+///
+/// On `Err` something may have been written: the caller rolls the transaction back.
+pub async fn send_many<T: Tx>(
+    tx: &mut T,
+    ids: &Snowflake,
+    reqs: &[&SendReq],
+) -> StoreResult<Vec<Option<(Sent, Effects)>>> {
+    let mut out: Vec<Option<(Sent, Effects)>> = reqs.iter().map(|_| None).collect();
+    if tx.dialect() != Dialect::Mysql || reqs.is_empty() {
+        return Ok(out);
+    }
+    // Only the first send of a repeated client_msg_id goes in bulk; the single path then finds
+    // it stored and answers the others as duplicates.
+    let mut seen = HashSet::new();
+    let check: Vec<(usize, u64, u64, u64, &str)> = reqs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| seen.insert((r.device_id, r.client_msg_id.as_str())))
+        .map(|(i, r)| {
+            (
+                i,
+                r.thread_id,
+                r.sender.user_id,
+                r.device_id,
+                r.client_msg_id.as_str(),
+            )
+        })
+        .collect();
+    let rows = tx
+        .query(BULK_CHECK, params![to_json(&check)?.as_str()])
+        .await?;
+    let mut last_seq: HashMap<u64, u64> = HashMap::new();
+    let mut plain = vec![false; reqs.len()];
+    for row in rows {
+        let i = usize::try_from(row.u64(0)?)
+            .ok()
+            .filter(|i| *i < reqs.len())
+            .ok_or_else(|| StoreError::Corrupt("bulk check returned a bad index".into()))?;
+        last_seq.insert(reqs[i].thread_id, row.u64(1)?);
+        plain[i] = row.opt_i64(2)? == Some(1) && row.opt_i64(3)?.is_none();
+    }
+    let now = now_ms();
+    let mut entries: Vec<BulkEntry<'_>> = Vec::new();
+    // Which send each entry is.
+    let mut placed: Vec<usize> = Vec::new();
+    let mut threads: HashMap<u64, (u64, u64)> = HashMap::new();
+    let mut read: HashMap<(u64, u64), u64> = HashMap::new();
+    for (i, r) in reqs.iter().enumerate() {
+        if !plain[i] {
+            continue;
+        }
+        let Some(last) = last_seq.get_mut(&r.thread_id) else {
+            continue;
+        };
+        *last += 1;
+        let (seq, message_id) = (*last, ids.next_id());
+        entries.push((
+            r.thread_id,
+            seq,
+            message_id,
+            r.sender.user_id,
+            r.device_id,
+            r.client_msg_id.as_str(),
+            r.body.as_str(),
+            now,
+        ));
+        placed.push(i);
+        threads.insert(r.thread_id, (seq, message_id));
+        read.insert((r.thread_id, r.sender.user_id), seq);
+    }
+    if entries.is_empty() {
+        return Ok(out);
+    }
+    let seqs: Vec<(u64, u64, u64)> = threads.iter().map(|(t, (s, a))| (*t, *s, *a)).collect();
+    tx.exec(BULK_SEQS, params![to_json(&seqs)?.as_str()])
+        .await?;
+    let text = i64::from(pb::MessageKind::Text as i32);
+    let inserted = tx
+        .exec(BULK_INSERT, params![text, to_json(&entries)?.as_str()])
+        .await?;
+    if inserted != entries.len() as u64 {
+        return Err(StoreError::Corrupt(format!(
+            "bulk insert stored {inserted} of {} entries",
+            entries.len()
+        )));
+    }
+    let marks: Vec<(u64, u64, u64)> = read.iter().map(|((t, u), s)| (*t, *u, *s)).collect();
+    tx.exec(BULK_READ, params![to_json(&marks)?.as_str()])
+        .await?;
+    for (&i, &(thread_id, seq, message_id, ..)) in placed.iter().zip(&entries) {
+        let r = reqs[i];
+        let mut fx = Effects::default();
+        let ack = stored_entry(
+            &mut fx,
+            thread_id,
+            seq,
+            message_id,
+            now,
+            NewEntry {
+                sender: &r.sender,
+                sender_device_id: r.device_id,
+                client_msg_id: Some(&r.client_msg_id),
+                kind: pb::MessageKind::Text,
+                body: &r.body,
+                target_message_id: 0,
+                group_change: None,
+            },
+        );
+        out[i] = Some((Sent { ack }, fx));
+    }
+    Ok(out)
 }
 
 /// The sender has read its own entry.

@@ -154,6 +154,19 @@ pub(crate) async fn insert_entry<T: Tx>(
         ],
     )
     .await?;
+    Ok(stored_entry(fx, thread_id, seq, message_id, now, entry))
+}
+
+/// An entry now stored at `seq`: it goes to `fx` (for the fan-out), and its sender's ack is
+/// returned.
+pub(crate) fn stored_entry(
+    fx: &mut Effects,
+    thread_id: u64,
+    seq: u64,
+    message_id: u64,
+    now: i64,
+    entry: NewEntry<'_>,
+) -> pb::SendAck {
     let client_msg_id = entry.client_msg_id.unwrap_or_default().to_owned();
     let ack = pb::SendAck {
         thread_id,
@@ -178,7 +191,7 @@ pub(crate) async fn insert_entry<T: Tx>(
         recalled: false,
         edited_ts_ms: 0,
     });
-    Ok(ack)
+    ack
 }
 
 /// The caller's view of a thread: whether it is a member, may send, and the highest seq it may
