@@ -101,6 +101,7 @@ fn serve<B: Backend>(
 ) -> Running {
     let service = Service::start_with(cfg, Store::new(backend), hasher, hub, bus.clone());
     tokio::spawn(log_writer_stats(Arc::downgrade(&service)));
+    tokio::spawn(flush_delivered(Arc::downgrade(&service)));
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(net::serve(listener, service.clone(), shutdown.clone()));
     Running {
@@ -109,6 +110,16 @@ fn serve<B: Backend>(
         task,
         service,
         bus,
+    }
+}
+
+/// Stores the delivery markers that notifications left pending, every second.
+async fn flush_delivered<B: Backend>(svc: std::sync::Weak<Service<B>>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Some(svc) = svc.upgrade() else { return };
+        svc.flush_delivered().await;
     }
 }
 

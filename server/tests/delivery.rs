@@ -145,14 +145,6 @@ async fn every_acked_message_exactly_once_in_order_for_every_member() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_confab-server"))
         .args(["--listen", &format!("127.0.0.1:{port}")])

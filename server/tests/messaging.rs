@@ -428,3 +428,98 @@ async fn group_messages_reach_all_members_in_seq_order() {
         );
     }
 }
+
+/// The stored delivery marker of `device` in `thread`, read straight from the store.
+async fn delivered_marker(srv: &TestServer, device: u64, thread: u64) -> Option<u64> {
+    let (d, t) = (device as i64, thread as i64);
+    if let Some(db) = &srv.db {
+        use mysql_async::prelude::Queryable;
+        let mut conn = mysql_async::Conn::from_url(db.url()).await.unwrap();
+        let v: Option<i64> = conn
+            .exec_first(
+                "SELECT delivered_seq FROM device_cursors WHERE device_id = ? AND thread_id = ?",
+                (d, t),
+            )
+            .await
+            .unwrap();
+        return v.map(|v| v as u64);
+    }
+    let path = srv.dir.path().join("confab.db");
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    conn.query_row(
+        "SELECT delivered_seq FROM device_cursors WHERE device_id = ?1 AND thread_id = ?2",
+        [d, t],
+        |r| r.get::<_, i64>(0),
+    )
+    .ok()
+    .map(|v| v as u64)
+}
+
+/// Polls until the marker reaches `want` (notifications are stored about once a second).
+async fn until_marker(srv: &TestServer, device: u64, thread: u64, want: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = delivered_marker(srv, device, thread).await;
+        if got == Some(want) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "marker of device {device} in thread {thread}: {got:?}, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_markers_are_stored_per_device_forward_only_and_clamped() {
+    let srv = TestServer::start().await;
+    let mut alice = srv.user("dm_alice").await;
+    let mut bob = srv.user("dm_bob").await;
+    let thread = befriend(&mut alice, &mut bob).await;
+    for i in 1..=3 {
+        alice.send_text(thread, &format!("d{i}"), "hello").await;
+        bob.message_push(thread).await;
+    }
+    let notify = |seq: u64| {
+        Envelope::new(
+            0,
+            Body::DeliveredUpTo(pb::DeliveredUpTo {
+                thread_id: thread,
+                seq,
+            }),
+        )
+    };
+    // As a request: stored before the Ok.
+    bob.ok(Body::DeliveredUpTo(pb::DeliveredUpTo {
+        thread_id: thread,
+        seq: 1,
+    }))
+    .await;
+    assert_eq!(delivered_marker(&srv, bob.device_id, thread).await, Some(1));
+    // As notifications: forward only, and clamped to the thread's last seq.
+    bob.send_env(notify(2)).await;
+    until_marker(&srv, bob.device_id, thread, 2).await;
+    bob.send_env(notify(1)).await;
+    bob.send_env(notify(99)).await;
+    until_marker(&srv, bob.device_id, thread, 3).await;
+    // Per device: alice's own device has no marker, and one for a thread she is not in is
+    // refused with a non-fatal error.
+    assert_eq!(delivered_marker(&srv, alice.device_id, thread).await, None);
+    let (_, other) = group(&mut bob, "dm other").await;
+    alice
+        .send_env(Envelope::new(
+            0,
+            Body::DeliveredUpTo(pb::DeliveredUpTo {
+                thread_id: other,
+                seq: 1,
+            }),
+        ))
+        .await;
+    let err = alice.push_where(|b| matches!(b, Body::Error(_))).await;
+    let Body::Error(e) = err else { unreachable!() };
+    assert_eq!(e.code(), ErrorCode::Forbidden);
+    assert_eq!(delivered_marker(&srv, alice.device_id, other).await, None);
+}

@@ -311,14 +311,6 @@ fn writer_stats(srv: &TestServer) -> WriterStats {
     svc.store().backend().stats()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// host:port of the MariaDB named by CONFAB_TEST_MYSQL.
 fn mysql_addr() -> String {
     let base = std::env::var("CONFAB_TEST_MYSQL").expect(NEEDS_MYSQL);

@@ -92,4 +92,5 @@ pub async fn serve<B: Backend>(
             "connections still open at the end of the grace period"
         );
     }
+    svc.flush_delivered().await;
 }

@@ -502,7 +502,9 @@ async fn run(conn: &mut Conn, sql: &'static str) -> Result<(), mysql_async::Erro
     conn.query_drop(sql).await
 }
 
-/// A writer connection: a pooled one with the writer's lock wait timeout, in READ COMMITTED.
+/// A writer connection: a pooled one with the writer's lock wait timeout, autocommit off (see
+/// [`run_batch`]; the pool resets the session when a connection goes back to it), in READ
+/// COMMITTED.
 /// Every check a write depends on is a locking read or rides on the row update it guards (a
 /// send's thread row lock orders it against every other entry of that thread), so the
 /// repeatable-read snapshot buys nothing; its gap locks, taken by the dedupe probes, would
@@ -516,6 +518,7 @@ async fn writer_conn(pool: &Pool, lock_wait_secs: u32) -> Result<MysqlConn, mysq
     .await?;
     conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         .await?;
+    conn.query_drop("SET SESSION autocommit = 0").await?;
     Ok(MysqlConn::new(conn))
 }
 
@@ -541,10 +544,8 @@ async fn run_batch(
     savepoints: bool,
     stats: &Stats,
 ) -> (Option<MysqlConn>, BatchEnd) {
-    if let Err(e) = run(&mut c.conn, "START TRANSACTION").await {
-        error!(error = %e, "cannot begin a write transaction");
-        return (None, BatchEnd::Failed(map_err(e)));
-    }
+    // The writer session runs with autocommit off: the batch's transaction begins with its
+    // first statement (no START TRANSACTION round trip) and ends at COMMIT or ROLLBACK.
     c.in_batch = true;
     c.savepoints = savepoints;
     c.aborted = None;

@@ -515,3 +515,16 @@ pub async fn login_as(srv: &TestServer, name: &str) -> Client {
         b => panic!("login as {name} failed: {b:?}"),
     }
 }
+
+/// A port that is free now, for a process or relay the test starts later. It is picked outside
+/// the kernel's ephemeral range (32768 and up by default), so no test's outgoing connection
+/// takes it in the meantime.
+pub fn free_port() -> u16 {
+    for _ in 0..1000 {
+        let port = rand::random_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-32000");
+}
