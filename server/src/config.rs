@@ -38,9 +38,13 @@ pub struct Settings {
     /// MySQL connection pool size [default: 16].
     #[arg(long, env = "CONFAB_MYSQL_POOL")]
     pub mysql_pool: Option<usize>,
-    /// MySQL writer connections, each group-committing the threads routed to it [default: 4].
+    /// MySQL writer connections, each group-committing the threads routed to it [default: 2].
     #[arg(long, env = "CONFAB_MYSQL_WRITERS")]
     pub mysql_writers: Option<usize>,
+    /// How long a MySQL writer that found fewer than 64 writes waiting lingers for more before
+    /// it runs them, µs; 0 runs at once [default: 1000].
+    #[arg(long, env = "CONFAB_MYSQL_LINGER_US")]
+    pub mysql_linger_us: Option<u64>,
     /// Cluster bus: `redis://host:port[/db]` makes this node a cluster member (give each node
     /// its own --node-id); without it the node runs alone.
     #[arg(long, env = "CONFAB_BUS")]
@@ -130,6 +134,7 @@ pub struct Config {
     pub mysql_url: Option<String>,
     pub mysql_pool: usize,
     pub mysql_writers: usize,
+    pub mysql_linger: Duration,
     /// `None`: a single node; `Some(url)`: a cluster member on this Redis.
     pub bus_url: Option<String>,
     pub proxy_protocol: bool,
@@ -187,6 +192,7 @@ impl Settings {
             store,
             mysql_pool,
             mysql_writers,
+            mysql_linger_us,
             bus,
             proxy_protocol,
             mysql_connect_timeout_ms,
@@ -279,7 +285,8 @@ impl Settings {
                 Some(_) => return Err(ConfigError::Invalid("store must be sqlite or mysql://...")),
             },
             mysql_pool: self.mysql_pool.unwrap_or(16).max(2),
-            mysql_writers: self.mysql_writers.unwrap_or(4).max(1),
+            mysql_writers: self.mysql_writers.unwrap_or(2).max(1),
+            mysql_linger: Duration::from_micros(self.mysql_linger_us.unwrap_or(1000).min(100_000)),
             bus_url: match self.bus.as_deref() {
                 None | Some("") | Some("local") => None,
                 Some(url) if url.starts_with("redis://") => Some(url.to_owned()),

@@ -72,6 +72,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             mcfg.batch_max = cfg.batch_max;
             mcfg.pool_size = cfg.mysql_pool;
             mcfg.writers = cfg.mysql_writers;
+            mcfg.linger = cfg.mysql_linger;
             mcfg.connect_timeout = cfg.mysql_connect_timeout;
             mcfg.lock_wait_secs = cfg.mysql_lock_wait_secs;
             let backend = MysqlBackend::open(&mcfg).await?;
