@@ -12,7 +12,8 @@
 # Nodes listen on P+101 .. P+100+N. Settings: CONFAB_CLUSTER_DB (default confab_cluster),
 # CONFAB_CLUSTER_MYSQL (default mysql://root@127.0.0.1:3306), CONFAB_CLUSTER_REDIS (default
 # redis://127.0.0.1:6379), CONFAB_NGINX_WORKERS (default 2; each takes ~4,500 clients under the
-# per-process open-file limit).
+# per-process open-file limit), CONFAB_MYSQL_WRITERS (default 1 per node here: the nodes' writers
+# all commit into one MySQL, and fewer, bigger batches cost it less; see BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -133,7 +134,8 @@ up() {
     args=(--listen "127.0.0.1:$p" --store "$MYSQL/$DB" --bus "$REDIS" --node-id "$i"
       --data-dir "$RUN/node$i")
     [ "$proxy" = 1 ] && args+=(--proxy-protocol)
-    CONFAB_LOG=${CONFAB_LOG:-info} nohup "$BIN" "${args[@]}" >"$RUN/node$i.log" 2>&1 &
+    CONFAB_LOG=${CONFAB_LOG:-info} CONFAB_MYSQL_WRITERS=${CONFAB_MYSQL_WRITERS:-1} \
+      nohup "$BIN" "${args[@]}" >"$RUN/node$i.log" 2>&1 &
     echo $! >"$RUN/node$i.pid"
     # The first node applies the schema; the others start once it is ready.
     [ "$i" = 1 ] && wait_node 1
