@@ -108,7 +108,8 @@ async fn refusals_not_member_not_friend_too_large_empty() {
             limit: 10
         }))
         .await,
-        ErrorCode::Forbidden
+        // Never visible to eve: the same answer as a thread that does not exist.
+        ErrorCode::NotFound
     );
     assert_eq!(
         a.fail_code(send(thread, &"x".repeat(101))).await,
@@ -505,8 +506,8 @@ async fn delivery_markers_are_stored_per_device_forward_only_and_clamped() {
     bob.send_env(notify(1)).await;
     bob.send_env(notify(99)).await;
     until_marker(&srv, bob.device_id, thread, 3).await;
-    // Per device: alice's own device has no marker, and one for a thread she is not in is
-    // refused with a non-fatal error.
+    // Per device: alice's own device has no marker, and one for a thread she was never in is
+    // refused with a non-fatal NOT_FOUND (PROTOCOL.md: not visible to her).
     assert_eq!(delivered_marker(&srv, alice.device_id, thread).await, None);
     let (_, other) = group(&mut bob, "dm other").await;
     alice
@@ -520,6 +521,6 @@ async fn delivery_markers_are_stored_per_device_forward_only_and_clamped() {
         .await;
     let err = alice.push_where(|b| matches!(b, Body::Error(_))).await;
     let Body::Error(e) = err else { unreachable!() };
-    assert_eq!(e.code(), ErrorCode::Forbidden);
+    assert_eq!(e.code(), ErrorCode::NotFound);
     assert_eq!(delivered_marker(&srv, alice.device_id, other).await, None);
 }

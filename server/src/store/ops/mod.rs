@@ -204,8 +204,8 @@ pub struct Access {
     pub last_seq: u64,
 }
 
-/// Checks that `user` may read `thread_id`; NOT_FOUND for a thread that does not exist,
-/// FORBIDDEN for one the user never belonged to.
+/// Checks that `user` may read `thread_id`; NOT_FOUND for a thread that does not exist or that
+/// the user never belonged to.
 pub async fn access<T: Tx>(tx: &mut T, user: u64, thread_id: u64) -> StoreResult<Access> {
     let row = tx
         .query_opt(
@@ -229,7 +229,9 @@ pub async fn access<T: Tx>(tx: &mut T, user: u64, thread_id: u64) -> StoreResult
                 last_seq,
             })
         }
-        None => Err(thread_missing_or_forbidden(tx, thread_id).await),
+        // A thread the user never belonged to is not visible: the same answer as one that
+        // does not exist (PROTOCOL.md: NOT_FOUND for reads and markers), so ids reveal nothing.
+        None => Err(StoreError::NotFound("thread")),
     }
 }
 
