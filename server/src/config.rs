@@ -49,6 +49,10 @@ pub struct Settings {
     /// its own --node-id); without it the node runs alone.
     #[arg(long, env = "CONFAB_BUS")]
     pub bus: Option<String>,
+    /// Pushes waiting to be published to other nodes; beyond this they are dropped, and once
+    /// Redis takes publishes again every node tells its clients to resync [default: 65536].
+    #[arg(long, env = "CONFAB_BUS_QUEUE")]
+    pub bus_queue: Option<usize>,
     /// Expect a PROXY protocol v1 or v2 header on every connection (behind nginx or HAProxy
     /// with proxy_protocol / send-proxy); connections without one are refused [default: false].
     #[arg(long, env = "CONFAB_PROXY_PROTOCOL", num_args = 0..=1, default_missing_value = "true")]
@@ -137,6 +141,7 @@ pub struct Config {
     pub mysql_linger: Duration,
     /// `None`: a single node; `Some(url)`: a cluster member on this Redis.
     pub bus_url: Option<String>,
+    pub bus_queue: usize,
     pub proxy_protocol: bool,
     pub mysql_connect_timeout: Duration,
     pub mysql_lock_wait_secs: u32,
@@ -194,6 +199,7 @@ impl Settings {
             mysql_writers,
             mysql_linger_us,
             bus,
+            bus_queue,
             proxy_protocol,
             mysql_connect_timeout_ms,
             mysql_lock_wait_secs,
@@ -292,6 +298,7 @@ impl Settings {
                 Some(url) if url.starts_with("redis://") => Some(url.to_owned()),
                 Some(_) => return Err(ConfigError::Invalid("bus must be redis://host:port")),
             },
+            bus_queue: self.bus_queue.unwrap_or(65_536).max(1),
             proxy_protocol: self.proxy_protocol.unwrap_or(false),
             mysql_connect_timeout: Duration::from_millis(
                 self.mysql_connect_timeout_ms.unwrap_or(30_000),

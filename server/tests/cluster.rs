@@ -86,6 +86,17 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Stops (SIGSTOP) or continues (SIGCONT) the server: it stops answering, connections stay.
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("redis running").id();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+
     fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
             .args(["-p", &self.port.to_string()])
@@ -229,10 +240,20 @@ struct Cluster {
     nginx: Option<Nginx>,
     db: TestDb,
     dir: tempfile::TempDir,
+    env: Vec<(&'static str, &'static str)>,
 }
 
 impl Cluster {
     async fn start(n: u16, with_nginx: bool) -> (Self, tokio::sync::MutexGuard<'static, ()>) {
+        Self::start_with_env(n, with_nginx, &[]).await
+    }
+
+    /// Starts the cluster with extra environment settings for every node.
+    async fn start_with_env(
+        n: u16,
+        with_nginx: bool,
+        env: &[(&'static str, &'static str)],
+    ) -> (Self, tokio::sync::MutexGuard<'static, ()>) {
         let serial = SERIAL.lock().await;
         let db = TestDb::create()
             .await
@@ -245,6 +266,7 @@ impl Cluster {
             nginx: None,
             db,
             dir,
+            env: env.to_vec(),
         };
         // The first node creates the schema; the others start once it is there.
         for id in 1..=n {
@@ -280,6 +302,7 @@ impl Cluster {
             .env("CONFAB_AUTH_PER_NAME_PER_MINUTE", "1000")
             .env("CONFAB_LOG", "info")
             .args(["--log-format", "json"])
+            .envs(self.env.iter().copied())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
             .spawn()
@@ -1035,6 +1058,44 @@ async fn subscription_killed_or_redis_restarted_loses_nothing() {
     let last = send_n(&mut a, thread, 100, 5).await;
     assert!(b.reach(thread, last, Duration::from_secs(10)).await);
     assert!(b.pushed > pushed, "pushes flow again");
+    let held: Vec<u64> = b.held[&thread].iter().map(|m| m.seq).collect();
+    assert_eq!(held, (1..=last).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MariaDB, Redis and nginx; run by scripts/test.sh"]
+async fn pushes_dropped_by_a_full_publish_queue_end_in_a_resync() {
+    // A one-slot publish queue on every node, so a burst overflows it.
+    let (cl, _serial) = Cluster::start_with_env(2, false, &[("CONFAB_BUS_QUEUE", "1")]).await;
+    let mut a = register(cl.nodes[0].addr(), "qa").await;
+    let mut b = register(cl.nodes[1].addr(), "qb").await;
+    let thread = befriend(&mut a.c, &mut b.c).await;
+    b.watch(thread);
+    b.c.pushes.clear();
+    let last = send_n(&mut a, thread, 0, 3).await;
+    assert!(b.reach(thread, last, Duration::from_secs(5)).await);
+    let resyncs = b.resyncs;
+
+    // Redis stops answering for a second: A's publisher waits on one publish, the next push
+    // fills the queue and the rest of the burst is dropped. The pause is shorter than the
+    // subscriptions' ping timeout, so no subscription breaks (which would resync anyway), and
+    // nothing follows the burst, so B's gap rule has no later push to notice the loss by.
+    cl.redis.signal("-STOP");
+    let last = send_n(&mut a, thread, 3, 20).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cl.redis.signal("-CONT");
+    assert!(
+        b.reach(thread, last, Duration::from_secs(10)).await,
+        "B got everything acked after pushes were dropped ({})",
+        cl.logs()
+    );
+    assert!(b.resyncs > resyncs, "B was told to resync");
+    let log = std::fs::read_to_string(&cl.nodes[0].log).unwrap_or_default();
+    assert!(
+        log.contains("publish queue full"),
+        "pushes were dropped on A's node: {}",
+        cl.nodes[0].log.display()
+    );
     let held: Vec<u64> = b.held[&thread].iter().map(|m| m.seq).collect();
     assert_eq!(held, (1..=last).collect::<Vec<_>>());
 }

@@ -53,8 +53,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 const PUBLISH_RETRY_FOR: Duration = Duration::from_secs(5);
 /// How long start-up waits for Redis.
 const CONNECT_FOR: Duration = Duration::from_secs(30);
-/// Pushes waiting for the publisher; beyond this they are dropped (and logged).
-const QUEUE: usize = 65_536;
+/// How often an idle publisher checks whether it owes the cluster a resync.
+const RESYNC_CHECK: Duration = Duration::from_millis(500);
 /// Pushes published per round trip at most.
 const BATCH: usize = 256;
 
@@ -106,6 +106,12 @@ fn inbox(node: u16) -> String {
 /// The channel every node subscribes to for membership changes (member cache invalidation).
 const MEMBERS: &str = "confab:members";
 
+/// The channel every node subscribes to for "pushes were dropped": a node whose publish queue
+/// overflowed, or whose publishes failed past their retries, says so here once Redis takes
+/// publishes again, and every node tells its clients to resync. Their gap rule alone would not
+/// notice a lost push that no later push follows.
+const RESYNC: &str = "confab:resync";
+
 enum Out {
     Push { users: Vec<u64>, frame: Frame },
     Kick { user: u64, scope: KickScope },
@@ -130,6 +136,8 @@ pub struct RedisBus {
     on_lost: std::sync::OnceLock<super::UsersLost>,
     /// Pushes handed over and not yet published (or dropped).
     pending: std::sync::atomic::AtomicUsize,
+    /// Pushes were dropped since the last announcement on [`RESYNC`].
+    lost: std::sync::atomic::AtomicBool,
 }
 
 impl RedisBus {
@@ -182,9 +190,10 @@ impl RedisBus {
             undeleted: std::sync::Mutex::new(Vec::new()),
             on_lost: std::sync::OnceLock::new(),
             pending: std::sync::atomic::AtomicUsize::new(0),
+            lost: std::sync::atomic::AtomicBool::new(false),
         };
         bus.claim_node_id().await?;
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (tx, rx) = mpsc::channel(cfg.bus_queue.max(1));
         bus.queue = tx;
         let bus = Arc::new(bus);
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -344,6 +353,13 @@ impl RedisBus {
         }
     }
 
+    /// Tells every local connection to resync (another node dropped pushes).
+    fn resync_local(&self) {
+        if let Some(f) = &self.resync {
+            self.hub.push_all(f);
+        }
+    }
+
     fn members_invalid(&self, threads: Option<&[u64]>) {
         if let Some(f) = self.on_members.get() {
             f(threads);
@@ -356,7 +372,8 @@ impl RedisBus {
         if let Err(e) = self.queue.try_send(out) {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             if matches!(e, mpsc::error::TrySendError::Full(_)) {
-                warn!("bus: publish queue full; push dropped");
+                self.lost.store(true, Ordering::Release);
+                warn!("bus: publish queue full; push dropped (the cluster will resync)");
             }
         }
     }
@@ -645,7 +662,7 @@ async fn subscriber(
             _ = stop.cancelled() => return,
             s = tokio::time::timeout(COMMAND_TIMEOUT * 2, async {
                 let mut ps = client.get_async_pubsub().await?;
-                ps.subscribe(&[channel.as_str(), MEMBERS]).await?;
+                ps.subscribe(&[channel.as_str(), MEMBERS, RESYNC]).await?;
                 Ok::<_, redis::RedisError>(ps)
             }) => s,
         };
@@ -680,6 +697,11 @@ async fn subscriber(
             tokio::select! {
                 _ = stop.cancelled() => return,
                 m = stream.next() => match m {
+                    Some(m) if m.get_channel_name() == RESYNC => {
+                        if let Some(b) = members_bus.upgrade() {
+                            b.resync_local();
+                        }
+                    }
                     Some(m) if m.get_channel_name() == MEMBERS => {
                         let threads: Vec<u64> = m
                             .get_payload_bytes()
@@ -712,32 +734,50 @@ async fn publisher(bus: std::sync::Weak<RedisBus>, mut rx: mpsc::Receiver<Out>) 
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         batch.clear();
-        if rx.recv_many(&mut batch, BATCH).await == 0 {
-            return;
-        }
+        // Wakes when idle too, so a node owing a resync announces it without waiting for
+        // more traffic.
+        let got = match tokio::time::timeout(RESYNC_CHECK, rx.recv_many(&mut batch, BATCH)).await {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(_) => 0,
+        };
         let Some(bus) = bus.upgrade() else { return };
-        let done = batch.len();
-        let deadline = tokio::time::Instant::now() + PUBLISH_RETRY_FOR;
-        let mut wait = Duration::from_millis(50);
-        loop {
-            match publish_batch(&bus, &batch).await {
-                Ok(()) => break,
-                Err(e)
-                    if tokio::time::Instant::now() + wait < deadline
-                        && !bus.stop.is_cancelled() =>
-                {
-                    debug!(error = %e, "bus: publish failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(1));
-                }
-                Err(e) => {
-                    warn!(error = %e, pushes = batch.len(), "bus: publish failed; pushes dropped");
-                    break;
+        if got > 0 {
+            let deadline = tokio::time::Instant::now() + PUBLISH_RETRY_FOR;
+            let mut wait = Duration::from_millis(50);
+            loop {
+                match publish_batch(&bus, &batch).await {
+                    Ok(()) => break,
+                    Err(e)
+                        if tokio::time::Instant::now() + wait < deadline
+                            && !bus.stop.is_cancelled() =>
+                    {
+                        debug!(error = %e, "bus: publish failed; retrying");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(1));
+                    }
+                    Err(e) => {
+                        bus.lost.store(true, std::sync::atomic::Ordering::Release);
+                        warn!(error = %e, pushes = batch.len(), "bus: publish failed; pushes dropped (the cluster will resync)");
+                        break;
+                    }
                 }
             }
+            bus.pending
+                .fetch_sub(got, std::sync::atomic::Ordering::AcqRel);
         }
-        bus.pending
-            .fetch_sub(done, std::sync::atomic::Ordering::AcqRel);
+        if bus.lost.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            let sent: redis::RedisResult<()> = redis::cmd("PUBLISH")
+                .arg(RESYNC)
+                .arg(bus.node)
+                .query_async(&mut bus.conn.clone())
+                .await;
+            match sent {
+                Ok(()) => warn!("bus: pushes were dropped; every node resyncs its clients"),
+                // Still failing: try again on the next round.
+                Err(_) => bus.lost.store(true, std::sync::atomic::Ordering::Release),
+            }
+        }
     }
 }
 
