@@ -103,22 +103,7 @@ async fn a_gap_in_pushes_triggers_a_sync_that_fills_it() {
         while let Some(Ok(env)) = f.next().await {
             let id = env.req_id;
             let reply = match env.body {
-                Some(Body::Hello(_)) => Body::HelloOk(pb::HelloOk {
-                    protocol_major: 1,
-                    heartbeat_interval_ms: 10_000,
-                    idle_timeout_ms: 30_000,
-                    max_frame_bytes: 65_536,
-                    auth: Some(pb::AuthOk {
-                        user: Some(pb::User {
-                            user_id: 1,
-                            name: "me".into(),
-                        }),
-                        device_id: 9,
-                        resume_token: "next".into(),
-                        last_event_seq: 0,
-                    }),
-                    ..Default::default()
-                }),
+                Some(Body::Hello(_)) => hello_ok(1, "me", 9, "next"),
                 Some(Body::SyncEvents(_)) => Body::EventPage(pb::EventPage::default()),
                 Some(Body::ListThreads(_)) => Body::ThreadList(pb::ThreadList::default()),
                 Some(Body::SyncThread(s)) => {

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -42,22 +44,7 @@ async fn scripted(listener: tokio::net::TcpListener, refuse: bool, syncs: Arc<At
     while let Some(Ok(env)) = f.next().await {
         let id = env.req_id;
         let reply = match env.body {
-            Some(Body::Hello(_)) => Body::HelloOk(pb::HelloOk {
-                protocol_major: 1,
-                heartbeat_interval_ms: 10_000,
-                idle_timeout_ms: 30_000,
-                max_frame_bytes: 65_536,
-                auth: Some(pb::AuthOk {
-                    user: Some(pb::User {
-                        user_id: 1,
-                        name: "u1".into(),
-                    }),
-                    device_id: 1,
-                    resume_token: "t".into(),
-                    last_event_seq: 0,
-                }),
-                ..Default::default()
-            }),
+            Some(Body::Hello(_)) => common::hello_ok(1, "u1", 1, "t"),
             Some(Body::SyncEvents(_)) => Body::EventPage(pb::EventPage::default()),
             Some(Body::ListThreads(_)) => Body::ThreadList(pb::ThreadList {
                 threads: vec![pb::Thread {

@@ -250,22 +250,7 @@ async fn lossy_server(listener: tokio::net::TcpListener, drop: u64) {
                     Some(Body::Hello(h)) => {
                         me = if h.resume_token == "a" { 1 } else { 2 };
                         peers.lock().unwrap().insert(me, tx.clone());
-                        Body::HelloOk(pb::HelloOk {
-                            protocol_major: 1,
-                            heartbeat_interval_ms: 10_000,
-                            idle_timeout_ms: 30_000,
-                            max_frame_bytes: 65_536,
-                            auth: Some(pb::AuthOk {
-                                user: Some(pb::User {
-                                    user_id: me,
-                                    name: format!("u{me}"),
-                                }),
-                                device_id: me,
-                                resume_token: if me == 1 { "a".into() } else { "b".into() },
-                                last_event_seq: 0,
-                            }),
-                            ..Default::default()
-                        })
+                        common::hello_ok(me, &format!("u{me}"), me, if me == 1 { "a" } else { "b" })
                     }
                     Some(Body::SyncEvents(_)) => Body::EventPage(pb::EventPage::default()),
                     Some(Body::ListThreads(_)) => Body::ThreadList(pb::ThreadList {

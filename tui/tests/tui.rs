@@ -665,14 +665,7 @@ fn snapshot_login_screens() {
 fn snapshot_empty_and_too_small() {
     let mut s = State::new(Default::default(), "x:1".into()).resuming(None);
     s.size = (80, 24);
-    update(
-        &mut s,
-        Msg::Core(Event::Session {
-            user: user(ME, "小明"),
-            device_id: 1,
-            token: "t".into(),
-        }),
-    );
+    signed_in(&mut s);
     insta::assert_snapshot!("empty_80x24", screen_text(&s));
     let mut small = main_state(30, 8);
     small.size = (30, 8);

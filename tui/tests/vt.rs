@@ -241,14 +241,7 @@ fn measure_first_frame_and_memory_with_10k_cached_messages() {
         let (client, _events) = Client::start(cfg, Auth::Token("x".into())).unwrap();
         let mut s = State::new(Default::default(), "x".into()).resuming(Some(user(ME, "小明")));
         s.size = (80, 24);
-        update(
-            &mut s,
-            Msg::Core(Event::Session {
-                user: user(ME, "小明"),
-                device_id: 1,
-                token: "t".into(),
-            }),
-        );
+        signed_in(&mut s);
         let threads = client.threads().await.unwrap();
         update(&mut s, Msg::Threads(threads));
         let msgs = client

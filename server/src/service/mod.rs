@@ -1242,11 +1242,8 @@ impl<B: Backend> Service<B> {
     /// without a read). `false`: store it now instead (which also answers refusals).
     fn note_delivered(&self, s: &Session, d: &pb::DeliveredUpTo) -> bool {
         let member = self
-            .members
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&d.thread_id).map(|l| l.contains(&s.user.user_id)))
-            .unwrap_or(false);
+            .cached_members(d.thread_id)
+            .is_some_and(|l| l.contains(&s.user.user_id));
         if !member {
             return false;
         }
@@ -1327,13 +1324,16 @@ impl<B: Backend> Service<B> {
     }
 
     /// Active members of a thread, cached until a membership change.
-    async fn members_of(&self, thread_id: u64) -> Res<Arc<Vec<u64>>> {
-        if let Some(m) = self
-            .members
+    /// The thread's active members if this node has them cached.
+    fn cached_members(&self, thread_id: u64) -> Option<Arc<Vec<u64>>> {
+        self.members
             .lock()
             .ok()
             .and_then(|m| m.get(&thread_id).cloned())
-        {
+    }
+
+    async fn members_of(&self, thread_id: u64) -> Res<Arc<Vec<u64>>> {
+        if let Some(m) = self.cached_members(thread_id) {
             return Ok(m);
         }
         let seen_gen = self.members_gen.load(std::sync::atomic::Ordering::Acquire);

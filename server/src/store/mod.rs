@@ -279,11 +279,42 @@ pub type WriteJob<T> = Box<dyn Job<T>>;
 /// A read: runs on a read connection, which it hands back.
 pub type ReadJob<T> = Box<dyn FnOnce(T) -> BoxFut<'static, T> + Send>;
 
+/// The answering side of a write job: its last run's result, the hook that runs after the
+/// commit, and the caller waiting for both.
+struct Answer<R, H> {
+    result: Option<StoreResult<R>>,
+    then: H,
+    reply: oneshot::Sender<StoreResult<R>>,
+}
+
+impl<R, H: FnOnce(&mut R)> Answer<R, H> {
+    fn new(then: H) -> (Self, oneshot::Receiver<StoreResult<R>>) {
+        let (reply, rx) = oneshot::channel();
+        let answer = Self {
+            result: None,
+            then,
+            reply,
+        };
+        (answer, rx)
+    }
+
+    /// Answers the caller with the last run's result, if `committed` is `Ok`.
+    fn send(self, committed: Committed) {
+        let result = committed.and_then(|()| {
+            self.result
+                .unwrap_or_else(|| Err(StoreError::Unavailable("write job never ran".into())))
+        });
+        let result = result.map(|mut r| {
+            (self.then)(&mut r);
+            r
+        });
+        let _ = self.reply.send(result);
+    }
+}
+
 struct OpJob<F, H, R> {
     op: Option<F>,
-    then: H,
-    result: Option<StoreResult<R>>,
-    reply: oneshot::Sender<StoreResult<R>>,
+    answer: Answer<R, H>,
 }
 
 impl<T, F, H, R> Job<T> for OpJob<F, H, R>
@@ -306,22 +337,13 @@ where
                 None => Err(StoreError::Unavailable("write job ran twice".into())),
             };
             let ok = result.is_ok();
-            self.result = Some(result);
+            self.answer.result = Some(result);
             (tx, ok)
         })
     }
 
     fn complete(self: Box<Self>, committed: Committed) {
-        let this = *self;
-        let result = committed.and_then(|()| {
-            this.result
-                .unwrap_or_else(|| Err(StoreError::Unavailable("write job never ran".into())))
-        });
-        let result = result.map(|mut r| {
-            (this.then)(&mut r);
-            r
-        });
-        let _ = this.reply.send(result);
+        self.answer.send(committed);
     }
 }
 
@@ -336,12 +358,10 @@ where
     F: for<'t> FnOnce(&'t mut T) -> BoxFut<'t, StoreResult<R>> + Clone + Send + 'static,
     H: FnOnce(&mut R) + Send + 'static,
 {
-    let (reply, rx) = oneshot::channel();
+    let (answer, rx) = Answer::new(then);
     let job: WriteJob<T> = Box::new(OpJob {
         op: Some(op),
-        then,
-        result: None,
-        reply,
+        answer,
     });
     (job, rx)
 }
@@ -350,9 +370,7 @@ where
 struct SendJob<H> {
     req: Arc<SendReq>,
     ids: Arc<Snowflake>,
-    then: H,
-    result: Option<StoreResult<(Sent, Effects)>>,
-    reply: oneshot::Sender<StoreResult<(Sent, Effects)>>,
+    answer: Answer<(Sent, Effects), H>,
 }
 
 impl<T, H> Job<T> for SendJob<H>
@@ -364,22 +382,13 @@ where
         Box::pin(async move {
             let result = ops::messages::send(&mut tx, &self.ids, &self.req).await;
             let ok = result.is_ok();
-            self.result = Some(result);
+            self.answer.result = Some(result);
             (tx, ok)
         })
     }
 
     fn complete(self: Box<Self>, committed: Committed) {
-        let this = *self;
-        let result = committed.and_then(|()| {
-            this.result
-                .unwrap_or_else(|| Err(StoreError::Unavailable("write job never ran".into())))
-        });
-        let result = result.map(|mut r| {
-            (this.then)(&mut r);
-            r
-        });
-        let _ = this.reply.send(result);
+        self.answer.send(committed);
     }
 
     fn text_send(&self) -> Option<(&Arc<SendReq>, &Arc<Snowflake>)> {
@@ -387,7 +396,7 @@ where
     }
 
     fn sent_together(&mut self, sent: (Sent, Effects)) {
-        self.result = Some(Ok(sent));
+        self.answer.result = Some(Ok(sent));
     }
 }
 
@@ -401,14 +410,8 @@ where
     T: Tx + 'static,
     H: FnOnce(&mut (Sent, Effects)) + Send + 'static,
 {
-    let (reply, rx) = oneshot::channel();
-    let job: WriteJob<T> = Box::new(SendJob {
-        req,
-        ids,
-        then,
-        result: None,
-        reply,
-    });
+    let (answer, rx) = Answer::new(then);
+    let job: WriteJob<T> = Box::new(SendJob { req, ids, answer });
     (job, rx)
 }
 

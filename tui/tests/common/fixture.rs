@@ -2,7 +2,7 @@
 //! clock (2026-05-03 09:20 UTC), times shown in UTC.
 
 use confab_tui::app::config::Settings;
-use confab_tui::app::{Msg, State, update};
+use confab_tui::app::{Cmd, Msg, State, update};
 use confab_tui::client::Event;
 use confab_wire::pb;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -99,20 +99,25 @@ pub fn type_text(s: &mut State, text: &str) {
     }
 }
 
+/// The core's session event for 小明 (device 1).
+pub fn signed_in(s: &mut State) -> Vec<Cmd> {
+    update(
+        s,
+        Msg::Core(Event::Session {
+            user: user(ME, "小明"),
+            device_id: 1,
+            token: "t".into(),
+        }),
+    )
+}
+
 /// Logged in as 小明 with three conversations; the group is shown.
 pub fn main_state(w: u16, h: u16) -> State {
     let settings = Settings::parse("", false);
     let mut s = State::new(settings, "chat.example:7000".into());
     s.now_ms = NOW;
     s.size = (w, h);
-    update(
-        &mut s,
-        Msg::Core(Event::Session {
-            user: user(ME, "小明"),
-            device_id: 1,
-            token: "t".into(),
-        }),
-    );
+    signed_in(&mut s);
     update(&mut s, Msg::Core(Event::Synced));
     update(
         &mut s,

@@ -176,3 +176,24 @@ pub async fn until(events: &mut Events, mut done: impl FnMut(&Event) -> bool) {
         }
     }
 }
+
+/// A scripted server's answer to Hello: signed in as `user_id` named `name` on `device_id`,
+/// with `token` as the next resume token.
+pub fn hello_ok(user_id: u64, name: &str, device_id: u64, token: &str) -> Body {
+    Body::HelloOk(pb::HelloOk {
+        protocol_major: 1,
+        heartbeat_interval_ms: 10_000,
+        idle_timeout_ms: 30_000,
+        max_frame_bytes: 65_536,
+        auth: Some(pb::AuthOk {
+            user: Some(pb::User {
+                user_id,
+                name: name.into(),
+            }),
+            device_id,
+            resume_token: token.into(),
+            last_event_seq: 0,
+        }),
+        ..Default::default()
+    })
+}
