@@ -45,6 +45,11 @@ pub struct Settings {
     /// it runs them, µs; 0 runs at once [default: 1000].
     #[arg(long, env = "CONFAB_MYSQL_LINGER_US")]
     pub mysql_linger_us: Option<u64>,
+    /// How long the embedded store keeps its database transaction open across batches, ms:
+    /// each batch is durable in the redo log before it is acknowledged, and the database
+    /// commits at most this often (sooner when a read needs it) [default: 25].
+    #[arg(long, env = "CONFAB_SQLITE_COMMIT_MS")]
+    pub sqlite_commit_ms: Option<u64>,
     /// Cluster bus: `redis://host:port[/db]` makes this node a cluster member (give each node
     /// its own --node-id); without it the node runs alone.
     #[arg(long, env = "CONFAB_BUS")]
@@ -139,6 +144,7 @@ pub struct Config {
     pub mysql_pool: usize,
     pub mysql_writers: usize,
     pub mysql_linger: Duration,
+    pub sqlite_commit: Duration,
     /// `None`: a single node; `Some(url)`: a cluster member on this Redis.
     pub bus_url: Option<String>,
     pub bus_queue: usize,
@@ -198,6 +204,7 @@ impl Settings {
             mysql_pool,
             mysql_writers,
             mysql_linger_us,
+            sqlite_commit_ms,
             bus,
             bus_queue,
             proxy_protocol,
@@ -293,6 +300,9 @@ impl Settings {
             mysql_pool: self.mysql_pool.unwrap_or(16).max(2),
             mysql_writers: self.mysql_writers.unwrap_or(2).max(1),
             mysql_linger: Duration::from_micros(self.mysql_linger_us.unwrap_or(1000).min(100_000)),
+            sqlite_commit: Duration::from_millis(
+                self.sqlite_commit_ms.unwrap_or(25).min(3_600_000),
+            ),
             bus_url: match self.bus.as_deref() {
                 None | Some("") | Some("local") => None,
                 Some(url) if url.starts_with("redis://") => Some(url.to_owned()),

@@ -83,6 +83,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         None => {
             let mut scfg = SqliteConfig::new(cfg.data_dir.join("confab.db"));
             scfg.batch_max = cfg.batch_max;
+            scfg.commit_every = cfg.sqlite_commit;
             let backend = SqliteBackend::open(&scfg)?;
             let hub = Arc::new(hub::Hub::new());
             let bus = cluster::connect(&cfg, hub.clone()).await?;

@@ -146,10 +146,15 @@ async fn every_acked_message_exactly_once_in_order_for_every_member() {
 }
 
 fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
+    spawn_server_with(dir, port, &[])
+}
+
+fn spawn_server_with(dir: &std::path::Path, port: u16, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_confab-server"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(dir)
+        .args(args)
         .env("CONFAB_AUTH_PER_IP_PER_MINUTE", "100000")
         .env("CONFAB_LOG", "warn")
         .stdout(Stdio::null())
@@ -228,6 +233,119 @@ async fn acked_messages_survive_sigkill() {
         assert_eq!(m.seq, i as u64 + 1);
         assert_eq!(m.body, format!("durable {i}"));
     }
+    child.kill().expect("stop");
+    let _ = child.wait();
+}
+
+/// Messages in the database file's private thread, read as another process would.
+fn messages_in_file(dir: &std::path::Path, thread: u64) -> u64 {
+    let conn = rusqlite::Connection::open_with_flags(
+        dir.join("confab.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open the database file");
+    conn.query_row(
+        "SELECT COUNT(*) FROM messages WHERE thread_id = ?1",
+        [thread as i64],
+        |r| r.get::<_, i64>(0),
+    )
+    .expect("count") as u64
+}
+
+/// The embedded store acknowledges a batch once its redo log record is on disk and commits
+/// the database later. With that commit held off, the acked writes of a killed server are in
+/// the log alone, and the restart must replay them: the same rows, ids, seqs and markers.
+#[tokio::test]
+async fn acked_writes_only_in_the_redo_log_come_back_after_sigkill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = spawn_server_with(dir.path(), port, &["--sqlite-commit-ms", "3600000"]);
+    wait_ready(addr).await;
+
+    let mut a = Client::connect(addr).await;
+    a.register("replay_a").await;
+    let mut b = Client::connect(addr).await;
+    b.register("replay_b").await;
+    let thread = befriend(&mut a, &mut b).await;
+    let (group_id, gthread) = group(&mut a, "replayed").await;
+    let gack = a.send_text(gthread, "g0", "in the group").await;
+    // A read makes the database commit (it must show what was acked), so the last writes are
+    // sends, a read marker and nothing read after them.
+    let total = 60u64;
+    let mut acks = Vec::new();
+    for i in 0..total {
+        acks.push(
+            a.send_text(thread, &format!("r{i}"), &format!("replayed {i} 你好"))
+                .await,
+        );
+    }
+    b.ok(Body::ReadUpTo(pb::ReadUpTo {
+        thread_id: thread,
+        seq: 40,
+    }))
+    .await;
+    let before = messages_in_file(dir.path(), thread);
+    assert!(
+        before < total,
+        "the database file already holds all {total} messages: the log is not what is tested"
+    );
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+
+    let mut child = spawn_server(dir.path(), port);
+    wait_ready(addr).await;
+    let mut b = Client::connect(addr).await;
+    b.login("replay_b", PASSWORD).await;
+    let history = b.sync(thread, 0).await;
+    assert_eq!(history.len() as u64, total, "{before} were in the file");
+    for (m, ack) in history.iter().zip(&acks) {
+        assert_eq!((m.seq, m.message_id), (ack.seq, ack.message_id));
+        assert_eq!(m.body, format!("replayed {} 你好", m.seq - 1));
+    }
+    let Body::ThreadList(list) = b.ok(Body::ListThreads(pb::ListThreads::default())).await else {
+        panic!("expected ThreadList")
+    };
+    let t = list
+        .threads
+        .iter()
+        .find(|t| t.thread_id == thread)
+        .expect("the private thread");
+    assert_eq!((t.last_seq, t.read_seq), (total, 40));
+    // The group came back with the ids it was created with.
+    let mut a = Client::connect(addr).await;
+    a.login("replay_a", PASSWORD).await;
+    let g = a.sync(gthread, 0).await;
+    assert!(
+        g.iter()
+            .any(|m| m.message_id == gack.message_id && m.body == "in the group")
+    );
+    let Body::GroupList(groups) = a.ok(Body::ListGroups(pb::ListGroups {})).await else {
+        panic!("expected GroupList")
+    };
+    assert!(
+        groups
+            .groups
+            .iter()
+            .any(|x| x.group_id == group_id && x.thread_id == gthread)
+    );
+    // The restart committed the replay: the file holds every message, with the dedupe keys
+    // a retry is checked against.
+    assert_eq!(messages_in_file(dir.path(), thread), total);
+    let conn = rusqlite::Connection::open_with_flags(
+        dir.path().join("confab.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open the database file");
+    let keyed: i64 = conn
+        .query_row(
+            "SELECT COUNT(DISTINCT client_msg_id) FROM messages WHERE thread_id = ?1 \
+             AND client_msg_id LIKE 'r%'",
+            [thread as i64],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(keyed as u64, total);
     child.kill().expect("stop");
     let _ = child.wait();
 }

@@ -493,13 +493,19 @@ async fn delivery_markers_are_stored_per_device_forward_only_and_clamped() {
             }),
         )
     };
-    // As a request: stored before the Ok.
+    // As a request: stored before the Ok. MySQL shows it at once; the embedded store has it
+    // in its redo log before the Ok (`delivery.rs` kills the server right after acks) and in
+    // its database file at the next commit, within the commit interval.
     bob.ok(Body::DeliveredUpTo(pb::DeliveredUpTo {
         thread_id: thread,
         seq: 1,
     }))
     .await;
-    assert_eq!(delivered_marker(&srv, bob.device_id, thread).await, Some(1));
+    if srv.db.is_some() {
+        assert_eq!(delivered_marker(&srv, bob.device_id, thread).await, Some(1));
+    } else {
+        until_marker(&srv, bob.device_id, thread, 1).await;
+    }
     // As notifications: forward only, and clamped to the thread's last seq.
     bob.send_env(notify(2)).await;
     until_marker(&srv, bob.device_id, thread, 2).await;

@@ -8,6 +8,7 @@
 
 pub mod mysql;
 pub mod ops;
+pub mod redo;
 pub mod schema;
 pub mod sqlite;
 
@@ -259,10 +260,10 @@ pub type Committed = StoreResult<()>;
 /// writer re-runs a whole batch after a deadlock or lock wait timeout rolled it back); only the
 /// last run's result reaches the caller, and only once the batch's commit is known.
 pub trait Job<T>: Send {
-    /// Runs the operation on the writer's transaction (owned, handed back) and says whether it
-    /// succeeded, so the writer can roll back its savepoint. `again` is false when the writer
-    /// will not run this job a second time (the operation is then not cloned).
-    fn run(&mut self, tx: T, again: bool) -> BoxFut<'_, (T, bool)>;
+    /// Runs the operation on the writer's transaction and says whether it succeeded, so the
+    /// writer can roll back its savepoint. `again` is false when the writer will not run this
+    /// job a second time (the operation is then not cloned).
+    fn run<'a>(&'a mut self, tx: &'a mut T, again: bool) -> BoxFut<'a, bool>;
     /// Answers the caller with the last run's result, if `committed` is `Ok`.
     fn complete(self: Box<Self>, committed: Committed);
     /// The text send this job stores, if it is one: a writer may store a run of them with a
@@ -324,7 +325,7 @@ where
     F: for<'t> FnOnce(&'t mut T) -> BoxFut<'t, StoreResult<R>> + Clone + Send + 'static,
     H: FnOnce(&mut R) + Send + 'static,
 {
-    fn run(&mut self, mut tx: T, again: bool) -> BoxFut<'_, (T, bool)> {
+    fn run<'a>(&'a mut self, tx: &'a mut T, again: bool) -> BoxFut<'a, bool> {
         // A job that may run again keeps its operation; otherwise it is used up, uncloned.
         let op = if again {
             self.op.clone()
@@ -333,12 +334,12 @@ where
         };
         Box::pin(async move {
             let result = match op {
-                Some(op) => op(&mut tx).await,
+                Some(op) => op(tx).await,
                 None => Err(StoreError::Unavailable("write job ran twice".into())),
             };
             let ok = result.is_ok();
             self.answer.result = Some(result);
-            (tx, ok)
+            ok
         })
     }
 
@@ -378,12 +379,12 @@ where
     T: Tx + 'static,
     H: FnOnce(&mut (Sent, Effects)) + Send + 'static,
 {
-    fn run(&mut self, mut tx: T, _again: bool) -> BoxFut<'_, (T, bool)> {
+    fn run<'a>(&'a mut self, tx: &'a mut T, _again: bool) -> BoxFut<'a, bool> {
         Box::pin(async move {
-            let result = ops::messages::send(&mut tx, &self.ids, &self.req).await;
+            let result = ops::messages::send(tx, &self.ids, &self.req).await;
             let ok = result.is_ok();
             self.answer.result = Some(result);
-            (tx, ok)
+            ok
         })
     }
 

@@ -593,8 +593,7 @@ async fn run_batch(
         k += 1;
         c.savepoint_set = false;
         c.wrote = false;
-        let (back, ok) = job.run(c, again).await;
-        c = back;
+        let ok = job.run(&mut c, again).await;
         if c.aborted.is_some() || ok {
             if c.aborted.is_some() {
                 break;
@@ -692,8 +691,7 @@ async fn send_run(
         }
         c.savepoint_set = false;
         c.wrote = false;
-        let (back, ok) = job.run(c, again).await;
-        c = back;
+        let ok = job.run(&mut c, again).await;
         if c.aborted.is_some() {
             return (c, RunEnd::Aborted);
         }

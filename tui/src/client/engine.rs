@@ -105,16 +105,18 @@ fn now_ms() -> i64 {
 }
 
 fn new_client_msg_id() -> String {
-    // 24 hex digits written by hand: this runs for every message a load client sends.
+    // 24 hex digits written by hand (this runs for every message a load client sends): the
+    // time in ms first, so one device's ids sort by time and the server's dedupe index grows
+    // at its end instead of in a random page per message; then 13 random digits.
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut rng = rand::rng();
-    let (a, b) = (rng.random::<u64>(), rng.random::<u32>());
+    let ms = u64::try_from(now_ms()).unwrap_or(0) & ((1 << 44) - 1);
+    let r: u64 = rand::rng().random();
     let mut s = String::with_capacity(24);
-    for i in (0..16).rev() {
-        s.push(char::from(HEX[((a >> (i * 4)) & 0xf) as usize]));
+    for i in (0..11).rev() {
+        s.push(char::from(HEX[((ms >> (i * 4)) & 0xf) as usize]));
     }
-    for i in (0..8).rev() {
-        s.push(char::from(HEX[((b >> (i * 4)) & 0xf) as usize]));
+    for i in (0..13).rev() {
+        s.push(char::from(HEX[((r >> (i * 4)) & 0xf) as usize]));
     }
     s
 }
