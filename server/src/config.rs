@@ -47,7 +47,7 @@ pub struct Settings {
     pub mysql_linger_us: Option<u64>,
     /// How long the embedded store keeps its database transaction open across batches, ms:
     /// each batch is durable in the redo log before it is acknowledged, and the database
-    /// commits at most this often (sooner when a read needs it) [default: 25].
+    /// commits at most this often (sooner when a read needs it) [default: 100].
     #[arg(long, env = "CONFAB_SQLITE_COMMIT_MS")]
     pub sqlite_commit_ms: Option<u64>,
     /// Cluster bus: `redis://host:port[/db]` makes this node a cluster member (give each node
@@ -301,7 +301,7 @@ impl Settings {
             mysql_writers: self.mysql_writers.unwrap_or(2).max(1),
             mysql_linger: Duration::from_micros(self.mysql_linger_us.unwrap_or(1000).min(100_000)),
             sqlite_commit: Duration::from_millis(
-                self.sqlite_commit_ms.unwrap_or(25).min(3_600_000),
+                self.sqlite_commit_ms.unwrap_or(100).min(3_600_000),
             ),
             bus_url: match self.bus.as_deref() {
                 None | Some("") | Some("local") => None,

@@ -54,7 +54,7 @@ impl SqliteConfig {
             batch_max: 512,
             queue: 16_384,
             readers: 2,
-            commit_every: Duration::from_millis(25),
+            commit_every: Duration::from_millis(100),
         }
     }
 }
