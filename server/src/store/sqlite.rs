@@ -483,7 +483,7 @@ impl SqliteBackend {
         let sshared = shared.clone();
         std::thread::Builder::new()
             .name("confab-sqlite-sync".into())
-            .spawn(move || syncer_loop(&done_rx, &sshared))
+            .spawn(move || syncer_loop(&done_rx, &sshared, batch_max > 1))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
 
         let checkpointer = open(&cfg.path, false)?;
@@ -1007,8 +1007,9 @@ impl Writer {
 }
 
 /// Answers batches in the order they ran, each once its log record is on disk. One sync
-/// covers every record written before it, so a backlog costs one.
-fn syncer_loop(rx: &crossbeam_channel::Receiver<Done>, shared: &Shared) {
+/// covers every record written before it, so a backlog costs one; without `coalesce`
+/// (`batch_max` 1: no group commit, for comparison) each batch gets a sync of its own.
+fn syncer_loop(rx: &crossbeam_channel::Receiver<Done>, shared: &Shared, coalesce: bool) {
     let mut backlog = Vec::new();
     while let Ok(first) = rx.recv() {
         backlog.push(first);
@@ -1017,7 +1018,10 @@ fn syncer_loop(rx: &crossbeam_channel::Receiver<Done>, shared: &Shared) {
         for done in backlog.drain(..) {
             let mut result = done.result;
             if let (Ok(()), Some(file)) = (&result, &done.sync) {
-                let r = match synced.iter().find(|(f, _)| Arc::ptr_eq(f, file)) {
+                let earlier = synced
+                    .iter()
+                    .find(|(f, _)| coalesce && Arc::ptr_eq(f, file));
+                let r = match earlier {
                     Some((_, r)) => r.clone(),
                     None => {
                         let r = file.sync_data().map_err(|e| e.to_string());
