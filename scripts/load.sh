@@ -12,6 +12,8 @@
 #   --group-size M   members per group (group, mixed)    [group 20, mixed 10]
 #   --senders S      senders per group (group)           [1]
 #   --duration S / --warmup S / --rate R / --size B / --processes P   passed to confab-load
+#   --wire           dm: drive the pairs over the wire protocol directly (no client core), so the
+#                    load generator takes less of a shared machine's CPU
 #   --mysql URL      run the server on MySQL / MariaDB (the database must exist)
 #   --cluster [--nodes N]   scripts/cluster.sh up --nodes N, run against 127.0.0.1:7000 (nginx),
 #                    scripts/cluster.sh down on exit
@@ -23,7 +25,7 @@ cd "$(dirname "$0")/.."
 
 scenario=${1:-dm}
 shift || true
-clients="" group_size="" senders=1 mysql="" cluster=0 nodes=3 run_args=() extra=()
+clients="" group_size="" senders=1 mysql="" cluster=0 nodes=3 run_args=() extra=() dm_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --clients) clients=$2; shift 2 ;;
@@ -33,6 +35,7 @@ while [ $# -gt 0 ]; do
     --senders) senders=$2; shift 2 ;;
     --duration|--warmup|--drain|--rate|--size|--processes|--bind)
       run_args+=("$1" "$2"); shift 2 ;;
+    --wire) dm_args+=(--wire); shift ;;
     --mysql) mysql=$2; shift 2 ;;
     --cluster) cluster=1; shift ;;
     --nodes) nodes=$2; shift 2 ;;
@@ -111,7 +114,7 @@ load() { "$bin/confab-load" --server "$addr" --users "$users" "$@"; }
 case "$scenario" in
   dm)
     load setup --users-count "$clients" --pairs --concurrency 8
-    load "${run_args[@]}" "${extra[@]}" dm --pairs $(( clients / 2 ))
+    load "${run_args[@]}" "${extra[@]}" dm --pairs $(( clients / 2 )) "${dm_args[@]}"
     ;;
   storm)
     load setup --users-count "$clients" --pairs --concurrency 8

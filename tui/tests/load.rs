@@ -73,6 +73,20 @@ async fn dm_runs_clean_in_every_pace_with_counters_that_add_up() {
     assert_adds_up(&r);
     assert!(r.delivered > 0);
 
+    // The same over raw connections (`dm --wire`), in both paces; its tokens are written back
+    // too.
+    let r = load::dm_wire(&opts, &mut again, 3, 64, Pace::Delivery)
+        .await
+        .unwrap();
+    assert_adds_up(&r);
+    assert!(r.sent > 10, "{}", r.summary());
+    assert_eq!(r.expected, r.acked, "one recipient per message");
+    let r = load::dm_wire(&opts, &mut again, 2, 16, Pace::Ack)
+        .await
+        .unwrap();
+    assert_adds_up(&r);
+    assert!(r.delivered > 0);
+
     // A fixed rate: 20 messages per second per pair for 2 s.
     let mut fixed = opts.clone();
     fixed.rate = 20.0;
@@ -327,9 +341,14 @@ async fn lossy_server(listener: tokio::net::TcpListener, drop: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_acked_but_never_delivered_is_reported_lost() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(lossy_server(listener, 3));
+    // A server of its own per run: each drops the third message it is sent.
+    let lossy = || async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(lossy_server(listener, 3));
+        addr
+    };
+    let addr = lossy().await;
     let mut opts = LoadOpts::new(addr.to_string());
     opts.duration = Duration::from_secs(7); // past the 5 s stall guard, so the pair goes on
     opts.warmup = Duration::ZERO;
@@ -350,27 +369,39 @@ async fn a_message_acked_but_never_delivered_is_reported_lost() {
         .join("\n");
     std::fs::write(&file, lines).unwrap();
     // The binary, as an operator runs it: JSON out, exit status 1 on loss.
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_confab-load"))
-            .args(["--server", &addr.to_string(), "--users"])
-            .arg(&file)
-            .args([
-                "--duration",
-                "7",
-                "--warmup",
-                "0",
-                "--drain",
-                "1",
-                "--json",
-                "dm",
-                "--pairs",
-                "1",
-            ])
-            .output()
-            .expect("run confab-load")
-    })
-    .await
-    .unwrap();
+    let run = |wire: bool, addr: std::net::SocketAddr| {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_confab-load"));
+            cmd.args(["--server", &addr.to_string(), "--users"])
+                .arg(&file)
+                .args([
+                    "--duration",
+                    "7",
+                    "--warmup",
+                    "0",
+                    "--drain",
+                    "1",
+                    "--json",
+                    "dm",
+                    "--pairs",
+                    "1",
+                ]);
+            if wire {
+                cmd.arg("--wire");
+            }
+            cmd.output().expect("run confab-load")
+        })
+    };
+    // Over raw connections there is no gap rule: the pair stalls on the dropped message until
+    // the 5 s guard sends again, and what follows arrives.
+    let out = run(true, lossy().await).await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "exit status 1 on loss (--wire)");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["lost"], 1, "{report}");
+    assert_eq!(report["duplicated"], 0, "{report}");
+    assert!(report["delivered"].as_u64().unwrap() >= 2, "{report}");
+    let out = run(false, addr).await.unwrap();
     let _ = &opts;
     assert_eq!(
         out.status.code(),

@@ -118,6 +118,10 @@ enum Cmd {
         /// What paces the closed loop.
         #[arg(long, value_enum, default_value = "delivery")]
         pace: PaceArg,
+        /// Speak the wire protocol directly (one task per pair, no client core): the load
+        /// generator then takes less of a shared machine's CPU. Same requests and markers.
+        #[arg(long)]
+        wire: bool,
     },
     /// Groups of M members: senders post (ack-paced, or at --rate each), every other member
     /// counts every message.
@@ -210,13 +214,17 @@ async fn scenario(
     let clients = c.clients;
     match cmd {
         Cmd::Setup { .. } => Err(LoadError::Setup("setup is not a scenario".into())),
-        Cmd::Dm { pairs, pace } => {
+        Cmd::Dm { pairs, pace, wire } => {
             let pairs = pairs.or(clients.map(|n| n / 2)).unwrap_or(100);
             let pace = match pace {
                 PaceArg::Delivery => Pace::Delivery,
                 PaceArg::Ack => Pace::Ack,
             };
-            load::dm(opts, users, pairs, c.size, pace).await
+            if *wire {
+                load::dm_wire(opts, users, pairs, c.size, pace).await
+            } else {
+                load::dm(opts, users, pairs, c.size, pace).await
+            }
         }
         Cmd::Group { groups, senders } => {
             let size = users.groups().first().map_or(1, |(_, m)| m.len().max(1));

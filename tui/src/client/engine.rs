@@ -104,7 +104,7 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn new_client_msg_id() -> String {
+pub(crate) fn new_client_msg_id() -> String {
     // 24 hex digits written by hand (this runs for every message a load client sends): the
     // time in ms first, so one device's ids sort by time and the server's dedupe index grows
     // at its end instead of in a random page per message; then 13 random digits.

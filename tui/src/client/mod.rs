@@ -11,6 +11,8 @@ pub mod cache;
 mod engine;
 pub mod paths;
 
+pub(crate) use engine::new_client_msg_id;
+
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -16,6 +16,7 @@ pub mod procs;
 pub mod report;
 mod storm;
 pub mod users;
+mod wire;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use mixed::{MixedPlan, mixed};
 pub use report::Report;
 pub use storm::storm;
 pub use users::{UserRecord, Users};
+pub use wire::dm_wire;
 
 /// Options shared by the scenarios.
 #[derive(Debug, Clone)]

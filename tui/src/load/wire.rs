@@ -1,0 +1,302 @@
+//! `dm --wire`: pairs driven over the wire protocol directly, without the client core.
+//!
+//! The client core costs a task, a command channel and an event channel per connection, and at
+//! tens of thousands of messages a second on a shared 2-core machine the load generator's
+//! share of the CPU decides what the server can show. Here one task owns both connections of a
+//! pair and reads their frames itself. The server's work is the same: the same requests, a
+//! `DeliveredUpTo` per connection and thread once a second as the client core sends it. The
+//! ledger checks every message as in [`super::dm`]; a push the server drops shows as lost (this
+//! loop does not resync).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use confab_wire::{Body, Envelope, EnvelopeCodec, PROTOCOL_MAJOR, PROTOCOL_MINOR, pb};
+use futures::{SinkExt, StreamExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::codec::Framed;
+
+use super::dm::Pace;
+use super::ledger::Ledger;
+use super::report::{Progress, Report};
+use super::{LoadError, LoadOpts, Users, my_share, pair_threads};
+
+/// How often each connection reports its delivery marker (the client core's default).
+const DELIVERED_EVERY: Duration = Duration::from_secs(1);
+
+/// One authenticated connection.
+struct Conn {
+    framed: Framed<TcpStream, EnvelopeCodec>,
+    next_req: u64,
+    /// Highest seq pushed in the pair's thread, and the last one reported.
+    cursor: u64,
+    reported: u64,
+}
+
+impl Conn {
+    async fn send(&mut self, body: Body) -> Result<u64, String> {
+        let id = self.next_req;
+        self.next_req += 1;
+        self.framed
+            .send(Envelope::new(id, body))
+            .await
+            .map_err(|e| format!("write failed: {e}"))?;
+        Ok(id)
+    }
+}
+
+async fn open(opts: &LoadOpts, i: usize, token: &str) -> Result<(Conn, String), String> {
+    let g = i * opts.shard.1.max(1) + opts.shard.0;
+    let addr: SocketAddr = tokio::net::lookup_host(opts.server(g))
+        .await
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("the server address resolves to nothing")?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| e.to_string())?;
+    if let Some(ip) = opts.bind_addr(g) {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .map_err(|e| format!("bind {ip}: {e}"))?;
+    }
+    let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut conn = Conn {
+        framed: Framed::new(stream, EnvelopeCodec::new()),
+        next_req: 1,
+        cursor: 0,
+        reported: 0,
+    };
+    let id = conn
+        .send(Body::Hello(pb::Hello {
+            protocol_major: PROTOCOL_MAJOR,
+            protocol_minor: PROTOCOL_MINOR,
+            client_name: "confab-load".into(),
+            client_version: env!("CARGO_PKG_VERSION").into(),
+            resume_token: token.to_owned(),
+        }))
+        .await?;
+    loop {
+        let env = tokio::time::timeout(Duration::from_secs(60), conn.framed.next())
+            .await
+            .map_err(|_| "no answer to Hello in 60 s".to_owned())?
+            .ok_or("the server closed the connection")?
+            .map_err(|e| format!("bad frame: {e}"))?;
+        match env.body {
+            Some(Body::HelloOk(ok)) if env.req_id == id => {
+                let auth = ok
+                    .auth
+                    .ok_or("the token was not accepted: run setup again")?;
+                return Ok((conn, auth.resume_token));
+            }
+            Some(Body::Error(e)) if env.req_id == id || e.fatal => {
+                return Err(format!("Hello refused: {e}"));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs `pairs` pairs (this process's share) over raw connections.
+pub async fn dm_wire(
+    opts: &LoadOpts,
+    users: &mut Users,
+    pairs: usize,
+    size: usize,
+    pace: Pace,
+) -> Result<Report, LoadError> {
+    let mine = my_share(opts, users.pairs(), pairs, super::NO_PAIRS)?;
+    let (threads, who) = pair_threads(&mine)?;
+    let started = Instant::now();
+    let sem = Arc::new(Semaphore::new(opts.connect_concurrency.max(1)));
+    let mut tasks = Vec::with_capacity(who.len());
+    for (i, u) in who.iter().enumerate() {
+        let (sem, opts, u) = (sem.clone(), opts.clone(), u.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            open(&opts, i, &u.token)
+                .await
+                .map(|(c, token)| (c, u.name.clone(), token))
+                .map_err(|e| LoadError::Client(u.name.clone(), e))
+        }));
+    }
+    let mut conns = Vec::with_capacity(who.len());
+    for t in tasks {
+        let (c, name, token) = t.await.map_err(|e| LoadError::Setup(e.to_string()))??;
+        users.update_token(&name, token);
+        conns.push(c);
+    }
+    let connect_time = started.elapsed();
+    let measure_from = Instant::now() + opts.warmup;
+    let stop_at = measure_from + opts.duration;
+    let progress = Progress::new(opts.progress, (opts.warmup + opts.duration).as_secs());
+    let interval = (opts.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / opts.rate));
+    let mut conns = conns.into_iter();
+    let mut tasks = Vec::with_capacity(threads.len());
+    for thread in threads {
+        let (Some(a), Some(b)) = (conns.next(), conns.next()) else {
+            break;
+        };
+        let run = PairRun {
+            thread,
+            size,
+            pace,
+            interval,
+            measure_from,
+            stop_at,
+            drain_until: stop_at + opts.drain,
+            progress: progress.clone(),
+        };
+        tasks.push(tokio::spawn(run.run([a, b])));
+    }
+    let mut report = Report::new("dm");
+    report.merge_tasks(tasks, "pair").await;
+    progress.finish();
+    report.elapsed = opts.duration;
+    report.connections = who.len() as u64;
+    report.connect_time = connect_time;
+    report.check();
+    Ok(report)
+}
+
+struct PairRun {
+    thread: u64,
+    size: usize,
+    pace: Pace,
+    interval: Option<Duration>,
+    measure_from: Instant,
+    stop_at: Instant,
+    drain_until: Instant,
+    progress: Progress,
+}
+
+impl PairRun {
+    async fn run(self, sides: [Conn; 2]) -> Report {
+        let [mut a, mut b] = sides;
+        let mut ledger = Ledger::new("dm", 2, 2, self.measure_from);
+        let mut tick = tokio::time::interval(self.interval.unwrap_or(Duration::from_millis(250)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut turn = 0usize;
+        let mut last_progress = Instant::now();
+        let mut last_report = Instant::now();
+        let mut want: [bool; 2] = match (self.interval, self.pace) {
+            (Some(_), _) => [false, false],
+            (None, Pace::Delivery) => [true, false],
+            (None, Pace::Ack) => [true, true],
+        };
+        let closed_loop = self.interval.is_none();
+        loop {
+            let now = Instant::now();
+            let sending = now < self.stop_at;
+            if !sending && (now >= self.drain_until || ledger.settled()) {
+                break;
+            }
+            if sending {
+                for (side, conn) in [&mut a, &mut b].into_iter().enumerate() {
+                    if std::mem::take(&mut want[side]) {
+                        let body = ledger.next_body(side, self.size);
+                        let at = Instant::now();
+                        let sent = conn
+                            .send(Body::Send(pb::Send {
+                                thread_id: self.thread,
+                                client_msg_id: crate::client::new_client_msg_id(),
+                                body,
+                            }))
+                            .await;
+                        match sent {
+                            Ok(id) => ledger.posted(side, id, 1, at),
+                            Err(e) => {
+                                ledger.post_failed(&e);
+                                return ledger.finish(Duration::ZERO);
+                            }
+                        }
+                    }
+                }
+            }
+            let wait = if sending {
+                self.stop_at
+            } else {
+                self.drain_until
+            };
+            let (side, frame) = tokio::select! {
+                f = a.framed.next() => (0usize, f),
+                f = b.framed.next() => (1usize, f),
+                _ = tick.tick() => {
+                    if self.interval.is_some() {
+                        want[turn] = true;
+                        turn ^= 1;
+                    } else if last_progress.elapsed() > Duration::from_secs(5) {
+                        want[0] = true;
+                        last_progress = Instant::now();
+                    }
+                    if last_report.elapsed() >= DELIVERED_EVERY {
+                        last_report = Instant::now();
+                        for conn in [&mut a, &mut b] {
+                            if conn.cursor > conn.reported {
+                                let seq = conn.cursor;
+                                let marker = Envelope::new(0, Body::DeliveredUpTo(pb::DeliveredUpTo {
+                                    thread_id: self.thread,
+                                    seq,
+                                }));
+                                if conn.framed.send(marker).await.is_ok() {
+                                    conn.reported = seq;
+                                }
+                            }
+                        }
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(wait.into()) => continue,
+            };
+            let env = match frame {
+                Some(Ok(env)) => env,
+                Some(Err(e)) => {
+                    ledger.report.error(format!("bad frame from server: {e}"));
+                    break;
+                }
+                None => {
+                    ledger.report.error("the server closed a connection");
+                    break;
+                }
+            };
+            match env.body {
+                Some(Body::SendAck(_)) => {
+                    let ours = ledger.acked(side, env.req_id);
+                    want[side] |= ours && closed_loop && self.pace == Pace::Ack;
+                }
+                Some(Body::Error(e)) => {
+                    if env.req_id != 0 {
+                        ledger.failed(side, env.req_id, &e);
+                        want[side] |= closed_loop;
+                    } else {
+                        ledger.report.error(format!("server: {e}"));
+                    }
+                    if e.fatal {
+                        break;
+                    }
+                }
+                Some(Body::MessagePush(p)) => {
+                    let Some(m) = p.message else { continue };
+                    if m.thread_id != self.thread {
+                        continue;
+                    }
+                    let conn = if side == 0 { &mut a } else { &mut b };
+                    conn.cursor = conn.cursor.max(m.seq);
+                    if ledger.delivered(side, &m).is_some() {
+                        self.progress.inc();
+                        last_progress = Instant::now();
+                        want[side] |= closed_loop && self.pace == Pace::Delivery;
+                    }
+                }
+                _ => {}
+            }
+        }
+        ledger.finish(Duration::ZERO)
+    }
+}
