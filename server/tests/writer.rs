@@ -190,3 +190,26 @@ async fn failed_job_is_undone_alone<B: Backend>(store: &Store<B>) {
     );
     assert_eq!(store.backend().stats().retried_batches, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_embedded_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let first = Store::new(SqliteBackend::open(&SqliteConfig::new(&path)).unwrap());
+    let Err(err) = SqliteBackend::open(&SqliteConfig::new(&path)) else {
+        panic!("a second writer opened the same database and redo log");
+    };
+    assert!(err.to_string().contains("in use"), "{err}");
+    // Once the first store is gone (its writer thread exits), the database opens again.
+    drop(first);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        match SqliteBackend::open(&SqliteConfig::new(&path)) {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "still refused: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}

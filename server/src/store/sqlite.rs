@@ -430,6 +430,22 @@ impl SqliteBackend {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
         }
+        // One server per database: a second one would replay the redo log under the first
+        // one's feet and write the same log file. The lock is held by the writer thread and
+        // released when it exits (or the process dies).
+        let lock_path = PathBuf::from(format!("{}-lock", cfg.path.display()));
+        let lock = File::create(&lock_path)
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", lock_path.display())))?;
+        lock.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => StoreError::Unavailable(format!(
+                "{} is in use by another confab-server ({} is locked)",
+                cfg.path.display(),
+                lock_path.display()
+            )),
+            std::fs::TryLockError::Error(e) => {
+                StoreError::Unavailable(format!("{}: {e}", lock_path.display()))
+            }
+        })?;
         let writer = open(&cfg.path, false)?;
         apply_schema(&writer)?;
         writer
@@ -466,6 +482,7 @@ impl SqliteBackend {
             wal,
             wal_file: None,
             commit_every: cfg.commit_every,
+            _lock: lock,
             log: Some(log),
             done: done_tx,
             open: false,
@@ -677,6 +694,8 @@ struct Writer {
     wal: PathBuf,
     wal_file: Option<Arc<File>>,
     commit_every: Duration,
+    /// The database's lock file, held while this writer lives.
+    _lock: File,
     /// `None` once the log failed: each batch is then committed and synced on its own.
     log: Option<redo::Log>,
     done: crossbeam_channel::Sender<Done>,

@@ -925,7 +925,15 @@ impl Engine {
         local_id: u64,
         body: Body,
     ) -> Result<(), End> {
-        let thread = self.outbox.get(&local_id).map(|i| i.thread_id);
+        // A sync may have found this send stored and taken it off the outbox before its reply
+        // came: its thread is then known only by its in-flight entry, which must go too, or
+        // the thread would never send again.
+        let thread = self.outbox.get(&local_id).map(|i| i.thread_id).or_else(|| {
+            link.inflight
+                .iter()
+                .find(|(_, l)| **l == local_id)
+                .map(|(t, _)| *t)
+        });
         if let Some(t) = thread {
             link.inflight.remove(&t);
         }
