@@ -196,7 +196,9 @@ async fn a_second_server_on_the_same_embedded_database_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.db");
     let first = Store::new(SqliteBackend::open(&SqliteConfig::new(&path)).unwrap());
-    let Err(err) = SqliteBackend::open(&SqliteConfig::new(&path)) else {
+    let mut cfg = SqliteConfig::new(&path);
+    cfg.lock_wait = Duration::from_millis(200);
+    let Err(err) = SqliteBackend::open(&cfg) else {
         panic!("a second writer opened the same database and redo log");
     };
     assert!(err.to_string().contains("in use"), "{err}");

@@ -93,4 +93,5 @@ pub async fn serve<B: Backend>(
         );
     }
     svc.flush_delivered().await;
+    svc.close_store();
 }

@@ -1260,6 +1260,12 @@ impl<B: Backend> Service<B> {
     }
 
     /// Stores the delivery markers noted since the last call, in one write.
+    /// The end of a graceful shutdown: the store makes its writes durable in the database
+    /// itself and stops (see [`Backend::close`]).
+    pub fn close_store(&self) {
+        self.store.close();
+    }
+
     pub async fn flush_delivered(&self) {
         let pending = match self.delivered.lock() {
             Ok(mut p) if !p.is_empty() => std::mem::take(&mut *p),

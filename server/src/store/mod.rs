@@ -444,6 +444,9 @@ pub trait Backend: Send + Sync + 'static {
     fn submit_read(&self, job: ReadJob<Self::Tx>) -> StoreResult<()>;
     /// Statistics of the group-commit writer.
     fn stats(&self) -> WriterStats;
+    /// Makes what was written durable in the database itself and stops taking writes (the
+    /// server's last step of a graceful shutdown). Later writes answer `Unavailable`.
+    fn close(&self) {}
 }
 
 /// Counters of the group-commit writer, for benchmarks and logs.
@@ -472,6 +475,11 @@ impl<B: Backend> Store<B> {
 
     pub fn backend(&self) -> &B {
         &self.backend
+    }
+
+    /// See [`Backend::close`].
+    pub fn close(&self) {
+        self.backend.close();
     }
 
     /// Runs `op` in the group-commit writer; resolves after the commit.

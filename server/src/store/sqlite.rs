@@ -45,6 +45,8 @@ pub struct SqliteConfig {
     /// costs one WAL write per this interval instead of one per batch. Every batch is durable
     /// in the redo log before its callers hear of it either way.
     pub commit_every: Duration,
+    /// How long opening waits for another server's writer to release the database.
+    pub lock_wait: Duration,
 }
 
 impl SqliteConfig {
@@ -55,6 +57,7 @@ impl SqliteConfig {
             queue: 16_384,
             readers: 2,
             commit_every: Duration::from_millis(100),
+            lock_wait: Duration::from_secs(5),
         }
     }
 }
@@ -344,6 +347,8 @@ enum Msg {
     Job(WriteJob<SqliteConn>),
     /// A reader waits for data the database has not committed yet.
     Commit,
+    /// The server is shutting down: commit, sync, and stop.
+    Close,
 }
 
 /// State the writer, the syncer, the readers and the checkpointer share.
@@ -436,16 +441,30 @@ impl SqliteBackend {
         let lock_path = PathBuf::from(format!("{}-lock", cfg.path.display()));
         let lock = File::create(&lock_path)
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", lock_path.display())))?;
-        lock.try_lock().map_err(|e| match e {
-            std::fs::TryLockError::WouldBlock => StoreError::Unavailable(format!(
-                "{} is in use by another confab-server ({} is locked)",
-                cfg.path.display(),
-                lock_path.display()
-            )),
-            std::fs::TryLockError::Error(e) => {
-                StoreError::Unavailable(format!("{}: {e}", lock_path.display()))
+        // A server started right after another one on this database stopped (a restart, a
+        // service manager) waits for the old writer to let go.
+        let deadline = Instant::now() + cfg.lock_wait;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "{} is in use by another confab-server ({} is locked)",
+                        cfg.path.display(),
+                        lock_path.display()
+                    )));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "{}: {e}",
+                        lock_path.display()
+                    )));
+                }
             }
-        })?;
+        }
         let writer = open(&cfg.path, false)?;
         apply_schema(&writer)?;
         writer
@@ -564,6 +583,11 @@ impl Backend for SqliteBackend {
             retried_batches: self.shared.retried_batches.load(Ordering::Relaxed),
             sent_together: 0,
         }
+    }
+
+    fn close(&self) {
+        // Behind every write already queued; blocks only while the queue is full.
+        let _ = self.writes.send(Msg::Close);
     }
 }
 
@@ -733,13 +757,15 @@ impl Writer {
                 }
             };
             let mut commit_now = first.is_none();
+            let mut closing = false;
             let mut next = first;
             while let Some(m) = next {
                 match m {
                     Msg::Job(j) => jobs.push(j),
                     Msg::Commit => commit_now = true,
+                    Msg::Close => closing = true,
                 }
-                next = if jobs.len() < batch_max {
+                next = if jobs.len() < batch_max && !closing {
                     rx.try_recv().ok()
                 } else {
                     None
@@ -748,6 +774,9 @@ impl Writer {
             if !jobs.is_empty() {
                 let batch = std::mem::replace(&mut jobs, Vec::with_capacity(batch_max));
                 self.run_batch(batch);
+            }
+            if closing {
+                break;
             }
             if self.open
                 && (commit_now
