@@ -121,7 +121,7 @@ pub(crate) fn new_client_msg_id() -> String {
     s
 }
 
-fn retryable(e: &pb::Error) -> bool {
+pub(crate) fn retryable(e: &pb::Error) -> bool {
     matches!(
         ErrorCode::try_from(e.code),
         Ok(ErrorCode::Unavailable

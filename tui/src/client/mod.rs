@@ -11,7 +11,7 @@ pub mod cache;
 mod engine;
 pub mod paths;
 
-pub(crate) use engine::new_client_msg_id;
+pub(crate) use engine::{new_client_msg_id, retryable};
 
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -8,6 +8,7 @@
 //! ledger checks every message as in [`super::dm`]; a push the server drops shows as lost (this
 //! loop does not resync).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +27,13 @@ use super::{LoadError, LoadOpts, Users, my_share, pair_threads};
 /// How often each connection reports its delivery marker (the client core's default).
 const DELIVERED_EVERY: Duration = Duration::from_secs(1);
 
+/// A send not answered yet: what a retry sends again (same client_msg_id).
+struct Outstanding {
+    local: u64,
+    client_msg_id: String,
+    body: String,
+}
+
 /// One authenticated connection.
 struct Conn {
     framed: Framed<TcpStream, EnvelopeCodec>,
@@ -33,9 +41,26 @@ struct Conn {
     /// Highest seq pushed in the pair's thread, and the last one reported.
     cursor: u64,
     reported: u64,
+    /// Sends by request id.
+    outstanding: HashMap<u64, Outstanding>,
+    /// Sends refused with a retryable error, due again at the instant given.
+    retries: Vec<(Instant, Outstanding)>,
+    next_local: u64,
 }
 
 impl Conn {
+    async fn send_text(&mut self, thread_id: u64, o: Outstanding) -> Result<(), String> {
+        let id = self
+            .send(Body::Send(pb::Send {
+                thread_id,
+                client_msg_id: o.client_msg_id.clone(),
+                body: o.body.clone(),
+            }))
+            .await?;
+        self.outstanding.insert(id, o);
+        Ok(())
+    }
+
     async fn send(&mut self, body: Body) -> Result<u64, String> {
         let id = self.next_req;
         self.next_req += 1;
@@ -72,6 +97,9 @@ async fn open(opts: &LoadOpts, i: usize, token: &str) -> Result<(Conn, String), 
         next_req: 1,
         cursor: 0,
         reported: 0,
+        outstanding: HashMap::new(),
+        retries: Vec::new(),
+        next_local: 1,
     };
     let id = conn
         .send(Body::Hello(pb::Hello {
@@ -202,23 +230,42 @@ impl PairRun {
                     if std::mem::take(&mut want[side]) {
                         let body = ledger.next_body(side, self.size);
                         let at = Instant::now();
-                        let sent = conn
-                            .send(Body::Send(pb::Send {
-                                thread_id: self.thread,
-                                client_msg_id: crate::client::new_client_msg_id(),
-                                body,
-                            }))
-                            .await;
-                        match sent {
-                            Ok(id) => ledger.posted(side, id, 1, at),
-                            Err(e) => {
-                                ledger.post_failed(&e);
-                                return ledger.finish(Duration::ZERO);
-                            }
+                        let local = conn.next_local;
+                        conn.next_local += 1;
+                        let o = Outstanding {
+                            local,
+                            client_msg_id: crate::client::new_client_msg_id(),
+                            body,
+                        };
+                        if let Err(e) = conn.send_text(self.thread, o).await {
+                            ledger.post_failed(&e);
+                            return ledger.finish(Duration::ZERO);
                         }
+                        ledger.posted(side, local, 1, at);
                     }
                 }
             }
+            // Sends refused for now go again when the server said they may.
+            let now = Instant::now();
+            for conn in [&mut a, &mut b] {
+                let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut conn.retries)
+                    .into_iter()
+                    .partition(|(t, _)| *t <= now);
+                conn.retries = later;
+                for (_, o) in due {
+                    if let Err(e) = conn.send_text(self.thread, o).await {
+                        ledger.post_failed(&e);
+                        return ledger.finish(Duration::ZERO);
+                    }
+                }
+            }
+            let next_retry = a
+                .retries
+                .iter()
+                .chain(&b.retries)
+                .map(|(t, _)| *t)
+                .min()
+                .unwrap_or(self.drain_until);
             let wait = if sending {
                 self.stop_at
             } else {
@@ -252,7 +299,7 @@ impl PairRun {
                     }
                     continue;
                 }
-                _ = tokio::time::sleep_until(wait.into()) => continue,
+                _ = tokio::time::sleep_until(wait.min(next_retry).into()) => continue,
             };
             let env = match frame {
                 Some(Ok(env)) => env,
@@ -265,17 +312,27 @@ impl PairRun {
                     break;
                 }
             };
+            let conn = if side == 0 { &mut a } else { &mut b };
             match env.body {
                 Some(Body::SendAck(_)) => {
-                    let ours = ledger.acked(side, env.req_id);
-                    want[side] |= ours && closed_loop && self.pace == Pace::Ack;
+                    if let Some(o) = conn.outstanding.remove(&env.req_id) {
+                        let ours = ledger.acked(side, o.local);
+                        want[side] |= ours && closed_loop && self.pace == Pace::Ack;
+                    }
                 }
                 Some(Body::Error(e)) => {
-                    if env.req_id != 0 {
-                        ledger.failed(side, env.req_id, &e);
-                        want[side] |= closed_loop;
-                    } else {
-                        ledger.report.error(format!("server: {e}"));
+                    match conn.outstanding.remove(&env.req_id) {
+                        Some(o) if crate::client::retryable(&e) => {
+                            ledger.retried(&e);
+                            let wait = Duration::from_millis(u64::from(e.retry_after_ms.max(20)));
+                            conn.retries.push((Instant::now() + wait, o));
+                        }
+                        Some(o) => {
+                            ledger.failed(side, o.local, &e);
+                            want[side] |= closed_loop;
+                        }
+                        // A notification refused (a delivery marker): counted, not fatal.
+                        None => ledger.report.error(format!("server: {e}")),
                     }
                     if e.fatal {
                         break;
@@ -286,7 +343,6 @@ impl PairRun {
                     if m.thread_id != self.thread {
                         continue;
                     }
-                    let conn = if side == 0 { &mut a } else { &mut b };
                     conn.cursor = conn.cursor.max(m.seq);
                     if ledger.delivered(side, &m).is_some() {
                         self.progress.inc();
