@@ -531,7 +531,10 @@ async fn a_client_that_stops_reading_is_dropped_while_others_keep_up() {
     const ROUND: u64 = 250;
     const MAX_MESSAGES: u64 = 10_000;
     let srv = TestServer::start_with(|cfg| {
-        cfg.outbound_queue = 16;
+        // Small, but above the flooder's in-flight cap (32): the store answers its sends in
+        // bursts (each log sync completes every batch written before it), and a reader that
+        // keeps up must be able to take one burst before its connection task next runs.
+        cfg.outbound_queue = 64;
         cfg.requests_per_second = 1_000_000;
         cfg.request_burst = 1_000_000;
     })
