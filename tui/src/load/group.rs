@@ -47,13 +47,16 @@ pub async fn group(
             progress.clone(),
         )));
     }
-    let mut report = Report::new("group");
-    report.merge_tasks(tasks, "group").await;
+    let report = Report::of_tasks(
+        "group",
+        tasks,
+        "group",
+        opts.duration,
+        who.len(),
+        connect_time,
+    )
+    .await;
     progress.finish();
-    report.elapsed = opts.duration;
-    report.connections = who.len() as u64;
-    report.connect_time = connect_time;
-    report.check();
     Ok(report)
 }
 

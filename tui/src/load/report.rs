@@ -159,6 +159,24 @@ impl Report {
     /// Adds another part's report (another scenario of a mix, or another process).
     /// Waits for the per-pair or per-group tasks and merges their reports; a task that failed
     /// is a mismatch, so the run cannot pass.
+    /// A scenario's report from its tasks' reports: merged, timed, counted and checked.
+    pub(crate) async fn of_tasks(
+        scenario: &str,
+        tasks: Vec<tokio::task::JoinHandle<Report>>,
+        what: &str,
+        elapsed: Duration,
+        connections: usize,
+        connect_time: Duration,
+    ) -> Report {
+        let mut report = Report::new(scenario);
+        report.merge_tasks(tasks, what).await;
+        report.elapsed = elapsed;
+        report.connections = connections as u64;
+        report.connect_time = connect_time;
+        report.check();
+        report
+    }
+
     pub(crate) async fn merge_tasks(
         &mut self,
         tasks: Vec<tokio::task::JoinHandle<Report>>,

@@ -183,13 +183,9 @@ pub async fn dm_wire(
         };
         tasks.push(tokio::spawn(run.run([a, b])));
     }
-    let mut report = Report::new("dm");
-    report.merge_tasks(tasks, "pair").await;
+    let report =
+        Report::of_tasks("dm", tasks, "pair", opts.duration, who.len(), connect_time).await;
     progress.finish();
-    report.elapsed = opts.duration;
-    report.connections = who.len() as u64;
-    report.connect_time = connect_time;
-    report.check();
     Ok(report)
 }
 
