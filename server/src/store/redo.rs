@@ -258,6 +258,22 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The framed records in `buf`, each as (CRC, payload), up to the first that cannot be one
+/// (too short, or a length out of range). The caller checks the CRCs.
+pub fn records(mut buf: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    std::iter::from_fn(move || {
+        let head = buf.get(..8)?;
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let crc = [head[4], head[5], head[6], head[7]];
+        if !(8..=RECORD_MAX).contains(&len) {
+            return None;
+        }
+        let payload = buf.get(8..8 + len)?;
+        buf = &buf[8 + len..];
+        Some((crc, payload))
+    })
+}
+
 /// What a log file held when the store opened.
 pub struct Contents {
     pub epoch: u64,
@@ -279,7 +295,7 @@ pub fn read(path: &Path) -> StoreResult<Option<Contents>> {
         // Created but its header never reached the disk: it held nothing acknowledged.
         return Ok(None);
     }
-    let (head, mut rest) = data.split_at(HEADER_LEN);
+    let (head, rest) = data.split_at(HEADER_LEN);
     if &head[..8] != MAGIC {
         return Err(corrupt("not a confab redo log"));
     }
@@ -289,22 +305,12 @@ pub fn read(path: &Path) -> StoreResult<Option<Contents>> {
     let mut epoch = [0u8; 8];
     epoch.copy_from_slice(&head[8..16]);
     let epoch = u64::from_le_bytes(epoch);
-    let mut payloads = Vec::new();
     // The end: zeros where the file was laid out, an earlier epoch's records, or a write
     // the crash cut short.
-    while rest.len() >= 8 {
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let crc = [rest[4], rest[5], rest[6], rest[7]];
-        if !(8..=RECORD_MAX).contains(&len) || rest.len() - 8 < len {
-            break;
-        }
-        let payload = &rest[8..8 + len];
-        if record_crc(epoch, payload) != crc {
-            break;
-        }
-        payloads.push(payload.to_vec());
-        rest = &rest[8 + len..];
-    }
+    let payloads = records(rest)
+        .take_while(|(crc, payload)| record_crc(epoch, payload) == *crc)
+        .map(|(_, payload)| payload.to_vec())
+        .collect();
     Ok(Some(Contents { epoch, payloads }))
 }
 

@@ -369,7 +369,9 @@ struct Shared {
     read_waiting: AtomicBool,
     /// A sync of the redo log failed: the writer stops using it.
     log_broken: AtomicBool,
-    /// The writer gave up (its transaction could not be committed): readers stop waiting.
+    /// The writer gave up (its transaction could not be committed, nor its batches replayed):
+    /// every job is answered as unavailable until a restart replays the log, and readers stop
+    /// waiting.
     failed: AtomicBool,
 }
 
@@ -510,7 +512,6 @@ impl SqliteBackend {
             pending: Vec::new(),
             epoch,
             batch: 0,
-            failed: false,
         };
         std::thread::Builder::new()
             .name("confab-sqlite-writer".into())
@@ -734,9 +735,6 @@ struct Writer {
     epoch: u64,
     /// The last batch number of this epoch.
     batch: u64,
-    /// The transaction could not be committed, nor its batches replayed: every job is
-    /// answered as unavailable until a restart replays the log.
-    failed: bool,
 }
 
 impl Writer {
@@ -821,7 +819,7 @@ impl Writer {
             self.log = None;
             let _ = self.commit(true);
         }
-        if self.failed {
+        if self.shared.failed.load(Ordering::SeqCst) {
             let err = StoreError::Unavailable(
                 "the embedded store stopped after a failed commit; restart the server".into(),
             );
@@ -933,20 +931,14 @@ impl Writer {
             .as_ref()
             .map(|e| e.texts().iter().map(|t| (*t).to_owned()).collect())
             .unwrap_or_default();
-        let mut rest = &self.pending[..];
-        while rest.len() >= 8 {
-            let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-            let Some(payload) = rest.get(8..8 + len) else {
-                return Err(StoreError::Corrupt("a pending batch is cut short".into()));
-            };
+        // Framed by this writer and never on disk in between: no CRC to check.
+        for (_, payload) in redo::records(&self.pending) {
             replay(&self.conn.conn, payload, &mut texts, |_| true)?;
-            rest = &rest[8 + len..];
         }
         Ok(())
     }
 
     fn fail(&mut self) {
-        self.failed = true;
         self.shared.failed.store(true, Ordering::SeqCst);
         self.shared.committed_cv.notify_all();
     }
@@ -987,7 +979,7 @@ impl Writer {
         let rotate = self.log.as_ref().is_some_and(|l| l.written() >= LOG_BYTES);
         let mut synced = false;
         if result.is_ok() && (durable || rotate) {
-            result = sync_file(&self.wal);
+            result = self.sync_wal();
             if let Err(err) = &result {
                 error!(%err, "cannot sync the WAL");
             }
@@ -1030,10 +1022,7 @@ impl Writer {
     /// measured here); synced after each commit, they go in small pieces between the log's
     /// syncs.
     fn start_wal_writeback(&mut self) {
-        if self.wal_file.is_none() {
-            self.wal_file = File::open(&self.wal).ok().map(Arc::new);
-        }
-        if let Some(f) = &self.wal_file
+        if let Some(f) = self.wal_handle()
             && self.log.is_some()
         {
             let _ = self.done.send(Done {
@@ -1041,6 +1030,24 @@ impl Writer {
                 result: Ok(()),
                 sync: Some(f.clone()),
             });
+        }
+    }
+
+    /// The WAL file, opened once (it lives as long as the database is open).
+    fn wal_handle(&mut self) -> Option<Arc<File>> {
+        if self.wal_file.is_none() {
+            self.wal_file = File::open(&self.wal).ok().map(Arc::new);
+        }
+        self.wal_file.clone()
+    }
+
+    /// Makes the last commit durable (see [`sync_file`]).
+    fn sync_wal(&mut self) -> StoreResult<()> {
+        match self.wal_handle() {
+            Some(f) => f
+                .sync_data()
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.wal.display()))),
+            None => sync_file(&self.wal),
         }
     }
 
