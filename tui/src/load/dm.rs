@@ -18,6 +18,72 @@ pub enum Pace {
     Ack,
 }
 
+/// Which side of a pair sends next. Fixed rate: the sides take turns on a timer. Closed loop:
+/// the pace's event (a delivery or an ack) lets a side send again, and the timer only guards
+/// against a message that never arrives stalling the pair forever.
+pub(super) struct Pacer {
+    interval: Option<Duration>,
+    pace: Pace,
+    want: [bool; 2],
+    turn: usize,
+    last_progress: Instant,
+}
+
+impl Pacer {
+    pub(super) fn new(interval: Option<Duration>, pace: Pace) -> Self {
+        let want = match (interval, pace) {
+            (Some(_), _) => [false, false],
+            (None, Pace::Delivery) => [true, false],
+            (None, Pace::Ack) => [true, true],
+        };
+        Self {
+            interval,
+            pace,
+            want,
+            turn: 0,
+            last_progress: Instant::now(),
+        }
+    }
+
+    /// The timer that drives [`Pacer::tick`].
+    pub(super) fn timer(&self) -> tokio::time::Interval {
+        let mut tick = tokio::time::interval(self.interval.unwrap_or(Duration::from_millis(250)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick
+    }
+
+    /// Whether `side` should send now (once).
+    pub(super) fn take(&mut self, side: usize) -> bool {
+        std::mem::take(&mut self.want[side])
+    }
+
+    pub(super) fn tick(&mut self) {
+        if self.interval.is_some() {
+            self.want[self.turn] = true;
+            self.turn ^= 1;
+        } else if self.last_progress.elapsed() > Duration::from_secs(5) {
+            self.want[0] = true;
+            self.last_progress = Instant::now();
+        }
+    }
+
+    /// One of `side`'s messages was acknowledged.
+    pub(super) fn acked(&mut self, side: usize) {
+        self.want[side] |= self.interval.is_none() && self.pace == Pace::Ack;
+    }
+
+    /// One of the pair's messages reached `side`.
+    pub(super) fn delivered(&mut self, side: usize) {
+        self.last_progress = Instant::now();
+        self.want[side] |= self.interval.is_none() && self.pace == Pace::Delivery;
+    }
+
+    /// One of `side`'s messages was refused for good.
+    pub(super) fn failed(&mut self, side: usize) {
+        self.want[side] |= self.interval.is_none();
+    }
+}
+
 /// Runs `pairs` pairs (this process's share of them) and returns the checked report.
 pub async fn dm(
     opts: &LoadOpts,
@@ -75,17 +141,8 @@ async fn pair_loop(
     let (mut ea, mut eb) = (a.events, b.events);
     let mut ledger = Ledger::new("dm", 2, 2, measure_from);
     let drain_until = stop_at + drain;
-    // Fixed rate: the sides take turns on a timer. Closed loop: a timer only guards against
-    // a message that never arrives stalling the pair forever.
-    let mut tick = tokio::time::interval(interval.unwrap_or(Duration::from_millis(250)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut turn = 0usize;
-    let mut last_progress = Instant::now();
-    let mut want: [bool; 2] = match (interval, pace) {
-        (Some(_), _) => [false, false],
-        (None, Pace::Delivery) => [true, false],
-        (None, Pace::Ack) => [true, true],
-    };
+    let mut pacer = Pacer::new(interval, pace);
+    let mut tick = pacer.timer();
     loop {
         let now = Instant::now();
         let sending = now < stop_at;
@@ -93,11 +150,11 @@ async fn pair_loop(
             break;
         }
         if sending {
-            for side in 0..2 {
-                if std::mem::take(&mut want[side]) {
+            for (side, client) in clients.iter().enumerate() {
+                if pacer.take(side) {
                     let body = ledger.next_body(side, size);
                     let at = Instant::now();
-                    match clients[side].post(thread, body).await {
+                    match client.post(thread, body).await {
                         Ok(local) => ledger.posted(side, local, 1, at),
                         Err(e) => ledger.post_failed(&e.to_string()),
                     }
@@ -109,39 +166,22 @@ async fn pair_loop(
             ev = ea.recv() => (0usize, ev),
             ev = eb.recv() => (1usize, ev),
             _ = tick.tick() => {
-                if interval.is_some() {
-                    want[turn] = true;
-                    turn ^= 1;
-                } else if last_progress.elapsed() > Duration::from_secs(5) {
-                    want[0] = true;
-                    last_progress = Instant::now();
-                }
+                pacer.tick();
                 continue;
             }
             _ = tokio::time::sleep_until(wait.into()) => continue,
         };
         let Some(ev) = ev else { break };
         match ev {
-            Event::Acked { local_id, .. } => {
-                let ours = ledger.acked(side, local_id);
-                want[side] |= ours && interval.is_none() && pace == Pace::Ack;
-            }
+            Event::Acked { local_id, .. } if ledger.acked(side, local_id) => pacer.acked(side),
             Event::SendFailed { local_id, error } => {
                 ledger.failed(side, local_id, &error);
-                if interval.is_none() {
-                    want[side] = true;
-                }
+                pacer.failed(side);
             }
             Event::SendRetry { error, .. } => ledger.retried(&error),
-            Event::Message(m) if m.thread_id == thread => {
-                let ours = ledger.delivered(side, &m).is_some();
-                if ours {
-                    progress.inc();
-                    last_progress = Instant::now();
-                    if interval.is_none() && pace == Pace::Delivery {
-                        want[side] = true;
-                    }
-                }
+            Event::Message(m) if m.thread_id == thread && ledger.delivered(side, &m).is_some() => {
+                progress.inc();
+                pacer.delivered(side);
             }
             Event::State(ConnState::Stopped { reason }) => {
                 ledger.report.error(format!("client stopped: {reason}"));

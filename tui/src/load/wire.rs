@@ -19,7 +19,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::codec::Framed;
 
-use super::dm::Pace;
+use super::dm::{Pace, Pacer};
 use super::ledger::Ledger;
 use super::report::{Progress, Report};
 use super::{LoadError, LoadOpts, Users, my_share, pair_threads};
@@ -204,17 +204,9 @@ impl PairRun {
     async fn run(self, sides: [Conn; 2]) -> Report {
         let [mut a, mut b] = sides;
         let mut ledger = Ledger::new("dm", 2, 2, self.measure_from);
-        let mut tick = tokio::time::interval(self.interval.unwrap_or(Duration::from_millis(250)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut turn = 0usize;
-        let mut last_progress = Instant::now();
+        let mut pacer = Pacer::new(self.interval, self.pace);
+        let mut tick = pacer.timer();
         let mut last_report = Instant::now();
-        let mut want: [bool; 2] = match (self.interval, self.pace) {
-            (Some(_), _) => [false, false],
-            (None, Pace::Delivery) => [true, false],
-            (None, Pace::Ack) => [true, true],
-        };
-        let closed_loop = self.interval.is_none();
         loop {
             let now = Instant::now();
             let sending = now < self.stop_at;
@@ -223,7 +215,7 @@ impl PairRun {
             }
             if sending {
                 for (side, conn) in [&mut a, &mut b].into_iter().enumerate() {
-                    if std::mem::take(&mut want[side]) {
+                    if pacer.take(side) {
                         let body = ledger.next_body(side, self.size);
                         let at = Instant::now();
                         let local = conn.next_local;
@@ -271,13 +263,7 @@ impl PairRun {
                 f = a.framed.next() => (0usize, f),
                 f = b.framed.next() => (1usize, f),
                 _ = tick.tick() => {
-                    if self.interval.is_some() {
-                        want[turn] = true;
-                        turn ^= 1;
-                    } else if last_progress.elapsed() > Duration::from_secs(5) {
-                        want[0] = true;
-                        last_progress = Instant::now();
-                    }
+                    pacer.tick();
                     if last_report.elapsed() >= DELIVERED_EVERY {
                         last_report = Instant::now();
                         for conn in [&mut a, &mut b] {
@@ -311,9 +297,10 @@ impl PairRun {
             let conn = if side == 0 { &mut a } else { &mut b };
             match env.body {
                 Some(Body::SendAck(_)) => {
-                    if let Some(o) = conn.outstanding.remove(&env.req_id) {
-                        let ours = ledger.acked(side, o.local);
-                        want[side] |= ours && closed_loop && self.pace == Pace::Ack;
+                    if let Some(o) = conn.outstanding.remove(&env.req_id)
+                        && ledger.acked(side, o.local)
+                    {
+                        pacer.acked(side);
                     }
                 }
                 Some(Body::Error(e)) => {
@@ -325,7 +312,7 @@ impl PairRun {
                         }
                         Some(o) => {
                             ledger.failed(side, o.local, &e);
-                            want[side] |= closed_loop;
+                            pacer.failed(side);
                         }
                         // A notification refused (a delivery marker): counted, not fatal.
                         None => ledger.report.error(format!("server: {e}")),
@@ -342,8 +329,7 @@ impl PairRun {
                     conn.cursor = conn.cursor.max(m.seq);
                     if ledger.delivered(side, &m).is_some() {
                         self.progress.inc();
-                        last_progress = Instant::now();
-                        want[side] |= closed_loop && self.pace == Pace::Delivery;
+                        pacer.delivered(side);
                     }
                 }
                 _ => {}
