@@ -492,4 +492,30 @@ mod tests {
         assert_eq!(c.payloads.len(), 0);
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
+
+    #[test]
+    fn a_file_that_is_not_a_redo_log_is_refused_with_a_typed_error() {
+        let dir = std::env::temp_dir().join(format!("confab-redo-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("log");
+        // Shorter than a header: created, never written; it held nothing acknowledged.
+        std::fs::write(&path, b"CFB").expect("write");
+        assert!(read(&path).expect("read").is_none());
+        // Someone else's file.
+        std::fs::write(&path, [b'x'; 64]).expect("write");
+        assert!(matches!(read(&path), Err(StoreError::Corrupt(_))));
+        // A header whose checksum fails.
+        Log::start(&path, 3, 64).expect("create");
+        let mut bytes = std::fs::read(&path).expect("read file");
+        bytes[10] ^= 1;
+        std::fs::write(&path, &bytes).expect("write");
+        assert!(matches!(read(&path), Err(StoreError::Corrupt(_))));
+        // A payload that decodes to garbage.
+        assert!(matches!(decode(&[1, 2, 3]), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            decode(&[0, 0, 0, 0, 0, 0, 0, 0, 9]),
+            Err(StoreError::Corrupt(_))
+        ));
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 }
