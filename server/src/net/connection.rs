@@ -112,13 +112,27 @@ pub async fn serve<B: Backend>(
 impl<B: Backend> Conn<B> {
     async fn run(mut self, mut out_rx: mpsc::Receiver<Frame>, shutdown: CancellationToken) {
         let ctl = self.ctx.ctl.clone();
+        // Made once, not per wakeup: each of these registers a waiter (a lock) or a timer when
+        // it is created and deregisters it when dropped, and a busy connection wakes up several
+        // times per message.
+        let kicked = ctl.kicked();
+        let cancelled = shutdown.cancelled();
+        let mut armed = self.deadline();
+        let timer = sleep_until(armed);
+        tokio::pin!(kicked, cancelled, timer);
         let close = loop {
             let can_read = !self.exclusive && self.wbuf.len() < WRITE_HIGH_WATER;
+            // Deadlines only move later as traffic arrives; the timer is moved earlier at once
+            // (a write that blocks) and later only when it fires.
             let deadline = self.deadline();
+            if deadline < armed && deadline > Instant::now() {
+                armed = deadline;
+                timer.as_mut().reset(armed);
+            }
             tokio::select! {
                 biased;
-                _ = ctl.kicked() => break Close::Fatal(kick_error(ctl.reason()), 0),
-                _ = shutdown.cancelled() => break self.drain_for_shutdown().await,
+                _ = &mut kicked => break Close::Fatal(kick_error(ctl.reason()), 0),
+                _ = &mut cancelled => break self.drain_for_shutdown().await,
                 Some(outcome) = self.inflight.next(), if !self.inflight.is_empty() => {
                     if let Err(c) = self.finish(outcome) { break c; }
                     // A finished exclusive request may unblock frames already buffered.
@@ -146,8 +160,12 @@ impl<B: Backend> Conn<B> {
                 r = self.stream.writable(), if !self.wbuf.is_empty() => {
                     if r.is_err() { break Close::Quiet; }
                 }
-                _ = sleep_until(deadline) => {
+                _ = &mut timer => {
                     if let Some(c) = self.check_timers() { break c; }
+                    // A deadline that passed without closing (a Hello still running) is looked
+                    // at again shortly rather than in a busy loop.
+                    armed = self.deadline().max(Instant::now() + Duration::from_millis(50));
+                    timer.as_mut().reset(armed);
                 }
             }
             if let Err(()) = self.flush_some() {
