@@ -40,7 +40,7 @@ fn auth_ok(b: Body) -> pb::AuthOk {
 }
 
 fn list_friends() -> Body {
-    Body::ListFriends(pb::ListFriends {})
+    Body::ListFriends(pb::ListFriends::default())
 }
 
 fn profile(b: Body) -> pb::Profile {

@@ -587,7 +587,7 @@ async fn login(at: SocketAddr, name: &str) -> Device {
 }
 
 async fn friends_online(d: &mut Device) -> HashMap<String, bool> {
-    match d.c.ok(Body::ListFriends(pb::ListFriends {})).await {
+    match d.c.ok(Body::ListFriends(pb::ListFriends::default())).await {
         Body::FriendList(l) => l
             .friends
             .into_iter()

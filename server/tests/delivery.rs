@@ -320,7 +320,7 @@ async fn acked_writes_only_in_the_redo_log_come_back_after_sigkill() {
         g.iter()
             .any(|m| m.message_id == gack.message_id && m.body == "in the group")
     );
-    let Body::GroupList(groups) = a.ok(Body::ListGroups(pb::ListGroups {})).await else {
+    let Body::GroupList(groups) = a.ok(Body::ListGroups(pb::ListGroups::default())).await else {
         panic!("expected GroupList")
     };
     assert!(

@@ -33,7 +33,7 @@ async fn send_request(from: &mut Client, to: u64, note: &str) -> pb::FriendReque
 }
 
 async fn friends(c: &mut Client) -> Vec<pb::Friend> {
-    match c.ok(Body::ListFriends(pb::ListFriends {})).await {
+    match c.ok(Body::ListFriends(pb::ListFriends::default())).await {
         Body::FriendList(l) => l.friends,
         b => panic!("expected FriendList, got {b:?}"),
     }
@@ -41,7 +41,7 @@ async fn friends(c: &mut Client) -> Vec<pb::Friend> {
 
 async fn pending(c: &mut Client) -> pb::FriendRequestList {
     match c
-        .ok(Body::ListFriendRequests(pb::ListFriendRequests {}))
+        .ok(Body::ListFriendRequests(pb::ListFriendRequests::default()))
         .await
     {
         Body::FriendRequestList(l) => l,
@@ -531,4 +531,190 @@ async fn messages_to_an_offline_user_wait_in_the_thread_and_stay_after_sync() {
     let mut b2 = login_as(&srv, "away").await;
     assert_eq!(b2.sync(thread, 0).await.len(), 12);
     assert_eq!(b2.sync(thread, 6).await.len(), 6);
+}
+
+/// Pages a list request until `has_more` is false; each page's items as `key`s, checking they
+/// ascend across pages.
+async fn all_pages<T>(
+    c: &mut Client,
+    mut req: impl FnMut(u64) -> Body,
+    mut page: impl FnMut(Body) -> (Vec<T>, bool),
+    key: impl Fn(&T) -> u64,
+) -> (Vec<T>, Vec<usize>) {
+    let (mut all, mut sizes, mut after) = (Vec::new(), Vec::new(), 0);
+    loop {
+        let (items, more) = page(c.ok(req(after)).await);
+        assert!(!items.is_empty() || !more, "an empty page that claims more");
+        sizes.push(items.len());
+        for it in items {
+            assert!(key(&it) > after, "pages ascend without overlap");
+            after = key(&it);
+            all.push(it);
+        }
+        if !more {
+            return (all, sizes);
+        }
+    }
+}
+
+#[tokio::test]
+async fn friend_requests_friends_and_groups_come_in_pages_that_fit_a_frame() {
+    // Small frames and pages, so that a dozen people with long notes fill several pages: the
+    // lists that others can grow (requests, invitations) must stay fetchable.
+    let srv = TestServer::start_with(|c| {
+        c.max_frame_bytes = 4096;
+        c.max_body_bytes = 2048;
+        c.max_page = 8;
+    })
+    .await;
+    let mut target = srv.user("paged_target").await;
+    let note = "n".repeat(500);
+    let mut incoming_ids = Vec::new();
+    let mut senders = Vec::new();
+    for i in 0..12 {
+        let mut s = srv.user(&format!("paged_from_{i}")).await;
+        incoming_ids.push(send_request(&mut s, target.id(), &note).await.request_id);
+        senders.push(s);
+    }
+    let mut outgoing_ids = Vec::new();
+    for i in 0..3 {
+        let other = srv.user(&format!("paged_to_{i}")).await;
+        outgoing_ids.push(
+            send_request(&mut target, other.id(), &note)
+                .await
+                .request_id,
+        );
+    }
+
+    let (reqs, sizes) = all_pages(
+        &mut target,
+        |after| {
+            Body::ListFriendRequests(pb::ListFriendRequests {
+                after_request_id: after,
+                limit: 0,
+            })
+        },
+        |b| match b {
+            Body::FriendRequestList(l) => {
+                let mut v: Vec<(bool, pb::FriendRequest)> = l
+                    .incoming
+                    .into_iter()
+                    .map(|r| (true, r))
+                    .chain(l.outgoing.into_iter().map(|r| (false, r)))
+                    .collect();
+                v.sort_by_key(|(_, r)| r.request_id);
+                (v, l.has_more)
+            }
+            b => panic!("expected FriendRequestList, got {b:?}"),
+        },
+        |(_, r)| r.request_id,
+    )
+    .await;
+    let got_in: Vec<u64> = reqs
+        .iter()
+        .filter(|(i, _)| *i)
+        .map(|(_, r)| r.request_id)
+        .collect();
+    let got_out: Vec<u64> = reqs
+        .iter()
+        .filter(|(i, _)| !*i)
+        .map(|(_, r)| r.request_id)
+        .collect();
+    assert_eq!(got_in, incoming_ids);
+    assert_eq!(got_out, outgoing_ids);
+    assert!(reqs.iter().all(|(_, r)| r.note == note), "notes come whole");
+    assert!(
+        sizes.iter().any(|n| *n < 8) && sizes.len() > 2,
+        "pages cut to fit the frame: {sizes:?}"
+    );
+
+    // Accept them all: 12 friends, in pages of at most 8, by user id.
+    for id in &incoming_ids {
+        request(target.ok(respond(*id, true)).await);
+    }
+    let (friends, sizes) = all_pages(
+        &mut target,
+        |after| {
+            Body::ListFriends(pb::ListFriends {
+                after_user_id: after,
+                limit: 0,
+            })
+        },
+        |b| match b {
+            Body::FriendList(l) => (l.friends, l.has_more),
+            b => panic!("expected FriendList, got {b:?}"),
+        },
+        |f| f.user.as_ref().map_or(0, |u| u.user_id),
+    )
+    .await;
+    let mut want: Vec<u64> = senders.iter().map(Client::id).collect();
+    want.sort_unstable();
+    let got: Vec<u64> = friends
+        .iter()
+        .filter_map(|f| f.user.as_ref())
+        .map(|u| u.user_id)
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(sizes, vec![8, 4]);
+    // An explicit smaller limit is honoured.
+    match target
+        .ok(Body::ListFriends(pb::ListFriends {
+            after_user_id: 0,
+            limit: 3,
+        }))
+        .await
+    {
+        Body::FriendList(l) => assert!(l.friends.len() == 3 && l.has_more),
+        b => panic!("expected FriendList, got {b:?}"),
+    }
+
+    // Invitations to 10 groups with long descriptions, plus one group of the target's own.
+    let owner = &mut senders[0];
+    let mut group_ids = Vec::new();
+    for i in 0..10 {
+        let g = match owner
+            .ok(Body::CreateGroup(pb::CreateGroup {
+                name: format!("paged group {i}"),
+                description: note.clone(),
+                open: false,
+            }))
+            .await
+        {
+            Body::Group(g) => g,
+            b => panic!("expected Group, got {b:?}"),
+        };
+        owner
+            .ok(Body::InviteToGroup(pb::InviteToGroup {
+                group_id: g.group_id,
+                user_id: target.id(),
+            }))
+            .await;
+        group_ids.push(g.group_id);
+    }
+    let (own, _) = group(&mut target, "paged own").await;
+    group_ids.push(own);
+    let (groups, sizes) = all_pages(
+        &mut target,
+        |after| {
+            Body::ListGroups(pb::ListGroups {
+                after_group_id: after,
+                limit: 0,
+            })
+        },
+        |b| match b {
+            Body::GroupList(l) => (l.groups, l.has_more),
+            b => panic!("expected GroupList, got {b:?}"),
+        },
+        |g| g.group_id,
+    )
+    .await;
+    assert_eq!(
+        groups.iter().map(|g| g.group_id).collect::<Vec<_>>(),
+        group_ids
+    );
+    assert_eq!(groups.iter().filter(|g| g.invited).count(), 10);
+    assert!(
+        sizes.iter().any(|n| *n < 8),
+        "pages cut to fit the frame: {sizes:?}"
+    );
 }

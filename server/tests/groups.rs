@@ -65,7 +65,7 @@ fn send(thread_id: u64, cmid: &str, body: &str) -> Body {
 }
 
 async fn list_groups(c: &mut Client) -> Vec<pb::Group> {
-    match c.ok(Body::ListGroups(pb::ListGroups {})).await {
+    match c.ok(Body::ListGroups(pb::ListGroups::default())).await {
         Body::GroupList(l) => l.groups,
         b => panic!("expected GroupList, got {b:?}"),
     }

@@ -393,7 +393,7 @@ async fn presence_goes_to_friends_on_first_connect_and_last_disconnect() {
     assert!(ok.auth.is_some(), "resume in Hello");
     a.push_where(|x| matches!(x, Body::PresencePush(p) if p.online))
         .await;
-    let Body::FriendList(list) = a.ok(Body::ListFriends(pb::ListFriends {})).await else {
+    let Body::FriendList(list) = a.ok(Body::ListFriends(pb::ListFriends::default())).await else {
         panic!()
     };
     assert!(list.friends[0].online);

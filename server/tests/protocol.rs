@@ -47,7 +47,7 @@ fn hello(major: u32) -> Body {
 }
 
 fn list_friends() -> Body {
-    Body::ListFriends(pb::ListFriends {})
+    Body::ListFriends(pb::ListFriends::default())
 }
 
 fn error_of(env: &Envelope) -> &pb::Error {
@@ -92,7 +92,7 @@ async fn hello_with_an_unsupported_major_is_refused() {
         panic!("expected HelloOk, got {reply:?}")
     };
     assert_eq!(ok.protocol_major, 1);
-    assert_eq!(ok.protocol_minor, 0);
+    assert_eq!(ok.protocol_minor, confab_wire::PROTOCOL_MINOR);
     assert_eq!(ok.max_frame_bytes, 65_536);
     assert!(ok.server_time_ms > 0);
     assert!(ok.limits.is_some());
@@ -317,7 +317,7 @@ async fn requests_with_req_id_0_are_refused_and_not_executed() {
             _ => unreachable!(),
         }
     }
-    let Body::GroupList(groups) = c.ok(Body::ListGroups(pb::ListGroups {})).await else {
+    let Body::GroupList(groups) = c.ok(Body::ListGroups(pb::ListGroups::default())).await else {
         panic!("expected GroupList")
     };
     assert!(groups.groups.is_empty(), "CreateGroup with req_id 0 ran");

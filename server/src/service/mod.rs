@@ -912,8 +912,16 @@ impl<B: Backend> Service<B> {
                 write!(tx => friends::remove(tx, me, r.user_id).await.map(|fx| ((), fx)));
                 None
             }
-            Body::ListFriends(_) => {
-                let mut friends = read!(tx => friends::list(tx, me).await);
+            Body::ListFriends(l) => {
+                let (after, limit) = (l.after_user_id, self.page_limit(l.limit));
+                let (mut friends, mut has_more) =
+                    read!(tx => friends::list(tx, me, after, limit).await);
+                self.fit(&mut friends, &mut has_more, false, |f| {
+                    Body::FriendList(pb::FriendList {
+                        friends: f.to_vec(),
+                        has_more: true,
+                    })
+                });
                 let ids: Vec<u64> = friends
                     .iter()
                     .filter_map(|f| f.user.as_ref())
@@ -923,11 +931,34 @@ impl<B: Backend> Service<B> {
                 for f in &mut friends {
                     f.online = f.user.as_ref().is_some_and(|u| online.contains(&u.user_id));
                 }
-                Some(Body::FriendList(pb::FriendList { friends }))
+                Some(Body::FriendList(pb::FriendList { friends, has_more }))
             }
-            Body::ListFriendRequests(_) => Some(Body::FriendRequestList(
-                read!(tx => friends::pending(tx, me).await),
-            )),
+            Body::ListFriendRequests(l) => {
+                let (after, limit) = (l.after_request_id, self.page_limit(l.limit));
+                let list = read!(tx => friends::pending(tx, me, after, limit).await);
+                // One page over both directions, in request order, cut to fit a frame.
+                let mut has_more = list.has_more;
+                let mut all: Vec<(bool, pb::FriendRequest)> = list
+                    .incoming
+                    .into_iter()
+                    .map(|r| (true, r))
+                    .chain(list.outgoing.into_iter().map(|r| (false, r)))
+                    .collect();
+                all.sort_by_key(|(_, r)| r.request_id);
+                let split = |page: &[(bool, pb::FriendRequest)], has_more: bool| {
+                    let (incoming, outgoing): (Vec<_>, Vec<_>) =
+                        page.iter().cloned().partition(|(inc, _)| *inc);
+                    pb::FriendRequestList {
+                        incoming: incoming.into_iter().map(|(_, r)| r).collect(),
+                        outgoing: outgoing.into_iter().map(|(_, r)| r).collect(),
+                        has_more,
+                    }
+                };
+                self.fit(&mut all, &mut has_more, false, |p| {
+                    Body::FriendRequestList(split(p, true))
+                });
+                Some(Body::FriendRequestList(split(&all, has_more)))
+            }
 
             // Groups
             Body::CreateGroup(c) => {
@@ -982,15 +1013,30 @@ impl<B: Backend> Service<B> {
                 write!(tx => groups::transfer(tx, &ids, &user, t.group_id, t.user_id).await.map(|fx| ((), fx)));
                 None
             }
-            Body::ListGroups(_) => Some(Body::GroupList(pb::GroupList {
-                groups: read!(tx => groups::list_mine(tx, me).await),
-            })),
+            Body::ListGroups(l) => {
+                let (after, limit) = (l.after_group_id, self.page_limit(l.limit));
+                let (mut groups, mut has_more) =
+                    read!(tx => groups::list_mine(tx, me, after, limit).await);
+                self.fit(&mut groups, &mut has_more, false, |g| {
+                    Body::GroupList(pb::GroupList {
+                        groups: g.to_vec(),
+                        has_more: true,
+                    })
+                });
+                Some(Body::GroupList(pb::GroupList { groups, has_more }))
+            }
             Body::SearchGroups(q) => {
                 let query = validate::query(&q.query).map_err(bad)?;
                 let limit = self.page_limit(q.limit);
-                Some(Body::GroupList(pb::GroupList {
-                    groups: read!(tx => groups::search(tx, me, &query, limit).await),
-                }))
+                let mut groups = read!(tx => groups::search(tx, me, &query, limit).await);
+                let mut has_more = false;
+                self.fit(&mut groups, &mut has_more, false, |g| {
+                    Body::GroupList(pb::GroupList {
+                        groups: g.to_vec(),
+                        has_more: true,
+                    })
+                });
+                Some(Body::GroupList(pb::GroupList { groups, has_more }))
             }
             Body::ListGroupMembers(m) => {
                 let limit = self.page_limit(m.limit);

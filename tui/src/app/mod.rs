@@ -579,7 +579,9 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Cmd> {
 
 fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
     match d {
-        Done::Friends(f) => {
+        Done::Friends(mut f) => {
+            // The server pages by user id; people look for names.
+            f.sort_by_cached_key(|fr| fr.user.as_ref().map(|u| u.name.to_lowercase()));
             for fr in &f {
                 if let Some(u) = &fr.user {
                     s.presence.insert(u.user_id, fr.online);

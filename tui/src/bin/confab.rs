@@ -225,19 +225,20 @@ async fn user_id(c: &Client, name: &str) -> Result<u64, Fail> {
 }
 
 async fn group_by_name(c: &Client, name: &str, mine: bool) -> Result<pb::Group, Fail> {
-    let body = if mine {
-        Body::ListGroups(pb::ListGroups {})
+    let groups = if mine {
+        c.groups().await?
     } else {
-        Body::SearchGroups(pb::SearchGroups {
+        let body = Body::SearchGroups(pb::SearchGroups {
             query: name.into(),
             limit: 0,
-        })
-    };
-    let Body::GroupList(list) = c.request(body).await? else {
-        return Err(Fail(1, "unexpected reply".into()));
+        });
+        let Body::GroupList(list) = c.request(body).await? else {
+            return Err(Fail(1, "unexpected reply".into()));
+        };
+        list.groups
     };
     let want = name.to_lowercase();
-    list.groups
+    groups
         .into_iter()
         .find(|g| g.name.to_lowercase() == want)
         .ok_or_else(|| Fail(4, format!("no group named {name}")))
@@ -279,12 +280,7 @@ fn message_json(m: &pb::ChatMessage) -> serde_json::Value {
 
 async fn respond(server: &str, name: &str, accept: bool) -> Result<(), Fail> {
     let (c, _, _) = resume(server, false).await?;
-    let Body::FriendRequestList(list) = c
-        .request(Body::ListFriendRequests(pb::ListFriendRequests {}))
-        .await?
-    else {
-        return Err(Fail(1, "unexpected reply".into()));
-    };
+    let list = c.friend_requests().await?;
     let want = name.to_lowercase();
     let req = list
         .incoming
@@ -469,21 +465,12 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         }
         Cmd::Friends => {
             let (c, _, _) = resume(&server, false).await?;
-            let Body::FriendList(list) = c.request(Body::ListFriends(pb::ListFriends {})).await?
-            else {
-                return Err(Fail(1, "unexpected reply".into()));
-            };
-            for f in list.friends {
+            for f in c.friends().await? {
                 print(
                     json!({"type": "friend", "user": user_json(&f.user), "online": f.online, "thread_id": f.thread_id}),
                 );
             }
-            let Body::FriendRequestList(reqs) = c
-                .request(Body::ListFriendRequests(pb::ListFriendRequests {}))
-                .await?
-            else {
-                return Err(Fail(1, "unexpected reply".into()));
-            };
+            let reqs = c.friend_requests().await?;
             for r in reqs.incoming {
                 print(json!({"type": "request_in", "from": user_json(&r.from), "note": r.note}));
             }

@@ -373,6 +373,77 @@ impl Client {
         .await?
     }
 
+    /// All the caller's friends, ordered by user id (every page of `ListFriends`).
+    pub async fn friends(&self) -> Result<Vec<pb::Friend>, ClientError> {
+        let mut all: Vec<pb::Friend> = Vec::new();
+        loop {
+            let after = all
+                .last()
+                .and_then(|f| f.user.as_ref())
+                .map_or(0, |u| u.user_id);
+            let req = pb::ListFriends {
+                after_user_id: after,
+                limit: 0,
+            };
+            let Body::FriendList(page) = self.request(Body::ListFriends(req)).await? else {
+                return Err(ClientError::Unexpected("ListFriends"));
+            };
+            let (more, empty) = (page.has_more, page.friends.is_empty());
+            all.extend(page.friends);
+            // An empty page that claims more would never advance.
+            if !more || empty {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// All pending friend requests in both directions (every page of `ListFriendRequests`).
+    pub async fn friend_requests(&self) -> Result<pb::FriendRequestList, ClientError> {
+        let mut all = pb::FriendRequestList::default();
+        let mut after = 0;
+        loop {
+            let req = pb::ListFriendRequests {
+                after_request_id: after,
+                limit: 0,
+            };
+            let Body::FriendRequestList(page) = self.request(Body::ListFriendRequests(req)).await?
+            else {
+                return Err(ClientError::Unexpected("ListFriendRequests"));
+            };
+            let last = page
+                .incoming
+                .iter()
+                .chain(&page.outgoing)
+                .map(|r| r.request_id)
+                .max();
+            all.incoming.extend(page.incoming);
+            all.outgoing.extend(page.outgoing);
+            match last {
+                Some(last) if page.has_more && last > after => after = last,
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// All the caller's groups and pending invitations (every page of `ListGroups`).
+    pub async fn groups(&self) -> Result<Vec<pb::Group>, ClientError> {
+        let mut all: Vec<pb::Group> = Vec::new();
+        loop {
+            let req = pb::ListGroups {
+                after_group_id: all.last().map_or(0, |g| g.group_id),
+                limit: 0,
+            };
+            let Body::GroupList(page) = self.request(Body::ListGroups(req)).await? else {
+                return Err(ClientError::Unexpected("ListGroups"));
+            };
+            let (more, empty) = (page.has_more, page.groups.is_empty());
+            all.extend(page.groups);
+            if !more || empty {
+                return Ok(all);
+            }
+        }
+    }
+
     /// Known threads with the client's cursor in each.
     pub async fn threads(&self) -> Result<Vec<(pb::Thread, u64)>, ClientError> {
         self.call(|reply| Command::Threads { reply }).await

@@ -58,22 +58,10 @@ async fn open_group(c: &Client, g: pb::Group) -> Result<Done, String> {
 
 async fn run_inner(c: &Client, op: Op) -> Result<Done, String> {
     match op {
-        Op::LoadFriends => match c
-            .request(Body::ListFriends(pb::ListFriends {}))
-            .await
-            .map_err(err)?
-        {
-            Body::FriendList(l) => Ok(Done::Friends(l.friends)),
-            _ => Err("unexpected reply".into()),
-        },
-        Op::LoadRequests => match c
-            .request(Body::ListFriendRequests(pb::ListFriendRequests {}))
-            .await
-            .map_err(err)?
-        {
-            Body::FriendRequestList(l) => Ok(Done::Requests(l.incoming)),
-            _ => Err("unexpected reply".into()),
-        },
+        Op::LoadFriends => Ok(Done::Friends(c.friends().await.map_err(err)?)),
+        Op::LoadRequests => Ok(Done::Requests(
+            c.friend_requests().await.map_err(err)?.incoming,
+        )),
         Op::SearchUsers(q) => match c
             .request(Body::SearchUsers(pb::SearchUsers {
                 query: q,

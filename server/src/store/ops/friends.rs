@@ -263,15 +263,26 @@ pub async fn remove<T: Tx>(tx: &mut T, me: u64, other: u64) -> StoreResult<Effec
 }
 
 /// The caller's friends (presence filled in by the caller).
-pub async fn list<T: Tx>(tx: &mut T, me: u64) -> StoreResult<Vec<pb::Friend>> {
+/// A page of the caller's friends, ordered by user id, after `after`; `has_more` when more
+/// follow.
+pub async fn list<T: Tx>(
+    tx: &mut T,
+    me: u64,
+    after: u64,
+    limit: u32,
+) -> StoreResult<(Vec<pb::Friend>, bool)> {
     let rows = tx
         .query(
             "SELECT f.friend_id, u.name, f.thread_id, f.since_ms, u.last_seen_ms FROM friendships f \
-             JOIN users u ON u.id = f.friend_id WHERE f.user_id = ? ORDER BY u.name_key",
-            params![me],
+             JOIN users u ON u.id = f.friend_id WHERE f.user_id = ? AND f.friend_id > ? \
+             ORDER BY f.friend_id LIMIT ?",
+            params![me, after, i64::from(limit) + 1],
         )
         .await?;
-    rows.iter()
+    let has_more = rows.len() > limit as usize;
+    let friends = rows
+        .iter()
+        .take(limit as usize)
         .map(|r| {
             Ok(pb::Friend {
                 user: Some(pb::User {
@@ -284,7 +295,8 @@ pub async fn list<T: Tx>(tx: &mut T, me: u64) -> StoreResult<Vec<pb::Friend>> {
                 since_ms: r.i64(3)?,
             })
         })
-        .collect()
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok((friends, has_more))
 }
 
 /// Ids of the caller's friends (for presence pushes).
@@ -298,16 +310,26 @@ pub async fn friend_ids<T: Tx>(tx: &mut T, me: u64) -> StoreResult<Vec<u64>> {
     rows.iter().map(|r| r.u64(0)).collect()
 }
 
-/// Pending requests to and from the caller.
-pub async fn pending<T: Tx>(tx: &mut T, me: u64) -> StoreResult<pb::FriendRequestList> {
+/// A page of the pending requests to and from the caller, ordered by request id, after
+/// `after`; `has_more` when more follow.
+pub async fn pending<T: Tx>(
+    tx: &mut T,
+    me: u64,
+    after: u64,
+    limit: u32,
+) -> StoreResult<pb::FriendRequestList> {
     let rows = tx
         .query(
-            "SELECT id FROM friend_requests WHERE (to_id = ? OR from_id = ?) AND state = ? ORDER BY id",
-            params![me, me, state::PENDING],
+            "SELECT id FROM friend_requests WHERE (to_id = ? OR from_id = ?) AND state = ? AND id > ? \
+             ORDER BY id LIMIT ?",
+            params![me, me, state::PENDING, after, i64::from(limit) + 1],
         )
         .await?;
-    let mut list = pb::FriendRequestList::default();
-    for r in rows {
+    let mut list = pb::FriendRequestList {
+        has_more: rows.len() > limit as usize,
+        ..Default::default()
+    };
+    for r in rows.iter().take(limit as usize) {
         let req = load_request(tx, r.u64(0)?).await?;
         if req.to.as_ref().map(|u| u.user_id) == Some(me) {
             list.incoming.push(req);

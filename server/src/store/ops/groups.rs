@@ -530,16 +530,25 @@ async fn groups_of_rows<T: Tx>(tx: &mut T, me: u64, rows: &[Row]) -> StoreResult
     Ok(out)
 }
 
-/// The caller's groups, then groups with a pending invitation.
-pub async fn list_mine<T: Tx>(tx: &mut T, me: u64) -> StoreResult<Vec<pb::Group>> {
-    let rows = tx
+/// A page of the caller's groups and the groups with a pending invitation, ordered by group id,
+/// after `after`; `has_more` when more follow.
+pub async fn list_mine<T: Tx>(
+    tx: &mut T,
+    me: u64,
+    after: u64,
+    limit: u32,
+) -> StoreResult<(Vec<pb::Group>, bool)> {
+    let mut rows = tx
         .query(
-            "SELECT group_id FROM group_members WHERE user_id = ? \
-             UNION SELECT group_id FROM group_invites WHERE user_id = ? ORDER BY 1",
-            params![me, me],
+            "SELECT group_id FROM group_members WHERE user_id = ? AND group_id > ? \
+             UNION SELECT group_id FROM group_invites WHERE user_id = ? AND group_id > ? \
+             ORDER BY 1 LIMIT ?",
+            params![me, after, me, after, i64::from(limit) + 1],
         )
         .await?;
-    groups_of_rows(tx, me, &rows).await
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    Ok((groups_of_rows(tx, me, &rows).await?, has_more))
 }
 
 /// Open groups whose name contains the query.
