@@ -535,6 +535,9 @@ async fn a_client_that_stops_reading_is_dropped_while_others_keep_up() {
         // bursts (each log sync completes every batch written before it), and a reader that
         // keeps up must be able to take one burst before its connection task next runs.
         cfg.outbound_queue = 64;
+        // Time for this test to start reading the dropped connection: it must then find whole
+        // frames ending in the reason.
+        cfg.write_timeout = Duration::from_secs(60);
         cfg.requests_per_second = 1_000_000;
         cfg.request_burst = 1_000_000;
     })
@@ -581,29 +584,34 @@ async fn a_client_that_stops_reading_is_dropped_while_others_keep_up() {
     assert_eq!(seqs, acked, "pushes in seq order");
     healthy.ok(list_friends()).await;
 
-    // The slow connection was closed: reading it now ends (with SLOW_CONSUMER or EOF) before
-    // everything arrived.
+    // The slow connection was dropped: reading it now gives whole frames, then SLOW_CONSUMER,
+    // then the end, before everything arrived.
     let mut texts = 0u64;
+    let mut reason = None;
     loop {
         match tokio::time::timeout(WAIT, slow.framed.next()).await {
             Err(_) => panic!(
                 "the slow connection is still open after {sent} messages ({texts} delivered)"
             ),
-            Ok(None | Some(Err(_))) => break,
-            Ok(Some(Ok(env))) => match env.body {
-                Some(Body::MessagePush(p))
-                    if p.message.as_ref().unwrap().kind == pb::MessageKind::Text as i32 =>
-                {
-                    texts += 1;
+            Ok(None) => break,
+            Ok(Some(Err(e))) => panic!("the stream was cut mid-frame: {e}"),
+            Ok(Some(Ok(env))) => {
+                assert!(reason.is_none(), "a frame after the fatal error: {env:?}");
+                match env.body {
+                    Some(Body::MessagePush(p))
+                        if p.message.as_ref().unwrap().kind == pb::MessageKind::Text as i32 =>
+                    {
+                        texts += 1;
+                    }
+                    Some(Body::Error(e)) => reason = Some(e),
+                    _ => {}
                 }
-                Some(Body::Error(e)) => {
-                    assert_eq!(e.code, ErrorCode::SlowConsumer as i32, "{e}");
-                    assert!(e.fatal);
-                }
-                _ => {}
-            },
+            }
         }
     }
+    let reason = reason.expect("the reason before the close");
+    assert_eq!(reason.code, ErrorCode::SlowConsumer as i32, "{reason}");
+    assert!(reason.fatal);
     assert!(
         texts < sent,
         "the slow client received all {sent} messages: it was not dropped"

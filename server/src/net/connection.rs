@@ -57,6 +57,10 @@ struct Conn<B: Backend> {
     codec: EnvelopeCodec,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// Bytes at the start of `wbuf` that end a frame the socket already took part of (0: `wbuf`
+    /// starts at a frame boundary). Lets a close drop whole queued frames and still end the
+    /// stream on a boundary.
+    wbuf_head: usize,
     phase: Phase,
     /// A request that changes authentication is running: read nothing else until it ends.
     exclusive: bool,
@@ -94,6 +98,7 @@ pub async fn serve<B: Backend>(
         stream,
         rbuf: BytesMut::new(),
         wbuf: BytesMut::new(),
+        wbuf_head: 0,
         phase: Phase::AwaitHello,
         exclusive: false,
         inflight: FuturesUnordered::new(),
@@ -172,12 +177,14 @@ impl<B: Backend> Conn<B> {
                 break Close::Quiet;
             }
         };
+        // Off the hub first: no more pushes, and presence says offline while the goodbye
+        // waits for the socket.
+        if let Some(session) = self.ctx.session.take() {
+            self.svc.detach(self.ctx.conn_id, &session);
+        }
         if let Close::Fatal(e, req_id) = close {
             debug!(error = %e, "closing with an error");
             self.send_final(e, req_id).await;
-        }
-        if let Some(session) = self.ctx.session.take() {
-            self.svc.detach(self.ctx.conn_id, &session);
         }
     }
 
@@ -405,7 +412,7 @@ impl<B: Backend> Conn<B> {
             match self.stream.try_write(&self.wbuf) {
                 Ok(0) => return Err(()),
                 Ok(n) => {
-                    self.wbuf.advance(n);
+                    self.written(n);
                     self.write_blocked_since = None;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -420,6 +427,26 @@ impl<B: Backend> Conn<B> {
             self.wbuf = BytesMut::new();
         }
         Ok(())
+    }
+
+    /// Drops `n` written bytes from `wbuf`, keeping `wbuf_head` on the frame boundaries.
+    fn written(&mut self, n: usize) {
+        let mut at = self.wbuf_head;
+        while at < n {
+            // Every frame in `wbuf` is whole: a u32 big-endian length, then that many bytes.
+            let Some(len) = self
+                .wbuf
+                .get(at..at + 4)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
+            else {
+                at = n;
+                break;
+            };
+            at += 4 + len as usize;
+        }
+        self.wbuf_head = at - n;
+        self.wbuf.advance(n);
     }
 
     /// On shutdown: stop reading, let running requests finish (their writes are committed and
@@ -446,8 +473,16 @@ impl<B: Backend> Conn<B> {
     }
 
     async fn send_final(&mut self, e: pb::Error, req_id: u64) {
+        let mut flush = CLOSE_FLUSH;
+        if e.code == ErrorCode::SlowConsumer as i32 {
+            // The queued pushes are moot (the client must resync); the error goes right after
+            // the frame the socket is part way through. A client that reads again within the
+            // write deadline then sees whole frames and the reason, not a cut-off stream.
+            self.wbuf.truncate(self.wbuf_head);
+            flush = flush.max(self.svc.cfg.write_timeout);
+        }
         self.reply(&Envelope::new(req_id, Body::Error(e)));
-        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+        let _ = tokio::time::timeout(flush, async {
             while !self.wbuf.is_empty() {
                 if self.stream.writable().await.is_err() || self.flush_some().is_err() {
                     return;
