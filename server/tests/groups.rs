@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use confab_wire::Body;
 use confab_wire::pb::{self, ErrorCode, group_change::Kind as Change, user_event::Kind};
@@ -489,6 +491,54 @@ async fn leaving_ends_sending_but_keeps_history_up_to_the_left_entry() {
     let th = thread_of(&mut m, t).await;
     assert_eq!(th.last_seq, 4);
     assert!(!th.can_send);
+    // Its activity stops at its LEFT entry too: later entries neither show nor reorder its list.
+    assert_eq!(th.activity_id, seen[3].message_id);
+    let mut other = srv.user("goer_friend").await;
+    let private = befriend(&mut m, &mut other).await; // a thread made after the LEFT entry
+    owner.send_text(t, "a2", "after again").await; // seq 6, newer than the private thread
+    let Body::ThreadList(list) = m.ok(Body::ListThreads(pb::ListThreads::default())).await else {
+        panic!("expected ThreadList")
+    };
+    let order: Vec<u64> = list.threads.iter().map(|x| x.thread_id).collect();
+    assert_eq!(
+        order,
+        [private, t],
+        "the group thread ranks by its LEFT entry"
+    );
+    assert_eq!(list.threads[1].activity_id, seen[3].message_id);
+    let Body::ThreadList(older) = m
+        .ok(Body::ListThreads(pb::ListThreads {
+            before_activity_id: list.threads[0].activity_id,
+            limit: 0,
+        }))
+        .await
+    else {
+        panic!("expected ThreadList")
+    };
+    assert_eq!(older.threads.len(), 1, "paging uses the same activity");
+    assert_eq!(older.threads[0].thread_id, t);
+
+    // A former member may still mark what it can read as read; the receipt is its own business.
+    assert!(matches!(
+        m.ok(Body::ReadUpTo(pb::ReadUpTo {
+            thread_id: t,
+            seq: 99
+        }))
+        .await,
+        Body::Ok(_)
+    ));
+    match m
+        .push_where(|b| matches!(b, Body::ReadReceiptPush(r) if r.thread_id == t))
+        .await
+    {
+        Body::ReadReceiptPush(r) => assert_eq!(r.read_seq, 4, "clamped to what it can read"),
+        _ => unreachable!(),
+    }
+    owner
+        .no_push_where(Duration::from_millis(500), |b| {
+            matches!(b, Body::ReadReceiptPush(r) if r.user.as_ref().map(|u| u.user_id) == Some(m.id()))
+        })
+        .await;
 
     assert!(list_groups(&mut m).await.is_empty());
     assert_eq!(m.fail_code(leave(g.group_id)).await, ErrorCode::Forbidden);
@@ -501,7 +551,7 @@ async fn leaving_ends_sending_but_keeps_history_up_to_the_left_entry() {
         ErrorCode::Forbidden
     );
     // The owner's view is unaffected.
-    assert_eq!(owner.sync(t, 0).await.len(), 5);
+    assert_eq!(owner.sync(t, 0).await.len(), 6);
 }
 
 /// Waits for a pushed SYSTEM entry of `kind` (other pushes stay queued).

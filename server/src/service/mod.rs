@@ -1130,14 +1130,20 @@ impl<B: Backend> Service<B> {
                         Box::pin(async move { messages::read_up_to(tx, me, thread, r.seq).await })
                     })
                     .await?;
-                if let Some(seq) = moved {
+                if let Some(moved) = moved {
                     let push = Envelope::push(Body::ReadReceiptPush(pb::ReadReceiptPush {
                         thread_id: thread,
                         user: Some(s.user.clone()),
-                        read_seq: seq,
+                        read_seq: moved.seq,
                     }));
                     if let Some(frame) = self.frame(&push) {
-                        self.push_thread(thread, &frame, 0, 0).await;
+                        if moved.active {
+                            self.push_thread(thread, &frame, 0, 0).await;
+                        } else {
+                            // A former member's marker concerns only its own devices.
+                            self.hub.push_user(me, &frame, 0);
+                            self.bus.forward(&[me], &frame);
+                        }
                     }
                 }
                 None

@@ -457,13 +457,21 @@ pub async fn amend<T: Tx>(
     Ok((Sent { ack }, fx))
 }
 
+/// A read marker that moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadMoved {
+    pub seq: u64,
+    /// The reader is still a member (a former member's receipts are its own business).
+    pub active: bool,
+}
+
 /// Moves the user's read marker forward; returns the new marker if it moved.
 pub async fn read_up_to<T: Tx>(
     tx: &mut T,
     user: u64,
     thread_id: u64,
     seq: u64,
-) -> StoreResult<Option<u64>> {
+) -> StoreResult<Option<ReadMoved>> {
     let acc = access(tx, user, thread_id).await?;
     let seq = seq.min(acc.visible_seq);
     if seq <= acc.read_seq {
@@ -474,7 +482,10 @@ pub async fn read_up_to<T: Tx>(
         params![seq, thread_id, user, seq],
     )
     .await?;
-    Ok(Some(seq))
+    Ok(Some(ReadMoved {
+        seq,
+        active: acc.active,
+    }))
 }
 
 /// Records that a device holds every entry of the thread up to `seq`.
@@ -685,6 +696,12 @@ pub async fn thread_info<T: Tx>(tx: &mut T, user: u64, thread_id: u64) -> StoreR
             .await?;
         t.last_message = last.map(|r| message_from_row(&r, user)).transpose()?;
     }
+    // A former member's activity stops where its view does (as `list_threads` orders it).
+    if !acc.active
+        && let Some(m) = &t.last_message
+    {
+        t.activity_id = m.message_id;
+    }
     Ok(t)
 }
 
@@ -702,8 +719,13 @@ pub async fn list_threads<T: Tx>(
     };
     let rows = tx
         .query(
+            // A former member's activity stops at the entry that ended its membership.
             "SELECT t.id FROM thread_members tm JOIN threads t ON t.id = tm.thread_id \
-             WHERE tm.user_id = ? AND t.activity_id < ? ORDER BY t.activity_id DESC LIMIT ?",
+             LEFT JOIN messages m ON tm.active = 0 AND m.thread_id = tm.thread_id AND m.seq = tm.left_seq \
+             WHERE tm.user_id = ? \
+             AND CASE WHEN tm.active = 1 THEN t.activity_id ELSE COALESCE(m.message_id, t.activity_id) END < ? \
+             ORDER BY CASE WHEN tm.active = 1 THEN t.activity_id ELSE COALESCE(m.message_id, t.activity_id) END DESC \
+             LIMIT ?",
             params![user, before, i64::from(limit) + 1],
         )
         .await?;
