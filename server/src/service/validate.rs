@@ -25,15 +25,24 @@ pub fn name_key(s: &str) -> String {
 }
 
 fn name_char_ok(c: char) -> bool {
-    // Alphabetic covers letters of every script (CJK included); combining marks (viramas, vowel
-    // signs, accents) complete them. Controls, spaces and invisible format characters fail.
-    c.is_alphabetic()
-        || c.is_numeric()
-        || unicode_normalization::char::is_combining_mark(c)
-        || matches!(c, '_' | '-' | '.')
+    use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
+    use icu_properties::{CodePointMapData, CodePointSetData};
+    // Invisible: format characters, variation selectors, Hangul fillers (which count as
+    // letters), the combining grapheme joiner. A name must look like what it is.
+    if CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c) {
+        return false;
+    }
+    // Alphabetic covers letters of every script (CJK included); nonspacing and spacing marks
+    // (viramas, vowel signs, accents) complete them. Enclosing marks draw over their base.
+    let mark = matches!(
+        CodePointMapData::<GeneralCategory>::new().get(c),
+        GeneralCategory::NonspacingMark | GeneralCategory::SpacingMark
+    );
+    c.is_alphabetic() || c.is_numeric() || mark || matches!(c, '_' | '-' | '.')
 }
 
-/// Checks a user name: 1-32 characters after NFC; letters, marks, digits and `_-.`.
+/// Checks a user name: 1-32 characters after NFC; letters, marks, digits and `_-.`, nothing
+/// invisible.
 pub fn user_name(raw: &str) -> Result<Name, &'static str> {
     let display: String = raw.nfc().collect();
     let chars = display.chars().count();
@@ -174,6 +183,27 @@ mod tests {
         assert!(user_name("zero\u{200b}width").is_err());
         assert!(user_name("rtl\u{202e}x").is_err());
         assert!(user_name("nul\0").is_err());
+        // Invisible characters, even those that count as letters or marks, and enclosing marks.
+        for bad in [
+            "a\u{fe0f}",  // variation selector
+            "a\u{34f}",   // combining grapheme joiner
+            "a\u{17b4}",  // Khmer inherent vowel (invisible)
+            "a\u{20dd}",  // combining enclosing circle
+            "\u{3164}",   // Hangul filler (Alphabetic, but blank)
+            "a\u{115f}b", // Hangul choseong filler
+            "\u{ffa0}x",  // halfwidth Hangul filler
+            "a\u{e0041}", // tag character
+            "a\u{ad}b",   // soft hyphen
+            "\u{301}a",   // a mark with nothing before it
+        ] {
+            assert!(user_name(bad).is_err(), "{bad:?} accepted");
+        }
+        // Marks that complete letters stay: Devanagari virama, a free-standing accent on q,
+        // Thai vowel and tone marks.
+        for good in ["क्षत्रिय", "q\u{301}", "สมชาย", "ผู้ใช้"]
+        {
+            assert!(user_name(good).is_ok(), "{good:?} refused");
+        }
         // NFC and case folding: composed and decomposed forms are the same name.
         assert_eq!(name_key("Ångström"), name_key("A\u{30a}ngstro\u{308}m"));
         assert_eq!(name_key("ÉCOLE"), name_key("école"));
