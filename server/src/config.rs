@@ -87,7 +87,7 @@ pub struct Settings {
     /// Close connections silent for this long, ms [default: 30000].
     #[arg(long, env = "CONFAB_IDLE_TIMEOUT_MS")]
     pub idle_timeout_ms: Option<u32>,
-    /// Largest message body in bytes [default: 4096].
+    /// Largest message body in bytes, at most half of --max-frame-bytes [default: 4096].
     #[arg(long, env = "CONFAB_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<u32>,
     /// Largest page of sync/history/lists [default: 200].

@@ -51,17 +51,30 @@ pub struct Running {
     pub bus: Arc<dyn cluster::Bus>,
 }
 
+/// Connections waiting to be accepted. Tokio's default (128, as std) makes a burst of reconnects
+/// after a restart wait out SYN retries; the kernel caps this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Opens the store (embedded in `cfg.data_dir`, or MySQL), joins the cluster if `cfg.bus_url`
 /// is set (subscribed before the first connection is accepted), binds `cfg.listen` and serves
 /// until the token is cancelled.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let hasher = Hasher::new(cfg.hash_concurrency)?;
-    let listener = TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: cfg.listen,
-            source,
-        })?;
+    let listener = bind(cfg.listen).map_err(|source| StartError::Listen {
+        addr: cfg.listen,
+        source,
+    })?;
     let addr = listener.local_addr().map_err(|source| StartError::Listen {
         addr: cfg.listen,
         source,
