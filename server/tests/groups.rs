@@ -210,7 +210,7 @@ async fn create_makes_the_creator_owner_with_a_created_entry() {
     assert_eq!(first.message_id, pushed.message_id);
     assert_eq!(first.sender_device_id, 0);
     assert!(first.client_msg_id.is_empty());
-    let gc = expect_change(first, Change::Created, owner.id(), None);
+    let gc = expect_change(first, Change::Created, owner.id(), Some(owner.id()));
     assert_eq!(gc.name, "Rustaceans 🦀");
     assert_eq!(gc.description, "crabs only");
     assert!(gc.open);

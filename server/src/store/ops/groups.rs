@@ -209,7 +209,7 @@ pub async fn create<T: Tx>(
     add_member(tx, &g, owner.user_id, pb::Role::Owner).await?;
     let mut fx = Effects::default();
     fx.members_changed.push(thread_id);
-    let mut gc = change(Change::Created, owner, None);
+    let mut gc = change(Change::Created, owner, Some(owner));
     gc.name = name.to_owned();
     gc.description = description.to_owned();
     gc.open = open;
