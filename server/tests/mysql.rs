@@ -603,7 +603,7 @@ async fn deadlocked_batch_runs_again_and_every_send_is_acked_once() {
     // ...while the other two queue up behind it and will form the next batch together.
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The heavy transaction changes many rows (so InnoDB picks the writer as the deadlock
-    // victim) and holds thread B.
+    // victim) and holds thread C.
     heavy.query_drop("START TRANSACTION").await.unwrap();
     heavy
         .query_drop("CREATE TEMPORARY TABLE ballast (id INT PRIMARY KEY, v INT) ENGINE=InnoDB")
@@ -616,19 +616,21 @@ async fn deadlocked_batch_runs_again_and_every_send_is_acked_once() {
     heavy
         .exec_drop(
             "SELECT id FROM threads WHERE id = ? FOR UPDATE",
-            (thread_b,),
+            (thread_c,),
         )
         .await
         .unwrap();
-    // Let the first batch through; the second locks thread C, then waits for thread B.
+    // Let the first batch through; the second locks its threads in id order: thread B, then
+    // it waits for thread C.
     light.query_drop("COMMIT").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    until_writer_waits(&mut watch, "the second batch behind thread B").await;
-    // The heavy transaction now wants thread C: a cycle. InnoDB rolls back the writer's batch.
+    until_writer_waits(&mut watch, "the second batch behind thread C").await;
+    // The heavy transaction now wants thread B: a cycle (it locked out of order, as no writer
+    // does). InnoDB rolls back the writer's batch.
     heavy
         .exec_drop(
             "UPDATE threads SET activity_id = activity_id WHERE id = ?",
-            (thread_c,),
+            (thread_b,),
         )
         .await
         .expect("the heavy transaction survives the deadlock");

@@ -258,7 +258,7 @@ pub async fn send_many<T: Tx>(
     // Only the first send of a repeated client_msg_id goes in bulk; the single path then finds
     // it stored and answers the others as duplicates.
     let mut seen = HashSet::new();
-    let check: Vec<(usize, u64, u64, u64, &str)> = reqs
+    let mut check: Vec<(usize, u64, u64, u64, &str)> = reqs
         .iter()
         .enumerate()
         .filter(|(_, r)| seen.insert((r.device_id, r.client_msg_id.as_str())))
@@ -272,6 +272,10 @@ pub async fn send_many<T: Tx>(
             )
         })
         .collect();
+    // The locking read takes row locks in the order of its rows: in thread order, every
+    // writer (on every node) locks the threads of its runs in one global order, so two runs
+    // wait for each other instead of deadlocking. The results are keyed by `i`.
+    check.sort_unstable_by_key(|&(i, thread, user, ..)| (thread, user, i));
     let rows = tx
         .query(BULK_CHECK, params![to_json(&check)?.as_str()])
         .await?;
