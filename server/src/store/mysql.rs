@@ -346,18 +346,16 @@ impl MysqlBackend {
         // No session reset when a reader's connection goes back to the pool: the reset drops
         // the connection's prepared statements, so every read paid a re-prepare (and the reset
         // a round trip). Readers change no session state; writers do, and opt back in.
-        let opts = OptsBuilder::from_opts(opts)
-            .stmt_cache_size(256)
-            .pool_opts(
-                PoolOpts::default()
-                    .with_constraints(constraints)
-                    .with_reset_connection(false)
-                    // With the default (0) the pool keeps only `min` idle connections and
-                    // closes every other one as it comes back: concurrent reads then paid a
-                    // connect, a login and their prepares each (~1,600 connects/s in a busy
-                    // group run). Idle connections now stay up to `max` for a minute.
-                    .with_inactive_connection_ttl(Duration::from_secs(60)),
-            );
+        let opts = OptsBuilder::from_opts(opts).stmt_cache_size(256).pool_opts(
+            PoolOpts::default()
+                .with_constraints(constraints)
+                .with_reset_connection(false)
+                // With the default (0) the pool keeps only `min` idle connections and
+                // closes every other one as it comes back: concurrent reads then paid a
+                // connect, a login and their prepares each (~1,600 connects/s in a busy
+                // group run). Idle connections now stay up to `max` for a minute.
+                .with_inactive_connection_ttl(Duration::from_secs(60)),
+        );
         let pool = Pool::new(opts);
 
         let started = tokio::time::Instant::now();

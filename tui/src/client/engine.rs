@@ -21,6 +21,12 @@ use super::{Auth, ClientConfig, ClientError, Command, ConnState, Event};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(100);
+/// How long a push beyond a gap waits for the missing entries before a sync fetches them. In a
+/// cluster, entries of one thread committed through different nodes can reach us out of order,
+/// a few milliseconds apart; syncing at once would cost a round trip per such pair.
+const GAP_GRACE: Duration = Duration::from_millis(200);
+/// Pushes held beyond a gap, per thread, before a sync is asked for without waiting.
+const HOLD_MAX: usize = 64;
 
 #[derive(Default)]
 struct ThreadSt {
@@ -38,6 +44,8 @@ struct ThreadSt {
     own: BTreeMap<u64, pb::ChatMessage>,
     /// The seq of a push held in `own` for a send's ack.
     held: Option<u64>,
+    /// Since when entries in `own` have waited on a gap below them (see [`GAP_GRACE`]).
+    gap_since: Option<Instant>,
     /// The cursor was moved to the newest entry without fetching history (`backlog: false`).
     skipped: bool,
 }
@@ -648,6 +656,21 @@ impl Engine {
                 }
             }
         }
+        let overdue: Vec<u64> = self
+            .threads
+            .iter_mut()
+            .filter(|(_, t)| {
+                t.gap_since
+                    .is_some_and(|g| now.duration_since(g) >= GAP_GRACE)
+            })
+            .map(|(id, t)| {
+                t.gap_since = None;
+                *id
+            })
+            .collect();
+        for id in overdue {
+            self.start_sync(link, id).await?;
+        }
         if now.duration_since(link.last_tx) >= link.heartbeat {
             self.request(link, Body::Ping(pb::Ping { nonce: 0 }), Pending::Ping)
                 .await?;
@@ -1054,6 +1077,16 @@ impl Engine {
             t.own.insert(m.seq, m);
             return Ok(());
         }
+        // A gap: the missing entries are most likely a moment behind (pushes committed through
+        // other cluster nodes), so hold this one for a while; the tick syncs if they do not come.
+        let far = m.seq - next > HOLD_MAX as u64;
+        if !far && t.own.len() < HOLD_MAX {
+            t.own.insert(m.seq, m);
+            t.gap_since.get_or_insert_with(Instant::now);
+            return Ok(());
+        }
+        t.own.insert(m.seq, m);
+        t.gap_since = None;
         self.start_sync(link, thread_id).await
     }
 
@@ -1079,6 +1112,13 @@ impl Engine {
             fresh.push(m);
         }
         t.own.retain(|seq, _| *seq > t.cursor);
+        if t.own.is_empty() {
+            t.gap_since = None;
+        } else if t.held.is_none() {
+            // Something waits on a gap (an own acked entry above someone else's missing push):
+            // the tick syncs if the gap does not close.
+            t.gap_since.get_or_insert_with(Instant::now);
+        }
         if fresh.is_empty() {
             return;
         }
