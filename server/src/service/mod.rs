@@ -1055,6 +1055,13 @@ impl<B: Backend> Service<B> {
                         .as_ref()
                         .is_some_and(|u| online.contains(&u.user_id));
                 }
+                self.fit(&mut list.members, &mut list.has_more, false, |m| {
+                    Body::GroupMemberList(pb::GroupMemberList {
+                        group_id: list.group_id,
+                        members: m.to_vec(),
+                        has_more: true,
+                    })
+                });
                 Some(Body::GroupMemberList(list))
             }
 

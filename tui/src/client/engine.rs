@@ -1079,7 +1079,7 @@ impl Engine {
         }
         // A gap: the missing entries are most likely a moment behind (pushes committed through
         // other cluster nodes), so hold this one for a while; the tick syncs if they do not come.
-        let far = m.seq - next > HOLD_MAX as u64;
+        let far = m.seq.saturating_sub(next) > HOLD_MAX as u64;
         if !far && t.own.len() < HOLD_MAX {
             t.own.insert(m.seq, m);
             t.gap_since.get_or_insert_with(Instant::now);
