@@ -96,6 +96,9 @@ pub struct Settings {
     /// Largest group [default: 2000].
     #[arg(long, env = "CONFAB_MAX_GROUP_MEMBERS")]
     pub max_group_members: Option<u32>,
+    /// Unanswered friend requests one user may have sent [default: 200].
+    #[arg(long, env = "CONFAB_MAX_PENDING_FRIEND_REQUESTS")]
+    pub max_pending_friend_requests: Option<u32>,
     /// Requests awaiting a reply per connection [default: 32].
     #[arg(long, env = "CONFAB_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<u32>,
@@ -160,6 +163,7 @@ pub struct Config {
     pub max_body_bytes: u32,
     pub max_page: u32,
     pub max_group_members: u32,
+    pub max_pending_friend_requests: u32,
     pub max_in_flight: u32,
     pub requests_per_second: u32,
     pub request_burst: u32,
@@ -219,6 +223,7 @@ impl Settings {
             max_body_bytes,
             max_page,
             max_group_members,
+            max_pending_friend_requests,
             max_in_flight,
             requests_per_second,
             request_burst,
@@ -325,6 +330,10 @@ impl Settings {
             max_group_members: nonzero(
                 self.max_group_members.unwrap_or(2000),
                 "max_group_members must be positive",
+            )?,
+            max_pending_friend_requests: nonzero(
+                self.max_pending_friend_requests.unwrap_or(200),
+                "max_pending_friend_requests must be positive",
             )?,
             max_in_flight: nonzero(
                 self.max_in_flight.unwrap_or(32),

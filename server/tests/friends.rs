@@ -718,3 +718,33 @@ async fn friend_requests_friends_and_groups_come_in_pages_that_fit_a_frame() {
         "pages cut to fit the frame: {sizes:?}"
     );
 }
+
+#[tokio::test]
+async fn unanswered_requests_one_user_sends_are_capped() {
+    let srv = TestServer::start_with(|c| c.max_pending_friend_requests = 2).await;
+    let mut spammer = srv.user("cap_sender").await;
+    let a = srv.user("cap_a").await;
+    let b = srv.user("cap_b").await;
+    let mut c = srv.user("cap_c").await;
+    let first = send_request(&mut spammer, a.id(), "").await;
+    send_request(&mut spammer, b.id(), "").await;
+    let e = spammer.fail(ask(c.id(), "")).await;
+    assert_eq!(e.code, ErrorCode::LimitReached as i32, "{e}");
+    // A request crossing one of theirs is an acceptance, not a new request: still allowed.
+    let theirs = send_request(&mut c, spammer.id(), "").await;
+    let accepted = request(spammer.ok(ask(c.id(), "")).await);
+    assert_eq!(accepted.request_id, theirs.request_id);
+    assert_eq!(accepted.state, pb::RequestState::Accepted as i32);
+    // Cancelling one makes room again.
+    assert!(matches!(
+        spammer
+            .ok(Body::CancelFriendRequest(pb::CancelFriendRequest {
+                request_id: first.request_id,
+            }))
+            .await,
+        Body::Ok(_)
+    ));
+    let mut d = srv.user("cap_d").await;
+    send_request(&mut spammer, d.id(), "").await;
+    assert_eq!(pending(&mut d).await.incoming.len(), 1);
+}

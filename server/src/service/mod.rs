@@ -896,7 +896,8 @@ impl<B: Backend> Service<B> {
             Body::SendFriendRequest(r) => {
                 let note = validate::note(&r.note).map_err(bad)?;
                 let to = r.user_id;
-                let req = write!(tx => friends::send_request(tx, &ids, me, to, &note).await);
+                let max = self.cfg.max_pending_friend_requests;
+                let req = write!(tx => friends::send_request(tx, &ids, me, to, &note, max).await);
                 Some(Body::FriendRequest(req))
             }
             Body::RespondFriendRequest(r) => {

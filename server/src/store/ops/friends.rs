@@ -76,6 +76,7 @@ pub async fn send_request<T: Tx>(
     from: u64,
     to: u64,
     note: &str,
+    max_pending: u32,
 ) -> StoreResult<(pb::FriendRequest, Effects)> {
     if from == to {
         return Err(StoreError::Invalid("cannot befriend yourself"));
@@ -89,6 +90,21 @@ pub async fn send_request<T: Tx>(
     }
     if let Some(theirs) = pending_between(tx, to, from).await? {
         return respond(tx, ids, theirs, from, true).await;
+    }
+    // One account cannot spray requests at everyone: its unanswered ones are capped.
+    let pending = tx
+        .query_opt(
+            "SELECT COUNT(*) FROM friend_requests WHERE from_id = ? AND state = ?",
+            params![from, state::PENDING],
+        )
+        .await?
+        .map(|r| r.u64(0))
+        .transpose()?
+        .unwrap_or(0);
+    if pending >= u64::from(max_pending) {
+        return Err(StoreError::LimitReached(
+            "too many of your friend requests are unanswered; cancel some first",
+        ));
     }
     let id = tx
         .insert(
