@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use confab_tui::client::{Auth, CacheMode, Client, ClientConfig, Event, Events};
+use confab_tui::client::Event;
 use confab_wire::pb;
 use confab_wire::{Body, Envelope, EnvelopeCodec};
 use futures::{SinkExt, StreamExt};
@@ -52,8 +52,6 @@ async fn scripted(listener: TcpListener, syncs: Arc<AtomicUsize>) {
     while let Some(Ok(env)) = f.next().await {
         let id = env.req_id;
         let reply = match env.body {
-            Some(Body::Hello(_)) => common::hello_ok(1, "u1", 1, "t"),
-            Some(Body::SyncEvents(_)) => Body::EventPage(pb::EventPage::default()),
             Some(Body::ListThreads(_)) => {
                 let list = Body::ThreadList(pb::ThreadList {
                     threads: vec![pb::Thread {
@@ -81,23 +79,16 @@ async fn scripted(listener: TcpListener, syncs: Arc<AtomicUsize>) {
                     last_seq: 4,
                 })
             }
-            Some(Body::Ping(p)) => Body::Pong(pb::Pong {
-                nonce: p.nonce,
-                server_time_ms: 0,
-            }),
-            _ => continue,
+            Some(other) => match common::scripted_reply(&other) {
+                Some(reply) => reply,
+                None => continue,
+            },
+            None => continue,
         };
         if id != 0 && f.send(Envelope::new(id, reply)).await.is_err() {
             return;
         }
     }
-}
-
-async fn next(events: &mut Events, deadline: tokio::time::Instant) -> Event {
-    tokio::time::timeout_at(deadline, events.recv())
-        .await
-        .expect("event in time")
-        .expect("events")
 }
 
 #[tokio::test]
@@ -106,15 +97,12 @@ async fn reordered_pushes_are_applied_in_order_and_a_lost_one_is_synced_after_th
     let addr = listener.local_addr().unwrap();
     let syncs = Arc::new(AtomicUsize::new(0));
     let server = tokio::spawn(scripted(listener, syncs.clone()));
-    let mut cfg = ClientConfig::new(addr.to_string());
-    cfg.cache = CacheMode::Memory;
-    let (client, mut events): (Client, Events) =
-        Client::start(cfg, Auth::Token("t".into())).unwrap();
+    let (client, mut events) = common::scripted_client(addr);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut got = Vec::new();
     let mut syncs_after_two = None;
     while got.len() < 4 {
-        if let Event::Message(m) = next(&mut events, deadline).await {
+        if let Event::Message(m) = common::next_before(&mut events, deadline).await {
             got.push(m.seq);
             if got.len() == 2 {
                 syncs_after_two = Some(syncs.load(Ordering::SeqCst));

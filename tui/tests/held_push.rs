@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use confab_tui::client::{Auth, CacheMode, Client, ClientConfig, Event, Events};
+use confab_tui::client::Event;
 use confab_wire::pb;
 use confab_wire::{Body, Envelope, EnvelopeCodec};
 use futures::{SinkExt, StreamExt};
@@ -44,8 +44,6 @@ async fn scripted(listener: tokio::net::TcpListener, refuse: bool, syncs: Arc<At
     while let Some(Ok(env)) = f.next().await {
         let id = env.req_id;
         let reply = match env.body {
-            Some(Body::Hello(_)) => common::hello_ok(1, "u1", 1, "t"),
-            Some(Body::SyncEvents(_)) => Body::EventPage(pb::EventPage::default()),
             Some(Body::ListThreads(_)) => Body::ThreadList(pb::ThreadList {
                 threads: vec![pb::Thread {
                     thread_id: 7,
@@ -91,11 +89,11 @@ async fn scripted(listener: tokio::net::TcpListener, refuse: bool, syncs: Arc<At
                     })
                 }
             }
-            Some(Body::Ping(p)) => Body::Pong(pb::Pong {
-                nonce: p.nonce,
-                server_time_ms: 0,
-            }),
-            _ => continue,
+            Some(other) => match common::scripted_reply(&other) {
+                Some(reply) => reply,
+                None => continue,
+            },
+            None => continue,
         };
         if id != 0 && f.send(Envelope::new(id, reply)).await.is_err() {
             return;
@@ -103,28 +101,21 @@ async fn scripted(listener: tokio::net::TcpListener, refuse: bool, syncs: Arc<At
     }
 }
 
-async fn next(events: &mut Events, deadline: tokio::time::Instant) -> Event {
-    tokio::time::timeout_at(deadline, events.recv())
-        .await
-        .expect("event in time")
-        .expect("events")
-}
-
 async fn run(refuse: bool) -> (Vec<(u64, String)>, usize) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let syncs = Arc::new(AtomicUsize::new(0));
     let server = tokio::spawn(scripted(listener, refuse, syncs.clone()));
-    let mut cfg = ClientConfig::new(addr.to_string());
-    cfg.cache = CacheMode::Memory;
-    let (client, mut events): (Client, Events) =
-        Client::start(cfg, Auth::Token("t".into())).unwrap();
+    let (client, mut events) = common::scripted_client(addr);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !matches!(next(&mut events, deadline).await, Event::Synced) {}
+    while !matches!(
+        common::next_before(&mut events, deadline).await,
+        Event::Synced
+    ) {}
     client.post(7, "mine").await.unwrap();
     let mut got = Vec::new();
     while got.len() < 2 {
-        if let Event::Message(m) = next(&mut events, deadline).await {
+        if let Event::Message(m) = common::next_before(&mut events, deadline).await {
             got.push((m.seq, m.body));
         }
     }

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use confab_tui::client::{Auth, CacheMode, Client, ClientConfig, Event, Events};
+use confab_tui::client::Event;
 use confab_wire::pb;
 use confab_wire::{Body, Envelope, EnvelopeCodec};
 use futures::{SinkExt, StreamExt};
@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::codec::Framed;
 
 const THREAD: u64 = 7;
-/// The device `common::hello_ok` below gives the client.
+/// The device `common::scripted_reply` gives the client.
 const DEVICE: u64 = 1;
 
 fn own_entry(seq: u64, client_msg_id: &str, body: &str) -> pb::ChatMessage {
@@ -63,14 +63,8 @@ fn ack(seq: u64, client_msg_id: String, duplicate: bool) -> Body {
 /// Answers what every connection asks; `None` for what the caller handles.
 fn common_reply(body: &Body, last_seq: u64) -> Option<Body> {
     match body {
-        Body::Hello(_) => Some(common::hello_ok(1, "u1", DEVICE, "t")),
-        Body::SyncEvents(_) => Some(Body::EventPage(pb::EventPage::default())),
         Body::ListThreads(_) => Some(thread_list(last_seq)),
-        Body::Ping(p) => Some(Body::Pong(pb::Pong {
-            nonce: p.nonce,
-            server_time_ms: 0,
-        })),
-        _ => None,
+        other => common::scripted_reply(other),
     }
 }
 
@@ -156,30 +150,23 @@ async fn scripted(listener: TcpListener) -> Vec<String> {
     new_sends
 }
 
-async fn next(events: &mut Events, deadline: tokio::time::Instant) -> Event {
-    tokio::time::timeout_at(deadline, events.recv())
-        .await
-        .expect("event in time (a queued send stuck behind a settled one?)")
-        .expect("events")
-}
-
 #[tokio::test]
 async fn a_send_settled_by_the_sync_before_its_retry_answers_does_not_block_the_next() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(scripted(listener));
-    let mut cfg = ClientConfig::new(addr.to_string());
-    cfg.cache = CacheMode::Memory;
-    let (client, mut events): (Client, Events) =
-        Client::start(cfg, Auth::Token("t".into())).unwrap();
+    let (client, mut events) = common::scripted_client(addr);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !matches!(next(&mut events, deadline).await, Event::Synced) {}
+    while !matches!(
+        common::next_before(&mut events, deadline).await,
+        Event::Synced
+    ) {}
     client.post(THREAD, "first").await.unwrap();
     client.post(THREAD, "second").await.unwrap();
 
     let mut got = Vec::new();
     while got.len() < 2 {
-        if let Event::Message(m) = next(&mut events, deadline).await {
+        if let Event::Message(m) = common::next_before(&mut events, deadline).await {
             got.push((m.seq, m.body));
         }
     }

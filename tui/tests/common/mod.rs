@@ -197,3 +197,32 @@ pub fn hello_ok(user_id: u64, name: &str, device_id: u64, token: &str) -> Body {
         ..Default::default()
     })
 }
+
+/// What a scripted server answers to the requests every connection makes (Hello as user 1
+/// "u1" on device 1 with token "t", SyncEvents, Ping); `None` for the rest.
+pub fn scripted_reply(body: &Body) -> Option<Body> {
+    match body {
+        Body::Hello(_) => Some(hello_ok(1, "u1", 1, "t")),
+        Body::SyncEvents(_) => Some(Body::EventPage(pb::EventPage::default())),
+        Body::Ping(p) => Some(Body::Pong(pb::Pong {
+            nonce: p.nonce,
+            server_time_ms: 0,
+        })),
+        _ => None,
+    }
+}
+
+/// A client core for a scripted server at `addr`: in-memory cache, resuming token "t".
+pub fn scripted_client(addr: SocketAddr) -> (Client, Events) {
+    let mut cfg = ClientConfig::new(addr.to_string());
+    cfg.cache = CacheMode::Memory;
+    Client::start(cfg, Auth::Token("t".into())).expect("client starts")
+}
+
+/// The next event before `deadline`.
+pub async fn next_before(events: &mut Events, deadline: tokio::time::Instant) -> Event {
+    tokio::time::timeout_at(deadline, events.recv())
+        .await
+        .expect("an event in time")
+        .expect("event stream ended")
+}
