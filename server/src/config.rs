@@ -99,6 +99,10 @@ pub struct Settings {
     /// Unanswered friend requests one user may have sent [default: 200].
     #[arg(long, env = "CONFAB_MAX_PENDING_FRIEND_REQUESTS")]
     pub max_pending_friend_requests: Option<u32>,
+    /// After a decline, how long the sender must wait to ask the same person again, in ms
+    /// [default: 86400000, a day].
+    #[arg(long, env = "CONFAB_FRIEND_REQUEST_COOLDOWN_MS")]
+    pub friend_request_cooldown_ms: Option<u64>,
     /// Requests awaiting a reply per connection [default: 32].
     #[arg(long, env = "CONFAB_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<u32>,
@@ -164,6 +168,7 @@ pub struct Config {
     pub max_page: u32,
     pub max_group_members: u32,
     pub max_pending_friend_requests: u32,
+    pub friend_request_cooldown: Duration,
     pub max_in_flight: u32,
     pub requests_per_second: u32,
     pub request_burst: u32,
@@ -224,6 +229,7 @@ impl Settings {
             max_page,
             max_group_members,
             max_pending_friend_requests,
+            friend_request_cooldown_ms,
             max_in_flight,
             requests_per_second,
             request_burst,
@@ -265,9 +271,12 @@ impl Settings {
             return Err(ConfigError::Invalid("node_id must be 0-1023"));
         }
         let max_frame_bytes = self.max_frame_bytes.unwrap_or(64 * 1024);
-        if max_frame_bytes < 1024 {
+        // Every single item a reply can page (a thread with its group and a last message of
+        // max_body_bytes, an event, a member) must fit a frame on its own, or paging stalls:
+        // with bodies at most half a frame, 8 KiB leaves 4 KiB for the rest.
+        if max_frame_bytes < 8192 {
             return Err(ConfigError::Invalid(
-                "max_frame_bytes must be at least 1024",
+                "max_frame_bytes must be at least 8192",
             ));
         }
         let heartbeat_ms = self.heartbeat_ms.unwrap_or(10_000);
@@ -335,6 +344,9 @@ impl Settings {
                 self.max_pending_friend_requests.unwrap_or(200),
                 "max_pending_friend_requests must be positive",
             )?,
+            friend_request_cooldown: Duration::from_millis(
+                self.friend_request_cooldown_ms.unwrap_or(86_400_000),
+            ),
             max_in_flight: nonzero(
                 self.max_in_flight.unwrap_or(32),
                 "max_in_flight must be positive",
@@ -420,5 +432,15 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(from_file.bus_url.as_deref(), Some("redis://r:6379"));
         assert!(from_file.proxy_protocol);
+    }
+
+    #[test]
+    fn frames_hold_any_single_item() {
+        // A page item (a thread with its group and a last message) must fit a frame alone.
+        assert!(parse(&["--max-frame-bytes", "4096", "--max-body-bytes", "1024"]).is_err());
+        assert!(parse(&["--max-frame-bytes", "8192", "--max-body-bytes", "4097"]).is_err());
+        let small = parse(&["--max-frame-bytes", "8192", "--max-body-bytes", "4096"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((small.max_frame_bytes, small.max_body_bytes), (8192, 4096));
     }
 }

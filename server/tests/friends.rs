@@ -181,12 +181,17 @@ async fn decline_leaves_them_strangers() {
         let p = pending(c).await;
         assert!(p.incoming.is_empty() && p.outgoing.is_empty());
     }
-    // Answering twice is a conflict, and a new request may follow.
+    // Answering twice is a conflict. The declined one waits (the cooldown, tested below);
+    // the one who declined may ask.
     assert_eq!(
         b.fail_code(respond(req.request_id, true)).await,
         ErrorCode::Conflict
     );
-    let again = send_request(&mut a, b.id(), "second try").await;
+    assert_eq!(
+        a.fail_code(ask(b.id(), "second try")).await,
+        ErrorCode::RateLimited
+    );
+    let again = send_request(&mut b, a.id(), "let's try").await;
     assert_eq!(again.state, pb::RequestState::Pending as i32);
     assert_ne!(again.request_id, req.request_id);
 }
@@ -533,8 +538,8 @@ async fn messages_to_an_offline_user_wait_in_the_thread_and_stay_after_sync() {
     assert_eq!(b2.sync(thread, 6).await.len(), 6);
 }
 
-/// Pages a list request until `has_more` is false; each page's items as `key`s, checking they
-/// ascend across pages.
+/// Pages a list request until `has_more` is false, checking the items ascend by `key` across
+/// pages; every item, and each page's size.
 async fn all_pages<T>(
     c: &mut Client,
     mut req: impl FnMut(u64) -> Body,
@@ -559,19 +564,19 @@ async fn all_pages<T>(
 
 #[tokio::test]
 async fn friend_requests_friends_and_groups_come_in_pages_that_fit_a_frame() {
-    // Small frames and pages, so that a dozen people with long notes fill several pages: the
-    // lists that others can grow (requests, invitations) must stay fetchable.
+    // The smallest frames a server accepts, so that a dozen people with long notes overflow
+    // one: the lists that others can grow (requests, invitations) must stay fetchable.
     let srv = TestServer::start_with(|c| {
-        c.max_frame_bytes = 4096;
-        c.max_body_bytes = 2048;
-        c.max_page = 8;
+        c.max_frame_bytes = 8192;
+        c.max_body_bytes = 4096;
+        c.max_page = 16;
     })
     .await;
     let mut target = srv.user("paged_target").await;
     let note = "n".repeat(500);
     let mut incoming_ids = Vec::new();
     let mut senders = Vec::new();
-    for i in 0..12 {
+    for i in 0..13 {
         let mut s = srv.user(&format!("paged_from_{i}")).await;
         incoming_ids.push(send_request(&mut s, target.id(), &note).await.request_id);
         senders.push(s);
@@ -624,11 +629,11 @@ async fn friend_requests_friends_and_groups_come_in_pages_that_fit_a_frame() {
     assert_eq!(got_out, outgoing_ids);
     assert!(reqs.iter().all(|(_, r)| r.note == note), "notes come whole");
     assert!(
-        sizes.iter().any(|n| *n < 8) && sizes.len() > 2,
-        "pages cut to fit the frame: {sizes:?}"
+        sizes.len() > 1 && sizes[0] < 16,
+        "16 requests with long notes do not fit one frame: {sizes:?}"
     );
 
-    // Accept them all: 12 friends, in pages of at most 8, by user id.
+    // Accept them all: 13 friends, in pages of the 5 asked for, by user id.
     for id in &incoming_ids {
         request(target.ok(respond(*id, true)).await);
     }
@@ -637,7 +642,7 @@ async fn friend_requests_friends_and_groups_come_in_pages_that_fit_a_frame() {
         |after| {
             Body::ListFriends(pb::ListFriends {
                 after_user_id: after,
-                limit: 0,
+                limit: 5,
             })
         },
         |b| match b {
@@ -655,7 +660,7 @@ async fn friend_requests_friends_and_groups_come_in_pages_that_fit_a_frame() {
         .map(|u| u.user_id)
         .collect();
     assert_eq!(got, want);
-    assert_eq!(sizes, vec![8, 4]);
+    assert_eq!(sizes, vec![5, 5, 3]);
     // An explicit smaller limit is honoured.
     match target
         .ok(Body::ListFriends(pb::ListFriends {
@@ -668,10 +673,10 @@ async fn friend_requests_friends_and_groups_come_in_pages_that_fit_a_frame() {
         b => panic!("expected FriendList, got {b:?}"),
     }
 
-    // Invitations to 10 groups with long descriptions, plus one group of the target's own.
+    // Invitations to 19 groups with long descriptions, plus one group of the target's own.
     let owner = &mut senders[0];
     let mut group_ids = Vec::new();
-    for i in 0..10 {
+    for i in 0..19 {
         let g = match owner
             .ok(Body::CreateGroup(pb::CreateGroup {
                 name: format!("paged group {i}"),
@@ -712,10 +717,10 @@ async fn friend_requests_friends_and_groups_come_in_pages_that_fit_a_frame() {
         groups.iter().map(|g| g.group_id).collect::<Vec<_>>(),
         group_ids
     );
-    assert_eq!(groups.iter().filter(|g| g.invited).count(), 10);
+    assert_eq!(groups.iter().filter(|g| g.invited).count(), 19);
     assert!(
-        sizes.iter().any(|n| *n < 8),
-        "pages cut to fit the frame: {sizes:?}"
+        sizes.len() > 1 && sizes[0] < 16,
+        "16 groups with long descriptions do not fit one frame: {sizes:?}"
     );
 }
 
@@ -747,4 +752,40 @@ async fn unanswered_requests_one_user_sends_are_capped() {
     let mut d = srv.user("cap_d").await;
     send_request(&mut spammer, d.id(), "").await;
     assert_eq!(pending(&mut d).await.incoming.len(), 1);
+}
+
+#[tokio::test]
+async fn asking_again_after_a_decline_waits_for_the_cooldown() {
+    let srv = TestServer::start_with(|c| {
+        c.friend_request_cooldown = std::time::Duration::from_millis(1500);
+    })
+    .await;
+    let mut asker = srv.user("cool_asker").await;
+    let mut target = srv.user("cool_target").await;
+    let first = send_request(&mut asker, target.id(), "hi").await;
+    request(target.ok(respond(first.request_id, false)).await);
+    let e = asker.fail(ask(target.id(), "please")).await;
+    assert_eq!(e.code, ErrorCode::RateLimited as i32, "{e}");
+    assert!(
+        e.retry_after_ms > 0 && e.retry_after_ms <= 1500,
+        "{}",
+        e.retry_after_ms
+    );
+    // The one who declined may still ask, whenever it likes.
+    let theirs = send_request(&mut target, asker.id(), "changed my mind").await;
+    assert_eq!(theirs.state, pb::RequestState::Pending as i32);
+    assert!(matches!(
+        target
+            .ok(Body::CancelFriendRequest(pb::CancelFriendRequest {
+                request_id: theirs.request_id,
+            }))
+            .await,
+        Body::Ok(_)
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(
+        u64::from(e.retry_after_ms) + 50,
+    ))
+    .await;
+    let again = send_request(&mut asker, target.id(), "one more time").await;
+    assert_eq!(again.state, pb::RequestState::Pending as i32);
 }

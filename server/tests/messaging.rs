@@ -192,6 +192,26 @@ async fn recall_and_edit_own_recent_messages_only() {
     assert_eq!(all[2].kind, pb::MessageKind::Edit as i32);
     assert_eq!(all[3].kind, pb::MessageKind::Recall as i32);
     assert_eq!(all[3].target_message_id, m2.message_id);
+
+    // Recalling the edited message takes its edits' text with it; other entries keep theirs.
+    let m3 = a.send_text(thread, "e5", "keep me").await;
+    a.ok(Body::Recall(pb::Recall {
+        thread_id: thread,
+        message_id: m1.message_id,
+        client_msg_id: "e6".into(),
+    }))
+    .await;
+    let all = b.sync(thread, 0).await;
+    assert_eq!(all.len(), 6);
+    assert!(all[0].recalled && all[0].body.is_empty());
+    assert_eq!(all[2].kind, pb::MessageKind::Edit as i32);
+    assert!(
+        all[2].body.is_empty() && all[2].recalled,
+        "the edit's text is gone: {:?}",
+        all[2]
+    );
+    assert_eq!(all[4].message_id, m3.message_id);
+    assert_eq!(all[4].body, "keep me");
 }
 
 #[tokio::test]

@@ -114,6 +114,7 @@ impl From<StoreError> for pb::Error {
             StoreError::Conflict(why) => err(ErrorCode::Conflict, why),
             StoreError::NameTaken => err(ErrorCode::NameTaken, "that name is taken"),
             StoreError::LimitReached(why) => err(ErrorCode::LimitReached, why),
+            StoreError::TooSoon(why, after) => err(ErrorCode::RateLimited, why).retry_after(after),
             StoreError::AuthFailed => err(ErrorCode::AuthFailed, "authentication failed"),
             StoreError::Invalid(why) => err(ErrorCode::BadRequest, why),
             StoreError::Duplicate => err(ErrorCode::Conflict, "already exists"),
@@ -889,15 +890,27 @@ impl<B: Backend> Service<B> {
                 };
                 let mut users = read!(tx => accounts::search(tx, me, &query, limit).await);
                 self.fill_presence(&mut users).await;
-                Some(Body::UserList(pb::UserList { users }))
+                let mut has_more = false;
+                self.fit(&mut users, &mut has_more, false, |u| {
+                    Body::UserList(pb::UserList {
+                        users: u.to_vec(),
+                        has_more: true,
+                    })
+                });
+                Some(Body::UserList(pb::UserList { users, has_more }))
             }
 
             // Friends
             Body::SendFriendRequest(r) => {
                 let note = validate::note(&r.note).map_err(bad)?;
                 let to = r.user_id;
-                let max = self.cfg.max_pending_friend_requests;
-                let req = write!(tx => friends::send_request(tx, &ids, me, to, &note, max).await);
+                let limits = friends::RequestLimits {
+                    max_pending: self.cfg.max_pending_friend_requests,
+                    cooldown_ms: i64::try_from(self.cfg.friend_request_cooldown.as_millis())
+                        .unwrap_or(i64::MAX),
+                };
+                let req =
+                    write!(tx => friends::send_request(tx, &ids, me, to, &note, limits).await);
                 Some(Body::FriendRequest(req))
             }
             Body::RespondFriendRequest(r) => {
@@ -1222,7 +1235,9 @@ impl<B: Backend> Service<B> {
         wrap: impl Fn(&[T]) -> Body,
     ) {
         let max = (self.cfg.max_frame_bytes as usize).saturating_sub(PAGE_SLACK);
-        while !items.is_empty() && Envelope::new(u64::MAX, wrap(items)).encoded_len() > max {
+        // One item always stays: an empty page that says `has_more` would never advance (the
+        // configuration keeps every single item within a frame).
+        while items.len() > 1 && Envelope::new(u64::MAX, wrap(items)).encoded_len() > max {
             let drop = (items.len() / 8).max(1);
             if from_front {
                 items.drain(..drop);

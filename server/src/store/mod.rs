@@ -36,6 +36,9 @@ pub enum StoreError {
     NameTaken,
     #[error("limit reached: {0}")]
     LimitReached(&'static str),
+    /// Allowed again after this many milliseconds.
+    #[error("too soon: {0}")]
+    TooSoon(&'static str, u32),
     #[error("authentication failed")]
     AuthFailed,
     #[error("invalid: {0}")]

@@ -903,6 +903,16 @@ fn insert_message(t: &mut ThreadView, mut m: pb::ChatMessage) {
                     target.body.clear();
                 }
             }
+            if kind == pb::MessageKind::Recall {
+                // Its edits held its text too.
+                for e in t.messages.values_mut().filter(|x| {
+                    x.kind == pb::MessageKind::Edit as i32
+                        && x.target_message_id == m.target_message_id
+                }) {
+                    e.recalled = true;
+                    e.body.clear();
+                }
+            }
         }
         _ => {}
     }

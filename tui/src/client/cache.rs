@@ -287,6 +287,35 @@ fn amend_target(tx: &rusqlite::Transaction<'_>, m: &pb::ChatMessage) -> Res<()> 
         "UPDATE messages SET data = ?3 WHERE thread_id = ?1 AND seq = ?2",
         params![to_i64(m.thread_id), seq, orig.encode_to_vec()],
     )?;
+    if m.kind == pb::MessageKind::Recall as i32 {
+        // Its edits held its text too; they follow it in the thread, before this recall.
+        let mut edits = Vec::new();
+        {
+            let mut q = tx.prepare(
+                "SELECT seq, data FROM messages WHERE thread_id = ?1 AND seq > ?2 AND seq < ?3",
+            )?;
+            let rows = q.query_map(params![to_i64(m.thread_id), seq, to_i64(m.seq)], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?;
+            for row in rows {
+                let (s, data) = row?;
+                let mut e = pb::ChatMessage::decode(data.as_slice())?;
+                if e.kind == pb::MessageKind::Edit as i32
+                    && e.target_message_id == m.target_message_id
+                {
+                    e.body.clear();
+                    e.recalled = true;
+                    edits.push((s, e.encode_to_vec()));
+                }
+            }
+        }
+        for (s, data) in edits {
+            tx.execute(
+                "UPDATE messages SET data = ?3 WHERE thread_id = ?1 AND seq = ?2",
+                params![to_i64(m.thread_id), s, data],
+            )?;
+        }
+    }
     Ok(())
 }
 
@@ -364,5 +393,35 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn a_recall_empties_the_edits_of_its_target() {
+        let c = Cache::memory().unwrap();
+        let amend = |seq, kind: pb::MessageKind, target, body: &str| {
+            let mut m = msg(7, seq, body);
+            m.kind = kind as i32;
+            m.target_message_id = target;
+            m
+        };
+        c.save_messages(
+            7,
+            &[
+                msg(7, 1, "secret"),
+                msg(7, 2, "other"),
+                amend(3, pb::MessageKind::Edit, 1001, "secret, edited"),
+                amend(4, pb::MessageKind::Edit, 1002, "other, edited"),
+            ],
+            4,
+        )
+        .unwrap();
+        c.save_messages(7, &[amend(5, pb::MessageKind::Recall, 1001, "")], 5)
+            .unwrap();
+        let msgs = c.messages(7, 0, 10).unwrap();
+        assert!(msgs[0].recalled && msgs[0].body.is_empty());
+        assert!(msgs[2].recalled && msgs[2].body.is_empty(), "{:?}", msgs[2]);
+        assert_eq!(msgs[1].body, "other, edited");
+        assert_eq!(msgs[3].body, "other, edited");
+        assert!(!msgs[3].recalled);
     }
 }

@@ -69,6 +69,15 @@ async fn pending_between<T: Tx>(tx: &mut T, from: u64, to: u64) -> StoreResult<O
     .transpose()
 }
 
+/// What keeps friend requests from becoming spam.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Unanswered requests one user may have sent.
+    pub max_pending: u32,
+    /// After a decline, the wait before asking the same person again.
+    pub cooldown_ms: i64,
+}
+
 /// Sends a friend request, or accepts the target's pending request to the sender.
 pub async fn send_request<T: Tx>(
     tx: &mut T,
@@ -76,7 +85,7 @@ pub async fn send_request<T: Tx>(
     from: u64,
     to: u64,
     note: &str,
-    max_pending: u32,
+    limits: RequestLimits,
 ) -> StoreResult<(pb::FriendRequest, Effects)> {
     if from == to {
         return Err(StoreError::Invalid("cannot befriend yourself"));
@@ -101,10 +110,29 @@ pub async fn send_request<T: Tx>(
         .map(|r| r.u64(0))
         .transpose()?
         .unwrap_or(0);
-    if pending >= u64::from(max_pending) {
+    if pending >= u64::from(limits.max_pending) {
         return Err(StoreError::LimitReached(
             "too many of your friend requests are unanswered; cancel some first",
         ));
+    }
+    // A declined request is an answer: asking again at once is pestering.
+    let declined = tx
+        .query_opt(
+            "SELECT MAX(answered_ms) FROM friend_requests WHERE from_id = ? AND to_id = ? AND state = ?",
+            params![from, to, state::DECLINED],
+        )
+        .await?
+        .map(|r| r.opt_i64(0))
+        .transpose()?
+        .flatten();
+    if let Some(at) = declined {
+        let wait = at.saturating_add(limits.cooldown_ms) - now_ms();
+        if wait > 0 {
+            return Err(StoreError::TooSoon(
+                "they declined your last request; you can ask again later",
+                u32::try_from(wait).unwrap_or(u32::MAX),
+            ));
+        }
     }
     let id = tx
         .insert(

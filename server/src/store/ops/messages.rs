@@ -402,7 +402,7 @@ pub async fn amend<T: Tx>(
     }
     let row = tx
         .query_opt(
-            "SELECT sender_id, kind, created_ms, recalled FROM messages WHERE thread_id = ? AND message_id = ?",
+            "SELECT sender_id, kind, created_ms, recalled, seq FROM messages WHERE thread_id = ? AND message_id = ?",
             params![req.thread_id, req.message_id],
         )
         .await?
@@ -430,6 +430,18 @@ pub async fn amend<T: Tx>(
             tx.exec(
                 "UPDATE messages SET recalled = 1, body = '' WHERE thread_id = ? AND message_id = ?",
                 params![req.thread_id, req.message_id],
+            )
+            .await?;
+            // Its edits carried its text too: they go with it (they follow it in the thread).
+            tx.exec(
+                "UPDATE messages SET recalled = 1, body = '' \
+                 WHERE thread_id = ? AND seq > ? AND target_message_id = ? AND kind = ?",
+                params![
+                    req.thread_id,
+                    row.u64(4)?,
+                    req.message_id,
+                    i64::from(pb::MessageKind::Edit as i32)
+                ],
             )
             .await?;
             (pb::MessageKind::Recall, "")
