@@ -949,29 +949,24 @@ impl<B: Backend> Service<B> {
             }
             Body::ListFriendRequests(l) => {
                 let (after, limit) = (l.after_request_id, self.page_limit(l.limit));
-                let list = read!(tx => friends::pending(tx, me, after, limit).await);
+                let (mut page, mut has_more) =
+                    read!(tx => friends::pending(tx, me, after, limit).await);
                 // One page over both directions, in request order, cut to fit a frame.
-                let mut has_more = list.has_more;
-                let mut all: Vec<(bool, pb::FriendRequest)> = list
-                    .incoming
-                    .into_iter()
-                    .map(|r| (true, r))
-                    .chain(list.outgoing.into_iter().map(|r| (false, r)))
-                    .collect();
-                all.sort_by_key(|(_, r)| r.request_id);
-                let split = |page: &[(bool, pb::FriendRequest)], has_more: bool| {
-                    let (incoming, outgoing): (Vec<_>, Vec<_>) =
-                        page.iter().cloned().partition(|(inc, _)| *inc);
+                let split = |page: &[pb::FriendRequest], has_more: bool| {
+                    let (incoming, outgoing) = page
+                        .iter()
+                        .cloned()
+                        .partition(|r| r.to.as_ref().is_some_and(|u| u.user_id == me));
                     pb::FriendRequestList {
-                        incoming: incoming.into_iter().map(|(_, r)| r).collect(),
-                        outgoing: outgoing.into_iter().map(|(_, r)| r).collect(),
+                        incoming,
+                        outgoing,
                         has_more,
                     }
                 };
-                self.fit(&mut all, &mut has_more, false, |p| {
+                self.fit(&mut page, &mut has_more, false, |p| {
                     Body::FriendRequestList(split(p, true))
                 });
-                Some(Body::FriendRequestList(split(&all, has_more)))
+                Some(Body::FriendRequestList(split(&page, has_more)))
             }
 
             // Groups

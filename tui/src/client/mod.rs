@@ -375,21 +375,36 @@ impl Client {
 
     /// All the caller's friends, ordered by user id (every page of `ListFriends`).
     pub async fn friends(&self) -> Result<Vec<pb::Friend>, ClientError> {
-        let mut all: Vec<pb::Friend> = Vec::new();
+        self.every_page(
+            |after| {
+                Body::ListFriends(pb::ListFriends {
+                    after_user_id: after,
+                    limit: 0,
+                })
+            },
+            |b| match b {
+                Body::FriendList(l) => Some((l.friends, l.has_more)),
+                _ => None,
+            },
+            |f| f.user.as_ref().map_or(0, |u| u.user_id),
+        )
+        .await
+    }
+
+    /// Requests pages (`req` given the last key so far) until one says there are no more.
+    async fn every_page<T>(
+        &self,
+        req: impl Fn(u64) -> Body,
+        page: impl Fn(Body) -> Option<(Vec<T>, bool)>,
+        key: impl Fn(&T) -> u64,
+    ) -> Result<Vec<T>, ClientError> {
+        let mut all: Vec<T> = Vec::new();
         loop {
-            let after = all
-                .last()
-                .and_then(|f| f.user.as_ref())
-                .map_or(0, |u| u.user_id);
-            let req = pb::ListFriends {
-                after_user_id: after,
-                limit: 0,
-            };
-            let Body::FriendList(page) = self.request(Body::ListFriends(req)).await? else {
-                return Err(ClientError::Unexpected("ListFriends"));
-            };
-            let (more, empty) = (page.has_more, page.friends.is_empty());
-            all.extend(page.friends);
+            let after = all.last().map_or(0, &key);
+            let (items, more) = page(self.request(req(after)).await?)
+                .ok_or(ClientError::Unexpected("a list page"))?;
+            let empty = items.is_empty();
+            all.extend(items);
             // An empty page that claims more would never advance.
             if !more || empty {
                 return Ok(all);
@@ -427,21 +442,20 @@ impl Client {
 
     /// All the caller's groups and pending invitations (every page of `ListGroups`).
     pub async fn groups(&self) -> Result<Vec<pb::Group>, ClientError> {
-        let mut all: Vec<pb::Group> = Vec::new();
-        loop {
-            let req = pb::ListGroups {
-                after_group_id: all.last().map_or(0, |g| g.group_id),
-                limit: 0,
-            };
-            let Body::GroupList(page) = self.request(Body::ListGroups(req)).await? else {
-                return Err(ClientError::Unexpected("ListGroups"));
-            };
-            let (more, empty) = (page.has_more, page.groups.is_empty());
-            all.extend(page.groups);
-            if !more || empty {
-                return Ok(all);
-            }
-        }
+        self.every_page(
+            |after| {
+                Body::ListGroups(pb::ListGroups {
+                    after_group_id: after,
+                    limit: 0,
+                })
+            },
+            |b| match b {
+                Body::GroupList(l) => Some((l.groups, l.has_more)),
+                _ => None,
+            },
+            |g| g.group_id,
+        )
+        .await
     }
 
     /// Known threads with the client's cursor in each.

@@ -361,7 +361,7 @@ pub async fn pending<T: Tx>(
     me: u64,
     after: u64,
     limit: u32,
-) -> StoreResult<pb::FriendRequestList> {
+) -> StoreResult<(Vec<pb::FriendRequest>, bool)> {
     let rows = tx
         .query(
             "SELECT id FROM friend_requests WHERE (to_id = ? OR from_id = ?) AND state = ? AND id > ? \
@@ -369,17 +369,9 @@ pub async fn pending<T: Tx>(
             params![me, me, state::PENDING, after, i64::from(limit) + 1],
         )
         .await?;
-    let mut list = pb::FriendRequestList {
-        has_more: rows.len() > limit as usize,
-        ..Default::default()
-    };
+    let mut page = Vec::with_capacity(rows.len().min(limit as usize));
     for r in rows.iter().take(limit as usize) {
-        let req = load_request(tx, r.u64(0)?).await?;
-        if req.to.as_ref().map(|u| u.user_id) == Some(me) {
-            list.incoming.push(req);
-        } else {
-            list.outgoing.push(req);
-        }
+        page.push(load_request(tx, r.u64(0)?).await?);
     }
-    Ok(list)
+    Ok((page, rows.len() > limit as usize))
 }
