@@ -661,6 +661,29 @@ async fn friend_requests_friends_and_groups_come_in_pages_that_fit_a_frame() {
         .collect();
     assert_eq!(got, want);
     assert_eq!(sizes, vec![5, 5, 3]);
+    // Cursors past the end give an empty last page; limits past the maximum are clamped.
+    match target
+        .ok(Body::ListFriendRequests(pb::ListFriendRequests {
+            after_request_id: u64::MAX,
+            limit: u32::MAX,
+        }))
+        .await
+    {
+        Body::FriendRequestList(l) => {
+            assert!(l.incoming.is_empty() && l.outgoing.is_empty() && !l.has_more)
+        }
+        b => panic!("expected FriendRequestList, got {b:?}"),
+    }
+    match target
+        .ok(Body::ListFriends(pb::ListFriends {
+            after_user_id: 0,
+            limit: u32::MAX,
+        }))
+        .await
+    {
+        Body::FriendList(l) => assert!(l.friends.len() == 13 && !l.has_more),
+        b => panic!("expected FriendList, got {b:?}"),
+    }
     // An explicit smaller limit is honoured.
     match target
         .ok(Body::ListFriends(pb::ListFriends {
