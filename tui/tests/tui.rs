@@ -964,3 +964,30 @@ fn message_times_use_the_offset_at_each_message() {
         "no message keeps the UTC time:\n{text}"
     );
 }
+
+/// In the vim preset `J`/`K` are the next/previous-conversation actions themselves, so they
+/// keep working when `next_thread` and `prev_thread` are rebound, and do not follow the keys
+/// those actions had before.
+#[test]
+fn vim_j_and_k_survive_rebinding_next_thread() {
+    let mut s = main_state(80, 24);
+    s.settings = confab_tui::app::config::Settings::parse(
+        "keymap = \"vim\"\n[keys]\nnext_thread = \"alt-n\"\nprev_thread = \"alt-p\"\nswitcher = \"ctrl-n\"\n",
+        false,
+    );
+    assert!(s.settings.problems.is_empty(), "{:?}", s.settings.problems);
+    assert_eq!(s.selected, Some(GROUP));
+    update(&mut s, key(KeyCode::Esc));
+    assert!(s.normal_mode);
+    update(&mut s, key(KeyCode::Char('J')));
+    assert!(s.popup.is_none(), "J is not Ctrl-N (now the switcher)");
+    assert_eq!(s.selected, Some(DM_ZHANG), "J: next conversation");
+    update(&mut s, key(KeyCode::Char('J')));
+    assert_eq!(s.selected, Some(DM_ALICE));
+    update(&mut s, key(KeyCode::Char('K')));
+    assert_eq!(s.selected, Some(DM_ZHANG), "K: previous conversation");
+    // The rebound key does the same.
+    update(&mut s, alt(KeyCode::Char('p')));
+    assert_eq!(s.selected, Some(GROUP));
+    assert!(s.normal_mode, "still reading");
+}

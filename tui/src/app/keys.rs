@@ -337,16 +337,9 @@ fn normal_key(s: &mut State, k: &KeyEvent, cmds: &mut Vec<Cmd>) -> bool {
             }
         }
         'g' => scroll_by(s, true, Some(usize::MAX / 2), cmds),
-        'J' => main_key(
-            s,
-            KeyEvent::new(KeyCode::Char('n'), KeyModifiers::CONTROL),
-            cmds,
-        ),
-        'K' => main_key(
-            s,
-            KeyEvent::new(KeyCode::Char('p'), KeyModifiers::CONTROL),
-            cmds,
-        ),
+        // The actions themselves, not the keys they are bound to: those can be rebound.
+        'J' => act(s, Action::NextThread, cmds),
+        'K' => act(s, Action::PrevThread, cmds),
         ':' | '/' => {
             s.normal_mode = false;
             if s.composer.is_empty() {
