@@ -3,6 +3,7 @@
 
 use confab_wire::pb;
 
+use super::layout;
 use super::msg::Cmd;
 use super::state::{Kind, Pending, SendState, State, ThreadView};
 use crate::text::nfc;
@@ -209,14 +210,14 @@ pub(super) fn retry(s: &mut State, cmds: &mut Vec<Cmd>) {
 
 /// Scrolls by `lines` (None: a page); at the top, asks for older history.
 pub(super) fn scroll_by(s: &mut State, up: bool, lines: Option<usize>, cmds: &mut Vec<Cmd>) {
-    let h = s.chat_height();
+    let h = layout::chat_height(s);
     let page = lines.unwrap_or(h.saturating_sub(2).max(1));
-    let width = crate::ui::chat_width(s.size.0);
+    let width = layout::chat_width(s.size.0);
     let Some(id) = s.selected else { return };
     let (total, complete) = s.thread(id).map_or((0, true), |t| {
-        let (l, complete) =
-            crate::ui::chat::window(s, t, width, t.scroll.saturating_add(page).saturating_add(h));
-        (l.len(), complete)
+        let need = t.scroll.saturating_add(page).saturating_add(h);
+        let laid = layout::chat_rows(s, t, width, need);
+        (laid.rows.len(), laid.complete)
     });
     // Without every loaded message laid out, the top is further up than `total`.
     let max = if complete {

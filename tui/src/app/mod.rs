@@ -8,8 +8,9 @@
 //! One concern per file, by what drives the reducer: [`msg`] (its inputs and outputs),
 //! [`state`], `keys` (keys on each screen), `popups`, `input` (text input), `commands` (slash
 //! commands), `events` (the client core's events and loaded data), `done` (results of
-//! operations) and `actions` (what several of those do: select, mark read, send, scroll,
-//! upsert).
+//! operations), `actions` (what several of those do: select, mark read, send, scroll,
+//! upsert) and [`layout`] (the screen's geometry and a thread's rows, which the renderer uses
+//! too: the renderer depends on app, never the reverse).
 
 mod actions;
 pub mod commands;
@@ -19,6 +20,7 @@ mod events;
 mod input;
 pub mod keymap;
 mod keys;
+pub mod layout;
 pub mod msg;
 mod popups;
 pub mod state;

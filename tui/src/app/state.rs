@@ -358,9 +358,4 @@ impl State {
     pub(super) fn visible(&self, thread_id: u64) -> bool {
         self.focused && self.selected == Some(thread_id) && matches!(self.screen, Screen::Main)
     }
-
-    /// Chat rows available (the run loop keeps `size` current).
-    pub fn chat_height(&self) -> usize {
-        usize::from(self.size.1).saturating_sub(4).max(1)
-    }
 }

@@ -4,6 +4,7 @@
 //! Everything measures grapheme clusters, never chars or bytes: `👨‍👩‍👧` is one cluster two
 //! cells wide, `e\u{301}` one cluster one cell wide, `中` two cells.
 
+pub mod clock;
 pub mod editor;
 
 use unicode_normalization::UnicodeNormalization;
