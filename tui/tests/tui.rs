@@ -964,3 +964,93 @@ fn message_times_use_the_offset_at_each_message() {
         "no message keeps the UTC time:\n{text}"
     );
 }
+
+/// In the vim preset `J`/`K` are the next/previous-conversation actions themselves, so they
+/// keep working when `next_thread` and `prev_thread` are rebound, and do not follow the keys
+/// those actions had before.
+#[test]
+fn vim_j_and_k_survive_rebinding_next_thread() {
+    let mut s = main_state(80, 24);
+    s.settings = confab_tui::app::config::Settings::parse(
+        "keymap = \"vim\"\n[keys]\nnext_thread = \"alt-n\"\nprev_thread = \"alt-p\"\nswitcher = \"ctrl-n\"\n",
+        false,
+    );
+    assert!(s.settings.problems.is_empty(), "{:?}", s.settings.problems);
+    assert_eq!(s.selected, Some(GROUP));
+    update(&mut s, key(KeyCode::Esc));
+    assert!(s.normal_mode);
+    update(&mut s, key(KeyCode::Char('J')));
+    assert!(s.popup.is_none(), "J is not Ctrl-N (now the switcher)");
+    assert_eq!(s.selected, Some(DM_ZHANG), "J: next conversation");
+    update(&mut s, key(KeyCode::Char('J')));
+    assert_eq!(s.selected, Some(DM_ALICE));
+    update(&mut s, key(KeyCode::Char('K')));
+    assert_eq!(s.selected, Some(DM_ZHANG), "K: previous conversation");
+    // The rebound key does the same.
+    update(&mut s, alt(KeyCode::Char('p')));
+    assert_eq!(s.selected, Some(GROUP));
+    assert!(s.normal_mode, "still reading");
+}
+
+/// The chat pane is as tall as the screen leaves it: with a three-row composer a page up moves
+/// the view by that pane's height less two rows of overlap (the old top row is still on
+/// screen, just above the "more below" rule), and paging to the top shows the first message.
+#[test]
+fn paging_with_a_three_row_composer_lands_where_the_screen_says() {
+    let mut s = main_state(80, 24);
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: GROUP,
+            msgs: (7..=60)
+                .map(|q| msg(GROUP, q, LI, 18, &format!("第{q}条")))
+                .collect(),
+        },
+    );
+    type_text(&mut s, "一");
+    update(&mut s, alt(KeyCode::Enter));
+    type_text(&mut s, "二");
+    update(&mut s, alt(KeyCode::Enter));
+    type_text(&mut s, "三");
+    let rows = |s: &State| -> Vec<String> { screen_text(s).lines().map(str::to_owned).collect() };
+    let screen = rows(&s);
+    // Title, 18 chat rows (1..=18), the separator (19), the composer (20..=22), the status.
+    assert!(screen[20].contains("> 一"), "{screen:#?}");
+    assert!(
+        screen[21].contains("二") && screen[22].contains("三"),
+        "{screen:#?}"
+    );
+    assert!(screen[19].contains('─'), "{screen:#?}");
+    // The message on a row: `第N条` (the thread list on the left shows only names).
+    let label = |row: &str| {
+        let from = row.find('第')?;
+        let len = row[from..].find('条')? + '条'.len_utf8();
+        Some(row[from..from + len].to_owned())
+    };
+    let top = label(&screen[1]);
+    assert_eq!(
+        top.as_deref(),
+        Some("第43条"),
+        "the newest rows fill the pane: {screen:#?}"
+    );
+
+    update(&mut s, key(KeyCode::PageUp));
+    assert_eq!(s.thread(GROUP).unwrap().scroll, 16, "18 rows less two");
+    let screen = rows(&s);
+    assert_eq!(
+        label(&screen[17]),
+        top,
+        "the old top row, just above the rule: {screen:#?}"
+    );
+    assert!(screen[18].contains("more below"), "{screen:#?}");
+
+    // Page to the top: the day and the first message are on screen, not hidden above it.
+    for _ in 0..10 {
+        update(&mut s, key(KeyCode::PageUp));
+    }
+    let text = screen_text(&s);
+    let screen = rows(&s);
+    assert!(screen[1].contains("2026-05-03"), "{screen:#?}");
+    assert!(screen[2].contains("早上好"), "{screen:#?}");
+    insta::assert_snapshot!("scrolled_top_three_row_composer_80x24", text);
+}

@@ -1,4 +1,12 @@
-//! Slash commands: parsing and Tab completion.
+//! Slash commands: parsing, Tab completion, and running them.
+
+use confab_wire::pb;
+
+use super::actions::retry;
+use super::msg::{Cmd, Op};
+use super::popups::{members_popup, open_popup};
+use super::state::{Popup, State};
+use crate::text::nfc;
 
 /// Every command, with its usage line (shown in help and on a usage error).
 pub const COMMANDS: &[(&str, &str)] = &[
@@ -148,6 +156,119 @@ fn common_prefix(v: &[String]) -> String {
         p.truncate(n);
     }
     p.into_iter().collect()
+}
+
+fn find_request(s: &State, name: Option<&str>) -> Option<u64> {
+    s.requests
+        .iter()
+        .find(|r| {
+            name.is_none_or(|n| {
+                r.from
+                    .as_ref()
+                    .is_some_and(|u| u.name.to_lowercase() == n.to_lowercase())
+            })
+        })
+        .map(|r| r.request_id)
+}
+
+fn current_group(s: &mut State) -> Option<u64> {
+    let g = s
+        .current()
+        .and_then(|t| t.group.as_ref().map(|g| g.group_id));
+    if g.is_none() {
+        s.error("this conversation is not a group");
+    }
+    g
+}
+
+fn member_id(s: &State, name: &str) -> Option<u64> {
+    let n = name.to_lowercase();
+    if let Some(Popup::Members { members, .. }) = &s.popup {
+        for m in members {
+            if let Some(u) = &m.user
+                && u.name.to_lowercase() == n
+            {
+                return Some(u.user_id);
+            }
+        }
+    }
+    None
+}
+
+/// Runs a `/command` typed in the composer.
+pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
+    use Command as C;
+    let c = match parse(line) {
+        Ok(c) => c,
+        Err(e) => {
+            s.error(e);
+            return;
+        }
+    };
+    match c {
+        C::Add(name) => cmds.push(Cmd::Op(Op::AddFriend(nfc(&name)))),
+        C::Accept(name) | C::Decline(name) => {
+            let accept = line.trim_start().starts_with("/accept");
+            match find_request(s, name.as_deref()) {
+                Some(request_id) => {
+                    s.requests.retain(|r| r.request_id != request_id);
+                    cmds.push(Cmd::Op(Op::Respond { request_id, accept }));
+                }
+                None => s.error(match name {
+                    Some(n) => format!("no pending request from {n}"),
+                    None => "no pending friend requests".into(),
+                }),
+            }
+        }
+        C::Msg(name, text) => cmds.push(Cmd::Op(Op::OpenDm(nfc(&name), text))),
+        C::GroupCreate(n) => cmds.push(Cmd::Op(Op::CreateGroup(nfc(&n)))),
+        C::GroupJoin(n) => cmds.push(Cmd::Op(Op::JoinGroup(nfc(&n)))),
+        C::GroupLeave => {
+            if let Some(g) = current_group(s) {
+                cmds.push(Cmd::Op(Op::LeaveGroup(g)));
+            }
+        }
+        C::GroupInvite(n) => {
+            if let Some(g) = current_group(s) {
+                cmds.push(Cmd::Op(Op::Invite(g, nfc(&n))));
+            }
+        }
+        C::GroupKick(n) => {
+            if let Some(g) = current_group(s) {
+                let id = member_id(s, &n).unwrap_or(0);
+                cmds.push(Cmd::Op(Op::Kick(g, id, nfc(&n))));
+            }
+        }
+        C::GroupRole(n, role) => {
+            if let Some(g) = current_group(s) {
+                let role = match role.to_lowercase().as_str() {
+                    "admin" => pb::Role::Admin,
+                    "member" => pb::Role::Member,
+                    _ => {
+                        s.error("role is admin or member");
+                        return;
+                    }
+                };
+                let id = member_id(s, &n).unwrap_or(0);
+                cmds.push(Cmd::Op(Op::SetRole(g, id, nfc(&n), role)));
+            }
+        }
+        C::Members => members_popup(s, cmds),
+        C::Search(q) => {
+            if let Some(t) = s.current_mut() {
+                t.search = q.map(|q| nfc(&q));
+                t.scroll = 0;
+            }
+        }
+        C::Retry => retry(s, cmds),
+        C::Reconnect => cmds.push(Cmd::ReconnectNow),
+        C::Logout => cmds.push(Cmd::Op(Op::Logout)),
+        C::Quit => {
+            s.quit = true;
+            cmds.push(Cmd::Quit);
+        }
+        C::Help => open_popup(s, Popup::Help { scroll: 0 }, cmds),
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 //! Everything measures grapheme clusters, never chars or bytes: `👨‍👩‍👧` is one cluster two
 //! cells wide, `e\u{301}` one cluster one cell wide, `中` two cells.
 
+pub mod clock;
 pub mod editor;
 
+use unicode_normalization::UnicodeNormalization;
 use unicode_segmentation::UnicodeSegmentation;
 use unicode_width::UnicodeWidthStr;
 
@@ -16,6 +18,18 @@ pub enum Ambiguous {
     #[default]
     Narrow,
     Wide,
+}
+
+/// Text in NFC: names and messages compare and search the same however they were typed.
+pub fn nfc(s: &str) -> String {
+    s.nfc().collect()
+}
+
+/// Text safe for a notification or the title: no control characters.
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Cells one grapheme cluster takes: 0 for controls, at most 2 (a terminal draws a cluster in

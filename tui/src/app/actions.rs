@@ -1,0 +1,275 @@
+//! What several inputs do alike: show a thread, mark it read, send, retry, scroll, and fold
+//! a thread or a message into the state.
+
+use confab_wire::pb;
+
+use super::layout;
+use super::msg::Cmd;
+use super::state::{Kind, Pending, SendState, State, ThreadView};
+use crate::text::nfc;
+
+/// Folds a thread from the list or a push into the state (counts, name, order).
+pub(super) fn upsert_thread(s: &mut State, t: pb::Thread, cmds: &mut Vec<Cmd>) {
+    let visible = s.visible(t.thread_id);
+    let th = s.thread_entry(t.thread_id);
+    if let Some(p) = &t.peer {
+        th.kind = Kind::Private;
+        th.name = nfc(&p.name);
+        th.peer_id = p.user_id;
+    }
+    if let Some(g) = &t.group {
+        th.kind = Kind::Group;
+        th.name = nfc(&g.name);
+        th.group = Some(g.clone());
+    }
+    if t.kind == pb::ThreadKind::Group as i32 {
+        th.kind = Kind::Group;
+    }
+    th.last_seq = th.last_seq.max(t.last_seq);
+    th.read_seq = th.read_seq.max(t.read_seq);
+    th.peer_read_seq = th.peer_read_seq.max(t.peer_read_seq);
+    th.activity_id = th.activity_id.max(t.activity_id);
+    th.can_send = t.can_send;
+    if visible {
+        let seq = th.last_seq;
+        if seq > th.read_seq {
+            th.read_seq = seq;
+            cmds.push(Cmd::MarkRead {
+                thread_id: th.id,
+                seq,
+            });
+        }
+        th.unread = 0;
+        th.mentions = 0;
+    } else {
+        th.unread = th.last_seq.saturating_sub(th.read_seq);
+        if th.unread == 0 {
+            th.mentions = 0;
+        }
+    }
+    s.sort_threads();
+}
+
+/// Shows the first thread when none is shown yet.
+pub(super) fn ensure_selection(s: &mut State, cmds: &mut Vec<Cmd>) {
+    if s.selected.is_none()
+        && let Some(id) = s.threads.first().map(|t| t.id)
+    {
+        select(s, id, cmds);
+    }
+}
+
+/// Applies an entry to a thread's message map (edits and recalls change their target).
+pub(super) fn insert_message(t: &mut ThreadView, mut m: pb::ChatMessage) {
+    m.body = nfc(&m.body);
+    if let Some(u) = m.sender.as_mut() {
+        u.name = nfc(&u.name);
+    }
+    let kind = pb::MessageKind::try_from(m.kind).unwrap_or(pb::MessageKind::Text);
+    match kind {
+        pb::MessageKind::Edit | pb::MessageKind::Recall => {
+            if let Some(target) = t
+                .messages
+                .values_mut()
+                .find(|x| x.message_id == m.target_message_id)
+            {
+                if kind == pb::MessageKind::Edit {
+                    target.body = m.body.clone();
+                    target.edited_ts_ms = m.server_ts_ms;
+                } else {
+                    target.recalled = true;
+                    target.body.clear();
+                }
+            }
+            if kind == pb::MessageKind::Recall {
+                // Its edits held its text too.
+                for e in t.messages.values_mut().filter(|x| {
+                    x.kind == pb::MessageKind::Edit as i32
+                        && x.target_message_id == m.target_message_id
+                }) {
+                    e.recalled = true;
+                    e.body.clear();
+                }
+            }
+        }
+        _ => {}
+    }
+    let seq = m.seq;
+    t.pending
+        .retain(|p| !matches!(p.state, SendState::Acked(s) if s == seq));
+    t.last_seq = t.last_seq.max(seq);
+    t.activity_id = t.activity_id.max(m.message_id);
+    t.messages.insert(seq, m);
+}
+
+/// Marks everything in a thread read (and tells the server when that moves its marker).
+pub(super) fn mark_read(s: &mut State, id: u64, cmds: &mut Vec<Cmd>) {
+    if let Some(t) = s.thread_mut(id) {
+        if t.last_seq > t.read_seq {
+            t.read_seq = t.last_seq;
+            cmds.push(Cmd::MarkRead {
+                thread_id: id,
+                seq: t.last_seq,
+            });
+        }
+        t.unread = 0;
+        t.mentions = 0;
+    }
+}
+
+/// Shows a thread: the composer's text goes back to the old thread's draft and the new
+/// thread's draft comes out (drafts are per thread and never discarded).
+pub(super) fn select(s: &mut State, id: u64, cmds: &mut Vec<Cmd>) {
+    if s.selected == Some(id) {
+        return;
+    }
+    let mut composer = std::mem::take(&mut s.composer);
+    if let Some(old) = s.current_mut() {
+        std::mem::swap(&mut old.draft, &mut composer);
+        old.search = None;
+    }
+    s.selected = Some(id);
+    s.history_pos = None;
+    let mut composer = std::mem::take(&mut s.composer);
+    let t = s.thread_entry(id);
+    std::mem::swap(&mut t.draft, &mut composer);
+    s.composer = composer;
+    let t = s.thread_entry(id);
+    t.marker_seq = t.read_seq;
+    t.scroll = 0;
+    t.new_below = 0;
+    if !t.loaded && !t.loading {
+        t.loading = true;
+        cmds.push(Cmd::History {
+            thread_id: id,
+            before_seq: 0,
+        });
+    }
+    mark_read(s, id, cmds);
+}
+
+pub(super) fn select_index(s: &mut State, i: usize, cmds: &mut Vec<Cmd>) {
+    if let Some(id) = s.threads.get(i).map(|t| t.id) {
+        select(s, id, cmds);
+    }
+}
+
+/// Queues text in the current thread; false (with a notice) when it cannot be sent there.
+pub(super) fn send_text(s: &mut State, text: String, cmds: &mut Vec<Cmd>) -> bool {
+    let Some(id) = s.selected else {
+        s.error("no conversation selected: add a friend (/add NAME) or join a group");
+        return false;
+    };
+    let key = s.take_key();
+    let now = s.now_ms;
+    let Some(t) = s.thread_mut(id) else {
+        return false;
+    };
+    if !t.can_send {
+        s.error("you can no longer write here");
+        return false;
+    }
+    t.pending.push(Pending {
+        key,
+        local_id: None,
+        body: text.clone(),
+        created_ms: now,
+        state: SendState::Queued,
+    });
+    t.scroll = 0;
+    t.new_below = 0;
+    s.last_typing_ms = i64::MIN / 2;
+    cmds.push(Cmd::Send {
+        thread_id: id,
+        key,
+        body: text,
+    });
+    true
+}
+
+/// Sends the current thread's failed messages again.
+pub(super) fn retry(s: &mut State, cmds: &mut Vec<Cmd>) {
+    let Some(id) = s.selected else { return };
+    let Some(t) = s.thread_mut(id) else { return };
+    let failed: Vec<Pending> = t
+        .pending
+        .iter()
+        .filter(|p| matches!(p.state, SendState::Failed(_)))
+        .cloned()
+        .collect();
+    if failed.is_empty() {
+        s.notice("nothing to retry");
+        return;
+    }
+    t.pending
+        .retain(|p| !matches!(p.state, SendState::Failed(_)));
+    for p in failed {
+        send_text(s, p.body, cmds);
+    }
+}
+
+/// Scrolls by `lines` (None: a page); at the top, asks for older history.
+pub(super) fn scroll_by(s: &mut State, up: bool, lines: Option<usize>, cmds: &mut Vec<Cmd>) {
+    let h = layout::chat_height(s);
+    let page = lines.unwrap_or(h.saturating_sub(2).max(1));
+    let width = layout::chat_width(s.size.0);
+    let Some(id) = s.selected else { return };
+    let (total, complete) = s.thread(id).map_or((0, true), |t| {
+        let need = t.scroll.saturating_add(page).saturating_add(h);
+        let laid = layout::chat_rows(s, t, width, need);
+        (laid.rows.len(), laid.complete)
+    });
+    // Without every loaded message laid out, the top is further up than `total`.
+    let max = if complete {
+        total.saturating_sub(h)
+    } else {
+        usize::MAX
+    };
+    let Some(t) = s.thread_mut(id) else { return };
+    if up {
+        t.scroll = t.scroll.saturating_add(page).min(max);
+        if t.scroll >= max && !t.oldest_done && !t.loading {
+            t.loading = true;
+            let before = t.messages.keys().next().copied().unwrap_or(0);
+            cmds.push(Cmd::History {
+                thread_id: id,
+                before_seq: before,
+            });
+        }
+    } else {
+        t.scroll = t.scroll.saturating_sub(page);
+        if t.scroll == 0 {
+            t.new_below = 0;
+            mark_read(s, id, cmds);
+        }
+    }
+}
+
+/// Back to the newest message, which is then read.
+pub(super) fn scroll_bottom(s: &mut State, cmds: &mut Vec<Cmd>) {
+    if let Some(t) = s.current_mut() {
+        t.scroll = 0;
+        t.new_below = 0;
+    }
+    if let Some(id) = s.selected {
+        mark_read(s, id, cmds);
+    }
+}
+
+/// The next (or previous) thread in the list, wrapping around.
+pub(super) fn step_thread(s: &mut State, forward: bool, cmds: &mut Vec<Cmd>) {
+    let n = s.threads.len();
+    if n == 0 {
+        return;
+    }
+    let cur = s
+        .selected
+        .and_then(|id| s.threads.iter().position(|t| t.id == id))
+        .unwrap_or(0);
+    let i = if forward {
+        (cur + 1) % n
+    } else {
+        (cur + n - 1) % n
+    };
+    select_index(s, i, cmds);
+}

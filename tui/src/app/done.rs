@@ -1,0 +1,66 @@
+//! Results of the multi-step operations ([`Op`](super::msg::Op)) the run loop ran as tasks.
+
+use confab_wire::pb;
+
+use super::actions::{select, send_text, upsert_thread};
+use super::msg::{Cmd, Done};
+use super::state::{Popup, State};
+
+/// Applies the result of an operation.
+pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
+    match d {
+        Done::Friends(mut f) => {
+            // The server pages by user id; people look for names.
+            f.sort_by_cached_key(|fr| fr.user.as_ref().map(|u| u.name.to_lowercase()));
+            for fr in &f {
+                if let Some(u) = &fr.user {
+                    s.presence.insert(u.user_id, fr.online);
+                }
+            }
+            s.friends = f;
+        }
+        Done::Requests(r) => {
+            s.requests = r
+                .into_iter()
+                .filter(|r| r.state == pb::RequestState::Pending as i32)
+                .collect();
+            if let Some(Popup::Requests { sel }) = &mut s.popup {
+                *sel = (*sel).min(s.requests.len().saturating_sub(1));
+            }
+        }
+        Done::Users(u) => {
+            if let Some(Popup::AddFriend { results, sel, .. }) = &mut s.popup {
+                *results = u;
+                *sel = 0;
+            }
+        }
+        Done::Members(gid, m) => {
+            if let Some(Popup::Members {
+                group_id,
+                members,
+                sel,
+            }) = &mut s.popup
+                && *group_id == gid
+            {
+                *members = m;
+                *sel = (*sel).min(members.len().saturating_sub(1));
+            }
+        }
+        Done::Open(t, text) => {
+            let id = t.thread_id;
+            upsert_thread(s, *t, cmds);
+            select(s, id, cmds);
+            if let Some(text) = text {
+                send_text(s, text, cmds);
+            }
+        }
+        Done::Info(i) => s.notice(i),
+        Done::Error(e) => s.error(e),
+        Done::LoggedOut => {
+            let server = s.server.clone();
+            let settings = s.settings.clone();
+            *s = State::new(settings, server);
+            s.notice("logged out");
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! What the client core reports (connection state, the session, pushes, acks) and what the
+//! run loop loads for the reducer (the thread list, the outbox, history pages).
+
+use confab_wire::pb;
+
+use super::actions::{ensure_selection, insert_message, upsert_thread};
+use super::keymap::Action;
+use super::msg::{Cmd, Op};
+use super::state::{Conn, LoginForm, PAGE, Pending, Screen, SendState, State};
+use crate::client::{ConnState, Event, OutboxItem};
+use crate::text::{nfc, sanitize};
+
+/// Time passed: typing notices and the status line's notice expire.
+pub(super) fn tick(s: &mut State) {
+    let now = s.now_ms;
+    for t in &mut s.threads {
+        t.typing.retain(|(_, until)| *until > now);
+    }
+    if s.notice.as_ref().is_some_and(|(_, _, u)| *u <= now) {
+        s.notice = None;
+    }
+}
+
+/// The thread list from the cache or the server.
+pub(super) fn threads(s: &mut State, list: Vec<(pb::Thread, u64)>, cmds: &mut Vec<Cmd>) {
+    for (t, _) in list {
+        upsert_thread(s, t, cmds);
+    }
+    ensure_selection(s, cmds);
+}
+
+/// The outbox at start: messages queued by an earlier run show as pending.
+pub(super) fn outbox(s: &mut State, items: Vec<OutboxItem>) {
+    for it in items {
+        let known = s
+            .thread(it.thread_id)
+            .is_some_and(|t| t.pending.iter().any(|p| p.local_id == Some(it.local_id)));
+        if !known {
+            let key = s.take_key();
+            s.thread_entry(it.thread_id).pending.push(Pending {
+                key,
+                local_id: Some(it.local_id),
+                body: it.body,
+                created_ms: it.created_ms,
+                state: SendState::Queued,
+            });
+        }
+    }
+}
+
+/// A page of history from the cache.
+pub(super) fn history(s: &mut State, thread_id: u64, msgs: Vec<pb::ChatMessage>) {
+    let t = s.thread_entry(thread_id);
+    t.loading = false;
+    t.loaded = true;
+    if (msgs.len() as u64) < u64::from(PAGE) || msgs.first().is_some_and(|m| m.seq <= 1) {
+        t.oldest_done = true;
+    }
+    for m in msgs {
+        insert_message(t, m);
+    }
+}
+
+/// A send reached the outbox (its local id) or could not be queued.
+pub(super) fn queued(s: &mut State, thread_id: u64, key: u64, result: Result<u64, String>) {
+    if let Some(t) = s.thread_mut(thread_id)
+        && let Some(p) = t.pending.iter_mut().find(|p| p.key == key)
+    {
+        match result {
+            Ok(local) => p.local_id = Some(local),
+            Err(e) => p.state = SendState::Failed(e),
+        }
+    }
+}
+
+pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
+    match ev {
+        Event::State(st) => {
+            s.conn = match st {
+                ConnState::Connecting { .. } => Conn::Connecting,
+                ConnState::Online { .. } => Conn::Online,
+                ConnState::Offline { retry_in, reason } => Conn::Offline {
+                    retry_at_ms: s.now_ms
+                        + i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX / 4),
+                    reason,
+                },
+                ConnState::Stopped { reason } => Conn::Stopped(reason),
+            };
+            if matches!(s.conn, Conn::Offline { .. } | Conn::Stopped(_)) {
+                // Presence seen before the drop is stale; the next sync reloads friends.
+                s.presence.clear();
+                for f in &mut s.friends {
+                    f.online = false;
+                }
+            }
+            if let Screen::Login(f) = &mut s.screen
+                && f.busy
+            {
+                match &s.conn {
+                    Conn::Stopped(r) => {
+                        f.busy = false;
+                        f.error = Some(friendly_auth_error(r));
+                        cmds.push(Cmd::Disconnect);
+                    }
+                    Conn::Offline { reason, .. } => {
+                        f.error = Some(format!("cannot connect: {reason} (retrying; Esc cancels)"));
+                    }
+                    _ => {}
+                }
+            } else if let Conn::Stopped(r) = &s.conn
+                && !s.authed
+            {
+                // The stored session was refused: log in again.
+                let mut form = LoginForm::default();
+                form.server.set(&s.server);
+                form.field = 1;
+                form.error = Some(friendly_auth_error(r));
+                s.screen = Screen::Login(Box::new(form));
+                cmds.push(Cmd::Disconnect);
+            }
+        }
+        Event::Session {
+            user,
+            device_id,
+            token,
+        } => {
+            s.me = Some(user.clone());
+            s.authed = true;
+            if let Screen::Login(_) = s.screen {
+                s.screen = Screen::Main;
+            }
+            cmds.push(Cmd::SaveSession {
+                user,
+                device_id,
+                token,
+            });
+        }
+        Event::Synced => {
+            s.conn = Conn::Online;
+            s.synced_once = true;
+            cmds.push(Cmd::LoadThreads);
+            cmds.push(Cmd::LoadOutbox);
+            cmds.push(Cmd::Op(Op::LoadFriends));
+            cmds.push(Cmd::Op(Op::LoadRequests));
+        }
+        Event::Thread(t) => {
+            upsert_thread(s, t, cmds);
+            ensure_selection(s, cmds);
+        }
+        Event::Message(m) => incoming(s, m, cmds),
+        Event::Acked { local_id, ack } => {
+            if let Some(t) = s.thread_mut(ack.thread_id) {
+                let seq = ack.seq;
+                let have = t.messages.contains_key(&seq);
+                t.pending.retain_mut(|p| {
+                    if p.local_id == Some(local_id) {
+                        p.state = SendState::Acked(seq);
+                        !have
+                    } else {
+                        true
+                    }
+                });
+            }
+        }
+        Event::SendFailed { local_id, error } => {
+            for t in &mut s.threads {
+                for p in &mut t.pending {
+                    if p.local_id == Some(local_id) {
+                        p.state = SendState::Failed(error.message.clone());
+                    }
+                }
+            }
+            s.error(format!(
+                "not sent: {} ({} retries)",
+                error.message,
+                s.settings.keymap.first(Action::Retry)
+            ));
+        }
+        Event::SendRetry { error, .. } => s.notice(format!("send delayed: {}", error.message)),
+        Event::UserEvent(e) => user_event(s, e, cmds),
+        Event::Presence(p) => {
+            if let Some(u) = p.user {
+                s.presence.insert(u.user_id, p.online);
+                for f in &mut s.friends {
+                    if f.user.as_ref().is_some_and(|x| x.user_id == u.user_id) {
+                        f.online = p.online;
+                    }
+                }
+            }
+        }
+        Event::Typing(t) => {
+            let me = s.my_id();
+            let now = s.now_ms;
+            if let Some(u) = t.user
+                && u.user_id != me
+                && let Some(th) = s.thread_mut(t.thread_id)
+            {
+                let until = now + i64::from(t.expires_ms.max(1000));
+                th.typing.retain(|(n, _)| *n != u.name);
+                th.typing.push((nfc(&u.name), until));
+            }
+        }
+        Event::ReadReceipt(r) => {
+            let me = s.my_id();
+            let visible = s.visible(r.thread_id);
+            if let Some(t) = s.thread_mut(r.thread_id) {
+                if r.user.as_ref().is_some_and(|u| u.user_id == me) {
+                    t.read_seq = t.read_seq.max(r.read_seq);
+                    if !visible {
+                        t.unread = t.last_seq.saturating_sub(t.read_seq);
+                        if t.unread == 0 {
+                            t.mentions = 0;
+                        }
+                    }
+                } else {
+                    t.peer_read_seq = t.peer_read_seq.max(r.read_seq);
+                }
+            }
+        }
+        Event::Frames { .. } => {}
+    }
+}
+
+fn friendly_auth_error(r: &str) -> String {
+    if r.contains("AUTH_FAILED") {
+        "wrong name or password".into()
+    } else if r.contains("CONFLICT") || r.contains("taken") {
+        "that name is taken".into()
+    } else {
+        r.to_owned()
+    }
+}
+
+fn user_event(s: &mut State, e: pb::UserEvent, cmds: &mut Vec<Cmd>) {
+    use pb::user_event::Kind as K;
+    let Some(kind) = e.kind else { return };
+    match kind {
+        K::FriendRequestReceived(r) => {
+            let from = r.from.as_ref().map(|u| nfc(&u.name)).unwrap_or_default();
+            if !s.requests.iter().any(|x| x.request_id == r.request_id) {
+                s.requests.push(r);
+            }
+            s.notice(format!(
+                "friend request from {from} ({} to answer)",
+                s.settings.keymap.first(Action::Requests)
+            ));
+            if s.synced_once {
+                cmds.push(Cmd::Notify {
+                    title: "confab".into(),
+                    body: sanitize(&format!("friend request from {from}")),
+                });
+            }
+        }
+        K::FriendRequestAnswered(r) | K::FriendRequestCancelled(r) => {
+            s.requests.retain(|x| x.request_id != r.request_id);
+            cmds.push(Cmd::Op(Op::LoadFriends));
+            cmds.push(Cmd::LoadThreads);
+        }
+        K::FriendRemoved(_) => cmds.push(Cmd::Op(Op::LoadFriends)),
+        K::GroupInvited(g) => s.notice(format!(
+            "invited to {} (/group join {})",
+            nfc(&g.name),
+            nfc(&g.name)
+        )),
+        K::GroupJoined(_) | K::GroupLeft(_) | K::GroupUpdated(_) => cmds.push(Cmd::LoadThreads),
+        K::ThreadAdded(t) => {
+            upsert_thread(s, t, cmds);
+            ensure_selection(s, cmds);
+        }
+    }
+}
+
+fn mentions(body: &str, me: &str) -> bool {
+    !me.is_empty()
+        && body
+            .to_lowercase()
+            .contains(&format!("@{}", me.to_lowercase()))
+}
+
+fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
+    let me = s.me.clone().unwrap_or_default();
+    let visible = s.visible(m.thread_id);
+    let notify_ok = s.synced_once;
+    let thread_id = m.thread_id;
+    let mine = m.sender.as_ref().is_some_and(|u| u.user_id == me.user_id);
+    let is_text = m.kind == pb::MessageKind::Text as i32;
+    let sender = m.sender.as_ref().map(|u| nfc(&u.name)).unwrap_or_default();
+    let t = s.thread_entry(thread_id);
+    let fresh = m.seq > t.last_seq;
+    let dup = t.messages.contains_key(&m.seq);
+    let body = nfc(&m.body);
+    insert_message(t, m.clone());
+    t.typing.retain(|(n, _)| *n != sender);
+    if dup {
+        return;
+    }
+    if !mine && is_text {
+        if visible && t.scroll == 0 {
+            if m.seq > t.read_seq {
+                t.read_seq = m.seq;
+                cmds.push(Cmd::MarkRead {
+                    thread_id,
+                    seq: m.seq,
+                });
+            }
+        } else if fresh {
+            t.unread += 1;
+            if mentions(&body, &me.name) {
+                t.mentions += 1;
+            }
+        }
+        if s.selected == Some(thread_id)
+            && let Some(t) = s.thread_mut(thread_id)
+            && t.scroll > 0
+        {
+            t.new_below += 1;
+        }
+        if fresh && notify_ok && !visible {
+            let tname = s
+                .thread(thread_id)
+                .map(|t| t.name.clone())
+                .unwrap_or_default();
+            let title = if tname == sender {
+                sender.clone()
+            } else {
+                format!("{sender} in {tname}")
+            };
+            cmds.push(Cmd::Notify {
+                title: sanitize(&title),
+                body: sanitize(&crate::text::truncate(&body, 120, s.settings.ambiguous)),
+            });
+        }
+    } else if visible && let Some(t) = s.thread_mut(thread_id) {
+        t.read_seq = t.read_seq.max(t.last_seq.min(m.seq));
+    }
+    s.sort_threads();
+}

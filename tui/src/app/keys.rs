@@ -1,0 +1,352 @@
+//! Keys: the login form, the main screen (through the keymap), the vim preset's normal mode
+//! and Ctrl-R search through sent messages. Popups have their own keys (`popups`).
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::actions::{
+    retry, scroll_bottom, scroll_by, select, select_index, send_text, step_thread,
+};
+use super::commands::{complete, run_command};
+use super::input::{edit, edit_line, history, remember, typed_char, typing};
+use super::keymap::Action;
+use super::msg::Cmd;
+use super::popups::{members_popup, open_popup, popup_key};
+use super::state::{Popup, Screen, State};
+use crate::client::Auth;
+use crate::text::editor::Editor;
+use crate::text::nfc;
+
+/// A key press on any screen.
+pub(super) fn key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
+    if k.kind == KeyEventKind::Release {
+        return;
+    }
+    // Suspending works on every screen and in every popup.
+    if s.settings.keymap.action(&k) == Some(Action::Suspend) {
+        cmds.push(Cmd::Suspend);
+        return;
+    }
+    match s.screen {
+        Screen::Login(_) => login_key(s, k, cmds),
+        Screen::Main => main_key(s, k, cmds),
+    }
+}
+
+fn login_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
+    let Screen::Login(f) = &mut s.screen else {
+        return;
+    };
+    let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+    match k.code {
+        KeyCode::Char('c') if ctrl => {
+            s.quit = true;
+            cmds.push(Cmd::Quit);
+        }
+        KeyCode::Char('t') if ctrl => f.register = !f.register,
+        KeyCode::Esc if f.busy => {
+            f.busy = false;
+            f.error = Some("cancelled".into());
+            cmds.push(Cmd::Disconnect);
+        }
+        KeyCode::Tab | KeyCode::Down => f.field = (f.field + 1) % 3,
+        KeyCode::BackTab | KeyCode::Up => f.field = (f.field + 2) % 3,
+        KeyCode::Enter if f.field < 2 => f.field += 1,
+        KeyCode::Enter => {
+            if f.busy {
+                return;
+            }
+            let server = f.server.text().trim().to_owned();
+            let name = nfc(f.name.text().trim());
+            let password = f.password.text().to_owned();
+            if server.is_empty() || name.is_empty() || password.is_empty() {
+                f.error = Some("server, name and password are all needed".into());
+                return;
+            }
+            f.busy = true;
+            f.error = None;
+            s.server = server.clone();
+            let auth = if f.register {
+                Auth::Register {
+                    name: name.clone(),
+                    password,
+                }
+            } else {
+                Auth::Login {
+                    name: name.clone(),
+                    password,
+                }
+            };
+            cmds.push(Cmd::Connect { server, auth, name });
+        }
+        _ => {
+            if !f.busy {
+                edit_line(f.field_mut(), &k);
+            }
+        }
+    }
+}
+
+fn main_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
+    if s.popup.is_some() {
+        popup_key(s, k, cmds);
+        return;
+    }
+    let action = s.settings.keymap.action(&k);
+    if s.rsearch.is_some() && reverse_search_key(s, &k, action) {
+        return;
+    }
+    if s.normal_mode && normal_key(s, &k, cmds) {
+        return;
+    }
+    let Some(action) = action else {
+        s.quit_armed = false;
+        if let Some(c) = typed_char(&k) {
+            s.composer.insert(c.encode_utf8(&mut [0; 4]));
+            s.history_pos = None;
+            typing(s, cmds);
+        }
+        return;
+    };
+    act(s, action, cmds);
+}
+
+/// What a keymap action does on the main screen, whichever key asked for it.
+fn act(s: &mut State, action: Action, cmds: &mut Vec<Cmd>) {
+    if action != Action::Interrupt {
+        s.quit_armed = false;
+    }
+    match action {
+        Action::Send => submit(s, cmds),
+        Action::Newline
+        | Action::Left
+        | Action::Right
+        | Action::WordLeft
+        | Action::WordRight
+        | Action::LineStart
+        | Action::LineEnd
+        | Action::Backspace
+        | Action::Delete
+        | Action::KillWord
+        | Action::KillToStart
+        | Action::KillToEnd
+        | Action::Yank
+        | Action::Undo => edit(&mut s.composer, action),
+        Action::HistoryPrev | Action::HistoryNext => history(s, action == Action::HistoryPrev),
+        Action::ReverseSearch => {
+            let original = s.composer.text().to_owned();
+            s.rsearch = Some((String::new(), None, original));
+        }
+        Action::Complete => {
+            let names = s.names();
+            let (new, cands) = complete(s.composer.text(), &names);
+            if let Some(t) = new {
+                s.composer.set(&t);
+            }
+            if cands.len() > 1 {
+                s.notice(cands.join("  "));
+            }
+        }
+        Action::NextThread => step_thread(s, true, cmds),
+        Action::PrevThread => step_thread(s, false, cmds),
+        Action::NextUnread => next_unread(s, cmds),
+        Action::ScrollUp => scroll_by(s, true, None, cmds),
+        Action::ScrollDown => scroll_by(s, false, None, cmds),
+        Action::ScrollBottom => scroll_bottom(s, cmds),
+        Action::Switcher => open_popup(
+            s,
+            Popup::Switcher {
+                query: Editor::new(),
+                sel: 0,
+            },
+            cmds,
+        ),
+        Action::Help => open_popup(s, Popup::Help { scroll: 0 }, cmds),
+        Action::Requests => open_popup(s, Popup::Requests { sel: 0 }, cmds),
+        Action::AddFriend => open_popup(
+            s,
+            Popup::AddFriend {
+                query: Editor::new(),
+                results: Vec::new(),
+                sel: 0,
+                searched: String::new(),
+            },
+            cmds,
+        ),
+        Action::Group => open_popup(
+            s,
+            Popup::Group {
+                name: Editor::new(),
+                join: false,
+            },
+            cmds,
+        ),
+        Action::Members => members_popup(s, cmds),
+        Action::Retry => retry(s, cmds),
+        Action::Cancel => cancel(s),
+        Action::Interrupt => interrupt(s, cmds),
+        Action::Thread1
+        | Action::Thread2
+        | Action::Thread3
+        | Action::Thread4
+        | Action::Thread5
+        | Action::Thread6
+        | Action::Thread7
+        | Action::Thread8
+        | Action::Thread9 => {
+            if let Some(i) = action.thread_index() {
+                select_index(s, i, cmds);
+            }
+        }
+        Action::Redraw => cmds.push(Cmd::Redraw),
+        Action::Suspend => cmds.push(Cmd::Suspend),
+    }
+}
+
+/// Enter: a `/command` runs, anything else is sent (`//` sends a leading slash).
+fn submit(s: &mut State, cmds: &mut Vec<Cmd>) {
+    let text = s.composer.text().to_owned();
+    if text.trim().is_empty() {
+        return;
+    }
+    if text.starts_with('/') && !text.starts_with("//") {
+        s.composer.take();
+        remember(s, &text);
+        run_command(s, &text, cmds);
+    } else {
+        let text = text.strip_prefix('/').map_or(text.clone(), str::to_owned);
+        if send_text(s, text.clone(), cmds) {
+            s.composer.take();
+            remember(s, &text);
+        }
+    }
+}
+
+/// The thread with unread messages to read next: mentions first, then the newest.
+fn next_unread(s: &mut State, cmds: &mut Vec<Cmd>) {
+    let next = s
+        .threads
+        .iter()
+        .filter(|t| Some(t.id) != s.selected)
+        .max_by_key(|t| (t.mentions > 0, t.unread > 0, t.activity_id))
+        .filter(|t| t.unread > 0)
+        .map(|t| t.id);
+    match next {
+        Some(id) => select(s, id, cmds),
+        None => s.notice("no unread messages"),
+    }
+}
+
+fn cancel(s: &mut State) {
+    // Esc never touches the draft: it only closes things (and, in the vim preset, enters
+    // normal mode).
+    if s.settings.keymap.vim
+        && s.notice.is_none()
+        && s.current().is_some_and(|t| t.search.is_none())
+    {
+        s.normal_mode = true;
+    }
+    s.notice = None;
+    if let Some(t) = s.current_mut() {
+        t.search = None;
+    }
+}
+
+/// Ctrl-C: clears the composer; on an empty one, asks to be pressed again, then quits.
+fn interrupt(s: &mut State, cmds: &mut Vec<Cmd>) {
+    if !s.composer.is_empty() {
+        // Undo brings it back.
+        s.composer.set("");
+    } else if s.quit_armed {
+        s.quit = true;
+        cmds.push(Cmd::Quit);
+    } else {
+        s.quit_armed = true;
+        s.notice(format!(
+            "press {} again to quit",
+            s.settings.keymap.first(Action::Interrupt)
+        ));
+    }
+}
+
+/// The newest sent message at or before `from` containing `q`.
+fn find_sent(s: &State, q: &str, from: usize) -> Option<usize> {
+    let from = from.min(s.sent_history.len());
+    s.sent_history[..from].iter().rposition(|h| h.contains(q))
+}
+
+/// Keys while Ctrl-R search is on. Returns true when the key was used; any other key ends the
+/// search (keeping the found text) and then does what it normally does.
+fn reverse_search_key(s: &mut State, k: &KeyEvent, action: Option<Action>) -> bool {
+    let Some((mut q, pos, original)) = s.rsearch.take() else {
+        return false;
+    };
+    let mut pos = pos;
+    if let Some(c) = typed_char(k) {
+        q.push(c);
+        pos = find_sent(s, &q, pos.map_or(usize::MAX, |p| p + 1));
+    } else if k.code == KeyCode::Backspace {
+        q.pop();
+        pos = find_sent(s, &q, usize::MAX);
+    } else if action == Some(Action::ReverseSearch) {
+        if let Some(p) = pos {
+            pos = find_sent(s, &q, p).or(Some(p));
+        }
+    } else if k.code == KeyCode::Esc {
+        s.composer.set(&original);
+        return true;
+    } else {
+        return false;
+    }
+    if let Some(p) = pos {
+        let text = s.sent_history[p].clone();
+        s.composer.set(&text);
+    }
+    s.rsearch = Some((q, pos, original));
+    true
+}
+
+/// Keys of the vim preset's normal mode; false lets the key go to the keymap.
+fn normal_key(s: &mut State, k: &KeyEvent, cmds: &mut Vec<Cmd>) -> bool {
+    let Some(c) = typed_char(k) else {
+        if k.code == KeyCode::Enter {
+            s.normal_mode = false;
+            return true;
+        }
+        return false;
+    };
+    match c {
+        'i' => s.normal_mode = false,
+        'a' => {
+            s.normal_mode = false;
+            s.composer.right();
+        }
+        'A' => {
+            s.normal_mode = false;
+            s.composer.end();
+        }
+        'I' => {
+            s.normal_mode = false;
+            s.composer.home();
+        }
+        'j' => scroll_by(s, false, Some(1), cmds),
+        'k' => scroll_by(s, true, Some(1), cmds),
+        'G' => {
+            if let Some(t) = s.current_mut() {
+                t.scroll = 0;
+                t.new_below = 0;
+            }
+        }
+        'g' => scroll_by(s, true, Some(usize::MAX / 2), cmds),
+        // The actions themselves, not the keys they are bound to: those can be rebound.
+        'J' => act(s, Action::NextThread, cmds),
+        'K' => act(s, Action::PrevThread, cmds),
+        ':' | '/' => {
+            s.normal_mode = false;
+            if s.composer.is_empty() {
+                s.composer.set(if c == ':' { "/" } else { "/search " });
+            }
+        }
+        _ => {}
+    }
+    true
+}

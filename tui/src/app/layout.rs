@@ -1,0 +1,399 @@
+//! The main screen's geometry and the rows a thread's messages take, computed once for both
+//! the reducer (how far a page scrolls, where the top is) and the renderer (where things are
+//! drawn), so the two cannot disagree. No styling: the renderer picks colours for these rows.
+
+use confab_wire::pb;
+
+use super::keymap::Action;
+use super::state::{Kind, SendState, State, ThreadView};
+use crate::text::clock::day_time;
+use crate::text::editor::Editor;
+use crate::text::{self, Ambiguous, cluster_width, truncate, width};
+
+/// Smallest usable terminal.
+pub const MIN_W: u16 = 40;
+pub const MIN_H: u16 = 10;
+/// The composer grows up to this many rows.
+pub const COMPOSER_MAX: usize = 5;
+/// Columns before a message's text: pad, `HH:MM`, space, 8-cell sender, space.
+pub const GUTTER: usize = 16;
+const SENDER_W: usize = 8;
+
+/// Width of the thread list at a terminal width (0: hidden).
+pub fn list_width(w: u16) -> u16 {
+    match w {
+        120.. => 24,
+        80.. => 18,
+        60.. => 14,
+        _ => 0,
+    }
+}
+
+/// Width of the chat pane.
+pub fn chat_width(w: u16) -> usize {
+    let l = list_width(w);
+    usize::from(w.saturating_sub(l + u16::from(l > 0)))
+}
+
+/// Visual rows of the composer text wrapped by cluster at `w` cells (the same rule as
+/// `Editor::caret`, so the caret maps exactly).
+pub fn composer_rows(text: &str, w: usize, amb: Ambiguous) -> Vec<String> {
+    use unicode_segmentation::UnicodeSegmentation;
+    let w = w.max(2);
+    let mut rows = vec![String::new()];
+    let mut col = 0;
+    for g in text.graphemes(true) {
+        if g == "\n" || g == "\r\n" {
+            rows.push(String::new());
+            col = 0;
+            continue;
+        }
+        let cw = cluster_width(g, amb);
+        if col + cw > w {
+            rows.push(String::new());
+            col = 0;
+        }
+        if let Some(r) = rows.last_mut() {
+            r.push_str(g);
+        }
+        col += cw;
+    }
+    rows
+}
+
+/// The main screen from top to bottom: a title row, the body (thread list, a rule, the chat
+/// pane), a separator, the composer (one to [`COMPOSER_MAX`] rows), the status line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MainLayout {
+    /// Width of the thread list (0: hidden); the chat pane starts at `chat_x`.
+    pub list_w: u16,
+    pub chat_x: u16,
+    pub chat_w: u16,
+    pub body_y: u16,
+    /// Rows of the thread list and of the chat pane.
+    pub body_h: u16,
+    pub sep_y: u16,
+    pub composer_y: u16,
+    /// Rows the composer shows.
+    pub composer_h: usize,
+    /// Cells for the composer's text (after the `> ` prompt).
+    pub composer_w: usize,
+    /// The composer's text wrapped into rows.
+    pub composer_rows: Vec<String>,
+    /// The caret's (row, column) in `composer_rows`.
+    pub caret: (usize, usize),
+    /// The first composer row shown (the caret stays visible).
+    pub composer_top: usize,
+    pub status_y: u16,
+}
+
+impl MainLayout {
+    /// The layout at a terminal size (columns, rows) with the composer holding `composer`.
+    pub fn new(size: (u16, u16), composer: &Editor, amb: Ambiguous) -> Self {
+        let (w, h) = size;
+        let composer_w = usize::from(w).saturating_sub(2);
+        let rows = composer_rows(composer.text(), composer_w, amb);
+        let caret = composer.caret(composer_w, amb);
+        let max_rows = COMPOSER_MAX.min(usize::from(h) / 4).max(1);
+        let composer_h = rows.len().max(caret.0 + 1).clamp(1, max_rows);
+        let body_y = 1;
+        let body_h = h.saturating_sub(3 + u16::try_from(composer_h).unwrap_or(1));
+        let sep_y = body_y + body_h;
+        let list_w = list_width(w);
+        let chat_x = if list_w > 0 { list_w + 1 } else { 0 };
+        MainLayout {
+            list_w,
+            chat_x,
+            chat_w: w.saturating_sub(chat_x),
+            body_y,
+            body_h,
+            sep_y,
+            composer_y: sep_y + 1,
+            composer_h,
+            composer_w,
+            composer_rows: rows,
+            caret,
+            composer_top: (caret.0 + 1).saturating_sub(composer_h),
+            status_y: h.saturating_sub(1),
+        }
+    }
+
+    /// The layout the state is drawn with (the run loop keeps `size` current).
+    pub fn of(s: &State) -> Self {
+        Self::new(s.size, &s.composer, s.settings.ambiguous)
+    }
+}
+
+/// Chat rows on screen: what a page scrolls by.
+pub fn chat_height(s: &State) -> usize {
+    usize::from(MainLayout::of(s).body_h).max(1)
+}
+
+/// A mark after a message: edited, read by the peer, or how its send is going.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    pub kind: MarkKind,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkKind {
+    Edited,
+    Read,
+    Sending,
+    Sent,
+    Failed,
+}
+
+/// The time and sender in front of a message's first row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// `HH:MM` in the configured zone.
+    pub time: String,
+    /// The sender's name, cut to fit; empty in a run of messages from one sender.
+    pub name: String,
+    /// Blanks after the name up to the text column.
+    pub pad: usize,
+    pub sender_id: u64,
+}
+
+/// One row of the chat pane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Row {
+    /// A day separator (the day number since 1970-01-01).
+    Day(i64),
+    /// The "new" divider before the first message unread when the thread was opened.
+    New,
+    /// A row of a message's text; the first carries the head, the last the mark if it fits.
+    Text {
+        head: Option<Head>,
+        text: String,
+        /// System text or a recalled message.
+        dim: bool,
+        mark: Option<Mark>,
+    },
+    /// A mark that did not fit after the text, on a row of its own.
+    Mark(Mark),
+}
+
+/// The rows of a thread's newest messages.
+#[derive(Debug, Clone)]
+pub struct ChatRows {
+    pub rows: Vec<Row>,
+    /// The rows start at the oldest loaded message.
+    pub complete: bool,
+}
+
+/// A message or a pending send, before it is cut into rows.
+struct Item {
+    ts_ms: i64,
+    sender: String,
+    sender_id: u64,
+    body: String,
+    dim: bool,
+    mark: Option<Mark>,
+    /// None for my sends not yet in the thread.
+    seq: Option<u64>,
+    system: bool,
+}
+
+/// The last `need` (or a few more) rows of a thread in a pane `pane_w` cells wide, and whether
+/// they start at the oldest loaded message. Only the messages that can be on screen are laid
+/// out, so a frame costs the same with 10,000 messages in memory as with 20.
+pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatRows {
+    let amb = s.settings.ambiguous;
+    let text_w = pane_w.saturating_sub(GUTTER).max(8);
+    let mut from_seq = 0;
+    if t.search.is_none() && need != usize::MAX {
+        // A lower bound (separators and marks only add rows): when the loop stops early the
+        // window holds at least `need` rows.
+        let mut est = t.pending.len();
+        for m in t.messages.values().rev() {
+            if est > need {
+                break;
+            }
+            est += text::wrap(&m.body, text_w, amb).len();
+            from_seq = m.seq;
+        }
+    }
+    let complete = t
+        .messages
+        .keys()
+        .next()
+        .is_none_or(|first| from_seq <= *first);
+    let items = items(s, t, from_seq);
+    let me = s.my_id();
+    let mut rows = Vec::new();
+    let mut last_day = None;
+    let mut prev: Option<(u64, i64)> = None;
+    let mut marker_done = t.marker_seq >= t.last_seq || (!complete && t.marker_seq < from_seq);
+    for it in items {
+        // Each message with the offset in effect at its own time (DST).
+        let (day, time) = day_time(it.ts_ms, s.settings.zone.offset_s(it.ts_ms));
+        if last_day != Some(day) {
+            rows.push(Row::Day(day));
+            last_day = Some(day);
+            prev = None;
+        }
+        if !marker_done
+            && let Some(seq) = it.seq
+            && seq > t.marker_seq
+            && it.sender_id != me
+        {
+            rows.push(Row::New);
+            marker_done = true;
+        }
+        let same = prev.is_some_and(|(id, ts)| {
+            id == it.sender_id && !it.system && it.ts_ms - ts < 5 * 60 * 1000
+        });
+        prev = (!it.system).then_some((it.sender_id, it.ts_ms));
+        let name = if same || it.system {
+            String::new()
+        } else {
+            truncate(&it.sender, SENDER_W, amb)
+        };
+        let mut head = Some(Head {
+            time,
+            pad: SENDER_W.saturating_sub(width(&name, amb)),
+            name,
+            sender_id: it.sender_id,
+        });
+        let wrapped = text::wrap(&it.body, text_w, amb);
+        let n = wrapped.len();
+        for (i, line) in wrapped.into_iter().enumerate() {
+            let mut mark = None;
+            let mut own_row = None;
+            if i + 1 == n
+                && let Some(m) = &it.mark
+            {
+                // The mark goes on its own row when it does not fit after the text.
+                if width(&line, amb) + width(&m.text, amb) <= text_w {
+                    mark = Some(m.clone());
+                } else {
+                    own_row = Some(Mark {
+                        kind: m.kind,
+                        text: m.text.trim_start().to_owned(),
+                    });
+                }
+            }
+            rows.push(Row::Text {
+                head: head.take(),
+                text: line,
+                dim: it.dim,
+                mark,
+            });
+            if let Some(m) = own_row {
+                rows.push(Row::Mark(m));
+            }
+        }
+    }
+    ChatRows { rows, complete }
+}
+
+/// A system message's text (group changes).
+fn system_text(m: &pb::ChatMessage) -> String {
+    use pb::group_change::Kind as G;
+    let Some(c) = &m.group_change else {
+        return m.body.clone();
+    };
+    let actor = c.actor.as_ref().map_or("someone", |u| u.name.as_str());
+    let subject = c.subject.as_ref().map_or("someone", |u| u.name.as_str());
+    match G::try_from(c.kind) {
+        Ok(G::Created) => format!("{actor} created the group"),
+        Ok(G::Joined) => format!("{subject} joined"),
+        Ok(G::Left) => format!("{subject} left"),
+        Ok(G::Kicked) => format!("{actor} removed {subject}"),
+        Ok(G::Updated) => format!("{actor} updated the group"),
+        _ => format!("{actor} changed {subject}'s role"),
+    }
+}
+
+fn mark(kind: MarkKind, text: impl Into<String>) -> Option<Mark> {
+    Some(Mark {
+        kind,
+        text: text.into(),
+    })
+}
+
+/// The messages from `from_seq` on as shown (search applied, edits and recalls folded in),
+/// then my pending sends.
+fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
+    let me = s.my_id();
+    let query = t.search.as_ref().map(|q| q.to_lowercase());
+    // The newest of my messages the peer has read (DM read receipt).
+    let read_mark = if t.kind == Kind::Private {
+        t.messages
+            .values()
+            .filter(|m| m.sender.as_ref().is_some_and(|u| u.user_id == me))
+            .filter(|m| m.seq <= t.peer_read_seq)
+            .map(|m| m.seq)
+            .next_back()
+    } else {
+        None
+    };
+    let mut items = Vec::new();
+    for m in t.messages.range(from_seq..).map(|(_, m)| m) {
+        let kind = pb::MessageKind::try_from(m.kind).unwrap_or(pb::MessageKind::Text);
+        if matches!(kind, pb::MessageKind::Edit | pb::MessageKind::Recall) {
+            continue;
+        }
+        let system = kind == pb::MessageKind::System;
+        let (body, dim) = if system {
+            (system_text(m), true)
+        } else if m.recalled {
+            ("(message recalled)".to_owned(), true)
+        } else {
+            (m.body.clone(), false)
+        };
+        if let Some(q) = &query
+            && !body.to_lowercase().contains(q)
+        {
+            continue;
+        }
+        let mut suffix = None;
+        if m.edited_ts_ms != 0 && !m.recalled {
+            suffix = mark(MarkKind::Edited, " (edited)");
+        }
+        if Some(m.seq) == read_mark {
+            suffix = mark(MarkKind::Read, " ✓ read");
+        }
+        let sender = m.sender.as_ref();
+        items.push(Item {
+            ts_ms: m.server_ts_ms,
+            sender: sender.map_or(String::new(), |u| u.name.clone()),
+            sender_id: sender.map_or(0, |u| u.user_id),
+            body,
+            dim,
+            mark: suffix,
+            seq: Some(m.seq),
+            system,
+        });
+    }
+    if query.is_none() {
+        let my_name = s.me.as_ref().map_or("me".to_owned(), |u| u.name.clone());
+        for p in &t.pending {
+            let suffix = match &p.state {
+                SendState::Queued => mark(MarkKind::Sending, " (sending…)"),
+                SendState::Acked(_) => mark(MarkKind::Sent, " (sent)"),
+                SendState::Failed(e) => mark(
+                    MarkKind::Failed,
+                    format!(
+                        " (failed: {e}; {} retries)",
+                        s.settings.keymap.first(Action::Retry)
+                    ),
+                ),
+            };
+            items.push(Item {
+                ts_ms: p.created_ms,
+                sender: my_name.clone(),
+                sender_id: me,
+                body: p.body.clone(),
+                dim: false,
+                mark: suffix,
+                seq: None,
+                system: false,
+            });
+        }
+    }
+    items
+}

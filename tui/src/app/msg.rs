@@ -1,0 +1,112 @@
+//! The reducer's vocabulary: what goes in ([`Msg`], with the [`Done`] results of [`Op`]s) and
+//! what comes out ([`Cmd`], executed by the run loop).
+
+use confab_wire::pb;
+use crossterm::event::KeyEvent;
+
+use crate::client::{Auth, Event, OutboxItem};
+
+/// Inputs to the reducer.
+// Messages are moved once from the loop into `update`, never stored in bulk: boxing the core
+// event would only add an allocation per event.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Key(KeyEvent),
+    /// A bracketed paste (crossterm delivers it whole).
+    Paste(String),
+    Resize(u16, u16),
+    Focus(bool),
+    /// Time passed (countdowns, typing expiry, notices).
+    Tick,
+    Core(Event),
+    Threads(Vec<(pb::Thread, u64)>),
+    Outbox(Vec<OutboxItem>),
+    History {
+        thread_id: u64,
+        msgs: Vec<pb::ChatMessage>,
+    },
+    Queued {
+        thread_id: u64,
+        key: u64,
+        result: Result<u64, String>,
+    },
+    Done(Done),
+}
+
+/// Results of [`Op`]s.
+#[derive(Debug, Clone)]
+pub enum Done {
+    Friends(Vec<pb::Friend>),
+    Requests(Vec<pb::FriendRequest>),
+    Users(Vec<pb::Profile>),
+    Members(u64, Vec<pb::GroupMember>),
+    /// A conversation to show (and text to send there).
+    Open(Box<pb::Thread>, Option<String>),
+    Info(String),
+    Error(String),
+    LoggedOut,
+}
+
+/// Multi-step operations on the client core, run as tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    LoadFriends,
+    LoadRequests,
+    SearchUsers(String),
+    AddFriend(String),
+    Respond { request_id: u64, accept: bool },
+    CreateGroup(String),
+    JoinGroup(String),
+    LeaveGroup(u64),
+    Invite(u64, String),
+    Kick(u64, u64, String),
+    SetRole(u64, u64, String, pb::Role),
+    Members(u64),
+    OpenDm(String, Option<String>),
+    Logout,
+}
+
+/// Effects, executed by the run loop.
+#[derive(Debug, Clone)]
+pub enum Cmd {
+    Connect {
+        server: String,
+        auth: Auth,
+        name: String,
+    },
+    /// Stop the client core (login cancelled or refused).
+    Disconnect,
+    SaveSession {
+        user: pb::User,
+        device_id: u64,
+        token: String,
+    },
+    Send {
+        thread_id: u64,
+        key: u64,
+        body: String,
+    },
+    History {
+        thread_id: u64,
+        before_seq: u64,
+    },
+    LoadThreads,
+    LoadOutbox,
+    Op(Op),
+    MarkRead {
+        thread_id: u64,
+        seq: u64,
+    },
+    Typing(u64),
+    Notify {
+        title: String,
+        body: String,
+    },
+    ReconnectNow,
+    /// Repaint everything (Ctrl-L).
+    Redraw,
+    /// Stop the process like any terminal program (Ctrl-Z); `fg` resumes and repaints.
+    Suspend,
+    Quit,
+}

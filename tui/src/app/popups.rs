@@ -1,0 +1,301 @@
+//! Popups: opening them and their keys (help, friend requests, add a friend, groups, members,
+//! the quick switcher), one function per popup.
+
+use confab_wire::pb;
+use crossterm::event::{KeyCode, KeyEvent};
+
+use super::actions::select;
+use super::input::edit_line;
+use super::msg::{Cmd, Op};
+use super::state::{Popup, State};
+use crate::text::editor::Editor;
+use crate::text::nfc;
+
+/// Shows a popup, asking for what it lists.
+pub(super) fn open_popup(s: &mut State, p: Popup, cmds: &mut Vec<Cmd>) {
+    match &p {
+        Popup::Requests { .. } => cmds.push(Cmd::Op(Op::LoadRequests)),
+        Popup::Members { group_id, .. } => cmds.push(Cmd::Op(Op::Members(*group_id))),
+        _ => {}
+    }
+    s.popup = Some(p);
+}
+
+/// The members of the current group (an error in a private conversation).
+pub(super) fn members_popup(s: &mut State, cmds: &mut Vec<Cmd>) {
+    match s
+        .current()
+        .and_then(|t| t.group.as_ref().map(|g| g.group_id))
+    {
+        Some(group_id) => open_popup(
+            s,
+            Popup::Members {
+                group_id,
+                members: Vec::new(),
+                sel: 0,
+            },
+            cmds,
+        ),
+        None => s.error("this conversation is not a group"),
+    }
+}
+
+/// Threads matching a switcher query, best first: a case-insensitive subsequence match,
+/// scored by how early and how tightly the letters match.
+pub fn switcher_matches(s: &State, query: &str) -> Vec<u64> {
+    let q: Vec<char> = query.to_lowercase().chars().collect();
+    let mut scored: Vec<(i64, usize, u64)> = s
+        .threads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            let name: Vec<char> = t.name.to_lowercase().chars().collect();
+            let mut score = 0i64;
+            let mut pos = 0usize;
+            let mut last: Option<usize> = None;
+            for c in &q {
+                let found = name[pos..].iter().position(|x| x == c)? + pos;
+                score += match last {
+                    Some(l) if found == l + 1 => 3,
+                    _ => 1,
+                };
+                if found == 0 {
+                    score += 2;
+                }
+                last = Some(found);
+                pos = found + 1;
+            }
+            Some((score, i, t.id))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    scored.into_iter().map(|(_, _, id)| id).collect()
+}
+
+/// A key while a popup is open; the popup closes when its handler says so.
+pub(super) fn popup_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
+    let Some(mut p) = s.popup.take() else { return };
+    let keep = match &mut p {
+        Popup::Help { scroll } => help_key(scroll, &k),
+        Popup::Requests { sel } => requests_key(s, sel, &k, cmds),
+        Popup::AddFriend {
+            query,
+            results,
+            sel,
+            searched,
+        } => add_friend_key(query, results, sel, searched, &k, cmds),
+        Popup::Group { name, join } => group_key(name, join, &k, cmds),
+        Popup::Members {
+            group_id,
+            members,
+            sel,
+        } => members_key(s, *group_id, members, sel, &k, cmds),
+        Popup::Switcher { query, sel } => switcher_key(s, query, sel, &k, cmds),
+    };
+    // Kept unless a handler put another popup in its place.
+    if keep && s.popup.is_none() {
+        s.popup = Some(p);
+    }
+}
+
+fn help_key(scroll: &mut usize, k: &KeyEvent) -> bool {
+    match k.code {
+        KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') | KeyCode::F(1) => false,
+        KeyCode::Down | KeyCode::Char('j') => {
+            *scroll += 1;
+            true
+        }
+        KeyCode::Up | KeyCode::Char('k') => {
+            *scroll = scroll.saturating_sub(1);
+            true
+        }
+        KeyCode::PageDown => {
+            *scroll += 10;
+            true
+        }
+        KeyCode::PageUp => {
+            *scroll = scroll.saturating_sub(10);
+            true
+        }
+        _ => true,
+    }
+}
+
+fn requests_key(s: &mut State, sel: &mut usize, k: &KeyEvent, cmds: &mut Vec<Cmd>) -> bool {
+    match k.code {
+        KeyCode::Esc | KeyCode::Char('q') => false,
+        KeyCode::Down | KeyCode::Char('j') => {
+            *sel = (*sel + 1).min(s.requests.len().saturating_sub(1));
+            true
+        }
+        KeyCode::Up | KeyCode::Char('k') => {
+            *sel = sel.saturating_sub(1);
+            true
+        }
+        KeyCode::Char('a') | KeyCode::Enter | KeyCode::Char('d') | KeyCode::Char('x') => {
+            if let Some(r) = s.requests.get(*sel) {
+                let accept = matches!(k.code, KeyCode::Char('a') | KeyCode::Enter);
+                cmds.push(Cmd::Op(Op::Respond {
+                    request_id: r.request_id,
+                    accept,
+                }));
+                let id = r.request_id;
+                s.requests.retain(|x| x.request_id != id);
+                *sel = (*sel).min(s.requests.len().saturating_sub(1));
+            }
+            true
+        }
+        _ => true,
+    }
+}
+
+fn add_friend_key(
+    query: &mut Editor,
+    results: &[pb::Profile],
+    sel: &mut usize,
+    searched: &mut String,
+    k: &KeyEvent,
+    cmds: &mut Vec<Cmd>,
+) -> bool {
+    match k.code {
+        KeyCode::Esc => false,
+        KeyCode::Down => {
+            *sel = (*sel + 1).min(results.len().saturating_sub(1));
+            true
+        }
+        KeyCode::Up => {
+            *sel = sel.saturating_sub(1);
+            true
+        }
+        KeyCode::Enter => {
+            let q = query.text().trim().to_owned();
+            if !results.is_empty() && *searched == q {
+                if let Some(u) = results.get(*sel).and_then(|p| p.user.clone()) {
+                    cmds.push(Cmd::Op(Op::AddFriend(u.name)));
+                }
+                false
+            } else if !q.is_empty() {
+                *searched = q.clone();
+                cmds.push(Cmd::Op(Op::SearchUsers(q)));
+                true
+            } else {
+                true
+            }
+        }
+        _ => {
+            edit_line(query, k);
+            true
+        }
+    }
+}
+
+fn group_key(name: &mut Editor, join: &mut bool, k: &KeyEvent, cmds: &mut Vec<Cmd>) -> bool {
+    match k.code {
+        KeyCode::Esc => false,
+        KeyCode::Tab | KeyCode::BackTab => {
+            *join = !*join;
+            true
+        }
+        KeyCode::Enter => {
+            let n = nfc(name.text().trim());
+            if n.is_empty() {
+                true
+            } else {
+                cmds.push(Cmd::Op(if *join {
+                    Op::JoinGroup(n)
+                } else {
+                    Op::CreateGroup(n)
+                }));
+                false
+            }
+        }
+        _ => {
+            edit_line(name, k);
+            true
+        }
+    }
+}
+
+fn members_key(
+    s: &mut State,
+    group_id: u64,
+    members: &[pb::GroupMember],
+    sel: &mut usize,
+    k: &KeyEvent,
+    cmds: &mut Vec<Cmd>,
+) -> bool {
+    match k.code {
+        KeyCode::Esc | KeyCode::Char('q') => false,
+        KeyCode::Down | KeyCode::Char('j') => {
+            *sel = (*sel + 1).min(members.len().saturating_sub(1));
+            true
+        }
+        KeyCode::Up | KeyCode::Char('k') => {
+            *sel = sel.saturating_sub(1);
+            true
+        }
+        KeyCode::Char('x') | KeyCode::Char('p') => {
+            let allowed = s
+                .threads
+                .iter()
+                .filter_map(|t| t.group.as_ref())
+                .any(|g| g.group_id == group_id && g.my_role >= pb::Role::Admin as i32);
+            if !allowed {
+                s.error("only the owner and admins can do that");
+            } else if let Some(m) = members.get(*sel)
+                && let Some(u) = &m.user
+            {
+                if k.code == KeyCode::Char('x') {
+                    cmds.push(Cmd::Op(Op::Kick(group_id, u.user_id, u.name.clone())));
+                } else {
+                    let role = if m.role == pb::Role::Admin as i32 {
+                        pb::Role::Member
+                    } else {
+                        pb::Role::Admin
+                    };
+                    cmds.push(Cmd::Op(Op::SetRole(
+                        group_id,
+                        u.user_id,
+                        u.name.clone(),
+                        role,
+                    )));
+                }
+            }
+            true
+        }
+        _ => true,
+    }
+}
+
+fn switcher_key(
+    s: &mut State,
+    query: &mut Editor,
+    sel: &mut usize,
+    k: &KeyEvent,
+    cmds: &mut Vec<Cmd>,
+) -> bool {
+    match k.code {
+        KeyCode::Esc => false,
+        KeyCode::Down | KeyCode::Tab => {
+            *sel += 1;
+            true
+        }
+        KeyCode::Up | KeyCode::BackTab => {
+            *sel = sel.saturating_sub(1);
+            true
+        }
+        KeyCode::Enter => {
+            let m = switcher_matches(s, query.text());
+            if let Some(id) = m.get((*sel).min(m.len().saturating_sub(1))) {
+                select(s, *id, cmds);
+            }
+            false
+        }
+        _ => {
+            if edit_line(query, k) {
+                *sel = 0;
+            }
+            true
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Everything on screen: the state the reducer changes and the renderer reads.
+
+use std::collections::{BTreeMap, HashMap};
+
+use confab_wire::pb;
+
+use super::config::Settings;
+use crate::text::editor::Editor;
+use crate::text::sanitize;
+
+/// History pages loaded from the cache at a time.
+pub const PAGE: u32 = 200;
+/// How long a notice stays on the status line.
+const NOTICE_MS: i64 = 8_000;
+
+#[derive(Debug, Clone, Default)]
+pub struct LoginForm {
+    pub server: Editor,
+    pub name: Editor,
+    pub password: Editor,
+    /// 0 server, 1 name, 2 password.
+    pub field: usize,
+    pub register: bool,
+    pub error: Option<String>,
+    /// Waiting for the server.
+    pub busy: bool,
+}
+
+impl LoginForm {
+    pub fn field_mut(&mut self) -> &mut Editor {
+        match self.field {
+            0 => &mut self.server,
+            1 => &mut self.name,
+            _ => &mut self.password,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Screen {
+    Login(Box<LoginForm>),
+    Main,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendState {
+    /// In the outbox (offline, or waiting for the ack).
+    Queued,
+    /// Stored by the server as this seq; the entry itself has not arrived yet.
+    Acked(u64),
+    Failed(String),
+}
+
+/// One of my messages not yet in the thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// UI key (the outbox id is only known once queued).
+    pub key: u64,
+    pub local_id: Option<u64>,
+    pub body: String,
+    pub created_ms: i64,
+    pub state: SendState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Private,
+    Group,
+}
+
+#[derive(Debug, Clone)]
+pub struct ThreadView {
+    pub id: u64,
+    pub kind: Kind,
+    pub name: String,
+    pub peer_id: u64,
+    pub group: Option<pb::Group>,
+    pub last_seq: u64,
+    pub read_seq: u64,
+    pub peer_read_seq: u64,
+    pub activity_id: u64,
+    pub unread: u64,
+    pub mentions: u64,
+    pub can_send: bool,
+    pub messages: BTreeMap<u64, pb::ChatMessage>,
+    pub pending: Vec<Pending>,
+    /// The composer's text while another thread is shown.
+    pub draft: Editor,
+    /// Lines scrolled up from the bottom (0 = following new messages).
+    pub scroll: usize,
+    /// Messages that arrived while scrolled up.
+    pub new_below: u64,
+    /// History requested from the cache at least once.
+    pub loaded: bool,
+    pub loading: bool,
+    /// Nothing older exists.
+    pub oldest_done: bool,
+    /// Entries after this seq were unread when the thread was opened ("new" divider).
+    pub marker_seq: u64,
+    /// (name, until_ms).
+    pub typing: Vec<(String, i64)>,
+    pub search: Option<String>,
+}
+
+impl ThreadView {
+    pub fn new(id: u64) -> Self {
+        Self {
+            id,
+            kind: Kind::Private,
+            name: format!("#{id}"),
+            peer_id: 0,
+            group: None,
+            last_seq: 0,
+            read_seq: 0,
+            peer_read_seq: 0,
+            activity_id: 0,
+            unread: 0,
+            mentions: 0,
+            can_send: true,
+            messages: BTreeMap::new(),
+            pending: Vec::new(),
+            draft: Editor::new(),
+            scroll: 0,
+            new_below: 0,
+            loaded: false,
+            loading: false,
+            oldest_done: false,
+            marker_seq: u64::MAX,
+            typing: Vec::new(),
+            search: None,
+        }
+    }
+
+    pub fn preview(&self) -> Option<&pb::ChatMessage> {
+        self.messages.values().next_back()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conn {
+    Connecting,
+    Online,
+    /// Reconnecting at `retry_at_ms`.
+    Offline {
+        retry_at_ms: i64,
+        reason: String,
+    },
+    Stopped(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum Popup {
+    Help {
+        scroll: usize,
+    },
+    Requests {
+        sel: usize,
+    },
+    AddFriend {
+        query: Editor,
+        results: Vec<pb::Profile>,
+        sel: usize,
+        searched: String,
+    },
+    Group {
+        name: Editor,
+        join: bool,
+    },
+    Members {
+        group_id: u64,
+        members: Vec<pb::GroupMember>,
+        sel: usize,
+    },
+    Switcher {
+        query: Editor,
+        sel: usize,
+    },
+}
+
+/// Everything on screen.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub settings: Settings,
+    pub screen: Screen,
+    pub server: String,
+    pub me: Option<pb::User>,
+    /// The server accepted us on this run (a Session event arrived).
+    pub authed: bool,
+    pub conn: Conn,
+    pub synced_once: bool,
+    /// Sorted by activity, newest first.
+    pub threads: Vec<ThreadView>,
+    pub selected: Option<u64>,
+    pub composer: Editor,
+    pub friends: Vec<pb::Friend>,
+    pub requests: Vec<pb::FriendRequest>,
+    pub presence: HashMap<u64, bool>,
+    pub popup: Option<Popup>,
+    /// (text, is_error, until_ms).
+    pub notice: Option<(String, bool, i64)>,
+    pub focused: bool,
+    pub size: (u16, u16),
+    pub now_ms: i64,
+    pub sent_history: Vec<String>,
+    pub history_pos: Option<usize>,
+    pub quit_armed: bool,
+    pub quit: bool,
+    /// Ctrl-R search through sent messages: (query, index of the match, text before).
+    pub rsearch: Option<(String, Option<usize>, String)>,
+    /// vim preset: reading mode (keys scroll and switch instead of typing).
+    pub normal_mode: bool,
+    next_key: u64,
+    /// When the last typing notification left (the composer sends one per few seconds).
+    pub(super) last_typing_ms: i64,
+}
+
+impl State {
+    pub fn new(settings: Settings, server: String) -> Self {
+        let mut form = LoginForm::default();
+        form.server.set(&server);
+        form.field = 1;
+        State {
+            settings,
+            screen: Screen::Login(Box::new(form)),
+            server,
+            me: None,
+            authed: false,
+            conn: Conn::Connecting,
+            synced_once: false,
+            threads: Vec::new(),
+            selected: None,
+            composer: Editor::new(),
+            friends: Vec::new(),
+            requests: Vec::new(),
+            presence: HashMap::new(),
+            popup: None,
+            notice: None,
+            focused: true,
+            size: (80, 24),
+            now_ms: 0,
+            sent_history: Vec::new(),
+            history_pos: None,
+            quit_armed: false,
+            quit: false,
+            rsearch: None,
+            normal_mode: false,
+            next_key: 1,
+            last_typing_ms: i64::MIN / 2,
+        }
+    }
+
+    /// Starts on the main screen resuming a stored session of `me`: the cached conversations
+    /// show before the server answers (or while it cannot be reached).
+    pub fn resuming(mut self, me: Option<pb::User>) -> Self {
+        self.screen = Screen::Main;
+        self.me = me;
+        self
+    }
+
+    pub fn thread(&self, id: u64) -> Option<&ThreadView> {
+        self.threads.iter().find(|t| t.id == id)
+    }
+
+    pub(super) fn thread_mut(&mut self, id: u64) -> Option<&mut ThreadView> {
+        self.threads.iter_mut().find(|t| t.id == id)
+    }
+
+    pub(super) fn thread_entry(&mut self, id: u64) -> &mut ThreadView {
+        if let Some(i) = self.threads.iter().position(|t| t.id == id) {
+            return &mut self.threads[i];
+        }
+        self.threads.push(ThreadView::new(id));
+        let last = self.threads.len() - 1;
+        &mut self.threads[last]
+    }
+
+    pub fn current(&self) -> Option<&ThreadView> {
+        self.selected.and_then(|id| self.thread(id))
+    }
+
+    pub(super) fn current_mut(&mut self) -> Option<&mut ThreadView> {
+        let id = self.selected?;
+        self.thread_mut(id)
+    }
+
+    /// A fresh UI key for a pending message.
+    pub(super) fn take_key(&mut self) -> u64 {
+        let key = self.next_key;
+        self.next_key += 1;
+        key
+    }
+
+    pub fn my_id(&self) -> u64 {
+        self.me.as_ref().map_or(0, |u| u.user_id)
+    }
+
+    pub fn total_unread(&self) -> u64 {
+        self.threads.iter().map(|t| t.unread).sum()
+    }
+
+    /// The terminal title.
+    pub fn title(&self) -> String {
+        let n = self.total_unread();
+        let name = self.current().map(|t| t.name.as_str()).unwrap_or("");
+        let base = if name.is_empty() {
+            "confab".to_owned()
+        } else {
+            format!("{} - confab", sanitize(name))
+        };
+        if n > 0 { format!("({n}) {base}") } else { base }
+    }
+
+    /// When the run loop should send a Tick next, if anything changes with time.
+    pub fn next_wakeup(&self) -> Option<i64> {
+        let mut t: Option<i64> = None;
+        let mut at = |x: i64| t = Some(t.map_or(x, |y| y.min(x)));
+        if let Conn::Offline { .. } = self.conn {
+            // The countdown shows whole seconds.
+            at(self.now_ms + 1000 - self.now_ms.rem_euclid(1000));
+        }
+        if let Some((_, _, until)) = &self.notice {
+            at(*until);
+        }
+        for th in &self.threads {
+            for (_, until) in &th.typing {
+                at(*until);
+            }
+        }
+        t
+    }
+
+    pub fn notice(&mut self, text: impl Into<String>) {
+        self.notice = Some((text.into(), false, self.now_ms + NOTICE_MS));
+    }
+
+    pub fn error(&mut self, text: impl Into<String>) {
+        self.notice = Some((text.into(), true, self.now_ms + NOTICE_MS));
+    }
+
+    pub(super) fn sort_threads(&mut self) {
+        self.threads
+            .sort_by(|a, b| b.activity_id.cmp(&a.activity_id).then(a.id.cmp(&b.id)));
+    }
+
+    /// Names to complete: friends, groups, conversations.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .friends
+            .iter()
+            .filter_map(|f| f.user.as_ref().map(|u| u.name.clone()))
+            .chain(self.threads.iter().map(|t| t.name.clone()))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    pub(super) fn visible(&self, thread_id: u64) -> bool {
+        self.focused && self.selected == Some(thread_id) && matches!(self.screen, Screen::Main)
+    }
+}

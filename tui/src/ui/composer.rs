@@ -1,0 +1,73 @@
+//! The rows under the chat: the separator (who is typing, the search) and the composer.
+
+use ratatui::buffer::Buffer;
+use ratatui::style::{Color, Modifier, Style};
+
+use super::paint::{fg, hline, put, rule};
+use crate::app::State;
+use crate::app::layout::MainLayout;
+
+/// The separator across the screen, labelled with who is typing or the active search.
+pub(super) fn draw_separator(buf: &mut Buffer, s: &State, l: &MainLayout, w: u16) {
+    let mut label = String::new();
+    if let Some(t) = s.current() {
+        let names: Vec<&str> = t
+            .typing
+            .iter()
+            .filter(|(_, u)| *u > s.now_ms)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if !names.is_empty() {
+            label = format!("{} typing…", names.join(", "));
+        } else if let Some(q) = &t.search {
+            label = format!("search: {q} (Esc clears)");
+        }
+    }
+    let sep = if label.is_empty() {
+        hline(s).repeat(usize::from(w))
+    } else {
+        rule(s, &label, usize::from(w))
+    };
+    put(
+        buf,
+        0,
+        l.sep_y,
+        &sep,
+        usize::from(w),
+        Style::default().add_modifier(Modifier::DIM),
+    );
+}
+
+/// The composer: its visible rows behind a `> ` prompt, or a hint when it is empty.
+pub(super) fn draw_composer(buf: &mut Buffer, s: &State, l: &MainLayout) {
+    if s.composer.is_empty() {
+        put(buf, 0, l.composer_y, "> ", 2, fg(s, Color::Cyan));
+        let hint = match s.current() {
+            Some(t) if t.can_send => format!("message {}", t.name),
+            Some(_) => "read only".to_owned(),
+            None => "type /help".to_owned(),
+        };
+        put(
+            buf,
+            2,
+            l.composer_y,
+            &hint,
+            l.composer_w,
+            Style::default().add_modifier(Modifier::DIM),
+        );
+        return;
+    }
+    let offset = l.composer_top;
+    for (i, row) in l
+        .composer_rows
+        .iter()
+        .skip(offset)
+        .take(l.composer_h)
+        .enumerate()
+    {
+        let y = l.composer_y + u16::try_from(i).unwrap_or(0);
+        let prompt = if i + offset == 0 { "> " } else { "  " };
+        put(buf, 0, y, prompt, 2, fg(s, Color::Cyan));
+        put(buf, 2, y, row, l.composer_w, Style::default());
+    }
+}

@@ -1,0 +1,99 @@
+//! The login and registration form.
+
+use ratatui::Frame;
+use ratatui::layout::{Position, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::widgets::Widget;
+
+use super::paint::{bordered, fg, input, put};
+use crate::app::{LoginForm, State};
+
+/// Draws the form centred on the screen, the caret in the active field.
+pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
+    let area = f.area();
+    let w = area.width.min(60);
+    let h = 12.min(area.height);
+    let r = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    );
+    let title = if form.register {
+        " confab: create an account "
+    } else {
+        " confab: log in "
+    };
+    let block = bordered(s, title);
+    let inner = block.inner(r);
+    block.render(r, f.buffer_mut());
+    let amb = s.settings.ambiguous;
+    let labels = ["server", "name", "password"];
+    let fw = usize::from(inner.width).saturating_sub(11);
+    let mut cursor = None;
+    for (i, label) in labels.iter().enumerate() {
+        let y = inner.y + 1 + u16::try_from(i).unwrap_or(0) * 2;
+        let active = form.field == i;
+        let st = if active {
+            Style::default().add_modifier(Modifier::BOLD)
+        } else {
+            Style::default()
+        };
+        let buf = f.buffer_mut();
+        put(buf, inner.x + 1, y, label, 9, st);
+        let ed = match i {
+            0 => &form.server,
+            1 => &form.name,
+            _ => &form.password,
+        };
+        let cx = input(buf, inner.x + 11, y, fw, ed, i == 2, amb);
+        if active {
+            cursor = Some(Position::new(cx, y));
+        }
+    }
+    let buf = f.buffer_mut();
+    let y = inner.y + 7;
+    if form.busy {
+        put(
+            buf,
+            inner.x + 1,
+            y,
+            "connecting… (Esc cancels)",
+            usize::from(inner.width) - 1,
+            fg(s, Color::Yellow),
+        );
+    } else if let Some(e) = &form.error {
+        put(
+            buf,
+            inner.x + 1,
+            y,
+            e,
+            usize::from(inner.width) - 1,
+            fg(s, Color::Red),
+        );
+    } else if let Some((n, _, _)) = &s.notice {
+        put(
+            buf,
+            inner.x + 1,
+            y,
+            n,
+            usize::from(inner.width) - 1,
+            Style::default(),
+        );
+    }
+    let other = if form.register { "log in" } else { "register" };
+    let hint = format!("Tab next  Enter submit  Ctrl-T {other}  Ctrl-C quit");
+    put(
+        buf,
+        inner.x + 1,
+        inner.y + 9,
+        &hint,
+        usize::from(inner.width) - 1,
+        Style::default().add_modifier(Modifier::DIM),
+    );
+    if let Some(p) = cursor
+        && !form.busy
+    {
+        f.set_cursor_position(p);
+    }
+}

@@ -1,0 +1,269 @@
+//! Popups, boxed over the main screen: help, friend requests, add a friend, groups, members,
+//! the quick switcher. One function draws each inside the box.
+
+use confab_wire::pb;
+use ratatui::Frame;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Position, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::widgets::Clear;
+
+use super::paint::{bordered, fg, input, put};
+use crate::app::{Kind, Popup, State, switcher_matches};
+use crate::text::editor::Editor;
+use crate::text::{truncate, width};
+
+fn popup_rect(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width.saturating_sub(2)).max(10);
+    let h = h.min(area.height.saturating_sub(2)).max(5);
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+/// The inside of a popup's box.
+#[derive(Clone, Copy)]
+struct Inner {
+    r: Rect,
+}
+
+impl Inner {
+    fn x(self) -> u16 {
+        self.r.x
+    }
+    fn w(self) -> usize {
+        usize::from(self.r.width)
+    }
+    fn h(self) -> usize {
+        usize::from(self.r.height)
+    }
+    /// The screen row of line `i`.
+    fn row(self, i: usize) -> u16 {
+        self.r.y + u16::try_from(i).unwrap_or(0)
+    }
+    /// The hint on the last line.
+    fn hint(self, buf: &mut Buffer, text: &str) {
+        put(buf, self.x(), self.row(self.h() - 1), text, self.w(), dim());
+    }
+}
+
+fn dim() -> Style {
+    Style::default().add_modifier(Modifier::DIM)
+}
+
+fn rev() -> Style {
+    Style::default().add_modifier(Modifier::REVERSED)
+}
+
+/// Draws a popup; returns where the cursor goes (popups with an input field).
+pub(super) fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position> {
+    let (title, w, h) = match p {
+        Popup::Help { .. } => (" Help (Esc closes) ", 76, 40),
+        Popup::Requests { .. } => (" Friend requests ", 50, 12),
+        Popup::AddFriend { .. } => (" Add a friend ", 50, 14),
+        Popup::Group { .. } => (" Groups ", 50, 8),
+        Popup::Members { .. } => (" Members ", 50, 16),
+        Popup::Switcher { .. } => (" Go to (Ctrl-K) ", 50, 14),
+    };
+    let r = popup_rect(f.area(), w, h);
+    f.render_widget(Clear, r);
+    let block = bordered(s, title);
+    let inner = Inner { r: block.inner(r) };
+    f.render_widget(block, r);
+    let buf = f.buffer_mut();
+    match p {
+        Popup::Help { scroll } => help(buf, s, inner, *scroll),
+        Popup::Requests { sel } => requests(buf, s, inner, *sel),
+        Popup::AddFriend {
+            query,
+            results,
+            sel,
+            searched,
+        } => add_friend(buf, s, inner, query, results, *sel, searched),
+        Popup::Group { name, join } => group(buf, s, inner, name, *join),
+        Popup::Members { members, sel, .. } => self::members(buf, s, inner, members, *sel),
+        Popup::Switcher { query, sel } => switcher(buf, s, inner, query, *sel),
+    }
+}
+
+fn help(buf: &mut Buffer, s: &State, b: Inner, scroll: usize) -> Option<Position> {
+    let amb = s.settings.ambiguous;
+    let mut lines: Vec<String> = s
+        .settings
+        .keymap
+        .help_rows()
+        .into_iter()
+        .map(|(k, d)| format!("{:<22} {d}", truncate(&k, 22, amb)))
+        .collect();
+    lines.push(String::new());
+    lines.push("Commands (Tab completes):".into());
+    for (_, u) in crate::app::commands::COMMANDS {
+        lines.push(format!("  {u}"));
+    }
+    lines.push(String::new());
+    lines.push("Popups: Up/Down select, Enter confirm, Esc close;".into());
+    lines.push("requests: a accept, d decline; members: x kick, p admin".into());
+    let sc = scroll.min(lines.len().saturating_sub(b.h()));
+    for (i, l) in lines.iter().skip(sc).take(b.h()).enumerate() {
+        put(buf, b.x(), b.row(i), l, b.w(), Style::default());
+    }
+    None
+}
+
+fn requests(buf: &mut Buffer, s: &State, b: Inner, sel: usize) -> Option<Position> {
+    let amb = s.settings.ambiguous;
+    if s.requests.is_empty() {
+        put(
+            buf,
+            b.x() + 1,
+            b.row(0),
+            "No pending requests.",
+            b.w(),
+            dim(),
+        );
+    }
+    for (i, r) in s.requests.iter().enumerate().take(b.h().saturating_sub(2)) {
+        let name = r.from.as_ref().map_or("?", |u| u.name.as_str());
+        let note = if r.note.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", r.note)
+        };
+        let st = if i == sel { rev() } else { Style::default() };
+        let text = truncate(&format!(" {name}{note}"), b.w(), amb);
+        put(buf, b.x(), b.row(i), &text, b.w(), st);
+    }
+    b.hint(buf, "a/Enter accept  d decline  Esc close");
+    None
+}
+
+fn add_friend(
+    buf: &mut Buffer,
+    s: &State,
+    b: Inner,
+    query: &Editor,
+    results: &[pb::Profile],
+    sel: usize,
+    searched: &str,
+) -> Option<Position> {
+    let amb = s.settings.ambiguous;
+    put(buf, b.x(), b.row(0), "name:", 6, Style::default());
+    let cx = input(
+        buf,
+        b.x() + 6,
+        b.row(0),
+        b.w().saturating_sub(6),
+        query,
+        false,
+        amb,
+    );
+    for (i, p) in results.iter().enumerate().take(b.h().saturating_sub(3)) {
+        let name = p.user.as_ref().map_or("?", |u| u.name.as_str());
+        let st = if i == sel { rev() } else { Style::default() };
+        put(buf, b.x(), b.row(i + 2), &format!(" {name}"), b.w(), st);
+    }
+    if results.is_empty() && !searched.is_empty() {
+        put(buf, b.x() + 1, b.row(2), "no match", b.w(), dim());
+    }
+    b.hint(buf, "Enter search, then Enter adds  Esc close");
+    Some(Position::new(cx, b.row(0)))
+}
+
+fn group(buf: &mut Buffer, s: &State, b: Inner, name: &Editor, join: bool) -> Option<Position> {
+    let (x, y) = if join {
+        ("  create ", "[join]")
+    } else {
+        ("[create]", "  join ")
+    };
+    let tabs = format!("{x} {y}   (Tab switches)");
+    put(buf, b.x(), b.row(0), &tabs, b.w(), Style::default());
+    put(buf, b.x(), b.row(2), "name:", 6, Style::default());
+    let cx = input(
+        buf,
+        b.x() + 6,
+        b.row(2),
+        b.w().saturating_sub(6),
+        name,
+        false,
+        s.settings.ambiguous,
+    );
+    b.hint(buf, "Enter confirm  Esc close");
+    Some(Position::new(cx, b.row(2)))
+}
+
+fn members(
+    buf: &mut Buffer,
+    s: &State,
+    b: Inner,
+    members: &[pb::GroupMember],
+    sel: usize,
+) -> Option<Position> {
+    let amb = s.settings.ambiguous;
+    let iw = b.w();
+    if members.is_empty() {
+        put(buf, b.x() + 1, b.row(0), "loading…", iw, dim());
+    }
+    let rows = b.h().saturating_sub(2);
+    let first = (sel + 1).saturating_sub(rows);
+    for (i, m) in members.iter().enumerate().skip(first).take(rows) {
+        let name = m.user.as_ref().map_or("?", |u| u.name.as_str());
+        let role = match pb::Role::try_from(m.role) {
+            Ok(pb::Role::Owner) => "owner",
+            Ok(pb::Role::Admin) => "admin",
+            _ => "",
+        };
+        let on = if m.online { "*" } else { " " };
+        let st = if i == sel { rev() } else { Style::default() };
+        let nw = iw.saturating_sub(9);
+        let text = format!("{on}{}", truncate(name, nw, amb));
+        let pad = nw + 1 - width(&text, amb).min(nw + 1);
+        let line = format!("{text}{} {role}", " ".repeat(pad));
+        put(buf, b.x(), b.row(i - first), &line, iw, st);
+    }
+    // Kick and promote are offered to the owner and admins (the server decides anyway).
+    let my_role = s
+        .current()
+        .and_then(|t| t.group.as_ref())
+        .map_or(0, |g| g.my_role);
+    b.hint(
+        buf,
+        if my_role >= pb::Role::Admin as i32 {
+            "x kick  p admin on/off  Esc close"
+        } else {
+            "Esc close"
+        },
+    );
+    None
+}
+
+fn switcher(buf: &mut Buffer, s: &State, b: Inner, query: &Editor, sel: usize) -> Option<Position> {
+    put(buf, b.x(), b.row(0), "> ", 2, fg(s, Color::Cyan));
+    let cx = input(
+        buf,
+        b.x() + 2,
+        b.row(0),
+        b.w().saturating_sub(2),
+        query,
+        false,
+        s.settings.ambiguous,
+    );
+    let m = switcher_matches(s, query.text());
+    let sel = sel.min(m.len().saturating_sub(1));
+    for (i, id) in m.iter().enumerate().take(b.h().saturating_sub(1)) {
+        if let Some(t) = s.thread(*id) {
+            let st = if i == sel { rev() } else { Style::default() };
+            let mark = if t.kind == Kind::Group { "#" } else { " " };
+            let badge = if t.unread > 0 {
+                format!("  {}", t.unread)
+            } else {
+                String::new()
+            };
+            let line = format!("{mark}{}{badge}", t.name);
+            put(buf, b.x(), b.row(i + 1), &line, b.w(), st);
+        }
+    }
+    Some(Position::new(cx, b.row(0)))
+}
