@@ -201,7 +201,7 @@ pub async fn respond<T: Tx>(
     }
     if accept {
         for u in [from, to] {
-            let thread = super::messages::thread_info(tx, u, thread_id).await?;
+            let thread = super::views::thread_info(tx, u, thread_id).await?;
             emit(tx, &mut fx, u, Kind::ThreadAdded(thread)).await?;
         }
     }

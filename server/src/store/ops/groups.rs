@@ -4,49 +4,11 @@ use confab_wire::pb;
 use pb::group_change::Kind as Change;
 use pb::user_event::Kind;
 
+use super::views::{group, role_of};
 use super::{Effects, NewEntry, append, emit, kind, like_escape, user};
 use crate::ids::{Snowflake, now_ms};
 use crate::params;
 use crate::store::{Row, StoreError, StoreResult, Tx, TxExt};
-
-fn role_of(v: i64) -> pb::Role {
-    match v {
-        1 => pb::Role::Member,
-        2 => pb::Role::Admin,
-        3 => pb::Role::Owner,
-        _ => pb::Role::Unspecified,
-    }
-}
-
-const GROUP_SQL: &str = "SELECT g.id, g.thread_id, g.name, g.description, g.open, g.owner_id, \
-     g.member_count, g.created_ms, \
-     (SELECT role FROM group_members m WHERE m.group_id = g.id AND m.user_id = ?), \
-     (SELECT 1 FROM group_invites i WHERE i.group_id = g.id AND i.user_id = ?) \
-     FROM chat_groups g WHERE g.id = ?";
-
-fn group_from_row(r: &Row) -> StoreResult<pb::Group> {
-    Ok(pb::Group {
-        group_id: r.u64(0)?,
-        thread_id: r.u64(1)?,
-        name: r.text(2)?,
-        description: r.text(3)?,
-        open: r.bool(4)?,
-        owner_id: r.u64(5)?,
-        member_count: u32::try_from(r.i64(6)?).unwrap_or(0),
-        created_ms: r.i64(7)?,
-        my_role: role_of(r.opt_i64(8)?.unwrap_or(0)) as i32,
-        invited: r.opt_i64(9)?.is_some(),
-    })
-}
-
-/// A group as `viewer` sees it.
-pub async fn group<T: Tx>(tx: &mut T, viewer: u64, group_id: u64) -> StoreResult<pb::Group> {
-    let row = tx
-        .query_opt(GROUP_SQL, params![viewer, viewer, group_id])
-        .await?
-        .ok_or(StoreError::NotFound("group"))?;
-    group_from_row(&row)
-}
 
 /// The caller's role in a group (`Unspecified` when not a member).
 async fn role<T: Tx>(tx: &mut T, group_id: u64, user_id: u64) -> StoreResult<pb::Role> {
@@ -172,7 +134,7 @@ async fn announce_membership<T: Tx>(
     group_id: u64,
 ) -> StoreResult<()> {
     let g = group(tx, user_id, group_id).await?;
-    let thread = super::messages::thread_info(tx, user_id, g.thread_id).await?;
+    let thread = super::views::thread_info(tx, user_id, g.thread_id).await?;
     emit(tx, fx, user_id, Kind::GroupJoined(g)).await?;
     emit(tx, fx, user_id, Kind::ThreadAdded(thread)).await
 }

@@ -5,8 +5,8 @@ use confab_wire::pb;
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    Effects, NewEntry, access, append, clamp_i64, insert_entry, kind, message_cols,
-    message_from_row, stored_entry,
+    Effects, NewEntry, access, append, clamp_i64, insert_entry, message_cols, message_from_row,
+    stored_entry,
 };
 use crate::ids::{Snowflake, now_ms};
 use crate::params;
@@ -657,70 +657,6 @@ pub async fn history<T: Tx>(
     })
 }
 
-/// One thread as `user` sees it (requires membership, current or former).
-pub async fn thread_info<T: Tx>(tx: &mut T, user: u64, thread_id: u64) -> StoreResult<pb::Thread> {
-    let acc = access(tx, user, thread_id).await?;
-    let row = tx
-        .query_opt(
-            "SELECT kind, group_id, user_a, user_b, activity_id FROM threads WHERE id = ?",
-            params![thread_id],
-        )
-        .await?
-        .ok_or(StoreError::NotFound("thread"))?;
-    let kind_v = row.i64(0)?;
-    let mut t = pb::Thread {
-        thread_id,
-        last_seq: acc.visible_seq,
-        read_seq: acc.read_seq.min(acc.visible_seq),
-        activity_id: row.u64(4)?,
-        can_send: acc.active,
-        ..Default::default()
-    };
-    if kind_v == kind::PRIVATE {
-        t.kind = pb::ThreadKind::Private as i32;
-        let (a, b) = (row.opt_i64(2)?.unwrap_or(0), row.opt_i64(3)?.unwrap_or(0));
-        let peer = if u64::try_from(a).ok() == Some(user) {
-            b
-        } else {
-            a
-        };
-        let peer = u64::try_from(peer).unwrap_or(0);
-        t.peer = Some(super::user(tx, peer).await?);
-        t.peer_read_seq = tx
-            .query_opt(
-                "SELECT read_seq FROM thread_members WHERE thread_id = ? AND user_id = ?",
-                params![thread_id, peer],
-            )
-            .await?
-            .map(|r| r.u64(0))
-            .transpose()?
-            .unwrap_or(0);
-    } else {
-        t.kind = pb::ThreadKind::Group as i32;
-        t.group = Some(super::groups::group(tx, user, row.u64(1)?).await?);
-    }
-    if acc.visible_seq > 0 {
-        let last = tx
-            .query_opt(
-                concat!(
-                    "SELECT ",
-                    message_cols!(),
-                    " FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.thread_id = ? AND m.seq = ?"
-                ),
-                params![thread_id, acc.visible_seq],
-            )
-            .await?;
-        t.last_message = last.map(|r| message_from_row(&r, user)).transpose()?;
-    }
-    // A former member's activity stops where its view does (as `list_threads` orders it).
-    if !acc.active
-        && let Some(m) = &t.last_message
-    {
-        t.activity_id = m.message_id;
-    }
-    Ok(t)
-}
-
 /// The caller's threads, most recent activity first.
 pub async fn list_threads<T: Tx>(
     tx: &mut T,
@@ -748,7 +684,7 @@ pub async fn list_threads<T: Tx>(
     let has_more = rows.len() > limit as usize;
     let mut threads = Vec::with_capacity(rows.len().min(limit as usize));
     for r in rows.iter().take(limit as usize) {
-        threads.push(thread_info(tx, user, r.u64(0)?).await?);
+        threads.push(super::views::thread_info(tx, user, r.u64(0)?).await?);
     }
     Ok(pb::ThreadList { threads, has_more })
 }
@@ -781,7 +717,7 @@ pub async fn find_thread<T: Tx>(
         .ok_or(StoreError::NotFound("group"))?
         .u64(0)?
     };
-    thread_info(tx, user, id).await
+    super::views::thread_info(tx, user, id).await
 }
 
 /// Active members of a thread: the recipients of its pushes.

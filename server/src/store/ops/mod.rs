@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod friends;
 pub mod groups;
 pub mod messages;
+pub mod views;
 
 use confab_wire::pb;
 use prost::Message as _;
