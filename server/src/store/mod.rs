@@ -1,14 +1,15 @@
 //! Storage: one set of transactional operations ([`ops`]) written once against the small
-//! [`Tx`] interface, and backends that run them ([`sqlite`]; MySQL follows the same shape).
+//! [`Tx`] interface, and two backends that run them ([`sqlite`], the embedded default, and
+//! [`mysql`]).
 //!
-//! Every write goes through a group-commit writer: operations queue up, the writer runs a batch
-//! of them in one transaction (each inside a savepoint, so one failing operation does not undo
-//! the others), commits once, and only then answers each caller. An answer therefore always means
-//! "durable" (or a typed failure that changed nothing).
+//! Every write goes through a group-commit writer: operations queue up, a writer takes every one
+//! already waiting, runs them together, makes the batch durable once, and only then answers each
+//! caller. A batch first runs without savepoints; if a job fails after changing a row, the batch is
+//! rolled back and run again with a savepoint per job, so one failing operation never undoes the
+//! others. An answer therefore always means "durable" (or a typed failure that changed nothing).
 
 pub mod mysql;
 pub mod ops;
-pub mod redo;
 pub mod schema;
 pub mod sqlite;
 
