@@ -1,0 +1,134 @@
+//! Groups: creation, invitations, membership, roles, settings, lists and search.
+
+use std::sync::Arc;
+
+use confab_wire::Body;
+use confab_wire::pb::{self};
+
+use crate::store::Backend;
+use crate::store::ops::groups;
+
+use super::*;
+
+impl<B: Backend> Service<B> {
+    /// Groups: creation, membership, roles, settings, lists and search.
+    pub(super) async fn groups_request(
+        self: &Arc<Self>,
+        ctx: &ConnCtx,
+        s: &Session,
+        body: Body,
+    ) -> Res<Option<Body>> {
+        let me = s.user.user_id;
+        let conn = ctx.conn_id;
+        let ids = self.ids.clone();
+        let user = s.user.clone();
+        Ok(match body {
+            Body::CreateGroup(c) => {
+                let name = validate::group_name(&c.name).map_err(bad)?;
+                let desc = validate::note(&c.description).map_err(bad)?;
+                let g = write!(self, conn, tx => groups::create(tx, &ids, &user, &name, &desc, c.open).await);
+                Some(Body::Group(g))
+            }
+            Body::JoinGroup(j) => {
+                let max = self.cfg.max_group_members;
+                let g =
+                    write!(self, conn, tx => groups::join(tx, &ids, &user, j.group_id, max).await);
+                Some(Body::Group(g))
+            }
+            Body::InviteToGroup(i) => {
+                write!(self, conn, tx => groups::invite(tx, me, i.group_id, i.user_id).await.map(|fx| ((), fx)));
+                None
+            }
+            Body::DeclineGroupInvite(d) => {
+                write!(self, conn, tx => groups::decline(tx, me, d.group_id).await.map(|fx| ((), fx)));
+                None
+            }
+            Body::LeaveGroup(l) => {
+                write!(self, conn, tx => groups::leave(tx, &ids, &user, l.group_id).await.map(|fx| ((), fx)));
+                None
+            }
+            Body::KickMember(k) => {
+                write!(self, conn, tx => groups::kick(tx, &ids, &user, k.group_id, k.user_id).await.map(|fx| ((), fx)));
+                None
+            }
+            Body::SetMemberRole(r) => {
+                let role = pb::Role::try_from(r.role).map_err(|_| bad("unknown role"))?;
+                write!(self, conn, tx => groups::set_role(tx, &ids, &user, r.group_id, r.user_id, role).await.map(|fx| ((), fx)));
+                None
+            }
+            Body::UpdateGroup(u) => {
+                let name = u
+                    .name
+                    .as_deref()
+                    .map(validate::group_name)
+                    .transpose()
+                    .map_err(bad)?;
+                let desc = u
+                    .description
+                    .as_deref()
+                    .map(validate::note)
+                    .transpose()
+                    .map_err(bad)?;
+                let g = write!(self, conn, tx => groups::update(tx, &ids, &user, u.group_id, name.as_deref(), desc.as_deref(), u.open).await);
+                Some(Body::Group(g))
+            }
+            Body::TransferOwnership(t) => {
+                write!(self, conn, tx => groups::transfer(tx, &ids, &user, t.group_id, t.user_id).await.map(|fx| ((), fx)));
+                None
+            }
+            Body::ListGroups(l) => {
+                let (after, limit) = (l.after_group_id, self.page_limit(l.limit));
+                let (mut groups, mut has_more) =
+                    read!(self, tx => groups::list_mine(tx, me, after, limit).await);
+                self.fit(&mut groups, &mut has_more, false, |g| {
+                    Body::GroupList(pb::GroupList {
+                        groups: g.to_vec(),
+                        has_more: true,
+                    })
+                });
+                Some(Body::GroupList(pb::GroupList { groups, has_more }))
+            }
+            Body::SearchGroups(q) => {
+                let query = validate::query(&q.query).map_err(bad)?;
+                let limit = self.page_limit(q.limit);
+                let mut groups = read!(self, tx => groups::search(tx, me, &query, limit).await);
+                let mut has_more = false;
+                self.fit(&mut groups, &mut has_more, false, |g| {
+                    Body::GroupList(pb::GroupList {
+                        groups: g.to_vec(),
+                        has_more: true,
+                    })
+                });
+                Some(Body::GroupList(pb::GroupList { groups, has_more }))
+            }
+            Body::ListGroupMembers(m) => {
+                let limit = self.page_limit(m.limit);
+                let mut list = read!(self, tx => groups::members(tx, me, m.group_id, m.after_user_id, limit).await);
+                let ids: Vec<u64> = list
+                    .members
+                    .iter()
+                    .filter_map(|m| m.user.as_ref())
+                    .map(|u| u.user_id)
+                    .collect();
+                let online = self.online_among(&ids).await;
+                for member in &mut list.members {
+                    member.online = member
+                        .user
+                        .as_ref()
+                        .is_some_and(|u| online.contains(&u.user_id));
+                }
+                self.fit(&mut list.members, &mut list.has_more, false, |m| {
+                    Body::GroupMemberList(pb::GroupMemberList {
+                        group_id: list.group_id,
+                        members: m.to_vec(),
+                        has_more: true,
+                    })
+                });
+                Some(Body::GroupMemberList(list))
+            }
+
+            // Threads
+            other => return Err(not_a_request(&other)),
+        })
+    }
+}

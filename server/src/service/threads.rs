@@ -1,0 +1,210 @@
+//! Sends, edits and recalls, sync and history, read and delivery markers, user events.
+
+use std::sync::Arc;
+
+use confab_wire::pb::{self, ErrorCode};
+use confab_wire::{Body, Envelope};
+
+use crate::store::ops::{self, Effects, messages};
+use crate::store::{Backend, StoreResult};
+
+use super::*;
+
+impl<B: Backend> Service<B> {
+    /// Threads: lists, sync and history, edits and recalls, read and delivery markers, events.
+    pub(super) async fn threads_request(
+        self: &Arc<Self>,
+        ctx: &ConnCtx,
+        s: &Session,
+        body: Body,
+    ) -> Res<Option<Body>> {
+        let me = s.user.user_id;
+        let conn = ctx.conn_id;
+        Ok(match body {
+            Body::ListThreads(l) => {
+                let limit = self.page_limit(l.limit);
+                let mut list = read!(self, tx => messages::list_threads(tx, me, l.before_activity_id, limit).await);
+                self.fit(&mut list.threads, &mut list.has_more, false, |l| {
+                    Body::ThreadList(pb::ThreadList {
+                        threads: l.to_vec(),
+                        has_more: true,
+                    })
+                });
+                Some(Body::ThreadList(list))
+            }
+            Body::GetThread(g) => {
+                if [g.thread_id, g.user_id, g.group_id]
+                    .iter()
+                    .filter(|v| **v != 0)
+                    .count()
+                    != 1
+                {
+                    return Err(bad("give exactly one of thread_id, user_id, group_id"));
+                }
+                Some(Body::Thread(
+                    read!(self, tx => messages::find_thread(tx, me, g.thread_id, g.user_id, g.group_id).await),
+                ))
+            }
+            Body::SyncThread(q) => {
+                let limit = self.page_limit(q.limit);
+                let mut page = read!(self, tx => messages::sync(tx, me, q.thread_id, q.since_seq, limit).await);
+                self.fit(&mut page.messages, &mut page.has_more, false, page_body);
+                Some(Body::MessagePage(page))
+            }
+            Body::History(q) => {
+                let limit = self.page_limit(q.limit);
+                let mut page = read!(self, tx => messages::history(tx, me, q.thread_id, q.before_seq, limit).await);
+                self.fit(&mut page.messages, &mut page.has_more, true, page_body);
+                Some(Body::MessagePage(page))
+            }
+            Body::Recall(r) => Some(Body::SendAck(
+                self.amend(s, conn, r.thread_id, r.message_id, r.client_msg_id, None)
+                    .await?,
+            )),
+            Body::Edit(e) => {
+                match validate::body(&e.body, self.cfg.max_body_bytes as usize) {
+                    Ok(()) => {}
+                    Err(validate::BodyError::TooLarge) => {
+                        return Err(err(ErrorCode::TooLarge, "the body is too large"));
+                    }
+                    Err(_) => return Err(bad("the body is empty or holds control characters")),
+                }
+                Some(Body::SendAck(
+                    self.amend(
+                        s,
+                        conn,
+                        e.thread_id,
+                        e.message_id,
+                        e.client_msg_id,
+                        Some(e.body),
+                    )
+                    .await?,
+                ))
+            }
+            Body::ReadUpTo(r) => {
+                let thread = r.thread_id;
+                let moved = self
+                    .store
+                    .write(move |tx| {
+                        Box::pin(async move { messages::read_up_to(tx, me, thread, r.seq).await })
+                    })
+                    .await?;
+                if let Some(moved) = moved {
+                    let push = Envelope::push(Body::ReadReceiptPush(pb::ReadReceiptPush {
+                        thread_id: thread,
+                        user: Some(s.user.clone()),
+                        read_seq: moved.seq,
+                    }));
+                    if let Some(frame) = self.frame(&push) {
+                        if moved.active {
+                            self.push_thread(thread, &frame, 0, 0).await;
+                        } else {
+                            // A former member's marker concerns only its own devices.
+                            self.hub.push_user(me, &frame, 0);
+                            self.bus.forward(&[me], &frame);
+                        }
+                    }
+                }
+                None
+            }
+            Body::DeliveredUpTo(d) => {
+                let dev = s.device_id;
+                self.store
+                    .write(move |tx| {
+                        Box::pin(async move {
+                            messages::delivered_up_to(tx, me, dev, d.thread_id, d.seq).await
+                        })
+                    })
+                    .await?;
+                None
+            }
+            Body::SyncEvents(q) => {
+                let limit = self.page_limit(q.limit);
+                let mut page =
+                    read!(self, tx => ops::sync_events(tx, me, q.since_event_seq, limit).await);
+                self.fit(&mut page.events, &mut page.has_more, false, |e| {
+                    Body::EventPage(pb::EventPage {
+                        events: e.to_vec(),
+                        has_more: true,
+                        last_event_seq: 0,
+                    })
+                });
+                Some(Body::EventPage(page))
+            }
+            other => return Err(not_a_request(&other)),
+        })
+    }
+
+    pub(super) fn queue_send(
+        &self,
+        ctx: &ConnCtx,
+        s: &Session,
+        send: pb::Send,
+    ) -> Res<tokio::sync::oneshot::Receiver<StoreResult<(messages::Sent, Effects)>>> {
+        validate::client_msg_id(&send.client_msg_id).map_err(bad)?;
+        match validate::body(&send.body, self.cfg.max_body_bytes as usize) {
+            Ok(()) => {}
+            Err(validate::BodyError::TooLarge) => {
+                return Err(err(
+                    ErrorCode::TooLarge,
+                    format!("the body exceeds {} bytes", self.cfg.max_body_bytes),
+                ));
+            }
+            Err(validate::BodyError::Empty) => return Err(bad("the body is empty")),
+            Err(validate::BodyError::Control) => {
+                return Err(bad("the body holds control characters"));
+            }
+        }
+        if send.thread_id == 0 {
+            return Err(bad("thread_id is required"));
+        }
+        let req = messages::SendReq {
+            sender: s.user.clone(),
+            device_id: s.device_id,
+            thread_id: send.thread_id,
+            client_msg_id: send.client_msg_id,
+            body: send.body,
+        };
+        // Shared, so a backend that runs the job again clones a pointer, not the body.
+        Ok(self
+            .store
+            .enqueue_send(Arc::new(req), self.ids.clone(), self.to_fanout(ctx.conn_id))?)
+    }
+
+    pub(super) async fn amend(
+        &self,
+        s: &Session,
+        conn: u64,
+        thread_id: u64,
+        message_id: u64,
+        client_msg_id: String,
+        new_body: Option<String>,
+    ) -> Res<pb::SendAck> {
+        validate::client_msg_id(&client_msg_id).map_err(bad)?;
+        let req = messages::Amend {
+            sender: s.user.clone(),
+            device_id: s.device_id,
+            thread_id,
+            message_id,
+            client_msg_id,
+            new_body,
+            window_ms: i64::from(self.cfg.recall_window_ms),
+        };
+        let ids = self.ids.clone();
+        let sent = self
+            .write_fx_await(conn, move |tx| {
+                Box::pin(async move { messages::amend(tx, &ids, &req).await })
+            })
+            .await?;
+        Ok(sent.ack)
+    }
+}
+
+fn page_body(m: &[pb::ChatMessage]) -> Body {
+    Body::MessagePage(pb::MessagePage {
+        thread_id: u64::MAX,
+        messages: m.to_vec(),
+        has_more: true,
+        last_seq: u64::MAX,
+    })
+}
