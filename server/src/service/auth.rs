@@ -1,5 +1,5 @@
-//! Password hashing (argon2id, crate defaults = OWASP) on blocking threads behind a semaphore,
-//! and resume tokens (random, stored only as SHA-256).
+//! Password hashing (argon2id, crate defaults = OWASP) on a few dedicated threads fed by a
+//! bounded queue (`Busy` when it is full), and resume tokens (random, stored only as SHA-256).
 
 use std::sync::Arc;
 

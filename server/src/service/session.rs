@@ -19,7 +19,7 @@ impl<B: Backend> Service<B> {
     /// Answers a Hello (the connection checked the major version). With a resume token, the
     /// connection is authenticated in the same round trip.
     pub async fn hello(self: &Arc<Self>, ctx: &ConnCtx, req_id: u64, hello: pb::Hello) -> Outcome {
-        // A no-op while the server's minor is 0; it matters once minors are added.
+        // The session speaks the lower of the two minors.
         #[allow(clippy::unnecessary_min_or_max)]
         let minor = hello.protocol_minor.min(PROTOCOL_MINOR);
         let mut ok = pb::HelloOk {
