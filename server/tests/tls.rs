@@ -26,6 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+use tokio_util::codec::Encoder;
 use tokio_util::codec::Framed;
 
 // ---- certificates ----
@@ -83,7 +84,9 @@ fn fingerprint(der: &[u8]) -> String {
 
 fn roots(ca: &Ca) -> RootCertStore {
     let mut roots = RootCertStore::empty();
-    for c in <CertificateDer as rustls::pki_types::pem::PemObject>::pem_slice_iter(ca.pem.as_bytes()) {
+    for c in
+        <CertificateDer as rustls::pki_types::pem::PemObject>::pem_slice_iter(ca.pem.as_bytes())
+    {
         roots.add(c.unwrap()).unwrap();
     }
     roots
@@ -185,7 +188,10 @@ impl TlsClient {
 
     async fn ping(&mut self) {
         let reply = self.request(Body::Ping(pb::Ping { nonce: 7 })).await;
-        assert!(matches!(reply, Body::Pong(pb::Pong { nonce: 7, .. })), "{reply:?}");
+        assert!(
+            matches!(reply, Body::Pong(pb::Pong { nonce: 7, .. })),
+            "{reply:?}"
+        );
     }
 
     async fn send_text(&mut self, thread: u64, cmid: &str, text: &str) {
@@ -255,7 +261,11 @@ async fn pair(addr: SocketAddr, config: &ClientConfig, tag: &str) -> (TlsClient,
     (a, b, thread)
 }
 
-async fn start_tls(dir: &Path, leaf: &Leaf, tune: impl FnOnce(&mut confab_server::config::Config)) -> TestServer {
+async fn start_tls(
+    dir: &Path,
+    leaf: &Leaf,
+    tune: impl FnOnce(&mut confab_server::config::Config),
+) -> TestServer {
     let (cert, key) = write_pair(dir, leaf);
     TestServer::start_with(|cfg| {
         cfg.tls_cert = Some(cert);
@@ -319,11 +329,17 @@ impl Proc {
                 return l;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("server exited ({status}): {:?}", std::fs::read_to_string(&self.log));
+                panic!(
+                    "server exited ({status}): {:?}",
+                    std::fs::read_to_string(&self.log)
+                );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("no log line {message:?}: {:?}", std::fs::read_to_string(&self.log))
+        panic!(
+            "no log line {message:?}: {:?}",
+            std::fs::read_to_string(&self.log)
+        )
     }
 
     /// How many log lines say `message`.
@@ -343,8 +359,9 @@ impl Proc {
         assert!(ok, "kill -HUP");
     }
 
-    /// Log lines after start-up that are not the periodic writer statistics: what connections
-    /// made the server say at info and above.
+    /// Log lines after start-up that are not the periodic writer statistics (nor the ready
+    /// line, which may come after the listener's): what connections made the server say at
+    /// info and above.
     fn connection_lines(&self) -> Vec<serde_json::Value> {
         let lines = self.lines();
         let start = lines
@@ -354,7 +371,12 @@ impl Proc {
         lines
             .into_iter()
             .skip(start + 1)
-            .filter(|l| l["fields"]["message"] != "writer")
+            .filter(|l| {
+                !matches!(
+                    l["fields"]["message"].as_str(),
+                    Some("writer" | "confab-server ready")
+                )
+            })
             .collect()
     }
 }
@@ -378,10 +400,16 @@ async fn ca_signed_certificate_serves_login_and_chat() {
     let (mut a, mut b, thread) = pair(srv.addr, &config, "tls_chat").await;
     {
         let (_, conn) = a.framed.get_ref().get_ref();
-        assert_eq!(conn.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+        assert_eq!(
+            conn.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_3)
+        );
         assert_eq!(conn.alpn_protocol(), Some(&b"confab/1"[..]));
     }
-    assert_eq!(presented(a.framed.get_ref()), fingerprint(cert.der.as_ref()));
+    assert_eq!(
+        presented(a.framed.get_ref()),
+        fingerprint(cert.der.as_ref())
+    );
     a.send_text(thread, "m1", "over TLS").await;
     assert_eq!(b.message(thread).await, "over TLS");
     b.send_text(thread, "m2", "and back").await;
@@ -402,7 +430,10 @@ async fn ca_signed_certificate_serves_login_and_chat() {
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
-    assert_eq!(stream.get_ref().1.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
+    assert_eq!(
+        stream.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
     assert_eq!(stream.get_ref().1.alpn_protocol(), None);
     let mut old = TlsClient::open(stream).await;
     old.ping().await;
@@ -418,14 +449,20 @@ async fn sighup_reloads_for_new_connections_while_old_ones_chat() {
     let mut srv = Proc::spawn(dir.path(), &["--tls-cert", &cert_s, "--tls-key", &key_s]).await;
     let config = client_config(&ca);
     let (mut a, mut b, thread) = pair(srv.addr, &config, "reload").await;
-    assert_eq!(presented(a.framed.get_ref()), fingerprint(first.der.as_ref()));
+    assert_eq!(
+        presented(a.framed.get_ref()),
+        fingerprint(first.der.as_ref())
+    );
 
     // Renewed: new files, then the signal.
     let second = leaf(&ca, &["localhost"]);
     write_pair(dir.path(), &second);
     srv.hangup();
     let line = srv.wait_log("TLS certificate reloaded").await;
-    assert_eq!(line["fields"]["fingerprint"], fingerprint(second.der.as_ref()));
+    assert_eq!(
+        line["fields"]["fingerprint"],
+        fingerprint(second.der.as_ref())
+    );
     let fresh = handshake(srv.addr, config.clone()).await;
     assert_eq!(presented(&fresh), fingerprint(second.der.as_ref()));
     let mut fresh = TlsClient::open(fresh).await;
@@ -438,10 +475,15 @@ async fn sighup_reloads_for_new_connections_while_old_ones_chat() {
     let other = leaf(&ca, &["localhost"]);
     std::fs::write(&key, &other.key_pem).unwrap();
     srv.hangup();
-    let line = srv.wait_log("TLS reload failed; still serving the old certificate").await;
+    let line = srv
+        .wait_log("TLS reload failed; still serving the old certificate")
+        .await;
     assert_eq!(line["level"], "WARN");
     assert!(
-        line["fields"]["error"].as_str().unwrap_or("").contains("does not belong"),
+        line["fields"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("does not belong"),
         "{line}"
     );
     let still = handshake(srv.addr, config.clone()).await;
@@ -455,7 +497,10 @@ async fn sighup_reloads_for_new_connections_while_old_ones_chat() {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(srv.count("TLS reload failed; still serving the old certificate"), 2);
+    assert_eq!(
+        srv.count("TLS reload failed; still serving the old certificate"),
+        2
+    );
     let still = handshake(srv.addr, config.clone()).await;
     assert_eq!(presented(&still), fingerprint(second.der.as_ref()));
     b.send_text(thread, "r2", "still here").await;
@@ -472,7 +517,10 @@ async fn self_signed_pair_is_made_once_logged_and_printed() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(logged.starts_with("SHA256:") && logged.len() == 7 + 43, "{logged}");
+    assert!(
+        logged.starts_with("SHA256:") && logged.len() == 7 + 43,
+        "{logged}"
+    );
     // What the server presents is what it logged.
     let tcp = TcpStream::connect(srv.addr).await.unwrap();
     let seen = Arc::new(std::sync::Mutex::new(None));
@@ -489,7 +537,10 @@ async fn self_signed_pair_is_made_once_logged_and_printed() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     drop(stream);
     drop(srv);
@@ -504,7 +555,10 @@ async fn self_signed_pair_is_made_once_logged_and_printed() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), logged);
     let mut again = Proc::spawn(dir.path(), &["--tls-self-signed"]).await;
-    assert_eq!(again.wait_log("TLS certificate").await["fields"]["fingerprint"], logged);
+    assert_eq!(
+        again.wait_log("TLS certificate").await["fields"]["fingerprint"],
+        logged
+    );
     // With a named certificate it prints that one's.
     let ca = ca();
     let named = leaf(&ca, &["localhost"]);
@@ -558,7 +612,12 @@ impl rustls::client::danger::ServerCertVerifier for Record {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.1.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.1.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -567,7 +626,12 @@ impl rustls::client::danger::ServerCertVerifier for Record {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.1.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.1.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -585,7 +649,9 @@ async fn plain_text_off_loopback_is_refused_unless_asked_for() {
         Err(e) => e.to_string(),
     };
     assert!(
-        err.starts_with("refusing to listen in plain text on 0.0.0.0:0, which is not a loopback address"),
+        err.starts_with(
+            "refusing to listen in plain text on 0.0.0.0:0, which is not a loopback address"
+        ),
         "{err}"
     );
     assert!(err.contains("--plaintext"), "{err}");
@@ -597,7 +663,8 @@ async fn plain_text_off_loopback_is_refused_unless_asked_for() {
         .unwrap();
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("refusing to listen in plain text on 0.0.0.0:0"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("refusing to listen in plain text on 0.0.0.0:0"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -633,5 +700,226 @@ async fn proxy_header_comes_before_the_handshake() {
     config.alpn_protocols = vec![b"confab/1".to_vec()];
     let refused = TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").unwrap(), tcp);
-    assert!(tokio::time::timeout(WAIT, refused).await.expect("closed in time").is_err());
+    assert!(
+        tokio::time::timeout(WAIT, refused)
+            .await
+            .expect("closed in time")
+            .is_err()
+    );
+}
+
+// ---- hostile input on a TLS port ----
+
+/// A TLS server (the real binary, Hello timeout 1 s, logging at info) with a bystander that
+/// said Hello before the hostile peer came; runs `case`, then checks the bystander is still
+/// served and that nothing about the hostile connection was logged above debug.
+async fn hostile<F, Fut>(case: F)
+where
+    F: FnOnce(SocketAddr, Arc<Ca>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Arc::new(ca());
+    let cert = leaf(&ca, &["localhost"]);
+    let (c, k) = write_pair(dir.path(), &cert);
+    let (c, k) = (c.display().to_string(), k.display().to_string());
+    let srv = Proc::spawn(dir.path(), &["--tls-cert", &c, "--tls-key", &k]).await;
+    let mut bystander = TlsClient::open(handshake(srv.addr, client_config(&ca)).await).await;
+    case(srv.addr, ca.clone()).await;
+    bystander.ping().await;
+    // A newcomer is served as usual.
+    let mut newcomer = TlsClient::open(handshake(srv.addr, client_config(&ca)).await).await;
+    newcomer.ping().await;
+    assert_eq!(srv.connection_lines(), Vec::<serde_json::Value>::new());
+}
+
+/// Sends `bytes` on a fresh TCP connection and reads until the server closes; returns what
+/// it sent back.
+async fn send_and_drain(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    if !bytes.is_empty() {
+        tcp.write_all(bytes).await.unwrap();
+    }
+    drain(tcp).await
+}
+
+async fn drain(mut tcp: TcpStream) -> Vec<u8> {
+    let mut back = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(WAIT, tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return back,
+            Ok(Ok(n)) => back.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("the server did not close the connection"),
+        }
+    }
+}
+
+/// Nothing, or a TLS alert record: never a confab frame or anything else.
+fn closed_cleanly(back: &[u8]) {
+    assert!(
+        back.is_empty() || (back[0] == 0x15 && back.len() <= 7 + 24),
+        "expected nothing or a TLS alert, got {back:?}"
+    );
+}
+
+/// The first bytes a rustls client sends: its ClientHello record.
+fn client_hello() -> Vec<u8> {
+    let config = Arc::new(client_config(&ca()));
+    let mut conn =
+        rustls::ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap();
+    let mut out = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut out).unwrap();
+    }
+    assert_eq!(out[0], 0x16, "a handshake record");
+    out
+}
+
+#[tokio::test]
+async fn hostile_plain_confab_frames() {
+    hostile(|addr, _| async move {
+        let mut frame = bytes::BytesMut::new();
+        let hello = Envelope::new(
+            1,
+            Body::Hello(pb::Hello {
+                protocol_major: 1,
+                protocol_minor: 0,
+                client_name: "plain".into(),
+                client_version: "0".into(),
+                resume_token: String::new(),
+            }),
+        );
+        EnvelopeCodec::new().encode(hello, &mut frame).unwrap();
+        closed_cleanly(&send_and_drain(addr, &frame).await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hostile_http() {
+    hostile(|addr, _| async move {
+        closed_cleanly(&send_and_drain(addr, b"GET / HTTP/1.1\r\nHost: chat\r\n\r\n").await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hostile_garbage() {
+    hostile(|addr, _| async move {
+        // A fixed pseudo-random run (xorshift), the same on every run.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let junk: Vec<u8> = (0..8192)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        closed_cleanly(&send_and_drain(addr, &junk).await);
+        // And a record header announcing far more than a record may hold.
+        closed_cleanly(&send_and_drain(addr, &[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3]).await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hostile_handshake_that_never_finishes() {
+    hostile(|addr, _| async move {
+        // Half a ClientHello, then silence: closed at the Hello timeout.
+        let hello = client_hello();
+        closed_cleanly(&send_and_drain(addr, &hello[..hello.len() / 2]).await);
+        // A whole ClientHello and nothing after the server's reply.
+        let back = send_and_drain(addr, &hello).await;
+        assert_eq!(
+            back.first(),
+            Some(&0x16),
+            "the server's flight, then a close"
+        );
+        // Not even a ClientHello.
+        closed_cleanly(&send_and_drain(addr, b"").await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hostile_unrequested_client_certificate() {
+    hostile(|addr, ca| async move {
+        // A Certificate handshake message where the ClientHello belongs.
+        let cert = leaf(&ca, &["client"]);
+        let der = cert.der.as_ref();
+        let len3 = |n: usize| [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        let mut body = Vec::new();
+        body.extend_from_slice(&len3(der.len() + 3));
+        body.extend_from_slice(&len3(der.len()));
+        body.extend_from_slice(der);
+        let mut msg = vec![11];
+        msg.extend_from_slice(&len3(body.len()));
+        msg.extend_from_slice(&body);
+        let mut record = vec![0x16, 0x03, 0x03, (msg.len() >> 8) as u8, msg.len() as u8];
+        record.extend_from_slice(&msg);
+        closed_cleanly(&send_and_drain(addr, &record).await);
+        // A client holding a certificate is never asked for it, and is served as any other.
+        let key = <rustls::pki_types::PrivateKeyDer as rustls::pki_types::pem::PemObject>::from_pem_slice(
+            cert.key_pem.as_bytes(),
+        )
+        .unwrap();
+        let mut config = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots(&ca))
+            .with_client_auth_cert(vec![cert.der.clone()], key)
+            .unwrap();
+        config.resumption = rustls::client::Resumption::disabled();
+        let mut c = TlsClient::open(handshake(addr, config).await).await;
+        c.ping().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hostile_slow_handshake_uses_up_the_hello_timeout() {
+    hostile(|addr, ca| async move {
+        // The Hello timeout (1 s) counts from the TCP accept: a ClientHello sent after 0.6 s
+        // and a Hello 0.6 s after the handshake arrive past it. (Were the handshake not counted,
+        // the Hello would be in time; a slow machine only makes both later.)
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let mut config = client_config(&ca);
+        config.alpn_protocols = vec![b"confab/1".to_vec()];
+        let Ok(stream) = TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+        else {
+            return; // closed before the handshake ended: refused too
+        };
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let mut framed = Framed::new(stream, EnvelopeCodec::new());
+        let hello = Envelope::new(
+            1,
+            Body::Hello(pb::Hello {
+                protocol_major: 1,
+                protocol_minor: 0,
+                client_name: "slow".into(),
+                client_version: "0".into(),
+                resume_token: String::new(),
+            }),
+        );
+        let _ = framed.send(hello).await;
+        let first = tokio::time::timeout(WAIT, framed.next())
+            .await
+            .expect("an answer or a close in time");
+        match first {
+            None | Some(Err(_)) => {}
+            Some(Ok(env)) => match env.body {
+                Some(Body::Error(e)) => {
+                    assert!(e.fatal);
+                    assert_eq!(e.code, pb::ErrorCode::Timeout as i32, "{e:?}");
+                }
+                other => panic!("a Hello past the timeout was answered: {other:?}"),
+            },
+        }
+    })
+    .await;
 }
