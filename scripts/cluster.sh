@@ -2,9 +2,13 @@
 # A confab cluster on this machine: N nodes (default 3) on one MariaDB database and the local
 # Redis, behind nginx (TCP, least_conn) on 127.0.0.1:7000.
 #
-#   scripts/cluster.sh up [--nodes N] [--port P] [--proxy-protocol]
+#   scripts/cluster.sh up [--nodes N] [--port P] [--proxy-protocol] [--tls]
 #   scripts/cluster.sh status
 #   scripts/cluster.sh down
+#
+# --tls: nginx terminates TLS on P (a self-signed pair made once by confab-server in
+# <run dir>/tls and reused, so clients' pins hold; its fingerprint is printed) and speaks PROXY
+# protocol to the nodes, which stay plain (--plaintext) on loopback. Implies --proxy-protocol.
 #
 # Everything it starts is recorded in the run directory (./cluster-run, or CONFAB_CLUSTER_DIR):
 # pid files, logs, the generated nginx.conf. `down` stops exactly those processes. No system
@@ -28,7 +32,7 @@ log() { echo "cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 usage() {
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -64,7 +68,14 @@ alive() {
 }
 
 nginx_conf() {
-  local port=$1 nodes=$2 proxy=$3 servers="" i load=""
+  local port=$1 nodes=$2 proxy=$3 tls=$4 servers="" i load="" listen
+  listen="listen 127.0.0.1:$port;"
+  [ "$tls" = 1 ] && listen="listen 127.0.0.1:$port ssl;
+    ssl_certificate $RUN/tls/tls-cert.pem;
+    ssl_certificate_key $RUN/tls/tls-key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:confab_tls:10m;   # resumed handshakes for reconnects
+    ssl_handshake_timeout 5s;                  # as the nodes' Hello timeout"
   for i in $(seq 1 "$nodes"); do
     servers+="    server 127.0.0.1:$((port + 100 + i)) max_fails=1 fail_timeout=10s;"$'\n'
   done
@@ -91,7 +102,7 @@ stream {
     least_conn;                  # long-lived connections: balance by count
 $servers  }
   server {
-    listen 127.0.0.1:$port;
+    $listen
     proxy_connect_timeout 2s;
     proxy_timeout 60s;           # above the 10 s heartbeat (and the 30 s idle timeout)
     proxy_socket_keepalive on;
@@ -103,12 +114,14 @@ EOF
 }
 
 up() {
-  local nodes=3 port=7000 proxy=0
+  local nodes=3 port=7000 proxy=0 tls=0
   while [ $# -gt 0 ]; do
     case "$1" in
       --nodes) nodes=${2:?}; shift 2 ;;
       --port) port=${2:?}; shift 2 ;;
       --proxy-protocol) proxy=1; shift ;;
+      # The nodes see the clients' addresses through the TLS front only by PROXY protocol.
+      --tls) tls=1; proxy=1; shift ;;
       *) usage ;;
     esac
   done
@@ -126,6 +139,12 @@ up() {
   cargo build --release --locked -p confab-server >&2
   log "database $DB"
   mariadb -uroot -h127.0.0.1 -e "CREATE DATABASE IF NOT EXISTS \`$DB\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+  local fingerprint=""
+  if [ "$tls" = 1 ]; then
+    # confab-server's own generator (rcgen): made on the first --tls up, reused afterwards.
+    fingerprint=$("$BIN" --tls-self-signed --data-dir "$RUN/tls" fingerprint)
+    log "TLS front certificate $RUN/tls/tls-cert.pem, fingerprint $fingerprint"
+  fi
 
   local i p args
   for i in $(seq 1 "$nodes"); do
@@ -134,6 +153,8 @@ up() {
     args=(--listen "127.0.0.1:$p" --store "$MYSQL/$DB" --bus "$REDIS" --node-id "$i"
       --data-dir "$RUN/node$i")
     [ "$proxy" = 1 ] && args+=(--proxy-protocol)
+    # Plain on loopback behind the TLS front: said explicitly.
+    [ "$tls" = 1 ] && args+=(--plaintext)
     CONFAB_LOG=${CONFAB_LOG:-info} CONFAB_MYSQL_WRITERS=${CONFAB_MYSQL_WRITERS:-1} \
       nohup "$BIN" "${args[@]}" >"$RUN/node$i.log" 2>&1 &
     echo $! >"$RUN/node$i.pid"
@@ -142,12 +163,16 @@ up() {
   done
   for i in $(seq 1 "$nodes"); do wait_node "$i"; done
 
-  nginx_conf "$port" "$nodes" "$proxy" >"$RUN/nginx.conf"
+  nginx_conf "$port" "$nodes" "$proxy" "$tls" >"$RUN/nginx.conf"
   nginx -t -q -p "$RUN" -e "$RUN/nginx-error.log" -c "$RUN/nginx.conf" || die "bad nginx config: $RUN/nginx.conf"
   nginx -p "$RUN" -e "$RUN/nginx-error.log" -c "$RUN/nginx.conf"
   wait_port "$port" nginx
   log "up: $nodes nodes on $((port + 101))-$((port + 100 + nodes)), nginx on 127.0.0.1:$port (run dir $RUN)"
-  echo "confab cluster: connect clients to 127.0.0.1:$port (e.g. CONFAB_SERVER=127.0.0.1:$port confab ...)"
+  if [ "$tls" = 1 ]; then
+    echo "confab cluster: connect clients to tls://127.0.0.1:$port (self-signed: --trust-fingerprint $fingerprint)"
+  else
+    echo "confab cluster: connect clients to 127.0.0.1:$port (e.g. CONFAB_SERVER=127.0.0.1:$port confab ...)"
+  fi
 }
 
 stop_pid() {

@@ -16,21 +16,61 @@ pub enum LogFormat {
     Json,
 }
 
+/// What to do instead of serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Print the SHA-256 fingerprint of the certificate the server presents (--tls-cert, or the
+    /// self-signed one in --data-dir, made first if --tls-self-signed is given) and exit.
+    Fingerprint,
+}
+
 /// Every setting, all optional: what flags, environment and file provided.
 #[derive(Debug, Clone, Default, Parser, Deserialize)]
 #[command(name = "confab-server", version, about = "The confab chat server")]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct Settings {
+    #[command(subcommand)]
+    #[serde(skip)]
+    pub command: Option<Command>,
     /// TOML file with any of these settings (snake_case keys).
-    #[arg(long, env = "CONFAB_CONFIG")]
+    #[arg(long, env = "CONFAB_CONFIG", global = true)]
     #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:7000].
     #[arg(long, env = "CONFAB_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Directory of the embedded store [default: ./confab-data].
-    #[arg(long, env = "CONFAB_DATA_DIR")]
+    /// Directory of the embedded store (and of the --tls-self-signed pair)
+    /// [default: ./confab-data].
+    #[arg(long, env = "CONFAB_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// PEM certificate chain (leaf first) to serve TLS with; needs --tls-key. Reloaded on
+    /// SIGHUP.
+    #[arg(long, env = "CONFAB_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert. Reloaded on SIGHUP.
+    #[arg(long, env = "CONFAB_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS with a self-signed certificate made in --data-dir on first start and reused
+    /// afterwards; its fingerprint is logged at every start [default: false].
+    #[arg(
+        long,
+        env = "CONFAB_TLS_SELF_SIGNED",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        global = true
+    )]
+    pub tls_self_signed: Option<bool>,
+    /// Allow plain text on an address that is not loopback (nodes behind a TLS-terminating
+    /// balancer); without TLS the server otherwise listens on loopback only [default: false].
+    #[arg(
+        long,
+        env = "CONFAB_PLAINTEXT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub plaintext: Option<bool>,
     /// Store: `sqlite` (embedded, in --data-dir) or `mysql://user:password@host:port/db`
     /// [default: sqlite].
     #[arg(long, env = "CONFAB_STORE")]
@@ -146,6 +186,13 @@ pub struct Settings {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// TLS from these PEM files (both or neither).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// TLS with the self-signed pair in `data_dir`.
+    pub tls_self_signed: bool,
+    /// Plain text allowed on an address that is not loopback.
+    pub plaintext: bool,
     /// `None`: the embedded store; `Some(url)`: MySQL.
     pub mysql_url: Option<String>,
     pub mysql_pool: usize,
@@ -198,17 +245,29 @@ pub enum ConfigError {
     },
     #[error("invalid setting: {0}")]
     Invalid(&'static str),
+    #[error(
+        "refusing to listen in plain text on {0}, which is not a loopback address: give \
+         --tls-cert and --tls-key, or --tls-self-signed, or --plaintext if a TLS-terminating \
+         balancer is in front"
+    )]
+    PlaintextNotLoopback(SocketAddr),
 }
 
 impl Settings {
     /// Fills every unset field from `file`.
     fn or(self, file: Settings) -> Settings {
         macro_rules! merge {
-            ($($f:ident),*) => { Settings { config: self.config, $($f: self.$f.or(file.$f)),* } };
+            ($($f:ident),*) => {
+                Settings { command: self.command, config: self.config, $($f: self.$f.or(file.$f)),* }
+            };
         }
         merge!(
             listen,
             data_dir,
+            tls_cert,
+            tls_key,
+            tls_self_signed,
+            plaintext,
             store,
             mysql_pool,
             mysql_writers,
@@ -292,6 +351,24 @@ impl Settings {
                 "max_body_bytes must be 1..max_frame_bytes/2",
             ));
         }
+        let tls_self_signed = self.tls_self_signed.unwrap_or(false);
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ConfigError::Invalid("tls_cert and tls_key go together"));
+            }
+            (Some(_), Some(_)) if tls_self_signed => {
+                return Err(ConfigError::Invalid(
+                    "tls_self_signed and tls_cert/tls_key are exclusive",
+                ));
+            }
+            _ => {}
+        }
+        let plaintext = self.plaintext.unwrap_or(false);
+        if plaintext && (tls_self_signed || self.tls_cert.is_some()) {
+            return Err(ConfigError::Invalid(
+                "plaintext and TLS (tls_cert or tls_self_signed) are exclusive",
+            ));
+        }
         let nonzero = |v: u32, what| {
             if v == 0 {
                 Err(ConfigError::Invalid(what))
@@ -306,6 +383,10 @@ impl Settings {
             data_dir: self
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from("confab-data")),
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            tls_self_signed,
+            plaintext,
             mysql_url: match self.store.as_deref() {
                 None | Some("sqlite") | Some("") => None,
                 Some(url) if url.starts_with("mysql://") => Some(url.to_owned()),
@@ -392,6 +473,20 @@ impl Config {
     pub fn defaults() -> Result<Config, ConfigError> {
         Settings::default().finish()
     }
+
+    /// Whether the listener speaks TLS.
+    pub fn tls(&self) -> bool {
+        self.tls_self_signed || (self.tls_cert.is_some() && self.tls_key.is_some())
+    }
+
+    /// Secure by default: plain text only on loopback, unless `plaintext` says a TLS-terminating
+    /// balancer is in front.
+    pub fn check_transport(&self) -> Result<(), ConfigError> {
+        if !self.tls() && !self.plaintext && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::PlaintextNotLoopback(self.listen));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -432,6 +527,67 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(from_file.bus_url.as_deref(), Some("redis://r:6379"));
         assert!(from_file.proxy_protocol);
+    }
+
+    #[test]
+    fn transport_settings() {
+        let plain = parse(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!plain.tls() && plain.check_transport().is_ok());
+        let open = parse(&["--listen", "0.0.0.0:7000"]).unwrap_or_else(|e| panic!("{e}"));
+        let err = open.check_transport().err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "refusing to listen in plain text on 0.0.0.0:7000, which is not a loopback \
+                 address: give --tls-cert and --tls-key, or --tls-self-signed, or --plaintext if \
+                 a TLS-terminating balancer is in front"
+            )
+        );
+        let behind =
+            parse(&["--listen", "10.0.0.11:7101", "--plaintext"]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(behind.plaintext && behind.check_transport().is_ok());
+        let v6 = parse(&["--listen", "[::1]:7000"]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(v6.check_transport().is_ok());
+        let tls = parse(&[
+            "--listen",
+            "0.0.0.0:7000",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(tls.tls() && tls.check_transport().is_ok());
+        let selfsigned = parse(&["--listen", "[::]:7000", "--tls-self-signed"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(selfsigned.tls() && selfsigned.check_transport().is_ok());
+        assert!(parse(&["--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["--tls-key", "k.pem"]).is_err());
+        assert!(parse(&["--tls-self-signed", "--tls-cert", "c", "--tls-key", "k"]).is_err());
+        assert!(parse(&["--tls-self-signed", "--plaintext"]).is_err());
+        let file: Settings = toml::from_str(
+            "tls_cert = \"/etc/confab/cert.pem\"\ntls_key = \"/etc/confab/key.pem\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let from_file = Settings::default()
+            .or(file)
+            .finish()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            from_file.tls_key.as_deref(),
+            Some(std::path::Path::new("/etc/confab/key.pem"))
+        );
+        let cmd = Settings::try_parse_from(["confab-server", "fingerprint", "--data-dir", "d"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cmd.command, Some(Command::Fingerprint));
+        assert_eq!(cmd.data_dir.as_deref(), Some(std::path::Path::new("d")));
+        let cmd = Settings::try_parse_from(["confab-server", "--tls-self-signed", "fingerprint"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (cmd.command, cmd.tls_self_signed),
+            (Some(Command::Fingerprint), Some(true))
+        );
+        assert!(parse(&["--tls-self-signed=false"]).is_ok_and(|c| !c.tls()));
     }
 
     #[test]

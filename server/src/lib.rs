@@ -2,7 +2,7 @@
 //!
 //! Layers (dependencies point down): [`net`] (listener, connection tasks) -> [`service`]
 //! (requests, rules, fan-out) -> [`store`] (durable state), [`hub`] (who is online here) and
-//! [`cluster`] (the bus to the other nodes, if any).
+//! [`cluster`] (the bus to the other nodes, if any); [`tls`] holds the listener's certificate.
 
 pub mod cluster;
 pub mod config;
@@ -11,6 +11,7 @@ pub mod ids;
 pub mod net;
 pub mod service;
 pub mod store;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +39,10 @@ pub enum StartError {
     Hasher(#[from] service::auth::HashError),
     #[error("cannot join the cluster: {0}")]
     Cluster(#[from] cluster::ClusterError),
+    #[error(transparent)]
+    Transport(#[from] config::ConfigError),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A running server (for tests and the binary).
@@ -49,6 +54,8 @@ pub struct Running {
     pub service: Arc<dyn std::any::Any + Send + Sync>,
     /// The cluster bus (local when alone); `close` it after the connections are gone.
     pub bus: Arc<dyn cluster::Bus>,
+    /// The listener's TLS, if on: [`tls::Tls::reload`] is what SIGHUP runs.
+    pub tls: Option<Arc<tls::Tls>>,
 }
 
 /// Connections waiting to be accepted. Tokio's default (128, as std) makes a burst of reconnects
@@ -70,6 +77,16 @@ fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 /// is set (subscribed before the first connection is accepted), binds `cfg.listen` and serves
 /// until the token is cancelled.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    cfg.check_transport()?;
+    let tls = match tls::KeyPair::from_config(&cfg) {
+        Some(pair) => {
+            let tls = tls::Tls::open(pair)?;
+            // Logged at every start: clients that pin it compare with this.
+            tracing::info!(fingerprint = %tls.fingerprint(), "TLS certificate");
+            Some(Arc::new(tls))
+        }
+        None => None,
+    };
     let hasher = Hasher::new(cfg.hash_concurrency)?;
     let listener = bind(cfg.listen).map_err(|source| StartError::Listen {
         addr: cfg.listen,
@@ -79,6 +96,11 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         addr: cfg.listen,
         source,
     })?;
+    let front = Front {
+        listener,
+        addr,
+        tls,
+    };
     match cfg.mysql_url.clone() {
         Some(url) => {
             let mut mcfg = MysqlConfig::new(url);
@@ -91,7 +113,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             let backend = MysqlBackend::open(&mcfg).await?;
             let hub = Arc::new(hub::Hub::new());
             let bus = cluster::connect(&cfg, hub.clone()).await?;
-            Ok(serve(cfg, listener, addr, backend, hasher, hub, bus))
+            Ok(serve(cfg, front, backend, hasher, hub, bus))
         }
         None => {
             let mut scfg = SqliteConfig::new(cfg.data_dir.join("confab.db"));
@@ -100,31 +122,49 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             let backend = SqliteBackend::open(&scfg)?;
             let hub = Arc::new(hub::Hub::new());
             let bus = cluster::connect(&cfg, hub.clone()).await?;
-            Ok(serve(cfg, listener, addr, backend, hasher, hub, bus))
+            Ok(serve(cfg, front, backend, hasher, hub, bus))
         }
     }
 }
 
-fn serve<B: Backend>(
-    cfg: Config,
+/// The bound listener and what it speaks.
+struct Front {
     listener: TcpListener,
     addr: SocketAddr,
+    tls: Option<Arc<tls::Tls>>,
+}
+
+fn serve<B: Backend>(
+    cfg: Config,
+    front: Front,
     backend: B,
     hasher: Hasher,
     hub: Arc<hub::Hub>,
     bus: Arc<dyn cluster::Bus>,
 ) -> Running {
+    let Front {
+        listener,
+        addr,
+        tls,
+    } = front;
     let service = Service::start_with(cfg, Store::new(backend), hasher, hub, bus.clone());
     tokio::spawn(log_writer_stats(Arc::downgrade(&service)));
     tokio::spawn(flush_delivered(Arc::downgrade(&service)));
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(net::serve(listener, service.clone(), shutdown.clone()));
+    let acceptor = tls.as_ref().map(|t| t.acceptor());
+    let task = tokio::spawn(net::serve(
+        listener,
+        service.clone(),
+        acceptor,
+        shutdown.clone(),
+    ));
     Running {
         addr,
         shutdown,
         task,
         service,
         bus,
+        tls,
     }
 }
 

@@ -1,9 +1,13 @@
-//! `confab-server`: runs the chat server until SIGINT or SIGTERM.
+//! `confab-server`: runs the chat server until SIGINT or SIGTERM; SIGHUP reloads the TLS
+//! certificate and key. `confab-server fingerprint` prints the certificate's fingerprint.
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use confab_server::config::{LogFormat, Settings};
-use tracing::info;
+use confab_server::config::{Command, LogFormat, Settings};
+use confab_server::tls::Tls;
+use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 // glibc's malloc keeps each thread's freed argon2 memory (19 MiB per hash) in per-thread
@@ -14,7 +18,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cfg = Settings::parse().resolve()?;
+    let settings = Settings::parse();
+    let command = settings.command;
+    let cfg = settings.resolve()?;
+    if command == Some(Command::Fingerprint) {
+        println!("{}", confab_server::tls::configured_fingerprint(&cfg)?);
+        return Ok(());
+    }
     let filter = EnvFilter::try_from_env("CONFAB_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     match cfg.log_format {
         LogFormat::Human => tracing_subscriber::fmt().with_env_filter(filter).init(),
@@ -37,7 +47,10 @@ async fn main() -> anyhow::Result<()> {
     let running = confab_server::start(cfg)
         .await
         .context("starting confab-server")?;
-    info!(addr = %running.addr, "confab-server ready");
+    info!(addr = %running.addr, tls = running.tls.is_some(), "confab-server ready");
+    if let Some(tls) = running.tls.clone() {
+        tokio::spawn(reload_on_hangup(tls));
+    }
     wait_for_signal().await;
     info!("shutting down");
     running.shutdown.cancel();
@@ -49,6 +62,29 @@ async fn main() -> anyhow::Result<()> {
     // Dropping the service closes the write queue; the writer commits what it holds first.
     drop(running.service);
     Ok(())
+}
+
+/// Reloads the certificate and key on every SIGHUP; a failed reload keeps the old pair.
+async fn reload_on_hangup(tls: Arc<Tls>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "cannot watch SIGHUP: TLS reload by signal is off");
+                return;
+            }
+        };
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(fingerprint) => info!(%fingerprint, "TLS certificate reloaded"),
+                Err(e) => warn!(error = %e, "TLS reload failed; still serving the old certificate"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
 }
 
 async fn wait_for_signal() {

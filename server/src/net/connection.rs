@@ -16,13 +16,13 @@ use confab_wire::{Body, Envelope, EnvelopeCodec, Frame, FrameError, PROTOCOL_MAJ
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use governor::{Quota, RateLimiter};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::codec::{Decoder, Encoder};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span};
 
+use super::stream::Stream;
 use crate::hub::{ConnCtl, Kick};
 use crate::service::{AuthChange, ConnCtx, Outcome, Service};
 use crate::store::Backend;
@@ -52,7 +52,7 @@ enum Close {
 
 struct Conn<B: Backend> {
     svc: Arc<Service<B>>,
-    stream: TcpStream,
+    stream: Stream,
     ctx: ConnCtx,
     codec: EnvelopeCodec,
     rbuf: BytesMut,
@@ -74,7 +74,7 @@ struct Conn<B: Backend> {
 /// Serves one accepted connection until it closes.
 pub async fn serve<B: Backend>(
     svc: Arc<Service<B>>,
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     conn_id: u64,
     shutdown: CancellationToken,
@@ -85,6 +85,7 @@ pub async fn serve<B: Backend>(
         Quota::per_second(NonZeroU32::new(svc.cfg.requests_per_second).unwrap_or(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(svc.cfg.request_burst).unwrap_or(NonZeroU32::MIN));
     let now = Instant::now();
+    let opened = stream.accepted_at();
     let conn = Conn {
         ctx: ConnCtx {
             conn_id,
@@ -104,7 +105,7 @@ pub async fn serve<B: Backend>(
         inflight: FuturesUnordered::new(),
         limiter: RateLimiter::direct(quota),
         last_rx: now,
-        opened: now,
+        opened,
         write_blocked_since: None,
     };
     // A debug span: at the default level it is disabled and costs nothing per poll, while
@@ -162,7 +163,7 @@ impl<B: Backend> Conn<B> {
                     }
                     if let Err(c) = self.process_input() { break c; }
                 }
-                r = self.stream.writable(), if !self.wbuf.is_empty() => {
+                r = self.stream.writable(), if !self.wbuf.is_empty() || self.stream.pending_output() => {
                     if r.is_err() { break Close::Quiet; }
                 }
                 _ = &mut timer => {
@@ -422,6 +423,15 @@ impl<B: Backend> Conn<B> {
                 Err(_) => return Err(()),
             }
         }
+        // TLS: records rustls holds for the socket.
+        match self.stream.flush_pending() {
+            Ok(true) => {}
+            Ok(false) => {
+                self.write_blocked_since.get_or_insert_with(Instant::now);
+                return Ok(());
+            }
+            Err(_) => return Err(()),
+        }
         self.write_blocked_since = None;
         if self.wbuf.capacity() > KEEP_BUFFER {
             self.wbuf = BytesMut::new();
@@ -483,7 +493,7 @@ impl<B: Backend> Conn<B> {
         }
         self.reply(&Envelope::new(req_id, Body::Error(e)));
         let _ = tokio::time::timeout(flush, async {
-            while !self.wbuf.is_empty() {
+            while !self.wbuf.is_empty() || self.stream.pending_output() {
                 if self.stream.writable().await.is_err() || self.flush_some().is_err() {
                     return;
                 }

@@ -1,7 +1,9 @@
-//! The TCP side: the accept loop and the connection tasks.
+//! The TCP side: the accept loop and the connection tasks (each reads its PROXY header, if
+//! configured, then runs its TLS handshake, if any, then serves frames).
 
 pub mod connection;
 pub mod proxy;
+pub mod stream;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,18 +12,22 @@ use confab_wire::pb::ErrorCode;
 use confab_wire::{Envelope, Frame};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
+
+use self::stream::Stream;
 
 use crate::service::Service;
 use crate::store::Backend;
 
 /// Accepts connections until `shutdown` is cancelled, then waits (up to the grace period) for
-/// the connections to say goodbye.
+/// the connections to say goodbye. With `tls`, every connection is TLS.
 pub async fn serve<B: Backend>(
     listener: TcpListener,
     svc: Arc<Service<B>>,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
     let limit = Arc::new(Semaphore::new(svc.cfg.max_connections));
@@ -33,7 +39,7 @@ pub async fn serve<B: Backend>(
             .fatal(),
     ));
     let full = Frame::encode(&full, 1024).ok();
-    info!(addr = ?listener.local_addr().ok(), max_connections = svc.cfg.max_connections, "accepting connections");
+    info!(addr = ?listener.local_addr().ok(), max_connections = svc.cfg.max_connections, tls = tls.is_some(), "accepting connections");
     let mut backoff_ms = 1;
     loop {
         let accepted = tokio::select! {
@@ -54,29 +60,22 @@ pub async fn serve<B: Backend>(
             }
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
-            if let Some(f) = &full {
+            // A TLS client could not read a plain frame, and a handshake is too dear to spend
+            // on a refusal: it just sees the connection close.
+            if let (Some(f), None) = (&full, &tls) {
                 let _ = stream.try_write(f.as_bytes());
             }
             continue;
         };
         let conn_id = next_id.fetch_add(1, Ordering::Relaxed);
         let svc = svc.clone();
+        let tls = tls.clone();
         let token = shutdown.child_token();
         tracker.spawn(async move {
-            let mut stream = stream;
-            let peer = if svc.cfg.proxy_protocol {
-                match proxy::read_header(&mut stream, peer, svc.cfg.hello_timeout).await {
-                    Ok(client) => client,
-                    Err(e) => {
-                        // Not from our proxy: say nothing, the peer does not speak confab yet.
-                        debug!(%peer, error = %e, "connection refused: PROXY header");
-                        return;
-                    }
-                }
-            } else {
-                peer
-            };
-            connection::serve(svc, stream, peer, conn_id, token).await;
+            if let Some(stream) = open(&svc, stream, peer, tls).await {
+                let (stream, peer) = stream;
+                connection::serve(svc, stream, peer, conn_id, token).await;
+            }
             drop(permit);
         });
     }
@@ -94,4 +93,39 @@ pub async fn serve<B: Backend>(
     }
     svc.flush_delivered().await;
     svc.close_store();
+}
+
+/// The connection's own first steps, all within the Hello timeout: the PROXY header (when
+/// configured), then the TLS handshake (when configured). `None` when either fails: that is
+/// logged at debug only, since anyone can connect and fail.
+async fn open<B: Backend>(
+    svc: &Service<B>,
+    mut tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    tls: Option<TlsAcceptor>,
+) -> Option<(Stream, std::net::SocketAddr)> {
+    let accepted = tokio::time::Instant::now();
+    let deadline = accepted + svc.cfg.hello_timeout;
+    let peer = if svc.cfg.proxy_protocol {
+        match proxy::read_header(&mut tcp, peer, stream::remaining(deadline)).await {
+            Ok(client) => client,
+            Err(e) => {
+                // Not from our proxy: say nothing, the peer does not speak confab yet.
+                debug!(%peer, error = %e, "connection refused: PROXY header");
+                return None;
+            }
+        }
+    } else {
+        peer
+    };
+    let Some(acceptor) = tls else {
+        return Some((Stream::plain(tcp, accepted), peer));
+    };
+    match Stream::tls(tcp, &acceptor, accepted, deadline).await {
+        Ok(stream) => Some((stream, peer)),
+        Err(e) => {
+            debug!(%peer, error = %e, "connection refused: TLS");
+            None
+        }
+    }
 }

@@ -9,7 +9,9 @@
 mod backoff;
 pub mod cache;
 mod engine;
+pub mod known_servers;
 pub mod paths;
+pub mod tls;
 
 pub(crate) use engine::{new_client_msg_id, retryable};
 
