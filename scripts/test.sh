@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 step() { echo; echo "==> $*"; }
 
+step "disk (a full debug build of the tests takes ~3 GiB under target/)"
+df -h . || true
+
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
