@@ -191,6 +191,17 @@ impl Node {
         addr(self.port)
     }
 
+    /// SIGSTOP or SIGCONT: a stopped node keeps its connections and does nothing.
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("node running").id();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -1284,4 +1295,226 @@ async fn proxy_protocol_v1_v2_and_garbage() {
     ));
     let _ = child.kill();
     let _ = child.wait();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Presence and push age across a Redis outage
+
+/// A device's view of its friends' presence, kept as PROTOCOL.md §6.6 says: ListFriends at
+/// login and after every ResyncPush, PresencePush applied in between.
+struct Watcher {
+    d: Device,
+    view: HashMap<String, bool>,
+}
+
+impl Watcher {
+    async fn new(d: Device) -> Self {
+        let mut w = Watcher {
+            d,
+            view: HashMap::new(),
+        };
+        w.refresh().await;
+        w
+    }
+
+    async fn refresh(&mut self) {
+        if let Some(Body::FriendList(l)) = self
+            .d
+            .try_request(Body::ListFriends(pb::ListFriends::default()))
+            .await
+        {
+            self.view = l
+                .friends
+                .into_iter()
+                .filter_map(|f| f.user.map(|u| (u.name, f.online)))
+                .collect();
+        }
+    }
+
+    /// Reads frames for up to `d`, following §6.6.
+    async fn pump(&mut self, d: Duration) {
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            while let Some(b) = self.d.c.pushes.pop_front() {
+                match b {
+                    Body::ResyncPush(_) => {
+                        self.d.resyncs += 1;
+                        self.refresh().await;
+                    }
+                    Body::PresencePush(p) => {
+                        if let Some(u) = p.user {
+                            self.view.insert(u.name, p.online);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.d.c.framed.next()).await {
+                Ok(Some(Ok(env))) => {
+                    if let Some(b) = env.body {
+                        self.d.c.pushes.push_back(b);
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn offline(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .view
+            .iter()
+            .filter(|(_, on)| !**on)
+            .map(|(n, _)| n.clone())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+async fn pump_all(ws: &mut [Watcher], d: Duration) {
+    futures::future::join_all(ws.iter_mut().map(|w| w.pump(d))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MariaDB, Redis and nginx; run by scripts/test.sh"]
+async fn presence_converges_after_redis_restarts_whatever_order_nodes_recover_in() {
+    let (mut cl, _serial) = Cluster::start(3, false).await;
+    // One user on each node, all friends of each other.
+    let mut ds = Vec::new();
+    for (i, n) in cl.nodes.iter().enumerate() {
+        ds.push(register(n.addr(), &format!("pv{}", i + 1)).await);
+    }
+    for i in 0..ds.len() {
+        for j in i + 1..ds.len() {
+            let (a, b) = ds.split_at_mut(j);
+            befriend(&mut a[i].c, &mut b[0].c).await;
+        }
+    }
+    let mut ws = Vec::new();
+    for d in ds {
+        ws.push(Watcher::new(d).await);
+    }
+    pump_all(&mut ws, Duration::from_millis(500)).await;
+    for w in &ws {
+        assert!(
+            w.offline().is_empty(),
+            "{} sees {:?} offline",
+            w.d.name,
+            w.offline()
+        );
+    }
+
+    for round in 0..10usize {
+        // Which nodes recover late, in which order: one late node, or two one after another.
+        let first = round % 3;
+        let late: Vec<usize> = if round % 2 == 0 {
+            vec![first]
+        } else {
+            vec![first, (first + 1) % 3]
+        };
+        cl.redis.kill();
+        for &l in &late {
+            cl.nodes[l].signal("-STOP");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cl.redis.restart().await;
+        // The others re-register; their clients resync and ask who is online while the late
+        // nodes' routes are still missing.
+        let early: Vec<u16> = (0..3)
+            .filter(|i| !late.contains(i))
+            .map(|i| cl.nodes[i].id)
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for id in &early {
+            while cl
+                .redis
+                .cli(&["EXISTS", &format!("confab:node:{id}")])
+                .trim()
+                != "1"
+            {
+                assert!(Instant::now() < deadline, "node {id} did not re-register");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        pump_all(&mut ws, Duration::from_millis(1000)).await;
+        for &l in &late {
+            cl.nodes[l].signal("-CONT");
+            pump_all(&mut ws, Duration::from_millis(700)).await;
+        }
+        // Converged within the bound PROTOCOL.md §6.6 states (the last node's re-registration,
+        // then its announcement on the bus within half a second, then a ListFriends), with
+        // nothing but pushes to go by: no client polls.
+        let bound = Duration::from_secs(5);
+        let deadline = Instant::now() + bound;
+        while ws.iter().any(|w| !w.offline().is_empty()) && Instant::now() < deadline {
+            pump_all(&mut ws, Duration::from_millis(100)).await;
+        }
+        for w in &ws {
+            assert!(
+                w.offline().is_empty(),
+                "round {round} (late {late:?}): {} on node {} still sees {:?} offline ({})",
+                w.d.name,
+                w.d.node(),
+                w.offline(),
+                cl.logs()
+            );
+        }
+        // Keep every connection busy enough for the idle timeout.
+        for w in &mut ws {
+            let _ = w.d.try_request(Body::Ping(pb::Ping { nonce: 1 })).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MariaDB, Redis and nginx; run by scripts/test.sh"]
+async fn pushes_held_through_a_redis_pause_are_dropped_for_a_resync_not_sent_late() {
+    let (cl, _serial) = Cluster::start(2, false).await;
+    let mut a = register(cl.nodes[0].addr(), "ha").await;
+    let mut b = register(cl.nodes[1].addr(), "hb").await;
+    let thread = befriend(&mut a.c, &mut b.c).await;
+    b.watch(thread);
+    b.c.pushes.clear();
+    let last = send_n(&mut a, thread, 0, 3).await;
+    assert!(b.reach(thread, last, Duration::from_secs(5)).await);
+    let resyncs = b.resyncs;
+
+    // Redis pauses for 3 s: A's publisher holds these pushes in its retry (which gives up
+    // only after 5 s), and before the age bound they were published once Redis answered.
+    cl.redis.signal("-STOP");
+    let held_last = send_n(&mut a, thread, 3, 5).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cl.redis.signal("-CONT");
+
+    // B reads raw frames for a while: none of the held pushes may arrive (they are seconds
+    // older than PUSH_MAX_AGE); a ResyncPush must.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+    let mut late_pushes = Vec::new();
+    while let Ok(Some(Ok(env))) = tokio::time::timeout_at(deadline, b.c.framed.next()).await {
+        match env.body {
+            Some(Body::MessagePush(p)) => {
+                if let Some(m) = p.message
+                    && m.thread_id == thread
+                    && m.seq > last
+                    && m.seq <= held_last
+                {
+                    late_pushes.push(m.seq);
+                }
+            }
+            Some(Body::ResyncPush(_)) => b.resyncs += 1,
+            _ => {}
+        }
+    }
+    assert!(b.resyncs > resyncs, "B was told to resync ({})", cl.logs());
+    assert!(
+        late_pushes.is_empty(),
+        "pushes held 3 s were delivered late: {late_pushes:?}"
+    );
+    // The resync brings everything acked.
+    b.catch_up(thread).await;
+    let held: Vec<u64> = b.held[&thread].iter().map(|m| m.seq).collect();
+    assert_eq!(held, (1..=held_last).collect::<Vec<_>>());
+    let log = std::fs::read_to_string(&cl.nodes[0].log).unwrap_or_default();
+    assert!(log.contains("held too long"), "A's node dropped them");
 }

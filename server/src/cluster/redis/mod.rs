@@ -51,6 +51,10 @@ const ROUTE_REFRESH: Duration = Duration::from_secs(20);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a batch of publishes is retried before it is dropped.
 const PUBLISH_RETRY_FOR: Duration = Duration::from_secs(5);
+/// The oldest a push may be when it is published to another node. One held longer (Redis
+/// paused or unreachable) is dropped and the cluster resyncs instead: delivered late it would
+/// arrive behind newer pushes of its thread, and the resync covers it anyway.
+pub const PUSH_MAX_AGE: Duration = Duration::from_secs(1);
 /// How long start-up waits for Redis.
 const CONNECT_FOR: Duration = Duration::from_secs(30);
 /// How often an idle publisher checks whether it owes the cluster a resync.
@@ -113,8 +117,16 @@ const MEMBERS: &str = "confab:members";
 const RESYNC: &str = "confab:resync";
 
 enum Out {
-    Push { users: Vec<u64>, frame: Frame },
-    Kick { user: u64, scope: KickScope },
+    /// `at`: when the service handed the push over (see [`PUSH_MAX_AGE`]).
+    Push {
+        users: Vec<u64>,
+        frame: Frame,
+        at: std::time::Instant,
+    },
+    Kick {
+        user: u64,
+        scope: KickScope,
+    },
     Members(Vec<u64>),
 }
 
@@ -351,6 +363,10 @@ impl RedisBus {
         if let Some(f) = &self.resync {
             self.hub.push_all(f);
         }
+        // Clients of nodes that recovered before us may have asked for presence while our
+        // routes were missing, and been told our users are offline: announce on RESYNC so
+        // every node resyncs its clients again, now that our routes are back.
+        self.lost.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Tells every local connection to resync (another node dropped pushes).
@@ -402,6 +418,7 @@ impl Bus for RedisBus {
         self.enqueue(Out::Push {
             users: users.to_vec(),
             frame: frame.clone(),
+            at: std::time::Instant::now(),
         });
     }
 

@@ -310,9 +310,12 @@ impl RedisBus {
             .collect();
         let mut per_node: BTreeMap<u16, BytesMut> = BTreeMap::new();
         let mut pipe = redis::pipe();
+        let mut stale = 0usize;
         for o in batch {
             match o {
-                Out::Push { users, frame } => {
+                // Checked after the lookup, the call that waits out a slow Redis.
+                Out::Push { at, .. } if at.elapsed() > PUSH_MAX_AGE => stale += 1,
+                Out::Push { users, frame, .. } => {
                     let mut by_node: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
                     for u in users {
                         for n in routes.get(u).into_iter().flatten() {
@@ -337,6 +340,13 @@ impl RedisBus {
                     pipe.publish(MEMBERS, msg.as_ref()).ignore();
                 }
             }
+        }
+        if stale > 0 {
+            bus.lost.store(true, std::sync::atomic::Ordering::Release);
+            warn!(
+                pushes = stale,
+                "bus: pushes held too long; dropped (the cluster will resync)"
+            );
         }
         let mut any = batch.iter().any(|o| matches!(o, Out::Members(_)));
         for (n, msg) in per_node {
