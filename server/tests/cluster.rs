@@ -1476,45 +1476,49 @@ async fn pushes_held_through_a_redis_pause_are_dropped_for_a_resync_not_sent_lat
     let thread = befriend(&mut a.c, &mut b.c).await;
     b.watch(thread);
     b.c.pushes.clear();
-    let last = send_n(&mut a, thread, 0, 3).await;
+    let mut last = send_n(&mut a, thread, 0, 3).await;
     assert!(b.reach(thread, last, Duration::from_secs(5)).await);
-    let resyncs = b.resyncs;
 
-    // Redis pauses for 3 s: A's publisher holds these pushes in its retry (which gives up
-    // only after 5 s), and before the age bound they were published once Redis answered.
-    cl.redis.signal("-STOP");
-    let held_last = send_n(&mut a, thread, 3, 5).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    cl.redis.signal("-CONT");
+    // Redis pauses for 3 s, then for 6 s: A's publisher holds these pushes in its retry
+    // (which gives up after 5 s); before the age bound, those of the 3 s pause were
+    // published seconds late once Redis answered.
+    for pause in [3u64, 6] {
+        let resyncs = b.resyncs;
+        cl.redis.signal("-STOP");
+        let held_last = send_n(&mut a, thread, last as usize, 5).await;
+        tokio::time::sleep(Duration::from_secs(pause)).await;
+        cl.redis.signal("-CONT");
 
-    // B reads raw frames for a while: none of the held pushes may arrive (they are seconds
-    // older than PUSH_MAX_AGE); a ResyncPush must.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
-    let mut late_pushes = Vec::new();
-    while let Ok(Some(Ok(env))) = tokio::time::timeout_at(deadline, b.c.framed.next()).await {
-        match env.body {
-            Some(Body::MessagePush(p)) => {
-                if let Some(m) = p.message
-                    && m.thread_id == thread
-                    && m.seq > last
-                    && m.seq <= held_last
-                {
-                    late_pushes.push(m.seq);
+        // B reads raw frames for a while: none of the held pushes may arrive (they are
+        // seconds older than PUSH_MAX_AGE); a ResyncPush must.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+        let mut late_pushes = Vec::new();
+        while let Ok(Some(Ok(env))) = tokio::time::timeout_at(deadline, b.c.framed.next()).await {
+            match env.body {
+                Some(Body::MessagePush(p)) => {
+                    if let Some(m) = p.message
+                        && m.thread_id == thread
+                        && m.seq > last
+                        && m.seq <= held_last
+                    {
+                        late_pushes.push(m.seq);
+                    }
                 }
+                Some(Body::ResyncPush(_)) => b.resyncs += 1,
+                _ => {}
             }
-            Some(Body::ResyncPush(_)) => b.resyncs += 1,
-            _ => {}
         }
+        assert!(b.resyncs > resyncs, "B was told to resync ({})", cl.logs());
+        assert!(
+            late_pushes.is_empty(),
+            "pushes held {pause} s were delivered late: {late_pushes:?}"
+        );
+        // The resync brings everything acked.
+        b.catch_up(thread).await;
+        let held: Vec<u64> = b.held[&thread].iter().map(|m| m.seq).collect();
+        assert_eq!(held, (1..=held_last).collect::<Vec<_>>());
+        last = held_last;
     }
-    assert!(b.resyncs > resyncs, "B was told to resync ({})", cl.logs());
-    assert!(
-        late_pushes.is_empty(),
-        "pushes held 3 s were delivered late: {late_pushes:?}"
-    );
-    // The resync brings everything acked.
-    b.catch_up(thread).await;
-    let held: Vec<u64> = b.held[&thread].iter().map(|m| m.seq).collect();
-    assert_eq!(held, (1..=held_last).collect::<Vec<_>>());
     let log = std::fs::read_to_string(&cl.nodes[0].log).unwrap_or_default();
     assert!(log.contains("held too long"), "A's node dropped them");
 }
