@@ -17,6 +17,8 @@
 #   --mysql URL      run the server on MySQL / MariaDB (the database must exist)
 #   --cluster [--nodes N]   scripts/cluster.sh up --nodes N, run against 127.0.0.1:7000 (nginx),
 #                    scripts/cluster.sh down on exit
+#   --tls            over TLS: the server (or the cluster's nginx front) with a self-signed
+#                    certificate, the clients pinned to its fingerprint
 #
 # Exit status: confab-load's (1 when anything was lost, duplicated or reordered, or the counts
 # did not add up; 2 when the run could not be made).
@@ -25,7 +27,7 @@ cd "$(dirname "$0")/.."
 
 scenario=${1:-dm}
 shift || true
-clients="" group_size="" senders=1 mysql="" cluster=0 nodes=3 run_args=() extra=() dm_args=()
+clients="" group_size="" senders=1 mysql="" cluster=0 nodes=3 tls=0 run_args=() extra=() dm_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --clients) clients=$2; shift 2 ;;
@@ -39,6 +41,7 @@ while [ $# -gt 0 ]; do
     --mysql) mysql=$2; shift 2 ;;
     --cluster) cluster=1; shift ;;
     --nodes) nodes=$2; shift 2 ;;
+    --tls) tls=1; shift ;;
     --) shift; extra+=("$@"); break ;;
     *) extra+=("$1"); shift ;;
   esac
@@ -88,9 +91,14 @@ if [ "$cluster" = 1 ]; then
   export CONFAB_CLUSTER_DB=confab_load_cluster
   scripts/services.sh mariadb >&2
   mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS \`$CONFAB_CLUSTER_DB\`" >&2
-  scripts/cluster.sh up --nodes "$nodes" >&2
+  tls_up=()
+  [ "$tls" = 1 ] && tls_up=(--tls)
+  scripts/cluster.sh up --nodes "$nodes" "${tls_up[@]}" >&2
   addr=127.0.0.1:7000
   pid_args=()
+  if [ "$tls" = 1 ]; then
+    fp=$("$bin/confab-server" --tls-self-signed --data-dir "${CONFAB_CLUSTER_DIR:-$PWD/cluster-run}/tls" fingerprint)
+  fi
 else
   port=$((20000 + RANDOM % 20000))
   addr=127.0.0.1:$port
@@ -99,7 +107,13 @@ else
     scripts/services.sh mariadb
     store_args=(--store "$mysql")
   fi
-  "$bin/confab-server" --listen "$addr" "${store_args[@]}" > "$run/server.log" 2>&1 &
+  tls_args=()
+  if [ "$tls" = 1 ]; then
+    # confab-server makes the self-signed pair (and prints its fingerprint) once.
+    fp=$("$bin/confab-server" --tls-self-signed --data-dir "$run/tls" fingerprint)
+    tls_args=(--tls-cert "$run/tls/tls-cert.pem" --tls-key "$run/tls/tls-key.pem")
+  fi
+  "$bin/confab-server" --listen "$addr" "${store_args[@]}" "${tls_args[@]}" > "$run/server.log" 2>&1 &
   server=$!
   pid_args=(--server-pid "$server")
 fi
@@ -110,7 +124,11 @@ for _ in $(seq 1 300); do
 done
 
 users=$run/users.jsonl
-load() { "$bin/confab-load" --server "$addr" --users "$users" "$@"; }
+target=$addr trust=()
+if [ "$tls" = 1 ]; then
+  target=tls://$addr trust=(--trust-fingerprint "$fp")
+fi
+load() { "$bin/confab-load" --server "$target" "${trust[@]}" --users "$users" "$@"; }
 case "$scenario" in
   dm)
     load setup --users-count "$clients" --pairs --concurrency 8

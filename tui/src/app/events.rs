@@ -6,8 +6,8 @@ use confab_wire::pb;
 use super::actions::{ensure_selection, insert_message, upsert_thread};
 use super::keymap::Action;
 use super::msg::{Cmd, Op};
-use super::state::{Conn, LoginForm, PAGE, Pending, Screen, SendState, State};
-use crate::client::{ConnState, Event, OutboxItem};
+use super::state::{Conn, LoginForm, PAGE, Pending, Screen, SendState, State, TrustAsk};
+use crate::client::{ConnState, Event, OutboxItem, TrustProblem};
 use crate::text::{nfc, sanitize};
 
 /// Time passed: typing notices and the status line's notice expire.
@@ -86,6 +86,14 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
                 },
                 ConnState::Stopped { reason } => Conn::Stopped(reason),
             };
+            if matches!(s.conn, Conn::Stopped(_)) && s.trust.is_some() {
+                // Stopped for the trust prompt: the core waits for its answer (keys.rs).
+                if let Screen::Login(f) = &mut s.screen {
+                    f.busy = false;
+                    f.error = None;
+                }
+                return;
+            }
             if matches!(s.conn, Conn::Offline { .. } | Conn::Stopped(_)) {
                 // Presence seen before the drop is stale; the next sync reloads friends.
                 s.presence.clear();
@@ -218,6 +226,16 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
             }
         }
         Event::Frames { .. } => {}
+        Event::Transport { encrypted, .. } => s.encrypted = Some(encrypted),
+        Event::Untrusted(TrustProblem::Unknown {
+            server,
+            fingerprint,
+        }) => s.trust = Some(TrustAsk {
+            server,
+            fingerprint,
+        }),
+        // The refusal's reason comes with the Stopped state that follows.
+        Event::Untrusted(TrustProblem::Refused { .. }) => {}
     }
 }
 

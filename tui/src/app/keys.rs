@@ -11,7 +11,7 @@ use super::input::{edit, edit_line, history, remember, typed_char, typing};
 use super::keymap::Action;
 use super::msg::Cmd;
 use super::popups::{members_popup, open_popup, popup_key};
-use super::state::{Popup, Screen, State};
+use super::state::{LoginForm, Popup, Screen, State};
 use crate::client::Auth;
 use crate::text::editor::Editor;
 use crate::text::nfc;
@@ -26,9 +26,54 @@ pub(super) fn key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         cmds.push(Cmd::Suspend);
         return;
     }
+    if s.trust.is_some() {
+        trust_key(s, k, cmds);
+        return;
+    }
     match s.screen {
         Screen::Login(_) => login_key(s, k, cmds),
         Screen::Main => main_key(s, k, cmds),
+    }
+}
+
+/// The trust prompt: `y` records the fingerprint and connects again; `n` or Esc refuses.
+fn trust_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
+    let Some(ask) = s.trust.clone() else { return };
+    match k.code {
+        KeyCode::Char('y' | 'Y') => {
+            s.trust = None;
+            if let Screen::Login(f) = &mut s.screen {
+                f.busy = true;
+                f.error = None;
+            }
+            cmds.push(Cmd::TrustServer {
+                server: ask.server,
+                fingerprint: ask.fingerprint,
+            });
+        }
+        KeyCode::Char('n' | 'N') | KeyCode::Esc => {
+            s.trust = None;
+            let why = format!("{} is not trusted: not connected", ask.server);
+            cmds.push(Cmd::Disconnect);
+            match &mut s.screen {
+                Screen::Login(f) => {
+                    f.busy = false;
+                    f.error = Some(why);
+                }
+                Screen::Main => {
+                    let mut form = LoginForm::default();
+                    form.server.set(&s.server);
+                    form.field = 1;
+                    form.error = Some(why);
+                    s.screen = Screen::Login(Box::new(form));
+                }
+            }
+        }
+        KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+            s.quit = true;
+            cmds.push(Cmd::Quit);
+        }
+        _ => {}
     }
 }
 

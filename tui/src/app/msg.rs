@@ -104,6 +104,11 @@ pub enum Cmd {
         body: String,
     },
     ReconnectNow,
+    /// Record the server's fingerprint in known_servers (the user said yes), then connect.
+    TrustServer {
+        server: String,
+        fingerprint: crate::client::known_servers::Fingerprint,
+    },
     /// Repaint everything (Ctrl-L).
     Redraw,
     /// Stop the process like any terminal program (Ctrl-Z); `fg` resumes and repaints.

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use confab_wire::pb;
 
 use super::config::Settings;
+use crate::client::known_servers::Fingerprint;
 use crate::text::editor::Editor;
 use crate::text::sanitize;
 
@@ -34,6 +35,14 @@ impl LoginForm {
             _ => &mut self.password,
         }
     }
+}
+
+/// Trust on first use: the prompt for a server with an unknown certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustAsk {
+    /// `host:port`.
+    pub server: String,
+    pub fingerprint: Fingerprint,
 }
 
 #[derive(Debug, Clone)]
@@ -198,6 +207,10 @@ pub struct State {
     pub popup: Option<Popup>,
     /// (text, is_error, until_ms).
     pub notice: Option<(String, bool, i64)>,
+    /// Whether the current connection is encrypted (known once one is open).
+    pub encrypted: Option<bool>,
+    /// A server whose certificate nobody vouches for, waiting for the user's yes or no.
+    pub trust: Option<TrustAsk>,
     pub focused: bool,
     pub size: (u16, u16),
     pub now_ms: i64,
@@ -225,6 +238,8 @@ impl State {
             server,
             me: None,
             authed: false,
+            encrypted: None,
+            trust: None,
             conn: Conn::Connecting,
             synced_once: false,
             threads: Vec::new(),

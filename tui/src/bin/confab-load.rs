@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use confab_tui::client::known_servers::Fingerprint;
 use confab_tui::load::{self, LoadError, LoadOpts, LoginKinds, MixedPlan, Pace, Report, Users};
 
 #[derive(Parser)]
@@ -27,8 +28,8 @@ struct Cli {
 
 #[derive(Args)]
 struct Common {
-    /// Server address; repeat (or separate with commas) for several nodes, clients are spread
-    /// round-robin; or give the load balancer.
+    /// Server address (tls://host:port for TLS); repeat (or separate with commas) for several
+    /// nodes, clients are spread round-robin; or give the load balancer.
     #[arg(
         long = "server",
         short,
@@ -37,6 +38,12 @@ struct Common {
         value_delimiter = ','
     )]
     servers: Vec<String>,
+    /// PEM file of certificate authorities to trust for tls:// servers (repeatable).
+    #[arg(long, global = true)]
+    ca_file: Vec<PathBuf>,
+    /// Trust exactly the tls:// server certificate with this fingerprint (SHA256:...).
+    #[arg(long, global = true)]
+    trust_fingerprint: Option<Fingerprint>,
     /// Source addresses to bind, round-robin (e.g. 127.0.0.2,127.0.0.3), for more than ~28k
     /// connections to one server address.
     #[arg(long, global = true, value_delimiter = ',')]
@@ -272,6 +279,8 @@ async fn main() -> ExitCode {
     let mut opts = LoadOpts::new(c.servers.first().cloned().unwrap_or_default());
     opts.servers = c.servers.clone();
     opts.bind = c.bind.clone();
+    opts.trust.ca_files = c.ca_file.clone();
+    opts.trust.trust_fingerprint = c.trust_fingerprint;
     opts.duration = Duration::from_secs_f64(c.duration.max(0.0));
     opts.warmup = Duration::from_secs_f64(c.warmup.max(0.0));
     opts.drain = Duration::from_secs_f64(c.drain.max(0.0));

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use confab_tui::client::paths::{self, StoredSession};
+use confab_tui::client::known_servers::{Fingerprint, KnownServers};
+use confab_tui::client::tls::{ConnectError, Connector, ServerAddr, TrustOptions};
 use confab_tui::client::{
-    Auth, CacheMode, Client, ClientConfig, ClientError, ConnState, Event, Events,
+    Auth, CacheMode, Client, ClientConfig, ClientError, ConnState, Event, Events, TrustProblem,
 };
 use confab_wire::Body;
 use confab_wire::pb::{self, ErrorCode};
@@ -22,10 +24,15 @@ Exit codes:
   0  success (for send: the server acknowledged the message)
   1  other error
   2  usage error
-  3  authentication failed (wrong name or password, session expired, not logged in)
+  3  authentication failed (wrong name or password, session expired, not logged in), or the
+     server's TLS certificate is not trusted (run `confab trust HOST:PORT`)
   4  not found (unknown user, group or thread)
   5  refused by the server (not allowed, conflict, invalid input, rate limited)
   6  server unreachable or no answer in time
+
+A server given as tls://host:port is reached over TLS: trusted when a system root or a --ca-file
+signs its certificate, or when its fingerprint is recorded (`confab trust`, known_servers in the
+data directory) or given with --trust-fingerprint. host:port is plain text.
 
 Passwords are read from CONFAB_PASSWORD or, if unset, from standard input (first line); never from
 the command line. The session (resume token) is kept, mode 0600, under the XDG data directory.";
@@ -33,9 +40,16 @@ the command line. The session (resume token) is kept, mode 0600, under the XDG d
 #[derive(Parser)]
 #[command(name = "confab", version, about = "confab: chat for people who live in terminals", after_help = EXIT_CODES)]
 struct Cli {
-    /// Server address (host:port).
+    /// Server address: tls://host:port (TLS) or host:port (plain text).
     #[arg(long, short, env = "CONFAB_SERVER", global = true)]
     server: Option<String>,
+    /// PEM file of certificate authorities to trust besides the system's (repeatable).
+    #[arg(long, env = "CONFAB_CA_FILE", global = true)]
+    ca_file: Vec<std::path::PathBuf>,
+    /// Trust exactly the server certificate with this fingerprint (SHA256:...), as
+    /// `confab-server fingerprint` prints it.
+    #[arg(long, env = "CONFAB_TRUST_FINGERPRINT", global = true)]
+    trust_fingerprint: Option<Fingerprint>,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -80,6 +94,15 @@ enum Cmd {
     Group(GroupCmd),
     /// Print the terminal client's key bindings (after config overrides) and an example config.
     Keys,
+    /// Show a TLS server's certificate fingerprint and record it as trusted (known_servers)
+    /// after you confirm it matches what the operator sees (`confab-server fingerprint`).
+    Trust {
+        /// host:port or tls://host:port (default: --server).
+        server: Option<String>,
+        /// Record without asking (for scripts that checked the fingerprint another way).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -136,8 +159,16 @@ fn read_password() -> Result<String, Fail> {
     Ok(line)
 }
 
+/// What `tls://` servers are trusted by: set once from the command line.
+static TRUST: std::sync::OnceLock<TrustOptions> = std::sync::OnceLock::new();
+
+fn trust_options() -> TrustOptions {
+    TRUST.get().cloned().unwrap_or_default()
+}
+
 fn client_config(server: &str, name: Option<&str>) -> ClientConfig {
     let mut cfg = ClientConfig::new(server);
+    cfg.trust = trust_options();
     cfg.client_name = "confab-cli".into();
     cfg.request_timeout = Duration::from_secs(10);
     if let Some(n) = name {
@@ -170,6 +201,19 @@ async fn connect(
             } => {
                 save_session(server, &user, device_id, token)?;
                 return Ok((client, events, user));
+            }
+            Event::Untrusted(TrustProblem::Unknown { server, .. }) => {
+                return Err(Fail(
+                    3,
+                    format!(
+                        "{server} presented a certificate that no trusted authority signed: run \
+                         `confab trust {server}` to check and record its fingerprint, or pass \
+                         --trust-fingerprint or --ca-file"
+                    ),
+                ));
+            }
+            Event::Untrusted(TrustProblem::Refused { message, .. }) => {
+                return Err(Fail(3, message));
             }
             Event::State(ConnState::Stopped { reason }) => {
                 let code = if reason.contains("AUTH_FAILED") || reason.contains("log in") {
@@ -306,6 +350,75 @@ async fn respond(server: &str, name: &str, accept: bool) -> Result<(), Fail> {
     Ok(())
 }
 
+/// `confab trust`: connects without pins, shows the certificate's fingerprint, and records it
+/// once the user confirms. Nothing but the handshake is sent.
+async fn trust(server: &str, yes: bool) -> Result<(), Fail> {
+    let text = if server.contains("://") {
+        server.to_owned()
+    } else {
+        format!("tls://{server}")
+    };
+    let addr: ServerAddr = text.parse().map_err(|e| Fail(2, format!("{e}")))?;
+    let opts = trust_options();
+    let path = opts
+        .known_servers
+        .clone()
+        .unwrap_or_else(confab_tui::client::known_servers::default_path);
+    let mut known = KnownServers::load(&path).map_err(|e| Fail(1, e.to_string()))?;
+    let probe = Connector::new(TrustOptions {
+        trust_fingerprint: None,
+        known_servers: None,
+        ..opts
+    })
+    .map_err(|e| Fail(1, e.to_string()))?;
+    let authority = addr.authority();
+    let presented = match tokio::time::timeout(Duration::from_secs(10), probe.connect(&addr)).await
+    {
+        Err(_) => return Err(Fail(6, format!("{authority}: no answer in time"))),
+        Ok(Ok(stream)) => {
+            let fp = stream.peer_fingerprint();
+            println!("{authority} is trusted by a certificate authority (fingerprint {})", fp.map_or_else(String::new, |f| f.to_string()));
+            return Ok(());
+        }
+        Ok(Err(ConnectError::UnknownServer { fingerprint, .. })) => fingerprint,
+        Ok(Err(e @ ConnectError::Connect { .. })) => return Err(Fail(6, e.to_string())),
+        Ok(Err(e)) => return Err(Fail(3, e.to_string())),
+    };
+    match known.lookup(&authority) {
+        Some(fp) if fp == presented => {
+            println!("{authority} is already trusted: {presented}");
+            return Ok(());
+        }
+        Some(old) => println!(
+            "WARNING: {authority} presented {presented}, but {old} is recorded in {}.\n\
+             Replace it only if the operator says the certificate was changed.",
+            path.display()
+        ),
+        None => println!("{authority} presented a certificate with fingerprint\n  {presented}"),
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Fail(
+                2,
+                "not recorded: confirm on a terminal, or pass --yes once you have compared it".into(),
+            ));
+        }
+        eprint!("Compare it with `confab-server fingerprint` on the server. Trust it? [y/N] ");
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| Fail(1, format!("cannot read the answer: {e}")))?;
+        if !matches!(line.trim(), "y" | "Y" | "yes" | "YES") {
+            return Err(Fail(1, "not recorded".into()));
+        }
+    }
+    known
+        .record(&authority, presented)
+        .map_err(|e| Fail(1, e.to_string()))?;
+    println!("recorded in {}", path.display());
+    Ok(())
+}
+
 async fn run(cli: Cli) -> Result<(), Fail> {
     let server = cli
         .server
@@ -318,11 +431,12 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                 "the terminal client needs a terminal; use a subcommand (see --help)".into(),
             ));
         }
-        return confab_tui::run::run(Some(server))
+        return confab_tui::run::run(Some(server), trust_options())
             .await
             .map_err(|e| Fail(1, format!("terminal: {e}")));
     };
     match cmd {
+        Cmd::Trust { server: given, yes } => trust(given.as_deref().unwrap_or(&server), yes).await?,
         Cmd::Keys => {
             let settings = confab_tui::run::load_settings();
             let mut out = String::from("Key bindings (keys, config name, action):\n");
@@ -553,6 +667,11 @@ async fn interrupted() {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = TRUST.set(TrustOptions {
+        ca_files: cli.ca_file.clone(),
+        trust_fingerprint: cli.trust_fingerprint,
+        ..TrustOptions::default()
+    });
     // Logs go to a file (never the screen): $XDG_DATA_HOME/confab/confab.log when CONFAB_LOG is set.
     if let Ok(filter) = std::env::var("CONFAB_LOG") {
         let dir = paths::data_dir();

@@ -11,6 +11,8 @@ use confab_wire::{Body, Envelope, EnvelopeCodec, PROTOCOL_MAJOR, PROTOCOL_MINOR}
 use futures::{SinkExt, StreamExt};
 use rand::Rng;
 use tokio::net::{TcpSocket, TcpStream};
+
+use super::tls::{ClientStream, ConnectError, Connector, ServerAddr};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
@@ -61,7 +63,7 @@ enum Pending {
 
 /// One live, authenticated connection.
 struct Link {
-    framed: Framed<TcpStream, EnvelopeCodec>,
+    framed: Framed<ClientStream, EnvelopeCodec>,
     next_req: u64,
     pending: HashMap<u64, (Pending, Instant)>,
     last_tx: Instant,
@@ -79,6 +81,8 @@ struct Link {
 /// How a connection ended.
 enum End {
     Shutdown(Option<oneshot::Sender<()>>),
+    /// Only while opening: the server's identity was refused (see [`Event::Untrusted`]).
+    Untrusted(super::TrustProblem, String),
     Lost {
         reason: String,
         retry_after: Duration,
@@ -104,6 +108,65 @@ pub(crate) struct Engine {
     /// The first full sync of this engine's life has finished.
     synced_once: bool,
     ack_waiters: HashMap<u64, oneshot::Sender<Result<pb::SendAck, ClientError>>>,
+    /// Made at the first `tls://` connect (roots read once, TLS sessions kept for resumption).
+    connector: Option<Arc<Connector>>,
+}
+
+/// A TLS refusal, sorted: the server's identity (stop) or anything else (retry).
+enum Refusal {
+    Untrusted(super::TrustProblem, String),
+    Other(String),
+}
+
+impl From<ConnectError> for Refusal {
+    fn from(e: ConnectError) -> Refusal {
+        let msg = e.to_string();
+        match e {
+            ConnectError::UnknownServer {
+                server,
+                fingerprint,
+            } => Refusal::Untrusted(
+                super::TrustProblem::Unknown {
+                    server,
+                    fingerprint,
+                },
+                msg,
+            ),
+            ConnectError::FingerprintChanged { ref server, .. }
+            | ConnectError::FingerprintMismatch { ref server, .. }
+            | ConnectError::Certificate { ref server, .. } => Refusal::Untrusted(
+                super::TrustProblem::Refused {
+                    server: server.clone(),
+                    message: msg.clone(),
+                },
+                msg,
+            ),
+            // An unreadable known_servers file will not heal by retrying either.
+            ConnectError::KnownServers(_) | ConnectError::CaFile { .. } => Refusal::Untrusted(
+                super::TrustProblem::Refused {
+                    server: String::new(),
+                    message: msg.clone(),
+                },
+                msg,
+            ),
+            ConnectError::Connect { .. } | ConnectError::Handshake { .. } => Refusal::Other(msg),
+        }
+    }
+}
+
+async fn tcp_connect(addr: SocketAddr, bind: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
+    match bind {
+        Some(ip) => {
+            let sock = if ip.is_ipv4() {
+                TcpSocket::new_v4()
+            } else {
+                TcpSocket::new_v6()
+            }?;
+            sock.bind(SocketAddr::new(ip, 0))?;
+            sock.connect(addr).await
+        }
+        None => TcpStream::connect(addr).await,
+    }
 }
 
 fn now_ms() -> i64 {
@@ -193,6 +256,7 @@ impl Engine {
             retry_at: HashMap::new(),
             synced_once: false,
             ack_waiters: HashMap::new(),
+            connector: None,
         })
     }
 
@@ -231,7 +295,7 @@ impl Engine {
                     }
                     match end {
                         End::Shutdown(r) => return finish(r),
-                        End::Fatal(reason) => {
+                        End::Fatal(reason) | End::Untrusted(_, reason) => {
                             stopped = Some(reason);
                             continue;
                         }
@@ -241,7 +305,7 @@ impl Engine {
                         } => (reason, retry_after),
                     }
                 }
-                Err(End::Fatal(reason)) => {
+                Err(End::Fatal(reason) | End::Untrusted(_, reason)) => {
                     stopped = Some(reason);
                     continue;
                 }
@@ -391,34 +455,66 @@ impl Engine {
     // -------------------------------------------------------------------------------------
     // Connecting
 
-    async fn open_socket(&self) -> Result<TcpStream, String> {
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&self.cfg.addr)
-            .await
-            .map_err(|e| format!("cannot resolve {}: {e}", self.cfg.addr))?
-            .collect();
-        let addr = *addrs
-            .first()
-            .ok_or_else(|| format!("no address for {}", self.cfg.addr))?;
-        let connect = async {
-            match self.cfg.bind {
-                Some(ip) => {
-                    let sock = if ip.is_ipv4() {
-                        TcpSocket::new_v4()
-                    } else {
-                        TcpSocket::new_v6()
-                    }?;
-                    sock.bind(SocketAddr::new(ip, 0))?;
-                    sock.connect(addr).await
-                }
-                None => TcpStream::connect(addr).await,
-            }
+    /// Opens the connection: TCP (from the configured source address, if any), then for
+    /// `tls://` the verified handshake. Nothing is sent before it returns. An untrusted
+    /// server stops the engine (reported as [`Event::Untrusted`]); other failures retry.
+    async fn open_socket(&mut self) -> Result<ClientStream, End> {
+        let lost = |reason: String| End::Lost {
+            reason,
+            retry_after: Duration::ZERO,
         };
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-            .await
-            .map_err(|_| format!("connecting to {addr} timed out"))?
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
+        let server: ServerAddr = self
+            .cfg
+            .addr
+            .parse()
+            .map_err(|e: super::tls::AddrError| End::Fatal(e.to_string()))?;
+        if self.connector.is_none() {
+            self.connector = self.cfg.connector.clone();
+        }
+        if server.tls && self.connector.is_none() {
+            let c = Connector::new(self.cfg.trust.clone()).map_err(|e| End::Fatal(e.to_string()))?;
+            self.connector = Some(Arc::new(c));
+        }
+        let connector = self.connector.clone();
+        let bind = self.cfg.bind;
+        let open = async {
+            let addr = tokio::net::lookup_host((server.host.as_str(), server.port))
+                .await
+                .map_err(|e| lost(format!("cannot resolve {}: {e}", server.host)))?
+                .next()
+                .ok_or_else(|| lost(format!("no address for {}", server.host)))?;
+            let tcp = tcp_connect(addr, bind)
+                .await
+                .map_err(|e| lost(format!("cannot connect to {addr}: {e}")))?;
+            let _ = tcp.set_nodelay(true);
+            match &connector {
+                Some(c) if server.tls => c.secure(tcp, &server).await.map_err(Refusal::from),
+                _ => Ok(ClientStream::Plain(tcp)),
+            }
+            .map_err(|r| match r {
+                Refusal::Untrusted(p, msg) => End::Untrusted(p, msg),
+                Refusal::Other(msg) => lost(msg),
+            })
+        };
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, open).await {
+            Ok(r) => r,
+            Err(_) => Err(lost(format!("connecting to {server} timed out"))),
+        };
+        match stream {
+            Err(End::Untrusted(problem, msg)) => {
+                self.emit(Event::Untrusted(problem)).await;
+                Err(End::Fatal(msg))
+            }
+            Err(e) => Err(e),
+            Ok(stream) => {
+                self.emit(Event::Transport {
+                    encrypted: stream.is_encrypted(),
+                    fingerprint: stream.peer_fingerprint(),
+                })
+                .await;
+                Ok(stream)
+            }
+        }
     }
 
     async fn connect(&mut self) -> Result<Link, End> {
@@ -426,7 +522,7 @@ impl Engine {
             reason,
             retry_after: Duration::ZERO,
         };
-        let stream = self.open_socket().await.map_err(lost)?;
+        let stream = self.open_socket().await?;
         let now = Instant::now();
         let mut link = Link {
             framed: Framed::new(stream, EnvelopeCodec::new()),

@@ -91,6 +91,11 @@ pub struct ClientConfig {
     /// Emit this device's own acked sends as [`Event::Message`] too (a UI shows them in
     /// place; a load generator that tracks its sends by ack does not need them).
     pub echo_own: bool,
+    /// What a `tls://` connection trusts (system roots, `--ca-file`, pins).
+    pub trust: tls::TrustOptions,
+    /// A connector shared by many clients (load generators: the roots are read once);
+    /// otherwise the engine makes its own from `trust`.
+    pub connector: Option<Arc<tls::Connector>>,
 }
 
 impl ClientConfig {
@@ -107,6 +112,8 @@ impl ClientConfig {
             delivered_every: Duration::from_millis(500),
             backlog: true,
             echo_own: true,
+            trust: tls::TrustOptions::default(),
+            connector: None,
         }
     }
 }
@@ -182,6 +189,29 @@ pub enum Event {
     Frames {
         received: u64,
     },
+    /// A connection was opened (before Hello): whether it is encrypted, and the server
+    /// certificate's fingerprint for TLS.
+    Transport {
+        encrypted: bool,
+        fingerprint: Option<known_servers::Fingerprint>,
+    },
+    /// The server's certificate is not trusted; the engine stopped (retrying cannot help
+    /// without the user). Followed by `State(Stopped)`.
+    Untrusted(TrustProblem),
+}
+
+/// Why the server's identity was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustProblem {
+    /// No trusted root signed its certificate and nothing pins it: the user may compare the
+    /// fingerprint with the operator's and record it (`known_servers`), then reconnect.
+    Unknown {
+        server: String,
+        fingerprint: known_servers::Fingerprint,
+    },
+    /// A pinned server presented another certificate, or a signed one is broken (expired,
+    /// wrong name): never to be waved through from a prompt.
+    Refused { server: String, message: String },
 }
 
 /// The stream of events.

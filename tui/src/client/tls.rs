@@ -411,14 +411,24 @@ impl Connector {
     /// Connects to `addr` and, for TLS, completes and verifies the handshake. Wrap it in a
     /// timeout: it has none of its own.
     pub async fn connect(&self, addr: &ServerAddr) -> Result<ClientStream, ConnectError> {
-        let server = addr.authority();
         let tcp = TcpStream::connect((addr.host.as_str(), addr.port))
             .await
             .map_err(|source| ConnectError::Connect {
-                server: server.clone(),
+                server: addr.authority(),
                 source,
             })?;
         let _ = tcp.set_nodelay(true);
+        self.secure(tcp, addr).await
+    }
+
+    /// Completes a connection opened by the caller (who may bind a source address): for
+    /// `tls://`, the handshake and its verification; plain TCP is passed through.
+    pub async fn secure(
+        &self,
+        tcp: TcpStream,
+        addr: &ServerAddr,
+    ) -> Result<ClientStream, ConnectError> {
+        let server = addr.authority();
         if !addr.tls {
             return Ok(ClientStream::Plain(tcp));
         }

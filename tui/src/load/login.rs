@@ -2,13 +2,13 @@
 //! then `Login`, argon2 on the server). Each login is a fresh TCP connection spoken to
 //! directly on the wire, so the figure is the server's, not the client engine's.
 
-use std::net::SocketAddr;
+
 use std::time::{Duration, Instant};
 
 use confab_wire::pb;
 use confab_wire::{Body, Envelope, EnvelopeCodec, PROTOCOL_MAJOR, PROTOCOL_MINOR};
 use futures::{SinkExt, StreamExt};
-use tokio::net::{TcpSocket, TcpStream};
+use crate::client::tls::ClientStream;
 use tokio_util::codec::Framed;
 
 use super::ledger::code_name;
@@ -115,7 +115,7 @@ async fn worker(
         let started = Instant::now();
         let addr = opts.server(w + i);
         let bind = opts.bind_addr(w + i);
-        let result = tokio::time::timeout(LOGIN_TIMEOUT, login_once(addr, bind, &list[k], kind))
+        let result = tokio::time::timeout(LOGIN_TIMEOUT, login_once(opts, addr, bind, &list[k], kind))
             .await
             .unwrap_or_else(|_| Err("TIMEOUT (no answer in time)".into()));
         let measured = started >= measure_from;
@@ -147,32 +147,13 @@ async fn worker(
 
 /// One login on a fresh connection; the new resume token.
 async fn login_once(
+    opts: &LoadOpts,
     addr: &str,
     bind: Option<std::net::IpAddr>,
     u: &UserRecord,
     kind: Kind,
 ) -> Result<String, String> {
-    let target: SocketAddr = tokio::net::lookup_host(addr)
-        .await
-        .map_err(|e| format!("resolve: {e}"))?
-        .next()
-        .ok_or("resolve: no address")?;
-    let stream = match bind {
-        Some(ip) => {
-            let sock = if ip.is_ipv4() {
-                TcpSocket::new_v4()
-            } else {
-                TcpSocket::new_v6()
-            }
-            .map_err(|e| format!("socket: {e}"))?;
-            sock.bind(SocketAddr::new(ip, 0))
-                .map_err(|e| format!("bind: {e}"))?;
-            sock.connect(target).await
-        }
-        None => TcpStream::connect(target).await,
-    }
-    .map_err(|e| format!("connect: {}", e.kind()))?;
-    let _ = stream.set_nodelay(true);
+    let stream = opts.open_stream(addr, bind).await?;
     let mut framed = Framed::new(stream, EnvelopeCodec::new());
     let hello = Body::Hello(pb::Hello {
         protocol_major: PROTOCOL_MAJOR,
@@ -206,7 +187,7 @@ async fn login_once(
 }
 
 async fn call(
-    framed: &mut Framed<TcpStream, EnvelopeCodec>,
+    framed: &mut Framed<ClientStream, EnvelopeCodec>,
     id: u64,
     body: Body,
 ) -> Result<Body, String> {

@@ -18,14 +18,16 @@ mod storm;
 pub mod users;
 mod wire;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use confab_wire::Body;
 use confab_wire::pb;
+use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 
+use crate::client::tls::{AddrError, ClientStream, Connector, ServerAddr, TrustOptions};
 use crate::client::{Auth, Backoff, CacheMode, Client, ClientConfig, ConnState, Event, Events};
 pub use dm::{Pace, dm};
 pub use group::group;
@@ -57,6 +59,10 @@ pub struct LoadOpts {
     pub shard: (usize, usize),
     /// Clients connecting at once.
     pub connect_concurrency: usize,
+    /// What `tls://` servers are trusted by (`--ca-file`, `--trust-fingerprint`).
+    pub trust: TrustOptions,
+    /// Made from `trust` at the first TLS connection and shared by all of them.
+    connector: std::sync::OnceLock<Result<Arc<Connector>, String>>,
 }
 
 impl LoadOpts {
@@ -71,7 +77,59 @@ impl LoadOpts {
             progress: false,
             shard: (0, 1),
             connect_concurrency: 64,
+            trust: TrustOptions::default(),
+            connector: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The connector shared by this run's TLS connections.
+    pub(crate) fn connector(&self) -> Result<Arc<Connector>, String> {
+        self.connector
+            .get_or_init(|| {
+                Connector::new(self.trust.clone())
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+
+    /// Opens connection `i`'s stream to `server` (from its source address, if any): TCP, and
+    /// for `tls://` the verified handshake. For the scenarios that speak the protocol
+    /// themselves; the others go through the client core.
+    pub(crate) async fn open_stream(
+        &self,
+        server: &str,
+        bind: Option<IpAddr>,
+    ) -> Result<ClientStream, String> {
+        let addr: ServerAddr = server.parse().map_err(|e: AddrError| e.to_string())?;
+        let target = tokio::net::lookup_host((addr.host.as_str(), addr.port))
+            .await
+            .map_err(|e| format!("resolve: {e}"))?
+            .next()
+            .ok_or("resolve: no address")?;
+        let socket = if target.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(|e| format!("socket: {e}"))?;
+        if let Some(ip) = bind {
+            socket
+                .bind(SocketAddr::new(ip, 0))
+                .map_err(|e| format!("bind {ip}: {e}"))?;
+        }
+        let tcp = socket
+            .connect(target)
+            .await
+            .map_err(|e| format!("connect: {}", e.kind()))?;
+        let _ = tcp.set_nodelay(true);
+        if !addr.tls {
+            return Ok(ClientStream::Plain(tcp));
+        }
+        self.connector()?
+            .secure(tcp, &addr)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// The server for connection `i` (round-robin).
@@ -96,6 +154,10 @@ impl LoadOpts {
         let g = self.global(i);
         let mut cfg = ClientConfig::new(self.server(g).to_owned());
         cfg.client_name = "confab-load".into();
+        if self.servers.iter().any(|s| s.starts_with("tls://")) {
+            cfg.connector = self.connector().ok();
+            cfg.trust = self.trust.clone();
+        }
         // No SQLite work per message: cursors and the outbox in memory only.
         cfg.cache = CacheMode::Off;
         cfg.bind = self.bind_addr(g);

@@ -9,13 +9,13 @@
 //! loop does not resync).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use confab_wire::{Body, Envelope, EnvelopeCodec, PROTOCOL_MAJOR, PROTOCOL_MINOR, pb};
 use futures::{SinkExt, StreamExt};
-use tokio::net::{TcpSocket, TcpStream};
+use crate::client::tls::ClientStream;
 use tokio::sync::Semaphore;
 use tokio_util::codec::Framed;
 
@@ -36,7 +36,7 @@ struct Outstanding {
 
 /// One authenticated connection.
 struct Conn {
-    framed: Framed<TcpStream, EnvelopeCodec>,
+    framed: Framed<ClientStream, EnvelopeCodec>,
     next_req: u64,
     /// Highest seq pushed in the pair's thread, and the last one reported.
     cursor: u64,
@@ -74,24 +74,7 @@ impl Conn {
 
 async fn open(opts: &LoadOpts, i: usize, token: &str) -> Result<(Conn, String), String> {
     let g = i * opts.shard.1.max(1) + opts.shard.0;
-    let addr: SocketAddr = tokio::net::lookup_host(opts.server(g))
-        .await
-        .map_err(|e| e.to_string())?
-        .next()
-        .ok_or("the server address resolves to nothing")?;
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(|e| e.to_string())?;
-    if let Some(ip) = opts.bind_addr(g) {
-        socket
-            .bind(SocketAddr::new(ip, 0))
-            .map_err(|e| format!("bind {ip}: {e}"))?;
-    }
-    let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let stream = opts.open_stream(opts.server(g), opts.bind_addr(g)).await?;
     let mut conn = Conn {
         framed: Framed::new(stream, EnvelopeCodec::new()),
         next_req: 1,

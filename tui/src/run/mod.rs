@@ -37,6 +37,8 @@ use tracing::{info, warn};
 use crate::app::config::{Notify, Settings, Zone};
 use crate::app::{Cmd, Msg, State, update};
 use crate::client::paths::{self, StoredSession};
+use crate::client::known_servers::KnownServers;
+use crate::client::tls::TrustOptions;
 use crate::client::{Auth, CacheMode, Client, ClientConfig, Events};
 use confab_wire::Body;
 use confab_wire::pb;
@@ -148,6 +150,8 @@ struct Ctx {
     server: String,
     notify: Notify,
     in_tmux: bool,
+    /// What `tls://` servers are trusted by (`--ca-file`, `--trust-fingerprint`).
+    trust: TrustOptions,
 }
 
 async fn next_core(events: &mut Option<Events>) -> Option<crate::client::Event> {
@@ -178,8 +182,9 @@ fn term_msg(ev: TermEvent) -> Option<Msg> {
     }
 }
 
-fn client_config(server: &str, name: &str) -> ClientConfig {
+fn client_config(server: &str, name: &str, trust: &TrustOptions) -> ClientConfig {
     let mut cfg = ClientConfig::new(server);
+    cfg.trust = trust.clone();
     cfg.client_name = "confab-tui".into();
     cfg.cache =
         CacheMode::File(paths::account_dir(&paths::data_dir(), server, name).join("cache.db"));
@@ -198,7 +203,7 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
             ctx.server = server.clone();
             let _ = std::fs::create_dir_all(paths::data_dir());
             let _ = std::fs::write(last_server_file(), &server);
-            match Client::start(client_config(&server, &name), auth) {
+            match Client::start(client_config(&server, &name, &ctx.trust), auth) {
                 Ok((c, ev)) => {
                     ctx.client = Some(c);
                     ctx.events = Some(ev);
@@ -239,6 +244,29 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
             }
         }
         Cmd::Redraw | Cmd::Suspend => {}
+        Cmd::TrustServer {
+            server,
+            fingerprint,
+        } => {
+            let path = ctx
+                .trust
+                .known_servers
+                .clone()
+                .unwrap_or_else(crate::client::known_servers::default_path);
+            let recorded = KnownServers::load(&path).and_then(|mut k| k.record(&server, fingerprint));
+            match (recorded, ctx.client.clone()) {
+                (Ok(()), Some(c)) => {
+                    info!(%server, %fingerprint, "server trusted on first use");
+                    tokio::spawn(async move {
+                        let _ = c.reconnect_now().await;
+                    });
+                }
+                (Ok(()), None) => {}
+                (Err(e), _) => {
+                    let _ = tx.send(Msg::Done(crate::app::Done::Error(e.to_string())));
+                }
+            }
+        }
         other => {
             let Some(c) = ctx.client.clone() else {
                 return true;
@@ -332,7 +360,7 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
 }
 
 /// Opens the terminal client. `server` comes from `--server`/`CONFAB_SERVER`.
-pub async fn run(server: Option<String>) -> io::Result<()> {
+pub async fn run(server: Option<String>, trust: TrustOptions) -> io::Result<()> {
     let settings = load_settings();
     let server = server
         .or_else(|| settings.server.clone())
@@ -385,7 +413,7 @@ pub async fn run(server: Option<String>) -> io::Result<()> {
         prev(info);
     }));
     enter_terminal(settings.mouse)?;
-    let result = main_loop(state, settings, server, first).await;
+    let result = main_loop(state, settings, server, first, trust).await;
     restore_terminal();
     result
 }
@@ -395,6 +423,7 @@ async fn main_loop(
     settings: Settings,
     server: String,
     first: Vec<Cmd>,
+    trust: TrustOptions,
 ) -> io::Result<()> {
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     let size = terminal.size()?;
@@ -407,6 +436,7 @@ async fn main_loop(
         server,
         notify: settings.notify,
         in_tmux: std::env::var_os("TMUX").is_some(),
+        trust,
     };
     let mut term_events = EventStream::new();
     let mut title = String::new();

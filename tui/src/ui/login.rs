@@ -7,12 +7,21 @@ use ratatui::widgets::Widget;
 
 use super::paint::{bordered, fg, input, put};
 use crate::app::{LoginForm, State};
+use crate::text::wrap;
 
 /// Draws the form centred on the screen, the caret in the active field.
 pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
     let area = f.area();
     let w = area.width.min(60);
-    let h = 12.min(area.height);
+    let amb = s.settings.ambiguous;
+    // An error may need several rows (a changed certificate names both fingerprints): the
+    // form grows for it.
+    let errors = match (&form.error, form.busy) {
+        (Some(e), false) => wrap(e, usize::from(w).saturating_sub(3), amb),
+        _ => Vec::new(),
+    };
+    let extra = u16::try_from(errors.len().saturating_sub(1)).unwrap_or(0);
+    let h = (12 + extra).min(area.height);
     let r = Rect::new(
         area.x + (area.width - w) / 2,
         area.y + (area.height - h) / 2,
@@ -27,7 +36,6 @@ pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
     let block = bordered(s, title);
     let inner = block.inner(r);
     block.render(r, f.buffer_mut());
-    let amb = s.settings.ambiguous;
     let labels = ["server", "name", "password"];
     let fw = usize::from(inner.width).saturating_sub(11);
     let mut cursor = None;
@@ -52,6 +60,21 @@ pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
         }
     }
     let buf = f.buffer_mut();
+    let full = usize::from(inner.width) - 1;
+    // Whether the password will cross the network encrypted: known once connected,
+    // otherwise what the address says.
+    let tls = s
+        .encrypted
+        .unwrap_or_else(|| form.server.text().trim_start().to_ascii_lowercase().starts_with("tls://"));
+    let (note, st) = if tls {
+        ("TLS: encrypted", fg(s, Color::Green))
+    } else {
+        (
+            "plain text: not encrypted (tls://host:port encrypts)",
+            fg(s, Color::Yellow),
+        )
+    };
+    put(buf, inner.x + 11, inner.y + 6, note, fw, st.add_modifier(Modifier::DIM));
     let y = inner.y + 7;
     if form.busy {
         put(
@@ -62,15 +85,14 @@ pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
             usize::from(inner.width) - 1,
             fg(s, Color::Yellow),
         );
-    } else if let Some(e) = &form.error {
-        put(
-            buf,
-            inner.x + 1,
-            y,
-            e,
-            usize::from(inner.width) - 1,
-            fg(s, Color::Red),
-        );
+    } else if !errors.is_empty() {
+        for (i, line) in errors.iter().enumerate() {
+            let row = y + u16::try_from(i).unwrap_or(0);
+            if row + 2 >= inner.y + inner.height {
+                break;
+            }
+            put(buf, inner.x + 1, row, line, full, fg(s, Color::Red));
+        }
     } else if let Some((n, _, _)) = &s.notice {
         put(
             buf,
@@ -86,7 +108,7 @@ pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
     put(
         buf,
         inner.x + 1,
-        inner.y + 9,
+        (inner.y + 9 + extra).min(inner.y + inner.height.saturating_sub(1)),
         &hint,
         usize::from(inner.width) - 1,
         Style::default().add_modifier(Modifier::DIM),

@@ -12,6 +12,7 @@ mod login;
 mod paint;
 mod popups;
 mod status;
+mod trust;
 
 use ratatui::Frame;
 use ratatui::layout::{Position, Rect};
@@ -36,6 +37,9 @@ pub fn draw(f: &mut Frame, s: &State) {
     match &s.screen {
         Screen::Login(form) => login::draw_login(f, s, form),
         Screen::Main => draw_main(f, s),
+    }
+    if let Some(ask) = &s.trust {
+        trust::draw_trust(f, s, ask);
     }
 }
 
