@@ -244,7 +244,11 @@ impl Engine {
         let ok = match handshake(&mut link, hello).await? {
             Body::HelloOk(ok) => ok,
             Body::Error(e) => return Err(error_end(&e)),
-            _ => return Err(End::lost("unexpected reply to Hello")),
+            other => {
+                return Err(End::lost(
+                    ClientError::unexpected("HelloOk", &other).to_string(),
+                ));
+            }
         };
         link.heartbeat = Duration::from_millis(u64::from(ok.heartbeat_interval_ms.max(1000)));
         link.idle = Duration::from_millis(u64::from(ok.idle_timeout_ms.max(2000)));
@@ -269,7 +273,11 @@ impl Engine {
                 match handshake(&mut link, body).await? {
                     Body::AuthOk(a) => a,
                     Body::Error(e) => return Err(error_end(&e)),
-                    _ => return Err(End::lost("unexpected reply to login")),
+                    other => {
+                        return Err(End::lost(
+                            ClientError::unexpected("AuthOk", &other).to_string(),
+                        ));
+                    }
                 }
             }
         };
