@@ -185,13 +185,12 @@ async fn connect(
                 save_session(server, &user, device_id, token)?;
                 return Ok((client, events, user));
             }
-            Event::State(ConnState::Stopped { reason }) => {
-                let code = if reason.contains("AUTH_FAILED") || reason.contains("log in") {
-                    3
-                } else {
-                    5
+            Event::State(ConnState::Stopped { code, reason }) => {
+                let exit = match code {
+                    ErrorCode::AuthFailed | ErrorCode::Unauthenticated => 3,
+                    _ => 5,
                 };
-                return Err(Fail(code, reason));
+                return Err(Fail(exit, reason));
             }
             _ => {}
         }
@@ -236,8 +235,8 @@ fn state_json(s: &ConnState) -> serde_json::Value {
         ConnState::Offline { retry_in, reason } => {
             json!({"type": "state", "state": "offline", "retry_in_ms": retry_in.as_millis() as u64, "reason": reason})
         }
-        ConnState::Stopped { reason } => {
-            json!({"type": "state", "state": "stopped", "reason": reason})
+        ConnState::Stopped { code, reason } => {
+            json!({"type": "state", "state": "stopped", "code": code.as_str_name(), "reason": reason})
         }
     }
 }

@@ -152,7 +152,10 @@ pub enum ConnState {
         reason: String,
     },
     /// Stopped trying: the session was displaced or refused; a command must restart it.
+    /// `code` says why (the server's code; `UNAUTHENTICATED` when a stored session was not
+    /// resumed and there is no password to log in with); `reason` is the text to show.
     Stopped {
+        code: ErrorCode,
         reason: String,
     },
 }

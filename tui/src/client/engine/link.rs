@@ -45,7 +45,11 @@ pub(super) enum End {
         reason: String,
         retry_after: Duration,
     },
-    Fatal(String),
+    /// Refused for good: reconnecting would not help until the user acts.
+    Fatal {
+        code: ErrorCode,
+        reason: String,
+    },
 }
 
 impl End {
@@ -129,12 +133,12 @@ pub(super) fn error_end(e: &pb::Error) -> End {
     let reason = e.to_string();
     match ErrorCode::try_from(e.code) {
         Ok(
-            ErrorCode::Displaced
+            code @ (ErrorCode::Displaced
             | ErrorCode::AuthFailed
             | ErrorCode::UnsupportedVersion
             | ErrorCode::NameTaken
-            | ErrorCode::BadRequest,
-        ) => End::Fatal(reason),
+            | ErrorCode::BadRequest),
+        ) => End::Fatal { code, reason },
         _ => End::Lost {
             reason,
             retry_after: Duration::from_millis(u64::from(e.retry_after_ms)),
@@ -145,10 +149,11 @@ pub(super) fn error_end(e: &pb::Error) -> End {
 impl Engine {
     pub(crate) async fn run(mut self) {
         let mut attempt: u32 = 0;
-        let mut stopped: Option<String> = None;
+        let mut stopped: Option<(ErrorCode, String)> = None;
         loop {
-            if let Some(reason) = stopped.take() {
-                self.emit(Event::State(ConnState::Stopped { reason })).await;
+            if let Some((code, reason)) = stopped.take() {
+                self.emit(Event::State(ConnState::Stopped { code, reason }))
+                    .await;
                 match self.wait_offline(None).await {
                     Wake::Shutdown(r) => return finish(r),
                     Wake::Now | Wake::Elapsed => attempt = 0,
@@ -169,8 +174,8 @@ impl Engine {
             };
             let (reason, retry_after) = match end {
                 End::Shutdown(r) => return finish(r),
-                End::Fatal(reason) => {
-                    stopped = Some(reason);
+                End::Fatal { code, reason } => {
+                    stopped = Some((code, reason));
                     continue;
                 }
                 End::Lost {
@@ -267,7 +272,11 @@ impl Engine {
                         device_name: self.cfg.client_name.clone(),
                     }),
                     Auth::Token(_) => {
-                        return Err(End::Fatal("the session expired: log in again".into()));
+                        // The stored session was not resumed and there is no password.
+                        return Err(End::Fatal {
+                            code: ErrorCode::Unauthenticated,
+                            reason: "the session expired: log in again".into(),
+                        });
                     }
                 };
                 match handshake(&mut link, body).await? {
