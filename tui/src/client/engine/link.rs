@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tracing::debug;
 
-use super::{Engine, Pending};
+use super::Engine;
 use crate::client::{Auth, ClientConfig, ClientError, Command, ConnState, Event};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,6 +22,16 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// The byte stream under the frames.
 pub(super) type Stream = TcpStream;
+
+/// What a request on the link is for (its reply goes there).
+pub(super) enum Pending {
+    External(oneshot::Sender<Result<Body, ClientError>>),
+    Sync(u64),
+    Events,
+    List,
+    Send(u64),
+    Ping,
+}
 
 /// One live, authenticated connection.
 pub(super) struct Link {

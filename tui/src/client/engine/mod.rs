@@ -15,26 +15,16 @@ use std::sync::atomic::AtomicU64;
 
 use confab_wire::pb::{self, ErrorCode};
 use confab_wire::{Body, Envelope};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use self::link::{End, Link, error_end};
+use self::link::{End, Link, Pending, error_end};
 use self::outbox::{AckWaiter, Outbox};
 pub(crate) use self::outbox::{new_client_msg_id, retryable};
 use self::sync::{Action, ThreadSync};
 use super::cache::Cache;
 use super::{Auth, ClientConfig, ClientError, Command, ConnState, Event};
-
-/// What a request on the link is for.
-enum Pending {
-    External(oneshot::Sender<Result<Body, ClientError>>),
-    Sync(u64),
-    Events,
-    List,
-    Send(u64),
-    Ping,
-}
 
 pub(crate) struct Engine {
     cfg: ClientConfig,
