@@ -250,7 +250,7 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
                     body,
                 } => {
                     tokio::spawn(async move {
-                        let result = c.send(thread_id, body).await.map_err(|e| e.to_string());
+                        let result = c.send(thread_id, body).await;
                         let _ = tx.send(Msg::Queued {
                             thread_id,
                             key,
