@@ -396,6 +396,49 @@ fn incoming_text_is_nfc_normalized() {
     assert_eq!(s.thread(GROUP).unwrap().messages[&7].body, "café \u{ac00}");
 }
 
+/// What the login screen says when the core stops is chosen by the server's code, not by
+/// words in its message.
+#[test]
+fn a_refused_login_is_explained_by_its_code() {
+    let cases = [
+        (
+            pb::ErrorCode::NameTaken,
+            "NAME_TAKEN: 小明 exists",
+            "that name is taken",
+        ),
+        (
+            pb::ErrorCode::AuthFailed,
+            "AUTH_FAILED: nope",
+            "wrong name or password",
+        ),
+        // A message that merely mentions a code does not pick its text.
+        (
+            pb::ErrorCode::UnsupportedVersion,
+            "UNSUPPORTED_VERSION: not AUTH_FAILED, name not taken",
+            "not AUTH_FAILED, name not taken",
+        ),
+    ];
+    for (code, reason, shown) in cases {
+        let mut s = State::new(Default::default(), "127.0.0.1:7000".into());
+        s.now_ms = NOW;
+        type_text(&mut s, "小明");
+        update(&mut s, key(KeyCode::Enter));
+        type_text(&mut s, "secret pw");
+        update(&mut s, key(KeyCode::Enter));
+        let cmds = update(
+            &mut s,
+            Msg::Core(Event::State(ConnState::Stopped {
+                code,
+                reason: reason.into(),
+            })),
+        );
+        assert!(matches!(&cmds[..], [Cmd::Disconnect]), "{code:?}");
+        let screen = screen_text(&s);
+        assert!(screen.contains(shown), "{code:?}: {screen}");
+        assert!(matches!(&s.conn, Conn::Stopped(c, _) if *c == code));
+    }
+}
+
 #[test]
 fn login_flow_and_refusal() {
     let mut s = State::new(Default::default(), "127.0.0.1:7000".into());
@@ -413,6 +456,7 @@ fn login_flow_and_refusal() {
     let cmds = update(
         &mut s,
         Msg::Core(Event::State(ConnState::Stopped {
+            code: pb::ErrorCode::AuthFailed,
             reason: "AUTH_FAILED: wrong name or password".into(),
         })),
     );
@@ -653,6 +697,7 @@ fn snapshot_login_screens() {
         update(
             &mut s,
             Msg::Core(Event::State(ConnState::Stopped {
+                code: pb::ErrorCode::AuthFailed,
                 reason: "AUTH_FAILED".into(),
             })),
         );
@@ -851,6 +896,7 @@ fn resuming_shows_the_cache_before_the_server_answers() {
     let cmds = update(
         &mut s,
         Msg::Core(Event::State(ConnState::Stopped {
+            code: pb::ErrorCode::AuthFailed,
             reason: "AUTH_FAILED: session expired".into(),
         })),
     );

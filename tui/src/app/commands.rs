@@ -57,18 +57,30 @@ pub enum Command {
     Help,
 }
 
-/// Parses `/cmd args`; the error is a message for the user.
-pub fn parse(line: &str) -> Result<Command, String> {
+/// Why a command line did not parse; the text is a message for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Arguments missing or wrong: the command's usage line.
+    #[error("usage: {0}")]
+    Usage(String),
+    #[error("unknown command {0} (/help lists them)")]
+    Unknown(String),
+}
+
+/// Parses `/cmd args`.
+pub fn parse(line: &str) -> Result<Command, ParseError> {
     let line = line.trim();
     let (cmd, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
     let rest = rest.trim();
     let mut words = rest.split_whitespace();
     let first = words.next().map(str::to_owned);
     let usage = |c: &str| {
-        COMMANDS
-            .iter()
-            .find(|(n, _)| *n == c)
-            .map_or_else(|| c.to_owned(), |(_, u)| format!("usage: {}", u.trim()))
+        ParseError::Usage(
+            COMMANDS
+                .iter()
+                .find(|(n, _)| *n == c)
+                .map_or_else(|| c.to_owned(), |(_, u)| u.trim().to_owned()),
+        )
     };
     Ok(match cmd {
         "/add" => Command::Add(first.ok_or_else(|| usage("/add"))?),
@@ -93,7 +105,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
                     let name = need(arg)?;
                     let role = words
                         .next()
-                        .ok_or_else(|| "usage: /group role NAME admin|member".to_owned())?;
+                        .ok_or_else(|| ParseError::Usage("/group role NAME admin|member".into()))?;
                     Command::GroupRole(name, role.to_owned())
                 }
                 _ => return Err(usage("/group")),
@@ -106,7 +118,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "/logout" => Command::Logout,
         "/quit" | "/exit" => Command::Quit,
         "/help" => Command::Help,
-        other => return Err(format!("unknown command {other} (/help lists them)")),
+        other => return Err(ParseError::Unknown(other.to_owned())),
     })
 }
 
@@ -201,7 +213,7 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
     let c = match parse(line) {
         Ok(c) => c,
         Err(e) => {
-            s.error(e);
+            s.error(e.to_string());
             return;
         }
     };

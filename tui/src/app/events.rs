@@ -1,13 +1,13 @@
 //! What the client core reports (connection state, the session, pushes, acks) and what the
 //! run loop loads for the reducer (the thread list, the outbox, history pages).
 
-use confab_wire::pb;
+use confab_wire::pb::{self, ErrorCode};
 
 use super::actions::{ensure_selection, insert_message, upsert_thread};
 use super::keymap::Action;
 use super::msg::{Cmd, Op};
 use super::state::{Conn, LoginForm, PAGE, Pending, Screen, SendState, State, TrustAsk};
-use crate::client::{ConnState, Event, OutboxItem, TrustProblem};
+use crate::client::{ClientError, ConnState, Event, OutboxItem, TrustProblem};
 use crate::text::{nfc, sanitize};
 
 /// Time passed: typing notices and the status line's notice expire.
@@ -62,13 +62,13 @@ pub(super) fn history(s: &mut State, thread_id: u64, msgs: Vec<pb::ChatMessage>)
 }
 
 /// A send reached the outbox (its local id) or could not be queued.
-pub(super) fn queued(s: &mut State, thread_id: u64, key: u64, result: Result<u64, String>) {
+pub(super) fn queued(s: &mut State, thread_id: u64, key: u64, result: Result<u64, ClientError>) {
     if let Some(t) = s.thread_mut(thread_id)
         && let Some(p) = t.pending.iter_mut().find(|p| p.key == key)
     {
         match result {
             Ok(local) => p.local_id = Some(local),
-            Err(e) => p.state = SendState::Failed(e),
+            Err(e) => p.state = SendState::Failed(e.to_string()),
         }
     }
 }
@@ -84,9 +84,9 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
                         + i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX / 4),
                     reason,
                 },
-                ConnState::Stopped { reason } => Conn::Stopped(reason),
+                ConnState::Stopped { code, reason } => Conn::Stopped(code, reason),
             };
-            if matches!(s.conn, Conn::Stopped(_)) && s.trust.is_some() {
+            if matches!(s.conn, Conn::Stopped(..)) && s.trust.is_some() {
                 // Stopped for the trust prompt: the core waits for its answer (keys.rs).
                 if let Screen::Login(f) = &mut s.screen {
                     f.busy = false;
@@ -94,7 +94,7 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
                 }
                 return;
             }
-            if matches!(s.conn, Conn::Offline { .. } | Conn::Stopped(_)) {
+            if matches!(s.conn, Conn::Offline { .. } | Conn::Stopped(..)) {
                 // Presence seen before the drop is stale; the next sync reloads friends.
                 s.presence.clear();
                 for f in &mut s.friends {
@@ -105,9 +105,9 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
                 && f.busy
             {
                 match &s.conn {
-                    Conn::Stopped(r) => {
+                    Conn::Stopped(code, r) => {
                         f.busy = false;
-                        f.error = Some(friendly_auth_error(r));
+                        f.error = Some(stopped_text(*code, r));
                         cmds.push(Cmd::Disconnect);
                     }
                     Conn::Offline { reason, .. } => {
@@ -115,14 +115,14 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
                     }
                     _ => {}
                 }
-            } else if let Conn::Stopped(r) = &s.conn
+            } else if let Conn::Stopped(code, r) = &s.conn
                 && !s.authed
             {
                 // The stored session was refused: log in again.
                 let mut form = LoginForm::default();
                 form.server.set(&s.server);
                 form.field = 1;
-                form.error = Some(friendly_auth_error(r));
+                form.error = Some(stopped_text(*code, r));
                 s.screen = Screen::Login(Box::new(form));
                 cmds.push(Cmd::Disconnect);
             }
@@ -230,22 +230,23 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
         Event::Untrusted(TrustProblem::Unknown {
             server,
             fingerprint,
-        }) => s.trust = Some(TrustAsk {
-            server,
-            fingerprint,
-        }),
+        }) => {
+            s.trust = Some(TrustAsk {
+                server,
+                fingerprint,
+            })
+        }
         // The refusal's reason comes with the Stopped state that follows.
         Event::Untrusted(TrustProblem::Refused { .. }) => {}
     }
 }
 
-fn friendly_auth_error(r: &str) -> String {
-    if r.contains("AUTH_FAILED") {
-        "wrong name or password".into()
-    } else if r.contains("CONFLICT") || r.contains("taken") {
-        "that name is taken".into()
-    } else {
-        r.to_owned()
+/// What to tell the user when the core stopped: by the server's code, the reason otherwise.
+fn stopped_text(code: ErrorCode, reason: &str) -> String {
+    match code {
+        ErrorCode::AuthFailed => "wrong name or password".into(),
+        ErrorCode::NameTaken => "that name is taken".into(),
+        _ => reason.to_owned(),
     }
 }
 

@@ -15,6 +15,11 @@ pub struct Key {
     pub shift: bool,
 }
 
+/// A key name in the config that names no key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown key {0:?}")]
+pub struct UnknownKey(pub String);
+
 impl Key {
     pub const fn new(code: KeyCode) -> Self {
         Self {
@@ -65,7 +70,7 @@ impl Key {
         }
     }
 
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, UnknownKey> {
         let lower = s.trim().to_lowercase();
         let mut key = Key::new(KeyCode::Null);
         let mut rest = lower.as_str();
@@ -112,7 +117,7 @@ impl Key {
                 KeyCode::F(f[1..].parse::<u8>().unwrap_or(1))
             }
             c if c.chars().count() == 1 => KeyCode::Char(c.chars().next().unwrap_or(' ')),
-            _ => return Err(format!("unknown key {s:?}")),
+            _ => return Err(UnknownKey(s.to_owned())),
         };
         Ok(key)
     }

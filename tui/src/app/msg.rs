@@ -4,7 +4,7 @@
 use confab_wire::pb;
 use crossterm::event::KeyEvent;
 
-use crate::client::{Auth, Event, OutboxItem};
+use crate::client::{Auth, ClientError, Event, OutboxItem};
 
 /// Inputs to the reducer.
 // Messages are moved once from the loop into `update`, never stored in bulk: boxing the core
@@ -29,7 +29,7 @@ pub enum Msg {
     Queued {
         thread_id: u64,
         key: u64,
-        result: Result<u64, String>,
+        result: Result<u64, ClientError>,
     },
     Done(Done),
 }

@@ -154,7 +154,8 @@ pub enum Conn {
         retry_at_ms: i64,
         reason: String,
     },
-    Stopped(String),
+    /// The core stopped trying: why (the server's code) and the reason it gave.
+    Stopped(pb::ErrorCode, String),
 }
 
 #[derive(Debug, Clone)]

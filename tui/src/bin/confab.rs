@@ -5,13 +5,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use confab_tui::client::paths::{self, StoredSession};
 use confab_tui::client::known_servers::{Fingerprint, KnownServers};
+use confab_tui::client::paths::{self, StoredSession};
 use confab_tui::client::tls::{ConnectError, Connector, ServerAddr, TrustOptions};
 use confab_tui::client::{
-    Auth, CacheMode, Client, ClientConfig, ClientError, ConnState, Event, Events, TrustProblem,
+    ApiError, Auth, CacheMode, Client, ClientConfig, ClientError, ConnState, Event, Events,
+    TrustProblem,
 };
-use confab_wire::Body;
 use confab_wire::pb::{self, ErrorCode};
 use serde_json::json;
 
@@ -132,6 +132,21 @@ impl From<ClientError> for Fail {
     }
 }
 
+impl From<ApiError> for Fail {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Client(e) => e.into(),
+            ApiError::NotFriend(name) => Fail(
+                5,
+                format!("{name} is not your friend (send `confab add {name}` first)"),
+            ),
+            e @ (ApiError::NoSuchUser(_)
+            | ApiError::NoSuchGroup { .. }
+            | ApiError::NoSuchRequest(_)) => Fail(4, e.to_string()),
+        }
+    }
+}
+
 fn config_server() -> Option<String> {
     let text = std::fs::read_to_string(paths::config_dir().join("config.toml")).ok()?;
     let v: toml::Value = toml::from_str(&text).ok()?;
@@ -215,13 +230,12 @@ async fn connect(
             Event::Untrusted(TrustProblem::Refused { message, .. }) => {
                 return Err(Fail(3, message));
             }
-            Event::State(ConnState::Stopped { reason }) => {
-                let code = if reason.contains("AUTH_FAILED") || reason.contains("log in") {
-                    3
-                } else {
-                    5
+            Event::State(ConnState::Stopped { code, reason }) => {
+                let exit = match code {
+                    ErrorCode::AuthFailed | ErrorCode::Unauthenticated => 3,
+                    _ => 5,
                 };
-                return Err(Fail(code, reason));
+                return Err(Fail(exit, reason));
             }
             _ => {}
         }
@@ -255,39 +269,6 @@ async fn resume(server: &str, sync: bool) -> Result<(Client, Events, pb::User), 
     connect(cfg, Auth::Token(s.token), server).await
 }
 
-async fn user_id(c: &Client, name: &str) -> Result<u64, Fail> {
-    match c
-        .request(Body::GetProfile(pb::GetProfile {
-            user_id: 0,
-            name: name.into(),
-        }))
-        .await?
-    {
-        Body::Profile(p) => Ok(p.user.map_or(0, |u| u.user_id)),
-        _ => Err(Fail(1, "unexpected reply".into())),
-    }
-}
-
-async fn group_by_name(c: &Client, name: &str, mine: bool) -> Result<pb::Group, Fail> {
-    let groups = if mine {
-        c.groups().await?
-    } else {
-        let body = Body::SearchGroups(pb::SearchGroups {
-            query: name.into(),
-            limit: 0,
-        });
-        let Body::GroupList(list) = c.request(body).await? else {
-            return Err(Fail(1, "unexpected reply".into()));
-        };
-        list.groups
-    };
-    let want = name.to_lowercase();
-    groups
-        .into_iter()
-        .find(|g| g.name.to_lowercase() == want)
-        .ok_or_else(|| Fail(4, format!("no group named {name}")))
-}
-
 fn state_json(s: &ConnState) -> serde_json::Value {
     match s {
         ConnState::Connecting { attempt } => {
@@ -299,8 +280,8 @@ fn state_json(s: &ConnState) -> serde_json::Value {
         ConnState::Offline { retry_in, reason } => {
             json!({"type": "state", "state": "offline", "retry_in_ms": retry_in.as_millis() as u64, "reason": reason})
         }
-        ConnState::Stopped { reason } => {
-            json!({"type": "state", "state": "stopped", "reason": reason})
+        ConnState::Stopped { code, reason } => {
+            json!({"type": "state", "state": "stopped", "code": code.as_str_name(), "reason": reason})
         }
     }
 }
@@ -324,28 +305,171 @@ fn message_json(m: &pb::ChatMessage) -> serde_json::Value {
 
 async fn respond(server: &str, name: &str, accept: bool) -> Result<(), Fail> {
     let (c, _, _) = resume(server, false).await?;
-    let list = c.friend_requests().await?;
-    let want = name.to_lowercase();
-    let req = list
-        .incoming
-        .iter()
-        .find(|r| {
-            r.from
-                .as_ref()
-                .is_some_and(|u| u.name.to_lowercase() == want)
-        })
-        .ok_or_else(|| Fail(4, format!("no pending request from {name}")))?;
-    let reply = c
-        .request(Body::RespondFriendRequest(pb::RespondFriendRequest {
-            request_id: req.request_id,
-            accept,
-        }))
-        .await?;
-    if let Body::FriendRequest(r) = reply {
+    let r = c.respond_to(name, accept).await?;
+    print(
+        json!({"type": "friend_request", "from": user_json(&r.from), "state": request_state(&r), "thread_id": r.thread_id}),
+    );
+    c.shutdown().await;
+    Ok(())
+}
+
+fn request_state(r: &pb::FriendRequest) -> &'static str {
+    pb::RequestState::try_from(r.state).map_or("?", |s| s.as_str_name())
+}
+
+fn keys() {
+    let settings = confab_tui::run::load_settings();
+    let mut out = String::from("Key bindings (keys, config name, action):\n");
+    out.push_str(&confab_tui::app::keymap::help_text(&settings.keymap));
+    for p in &settings.problems {
+        out.push_str(&format!("config problem: {p}\n"));
+    }
+    out.push_str("\nSlash commands:\n");
+    for (_, usage) in confab_tui::app::commands::COMMANDS {
+        out.push_str(&format!("  {usage}\n"));
+    }
+    out.push_str(&format!(
+        "\nExample config:\n{}",
+        confab_tui::app::config::EXAMPLE
+    ));
+    // A closed pipe (`confab keys | head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+}
+
+/// `register` and `login`: a password session, then the client stops (the token is saved).
+async fn sign_in(server: &str, name: String, register: bool) -> Result<(), Fail> {
+    let password = read_password()?;
+    let cfg = client_config(server, Some(&name));
+    let (auth, kind) = if register {
+        (Auth::Register { name, password }, "registered")
+    } else {
+        (Auth::Login { name, password }, "logged_in")
+    };
+    let (c, _, user) = connect(cfg, auth, server).await?;
+    print(json!({"type": kind, "user": user_json(&Some(user))}));
+    c.shutdown().await;
+    Ok(())
+}
+
+async fn logout(server: &str) -> Result<(), Fail> {
+    let (c, _, _) = resume(server, false).await?;
+    c.logout().await?;
+    c.shutdown().await;
+    paths::clear_session(&paths::data_dir(), server);
+    Ok(())
+}
+
+async fn send(
+    server: &str,
+    to: Option<String>,
+    group: Option<String>,
+    text: String,
+) -> Result<(), Fail> {
+    let (c, _, _) = resume(server, false).await?;
+    let thread = match (to, group) {
+        (Some(name), _) => c.dm_thread(&name).await?.thread_id,
+        (None, Some(name)) => c.my_group(&name).await?.thread_id,
+        (None, None) => return Err(Fail(2, "give --to NAME or --group NAME".into())),
+    };
+    let ack = c.send_acked(thread, text, Duration::from_secs(30)).await?;
+    print(
+        json!({"type": "sent", "thread_id": ack.thread_id, "seq": ack.seq, "message_id": ack.message_id}),
+    );
+    c.shutdown().await;
+    Ok(())
+}
+
+async fn watch(server: &str) -> Result<(), Fail> {
+    let (c, mut events, _) = resume(server, true).await?;
+    let stop = interrupted();
+    tokio::pin!(stop);
+    loop {
+        let ev = tokio::select! {
+            _ = &mut stop => break,
+            ev = events.recv() => match ev { Some(ev) => ev, None => break },
+        };
+        match ev {
+            Event::Message(m) => print(message_json(&m)),
+            Event::UserEvent(e) => print(
+                json!({"type": "event", "event_seq": e.event_seq, "detail": format!("{:?}", e.kind)}),
+            ),
+            Event::Presence(p) => {
+                print(json!({"type": "presence", "user": user_json(&p.user), "online": p.online}))
+            }
+            Event::Typing(t) => print(
+                json!({"type": "typing", "thread_id": t.thread_id, "user": user_json(&t.user)}),
+            ),
+            Event::ReadReceipt(r) => print(
+                json!({"type": "read", "thread_id": r.thread_id, "user": user_json(&r.user), "read_seq": r.read_seq}),
+            ),
+            Event::State(s) => print(state_json(&s)),
+            Event::Synced => print(json!({"type": "synced"})),
+            Event::Session {
+                user,
+                device_id,
+                token,
+            } => save_session(server, &user, device_id, token)?,
+            _ => {}
+        }
+    }
+    c.shutdown().await;
+    Ok(())
+}
+
+async fn threads(server: &str) -> Result<(), Fail> {
+    let (c, _, _) = resume(server, false).await?;
+    for t in c.list_threads().await? {
+        let name = t
+            .peer
+            .as_ref()
+            .map(|p| p.name.clone())
+            .or_else(|| t.group.as_ref().map(|g| g.name.clone()));
+        print(json!({
+            "type": "thread", "thread_id": t.thread_id,
+            "kind": pb::ThreadKind::try_from(t.kind).map_or("?", |k| k.as_str_name()),
+            "name": name, "last_seq": t.last_seq, "unread": t.last_seq.saturating_sub(t.read_seq),
+            "last": t.last_message.as_ref().map(|m| m.body.clone()),
+        }));
+    }
+    c.shutdown().await;
+    Ok(())
+}
+
+async fn friends(server: &str) -> Result<(), Fail> {
+    let (c, _, _) = resume(server, false).await?;
+    for f in c.friends().await? {
         print(
-            json!({"type": "friend_request", "from": user_json(&r.from), "state": pb::RequestState::try_from(r.state).map_or("?", |s| s.as_str_name()), "thread_id": r.thread_id}),
+            json!({"type": "friend", "user": user_json(&f.user), "online": f.online, "thread_id": f.thread_id}),
         );
     }
+    let reqs = c.friend_requests().await?;
+    for r in reqs.incoming {
+        print(json!({"type": "request_in", "from": user_json(&r.from), "note": r.note}));
+    }
+    for r in reqs.outgoing {
+        print(json!({"type": "request_out", "to": user_json(&r.to), "note": r.note}));
+    }
+    c.shutdown().await;
+    Ok(())
+}
+
+async fn add(server: &str, name: &str, note: &str) -> Result<(), Fail> {
+    let (c, _, _) = resume(server, false).await?;
+    let r = c.add_friend(name, note).await?;
+    print(json!({"type": "friend_request", "to": user_json(&r.to), "state": request_state(&r)}));
+    c.shutdown().await;
+    Ok(())
+}
+
+async fn group(server: &str, g: GroupCmd) -> Result<(), Fail> {
+    let (c, _, _) = resume(server, false).await?;
+    let group = match g {
+        GroupCmd::Create { name } => c.create_group(&name).await?,
+        GroupCmd::Join { name } => c.join_group_by_name(&name).await?,
+    };
+    print(
+        json!({"type": "group", "group_id": group.group_id, "thread_id": group.thread_id, "name": group.name}),
+    );
     c.shutdown().await;
     Ok(())
 }
@@ -377,7 +501,10 @@ async fn trust(server: &str, yes: bool) -> Result<(), Fail> {
         Err(_) => return Err(Fail(6, format!("{authority}: no answer in time"))),
         Ok(Ok(stream)) => {
             let fp = stream.peer_fingerprint();
-            println!("{authority} is trusted by a certificate authority (fingerprint {})", fp.map_or_else(String::new, |f| f.to_string()));
+            println!(
+                "{authority} is trusted by a certificate authority (fingerprint {})",
+                fp.map_or_else(String::new, |f| f.to_string())
+            );
             return Ok(());
         }
         Ok(Err(ConnectError::UnknownServer { fingerprint, .. })) => fingerprint,
@@ -400,7 +527,8 @@ async fn trust(server: &str, yes: bool) -> Result<(), Fail> {
         if !std::io::stdin().is_terminal() {
             return Err(Fail(
                 2,
-                "not recorded: confirm on a terminal, or pass --yes once you have compared it".into(),
+                "not recorded: confirm on a terminal, or pass --yes once you have compared it"
+                    .into(),
             ));
         }
         eprint!("Compare it with `confab-server fingerprint` on the server. Trust it? [y/N] ");
@@ -436,215 +564,23 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             .map_err(|e| Fail(1, format!("terminal: {e}")));
     };
     match cmd {
-        Cmd::Trust { server: given, yes } => trust(given.as_deref().unwrap_or(&server), yes).await?,
+        Cmd::Trust { server: given, yes } => trust(given.as_deref().unwrap_or(&server), yes).await,
         Cmd::Keys => {
-            let settings = confab_tui::run::load_settings();
-            let mut out = String::from("Key bindings (keys, config name, action):\n");
-            out.push_str(&confab_tui::app::keymap::help_text(&settings.keymap));
-            for p in &settings.problems {
-                out.push_str(&format!("config problem: {p}\n"));
-            }
-            out.push_str("\nSlash commands:\n");
-            for (_, usage) in confab_tui::app::commands::COMMANDS {
-                out.push_str(&format!("  {usage}\n"));
-            }
-            out.push_str(&format!(
-                "\nExample config:\n{}",
-                confab_tui::app::config::EXAMPLE
-            ));
-            // A closed pipe (`confab keys | head`) is not an error worth a panic.
-            let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+            keys();
+            Ok(())
         }
-        Cmd::Register { name } => {
-            let password = read_password()?;
-            let (c, _, user) = connect(
-                client_config(&server, Some(&name)),
-                Auth::Register { name, password },
-                &server,
-            )
-            .await?;
-            print(json!({"type": "registered", "user": user_json(&Some(user))}));
-            c.shutdown().await;
-        }
-        Cmd::Login { name } => {
-            let password = read_password()?;
-            let (c, _, user) = connect(
-                client_config(&server, Some(&name)),
-                Auth::Login { name, password },
-                &server,
-            )
-            .await?;
-            print(json!({"type": "logged_in", "user": user_json(&Some(user))}));
-            c.shutdown().await;
-        }
-        Cmd::Logout => {
-            let (c, _, _) = resume(&server, false).await?;
-            c.request(Body::Logout(pb::Logout { all_devices: false }))
-                .await?;
-            c.shutdown().await;
-            paths::clear_session(&paths::data_dir(), &server);
-        }
-        Cmd::Send { to, group, text } => {
-            let (c, _, _) = resume(&server, false).await?;
-            let thread = match (to, group) {
-                (Some(name), _) => {
-                    let id = user_id(&c, &name).await?;
-                    match c
-                        .request(Body::GetThread(pb::GetThread {
-                            thread_id: 0,
-                            user_id: id,
-                            group_id: 0,
-                        }))
-                        .await
-                    {
-                        Ok(Body::Thread(t)) => t.thread_id,
-                        Err(e) if e.code() == Some(ErrorCode::NotFound) => {
-                            return Err(Fail(
-                                5,
-                                format!(
-                                    "{name} is not your friend (send `confab add {name}` first)"
-                                ),
-                            ));
-                        }
-                        Err(e) => return Err(e.into()),
-                        Ok(_) => return Err(Fail(1, "unexpected reply".into())),
-                    }
-                }
-                (None, Some(name)) => group_by_name(&c, &name, true).await?.thread_id,
-                (None, None) => return Err(Fail(2, "give --to NAME or --group NAME".into())),
-            };
-            let ack = c.send_acked(thread, text, Duration::from_secs(30)).await?;
-            print(
-                json!({"type": "sent", "thread_id": ack.thread_id, "seq": ack.seq, "message_id": ack.message_id}),
-            );
-            c.shutdown().await;
-        }
-        Cmd::Watch => {
-            let (c, mut events, _) = resume(&server, true).await?;
-            let stop = interrupted();
-            tokio::pin!(stop);
-            loop {
-                let ev = tokio::select! {
-                    _ = &mut stop => break,
-                    ev = events.recv() => match ev { Some(ev) => ev, None => break },
-                };
-                match ev {
-                    Event::Message(m) => print(message_json(&m)),
-                    Event::UserEvent(e) => print(
-                        json!({"type": "event", "event_seq": e.event_seq, "detail": format!("{:?}", e.kind)}),
-                    ),
-                    Event::Presence(p) => print(
-                        json!({"type": "presence", "user": user_json(&p.user), "online": p.online}),
-                    ),
-                    Event::Typing(t) => print(
-                        json!({"type": "typing", "thread_id": t.thread_id, "user": user_json(&t.user)}),
-                    ),
-                    Event::ReadReceipt(r) => print(
-                        json!({"type": "read", "thread_id": r.thread_id, "user": user_json(&r.user), "read_seq": r.read_seq}),
-                    ),
-                    Event::State(s) => print(state_json(&s)),
-                    Event::Synced => print(json!({"type": "synced"})),
-                    Event::Session {
-                        user,
-                        device_id,
-                        token,
-                    } => save_session(&server, &user, device_id, token)?,
-                    _ => {}
-                }
-            }
-            c.shutdown().await;
-        }
-        Cmd::Threads => {
-            let (c, _, _) = resume(&server, false).await?;
-            let Body::ThreadList(list) = c
-                .request(Body::ListThreads(pb::ListThreads::default()))
-                .await?
-            else {
-                return Err(Fail(1, "unexpected reply".into()));
-            };
-            for t in list.threads {
-                let name = t
-                    .peer
-                    .as_ref()
-                    .map(|p| p.name.clone())
-                    .or_else(|| t.group.as_ref().map(|g| g.name.clone()));
-                print(json!({
-                    "type": "thread", "thread_id": t.thread_id,
-                    "kind": pb::ThreadKind::try_from(t.kind).map_or("?", |k| k.as_str_name()),
-                    "name": name, "last_seq": t.last_seq, "unread": t.last_seq.saturating_sub(t.read_seq),
-                    "last": t.last_message.as_ref().map(|m| m.body.clone()),
-                }));
-            }
-            c.shutdown().await;
-        }
-        Cmd::Friends => {
-            let (c, _, _) = resume(&server, false).await?;
-            for f in c.friends().await? {
-                print(
-                    json!({"type": "friend", "user": user_json(&f.user), "online": f.online, "thread_id": f.thread_id}),
-                );
-            }
-            let reqs = c.friend_requests().await?;
-            for r in reqs.incoming {
-                print(json!({"type": "request_in", "from": user_json(&r.from), "note": r.note}));
-            }
-            for r in reqs.outgoing {
-                print(json!({"type": "request_out", "to": user_json(&r.to), "note": r.note}));
-            }
-            c.shutdown().await;
-        }
-        Cmd::Add { name, note } => {
-            let (c, _, _) = resume(&server, false).await?;
-            let id = user_id(&c, &name).await?;
-            let reply = c
-                .request(Body::SendFriendRequest(pb::SendFriendRequest {
-                    user_id: id,
-                    note,
-                }))
-                .await?;
-            if let Body::FriendRequest(r) = reply {
-                print(
-                    json!({"type": "friend_request", "to": user_json(&r.to), "state": pb::RequestState::try_from(r.state).map_or("?", |s| s.as_str_name())}),
-                );
-            }
-            c.shutdown().await;
-        }
-        Cmd::Accept { name } => respond(&server, &name, true).await?,
-        Cmd::Decline { name } => respond(&server, &name, false).await?,
-        Cmd::Group(g) => {
-            let (c, _, _) = resume(&server, false).await?;
-            let group = match g {
-                GroupCmd::Create { name } => match c
-                    .request(Body::CreateGroup(pb::CreateGroup {
-                        name,
-                        description: String::new(),
-                        open: true,
-                    }))
-                    .await?
-                {
-                    Body::Group(g) => g,
-                    _ => return Err(Fail(1, "unexpected reply".into())),
-                },
-                GroupCmd::Join { name } => {
-                    let found = group_by_name(&c, &name, false).await?;
-                    match c
-                        .request(Body::JoinGroup(pb::JoinGroup {
-                            group_id: found.group_id,
-                        }))
-                        .await?
-                    {
-                        Body::Group(g) => g,
-                        _ => return Err(Fail(1, "unexpected reply".into())),
-                    }
-                }
-            };
-            print(
-                json!({"type": "group", "group_id": group.group_id, "thread_id": group.thread_id, "name": group.name}),
-            );
-            c.shutdown().await;
-        }
+        Cmd::Register { name } => sign_in(&server, name, true).await,
+        Cmd::Login { name } => sign_in(&server, name, false).await,
+        Cmd::Logout => logout(&server).await,
+        Cmd::Send { to, group, text } => send(&server, to, group, text).await,
+        Cmd::Watch => watch(&server).await,
+        Cmd::Threads => threads(&server).await,
+        Cmd::Friends => friends(&server).await,
+        Cmd::Add { name, note } => add(&server, &name, &note).await,
+        Cmd::Accept { name } => respond(&server, &name, true).await,
+        Cmd::Decline { name } => respond(&server, &name, false).await,
+        Cmd::Group(g) => group(&server, g).await,
     }
-    Ok(())
 }
 
 /// Ctrl-C, or SIGTERM (a script stopping a background watcher: non-interactive shells start

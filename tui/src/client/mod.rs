@@ -6,6 +6,7 @@
 //! by itself (exponential backoff, full jitter), resumes by token, syncs events and threads after
 //! every connect, applies the gap rule to pushes, and retries the outbox until each send is acked.
 
+pub mod api;
 mod backoff;
 pub mod cache;
 mod engine;
@@ -25,6 +26,7 @@ use confab_wire::Body;
 use confab_wire::pb::{self, ErrorCode};
 use tokio::sync::{mpsc, oneshot};
 
+pub use api::ApiError;
 pub use backoff::Backoff;
 pub use cache::OutboxItem;
 
@@ -42,11 +44,23 @@ pub enum ClientError {
     Stopped,
     #[error("{0}")]
     Cache(String),
-    #[error("unexpected reply: {0}")]
-    Unexpected(&'static str),
+    /// The server answered with a body other than the one the request calls for.
+    #[error("unexpected reply: wanted {wanted}, got {got}")]
+    Unexpected {
+        wanted: &'static str,
+        got: &'static str,
+    },
 }
 
 impl ClientError {
+    /// The reply `got` where a `wanted` body was due: the one place this error is made.
+    pub fn unexpected(wanted: &'static str, got: &Body) -> Self {
+        ClientError::Unexpected {
+            wanted,
+            got: confab_wire::body_name(got),
+        }
+    }
+
     /// The server's error code, if the server answered.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
@@ -145,7 +159,10 @@ pub enum ConnState {
         reason: String,
     },
     /// Stopped trying: the session was displaced or refused; a command must restart it.
+    /// `code` says why (the server's code; `UNAUTHENTICATED` when a stored session was not
+    /// resumed and there is no password to log in with); `reason` is the text to show.
     Stopped {
+        code: ErrorCode,
         reason: String,
     },
 }
@@ -403,91 +420,6 @@ impl Client {
             reply,
         })
         .await?
-    }
-
-    /// All the caller's friends, ordered by user id (every page of `ListFriends`).
-    pub async fn friends(&self) -> Result<Vec<pb::Friend>, ClientError> {
-        self.every_page(
-            |after| {
-                Body::ListFriends(pb::ListFriends {
-                    after_user_id: after,
-                    limit: 0,
-                })
-            },
-            |b| match b {
-                Body::FriendList(l) => Some((l.friends, l.has_more)),
-                _ => None,
-            },
-            |f| f.user.as_ref().map_or(0, |u| u.user_id),
-        )
-        .await
-    }
-
-    /// Requests pages (`req` given the last key so far) until one says there are no more.
-    async fn every_page<T>(
-        &self,
-        req: impl Fn(u64) -> Body,
-        page: impl Fn(Body) -> Option<(Vec<T>, bool)>,
-        key: impl Fn(&T) -> u64,
-    ) -> Result<Vec<T>, ClientError> {
-        let mut all: Vec<T> = Vec::new();
-        loop {
-            let after = all.last().map_or(0, &key);
-            let (items, more) = page(self.request(req(after)).await?)
-                .ok_or(ClientError::Unexpected("a list page"))?;
-            let empty = items.is_empty();
-            all.extend(items);
-            // An empty page that claims more would never advance.
-            if !more || empty {
-                return Ok(all);
-            }
-        }
-    }
-
-    /// All pending friend requests in both directions (every page of `ListFriendRequests`).
-    pub async fn friend_requests(&self) -> Result<pb::FriendRequestList, ClientError> {
-        let mut all = pb::FriendRequestList::default();
-        let mut after = 0;
-        loop {
-            let req = pb::ListFriendRequests {
-                after_request_id: after,
-                limit: 0,
-            };
-            let Body::FriendRequestList(page) = self.request(Body::ListFriendRequests(req)).await?
-            else {
-                return Err(ClientError::Unexpected("ListFriendRequests"));
-            };
-            let last = page
-                .incoming
-                .iter()
-                .chain(&page.outgoing)
-                .map(|r| r.request_id)
-                .max();
-            all.incoming.extend(page.incoming);
-            all.outgoing.extend(page.outgoing);
-            match last {
-                Some(last) if page.has_more && last > after => after = last,
-                _ => return Ok(all),
-            }
-        }
-    }
-
-    /// All the caller's groups and pending invitations (every page of `ListGroups`).
-    pub async fn groups(&self) -> Result<Vec<pb::Group>, ClientError> {
-        self.every_page(
-            |after| {
-                Body::ListGroups(pb::ListGroups {
-                    after_group_id: after,
-                    limit: 0,
-                })
-            },
-            |b| match b {
-                Body::GroupList(l) => Some((l.groups, l.has_more)),
-                _ => None,
-            },
-            |g| g.group_id,
-        )
-        .await
     }
 
     /// Known threads with the client's cursor in each.

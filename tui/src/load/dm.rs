@@ -183,7 +183,7 @@ async fn pair_loop(
                 progress.inc();
                 pacer.delivered(side);
             }
-            Event::State(ConnState::Stopped { reason }) => {
+            Event::State(ConnState::Stopped { reason, .. }) => {
                 ledger.report.error(format!("client stopped: {reason}"));
             }
             _ => {}

@@ -145,7 +145,7 @@ pub(crate) async fn group_loop(
                     progress.inc();
                 }
             }
-            Event::State(ConnState::Stopped { reason }) => {
+            Event::State(ConnState::Stopped { reason, .. }) => {
                 ledger.report.error(format!("client stopped: {reason}"));
             }
             _ => {}

@@ -2,19 +2,19 @@
 //! then `Login`, argon2 on the server). Each login is a fresh TCP connection spoken to
 //! directly on the wire, so the figure is the server's, not the client engine's.
 
-
 use std::time::{Duration, Instant};
 
+use crate::client::tls::ClientStream;
 use confab_wire::pb;
 use confab_wire::{Body, Envelope, EnvelopeCodec, PROTOCOL_MAJOR, PROTOCOL_MINOR};
 use futures::{SinkExt, StreamExt};
-use crate::client::tls::ClientStream;
 use tokio_util::codec::Framed;
 
 use super::ledger::code_name;
 use super::report::{Progress, Report, record};
 use super::users::PASSWORD;
 use super::{LoadError, LoadOpts, UserRecord, Users, shard};
+use crate::client::ClientError;
 
 /// Which logins to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,9 +115,10 @@ async fn worker(
         let started = Instant::now();
         let addr = opts.server(w + i);
         let bind = opts.bind_addr(w + i);
-        let result = tokio::time::timeout(LOGIN_TIMEOUT, login_once(opts, addr, bind, &list[k], kind))
-            .await
-            .unwrap_or_else(|_| Err("TIMEOUT (no answer in time)".into()));
+        let result =
+            tokio::time::timeout(LOGIN_TIMEOUT, login_once(opts, addr, bind, &list[k], kind))
+                .await
+                .unwrap_or(Err(LoginError::Timeout));
         let measured = started >= measure_from;
         match result {
             Ok(token) => {
@@ -145,6 +146,27 @@ async fn worker(
     (list, r)
 }
 
+/// Why one login failed; the text is the report's error category.
+#[derive(Debug, thiserror::Error)]
+enum LoginError {
+    /// A step of the connection failed (resolve, socket, bind, connect, write, read).
+    #[error("{0}: {1}")]
+    Net(&'static str, String),
+    #[error("closed by the server")]
+    Closed,
+    #[error("empty reply")]
+    Empty,
+    #[error("AUTH_FAILED (token refused)")]
+    TokenRefused,
+    /// The server refused with this code.
+    #[error("{}", code_name(*.0))]
+    Refused(i32),
+    #[error(transparent)]
+    Unexpected(#[from] ClientError),
+    #[error("TIMEOUT (no answer in time)")]
+    Timeout,
+}
+
 /// One login on a fresh connection; the new resume token.
 async fn login_once(
     opts: &LoadOpts,
@@ -152,8 +174,11 @@ async fn login_once(
     bind: Option<std::net::IpAddr>,
     u: &UserRecord,
     kind: Kind,
-) -> Result<String, String> {
-    let stream = opts.open_stream(addr, bind).await?;
+) -> Result<String, LoginError> {
+    let stream = opts
+        .open_stream(addr, bind)
+        .await
+        .map_err(|e| LoginError::Net("connect", e))?;
     let mut framed = Framed::new(stream, EnvelopeCodec::new());
     let hello = Body::Hello(pb::Hello {
         protocol_major: PROTOCOL_MAJOR,
@@ -167,7 +192,7 @@ async fn login_once(
         },
     });
     let auth = match (call(&mut framed, 1, hello).await?, kind) {
-        (Body::HelloOk(ok), Kind::Token) => ok.auth.ok_or("AUTH_FAILED (token refused)")?,
+        (Body::HelloOk(ok), Kind::Token) => ok.auth.ok_or(LoginError::TokenRefused)?,
         (Body::HelloOk(_), Kind::Password) => {
             let login = Body::Login(pb::Login {
                 name: u.name.clone(),
@@ -176,12 +201,12 @@ async fn login_once(
             });
             match call(&mut framed, 2, login).await? {
                 Body::AuthOk(a) => a,
-                Body::Error(e) => return Err(code_name(e.code)),
-                _ => return Err("unexpected reply to Login".into()),
+                Body::Error(e) => return Err(LoginError::Refused(e.code)),
+                other => return Err(ClientError::unexpected("AuthOk", &other).into()),
             }
         }
-        (Body::Error(e), _) => return Err(code_name(e.code)),
-        _ => return Err("unexpected reply to Hello".into()),
+        (Body::Error(e), _) => return Err(LoginError::Refused(e.code)),
+        (other, _) => return Err(ClientError::unexpected("HelloOk", &other).into()),
     };
     Ok(auth.resume_token)
 }
@@ -190,19 +215,19 @@ async fn call(
     framed: &mut Framed<ClientStream, EnvelopeCodec>,
     id: u64,
     body: Body,
-) -> Result<Body, String> {
+) -> Result<Body, LoginError> {
     framed
         .send(Envelope::new(id, body))
         .await
-        .map_err(|e| format!("write: {e}"))?;
+        .map_err(|e| LoginError::Net("write", e.to_string()))?;
     loop {
         let env = framed
             .next()
             .await
-            .ok_or("closed by the server")?
-            .map_err(|e| format!("bad frame: {e}"))?;
+            .ok_or(LoginError::Closed)?
+            .map_err(|e| LoginError::Net("bad frame", e.to_string()))?;
         if env.req_id == id || env.req_id == 0 && matches!(env.body, Some(Body::Error(_))) {
-            return env.body.ok_or_else(|| "empty reply".into());
+            return env.body.ok_or(LoginError::Empty);
         }
     }
 }

@@ -255,7 +255,7 @@ pub async fn connect(
                 }
             }
             Event::Synced => break,
-            Event::State(ConnState::Stopped { reason }) => {
+            Event::State(ConnState::Stopped { reason, .. }) => {
                 return Err(LoadError::Client(label.into(), reason));
             }
             _ => {}

@@ -24,7 +24,7 @@ pub fn parse_child(stdout: &str) -> Result<ChildResult, LoadError> {
         .find(|l| l.trim_start().starts_with('{'))
         .ok_or_else(|| LoadError::Child("printed no JSON report".into()))?;
     let v: Value = serde_json::from_str(line).map_err(|e| LoadError::Child(e.to_string()))?;
-    let report = Report::from_json(&v).map_err(LoadError::Child)?;
+    let report = Report::from_json(&v).map_err(|e| LoadError::Child(e.to_string()))?;
     let tokens = v
         .get("tokens")
         .and_then(Value::as_object)

@@ -115,6 +115,15 @@ pub fn record(h: &mut Histogram<u64>, d: Duration) {
 /// The histograms a report carries, by their JSON name.
 const HISTS: [&str; 5] = ["ack", "deliver", "token_login", "password_login", "resync"];
 
+/// A child's report whose histograms cannot be read back.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HistogramError {
+    #[error("histogram {0} missing")]
+    Missing(&'static str),
+    #[error("histogram {0}: {1}")]
+    Bad(&'static str, String),
+}
+
 impl Report {
     pub fn new(scenario: &str) -> Self {
         Self {
@@ -338,7 +347,7 @@ impl Report {
     }
 
     /// Reads a report printed by `to_json` (a child process's), histograms included.
-    pub fn from_json(v: &Value) -> Result<Self, String> {
+    pub fn from_json(v: &Value) -> Result<Self, HistogramError> {
         let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
         let mut r = Report {
             scenario: v
@@ -391,16 +400,16 @@ impl Report {
         let hists = v.get("histograms").and_then(Value::as_object);
         for (name, h) in HISTS.iter().zip(r.hists_mut()) {
             let Some(text) = hists.and_then(|m| m.get(*name)).and_then(Value::as_str) else {
-                return Err(format!("histogram {name} missing"));
+                return Err(HistogramError::Missing(name));
             };
             let bytes = B64
                 .decode(text)
-                .map_err(|e| format!("histogram {name}: {e}"))?;
+                .map_err(|e| HistogramError::Bad(name, e.to_string()))?;
             let decoded: Histogram<u64> = Deserializer::new()
                 .deserialize(&mut bytes.as_slice())
-                .map_err(|e| format!("histogram {name}: {e:?}"))?;
+                .map_err(|e| HistogramError::Bad(name, format!("{e:?}")))?;
             h.add(&decoded)
-                .map_err(|e| format!("histogram {name}: {e:?}"))?;
+                .map_err(|e| HistogramError::Bad(name, format!("{e:?}")))?;
         }
         Ok(r)
     }

@@ -100,7 +100,7 @@ async fn pair_storms(
                 Event::State(ConnState::Offline { .. } | ConnState::Connecting { .. }) => {
                     offline[side] = true;
                 }
-                Event::State(ConnState::Stopped { reason }) => {
+                Event::State(ConnState::Stopped { reason, .. }) => {
                     resync.error(format!("client stopped: {reason}"));
                 }
                 Event::Synced if offline[side] => synced[side] = true,

@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use confab_wire::Body;
-use confab_wire::pb;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
@@ -194,25 +192,13 @@ impl Users {
         if pairs {
             for i in (0..n.saturating_sub(1)).step_by(2) {
                 let req = clients[i]
-                    .request(Body::SendFriendRequest(pb::SendFriendRequest {
-                        user_id: list[i + 1].user_id,
-                        note: String::new(),
-                    }))
+                    .friend_request(list[i + 1].user_id, "")
                     .await
                     .map_err(|e| LoadError::Setup(format!("friend request: {e}")))?;
-                let Body::FriendRequest(req) = req else {
-                    return Err(LoadError::Setup("unexpected reply".into()));
-                };
                 let ok = clients[i + 1]
-                    .request(Body::RespondFriendRequest(pb::RespondFriendRequest {
-                        request_id: req.request_id,
-                        accept: true,
-                    }))
+                    .respond(req.request_id, true)
                     .await
                     .map_err(|e| LoadError::Setup(format!("accept: {e}")))?;
-                let Body::FriendRequest(ok) = ok else {
-                    return Err(LoadError::Setup("unexpected reply".into()));
-                };
                 let (a, b) = (list[i].name.clone(), list[i + 1].name.clone());
                 list[i].threads.insert(b, ok.thread_id);
                 list[i + 1].threads.insert(a, ok.thread_id);
@@ -223,22 +209,13 @@ impl Users {
                 .step_by(group_size)
                 .enumerate()
             {
-                let created = clients[start]
-                    .request(Body::CreateGroup(pb::CreateGroup {
-                        name: format!("{prefix}-group-{g}"),
-                        description: String::new(),
-                        open: true,
-                    }))
+                let group = clients[start]
+                    .create_group(&format!("{prefix}-group-{g}"))
                     .await
                     .map_err(|e| LoadError::Setup(format!("create group: {e}")))?;
-                let Body::Group(group) = created else {
-                    return Err(LoadError::Setup("unexpected reply to CreateGroup".into()));
-                };
                 for member in &clients[start + 1..start + group_size] {
                     member
-                        .request(Body::JoinGroup(pb::JoinGroup {
-                            group_id: group.group_id,
-                        }))
+                        .join_group(group.group_id)
                         .await
                         .map_err(|e| LoadError::Setup(format!("join group: {e}")))?;
                 }

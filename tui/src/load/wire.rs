@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::client::tls::ClientStream;
 use confab_wire::{Body, Envelope, EnvelopeCodec, PROTOCOL_MAJOR, PROTOCOL_MINOR, pb};
 use futures::{SinkExt, StreamExt};
-use crate::client::tls::ClientStream;
 use tokio::sync::Semaphore;
 use tokio_util::codec::Framed;
 
@@ -26,6 +26,26 @@ use super::{LoadError, LoadOpts, Users, my_share, pair_threads};
 
 /// How often each connection reports its delivery marker (the client core's default).
 const DELIVERED_EVERY: Duration = Duration::from_secs(1);
+
+/// Why a raw connection failed; the text goes into the report.
+#[derive(Debug, thiserror::Error)]
+enum WireError {
+    /// A step of connecting failed (resolve, socket, bind, connect).
+    #[error("{0}")]
+    Connect(String),
+    #[error("write failed: {0}")]
+    Write(confab_wire::FrameError),
+    #[error("no answer to Hello in 60 s")]
+    HelloTimeout,
+    #[error("the server closed the connection")]
+    Closed,
+    #[error("bad frame: {0}")]
+    BadFrame(confab_wire::FrameError),
+    #[error("the token was not accepted: run setup again")]
+    TokenRefused,
+    #[error("Hello refused: {0}")]
+    Refused(pb::Error),
+}
 
 /// A send not answered yet: what a retry sends again (same client_msg_id).
 struct Outstanding {
@@ -49,7 +69,7 @@ struct Conn {
 }
 
 impl Conn {
-    async fn send_text(&mut self, thread_id: u64, o: Outstanding) -> Result<(), String> {
+    async fn send_text(&mut self, thread_id: u64, o: Outstanding) -> Result<(), WireError> {
         let id = self
             .send(Body::Send(pb::Send {
                 thread_id,
@@ -61,20 +81,23 @@ impl Conn {
         Ok(())
     }
 
-    async fn send(&mut self, body: Body) -> Result<u64, String> {
+    async fn send(&mut self, body: Body) -> Result<u64, WireError> {
         let id = self.next_req;
         self.next_req += 1;
         self.framed
             .send(Envelope::new(id, body))
             .await
-            .map_err(|e| format!("write failed: {e}"))?;
+            .map_err(WireError::Write)?;
         Ok(id)
     }
 }
 
-async fn open(opts: &LoadOpts, i: usize, token: &str) -> Result<(Conn, String), String> {
+async fn open(opts: &LoadOpts, i: usize, token: &str) -> Result<(Conn, String), WireError> {
     let g = i * opts.shard.1.max(1) + opts.shard.0;
-    let stream = opts.open_stream(opts.server(g), opts.bind_addr(g)).await?;
+    let stream = opts
+        .open_stream(opts.server(g), opts.bind_addr(g))
+        .await
+        .map_err(WireError::Connect)?;
     let mut conn = Conn {
         framed: Framed::new(stream, EnvelopeCodec::new()),
         next_req: 1,
@@ -96,18 +119,16 @@ async fn open(opts: &LoadOpts, i: usize, token: &str) -> Result<(Conn, String), 
     loop {
         let env = tokio::time::timeout(Duration::from_secs(60), conn.framed.next())
             .await
-            .map_err(|_| "no answer to Hello in 60 s".to_owned())?
-            .ok_or("the server closed the connection")?
-            .map_err(|e| format!("bad frame: {e}"))?;
+            .map_err(|_| WireError::HelloTimeout)?
+            .ok_or(WireError::Closed)?
+            .map_err(WireError::BadFrame)?;
         match env.body {
             Some(Body::HelloOk(ok)) if env.req_id == id => {
-                let auth = ok
-                    .auth
-                    .ok_or("the token was not accepted: run setup again")?;
+                let auth = ok.auth.ok_or(WireError::TokenRefused)?;
                 return Ok((conn, auth.resume_token));
             }
             Some(Body::Error(e)) if env.req_id == id || e.fatal => {
-                return Err(format!("Hello refused: {e}"));
+                return Err(WireError::Refused(e));
             }
             _ => {}
         }
@@ -134,7 +155,7 @@ pub async fn dm_wire(
             open(&opts, i, &u.token)
                 .await
                 .map(|(c, token)| (c, u.name.clone(), token))
-                .map_err(|e| LoadError::Client(u.name.clone(), e))
+                .map_err(|e| LoadError::Client(u.name.clone(), e.to_string()))
         }));
     }
     let mut conns = Vec::with_capacity(who.len());
@@ -209,7 +230,7 @@ impl PairRun {
                             body,
                         };
                         if let Err(e) = conn.send_text(self.thread, o).await {
-                            ledger.post_failed(&e);
+                            ledger.post_failed(&e.to_string());
                             return ledger.finish(Duration::ZERO);
                         }
                         ledger.posted(side, local, 1, at);
@@ -225,7 +246,7 @@ impl PairRun {
                 conn.retries = later;
                 for (_, o) in due {
                     if let Err(e) = conn.send_text(self.thread, o).await {
-                        ledger.post_failed(&e);
+                        ledger.post_failed(&e.to_string());
                         return ledger.finish(Duration::ZERO);
                     }
                 }

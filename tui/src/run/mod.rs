@@ -36,8 +36,8 @@ use tracing::{info, warn};
 
 use crate::app::config::{Notify, Settings, Zone};
 use crate::app::{Cmd, Msg, State, update};
-use crate::client::paths::{self, StoredSession};
 use crate::client::known_servers::KnownServers;
+use crate::client::paths::{self, StoredSession};
 use crate::client::tls::TrustOptions;
 use crate::client::{Auth, CacheMode, Client, ClientConfig, Events};
 use confab_wire::Body;
@@ -253,7 +253,8 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
                 .known_servers
                 .clone()
                 .unwrap_or_else(crate::client::known_servers::default_path);
-            let recorded = KnownServers::load(&path).and_then(|mut k| k.record(&server, fingerprint));
+            let recorded =
+                KnownServers::load(&path).and_then(|mut k| k.record(&server, fingerprint));
             match (recorded, ctx.client.clone()) {
                 (Ok(()), Some(c)) => {
                     info!(%server, %fingerprint, "server trusted on first use");
@@ -278,7 +279,7 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
                     body,
                 } => {
                     tokio::spawn(async move {
-                        let result = c.send(thread_id, body).await.map_err(|e| e.to_string());
+                        let result = c.send(thread_id, body).await;
                         let _ = tx.send(Msg::Queued {
                             thread_id,
                             key,

@@ -1,233 +1,87 @@
 //! Multi-step operations ([`Op`]) on the client core. Each runs as its own task and reports one
-//! [`Done`]; the UI keeps drawing meanwhile.
+//! [`Done`]; the UI keeps drawing meanwhile. The requests themselves are the typed client API
+//! (`client/api.rs`), shared with the command line.
 
-use confab_wire::Body;
-use confab_wire::pb::{self, ErrorCode};
+use confab_wire::pb;
 
 use crate::app::{Done, Op};
-use crate::client::{Client, ClientError};
+use crate::client::{ApiError, Client, ClientError};
 
-fn err(e: ClientError) -> String {
+/// What the status line says about a failure.
+fn shown(e: ApiError) -> String {
     match e {
-        ClientError::Server(e) => e.message,
+        // The code is for programs; people read the server's sentence.
+        ApiError::Client(ClientError::Server(e)) => e.message,
+        ApiError::NotFriend(name) => format!("{name} is not your friend yet: /add {name}"),
         other => other.to_string(),
     }
 }
 
-async fn user_id(c: &Client, name: &str) -> Result<u64, String> {
-    match c
-        .request(Body::GetProfile(pb::GetProfile {
-            user_id: 0,
-            name: name.into(),
-        }))
-        .await
-    {
-        Ok(Body::Profile(p)) => p
-            .user
-            .map(|u| u.user_id)
-            .ok_or_else(|| format!("no user named {name}")),
-        Err(e) if e.code() == Some(ErrorCode::NotFound) => Err(format!("no user named {name}")),
-        Err(e) => Err(err(e)),
-        Ok(_) => Err("unexpected reply".into()),
+/// The user id to act on: given, or looked up by name.
+async fn user_id(c: &Client, id: u64, name: &str) -> Result<u64, ApiError> {
+    if id != 0 {
+        return Ok(id);
     }
+    Ok(c.user_by_name(name).await?.user_id)
 }
 
-async fn thread(c: &Client, req: pb::GetThread) -> Result<pb::Thread, String> {
-    match c.request(Body::GetThread(req)).await.map_err(err)? {
-        Body::Thread(t) => Ok(t),
-        _ => Err("unexpected reply".into()),
-    }
+/// A group's conversation, to show.
+async fn open_group(c: &Client, g: pb::Group) -> Result<Done, ApiError> {
+    Ok(Done::Open(Box::new(c.thread(g.thread_id).await?), None))
 }
 
-async fn ok(c: &Client, body: Body, done: String) -> Result<Done, String> {
-    c.request(body).await.map_err(err)?;
-    Ok(Done::Info(done))
-}
-
-async fn open_group(c: &Client, g: pb::Group) -> Result<Done, String> {
-    let t = thread(
-        c,
-        pb::GetThread {
-            thread_id: g.thread_id,
-            ..Default::default()
-        },
-    )
-    .await?;
-    Ok(Done::Open(Box::new(t), None))
-}
-
-async fn run_inner(c: &Client, op: Op) -> Result<Done, String> {
+async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
+    let info = |s: String| Ok(Done::Info(s));
     match op {
-        Op::LoadFriends => Ok(Done::Friends(c.friends().await.map_err(err)?)),
-        Op::LoadRequests => Ok(Done::Requests(
-            c.friend_requests().await.map_err(err)?.incoming,
-        )),
-        Op::SearchUsers(q) => match c
-            .request(Body::SearchUsers(pb::SearchUsers {
-                query: q,
-                limit: 20,
-            }))
-            .await
-            .map_err(err)?
-        {
-            Body::UserList(l) => Ok(Done::Users(l.users)),
-            _ => Err("unexpected reply".into()),
-        },
+        Op::LoadFriends => Ok(Done::Friends(c.friends().await?)),
+        Op::LoadRequests => Ok(Done::Requests(c.friend_requests().await?.incoming)),
+        Op::SearchUsers(q) => Ok(Done::Users(c.search_users(&q, 20).await?)),
         Op::AddFriend(name) => {
-            let id = user_id(c, &name).await?;
-            match c
-                .request(Body::SendFriendRequest(pb::SendFriendRequest {
-                    user_id: id,
-                    note: String::new(),
-                }))
-                .await
-                .map_err(err)?
-            {
-                Body::FriendRequest(r) if r.state == pb::RequestState::Accepted as i32 => {
-                    Ok(Done::Info(format!("you and {name} are now friends")))
-                }
-                _ => Ok(Done::Info(format!("friend request sent to {name}"))),
-            }
+            let r = c.add_friend(&name, "").await?;
+            info(if r.state == pb::RequestState::Accepted as i32 {
+                format!("you and {name} are now friends")
+            } else {
+                format!("friend request sent to {name}")
+            })
         }
         Op::Respond { request_id, accept } => {
-            let body = Body::RespondFriendRequest(pb::RespondFriendRequest { request_id, accept });
-            match c.request(body).await.map_err(err)? {
-                Body::FriendRequest(r) => {
-                    let name = r.from.map(|u| u.name).unwrap_or_default();
-                    Ok(Done::Info(if accept {
-                        format!("you and {name} are now friends")
-                    } else {
-                        format!("declined {name}")
-                    }))
-                }
-                _ => Ok(Done::Info("done".into())),
-            }
+            let r = c.respond(request_id, accept).await?;
+            let name = r.from.map(|u| u.name).unwrap_or_default();
+            info(if accept {
+                format!("you and {name} are now friends")
+            } else {
+                format!("declined {name}")
+            })
         }
-        Op::CreateGroup(name) => match c
-            .request(Body::CreateGroup(pb::CreateGroup {
-                name,
-                description: String::new(),
-                open: true,
-            }))
-            .await
-            .map_err(err)?
-        {
-            Body::Group(g) => open_group(c, g).await,
-            _ => Err("unexpected reply".into()),
-        },
-        Op::JoinGroup(name) => {
-            let Body::GroupList(list) = c
-                .request(Body::SearchGroups(pb::SearchGroups {
-                    query: name.clone(),
-                    limit: 20,
-                }))
-                .await
-                .map_err(err)?
-            else {
-                return Err("unexpected reply".into());
-            };
-            let want = name.to_lowercase();
-            let g = list
-                .groups
-                .iter()
-                .find(|g| g.name.to_lowercase() == want)
-                .or(list.groups.first())
-                .ok_or_else(|| format!("no group named {name}"))?;
-            match c
-                .request(Body::JoinGroup(pb::JoinGroup {
-                    group_id: g.group_id,
-                }))
-                .await
-                .map_err(err)?
-            {
-                Body::Group(g) => open_group(c, g).await,
-                _ => Err("unexpected reply".into()),
-            }
-        }
+        Op::CreateGroup(name) => open_group(c, c.create_group(&name).await?).await,
+        Op::JoinGroup(name) => open_group(c, c.join_group_by_name(&name).await?).await,
         Op::LeaveGroup(group_id) => {
-            ok(
-                c,
-                Body::LeaveGroup(pb::LeaveGroup { group_id }),
-                "you left the group".into(),
-            )
-            .await
+            c.leave_group(group_id).await?;
+            info("you left the group".into())
         }
         Op::Invite(group_id, name) => {
-            let user_id = user_id(c, &name).await?;
-            ok(
-                c,
-                Body::InviteToGroup(pb::InviteToGroup { group_id, user_id }),
-                format!("invited {name}"),
-            )
-            .await
+            c.invite(group_id, user_id(c, 0, &name).await?).await?;
+            info(format!("invited {name}"))
         }
         Op::Kick(group_id, id, name) => {
-            let user_id = if id == 0 {
-                user_id(c, &name).await?
-            } else {
-                id
-            };
-            ok(
-                c,
-                Body::KickMember(pb::KickMember { group_id, user_id }),
-                format!("removed {name}"),
-            )
-            .await
+            c.kick(group_id, user_id(c, id, &name).await?).await?;
+            info(format!("removed {name}"))
         }
         Op::SetRole(group_id, id, name, role) => {
-            let user_id = if id == 0 {
-                user_id(c, &name).await?
-            } else {
-                id
-            };
+            c.set_role(group_id, user_id(c, id, &name).await?, role)
+                .await?;
             let label = if role == pb::Role::Admin {
                 "admin"
             } else {
                 "member"
             };
-            ok(
-                c,
-                Body::SetMemberRole(pb::SetMemberRole {
-                    group_id,
-                    user_id,
-                    role: role as i32,
-                }),
-                format!("{name} is now {label}"),
-            )
-            .await
+            info(format!("{name} is now {label}"))
         }
-        Op::Members(group_id) => match c
-            .request(Body::ListGroupMembers(pb::ListGroupMembers {
-                group_id,
-                after_user_id: 0,
-                limit: 0,
-            }))
-            .await
-            .map_err(err)?
-        {
-            Body::GroupMemberList(l) => Ok(Done::Members(group_id, l.members)),
-            _ => Err("unexpected reply".into()),
-        },
-        Op::OpenDm(name, text) => {
-            let id = user_id(c, &name).await?;
-            match thread(
-                c,
-                pb::GetThread {
-                    user_id: id,
-                    ..Default::default()
-                },
-            )
-            .await
-            {
-                Ok(t) => Ok(Done::Open(Box::new(t), text)),
-                Err(_) => Err(format!("{name} is not your friend yet: /add {name}")),
-            }
-        }
+        Op::Members(group_id) => Ok(Done::Members(group_id, c.members(group_id).await?)),
+        Op::OpenDm(name, text) => Ok(Done::Open(Box::new(c.dm_thread(&name).await?), text)),
         Op::Logout => {
             // The session ends even if the server cannot be told now.
-            let _ = c
-                .request(Body::Logout(pb::Logout { all_devices: false }))
-                .await;
+            let _ = c.logout().await;
             c.shutdown().await;
             Ok(Done::LoggedOut)
         }
@@ -236,5 +90,7 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, String> {
 
 /// Runs an operation; failures become [`Done::Error`].
 pub async fn run(c: Client, op: Op) -> Done {
-    run_inner(&c, op).await.unwrap_or_else(Done::Error)
+    run_inner(&c, op)
+        .await
+        .unwrap_or_else(|e| Done::Error(shown(e)))
 }

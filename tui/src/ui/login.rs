@@ -63,9 +63,13 @@ pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
     let full = usize::from(inner.width) - 1;
     // Whether the password will cross the network encrypted: known once connected,
     // otherwise what the address says.
-    let tls = s
-        .encrypted
-        .unwrap_or_else(|| form.server.text().trim_start().to_ascii_lowercase().starts_with("tls://"));
+    let tls = s.encrypted.unwrap_or_else(|| {
+        form.server
+            .text()
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("tls://")
+    });
     let (note, st) = if tls {
         ("TLS: encrypted", fg(s, Color::Green))
     } else {
@@ -74,7 +78,14 @@ pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
             fg(s, Color::Yellow),
         )
     };
-    put(buf, inner.x + 11, inner.y + 6, note, fw, st.add_modifier(Modifier::DIM));
+    put(
+        buf,
+        inner.x + 11,
+        inner.y + 6,
+        note,
+        fw,
+        st.add_modifier(Modifier::DIM),
+    );
     let y = inner.y + 7;
     if form.busy {
         put(

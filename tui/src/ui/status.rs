@@ -30,7 +30,7 @@ pub(super) fn draw_title(buf: &mut Buffer, s: &State, r: Rect) {
             put(buf, r.x, r.y, &text, w, st.add_modifier(Modifier::BOLD));
             return;
         }
-        Conn::Stopped(reason) if s.me.is_some() => {
+        Conn::Stopped(_, reason) if s.me.is_some() => {
             let text = format!(" DISCONNECTED: {reason} (/reconnect)");
             let st = Style::default().add_modifier(Modifier::REVERSED);
             fill(buf, r, st);
@@ -88,7 +88,7 @@ pub(super) fn draw_status(buf: &mut Buffer, s: &State, r: Rect) {
         Conn::Online => ("online", fg(s, Color::Green)),
         Conn::Connecting => ("connecting", fg(s, Color::Yellow)),
         Conn::Offline { .. } => ("offline", fg(s, Color::Red)),
-        Conn::Stopped(_) => ("stopped", fg(s, Color::Red)),
+        Conn::Stopped(..) => ("stopped", fg(s, Color::Red)),
     };
     let rw = right.len() + 1;
     let (left, lst) = match (&s.rsearch, &s.notice) {

@@ -27,11 +27,17 @@ pub(super) fn draw_trust(f: &mut Frame, s: &State, ask: &TrustAsk) {
     let fp = ask.fingerprint.to_string();
     let lines: [(&str, Style); 8] = [
         (&ask.server, Style::default().add_modifier(Modifier::BOLD)),
-        ("presented a certificate no trusted authority signed.", Style::default()),
+        (
+            "presented a certificate no trusted authority signed.",
+            Style::default(),
+        ),
         ("", Style::default()),
         ("Its fingerprint:", Style::default()),
         (&fp, fg(s, Color::Yellow).add_modifier(Modifier::BOLD)),
-        ("Compare it with `confab-server fingerprint` there.", Style::default()),
+        (
+            "Compare it with `confab-server fingerprint` there.",
+            Style::default(),
+        ),
         ("", Style::default()),
         ("Trust it and remember it?  y yes   n no", Style::default()),
     ];

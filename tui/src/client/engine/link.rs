@@ -1,0 +1,486 @@
+//! The connection: connect, Hello, log in or resume, serve until it ends, wait the backoff,
+//! again. [`open_stream`] is the one place that makes the byte stream (TCP, then TLS for
+//! `tls://`).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab_wire::pb::{self, ErrorCode};
+use confab_wire::{Body, Envelope, EnvelopeCodec, PROTOCOL_MAJOR, PROTOCOL_MINOR};
+use futures::{SinkExt, StreamExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_util::codec::Framed;
+use tracing::debug;
+
+use super::Engine;
+use crate::client::tls::{AddrError, ClientStream, ConnectError, Connector, ServerAddr};
+use crate::client::{Auth, ClientError, Command, ConnState, Event, TrustProblem};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const TICK: Duration = Duration::from_millis(100);
+
+/// The byte stream under the frames: plain TCP or TLS.
+pub(super) type Stream = ClientStream;
+
+/// What a request on the link is for (its reply goes there).
+pub(super) enum Pending {
+    External(oneshot::Sender<Result<Body, ClientError>>),
+    Sync(u64),
+    Events,
+    List,
+    Send(u64),
+    Ping,
+}
+
+/// One live, authenticated connection.
+pub(super) struct Link {
+    framed: Framed<Stream, EnvelopeCodec>,
+    next_req: u64,
+    pub(super) pending: HashMap<u64, (Pending, Instant)>,
+    pub(super) last_tx: Instant,
+    pub(super) last_rx: Instant,
+    pub(super) heartbeat: Duration,
+    pub(super) idle: Duration,
+    frames: u64,
+    pub(super) events_syncing: bool,
+    pub(super) listing: bool,
+    pub(super) synced_sent: bool,
+}
+
+/// How a connection ended.
+pub(super) enum End {
+    Shutdown(Option<oneshot::Sender<()>>),
+    Lost {
+        reason: String,
+        retry_after: Duration,
+    },
+    /// Refused for good: reconnecting would not help until the user acts.
+    Fatal {
+        code: ErrorCode,
+        reason: String,
+    },
+}
+
+impl End {
+    pub(super) fn lost(reason: impl Into<String>) -> End {
+        End::Lost {
+            reason: reason.into(),
+            retry_after: Duration::ZERO,
+        }
+    }
+}
+
+enum Wake {
+    Now,
+    Elapsed,
+    Shutdown(Option<oneshot::Sender<()>>),
+}
+
+fn finish(reply: Option<oneshot::Sender<()>>) {
+    if let Some(r) = reply {
+        let _ = r.send(());
+    }
+}
+
+/// A TLS refusal, sorted: the server's identity (stop and ask the user) or anything else
+/// (retry with backoff).
+enum Refusal {
+    Untrusted(TrustProblem, String),
+    Other(String),
+}
+
+impl From<ConnectError> for Refusal {
+    fn from(e: ConnectError) -> Refusal {
+        let message = e.to_string();
+        let refused = |server: &str| {
+            Refusal::Untrusted(
+                TrustProblem::Refused {
+                    server: server.to_owned(),
+                    message: message.clone(),
+                },
+                message.clone(),
+            )
+        };
+        match &e {
+            ConnectError::UnknownServer {
+                server,
+                fingerprint,
+            } => Refusal::Untrusted(
+                TrustProblem::Unknown {
+                    server: server.clone(),
+                    fingerprint: *fingerprint,
+                },
+                message,
+            ),
+            ConnectError::FingerprintChanged { server, .. }
+            | ConnectError::FingerprintMismatch { server, .. }
+            | ConnectError::Certificate { server, .. } => refused(server),
+            // An unreadable known_servers or CA file will not heal by retrying either.
+            ConnectError::KnownServers(_) | ConnectError::CaFile { .. } => refused(""),
+            ConnectError::Connect { .. } | ConnectError::Handshake { .. } => {
+                Refusal::Other(message)
+            }
+        }
+    }
+}
+
+/// TCP to `addr`, from `bind` if set.
+async fn tcp_connect(addr: SocketAddr, bind: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    match bind {
+        Some(ip) => {
+            let sock = if ip.is_ipv4() {
+                TcpSocket::new_v4()
+            } else {
+                TcpSocket::new_v6()
+            }?;
+            sock.bind(SocketAddr::new(ip, 0))?;
+            sock.connect(addr).await
+        }
+        None => TcpStream::connect(addr).await,
+    }
+}
+
+/// Resolves the server's address, connects (from `bind` if set) and, for `tls://`, completes
+/// the verified handshake: nothing is sent before it returns.
+async fn open_stream(
+    server: &ServerAddr,
+    bind: Option<IpAddr>,
+    connector: Option<&Connector>,
+) -> Result<Stream, Refusal> {
+    let addr = tokio::net::lookup_host((server.host.as_str(), server.port))
+        .await
+        .map_err(|e| Refusal::Other(format!("cannot resolve {}: {e}", server.host)))?
+        .next()
+        .ok_or_else(|| Refusal::Other(format!("no address for {}", server.host)))?;
+    let tcp = tcp_connect(addr, bind)
+        .await
+        .map_err(|e| Refusal::Other(format!("cannot connect to {addr}: {e}")))?;
+    let _ = tcp.set_nodelay(true);
+    match connector {
+        Some(c) if server.tls => Ok(c.secure(tcp, server).await?),
+        _ => Ok(ClientStream::Plain(tcp)),
+    }
+}
+
+/// Sends a request during the handshake and waits for its reply.
+async fn handshake(link: &mut Link, body: Body) -> Result<Body, End> {
+    let id = link.next_req;
+    link.next_req += 1;
+    link.framed
+        .send(Envelope::new(id, body))
+        .await
+        .map_err(|e| End::lost(format!("write failed: {e}")))?;
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    loop {
+        let env = tokio::time::timeout_at(deadline, link.framed.next())
+            .await
+            .map_err(|_| End::lost("the server did not answer"))?
+            .ok_or_else(|| End::lost("the server closed the connection"))?
+            .map_err(|e| End::lost(format!("bad frame: {e}")))?;
+        link.frames += 1;
+        if env.req_id == id
+            || (env.req_id == 0 && matches!(env.body, Some(Body::Error(ref e)) if e.fatal))
+        {
+            return env.body.ok_or_else(|| End::lost("empty reply"));
+        }
+    }
+}
+
+/// What a server error means for the connection.
+pub(super) fn error_end(e: &pb::Error) -> End {
+    let reason = e.to_string();
+    match ErrorCode::try_from(e.code) {
+        Ok(
+            code @ (ErrorCode::Displaced
+            | ErrorCode::AuthFailed
+            | ErrorCode::UnsupportedVersion
+            | ErrorCode::NameTaken
+            | ErrorCode::BadRequest),
+        ) => End::Fatal { code, reason },
+        _ => End::Lost {
+            reason,
+            retry_after: Duration::from_millis(u64::from(e.retry_after_ms)),
+        },
+    }
+}
+
+impl Engine {
+    pub(crate) async fn run(mut self) {
+        let mut attempt: u32 = 0;
+        let mut stopped: Option<(ErrorCode, String)> = None;
+        loop {
+            if let Some((code, reason)) = stopped.take() {
+                self.emit(Event::State(ConnState::Stopped { code, reason }))
+                    .await;
+                match self.wait_offline(None).await {
+                    Wake::Shutdown(r) => return finish(r),
+                    Wake::Now | Wake::Elapsed => attempt = 0,
+                }
+            }
+            self.emit(Event::State(ConnState::Connecting { attempt }))
+                .await;
+            let end = match self.connect().await {
+                Ok(link) => {
+                    let started = Instant::now();
+                    let end = self.serve(link).await;
+                    if started.elapsed() >= self.cfg.backoff.reset_after {
+                        attempt = 0;
+                    }
+                    end
+                }
+                Err(end) => end,
+            };
+            let (reason, retry_after) = match end {
+                End::Shutdown(r) => return finish(r),
+                End::Fatal { code, reason } => {
+                    stopped = Some((code, reason));
+                    continue;
+                }
+                End::Lost {
+                    reason,
+                    retry_after,
+                } => (reason, retry_after),
+            };
+            let delay = self.cfg.backoff.delay(attempt).max(retry_after);
+            attempt = attempt.saturating_add(1);
+            debug!(%reason, ?delay, "disconnected");
+            self.emit(Event::State(ConnState::Offline {
+                retry_in: delay,
+                reason,
+            }))
+            .await;
+            if let Wake::Shutdown(r) = self.wait_offline(Some(delay)).await {
+                return finish(r);
+            }
+        }
+    }
+
+    /// Answers commands while offline until the delay passes (or forever with `None`).
+    async fn wait_offline(&mut self, delay: Option<Duration>) -> Wake {
+        let until = delay.map(|d| Instant::now() + d);
+        loop {
+            let cmd = match until {
+                Some(u) => match tokio::time::timeout_at(u, self.cmds.recv()).await {
+                    Ok(c) => c,
+                    Err(_) => return Wake::Elapsed,
+                },
+                None => self.cmds.recv().await,
+            };
+            let Some(cmd) = cmd else {
+                return Wake::Shutdown(None);
+            };
+            match cmd {
+                Command::ReconnectNow => return Wake::Now,
+                Command::Shutdown { reply } => return Wake::Shutdown(Some(reply)),
+                Command::Request { reply, .. } => {
+                    let _ = reply.send(Err(ClientError::Disconnected));
+                }
+                other => self.local_command(other),
+            }
+        }
+    }
+
+    /// Opens the stream within [`CONNECT_TIMEOUT`]. An untrusted server stops the engine
+    /// (reported as [`Event::Untrusted`] first); other failures retry. Reports whether the
+    /// connection is encrypted.
+    async fn open(&mut self) -> Result<Stream, End> {
+        let server: ServerAddr = self.cfg.addr.parse().map_err(|e: AddrError| End::Fatal {
+            code: ErrorCode::Unspecified,
+            reason: e.to_string(),
+        })?;
+        if self.connector.is_none() {
+            self.connector = self.cfg.connector.clone();
+        }
+        if server.tls && self.connector.is_none() {
+            let c = Connector::new(self.cfg.trust.clone()).map_err(|e| End::Fatal {
+                code: ErrorCode::Unspecified,
+                reason: e.to_string(),
+            })?;
+            self.connector = Some(Arc::new(c));
+        }
+        let connector = self.connector.clone();
+        let opened = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            open_stream(&server, self.cfg.bind, connector.as_deref()),
+        )
+        .await
+        .unwrap_or_else(|_| Err(Refusal::Other(format!("connecting to {server} timed out"))));
+        match opened {
+            Ok(stream) => {
+                self.emit(Event::Transport {
+                    encrypted: stream.is_encrypted(),
+                    fingerprint: stream.peer_fingerprint(),
+                })
+                .await;
+                Ok(stream)
+            }
+            Err(Refusal::Other(reason)) => Err(End::lost(reason)),
+            Err(Refusal::Untrusted(problem, reason)) => {
+                self.emit(Event::Untrusted(problem)).await;
+                Err(End::Fatal {
+                    code: ErrorCode::Unspecified,
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Connects, says Hello, and logs in unless the Hello resumed a session.
+    async fn connect(&mut self) -> Result<Link, End> {
+        let stream = self.open().await?;
+        let now = Instant::now();
+        let mut link = Link {
+            framed: Framed::new(stream, EnvelopeCodec::new()),
+            next_req: 1,
+            pending: HashMap::new(),
+            last_tx: now,
+            last_rx: now,
+            heartbeat: Duration::from_secs(10),
+            idle: Duration::from_secs(30),
+            frames: 0,
+            events_syncing: false,
+            listing: false,
+            synced_sent: false,
+        };
+        let hello = Body::Hello(pb::Hello {
+            protocol_major: PROTOCOL_MAJOR,
+            protocol_minor: PROTOCOL_MINOR,
+            client_name: self.cfg.client_name.clone(),
+            client_version: env!("CARGO_PKG_VERSION").into(),
+            resume_token: self.token.clone().unwrap_or_default(),
+        });
+        let ok = match handshake(&mut link, hello).await? {
+            Body::HelloOk(ok) => ok,
+            Body::Error(e) => return Err(error_end(&e)),
+            other => {
+                return Err(End::lost(
+                    ClientError::unexpected("HelloOk", &other).to_string(),
+                ));
+            }
+        };
+        link.heartbeat = Duration::from_millis(u64::from(ok.heartbeat_interval_ms.max(1000)));
+        link.idle = Duration::from_millis(u64::from(ok.idle_timeout_ms.max(2000)));
+        let auth = match ok.auth {
+            Some(auth) => auth,
+            None => {
+                let body = match &self.auth {
+                    Auth::Login { name, password } => Body::Login(pb::Login {
+                        name: name.clone(),
+                        password: password.clone(),
+                        device_name: self.cfg.client_name.clone(),
+                    }),
+                    Auth::Register { name, password } => Body::Register(pb::Register {
+                        name: name.clone(),
+                        password: password.clone(),
+                        device_name: self.cfg.client_name.clone(),
+                    }),
+                    Auth::Token(_) => {
+                        // The stored session was not resumed and there is no password.
+                        return Err(End::Fatal {
+                            code: ErrorCode::Unauthenticated,
+                            reason: "the session expired: log in again".into(),
+                        });
+                    }
+                };
+                match handshake(&mut link, body).await? {
+                    Body::AuthOk(a) => a,
+                    Body::Error(e) => return Err(error_end(&e)),
+                    other => {
+                        return Err(End::lost(
+                            ClientError::unexpected("AuthOk", &other).to_string(),
+                        ));
+                    }
+                }
+            }
+        };
+        // Later connections resume; a password stays in memory only to log in again.
+        if let Auth::Register { name, password } = &self.auth {
+            self.auth = Auth::Login {
+                name: name.clone(),
+                password: password.clone(),
+            };
+        }
+        self.token = Some(auth.resume_token.clone());
+        self.device_id = auth.device_id;
+        self.user = auth.user.clone();
+        if let Some(user) = auth.user.clone() {
+            self.emit(Event::Session {
+                user,
+                device_id: auth.device_id,
+                token: auth.resume_token.clone(),
+            })
+            .await;
+        }
+        Ok(link)
+    }
+
+    /// Runs an authenticated connection until it ends.
+    async fn serve(&mut self, mut link: Link) -> End {
+        self.sync.new_link();
+        self.outbox.new_link();
+        self.emit(Event::State(ConnState::Online { synced: false }))
+            .await;
+        if let Err(e) = self.start(&mut link).await {
+            return e;
+        }
+        let mut tick = tokio::time::interval(TICK);
+        let mut last_report = Instant::now();
+        let end = loop {
+            tokio::select! {
+                cmd = self.cmds.recv() => {
+                    let Some(cmd) = cmd else { break End::Shutdown(None) };
+                    if let Err(e) = self.online_command(&mut link, cmd).await { break e; }
+                }
+                frame = link.framed.next() => {
+                    match frame {
+                        Some(Ok(env)) => {
+                            link.frames += 1;
+                            link.last_rx = Instant::now();
+                            if let Err(e) = self.on_frame(&mut link, env).await { break e; }
+                        }
+                        Some(Err(e)) => break End::lost(format!("bad frame from server: {e}")),
+                        None => break End::lost("the server closed the connection"),
+                    }
+                }
+                _ = tick.tick() => {
+                    if let Err(e) = self.on_tick(&mut link, &mut last_report).await { break e; }
+                }
+            }
+        };
+        for (_, (p, _)) in link.pending.drain() {
+            if let Pending::External(reply) = p {
+                let _ = reply.send(Err(ClientError::Disconnected));
+            }
+        }
+        self.emit(Event::Frames {
+            received: link.frames,
+        })
+        .await;
+        end
+    }
+
+    pub(super) async fn write(&mut self, link: &mut Link, env: Envelope) -> Result<(), End> {
+        link.last_tx = Instant::now();
+        link.framed
+            .send(env)
+            .await
+            .map_err(|e| End::lost(format!("write failed: {e}")))
+    }
+
+    pub(super) async fn request(
+        &mut self,
+        link: &mut Link,
+        body: Body,
+        p: Pending,
+    ) -> Result<(), End> {
+        let id = link.next_req;
+        link.next_req += 1;
+        link.pending
+            .insert(id, (p, Instant::now() + self.cfg.request_timeout));
+        self.write(link, Envelope::new(id, body)).await
+    }
+}

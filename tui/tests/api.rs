@@ -1,0 +1,156 @@
+//! The typed client API (`client/api.rs`) against a real server, and the two front ends on it:
+//! joining a group by a name no group has exactly is refused with the candidates listed, by the
+//! API, by the terminal client's `/group join` and by `confab group join`, and nobody joins a
+//! group in its place.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use confab_tui::app::{Done, Op};
+use confab_tui::client::{ApiError, ClientError};
+use confab_wire::pb::{self, ErrorCode};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_by_name_joins_only_an_exact_match_and_lists_the_candidates() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(dir.path());
+    let (owner, _owner_ev, _, _) = register(srv.addr, "api_owner").await;
+    let (joiner, _joiner_ev, _, _) = register(srv.addr, "api_joiner").await;
+    owner.create_group("rustaceans").await.unwrap();
+    owner.create_group("rust-lang").await.unwrap();
+
+    // The API: no group is named "rust", so nothing is joined and both hits are named.
+    match joiner.join_group_by_name("rust").await {
+        Err(ApiError::NoSuchGroup {
+            name,
+            mut candidates,
+        }) => {
+            assert_eq!(name, "rust");
+            candidates.sort();
+            assert_eq!(candidates, vec!["rust-lang", "rustaceans"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = joiner.join_group_by_name("rust").await.unwrap_err();
+    assert!(
+        err.to_string().contains("rustaceans") && err.to_string().contains("rust-lang"),
+        "{err}"
+    );
+    assert!(joiner.groups().await.unwrap().is_empty(), "joined nothing");
+
+    // The terminal client's `/group join rust` reports the same refusal.
+    match confab_tui::run::ops::run(joiner.clone(), Op::JoinGroup("rust".into())).await {
+        Done::Error(e) => {
+            assert!(e.contains("no group named rust"), "{e}");
+            assert!(e.contains("rustaceans") && e.contains("rust-lang"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(joiner.groups().await.unwrap().is_empty(), "joined nothing");
+
+    // An exact name (case aside) is joined.
+    let g = joiner.join_group_by_name("RUSTACEANS").await.unwrap();
+    assert_eq!(g.name, "rustaceans");
+    let mine: Vec<String> = joiner
+        .groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    assert_eq!(mine, vec!["rustaceans"]);
+    assert_eq!(
+        joiner.my_group("Rustaceans").await.unwrap().name,
+        "rustaceans"
+    );
+    match joiner.my_group("rust").await {
+        Err(ApiError::NoSuchGroup { candidates, .. }) => {
+            assert_eq!(candidates, vec!["rustaceans"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match confab_tui::run::ops::run(joiner.clone(), Op::JoinGroup("rust-lang".into())).await {
+        Done::Open(t, None) => assert_eq!(t.group.map(|g| g.name).as_deref(), Some("rust-lang")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_friends_and_requests_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(dir.path());
+    let (a, _a_ev, _, _) = register(srv.addr, "api_a").await;
+    let (b, _b_ev, b_user, _) = register(srv.addr, "api_b").await;
+
+    assert!(matches!(
+        a.user_by_name("api_nobody").await,
+        Err(ApiError::NoSuchUser(n)) if n == "api_nobody"
+    ));
+    assert_eq!(
+        a.user_by_name("API_B").await.unwrap().user_id,
+        b_user.user_id
+    );
+    assert!(matches!(
+        a.dm_thread("api_b").await,
+        Err(ApiError::NotFriend(n)) if n == "api_b"
+    ));
+    assert!(matches!(
+        b.respond_to("api_a", true).await,
+        Err(ApiError::NoSuchRequest(_))
+    ));
+
+    let sent = a.add_friend("api_b", "hi").await.unwrap();
+    assert_eq!(sent.state, pb::RequestState::Pending as i32);
+    assert_eq!(b.friend_requests().await.unwrap().incoming.len(), 1);
+    let accepted = b.respond_to("API_A", true).await.unwrap();
+    assert_eq!(accepted.state, pb::RequestState::Accepted as i32);
+    let t = a.dm_thread("api_b").await.unwrap();
+    assert_eq!(t.thread_id, accepted.thread_id);
+    assert_eq!(a.friends().await.unwrap().len(), 1);
+    let listed: Vec<u64> = a
+        .list_threads()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.thread_id)
+        .collect();
+    assert_eq!(listed, vec![t.thread_id]);
+
+    // A refusal by the server keeps its code.
+    let e = a.add_friend("api_b", "").await.unwrap_err();
+    assert!(
+        matches!(&e, ApiError::Client(ClientError::Server(_))) && e.code().is_some(),
+        "{e:?}"
+    );
+    assert_ne!(e.code(), Some(ErrorCode::Internal));
+}
+
+#[test]
+fn the_cli_refuses_a_join_without_an_exact_name_and_lists_the_candidates() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(&dir.path().join("server"));
+    let data = dir.path().join("data");
+    let confab = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_confab"))
+            .args(args)
+            .env("CONFAB_SERVER", srv.addr.to_string())
+            .env("CONFAB_DATA_DIR", &data)
+            .env("CONFAB_PASSWORD", PASSWORD)
+            .output()
+            .expect("confab runs")
+    };
+    assert!(confab(&["register", "cli_owner"]).status.success());
+    assert!(confab(&["group", "create", "rustaceans"]).status.success());
+    let out = confab(&["group", "join", "rust"]);
+    assert_eq!(out.status.code(), Some(4), "not found");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no group named rust") && err.contains("rustaceans"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "nothing joined");
+}
