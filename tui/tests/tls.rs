@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -483,4 +485,140 @@ async fn host_port_stays_plain() {
         "{err:?}"
     );
     assert!(!err.as_ref().is_some_and(ConnectError::is_trust_failure));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client core (the engine every client uses) over TLS
+
+fn tls_config(
+    srv: &Server,
+    known: &Path,
+    pin: Option<Fingerprint>,
+) -> confab_tui::client::ClientConfig {
+    let mut cfg = common::config(srv.running.addr, None);
+    cfg.addr = format!("tls://localhost:{}", srv.running.addr.port());
+    cfg.trust = TrustOptions {
+        ca_files: Vec::new(),
+        system_roots: false,
+        trust_fingerprint: pin,
+        known_servers: Some(known.to_path_buf()),
+    };
+    cfg
+}
+
+#[tokio::test]
+async fn the_engine_asks_before_trusting_sends_nothing_first_and_chats_once_trusted() {
+    use confab_tui::client::{Auth, Client, ConnState, Event, TrustProblem};
+    let leaf = self_signed();
+    let srv = Server::start(Some(&leaf)).await;
+    let home = tempfile::tempdir().unwrap();
+    let known = home.path().join("known_servers");
+    let auth = Auth::Register {
+        name: "tofu_a".into(),
+        password: common::PASSWORD.into(),
+    };
+    let (a, mut a_ev) = Client::start(tls_config(&srv, &known, None), auth).unwrap();
+    // Unknown certificate: the engine stops with the fingerprint, before any Hello.
+    let mut asked = None;
+    common::until(&mut a_ev, |ev| match ev {
+        Event::Untrusted(TrustProblem::Unknown {
+            server,
+            fingerprint,
+        }) => {
+            asked = Some((server.clone(), *fingerprint));
+            false
+        }
+        Event::Session { .. } => panic!("authenticated with an untrusted server"),
+        Event::State(ConnState::Stopped { .. }) => true,
+        _ => false,
+    })
+    .await;
+    let (server, fingerprint) = asked.expect("Untrusted came before Stopped");
+    assert_eq!(fingerprint, leaf.fingerprint);
+    assert_eq!(server, format!("localhost:{}", srv.running.addr.port()));
+    // Nothing was sent: the name is still free.
+    let (plain, _plain_ev, _, _) = common::online(
+        tls_config(&srv, &home.path().join("probe_known"), Some(leaf.fingerprint)),
+        Auth::Register {
+            name: "tofu_probe".into(),
+            password: common::PASSWORD.into(),
+        },
+    )
+    .await;
+    let free = plain
+        .request(Body::SearchUsers(pb::SearchUsers {
+            query: "tofu_a".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    match free {
+        Body::UserList(l) => assert!(
+            l.users
+                .iter()
+                .all(|p| p.user.as_ref().is_none_or(|u| u.name != "tofu_a")),
+            "{l:?}"
+        ),
+        b => panic!("expected UserList, got {b:?}"),
+    }
+
+    // The user says yes: recorded, and the same engine connects, encrypted, and registers.
+    KnownServers::load(&known)
+        .unwrap()
+        .record(&server, fingerprint)
+        .unwrap();
+    a.reconnect_now().await.unwrap();
+    let mut encrypted = None;
+    let mut a_user = None;
+    common::until(&mut a_ev, |ev| match ev {
+        Event::Transport {
+            encrypted: e,
+            fingerprint: f,
+        } => {
+            assert_eq!(*f, Some(leaf.fingerprint));
+            encrypted = Some(*e);
+            false
+        }
+        Event::Session { user, .. } => {
+            a_user = Some(user.clone());
+            false
+        }
+        Event::Synced => true,
+        _ => false,
+    })
+    .await;
+    assert_eq!(encrypted, Some(true));
+    let a_user = a_user.expect("registered over TLS");
+
+    // A second user pinned by --trust-fingerprint (no known_servers entry needed) chats with A.
+    let other_known = home.path().join("other_known");
+    let (b, mut b_ev, b_user, _) = common::online(
+        tls_config(&srv, &other_known, Some(leaf.fingerprint)),
+        Auth::Register {
+            name: "tofu_b".into(),
+            password: common::PASSWORD.into(),
+        },
+    )
+    .await;
+    let thread = common::befriend(&a, &b, b_user.user_id).await;
+    a.send(thread, "你好 over TLS").await.unwrap();
+    common::until(&mut b_ev, |ev| {
+        matches!(ev, Event::Message(m) if m.body == "你好 over TLS"
+            && m.sender.as_ref().map(|u| u.user_id) == Some(a_user.user_id))
+    })
+    .await;
+    assert!(!other_known.exists(), "a given pin writes nothing");
+
+    // The certificate is replaced: a reconnect is refused loudly, never accepted.
+    srv.replace(&self_signed());
+    a.disconnect().await.unwrap();
+    common::until(&mut a_ev, |ev| match ev {
+        Event::Untrusted(TrustProblem::Refused { message, .. }) => {
+            assert!(message.contains("HAS CHANGED"), "{message}");
+            true
+        }
+        Event::Session { .. } => panic!("accepted a replaced certificate"),
+        _ => false,
+    })
+    .await;
 }
