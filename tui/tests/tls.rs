@@ -538,7 +538,11 @@ async fn the_engine_asks_before_trusting_sends_nothing_first_and_chats_once_trus
     assert_eq!(server, format!("localhost:{}", srv.running.addr.port()));
     // Nothing was sent: the name is still free.
     let (plain, _plain_ev, _, _) = common::online(
-        tls_config(&srv, &home.path().join("probe_known"), Some(leaf.fingerprint)),
+        tls_config(
+            &srv,
+            &home.path().join("probe_known"),
+            Some(leaf.fingerprint),
+        ),
         Auth::Register {
             name: "tofu_probe".into(),
             password: common::PASSWORD.into(),
@@ -621,4 +625,103 @@ async fn the_engine_asks_before_trusting_sends_nothing_first_and_chats_once_trus
         _ => false,
     })
     .await;
+}
+
+/// Runs the `confab` binary with its own data directory; (exit code, stdout, stderr).
+async fn confab(data: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let data = data.to_path_buf();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_confab"))
+            .args(&args)
+            .env("CONFAB_DATA_DIR", &data)
+            .env("XDG_CONFIG_HOME", data.join("config"))
+            .env("CONFAB_PASSWORD", common::PASSWORD)
+            .env_remove("CONFAB_SERVER")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_refuses_an_unknown_server_with_exit_3_until_confab_trust_records_it() {
+    let leaf = self_signed();
+    let srv = Server::start(Some(&leaf)).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = format!("tls://localhost:{}", srv.running.addr.port());
+    let authority = format!("localhost:{}", srv.running.addr.port());
+
+    let (code, _, err) = confab(
+        data.path(),
+        &["--server", &server, "register", "cli_tls"],
+        "",
+    )
+    .await;
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains(&format!("confab trust {authority}")), "{err}");
+
+    // Not confirmed (no terminal, no --yes): nothing recorded.
+    let (code, out, err) = confab(data.path(), &["trust", &authority], "").await;
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(out.contains(&leaf.fingerprint.to_string()), "{out}");
+    assert!(!data.path().join("known_servers").exists());
+
+    let (code, out, err) = confab(data.path(), &["trust", &authority, "--yes"], "").await;
+    assert_eq!(code, 0, "{out}{err}");
+    let known = KnownServers::load(&data.path().join("known_servers")).unwrap();
+    assert_eq!(known.lookup(&authority), Some(leaf.fingerprint));
+
+    let (code, out, err) = confab(
+        data.path(),
+        &["--server", &server, "register", "cli_tls"],
+        "",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = confab(data.path(), &["--server", &server, "threads"], "").await;
+    assert_eq!(code, 0, "{out}{err}");
+
+    // A wrong pin given up front and a replaced certificate: both exit 3, loudly.
+    let other = self_signed();
+    let wrong = other.fingerprint.to_string();
+    let (code, _, err) = confab(
+        data.path(),
+        &[
+            "--server",
+            &server,
+            "--trust-fingerprint",
+            &wrong,
+            "threads",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(code, 3, "{err}");
+    srv.replace(&other);
+    let (code, _, err) = confab(data.path(), &["--server", &server, "threads"], "").await;
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("HAS CHANGED"), "{err}");
+    assert!(
+        err.contains(&leaf.fingerprint.to_string()) && err.contains(&wrong),
+        "{err}"
+    );
 }
