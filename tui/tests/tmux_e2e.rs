@@ -39,6 +39,10 @@ impl Tmux {
 
     /// Starts `confab` for one user with its own HOME and XDG directories.
     fn launch(&self, name: &str, home: &Path, server: &str) {
+        self.launch_at(name, home, server, (100, 30));
+    }
+
+    fn launch_at(&self, name: &str, home: &Path, server: &str, size: (u16, u16)) {
         for d in ["config", "data", "state"] {
             std::fs::create_dir_all(home.join(d)).unwrap();
         }
@@ -55,9 +59,9 @@ impl Tmux {
             "-s",
             name,
             "-x",
-            "100",
+            &size.0.to_string(),
             "-y",
-            "30",
+            &size.1.to_string(),
             &cmd,
         ]);
         assert!(out.status.success(), "tmux new-session: {out:?}");
@@ -308,4 +312,67 @@ fn ctrl_z_suspends_to_the_shell_and_fg_resumes() {
     t.wait("z", "the shell again", |s| {
         s.trim_end().ends_with("zprompt$")
     });
+}
+
+#[test]
+fn over_tls_the_client_asks_to_trust_a_self_signed_server_at_80x24() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let srv = ServerProc::start_with(&data, "127.0.0.1:0".parse().unwrap(), |cfg| {
+        cfg.tls_self_signed = true;
+    });
+    let mut cfg = confab_server::config::Config::defaults().unwrap();
+    cfg.data_dir = data.clone();
+    cfg.tls_self_signed = true;
+    let fingerprint = confab_server::tls::configured_fingerprint(&cfg).unwrap();
+    let server = format!("tls://localhost:{}", srv.addr.port());
+    let t = Tmux {
+        sock: dir.path().join("tmux.sock"),
+    };
+    let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
+    t.launch_at("a", &home_a, &server, (80, 24));
+    t.launch_at("b", &home_b, &server, (80, 24));
+    t.wait_for("a", "TLS: encrypted");
+
+    // A says yes after comparing the fingerprint; the same submission then registers.
+    t.keys("a", &["C-t"]);
+    t.wait_for("a", "create an account");
+    t.line("a", "alice");
+    t.line("a", "correct horse battery");
+    t.wait_for("a", "unknown server");
+    // The fingerprint may be cut at 80 columns only after its first 40 characters.
+    t.wait_for("a", &fingerprint[..40]);
+    t.keys("a", &["y"]);
+    t.wait("a", "the main screen", |s| {
+        s.contains("alice") && s.contains("online")
+    });
+    let known = std::fs::read_to_string(home_a.join("data/confab/known_servers")).unwrap();
+    assert!(known.contains(&fingerprint), "{known}");
+
+    // B says no: not connected, nothing recorded, the form says why.
+    t.keys("b", &["C-t"]);
+    t.wait_for("b", "create an account");
+    t.line("b", "小明");
+    t.line("b", "correct horse battery");
+    t.wait_for("b", "unknown server");
+    t.keys("b", &["n"]);
+    t.wait_for("b", "is not trusted");
+    assert!(!home_b.join("data/confab/known_servers").exists());
+    // Asked again on the next try, and yes works.
+    t.keys("b", &["Enter"]);
+    t.wait_for("b", "unknown server");
+    t.keys("b", &["y"]);
+    t.wait("b", "the main screen", |s| {
+        s.contains("小明") && s.contains("online")
+    });
+
+    // They chat over TLS.
+    t.line("a", "/add 小明");
+    t.wait_for("b", "requests (1)");
+    t.line("b", "/accept alice");
+    t.wait_for("b", "you and alice are now friends");
+    t.wait_for("a", "小明");
+    t.line("a", "加密的你好");
+    t.wait_for("b", "加密的你好");
+    drop(srv);
 }

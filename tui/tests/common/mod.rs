@@ -30,6 +30,11 @@ impl ServerProc {
     }
 
     pub fn start_on(dir: &Path, addr: SocketAddr) -> Self {
+        Self::start_with(dir, addr, |_| {})
+    }
+
+    /// Starts with `tune` applied to the configuration (TLS, limits).
+    pub fn start_with(dir: &Path, addr: SocketAddr, tune: impl Fn(&mut Config)) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -40,6 +45,7 @@ impl ServerProc {
         cfg.data_dir = dir.to_path_buf();
         cfg.auth_per_ip_per_minute = 100_000;
         cfg.auth_per_name_per_minute = 10_000;
+        tune(&mut cfg);
         // block_on cannot run on a thread that drives the test's runtime: use a plain thread.
         let (rt, result) = std::thread::spawn(move || {
             let mut last_err = None;
