@@ -74,7 +74,7 @@ pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
         ("TLS: encrypted", fg(s, Color::Green))
     } else {
         (
-            "plain text: not encrypted (tls://host:port encrypts)",
+            "not encrypted (plain text; tls:// encrypts)",
             fg(s, Color::Yellow),
         )
     };
