@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -120,7 +121,8 @@ struct Nginx {
 }
 
 impl Nginx {
-    async fn start(dir: &Path, backends: &[u16]) -> Self {
+    /// nginx in front of `backends`; with `tls` (certificate and key files) it terminates TLS.
+    async fn start(dir: &Path, backends: &[u16], tls: Option<(&Path, &Path)>) -> Self {
         let port = free_port();
         let v = Command::new("nginx")
             .arg("-V")
@@ -136,10 +138,18 @@ impl Nginx {
             .iter()
             .map(|p| format!("    server 127.0.0.1:{p} max_fails=1 fail_timeout=10s;\n"))
             .collect();
+        let listen = match tls {
+            Some((cert, key)) => format!(
+                "listen 127.0.0.1:{port} ssl;\n    ssl_certificate {};\n    ssl_certificate_key {};",
+                cert.display(),
+                key.display()
+            ),
+            None => format!("listen 127.0.0.1:{port};"),
+        };
         let conf = format!(
             "{load}worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
              events {{ worker_connections 1024; }}\nstream {{\n  upstream confab {{\n    least_conn;\n{servers}  }}\n  \
-             server {{\n    listen 127.0.0.1:{port};\n    proxy_connect_timeout 1s;\n    proxy_timeout 60s;\n    proxy_pass confab;\n  }}\n}}\n",
+             server {{\n    {listen}\n    proxy_connect_timeout 1s;\n    proxy_timeout 60s;\n    proxy_pass confab;\n  }}\n}}\n",
             d = dir.display()
         );
         let path = dir.join("nginx.conf");
@@ -252,6 +262,8 @@ struct Cluster {
     db: TestDb,
     dir: tempfile::TempDir,
     env: Vec<(&'static str, &'static str)>,
+    /// What clients trust when nginx terminates TLS.
+    front_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Cluster {
@@ -263,6 +275,17 @@ impl Cluster {
     async fn start_with_env(
         n: u16,
         with_nginx: bool,
+        env: &[(&'static str, &'static str)],
+    ) -> (Self, tokio::sync::MutexGuard<'static, ()>) {
+        Self::start_full(n, with_nginx, false, env).await
+    }
+
+    /// With `tls_front`, nginx terminates TLS with a certificate of a test CA (the nodes
+    /// behind it stay plain on loopback).
+    async fn start_full(
+        n: u16,
+        with_nginx: bool,
+        tls_front: bool,
         env: &[(&'static str, &'static str)],
     ) -> (Self, tokio::sync::MutexGuard<'static, ()>) {
         let serial = SERIAL.lock().await;
@@ -278,6 +301,7 @@ impl Cluster {
             db,
             dir,
             env: env.to_vec(),
+            front_tls: None,
         };
         // The first node creates the schema; the others start once it is there.
         for id in 1..=n {
@@ -292,7 +316,17 @@ impl Cluster {
         }
         if with_nginx {
             let ports: Vec<u16> = c.nodes.iter().map(|n| n.port).collect();
-            c.nginx = Some(Nginx::start(c.dir.path(), &ports).await);
+            let pair = tls_front.then(|| test_pki(c.dir.path()));
+            c.nginx = Some(
+                Nginx::start(
+                    c.dir.path(),
+                    &ports,
+                    pair.as_ref()
+                        .map(|(cert, key, _)| (cert.as_path(), key.as_path())),
+                )
+                .await,
+            );
+            c.front_tls = pair.map(|(_, _, config)| config);
         }
         (c, serial)
     }
@@ -326,8 +360,11 @@ impl Cluster {
         }
     }
 
-    fn front(&self) -> SocketAddr {
-        addr(self.nginx.as_ref().expect("nginx").port)
+    fn front(&self) -> Front {
+        Front {
+            addr: addr(self.nginx.as_ref().expect("nginx").port),
+            tls: self.front_tls.clone(),
+        }
     }
 
     fn node_by_id(&mut self, id: u64) -> &mut Node {
@@ -344,6 +381,67 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// Where clients connect from outside: nginx, plain or terminating TLS.
+#[derive(Clone)]
+struct Front {
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Front {
+    /// A connection through the front (the TLS handshake done), or None if it failed.
+    async fn open(&self) -> Option<Box<dyn Io>> {
+        let tcp = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect(self.addr),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        let _ = tcp.set_nodelay(true);
+        let Some(config) = &self.tls else {
+            return Some(Box::new(tcp));
+        };
+        let name = rustls::pki_types::ServerName::try_from("localhost").ok()?;
+        let tls = tokio::time::timeout(
+            Duration::from_secs(3),
+            tokio_rustls::TlsConnector::from(config.clone()).connect(name, tcp),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        Some(Box::new(tls))
+    }
+}
+
+/// A CA and a certificate for localhost signed by it, written to `dir`; the client config
+/// trusts the CA.
+fn test_pki(dir: &Path) -> (PathBuf, PathBuf, Arc<rustls::ClientConfig>) {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let (cert_path, key_path) = (dir.join("front-cert.pem"), dir.join("front-key.pem"));
+    std::fs::write(&cert_path, leaf.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    (cert_path, key_path, Arc::new(config))
 }
 
 /// Waits until a node answers a Hello (it accepts only after joining the bus).
@@ -521,7 +619,7 @@ impl Device {
 
     /// Reconnects through `via` with full-jitter backoff and resumes by token; then syncs
     /// what it holds, as the client core does. Returns how long it took.
-    async fn reconnect(&mut self, via: SocketAddr) -> Duration {
+    async fn reconnect(&mut self, via: &Front) -> Duration {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
@@ -529,13 +627,9 @@ impl Device {
             let sleep = rand_below(cap_ms);
             tokio::time::sleep(Duration::from_millis(sleep)).await;
             attempt += 1;
-            let Ok(Ok(stream)) =
-                tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(via))
-                    .await
-            else {
+            let Some(stream) = via.open().await else {
                 continue;
             };
-            let _ = stream.set_nodelay(true);
             let mut c = Client::from_stream(stream);
             let token = self.c.token.clone();
             let hello = Body::Hello(pb::Hello {
@@ -581,6 +675,17 @@ fn rand_below(n: u64) -> u64 {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0x9e37_79b9);
     let k = N.fetch_add(0x9e37_79b9_7f4a_7c15, std::sync::atomic::Ordering::Relaxed);
     (nanos ^ k).wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+}
+
+/// Registers through the front (TLS if it terminates TLS).
+async fn register_via(front: &Front, name: &str) -> Device {
+    let stream = front.open().await.expect("connect through the front");
+    let mut c = Client::from_stream(stream);
+    let ok = c.hello_with_token("").await;
+    assert!(ok.auth.is_none());
+    c.hello = Some(ok);
+    c.register(name).await;
+    Device::new(c)
 }
 
 async fn register(at: SocketAddr, name: &str) -> Device {
@@ -760,7 +865,7 @@ async fn everything_pushed_crosses_nodes() {
 /// client_msg_id. Returns the device, its acks and the longest reconnect.
 async fn steady_sender(
     mut d: Device,
-    front: SocketAddr,
+    front: Front,
     threads: Vec<u64>,
     count: usize,
 ) -> (Device, Vec<pb::SendAck>, Duration) {
@@ -781,10 +886,10 @@ async fn steady_sender(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Some(Body::Error(e)) if e.fatal => {
-                    worst = worst.max(d.reconnect(front).await);
+                    worst = worst.max(d.reconnect(&front).await);
                 }
                 Some(b) => panic!("unexpected reply {b:?}"),
-                None => worst = worst.max(d.reconnect(front).await),
+                None => worst = worst.max(d.reconnect(&front).await),
             }
         };
         assert_eq!(ack.client_msg_id, cmid);
@@ -795,13 +900,13 @@ async fn steady_sender(
     (d, acks, worst)
 }
 
-async fn node_loss(graceful: bool) {
-    let (mut cl, _serial) = Cluster::start(3, true).await;
+async fn node_loss(graceful: bool, tls_front: bool) {
+    let (mut cl, _serial) = Cluster::start_full(3, true, tls_front, &[]).await;
     let front = cl.front();
     let n = 6;
     let mut senders = Vec::new();
     for i in 0..n {
-        senders.push(register(front, &format!("loss{i}")).await);
+        senders.push(register_via(&front, &format!("loss{i}")).await);
     }
     let nodes: HashSet<u64> = senders.iter().map(Device::node).collect();
     assert_eq!(nodes.len(), 3, "nginx spreads the users over the nodes");
@@ -862,7 +967,7 @@ async fn node_loss(graceful: bool) {
     for (i, s) in senders.into_iter().enumerate() {
         tasks.push(tokio::spawn(steady_sender(
             s,
-            front,
+            front.clone(),
             threads[i].clone(),
             count,
         )));
@@ -898,7 +1003,7 @@ async fn node_loss(graceful: bool) {
                 && p.user.as_ref().is_some_and(|u| u.name == "sleeper"))
         })
         .await;
-    sleeper.reconnect(front).await;
+    sleeper.reconnect(&front).await;
     assert_ne!(sleeper.node(), victim);
     let back = Instant::now();
     while friends_online(&mut observer).await.get("sleeper") != Some(&true) {
@@ -988,13 +1093,21 @@ async fn node_loss(graceful: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs MariaDB, Redis and nginx; run by scripts/test.sh"]
 async fn node_killed_clients_move_and_nothing_acked_is_lost() {
-    node_loss(false).await;
+    node_loss(false, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs MariaDB, Redis and nginx; run by scripts/test.sh"]
 async fn node_shut_down_drains_to_the_others() {
-    node_loss(true).await;
+    node_loss(true, false).await;
+}
+
+/// The same node loss with nginx terminating TLS: clients reconnect through TLS handshakes
+/// and nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MariaDB, Redis and nginx; run by scripts/test.sh"]
+async fn node_killed_behind_a_tls_front_loses_nothing_acked() {
+    node_loss(false, true).await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -149,8 +149,12 @@ impl TestServer {
     }
 }
 
+/// A client's byte stream: plain TCP, or TLS where a test needs it.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 pub struct Client {
-    pub framed: Framed<TcpStream, EnvelopeCodec>,
+    pub framed: Framed<Box<dyn Io>, EnvelopeCodec>,
     next_id: u64,
     pub pushes: VecDeque<Body>,
     pub user: Option<pb::User>,
@@ -165,7 +169,7 @@ impl Client {
         let stream = TcpStream::connect(addr).await.expect("connect");
         stream.set_nodelay(true).expect("nodelay");
         Self {
-            framed: Framed::new(stream, EnvelopeCodec::new()),
+            framed: Framed::new(Box::new(stream), EnvelopeCodec::new()),
             next_id: 1,
             pushes: VecDeque::new(),
             user: None,
@@ -176,9 +180,9 @@ impl Client {
     }
 
     /// Wraps an already connected stream (after a PROXY header, or a custom connect).
-    pub fn from_stream(stream: TcpStream) -> Self {
+    pub fn from_stream(stream: impl Io + 'static) -> Self {
         Self {
-            framed: Framed::new(stream, EnvelopeCodec::new()),
+            framed: Framed::new(Box::new(stream), EnvelopeCodec::new()),
             next_id: 1,
             pushes: VecDeque::new(),
             user: None,
