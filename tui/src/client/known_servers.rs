@@ -124,7 +124,7 @@ impl KnownServers {
         })
     }
 
-    /// The fingerprint recorded for `server` (`host:port`, as [`super::tls::ServerAddr::authority`]
+    /// The fingerprint recorded for `server` (`host:port`, as `tls::ServerAddr::authority`
     /// writes it).
     pub fn lookup(&self, server: &str) -> Option<Fingerprint> {
         self.lines.iter().find_map(|l| match l {
