@@ -430,6 +430,11 @@ impl Engine {
         let mut tick = tokio::time::interval(TICK);
         let mut last_report = Instant::now();
         let end = loop {
+            // Frames written while handling the last wake-up go out together: one write (and,
+            // over TLS, one record) instead of one per frame.
+            if let Err(e) = SinkExt::<Envelope>::flush(&mut link.framed).await {
+                break End::lost(format!("write failed: {e}"));
+            }
             tokio::select! {
                 cmd = self.cmds.recv() => {
                     let Some(cmd) = cmd else { break End::Shutdown(None) };
@@ -451,6 +456,8 @@ impl Engine {
                 }
             }
         };
+        // What the last command wrote (a logout, say) still goes out.
+        let _ = SinkExt::<Envelope>::flush(&mut link.framed).await;
         for (_, (p, _)) in link.pending.drain() {
             if let Pending::External(reply) = p {
                 let _ = reply.send(Err(ClientError::Disconnected));
@@ -463,10 +470,11 @@ impl Engine {
         end
     }
 
+    /// Queues a frame; the serve loop flushes before it waits again.
     pub(super) async fn write(&mut self, link: &mut Link, env: Envelope) -> Result<(), End> {
         link.last_tx = Instant::now();
         link.framed
-            .send(env)
+            .feed(env)
             .await
             .map_err(|e| End::lost(format!("write failed: {e}")))
     }
