@@ -35,6 +35,17 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// Sends `sig` (`-STOP`, `-CONT`, ...) to a child process.
+fn signal(child: &Child, sig: &str) {
+    let pid = child.id();
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
 async fn port_open(port: u16) -> bool {
     tokio::net::TcpStream::connect(addr(port)).await.is_ok()
 }
@@ -89,13 +100,7 @@ impl Redis {
 
     /// Stops (SIGSTOP) or continues (SIGCONT) the server: it stops answering, connections stay.
     fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("redis running").id();
-        let ok = Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .expect("kill runs")
-            .success();
-        assert!(ok, "kill {sig} {pid}");
+        signal(self.child.as_ref().expect("redis running"), sig);
     }
 
     fn cli(&self, args: &[&str]) -> String {
@@ -203,13 +208,7 @@ impl Node {
 
     /// SIGSTOP or SIGCONT: a stopped node keeps its connections and does nothing.
     fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("node running").id();
-        let ok = Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .expect("kill runs")
-            .success();
-        assert!(ok, "kill {sig} {pid}");
+        signal(self.child.as_ref().expect("node running"), sig);
     }
 
     fn kill(&mut self) {
