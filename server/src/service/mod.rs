@@ -28,6 +28,7 @@ mod fanout;
 mod friends;
 mod groups;
 mod markers;
+mod paging;
 mod presence;
 mod session;
 mod threads;
@@ -43,7 +44,6 @@ use confab_wire::pb::{self, ErrorCode};
 use confab_wire::{Body, Envelope, Frame};
 use futures::future::BoxFuture;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use prost::Message as _;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -55,6 +55,7 @@ use crate::store::ops::{Effects, accounts};
 use crate::store::{Backend, BoxFut, Store, StoreError, StoreResult};
 
 pub use auth::Hasher;
+use paging::{Cut, Page};
 
 /// An authenticated device session on a connection.
 #[derive(Debug, Clone)]
@@ -178,7 +179,8 @@ const TYPING_SHOWN_MS: u32 = 5000;
 const MEMBER_CACHE_MAX: usize = 100_000;
 /// Delivery markers waiting to be stored; past this, reports are stored one by one.
 const DELIVERED_PENDING_MAX: usize = 100_000;
-/// Bytes kept free in a frame for the envelope around a page.
+/// Bytes a page's reply leaves unused below the frame limit (a margin; the measure already
+/// counts the envelope).
 const PAGE_SLACK: usize = 256;
 
 fn per_minute(n: u32) -> Quota {
@@ -530,30 +532,12 @@ impl<B: Backend> Service<B> {
         }
     }
 
-    /// Drops entries until the reply fits in a frame: from the end of a forward page, from the
-    /// start of a backward (history) page.
-    fn fit<T: Clone>(
-        &self,
-        items: &mut Vec<T>,
-        has_more: &mut bool,
-        from_front: bool,
-        wrap: impl Fn(&[T]) -> Body,
-    ) {
+    /// Cuts a list reply to fit in a frame (see [`paging::fit`]).
+    fn fit<P: Page>(&self, page: P, cut: Cut) -> P {
         let max = (self.cfg.max_frame_bytes as usize).saturating_sub(PAGE_SLACK);
-        // One item always stays: an empty page that says `has_more` would never advance (the
-        // configuration keeps every single item within a frame).
-        while items.len() > 1 && Envelope::new(u64::MAX, wrap(items)).encoded_len() > max {
-            let drop = (items.len() / 8).max(1);
-            if from_front {
-                items.drain(..drop);
-            } else {
-                items.truncate(items.len() - drop);
-            }
-            *has_more = true;
-        }
+        paging::fit(page, max, cut)
     }
 
-    /// Stores the delivery markers noted since the last call, in one write.
     /// The end of a graceful shutdown: the store makes its writes durable in the database
     /// itself and stops (see [`Backend::close`]).
     pub fn close_store(&self) {
