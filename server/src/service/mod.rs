@@ -97,13 +97,33 @@ impl Outcome {
             auth: AuthChange::Unchanged,
         }
     }
+
+    /// An error reply to `req_id`, authentication unchanged.
+    fn error(req_id: u64, e: pb::Error) -> Self {
+        Self::reply(error_reply(req_id, e))
+    }
+
+    /// No reply (a notification that succeeded, or an echo to ignore).
+    fn none() -> Self {
+        Self {
+            reply: None,
+            auth: AuthChange::Unchanged,
+        }
+    }
 }
 
 /// A result of the service: a reply body or a wire error.
 type Res<T> = Result<T, pb::Error>;
 
-fn err(code: ErrorCode, msg: impl Into<String>) -> pb::Error {
+/// A wire error: how the service and the connection make every error they send.
+pub(crate) fn err(code: ErrorCode, msg: impl Into<String>) -> pb::Error {
     pb::Error::new(code, msg)
+}
+
+/// The frame that carries error `e` in answer to request `req_id` (0: to no request in
+/// particular): how the service and the connection make every error reply.
+pub(crate) fn error_reply(req_id: u64, e: pb::Error) -> Envelope {
+    Envelope::new(req_id, Body::Error(e))
 }
 
 fn hash_err(e: auth::HashError) -> pb::Error {
@@ -369,18 +389,17 @@ impl<B: Backend> Service<B> {
         let notification = req_id == 0;
         if notification && confab_wire::is_server_body(&body) {
             // A reply or push echoed back: nothing to answer.
-            return ready(Outcome {
-                reply: None,
-                auth: AuthChange::Unchanged,
-            });
+            return ready(Outcome::none());
         }
         if confab_wire::is_server_body(&body) {
             // Wrong direction, before the state check: UNSUPPORTED in every state (§3).
-            return ready(Outcome::reply(Envelope::error(
+            return ready(Outcome::error(
                 req_id,
-                ErrorCode::Unsupported,
-                format!("{} is not a request", confab_wire::body_name(&body)),
-            )));
+                err(
+                    ErrorCode::Unsupported,
+                    format!("{} is not a request", confab_wire::body_name(&body)),
+                ),
+            ));
         }
         if notification
             && !matches!(
@@ -389,7 +408,7 @@ impl<B: Backend> Service<B> {
             )
         {
             let e = bad("only Typing, DeliveredUpTo and ReadUpTo may be sent without a req_id");
-            return ready(Outcome::reply(Envelope::new(0, Body::Error(e))));
+            return ready(Outcome::error(0, e));
         }
         let Some(session) = ctx.session.clone() else {
             return self.dispatch_unauthenticated(ctx, req_id, body);
@@ -397,10 +416,7 @@ impl<B: Backend> Service<B> {
         if let (true, Body::DeliveredUpTo(d)) = (notification, &body)
             && self.note_delivered(&session, d)
         {
-            return ready(Outcome {
-                reply: None,
-                auth: AuthChange::Unchanged,
-            });
+            return ready(Outcome::none());
         }
         // Sends are queued now so one connection's sends keep their order.
         if let Body::Send(send) = body {
@@ -413,7 +429,7 @@ impl<B: Backend> Service<B> {
                     };
                     Outcome::reply(finish(req_id, res))
                 }),
-                Err(e) => ready(Outcome::reply(Envelope::new(req_id, Body::Error(e)))),
+                Err(e) => ready(Outcome::error(req_id, e)),
             };
         }
         let svc = self.clone();
@@ -423,32 +439,22 @@ impl<B: Backend> Service<B> {
                 Body::Logout(l) => svc.logout(&ctx, &session, req_id, l).await,
                 Body::ChangePassword(c) => svc.change_password(&ctx, &session, req_id, c).await,
                 Body::Hello(_) | Body::Register(_) | Body::Login(_) | Body::Resume(_) => {
-                    Outcome::reply(Envelope::error(
-                        req_id,
-                        ErrorCode::Conflict,
-                        "already authenticated",
-                    ))
+                    Outcome::error(req_id, err(ErrorCode::Conflict, "already authenticated"))
                 }
                 body => {
                     let res = svc.handle(&ctx, &session, body).await;
                     match res {
-                        Ok(None) if notification => Outcome {
-                            reply: None,
-                            auth: AuthChange::Unchanged,
-                        },
+                        Ok(None) if notification => Outcome::none(),
                         Ok(None) => Outcome::reply(Envelope::new(req_id, Body::Ok(pb::Ok {}))),
                         Ok(Some(b)) if notification => {
                             debug!(
                                 body = confab_wire::body_name(&b),
                                 "reply to a notification dropped"
                             );
-                            Outcome {
-                                reply: None,
-                                auth: AuthChange::Unchanged,
-                            }
+                            Outcome::none()
                         }
                         Ok(Some(b)) => Outcome::reply(Envelope::new(req_id, b)),
-                        Err(e) => Outcome::reply(Envelope::new(req_id, Body::Error(e))),
+                        Err(e) => Outcome::error(req_id, e),
                     }
                 }
             }
@@ -469,16 +475,10 @@ impl<B: Backend> Service<B> {
                 Body::Login(l) => svc.login(&ctx, req_id, l).await,
                 Body::Resume(r) => svc.resume(&ctx, req_id, &r.resume_token).await,
                 Body::Ping(p) => Outcome::reply(pong(req_id, p)),
-                Body::Hello(_) => Outcome::reply(Envelope::error(
-                    req_id,
-                    ErrorCode::Conflict,
-                    "Hello was already sent",
-                )),
-                _ => Outcome::reply(Envelope::error(
-                    req_id,
-                    ErrorCode::Unauthenticated,
-                    "log in first",
-                )),
+                Body::Hello(_) => {
+                    Outcome::error(req_id, err(ErrorCode::Conflict, "Hello was already sent"))
+                }
+                _ => Outcome::error(req_id, err(ErrorCode::Unauthenticated, "log in first")),
             }
         })
     }
@@ -552,7 +552,7 @@ fn ready(o: Outcome) -> BoxFuture<'static, Outcome> {
 fn finish(req_id: u64, res: Res<Body>) -> Envelope {
     match res {
         Ok(b) => Envelope::new(req_id, b),
-        Err(e) => Envelope::new(req_id, Body::Error(e)),
+        Err(e) => error_reply(req_id, e),
     }
 }
 

@@ -44,7 +44,7 @@ impl<B: Backend> Service<B> {
                     auth = AuthChange::LoggedIn(session);
                 }
                 Err(e) if e.code == ErrorCode::AuthFailed as i32 => ok.resume_failed = true,
-                Err(e) => return Outcome::reply(Envelope::new(req_id, Body::Error(e.fatal()))),
+                Err(e) => return Outcome::error(req_id, e.fatal()),
             }
         }
         Outcome {
@@ -170,7 +170,7 @@ impl<B: Backend> Service<B> {
         .await;
         match res {
             Ok((s, token)) => self.logged_in(ctx, req_id, s, token).await,
-            Err(e) => Outcome::reply(Envelope::new(req_id, Body::Error(e))),
+            Err(e) => Outcome::error(req_id, e),
         }
     }
 
@@ -214,7 +214,7 @@ impl<B: Backend> Service<B> {
         .await;
         match res {
             Ok((s, token)) => self.logged_in(ctx, req_id, s, token).await,
-            Err(e) => Outcome::reply(Envelope::new(req_id, Body::Error(e))),
+            Err(e) => Outcome::error(req_id, e),
         }
     }
 
@@ -259,7 +259,7 @@ impl<B: Backend> Service<B> {
                 reply: Some(Envelope::new(req_id, Body::AuthOk(ok))),
                 auth: AuthChange::LoggedIn(session),
             },
-            Err(e) => Outcome::reply(Envelope::new(req_id, Body::Error(e))),
+            Err(e) => Outcome::error(req_id, e),
         }
     }
 
@@ -296,7 +296,7 @@ impl<B: Backend> Service<B> {
                     auth: AuthChange::LoggedOut,
                 }
             }
-            Err(e) => Outcome::reply(Envelope::new(req_id, Body::Error(e.into()))),
+            Err(e) => Outcome::error(req_id, e.into()),
         }
     }
 
@@ -344,7 +344,7 @@ impl<B: Backend> Service<B> {
                 req_id,
                 Body::AuthOk(self.auth_ok(&session, token)),
             )),
-            Err(e) => Outcome::reply(Envelope::new(req_id, Body::Error(e))),
+            Err(e) => Outcome::error(req_id, e),
         }
     }
 }
