@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use confab_wire::pb::{self, ErrorCode};
-use confab_wire::{Body, Envelope, EnvelopeCodec, Frame, FrameError, PROTOCOL_MAJOR};
+use confab_wire::{Body, Envelope, EnvelopeCodec, Frame, FrameError};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use governor::{Quota, RateLimiter};
@@ -24,6 +24,7 @@ use tracing::{Instrument, debug, debug_span};
 
 use super::stream::Stream;
 use crate::hub::{ConnCtl, Kick};
+use crate::service::gate::{self, Step};
 use crate::service::{AuthChange, ConnCtx, Outcome, Service, err, error_reply};
 use crate::store::Backend;
 
@@ -286,63 +287,28 @@ impl<B: Backend> Conn<B> {
         }
     }
 
+    /// One decoded envelope: the protocol's state rules ([`gate::frame`]) say what it is; what
+    /// runs is counted against the rate limit and the in-flight cap first.
     fn handle(&mut self, env: Envelope) -> Result<(), Close> {
         let req_id = env.req_id;
-        let Some(body) = env.body else {
-            if req_id != 0 {
-                self.reply(&error_reply(
-                    req_id,
-                    err(ErrorCode::Unsupported, "unknown or missing body"),
-                ));
+        let (body, exclusive) = match gate::frame(self.phase == Phase::Ready, req_id, env.body) {
+            Step::Ignore => return Ok(()),
+            Step::Reply(reply) => {
+                self.reply(&reply);
+                return Ok(());
             }
-            return Ok(()); // keepalive
+            Step::Close(e, req_id) => return Err(Close::Fatal(e, req_id)),
+            Step::Hello(hello) => {
+                let svc = self.svc.clone();
+                let ctx = self.ctx.clone();
+                self.exclusive = true;
+                self.inflight.push(Box::pin(
+                    async move { svc.hello(&ctx, req_id, hello).await },
+                ));
+                return Ok(());
+            }
+            Step::Request { body, exclusive } => (body, exclusive),
         };
-        if self.phase == Phase::AwaitHello {
-            let Body::Hello(hello) = body else {
-                return Err(Close::Fatal(
-                    err(ErrorCode::Unauthenticated, "the first frame must be Hello").fatal(),
-                    req_id,
-                ));
-            };
-            if req_id == 0 {
-                // Hello is a request: it needs a req_id to be answered with.
-                return Err(Close::Fatal(
-                    err(ErrorCode::BadRequest, "Hello needs a req_id above 0").fatal(),
-                    0,
-                ));
-            }
-            if hello.protocol_major != PROTOCOL_MAJOR {
-                return Err(Close::Fatal(
-                    err(
-                        ErrorCode::UnsupportedVersion,
-                        format!("this server speaks protocol {PROTOCOL_MAJOR}.x"),
-                    )
-                    .fatal(),
-                    req_id,
-                ));
-            }
-            let svc = self.svc.clone();
-            let ctx = self.ctx.clone();
-            self.exclusive = true;
-            self.inflight.push(Box::pin(
-                async move { svc.hello(&ctx, req_id, hello).await },
-            ));
-            return Ok(());
-        }
-        if let Body::Ping(p) = &body
-            && req_id != 0
-        {
-            // Answered inline and exempt from the rate limit: it is how clients stay alive.
-            let pong = Envelope::new(
-                req_id,
-                Body::Pong(pb::Pong {
-                    nonce: p.nonce,
-                    server_time_ms: crate::ids::now_ms(),
-                }),
-            );
-            self.reply(&pong);
-            return Ok(());
-        }
         if let Err(not_until) = self.limiter.check() {
             use governor::clock::{Clock, DefaultClock};
             let wait = not_until
@@ -358,16 +324,7 @@ impl<B: Backend> Conn<B> {
             self.reply(&error_reply(req_id, e));
             return Ok(());
         }
-        if matches!(
-            body,
-            Body::Register(_)
-                | Body::Login(_)
-                | Body::Resume(_)
-                | Body::Logout(_)
-                | Body::ChangePassword(_)
-        ) {
-            self.exclusive = true;
-        }
+        self.exclusive |= exclusive;
         let fut = self.svc.dispatch(&self.ctx, req_id, body);
         self.inflight.push(fut);
         Ok(())

@@ -26,6 +26,7 @@ macro_rules! write {
 pub mod auth;
 mod fanout;
 mod friends;
+pub mod gate;
 mod groups;
 mod markers;
 mod paging;
@@ -50,11 +51,12 @@ use tracing::{debug, warn};
 use crate::cluster::{Bus, LocalBus};
 use crate::config::Config;
 use crate::hub::{ConnCtl, Hub};
-use crate::ids::{Snowflake, now_ms};
+use crate::ids::Snowflake;
 use crate::store::ops::{Effects, accounts};
 use crate::store::{Backend, BoxFut, Store, StoreError, StoreResult};
 
 pub use auth::Hasher;
+use gate::{Admit, SignIn};
 use paging::{Cut, Page};
 
 /// An authenticated device session on a connection.
@@ -378,41 +380,35 @@ impl<B: Backend> Service<B> {
     // ---------------------------------------------------------------------------------------
     // Dispatch
 
-    /// Turns one request into a future of its outcome. Work that must keep the connection's
-    /// order (queuing a send) happens here, before the future is returned.
+    /// Turns one request that [`gate::frame`] passed on ([`Step::Request`](gate::Step)) into a
+    /// future of its outcome: [`gate::admit`] answers what this state does not run, the rest
+    /// goes to its feature's handler. Work that must keep the connection's order (queuing a
+    /// send) happens here, before the future is returned.
+    ///
+    /// Needs no socket: `ctx` is all it knows of the connection, which applies the outcome's
+    /// [`AuthChange`] to `ctx.session` before its next request (the service fuzz target,
+    /// server/fuzz, drives it this way).
     pub fn dispatch(
         self: &Arc<Self>,
         ctx: &ConnCtx,
         req_id: u64,
         body: Body,
     ) -> BoxFuture<'static, Outcome> {
-        let notification = req_id == 0;
-        if notification && confab_wire::is_server_body(&body) {
-            // A reply or push echoed back: nothing to answer.
-            return ready(Outcome::none());
-        }
-        if confab_wire::is_server_body(&body) {
-            // Wrong direction, before the state check: UNSUPPORTED in every state (§3).
-            return ready(Outcome::error(
-                req_id,
-                err(
-                    ErrorCode::Unsupported,
-                    format!("{} is not a request", confab_wire::body_name(&body)),
-                ),
-            ));
-        }
-        if notification
-            && !matches!(
-                body,
-                Body::Typing(_) | Body::DeliveredUpTo(_) | Body::ReadUpTo(_)
-            )
-        {
-            let e = bad("only Typing, DeliveredUpTo and ReadUpTo may be sent without a req_id");
-            return ready(Outcome::error(0, e));
-        }
-        let Some(session) = ctx.session.clone() else {
-            return self.dispatch_unauthenticated(ctx, req_id, body);
+        let (session, body) = match gate::admit(ctx.session.as_ref(), req_id, body) {
+            Admit::Answer(answer) => return ready(answer),
+            Admit::Session(session, body) => (session, body),
+            Admit::SignIn(sign_in) => {
+                let (svc, ctx) = (self.clone(), ctx.clone());
+                return Box::pin(async move {
+                    match sign_in {
+                        SignIn::Register(r) => svc.register(&ctx, req_id, r).await,
+                        SignIn::Login(l) => svc.login(&ctx, req_id, l).await,
+                        SignIn::Resume(r) => svc.resume(&ctx, req_id, &r.resume_token).await,
+                    }
+                });
+            }
         };
+        let notification = req_id == 0;
         if let (true, Body::DeliveredUpTo(d)) = (notification, &body)
             && self.note_delivered(&session, d)
         {
@@ -438,66 +434,29 @@ impl<B: Backend> Service<B> {
             match body {
                 Body::Logout(l) => svc.logout(&ctx, &session, req_id, l).await,
                 Body::ChangePassword(c) => svc.change_password(&ctx, &session, req_id, c).await,
-                Body::Hello(_) | Body::Register(_) | Body::Login(_) | Body::Resume(_) => {
-                    Outcome::error(req_id, err(ErrorCode::Conflict, "already authenticated"))
-                }
-                body => {
-                    let res = svc.handle(&ctx, &session, body).await;
-                    match res {
-                        Ok(None) if notification => Outcome::none(),
-                        Ok(None) => Outcome::reply(Envelope::new(req_id, Body::Ok(pb::Ok {}))),
-                        Ok(Some(b)) if notification => {
-                            debug!(
-                                body = confab_wire::body_name(&b),
-                                "reply to a notification dropped"
-                            );
-                            Outcome::none()
-                        }
-                        Ok(Some(b)) => Outcome::reply(Envelope::new(req_id, b)),
-                        Err(e) => Outcome::error(req_id, e),
+                body => match svc.handle(&ctx, &session, body).await {
+                    Ok(None) if notification => Outcome::none(),
+                    Ok(None) => Outcome::reply(Envelope::new(req_id, Body::Ok(pb::Ok {}))),
+                    Ok(Some(b)) if notification => {
+                        debug!(
+                            body = confab_wire::body_name(&b),
+                            "reply to a notification dropped"
+                        );
+                        Outcome::none()
                     }
-                }
+                    Ok(Some(b)) => Outcome::reply(Envelope::new(req_id, b)),
+                    Err(e) => Outcome::error(req_id, e),
+                },
             }
         })
     }
 
-    fn dispatch_unauthenticated(
-        self: &Arc<Self>,
-        ctx: &ConnCtx,
-        req_id: u64,
-        body: Body,
-    ) -> BoxFuture<'static, Outcome> {
-        let svc = self.clone();
-        let ctx = ctx.clone();
-        Box::pin(async move {
-            match body {
-                Body::Register(r) => svc.register(&ctx, req_id, r).await,
-                Body::Login(l) => svc.login(&ctx, req_id, l).await,
-                Body::Resume(r) => svc.resume(&ctx, req_id, &r.resume_token).await,
-                Body::Ping(p) => Outcome::reply(pong(req_id, p)),
-                Body::Hello(_) => {
-                    Outcome::error(req_id, err(ErrorCode::Conflict, "Hello was already sent"))
-                }
-                _ => Outcome::error(req_id, err(ErrorCode::Unauthenticated, "log in first")),
-            }
-        })
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Accounts
-
-    // ---------------------------------------------------------------------------------------
-    // Everything else needs a session; Ok(None) means a plain `Ok`.
-
+    /// Everything else a session may ask, by feature; Ok(None) means a plain `Ok`.
     async fn handle(self: &Arc<Self>, ctx: &ConnCtx, s: &Session, body: Body) -> Res<Option<Body>> {
         if missing_id(&body) {
             return Err(bad("a required id is 0"));
         }
         match body {
-            Body::Ping(p) => Ok(Some(Body::Pong(pb::Pong {
-                nonce: p.nonce,
-                server_time_ms: now_ms(),
-            }))),
             b @ (Body::GetProfile(_)
             | Body::SearchUsers(_)
             | Body::SendFriendRequest(_)
@@ -556,19 +515,8 @@ fn finish(req_id: u64, res: Res<Body>) -> Envelope {
     }
 }
 
-fn pong(req_id: u64, p: pb::Ping) -> Envelope {
-    Envelope::new(
-        req_id,
-        Body::Pong(pb::Pong {
-            nonce: p.nonce,
-            server_time_ms: now_ms(),
-        }),
-    )
-}
-
-/// Whether a request leaves a required id at 0 ("none"): that is a malformed request
-/// (`BAD_REQUEST`), not a lookup of something that does not exist.
-/// The error for a body that is not a request (a reply or a push sent to the server).
+/// The error for a body a handler does not take (the feature handlers' fallback; `handle`
+/// routes each body to the one that takes it).
 fn not_a_request(other: &Body) -> pb::Error {
     err(
         ErrorCode::Unsupported,
@@ -576,6 +524,8 @@ fn not_a_request(other: &Body) -> pb::Error {
     )
 }
 
+/// Whether a request leaves a required id at 0 ("none"): that is a malformed request
+/// (`BAD_REQUEST`), not a lookup of something that does not exist.
 fn missing_id(body: &Body) -> bool {
     let ids: &[u64] = match body {
         Body::SendFriendRequest(r) => &[r.user_id],

@@ -16,7 +16,7 @@ use crate::store::{Backend, StoreError};
 use super::*;
 
 impl<B: Backend> Service<B> {
-    /// Answers a Hello (the connection checked the major version). With a resume token, the
+    /// Answers a Hello ([`gate::frame`] checked its req_id and major). With a resume token, the
     /// connection is authenticated in the same round trip.
     pub async fn hello(self: &Arc<Self>, ctx: &ConnCtx, req_id: u64, hello: pb::Hello) -> Outcome {
         // The session speaks the lower of the two minors.
