@@ -90,13 +90,13 @@ impl Harness {
         }
     }
 
-    /// The configuration the inputs run against: small frames and pages, so that lists are
-    /// cut and paged after a few entries.
+    /// The configuration the inputs run against: small frames (a body may fill half of one)
+    /// and pages, so that lists are cut and paged after a few entries.
     pub fn config(data_dir: &std::path::Path) -> Config {
         let mut cfg = Config::defaults().expect("defaults");
         cfg.data_dir = data_dir.to_path_buf();
         cfg.max_frame_bytes = 8192;
-        cfg.max_body_bytes = 2048;
+        cfg.max_body_bytes = 4096;
         cfg.max_page = 6;
         cfg.max_group_members = 3;
         cfg.max_pending_friend_requests = 2;

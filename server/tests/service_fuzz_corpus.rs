@@ -9,7 +9,11 @@ mod harness;
 
 #[test]
 fn replay_service_corpus() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/service");
+    // CONFAB_FUZZ_CORPUS=DIR replays another corpus (a fuzzer's working one, say).
+    let dir = std::env::var_os("CONFAB_FUZZ_CORPUS").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/service"),
+        std::path::PathBuf::from,
+    );
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("corpus dir")
         .map(|e| e.expect("entry").path())
