@@ -154,6 +154,11 @@ impl Harness {
             }
             play.greet().await;
             for _ in 0..MAX_STEPS {
+                // `arbitrary` pads an exhausted input with zeros: stop instead of playing
+                // the same first-variant step again and again.
+                if u.is_empty() {
+                    break;
+                }
                 let Ok(op) = Op::arbitrary(&mut u) else { break };
                 play.step(op).await;
                 play.after_step().await;
