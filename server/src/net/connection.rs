@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use confab_wire::pb::{self, ErrorCode};
-use confab_wire::{Body, Envelope, EnvelopeCodec, Frame, FrameError, PROTOCOL_MAJOR};
+use confab_wire::{Body, Envelope, EnvelopeCodec, Frame, FrameError};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use governor::{Quota, RateLimiter};
@@ -24,7 +24,8 @@ use tracing::{Instrument, debug, debug_span};
 
 use super::stream::Stream;
 use crate::hub::{ConnCtl, Kick};
-use crate::service::{AuthChange, ConnCtx, Outcome, Service};
+use crate::service::gate::{self, Step};
+use crate::service::{AuthChange, ConnCtx, Outcome, Service, err, error_reply};
 use crate::store::Backend;
 
 /// Stop reading while this much output is waiting for the socket.
@@ -209,22 +210,19 @@ impl<B: Backend> Conn<B> {
             && now >= since + cfg.write_timeout
         {
             return Some(Close::Fatal(
-                pb::Error::new(ErrorCode::SlowConsumer, "the connection stopped reading").fatal(),
+                err(ErrorCode::SlowConsumer, "the connection stopped reading").fatal(),
                 0,
             ));
         }
         match self.phase {
-            Phase::AwaitHello if now >= self.opened + cfg.hello_timeout && !self.exclusive => {
-                Some(Close::Fatal(
-                    pb::Error::new(ErrorCode::Timeout, "no Hello in time").fatal(),
-                    0,
-                ))
-            }
+            Phase::AwaitHello if now >= self.opened + cfg.hello_timeout && !self.exclusive => Some(
+                Close::Fatal(err(ErrorCode::Timeout, "no Hello in time").fatal(), 0),
+            ),
             Phase::Ready
                 if now >= self.last_rx + Duration::from_millis(u64::from(cfg.idle_timeout_ms)) =>
             {
                 Some(Close::Fatal(
-                    pb::Error::new(ErrorCode::Timeout, "idle timeout").fatal(),
+                    err(ErrorCode::Timeout, "idle timeout").fatal(),
                     0,
                 ))
             }
@@ -264,10 +262,7 @@ impl<B: Backend> Conn<B> {
                         FrameError::TooLarge { .. } => e.to_string(),
                         _ => format!("undecodable frame: {e}"),
                     };
-                    return Err(Close::Fatal(
-                        pb::Error::new(ErrorCode::ProtocolError, msg).fatal(),
-                        0,
-                    ));
+                    return Err(Close::Fatal(err(ErrorCode::ProtocolError, msg).fatal(), 0));
                 }
             };
             // Only a complete frame counts as traffic: a peer trickling bytes of a frame it
@@ -284,100 +279,52 @@ impl<B: Backend> Conn<B> {
     fn reply(&mut self, env: &Envelope) {
         if let Err(e) = self.codec.encode(env, &mut self.wbuf) {
             debug!(error = %e, "reply too large; sending an error instead");
-            let fallback = Envelope::error(
+            let fallback = error_reply(
                 env.req_id,
-                ErrorCode::TooLarge,
-                "the reply exceeds the frame limit",
+                err(ErrorCode::TooLarge, "the reply exceeds the frame limit"),
             );
             let _ = self.codec.encode(&fallback, &mut self.wbuf);
         }
     }
 
+    /// One decoded envelope: the protocol's state rules ([`gate::frame`]) say what it is; what
+    /// runs is counted against the rate limit and the in-flight cap first.
     fn handle(&mut self, env: Envelope) -> Result<(), Close> {
         let req_id = env.req_id;
-        let Some(body) = env.body else {
-            if req_id != 0 {
-                self.reply(&Envelope::error(
-                    req_id,
-                    ErrorCode::Unsupported,
-                    "unknown or missing body",
-                ));
+        let (body, exclusive) = match gate::frame(self.phase == Phase::Ready, req_id, env.body) {
+            Step::Ignore => return Ok(()),
+            Step::Reply(reply) => {
+                self.reply(&reply);
+                return Ok(());
             }
-            return Ok(()); // keepalive
+            Step::Close(e, req_id) => return Err(Close::Fatal(e, req_id)),
+            Step::Hello(hello) => {
+                let svc = self.svc.clone();
+                let ctx = self.ctx.clone();
+                self.exclusive = true;
+                self.inflight.push(Box::pin(
+                    async move { svc.hello(&ctx, req_id, hello).await },
+                ));
+                return Ok(());
+            }
+            Step::Request { body, exclusive } => (body, exclusive),
         };
-        if self.phase == Phase::AwaitHello {
-            let Body::Hello(hello) = body else {
-                return Err(Close::Fatal(
-                    pb::Error::new(ErrorCode::Unauthenticated, "the first frame must be Hello")
-                        .fatal(),
-                    req_id,
-                ));
-            };
-            if req_id == 0 {
-                // Hello is a request: it needs a req_id to be answered with.
-                return Err(Close::Fatal(
-                    pb::Error::new(ErrorCode::BadRequest, "Hello needs a req_id above 0").fatal(),
-                    0,
-                ));
-            }
-            if hello.protocol_major != PROTOCOL_MAJOR {
-                return Err(Close::Fatal(
-                    pb::Error::new(
-                        ErrorCode::UnsupportedVersion,
-                        format!("this server speaks protocol {PROTOCOL_MAJOR}.x"),
-                    )
-                    .fatal(),
-                    req_id,
-                ));
-            }
-            let svc = self.svc.clone();
-            let ctx = self.ctx.clone();
-            self.exclusive = true;
-            self.inflight.push(Box::pin(
-                async move { svc.hello(&ctx, req_id, hello).await },
-            ));
-            return Ok(());
-        }
-        if let Body::Ping(p) = &body
-            && req_id != 0
-        {
-            // Answered inline and exempt from the rate limit: it is how clients stay alive.
-            let pong = Envelope::new(
-                req_id,
-                Body::Pong(pb::Pong {
-                    nonce: p.nonce,
-                    server_time_ms: crate::ids::now_ms(),
-                }),
-            );
-            self.reply(&pong);
-            return Ok(());
-        }
         if let Err(not_until) = self.limiter.check() {
             use governor::clock::{Clock, DefaultClock};
             let wait = not_until
                 .wait_time_from(DefaultClock::default().now())
                 .as_millis();
-            let e = pb::Error::new(ErrorCode::RateLimited, "too many requests")
+            let e = err(ErrorCode::RateLimited, "too many requests")
                 .retry_after(u32::try_from(wait).unwrap_or(u32::MAX).max(1));
-            self.reply(&Envelope::new(req_id, Body::Error(e)));
+            self.reply(&error_reply(req_id, e));
             return Ok(());
         }
         if self.inflight.len() >= self.svc.cfg.max_in_flight as usize {
-            let e = pb::Error::new(ErrorCode::RateLimited, "too many requests in flight")
-                .retry_after(50);
-            self.reply(&Envelope::new(req_id, Body::Error(e)));
+            let e = err(ErrorCode::RateLimited, "too many requests in flight").retry_after(50);
+            self.reply(&error_reply(req_id, e));
             return Ok(());
         }
-        if matches!(
-            body,
-            Body::Register(_)
-                | Body::Login(_)
-                | Body::Resume(_)
-                | Body::Logout(_)
-                | Body::ChangePassword(_)
-        ) {
-            self.exclusive = true;
-        }
+        self.exclusive |= exclusive;
         let fut = self.svc.dispatch(&self.ctx, req_id, body);
         self.inflight.push(fut);
         Ok(())
@@ -475,7 +422,7 @@ impl<B: Backend> Conn<B> {
         // Spread reconnects over a few seconds.
         let retry = 500 + (self.ctx.conn_id % 2500) as u32;
         Close::Fatal(
-            pb::Error::new(ErrorCode::ShuttingDown, "the server is shutting down")
+            err(ErrorCode::ShuttingDown, "the server is shutting down")
                 .retry_after(retry)
                 .fatal(),
             0,
@@ -491,7 +438,7 @@ impl<B: Backend> Conn<B> {
             self.wbuf.truncate(self.wbuf_head);
             flush = flush.max(self.svc.cfg.write_timeout);
         }
-        self.reply(&Envelope::new(req_id, Body::Error(e)));
+        self.reply(&error_reply(req_id, e));
         let _ = tokio::time::timeout(flush, async {
             while !self.wbuf.is_empty() || self.stream.pending_output() {
                 if self.stream.writable().await.is_err() || self.flush_some().is_err() {
@@ -505,12 +452,12 @@ impl<B: Backend> Conn<B> {
 
 fn kick_error(reason: Kick) -> pb::Error {
     match reason {
-        Kick::SlowConsumer => pb::Error::new(
+        Kick::SlowConsumer => err(
             ErrorCode::SlowConsumer,
             "too many pushes waiting; resync after reconnecting",
         ),
-        Kick::Revoked => pb::Error::new(ErrorCode::AuthFailed, "this session was revoked"),
-        Kick::None => pb::Error::new(ErrorCode::Internal, "closed"),
+        Kick::Revoked => err(ErrorCode::AuthFailed, "this session was revoked"),
+        Kick::None => err(ErrorCode::Internal, "closed"),
     }
     .fatal()
 }

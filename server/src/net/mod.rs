@@ -8,8 +8,8 @@ pub mod stream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use confab_wire::Frame;
 use confab_wire::pb::ErrorCode;
-use confab_wire::{Envelope, Frame};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use self::stream::Stream;
 
-use crate::service::Service;
+use crate::service::{Service, err, error_reply};
 use crate::store::Backend;
 
 /// Accepts connections until `shutdown` is cancelled, then waits (up to the grace period) for
@@ -33,11 +33,12 @@ pub async fn serve<B: Backend>(
     let limit = Arc::new(Semaphore::new(svc.cfg.max_connections));
     let tracker = TaskTracker::new();
     let next_id = AtomicU64::new(1);
-    let full = Envelope::push(confab_wire::Body::Error(
-        confab_wire::pb::Error::new(ErrorCode::Unavailable, "the server is full")
+    let full = error_reply(
+        0,
+        err(ErrorCode::Unavailable, "the server is full")
             .retry_after(5000)
             .fatal(),
-    ));
+    );
     let full = Frame::encode(&full, 1024).ok();
     info!(addr = ?listener.local_addr().ok(), max_connections = svc.cfg.max_connections, tls = tls.is_some(), "accepting connections");
     let mut backoff_ms = 1;

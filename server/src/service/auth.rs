@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -33,14 +33,32 @@ const QUEUE: usize = 256;
 pub struct Hasher {
     jobs: crossbeam_channel::Sender<Job>,
     dummy: Arc<str>,
+    argon: Argon2<'static>,
 }
 
 impl Hasher {
     pub fn new(concurrency: usize) -> Result<Self, HashError> {
+        Self::with_params(concurrency, Params::default())
+    }
+
+    /// A hasher at argon2id's minimum cost (8 KiB, one pass): for tests and the service fuzz
+    /// target (server/fuzz), which sign in thousands of times a second. Never for real
+    /// passwords. A hash records its own parameters, so verifying works across both.
+    pub fn minimum_cost(concurrency: usize) -> Result<Self, HashError> {
+        let params = Params::new(Params::MIN_M_COST, Params::MIN_T_COST, 1, None)
+            .map_err(|e| HashError::Hash(e.to_string()))?;
+        Self::with_params(concurrency, params)
+    }
+
+    fn with_params(concurrency: usize, params: Params) -> Result<Self, HashError> {
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let mut pw = [0u8; 16];
         rand::rng().fill_bytes(&mut pw);
         // Verifying unknown names against this costs the same as a real verify.
-        let dummy = hash_blocking(&base64::engine::general_purpose::STANDARD.encode(pw))?;
+        let dummy = hash_blocking(
+            &argon,
+            &base64::engine::general_purpose::STANDARD.encode(pw),
+        )?;
         let (jobs, rx) = crossbeam_channel::bounded::<Job>(QUEUE);
         for i in 0..concurrency.max(1) {
             let rx = rx.clone();
@@ -57,6 +75,7 @@ impl Hasher {
         Ok(Self {
             jobs,
             dummy: dummy.into(),
+            argon,
         })
     }
 
@@ -76,7 +95,8 @@ impl Hasher {
     }
 
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
-        self.run(move || hash_blocking(&password)).await?
+        let argon = self.argon.clone();
+        self.run(move || hash_blocking(&argon, &password)).await?
     }
 
     /// Verifies `password` against `stored`, or against the dummy hash when `stored` is None
@@ -95,11 +115,11 @@ impl Hasher {
     }
 }
 
-fn hash_blocking(password: &str) -> Result<String, HashError> {
+fn hash_blocking(argon: &Argon2<'_>, password: &str) -> Result<String, HashError> {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(|e| HashError::Hash(e.to_string()))?;
-    Argon2::default()
+    argon
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| HashError::Hash(e.to_string()))
@@ -146,6 +166,29 @@ mod tests {
         );
         assert!(
             !h.verify("correct horse".into(), None)
+                .await
+                .expect("verify")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_minimum_cost_hash_says_so_and_verifies_anywhere() {
+        let cheap = Hasher::minimum_cost(1).expect("hasher");
+        let stored = cheap.hash("correct horse".into()).await.expect("hash");
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=8,t=1,p=1$"),
+            "{stored}"
+        );
+        let normal = Hasher::new(1).expect("hasher");
+        assert!(
+            normal
+                .verify("correct horse".into(), Some(stored.clone()))
+                .await
+                .expect("verify")
+        );
+        assert!(
+            !cheap
+                .verify("wrong horse".into(), Some(stored))
                 .await
                 .expect("verify")
         );

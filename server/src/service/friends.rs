@@ -44,14 +44,11 @@ impl<B: Backend> Service<B> {
                 };
                 let mut users = read!(self, tx => accounts::search(tx, me, &query, limit).await);
                 self.fill_presence(&mut users).await;
-                let mut has_more = false;
-                self.fit(&mut users, &mut has_more, false, |u| {
-                    Body::UserList(pb::UserList {
-                        users: u.to_vec(),
-                        has_more: true,
-                    })
-                });
-                Some(Body::UserList(pb::UserList { users, has_more }))
+                let page = pb::UserList {
+                    users,
+                    has_more: false,
+                };
+                Some(self.fit(page, Cut::Back).into_body())
             }
 
             // Friends
@@ -80,14 +77,8 @@ impl<B: Backend> Service<B> {
             }
             Body::ListFriends(l) => {
                 let (after, limit) = (l.after_user_id, self.page_limit(l.limit));
-                let (mut friends, mut has_more) =
+                let (mut friends, has_more) =
                     read!(self, tx => friends::list(tx, me, after, limit).await);
-                self.fit(&mut friends, &mut has_more, false, |f| {
-                    Body::FriendList(pb::FriendList {
-                        friends: f.to_vec(),
-                        has_more: true,
-                    })
-                });
                 let ids: Vec<u64> = friends
                     .iter()
                     .filter_map(|f| f.user.as_ref())
@@ -97,28 +88,27 @@ impl<B: Backend> Service<B> {
                 for f in &mut friends {
                     f.online = f.user.as_ref().is_some_and(|u| online.contains(&u.user_id));
                 }
-                Some(Body::FriendList(pb::FriendList { friends, has_more }))
+                // Cut after `online` is set: it is part of what is sent.
+                let page = pb::FriendList { friends, has_more };
+                Some(self.fit(page, Cut::Back).into_body())
             }
             Body::ListFriendRequests(l) => {
                 let (after, limit) = (l.after_request_id, self.page_limit(l.limit));
-                let (mut page, mut has_more) =
+                let (page, has_more) =
                     read!(self, tx => friends::pending(tx, me, after, limit).await);
-                // One page over both directions, in request order, cut to fit a frame.
-                let split = |page: &[pb::FriendRequest], has_more: bool| {
-                    let (incoming, outgoing) = page
-                        .iter()
-                        .cloned()
-                        .partition(|r| r.to.as_ref().is_some_and(|u| u.user_id == me));
-                    pb::FriendRequestList {
-                        incoming,
-                        outgoing,
-                        has_more,
-                    }
+                // One page over both directions, in request order: cut as one list (a request
+                // costs the same bytes in `incoming` as in `outgoing`), then split.
+                let page = pb::FriendRequestList {
+                    incoming: page,
+                    outgoing: Vec::new(),
+                    has_more,
                 };
-                self.fit(&mut page, &mut has_more, false, |p| {
-                    Body::FriendRequestList(split(p, true))
-                });
-                Some(Body::FriendRequestList(split(&page, has_more)))
+                let mut page = self.fit(page, Cut::Back);
+                let (incoming, outgoing) = std::mem::take(&mut page.incoming)
+                    .into_iter()
+                    .partition(|r| r.to.as_ref().is_some_and(|u| u.user_id == me));
+                (page.incoming, page.outgoing) = (incoming, outgoing);
+                Some(Body::FriendRequestList(page))
             }
 
             // Groups

@@ -78,28 +78,20 @@ impl<B: Backend> Service<B> {
             }
             Body::ListGroups(l) => {
                 let (after, limit) = (l.after_group_id, self.page_limit(l.limit));
-                let (mut groups, mut has_more) =
+                let (groups, has_more) =
                     read!(self, tx => groups::list_mine(tx, me, after, limit).await);
-                self.fit(&mut groups, &mut has_more, false, |g| {
-                    Body::GroupList(pb::GroupList {
-                        groups: g.to_vec(),
-                        has_more: true,
-                    })
-                });
-                Some(Body::GroupList(pb::GroupList { groups, has_more }))
+                let page = pb::GroupList { groups, has_more };
+                Some(self.fit(page, Cut::Back).into_body())
             }
             Body::SearchGroups(q) => {
                 let query = validate::query(&q.query).map_err(bad)?;
                 let limit = self.page_limit(q.limit);
-                let mut groups = read!(self, tx => groups::search(tx, me, &query, limit).await);
-                let mut has_more = false;
-                self.fit(&mut groups, &mut has_more, false, |g| {
-                    Body::GroupList(pb::GroupList {
-                        groups: g.to_vec(),
-                        has_more: true,
-                    })
-                });
-                Some(Body::GroupList(pb::GroupList { groups, has_more }))
+                let groups = read!(self, tx => groups::search(tx, me, &query, limit).await);
+                let page = pb::GroupList {
+                    groups,
+                    has_more: false,
+                };
+                Some(self.fit(page, Cut::Back).into_body())
             }
             Body::ListGroupMembers(m) => {
                 let limit = self.page_limit(m.limit);
@@ -117,14 +109,7 @@ impl<B: Backend> Service<B> {
                         .as_ref()
                         .is_some_and(|u| online.contains(&u.user_id));
                 }
-                self.fit(&mut list.members, &mut list.has_more, false, |m| {
-                    Body::GroupMemberList(pb::GroupMemberList {
-                        group_id: list.group_id,
-                        members: m.to_vec(),
-                        has_more: true,
-                    })
-                });
-                Some(Body::GroupMemberList(list))
+                Some(self.fit(list, Cut::Back).into_body())
             }
 
             // Threads

@@ -26,8 +26,10 @@ macro_rules! write {
 pub mod auth;
 mod fanout;
 mod friends;
+pub mod gate;
 mod groups;
 mod markers;
+mod paging;
 mod presence;
 mod session;
 mod threads;
@@ -43,18 +45,19 @@ use confab_wire::pb::{self, ErrorCode};
 use confab_wire::{Body, Envelope, Frame};
 use futures::future::BoxFuture;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use prost::Message as _;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::cluster::{Bus, LocalBus};
 use crate::config::Config;
 use crate::hub::{ConnCtl, Hub};
-use crate::ids::{Snowflake, now_ms};
+use crate::ids::Snowflake;
 use crate::store::ops::{Effects, accounts};
 use crate::store::{Backend, BoxFut, Store, StoreError, StoreResult};
 
 pub use auth::Hasher;
+use gate::{Admit, SignIn};
+use paging::{Cut, Page};
 
 /// An authenticated device session on a connection.
 #[derive(Debug, Clone)]
@@ -96,13 +99,33 @@ impl Outcome {
             auth: AuthChange::Unchanged,
         }
     }
+
+    /// An error reply to `req_id`, authentication unchanged.
+    fn error(req_id: u64, e: pb::Error) -> Self {
+        Self::reply(error_reply(req_id, e))
+    }
+
+    /// No reply (a notification that succeeded, or an echo to ignore).
+    fn none() -> Self {
+        Self {
+            reply: None,
+            auth: AuthChange::Unchanged,
+        }
+    }
 }
 
 /// A result of the service: a reply body or a wire error.
 type Res<T> = Result<T, pb::Error>;
 
-fn err(code: ErrorCode, msg: impl Into<String>) -> pb::Error {
+/// A wire error: how the service and the connection make every error they send.
+pub(crate) fn err(code: ErrorCode, msg: impl Into<String>) -> pb::Error {
     pb::Error::new(code, msg)
+}
+
+/// The frame that carries error `e` in answer to request `req_id` (0: to no request in
+/// particular): how the service and the connection make every error reply.
+pub(crate) fn error_reply(req_id: u64, e: pb::Error) -> Envelope {
+    Envelope::new(req_id, Body::Error(e))
 }
 
 fn hash_err(e: auth::HashError) -> pb::Error {
@@ -178,7 +201,8 @@ const TYPING_SHOWN_MS: u32 = 5000;
 const MEMBER_CACHE_MAX: usize = 100_000;
 /// Delivery markers waiting to be stored; past this, reports are stored one by one.
 const DELIVERED_PENDING_MAX: usize = 100_000;
-/// Bytes kept free in a frame for the envelope around a page.
+/// Bytes a page's reply leaves unused below the frame limit (a margin; the measure already
+/// counts the envelope).
 const PAGE_SLACK: usize = 256;
 
 fn per_minute(n: u32) -> Quota {
@@ -356,49 +380,39 @@ impl<B: Backend> Service<B> {
     // ---------------------------------------------------------------------------------------
     // Dispatch
 
-    /// Turns one request into a future of its outcome. Work that must keep the connection's
-    /// order (queuing a send) happens here, before the future is returned.
+    /// Turns one request that [`gate::frame`] passed on ([`Step::Request`](gate::Step)) into a
+    /// future of its outcome: [`gate::admit`] answers what this state does not run, the rest
+    /// goes to its feature's handler. Work that must keep the connection's order (queuing a
+    /// send) happens here, before the future is returned.
+    ///
+    /// Needs no socket: `ctx` is all it knows of the connection, which applies the outcome's
+    /// [`AuthChange`] to `ctx.session` before its next request (the service fuzz target,
+    /// server/fuzz, drives it this way).
     pub fn dispatch(
         self: &Arc<Self>,
         ctx: &ConnCtx,
         req_id: u64,
         body: Body,
     ) -> BoxFuture<'static, Outcome> {
-        let notification = req_id == 0;
-        if notification && confab_wire::is_server_body(&body) {
-            // A reply or push echoed back: nothing to answer.
-            return ready(Outcome {
-                reply: None,
-                auth: AuthChange::Unchanged,
-            });
-        }
-        if confab_wire::is_server_body(&body) {
-            // Wrong direction, before the state check: UNSUPPORTED in every state (§3).
-            return ready(Outcome::reply(Envelope::error(
-                req_id,
-                ErrorCode::Unsupported,
-                format!("{} is not a request", confab_wire::body_name(&body)),
-            )));
-        }
-        if notification
-            && !matches!(
-                body,
-                Body::Typing(_) | Body::DeliveredUpTo(_) | Body::ReadUpTo(_)
-            )
-        {
-            let e = bad("only Typing, DeliveredUpTo and ReadUpTo may be sent without a req_id");
-            return ready(Outcome::reply(Envelope::new(0, Body::Error(e))));
-        }
-        let Some(session) = ctx.session.clone() else {
-            return self.dispatch_unauthenticated(ctx, req_id, body);
+        let (session, body) = match gate::admit(ctx.session.as_ref(), req_id, body) {
+            Admit::Answer(answer) => return ready(answer),
+            Admit::Session(session, body) => (session, body),
+            Admit::SignIn(sign_in) => {
+                let (svc, ctx) = (self.clone(), ctx.clone());
+                return Box::pin(async move {
+                    match sign_in {
+                        SignIn::Register(r) => svc.register(&ctx, req_id, r).await,
+                        SignIn::Login(l) => svc.login(&ctx, req_id, l).await,
+                        SignIn::Resume(r) => svc.resume(&ctx, req_id, &r.resume_token).await,
+                    }
+                });
+            }
         };
+        let notification = req_id == 0;
         if let (true, Body::DeliveredUpTo(d)) = (notification, &body)
             && self.note_delivered(&session, d)
         {
-            return ready(Outcome {
-                reply: None,
-                auth: AuthChange::Unchanged,
-            });
+            return ready(Outcome::none());
         }
         // Sends are queued now so one connection's sends keep their order.
         if let Body::Send(send) = body {
@@ -411,7 +425,7 @@ impl<B: Backend> Service<B> {
                     };
                     Outcome::reply(finish(req_id, res))
                 }),
-                Err(e) => ready(Outcome::reply(Envelope::new(req_id, Body::Error(e)))),
+                Err(e) => ready(Outcome::error(req_id, e)),
             };
         }
         let svc = self.clone();
@@ -420,82 +434,29 @@ impl<B: Backend> Service<B> {
             match body {
                 Body::Logout(l) => svc.logout(&ctx, &session, req_id, l).await,
                 Body::ChangePassword(c) => svc.change_password(&ctx, &session, req_id, c).await,
-                Body::Hello(_) | Body::Register(_) | Body::Login(_) | Body::Resume(_) => {
-                    Outcome::reply(Envelope::error(
-                        req_id,
-                        ErrorCode::Conflict,
-                        "already authenticated",
-                    ))
-                }
-                body => {
-                    let res = svc.handle(&ctx, &session, body).await;
-                    match res {
-                        Ok(None) if notification => Outcome {
-                            reply: None,
-                            auth: AuthChange::Unchanged,
-                        },
-                        Ok(None) => Outcome::reply(Envelope::new(req_id, Body::Ok(pb::Ok {}))),
-                        Ok(Some(b)) if notification => {
-                            debug!(
-                                body = confab_wire::body_name(&b),
-                                "reply to a notification dropped"
-                            );
-                            Outcome {
-                                reply: None,
-                                auth: AuthChange::Unchanged,
-                            }
-                        }
-                        Ok(Some(b)) => Outcome::reply(Envelope::new(req_id, b)),
-                        Err(e) => Outcome::reply(Envelope::new(req_id, Body::Error(e))),
+                body => match svc.handle(&ctx, &session, body).await {
+                    Ok(None) if notification => Outcome::none(),
+                    Ok(None) => Outcome::reply(Envelope::new(req_id, Body::Ok(pb::Ok {}))),
+                    Ok(Some(b)) if notification => {
+                        debug!(
+                            body = confab_wire::body_name(&b),
+                            "reply to a notification dropped"
+                        );
+                        Outcome::none()
                     }
-                }
+                    Ok(Some(b)) => Outcome::reply(Envelope::new(req_id, b)),
+                    Err(e) => Outcome::error(req_id, e),
+                },
             }
         })
     }
 
-    fn dispatch_unauthenticated(
-        self: &Arc<Self>,
-        ctx: &ConnCtx,
-        req_id: u64,
-        body: Body,
-    ) -> BoxFuture<'static, Outcome> {
-        let svc = self.clone();
-        let ctx = ctx.clone();
-        Box::pin(async move {
-            match body {
-                Body::Register(r) => svc.register(&ctx, req_id, r).await,
-                Body::Login(l) => svc.login(&ctx, req_id, l).await,
-                Body::Resume(r) => svc.resume(&ctx, req_id, &r.resume_token).await,
-                Body::Ping(p) => Outcome::reply(pong(req_id, p)),
-                Body::Hello(_) => Outcome::reply(Envelope::error(
-                    req_id,
-                    ErrorCode::Conflict,
-                    "Hello was already sent",
-                )),
-                _ => Outcome::reply(Envelope::error(
-                    req_id,
-                    ErrorCode::Unauthenticated,
-                    "log in first",
-                )),
-            }
-        })
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Accounts
-
-    // ---------------------------------------------------------------------------------------
-    // Everything else needs a session; Ok(None) means a plain `Ok`.
-
+    /// Everything else a session may ask, by feature; Ok(None) means a plain `Ok`.
     async fn handle(self: &Arc<Self>, ctx: &ConnCtx, s: &Session, body: Body) -> Res<Option<Body>> {
         if missing_id(&body) {
             return Err(bad("a required id is 0"));
         }
         match body {
-            Body::Ping(p) => Ok(Some(Body::Pong(pb::Pong {
-                nonce: p.nonce,
-                server_time_ms: now_ms(),
-            }))),
             b @ (Body::GetProfile(_)
             | Body::SearchUsers(_)
             | Body::SendFriendRequest(_)
@@ -530,30 +491,12 @@ impl<B: Backend> Service<B> {
         }
     }
 
-    /// Drops entries until the reply fits in a frame: from the end of a forward page, from the
-    /// start of a backward (history) page.
-    fn fit<T: Clone>(
-        &self,
-        items: &mut Vec<T>,
-        has_more: &mut bool,
-        from_front: bool,
-        wrap: impl Fn(&[T]) -> Body,
-    ) {
+    /// Cuts a list reply to fit in a frame (see [`paging::fit`]).
+    fn fit<P: Page>(&self, page: P, cut: Cut) -> P {
         let max = (self.cfg.max_frame_bytes as usize).saturating_sub(PAGE_SLACK);
-        // One item always stays: an empty page that says `has_more` would never advance (the
-        // configuration keeps every single item within a frame).
-        while items.len() > 1 && Envelope::new(u64::MAX, wrap(items)).encoded_len() > max {
-            let drop = (items.len() / 8).max(1);
-            if from_front {
-                items.drain(..drop);
-            } else {
-                items.truncate(items.len() - drop);
-            }
-            *has_more = true;
-        }
+        paging::fit(page, max, cut)
     }
 
-    /// Stores the delivery markers noted since the last call, in one write.
     /// The end of a graceful shutdown: the store makes its writes durable in the database
     /// itself and stops (see [`Backend::close`]).
     pub fn close_store(&self) {
@@ -568,23 +511,12 @@ fn ready(o: Outcome) -> BoxFuture<'static, Outcome> {
 fn finish(req_id: u64, res: Res<Body>) -> Envelope {
     match res {
         Ok(b) => Envelope::new(req_id, b),
-        Err(e) => Envelope::new(req_id, Body::Error(e)),
+        Err(e) => error_reply(req_id, e),
     }
 }
 
-fn pong(req_id: u64, p: pb::Ping) -> Envelope {
-    Envelope::new(
-        req_id,
-        Body::Pong(pb::Pong {
-            nonce: p.nonce,
-            server_time_ms: now_ms(),
-        }),
-    )
-}
-
-/// Whether a request leaves a required id at 0 ("none"): that is a malformed request
-/// (`BAD_REQUEST`), not a lookup of something that does not exist.
-/// The error for a body that is not a request (a reply or a push sent to the server).
+/// The error for a body a handler does not take (the feature handlers' fallback; `handle`
+/// routes each body to the one that takes it).
 fn not_a_request(other: &Body) -> pb::Error {
     err(
         ErrorCode::Unsupported,
@@ -592,6 +524,8 @@ fn not_a_request(other: &Body) -> pb::Error {
     )
 }
 
+/// Whether a request leaves a required id at 0 ("none"): that is a malformed request
+/// (`BAD_REQUEST`), not a lookup of something that does not exist.
 fn missing_id(body: &Body) -> bool {
     let ids: &[u64] = match body {
         Body::SendFriendRequest(r) => &[r.user_id],

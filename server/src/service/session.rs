@@ -16,7 +16,7 @@ use crate::store::{Backend, StoreError};
 use super::*;
 
 impl<B: Backend> Service<B> {
-    /// Answers a Hello (the connection checked the major version). With a resume token, the
+    /// Answers a Hello ([`gate::frame`] checked its req_id and major). With a resume token, the
     /// connection is authenticated in the same round trip.
     pub async fn hello(self: &Arc<Self>, ctx: &ConnCtx, req_id: u64, hello: pb::Hello) -> Outcome {
         // The session speaks the lower of the two minors.
@@ -44,7 +44,7 @@ impl<B: Backend> Service<B> {
                     auth = AuthChange::LoggedIn(session);
                 }
                 Err(e) if e.code == ErrorCode::AuthFailed as i32 => ok.resume_failed = true,
-                Err(e) => return Outcome::reply(Envelope::new(req_id, Body::Error(e.fatal()))),
+                Err(e) => return Outcome::error(req_id, e.fatal()),
             }
         }
         Outcome {
@@ -170,7 +170,7 @@ impl<B: Backend> Service<B> {
         .await;
         match res {
             Ok((s, token)) => self.logged_in(ctx, req_id, s, token).await,
-            Err(e) => Outcome::reply(Envelope::new(req_id, Body::Error(e))),
+            Err(e) => Outcome::error(req_id, e),
         }
     }
 
@@ -214,7 +214,7 @@ impl<B: Backend> Service<B> {
         .await;
         match res {
             Ok((s, token)) => self.logged_in(ctx, req_id, s, token).await,
-            Err(e) => Outcome::reply(Envelope::new(req_id, Body::Error(e))),
+            Err(e) => Outcome::error(req_id, e),
         }
     }
 
@@ -259,7 +259,7 @@ impl<B: Backend> Service<B> {
                 reply: Some(Envelope::new(req_id, Body::AuthOk(ok))),
                 auth: AuthChange::LoggedIn(session),
             },
-            Err(e) => Outcome::reply(Envelope::new(req_id, Body::Error(e))),
+            Err(e) => Outcome::error(req_id, e),
         }
     }
 
@@ -296,7 +296,7 @@ impl<B: Backend> Service<B> {
                     auth: AuthChange::LoggedOut,
                 }
             }
-            Err(e) => Outcome::reply(Envelope::new(req_id, Body::Error(e.into()))),
+            Err(e) => Outcome::error(req_id, e.into()),
         }
     }
 
@@ -344,7 +344,7 @@ impl<B: Backend> Service<B> {
                 req_id,
                 Body::AuthOk(self.auth_ok(&session, token)),
             )),
-            Err(e) => Outcome::reply(Envelope::new(req_id, Body::Error(e))),
+            Err(e) => Outcome::error(req_id, e),
         }
     }
 }

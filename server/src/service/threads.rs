@@ -23,14 +23,8 @@ impl<B: Backend> Service<B> {
         Ok(match body {
             Body::ListThreads(l) => {
                 let limit = self.page_limit(l.limit);
-                let mut list = read!(self, tx => messages::list_threads(tx, me, l.before_activity_id, limit).await);
-                self.fit(&mut list.threads, &mut list.has_more, false, |l| {
-                    Body::ThreadList(pb::ThreadList {
-                        threads: l.to_vec(),
-                        has_more: true,
-                    })
-                });
-                Some(Body::ThreadList(list))
+                let list = read!(self, tx => messages::list_threads(tx, me, l.before_activity_id, limit).await);
+                Some(self.fit(list, Cut::Back).into_body())
             }
             Body::GetThread(g) => {
                 if [g.thread_id, g.user_id, g.group_id]
@@ -47,15 +41,13 @@ impl<B: Backend> Service<B> {
             }
             Body::SyncThread(q) => {
                 let limit = self.page_limit(q.limit);
-                let mut page = read!(self, tx => messages::sync(tx, me, q.thread_id, q.since_seq, limit).await);
-                self.fit(&mut page.messages, &mut page.has_more, false, page_body);
-                Some(Body::MessagePage(page))
+                let page = read!(self, tx => messages::sync(tx, me, q.thread_id, q.since_seq, limit).await);
+                Some(self.fit(page, Cut::Back).into_body())
             }
             Body::History(q) => {
                 let limit = self.page_limit(q.limit);
-                let mut page = read!(self, tx => messages::history(tx, me, q.thread_id, q.before_seq, limit).await);
-                self.fit(&mut page.messages, &mut page.has_more, true, page_body);
-                Some(Body::MessagePage(page))
+                let page = read!(self, tx => messages::history(tx, me, q.thread_id, q.before_seq, limit).await);
+                Some(self.fit(page, Cut::Front).into_body())
             }
             Body::Recall(r) => Some(Body::SendAck(
                 self.amend(s, conn, r.thread_id, r.message_id, r.client_msg_id, None)
@@ -120,16 +112,9 @@ impl<B: Backend> Service<B> {
             }
             Body::SyncEvents(q) => {
                 let limit = self.page_limit(q.limit);
-                let mut page =
+                let page =
                     read!(self, tx => ops::sync_events(tx, me, q.since_event_seq, limit).await);
-                self.fit(&mut page.events, &mut page.has_more, false, |e| {
-                    Body::EventPage(pb::EventPage {
-                        events: e.to_vec(),
-                        has_more: true,
-                        last_event_seq: 0,
-                    })
-                });
-                Some(Body::EventPage(page))
+                Some(self.fit(page, Cut::Back).into_body())
             }
             other => return Err(not_a_request(&other)),
         })
@@ -198,13 +183,4 @@ impl<B: Backend> Service<B> {
             .await?;
         Ok(sent.ack)
     }
-}
-
-fn page_body(m: &[pb::ChatMessage]) -> Body {
-    Body::MessagePage(pb::MessagePage {
-        thread_id: u64::MAX,
-        messages: m.to_vec(),
-        has_more: true,
-        last_seq: u64::MAX,
-    })
 }
