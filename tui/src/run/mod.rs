@@ -36,7 +36,7 @@ use tracing::{info, warn};
 
 use crate::app::config::{Notify, Settings, Zone};
 use crate::app::{Cmd, Msg, State, update};
-use crate::client::known_servers::KnownServers;
+use crate::client::known_servers::{Fingerprint, KnownServers};
 use crate::client::paths::{self, StoredSession};
 use crate::client::tls::TrustOptions;
 use crate::client::{Auth, CacheMode, Client, ClientConfig, Events};
@@ -191,6 +191,30 @@ fn client_config(server: &str, name: &str, trust: &TrustOptions) -> ClientConfig
     cfg
 }
 
+/// The user trusted a server on first use: record its fingerprint, then connect at once.
+fn trust_server(ctx: &Ctx, server: &str, fingerprint: Fingerprint) {
+    let path = ctx
+        .trust
+        .known_servers
+        .clone()
+        .unwrap_or_else(crate::client::known_servers::default_path);
+    let recorded = KnownServers::load(&path).and_then(|mut k| k.record(server, fingerprint));
+    match (recorded, ctx.client.clone()) {
+        (Ok(()), Some(c)) => {
+            info!(%server, %fingerprint, "server trusted on first use");
+            tokio::spawn(async move {
+                let _ = c.reconnect_now().await;
+            });
+        }
+        (Ok(()), None) => {}
+        (Err(e), _) => {
+            let _ = ctx
+                .tx
+                .send(Msg::Done(crate::app::Done::Error(e.to_string())));
+        }
+    }
+}
+
 /// Executes one command. Everything that waits is spawned; results come back on `tx`.
 fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
     let tx = ctx.tx.clone();
@@ -247,27 +271,7 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
         Cmd::TrustServer {
             server,
             fingerprint,
-        } => {
-            let path = ctx
-                .trust
-                .known_servers
-                .clone()
-                .unwrap_or_else(crate::client::known_servers::default_path);
-            let recorded =
-                KnownServers::load(&path).and_then(|mut k| k.record(&server, fingerprint));
-            match (recorded, ctx.client.clone()) {
-                (Ok(()), Some(c)) => {
-                    info!(%server, %fingerprint, "server trusted on first use");
-                    tokio::spawn(async move {
-                        let _ = c.reconnect_now().await;
-                    });
-                }
-                (Ok(()), None) => {}
-                (Err(e), _) => {
-                    let _ = tx.send(Msg::Done(crate::app::Done::Error(e.to_string())));
-                }
-            }
-        }
+        } => trust_server(ctx, &server, fingerprint),
         other => {
             let Some(c) = ctx.client.clone() else {
                 return true;
