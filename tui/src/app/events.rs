@@ -116,6 +116,21 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
                     _ => {}
                 }
             } else if let Conn::Stopped(code, r) = &s.conn
+                && s.authed
+                && matches!(code, ErrorCode::AuthFailed | ErrorCode::Unauthenticated)
+            {
+                // The session ended under us (logged out or revoked elsewhere, expired with no
+                // newer token in the session file): back to the login screen, saying why.
+                let reason = r.clone();
+                let name = s.me.as_ref().map(|u| u.name.clone()).unwrap_or_default();
+                *s = State::new(s.settings.clone(), s.server.clone());
+                if let Screen::Login(f) = &mut s.screen {
+                    f.name.set(&name);
+                    f.field = 2;
+                    f.error = Some(format!("the session ended ({reason}): log in again"));
+                }
+                cmds.push(Cmd::Disconnect);
+            } else if let Conn::Stopped(code, r) = &s.conn
                 && !s.authed
             {
                 // The stored session was refused: log in again.
