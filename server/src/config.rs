@@ -179,6 +179,10 @@ pub struct Settings {
     /// Time allowed for a graceful shutdown, ms [default: 5000].
     #[arg(long, env = "CONFAB_SHUTDOWN_GRACE_MS")]
     pub shutdown_grace_ms: Option<u64>,
+    /// How long a resume token keeps working after its first use, ms [default: 60000]: a
+    /// client that lost the reply can resume with it again.
+    #[arg(long, env = "CONFAB_TOKEN_GRACE_MS")]
+    pub token_grace_ms: Option<u32>,
 }
 
 /// Resolved settings.
@@ -228,6 +232,8 @@ pub struct Config {
     pub hash_concurrency: usize,
     pub batch_max: usize,
     pub shutdown_grace: Duration,
+    /// A used resume token expires this long after its first use.
+    pub token_grace_ms: u32,
 }
 
 /// Errors reading the configuration.
@@ -300,7 +306,8 @@ impl Settings {
             recall_window_ms,
             hash_concurrency,
             batch_max,
-            shutdown_grace_ms
+            shutdown_grace_ms,
+            token_grace_ms
         )
     }
 
@@ -455,6 +462,7 @@ impl Settings {
             hash_concurrency: self.hash_concurrency.unwrap_or(2).max(1),
             batch_max: self.batch_max.unwrap_or(512).max(1),
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms.unwrap_or(5000)),
+            token_grace_ms: self.token_grace_ms.unwrap_or(60_000),
         })
     }
 }
@@ -527,6 +535,24 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(from_file.bus_url.as_deref(), Some("redis://r:6379"));
         assert!(from_file.proxy_protocol);
+    }
+
+    #[test]
+    fn token_grace() {
+        assert_eq!(parse(&[]).map(|c| c.token_grace_ms).ok(), Some(60_000));
+        assert_eq!(
+            parse(&["--token-grace-ms", "1000"])
+                .map(|c| c.token_grace_ms)
+                .ok(),
+            Some(1000)
+        );
+        let file: Settings =
+            toml::from_str("token_grace_ms = 2500\n").unwrap_or_else(|e| panic!("{e}"));
+        let from_file = Settings::default()
+            .or(file)
+            .finish()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(from_file.token_grace_ms, 2500);
     }
 
     #[test]

@@ -244,6 +244,26 @@ async fn a_used_token_keeps_working_during_the_grace_period() {
     }
 }
 
+/// `--token-grace-ms`: a used token stops working once the grace period after its first use has
+/// passed; the token handed out for it, not yet used, keeps working.
+#[tokio::test]
+async fn a_used_token_expires_after_the_configured_grace() {
+    let srv = TestServer::start_with(|c| c.token_grace_ms = 200).await;
+    let orig = srv.user("shortlived").await;
+    let (dev, t1) = (orig.device_id, orig.token.clone());
+    drop(orig);
+    let (_c2, reply) = resume_on_new_connection(&srv, &t1).await;
+    let t2 = auth_ok(reply).resume_token;
+    // Past the grace period (its first use was before this sleep began).
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let mut c3 = Client::raw(srv.addr).await;
+    let hello = c3.hello_with_token(&t1).await;
+    assert!(hello.resume_failed && hello.auth.is_none());
+    let (mut c4, reply) = resume_on_new_connection(&srv, &t2).await;
+    assert_eq!(auth_ok(reply).device_id, dev);
+    c4.ok(list_friends()).await;
+}
+
 #[tokio::test]
 async fn logout_revokes_the_token_and_returns_to_hello_done() {
     let srv = TestServer::start().await;

@@ -4,7 +4,9 @@
 //! paste with a newline stays in the composer until Enter); one quits,
 //! receives while away and sees it after relaunching (the saved session resumes); the server is
 //! killed and restarted: the offline banner shows, the client reconnects, nothing is lost or
-//! shown twice. Screens are read with `tmux capture-pane`; every wait is a bounded poll.
+//! shown twice. Another test runs the terminal client beside a `confab watch` and `confab send`s
+//! of the same account (one shared session) across server kills. Screens are read with `tmux
+//! capture-pane`; every wait is a bounded poll.
 //!
 //! Needs tmux (scripts/test.sh installs it).
 
@@ -375,4 +377,110 @@ fn over_tls_the_client_asks_to_trust_a_self_signed_server_at_80x24() {
     t.line("a", "加密的你好");
     t.wait_for("b", "加密的你好");
     drop(srv);
+}
+
+/// One account in three kinds of process on one machine: the terminal client, a `confab watch`
+/// and 30 `confab send`s share the session file while the server (token grace 1 s) is killed and
+/// restarted twice; the terminal client stays signed in and shows the last message once, and
+/// nothing asks for a password.
+#[test]
+fn the_terminal_client_a_watch_and_sends_of_one_account_share_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = ServerProc::start_with(
+        &dir.path().join("server"),
+        "127.0.0.1:0".parse().unwrap(),
+        |c| c.token_grace_ms = 1000,
+    );
+    let server = srv.addr.to_string();
+    let t = Tmux {
+        sock: dir.path().join("tmux.sock"),
+    };
+    let home = dir.path().join("a");
+    t.launch("a", &home, &server);
+    register(&t, "a", "alice");
+    // The CLI of the same machine and account: the terminal client's data directory.
+    let cli = |data: &Path, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_confab"))
+            .args(args)
+            .env("CONFAB_SERVER", &server)
+            .env("CONFAB_DATA_DIR", data)
+            .env("CONFAB_PASSWORD", "correct horse battery")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "confab {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let alice = home.join("data").join("confab");
+    let bob = dir.path().join("bob");
+    cli(&bob, &["register", "bob"]);
+    cli(&alice, &["add", "bob"]);
+    cli(&bob, &["accept", "alice"]);
+    t.wait_for("a", "bob");
+    // Relaunched, the terminal client holds only the stored token (no password in memory to
+    // fall back on), like the watch and the sends.
+    t.line("a", "/quit");
+    let deadline = Instant::now() + WAIT;
+    while t.alive("a") {
+        assert!(Instant::now() < deadline, "confab did not exit on /quit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    t.launch("a", &home, &server);
+    t.wait("a", "the main screen", |s| {
+        s.contains("bob") && s.contains("online")
+    });
+    let watch_out = dir.path().join("watch.jsonl");
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_confab"))
+        .arg("watch")
+        .env("CONFAB_SERVER", &server)
+        .env("CONFAB_DATA_DIR", &alice)
+        .env_remove("CONFAB_PASSWORD")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&watch_out).unwrap())
+        .spawn()
+        .unwrap();
+    for i in 0..30 {
+        if i == 10 || i == 20 {
+            // Every token used so far is past its grace: one held in memory is dead.
+            std::thread::sleep(Duration::from_millis(1300));
+            srv.kill();
+            t.wait_for("a", "OFFLINE");
+            srv.restart();
+            t.wait("a", "online again", |s| {
+                s.contains("online") && !s.contains("OFFLINE")
+            });
+        }
+        cli(
+            &alice,
+            &["send", "--to", "bob", &format!("shared message {i:02}")],
+        );
+    }
+    let screen = t.wait_for("a", "shared message 29");
+    assert_eq!(screen.matches("shared message 29").count(), 1, "{screen}");
+    assert!(!screen.contains("log in"), "{screen}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(&watch_out).unwrap_or_default();
+        if text.contains("shared message 29") {
+            for i in 0..30 {
+                let m = format!("\"shared message {i:02}\"");
+                assert_eq!(text.matches(&m).count(), 1, "{m}: {text}");
+            }
+            break;
+        }
+        assert!(
+            watch.try_wait().unwrap().is_none(),
+            "the watch ended: {text}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the watch missed messages: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    watch.kill().unwrap();
+    let _ = watch.wait();
 }

@@ -477,6 +477,45 @@ fn login_flow_and_refusal() {
 }
 
 #[test]
+fn a_session_ended_elsewhere_returns_to_the_login_screen_with_the_reason() {
+    let mut s = main_state(80, 24);
+    assert!(matches!(s.screen, Screen::Main));
+    // Offline and retrying is not the end of the session: the main screen stays.
+    update(
+        &mut s,
+        Msg::Core(Event::State(ConnState::Offline {
+            retry_in: std::time::Duration::from_secs(1),
+            reason: "the server closed the connection".into(),
+        })),
+    );
+    assert!(matches!(s.screen, Screen::Main));
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::State(ConnState::Stopped {
+            code: pb::ErrorCode::AuthFailed,
+            reason: "AUTH_FAILED: this session was revoked".into(),
+        })),
+    );
+    assert!(matches!(&cmds[..], [Cmd::Disconnect]));
+    let Screen::Login(f) = &s.screen else {
+        panic!("not the login screen");
+    };
+    assert_eq!(f.name.text(), "小明");
+    let text = screen_text(&s);
+    assert!(text.contains("the session ended"), "{text}");
+    assert!(text.contains("this session was"), "{text}");
+    assert!(
+        f.error
+            .as_deref()
+            .is_some_and(|e| e.contains("this session was revoked"))
+    );
+    assert!(
+        s.threads.is_empty(),
+        "the ended session's conversations stay shown"
+    );
+}
+
+#[test]
 fn popups_act_on_the_selection() {
     let mut s = main_state(80, 24);
     update(&mut s, key(KeyCode::F(2)));

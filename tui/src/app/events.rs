@@ -73,59 +73,6 @@ pub(super) fn queued(s: &mut State, thread_id: u64, key: u64, result: Result<u64
     }
 }
 
-/// The connection changed: the title, the login form, or back to the login screen.
-fn conn_state(s: &mut State, st: ConnState, cmds: &mut Vec<Cmd>) {
-    s.conn = match st {
-        ConnState::Connecting { .. } => Conn::Connecting,
-        ConnState::Online { .. } => Conn::Online,
-        ConnState::Offline { retry_in, reason } => Conn::Offline {
-            retry_at_ms: s.now_ms + i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX / 4),
-            reason,
-        },
-        ConnState::Stopped { code, reason } => Conn::Stopped(code, reason),
-    };
-    if matches!(s.conn, Conn::Stopped(..)) && s.trust.is_some() {
-        // Stopped for the trust prompt: the core waits for its answer (keys.rs).
-        if let Screen::Login(f) = &mut s.screen {
-            f.busy = false;
-            f.error = None;
-        }
-        return;
-    }
-    if matches!(s.conn, Conn::Offline { .. } | Conn::Stopped(..)) {
-        // Presence seen before the drop is stale; the next sync reloads friends.
-        s.presence.clear();
-        for f in &mut s.friends {
-            f.online = false;
-        }
-    }
-    if let Screen::Login(f) = &mut s.screen
-        && f.busy
-    {
-        match &s.conn {
-            Conn::Stopped(code, r) => {
-                f.busy = false;
-                f.error = Some(stopped_text(*code, r));
-                cmds.push(Cmd::Disconnect);
-            }
-            Conn::Offline { reason, .. } => {
-                f.error = Some(format!("cannot connect: {reason} (retrying; Esc cancels)"));
-            }
-            _ => {}
-        }
-    } else if let Conn::Stopped(code, r) = &s.conn
-        && !s.authed
-    {
-        // The stored session was refused: log in again.
-        let mut form = LoginForm::default();
-        form.server.set(&s.server);
-        form.field = 1;
-        form.error = Some(stopped_text(*code, r));
-        s.screen = Screen::Login(Box::new(form));
-        cmds.push(Cmd::Disconnect);
-    }
-}
-
 pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
     match ev {
         Event::State(st) => conn_state(s, st, cmds),
@@ -240,6 +187,75 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
         }
         // The refusal's reason comes with the Stopped state that follows.
         Event::Untrusted(TrustProblem::Refused { .. }) => {}
+    }
+}
+
+/// The connection's state: the status line, and the login screen when a session is refused
+/// or has ended.
+fn conn_state(s: &mut State, st: ConnState, cmds: &mut Vec<Cmd>) {
+    s.conn = match st {
+        ConnState::Connecting { .. } => Conn::Connecting,
+        ConnState::Online { .. } => Conn::Online,
+        ConnState::Offline { retry_in, reason } => Conn::Offline {
+            retry_at_ms: s.now_ms + i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX / 4),
+            reason,
+        },
+        ConnState::Stopped { code, reason } => Conn::Stopped(code, reason),
+    };
+    if matches!(s.conn, Conn::Stopped(..)) && s.trust.is_some() {
+        // Stopped for the trust prompt: the core waits for its answer (keys.rs).
+        if let Screen::Login(f) = &mut s.screen {
+            f.busy = false;
+            f.error = None;
+        }
+        return;
+    }
+    if matches!(s.conn, Conn::Offline { .. } | Conn::Stopped(..)) {
+        // Presence seen before the drop is stale; the next sync reloads friends.
+        s.presence.clear();
+        for f in &mut s.friends {
+            f.online = false;
+        }
+    }
+    if let Screen::Login(f) = &mut s.screen
+        && f.busy
+    {
+        match &s.conn {
+            Conn::Stopped(code, r) => {
+                f.busy = false;
+                f.error = Some(stopped_text(*code, r));
+                cmds.push(Cmd::Disconnect);
+            }
+            Conn::Offline { reason, .. } => {
+                f.error = Some(format!("cannot connect: {reason} (retrying; Esc cancels)"));
+            }
+            _ => {}
+        }
+    } else if let Conn::Stopped(code, r) = &s.conn
+        && s.authed
+        && matches!(code, ErrorCode::AuthFailed | ErrorCode::Unauthenticated)
+    {
+        // The session ended under us (logged out or revoked elsewhere, expired with no
+        // newer token in the session file): back to the login screen, saying why.
+        let reason = r.clone();
+        let name = s.me.as_ref().map(|u| u.name.clone()).unwrap_or_default();
+        *s = State::new(s.settings.clone(), s.server.clone());
+        if let Screen::Login(f) = &mut s.screen {
+            f.name.set(&name);
+            f.field = 2;
+            f.error = Some(format!("the session ended ({reason}): log in again"));
+        }
+        cmds.push(Cmd::Disconnect);
+    } else if let Conn::Stopped(code, r) = &s.conn
+        && !s.authed
+    {
+        // The stored session was refused: log in again.
+        let mut form = LoginForm::default();
+        form.server.set(&s.server);
+        form.field = 1;
+        form.error = Some(stopped_text(*code, r));
+        s.screen = Screen::Login(Box::new(form));
+        cmds.push(Cmd::Disconnect);
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use confab_tui::client::known_servers::{Fingerprint, KnownServers};
-use confab_tui::client::paths::{self, StoredSession};
+use confab_tui::client::paths;
 use confab_tui::client::tls::{ConnectError, Connector, ServerAddr, TrustOptions};
 use confab_tui::client::{
     ApiError, Auth, CacheMode, Client, ClientConfig, ClientError, ConnState, Event, Events,
@@ -189,6 +189,9 @@ fn client_config(server: &str, name: Option<&str>) -> ClientConfig {
     if let Some(n) = name {
         cfg.cache =
             CacheMode::File(paths::account_dir(&paths::data_dir(), server, n).join("cache.db"));
+        // The core reads and replaces the session file itself, before and after every
+        // (re)connect: the processes of one account share its token.
+        cfg.session = Some(paths::SessionFile::new(paths::data_dir(), server, n));
     }
     cfg
 }
@@ -209,14 +212,7 @@ async fn connect(
             Err(_) => return Err(Fail(6, format!("cannot reach {server}"))),
         };
         match ev {
-            Event::Session {
-                user,
-                device_id,
-                token,
-            } => {
-                save_session(server, &user, device_id, token)?;
-                return Ok((client, events, user));
-            }
+            Event::Session { user, .. } => return Ok((client, events, user)),
             Event::Untrusted(TrustProblem::Unknown { server, .. }) => {
                 return Err(Fail(
                     3,
@@ -242,18 +238,18 @@ async fn connect(
     }
 }
 
-/// Keeps the newest token: every resume hands out a new one, and a used token expires.
-fn save_session(server: &str, user: &pb::User, device_id: u64, token: String) -> Result<(), Fail> {
-    let stored = StoredSession {
-        server: server.to_owned(),
-        name: user.name.clone(),
-        user_id: user.user_id,
-        device_id,
-        token,
-    };
-    paths::save_session(&paths::data_dir(), &stored)
-        .map(|_| ())
-        .map_err(|e| Fail(1, format!("cannot save the session: {e}")))
+/// A watch whose core stopped for good: exit 3 when the session ended (logged out, revoked,
+/// expired with no newer token in the session file), 5 for any other refusal.
+fn stopped_fail(server: &str, code: ErrorCode, reason: &str) -> Fail {
+    match code {
+        ErrorCode::AuthFailed | ErrorCode::Unauthenticated => Fail(
+            3,
+            format!(
+                "the session ended ({reason}): run `confab login NAME` to sign in to {server} again"
+            ),
+        ),
+        _ => Fail(5, format!("stopped: {reason}")),
+    }
 }
 
 /// Resumes the stored session; `sync` runs the full catch-up (for `watch`).
@@ -402,13 +398,15 @@ async fn watch(server: &str) -> Result<(), Fail> {
             Event::ReadReceipt(r) => print(
                 json!({"type": "read", "thread_id": r.thread_id, "user": user_json(&r.user), "read_seq": r.read_seq}),
             ),
-            Event::State(s) => print(state_json(&s)),
+            Event::State(s) => {
+                print(state_json(&s));
+                if let ConnState::Stopped { code, reason } = s {
+                    // The core waits for a retry nobody will ask for: end, never hang.
+                    c.shutdown().await;
+                    return Err(stopped_fail(server, code, &reason));
+                }
+            }
             Event::Synced => print(json!({"type": "synced"})),
-            Event::Session {
-                user,
-                device_id,
-                token,
-            } => save_session(server, &user, device_id, token)?,
             _ => {}
         }
     }

@@ -110,6 +110,10 @@ pub struct ClientConfig {
     /// A connector shared by many clients (load generators: the roots are read once);
     /// otherwise the engine makes its own from `trust`.
     pub connector: Option<Arc<tls::Connector>>,
+    /// The session file shared by every process of this account on the machine: read before
+    /// each resume, replaced after each authentication (the CLI and the terminal client set
+    /// it; tests and load generators that keep their token in memory leave it `None`).
+    pub session: Option<paths::SessionFile>,
 }
 
 impl ClientConfig {
@@ -128,6 +132,7 @@ impl ClientConfig {
             echo_own: true,
             trust: tls::TrustOptions::default(),
             connector: None,
+            session: None,
         }
     }
 }

@@ -57,30 +57,119 @@ fn current_file(base: &Path, server: &str) -> PathBuf {
     base.join(safe(server)).join("current")
 }
 
-/// Saves a session (0600) and marks it the server's current account.
+/// Saves a session (0600) and marks it the server's current account: a password login, which
+/// replaces whatever session of the account the file held.
 pub fn save_session(base: &Path, s: &StoredSession) -> std::io::Result<PathBuf> {
     let dir = account_dir(base, &s.server, &s.name);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("session.json");
     let json = serde_json::to_vec_pretty(s).map_err(std::io::Error::other)?;
-    write_private(&path, &json)?;
-    write_private(&current_file(base, &s.server), s.name.as_bytes())?;
+    with_lock(&dir, || {
+        write_private(&path, &json)?;
+        write_private(&current_file(base, &s.server), s.name.as_bytes())
+    })?;
     Ok(path)
 }
 
 /// The current session for a server, if any.
 pub fn load_session(base: &Path, server: &str) -> Option<StoredSession> {
     let name = std::fs::read_to_string(current_file(base, server)).ok()?;
-    let bytes = std::fs::read(account_dir(base, server, name.trim()).join("session.json")).ok()?;
+    read_session(&account_dir(base, server, name.trim()).join("session.json"))
+}
+
+fn read_session(path: &Path) -> Option<StoredSession> {
+    let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
 /// Forgets the current session of a server.
 pub fn clear_session(base: &Path, server: &str) {
     if let Some(s) = load_session(base, server) {
-        let _ = std::fs::remove_file(account_dir(base, server, &s.name).join("session.json"));
+        let dir = account_dir(base, server, &s.name);
+        let _ = with_lock(&dir, || std::fs::remove_file(dir.join("session.json")));
     }
     let _ = std::fs::remove_file(current_file(base, server));
+}
+
+/// The session file of one (server, account) on this machine: the one source of truth that
+/// every process of the account (terminal client, `confab watch`, `confab send`, ...) reads
+/// before it resumes and replaces after each rotation, so none of them keeps a token that
+/// another one has already used (a used token dies after the server's grace period).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFile {
+    /// The data directory ([`data_dir`]).
+    pub base: PathBuf,
+    pub server: String,
+    /// The account's name (as typed; the directory is case-insensitive).
+    pub name: String,
+}
+
+impl SessionFile {
+    pub fn new(
+        base: impl Into<PathBuf>,
+        server: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
+        Self {
+            base: base.into(),
+            server: server.into(),
+            name: name.into(),
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        account_dir(&self.base, &self.server, &self.name)
+    }
+
+    /// The stored session of this account (current or not), if any.
+    pub fn read(&self) -> Option<StoredSession> {
+        read_session(&self.dir().join("session.json"))
+    }
+
+    /// Stores the token a resume handed out, only if the file still holds a session of the
+    /// same user and device: a file removed by a logout stays removed, and a newer password
+    /// login (another device) is not overwritten by this older device's rotation. Returns
+    /// whether it wrote.
+    pub fn store_rotated(&self, s: &StoredSession) -> std::io::Result<bool> {
+        let dir = self.dir();
+        let path = dir.join("session.json");
+        let json = serde_json::to_vec_pretty(s).map_err(std::io::Error::other)?;
+        if !dir.exists() {
+            return Ok(false);
+        }
+        // Checked and replaced under the lock: a logout's removal or a login's write cannot
+        // land between the check and the rename.
+        with_lock(&dir, || match read_session(&path) {
+            Some(old) if old.user_id == s.user_id && old.device_id == s.device_id => {
+                write_private(&path, &json).map(|()| true)
+            }
+            _ => Ok(false),
+        })
+    }
+
+    /// Stores the session of a password login (or registration) and makes it the server's
+    /// current account.
+    pub fn store_login(&self, s: &StoredSession) -> std::io::Result<()> {
+        save_session(&self.base, s).map(|_| ())
+    }
+}
+
+/// Runs `f` holding the account directory's advisory lock (`session.lock`, flock): every
+/// writer of the session file takes it, so a check-then-replace is not interleaved with
+/// another process's write. Readers need none (a replace is a rename).
+fn with_lock<R>(dir: &Path, f: impl FnOnce() -> std::io::Result<R>) -> std::io::Result<R> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).write(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let lock = opts.open(dir.join("session.lock"))?;
+    lock.lock()?;
+    let r = f();
+    let _ = lock.unlock();
+    r
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -88,7 +177,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let tmp = path.with_extension("tmp");
+        // A name of this process's own: two writers never share (and truncate) one temp file.
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("{}.{n}.tmp", std::process::id()));
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -131,5 +223,38 @@ mod tests {
         }
         clear_session(dir.path(), "127.0.0.1:7000");
         assert_eq!(load_session(dir.path(), "127.0.0.1:7000"), None);
+    }
+
+    #[test]
+    fn rotation_replaces_only_this_devices_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = SessionFile::new(dir.path(), "127.0.0.1:7000", "Ann");
+        let mut s = StoredSession {
+            server: "127.0.0.1:7000".into(),
+            name: "ann".into(),
+            user_id: 1,
+            device_id: 2,
+            token: "t1".into(),
+        };
+        // Nothing stored (logged out): a rotation does not bring the session back.
+        assert!(!file.store_rotated(&s).unwrap());
+        assert_eq!(file.read(), None);
+        file.store_login(&s).unwrap();
+        s.token = "t2".into();
+        assert!(file.store_rotated(&s).unwrap());
+        assert_eq!(file.read().map(|f| f.token), Some("t2".into()));
+        // Another device logged in since: its session stays.
+        let other = StoredSession {
+            device_id: 3,
+            token: "u1".into(),
+            ..s.clone()
+        };
+        file.store_login(&other).unwrap();
+        s.token = "t3".into();
+        assert!(!file.store_rotated(&s).unwrap());
+        assert_eq!(file.read(), Some(other));
+        clear_session(dir.path(), "127.0.0.1:7000");
+        assert!(!file.store_rotated(&s).unwrap());
+        assert_eq!(file.read(), None);
     }
 }

@@ -37,7 +37,7 @@ use tracing::{info, warn};
 use crate::app::config::{Notify, Settings, Zone};
 use crate::app::{Cmd, Msg, State, update};
 use crate::client::known_servers::{Fingerprint, KnownServers};
-use crate::client::paths::{self, StoredSession};
+use crate::client::paths;
 use crate::client::tls::TrustOptions;
 use crate::client::{Auth, CacheMode, Client, ClientConfig, Events};
 use confab_wire::Body;
@@ -188,6 +188,9 @@ fn client_config(server: &str, name: &str, trust: &TrustOptions) -> ClientConfig
     cfg.client_name = "confab-tui".into();
     cfg.cache =
         CacheMode::File(paths::account_dir(&paths::data_dir(), server, name).join("cache.db"));
+    // Shared with every other process of the account: the core re-reads it before each
+    // resume and replaces it after each authentication.
+    cfg.session = Some(paths::SessionFile::new(paths::data_dir(), server, name));
     cfg
 }
 
@@ -243,22 +246,8 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
             }
             ctx.events = None;
         }
-        Cmd::SaveSession {
-            user,
-            device_id,
-            token,
-        } => {
-            let s = StoredSession {
-                server: ctx.server.clone(),
-                name: user.name,
-                user_id: user.user_id,
-                device_id,
-                token,
-            };
-            if let Err(e) = paths::save_session(&paths::data_dir(), &s) {
-                warn!(error = %e, "cannot save the session");
-            }
-        }
+        // The core has already written the session file (ClientConfig::session).
+        Cmd::SaveSession { .. } => {}
         Cmd::Quit => return false,
         Cmd::Notify { title, body } => {
             if ctx.notify != Notify::Off {

@@ -22,6 +22,8 @@ pub struct ServerProc {
     pub addr: SocketAddr,
     pub dir: PathBuf,
     rt: Option<tokio::runtime::Runtime>,
+    /// Applied again by `restart`.
+    tune: std::sync::Arc<dyn Fn(&mut Config) + Send + Sync>,
 }
 
 impl ServerProc {
@@ -34,7 +36,12 @@ impl ServerProc {
     }
 
     /// Starts with `tune` applied to the configuration (TLS, limits).
-    pub fn start_with(dir: &Path, addr: SocketAddr, tune: impl Fn(&mut Config)) -> Self {
+    pub fn start_with(
+        dir: &Path,
+        addr: SocketAddr,
+        tune: impl Fn(&mut Config) + Send + Sync + 'static,
+    ) -> Self {
+        let tune: std::sync::Arc<dyn Fn(&mut Config) + Send + Sync> = std::sync::Arc::new(tune);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -67,6 +74,7 @@ impl ServerProc {
                 addr,
                 dir: dir.to_path_buf(),
                 rt: Some(rt),
+                tune,
             },
             Err(e) => {
                 rt.shutdown_background();
@@ -82,10 +90,11 @@ impl ServerProc {
         }
     }
 
-    /// Starts again on the same address and data.
+    /// Starts again on the same address, data and tuning.
     pub fn restart(&mut self) {
         self.kill();
-        let mut again = Self::start_on(&self.dir, self.addr);
+        let tune = self.tune.clone();
+        let mut again = Self::start_with(&self.dir, self.addr, move |c| tune(c));
         self.rt = again.rt.take();
     }
 }

@@ -237,6 +237,12 @@ impl Engine {
             let (reason, retry_after) = match end {
                 End::Shutdown(r) => return finish(r),
                 End::Fatal { code, reason } => {
+                    if self.refused_for_stale_token(code) {
+                        // Another process of this account rotated the token: reconnect at
+                        // once with the file's (the next connect reads it).
+                        debug!(%reason, "refused with a token the session file has replaced");
+                        continue;
+                    }
                     stopped = Some((code, reason));
                     continue;
                 }
@@ -346,12 +352,13 @@ impl Engine {
             listing: false,
             synced_sent: false,
         };
+        let sent = self.resume_token().unwrap_or_default();
         let hello = Body::Hello(pb::Hello {
             protocol_major: PROTOCOL_MAJOR,
             protocol_minor: PROTOCOL_MINOR,
             client_name: self.cfg.client_name.clone(),
             client_version: env!("CARGO_PKG_VERSION").into(),
-            resume_token: self.token.clone().unwrap_or_default(),
+            resume_token: sent.clone(),
         });
         let ok = match handshake(&mut link, hello).await? {
             Body::HelloOk(ok) => ok,
@@ -364,38 +371,12 @@ impl Engine {
         };
         link.heartbeat = Duration::from_millis(u64::from(ok.heartbeat_interval_ms.max(1000)));
         link.idle = Duration::from_millis(u64::from(ok.idle_timeout_ms.max(2000)));
-        let auth = match ok.auth {
-            Some(auth) => auth,
-            None => {
-                let body = match &self.auth {
-                    Auth::Login { name, password } => Body::Login(pb::Login {
-                        name: name.clone(),
-                        password: password.clone(),
-                        device_name: self.cfg.client_name.clone(),
-                    }),
-                    Auth::Register { name, password } => Body::Register(pb::Register {
-                        name: name.clone(),
-                        password: password.clone(),
-                        device_name: self.cfg.client_name.clone(),
-                    }),
-                    Auth::Token(_) => {
-                        // The stored session was not resumed and there is no password.
-                        return Err(End::Fatal {
-                            code: ErrorCode::Unauthenticated,
-                            reason: "the session expired: log in again".into(),
-                        });
-                    }
-                };
-                match handshake(&mut link, body).await? {
-                    Body::AuthOk(a) => a,
-                    Body::Error(e) => return Err(error_end(&e)),
-                    other => {
-                        return Err(End::lost(
-                            ClientError::unexpected("AuthOk", &other).to_string(),
-                        ));
-                    }
-                }
-            }
+        let (auth, by_password) = match ok.auth {
+            Some(auth) => (auth, false),
+            None => match self.resume_again(&mut link, &sent).await? {
+                Some(auth) => (auth, false),
+                None => (self.sign_in(&mut link).await?, true),
+            },
         };
         // Later connections resume; a password stays in memory only to log in again.
         if let Auth::Register { name, password } = &self.auth {
@@ -407,6 +388,7 @@ impl Engine {
         self.token = Some(auth.resume_token.clone());
         self.device_id = auth.device_id;
         self.user = auth.user.clone();
+        self.store_session(&auth, by_password);
         if let Some(user) = auth.user.clone() {
             self.emit(Event::Session {
                 user,
@@ -416,6 +398,71 @@ impl Engine {
             .await;
         }
         Ok(link)
+    }
+
+    /// After the Hello's token was refused: once, at once, the session file's current token
+    /// if another process replaced the one we sent. `None` when there is none or it was
+    /// refused too.
+    async fn resume_again(
+        &mut self,
+        link: &mut Link,
+        sent: &str,
+    ) -> Result<Option<pb::AuthOk>, End> {
+        let Some(token) = self.newer_file_token(sent) else {
+            return Ok(None);
+        };
+        debug!("resume refused; retrying with the session file's newer token");
+        let token_sent = token.clone();
+        match handshake(
+            link,
+            Body::Resume(pb::Resume {
+                resume_token: token,
+            }),
+        )
+        .await?
+        {
+            Body::AuthOk(a) => Ok(Some(a)),
+            Body::Error(e) if ErrorCode::try_from(e.code) == Ok(ErrorCode::AuthFailed) => {
+                // Tried: a reconnect need not try it again.
+                self.token = Some(token_sent);
+                Ok(None)
+            }
+            Body::Error(e) => Err(error_end(&e)),
+            other => Err(End::lost(
+                ClientError::unexpected("AuthOk", &other).to_string(),
+            )),
+        }
+    }
+
+    /// Logs in (or registers) with the password, if there is one; with only a token the
+    /// session has ended.
+    async fn sign_in(&mut self, link: &mut Link) -> Result<pb::AuthOk, End> {
+        let body = match &self.auth {
+            Auth::Login { name, password } => Body::Login(pb::Login {
+                name: name.clone(),
+                password: password.clone(),
+                device_name: self.cfg.client_name.clone(),
+            }),
+            Auth::Register { name, password } => Body::Register(pb::Register {
+                name: name.clone(),
+                password: password.clone(),
+                device_name: self.cfg.client_name.clone(),
+            }),
+            Auth::Token(_) => {
+                // The stored session was not resumed and there is no password.
+                return Err(End::Fatal {
+                    code: ErrorCode::Unauthenticated,
+                    reason: "the session expired: log in again".into(),
+                });
+            }
+        };
+        match handshake(link, body).await? {
+            Body::AuthOk(a) => Ok(a),
+            Body::Error(e) => Err(error_end(&e)),
+            other => Err(End::lost(
+                ClientError::unexpected("AuthOk", &other).to_string(),
+            )),
+        }
     }
 
     /// Runs an authenticated connection until it ends.

@@ -8,6 +8,7 @@
 
 mod link;
 mod outbox;
+mod session;
 mod sync;
 
 use std::sync::Arc;
