@@ -96,3 +96,24 @@ fn cli_script_register_befriend_send_watch() {
         "clear message: {err}"
     );
 }
+
+/// A reader that went away before the output came (as `confab threads | head -1` leaves it)
+/// ends the command with 0, not a "Broken pipe" panic.
+#[test]
+fn a_closed_standard_output_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(&dir.path().join("server"));
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_confab"))
+        .args(["--server", &srv.addr.to_string(), "register", "pipe_closed"])
+        .env("CONFAB_DATA_DIR", dir.path().join("client"))
+        .env("CONFAB_PASSWORD", common::PASSWORD)
+        .env_remove("CONFAB_SERVER")
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

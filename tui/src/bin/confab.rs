@@ -282,8 +282,17 @@ fn state_json(s: &ConnState) -> serde_json::Value {
     }
 }
 
+/// One JSON line on standard output. A reader that went away (`confab threads | head -1`)
+/// ends the command quietly with 0, as a closed pipe ends `ls`; any other failure exits 1.
 fn print(v: serde_json::Value) {
-    println!("{v}");
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{v}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("confab: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
 }
 
 fn user_json(u: &Option<pb::User>) -> serde_json::Value {
