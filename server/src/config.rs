@@ -40,8 +40,9 @@ pub struct Settings {
     #[arg(long, env = "CONFAB_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// Directory of the embedded store (and of the --tls-self-signed pair)
-    /// [default: ./confab-data].
-    #[arg(long, env = "CONFAB_DATA_DIR", global = true)]
+    /// [default: ./confab-data]. CONFAB_DATA_DIR (the client's variable) is still read when
+    /// CONFAB_SERVER_DATA_DIR is not set, with a warning; it will not be.
+    #[arg(long, env = "CONFAB_SERVER_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// PEM certificate chain (leaf first) to serve TLS with; needs --tls-key. Reloaded on
     /// SIGHUP.

@@ -18,7 +18,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::parse();
+    let mut settings = Settings::parse();
+    // CONFAB_DATA_DIR used to name the server's store too; it is the client's data directory
+    // now. Still honoured for one release, with a warning once logging is up.
+    let deprecated_dir = match (&settings.data_dir, std::env::var_os("CONFAB_DATA_DIR")) {
+        (None, Some(dir)) => Some(dir),
+        _ => None,
+    };
+    if let Some(dir) = &deprecated_dir {
+        settings.data_dir = Some(dir.into());
+    }
     let command = settings.command;
     let cfg = settings.resolve()?;
     if command == Some(Command::Fingerprint) {
@@ -32,6 +41,12 @@ async fn main() -> anyhow::Result<()> {
             .json()
             .with_env_filter(filter)
             .init(),
+    }
+    if let Some(dir) = &deprecated_dir {
+        warn!(
+            data_dir = %std::path::Path::new(dir).display(),
+            "CONFAB_DATA_DIR names the client's data directory; set CONFAB_SERVER_DATA_DIR (or --data-dir) for the server's store (read for now, not in the next release)"
+        );
     }
     // Use the whole open-file allowance: each connection is a descriptor.
     if let Ok(n) = rlimit::increase_nofile_limit(u64::MAX) {
