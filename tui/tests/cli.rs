@@ -68,7 +68,7 @@ fn cli_script_register_befriend_send_watch() {
     let watch = lines(&out.join("watch.jsonl"));
     let bodies: Vec<&str> = watch
         .iter()
-        .filter(|l| l["type"] == "message")
+        .filter(|l| l["type"] == "message" && l["kind"] == "TEXT")
         .map(|l| l["body"].as_str().unwrap())
         .collect();
     assert_eq!(
@@ -77,10 +77,29 @@ fn cli_script_register_befriend_send_watch() {
         "each message once, in order"
     );
 
+    // Events and group changes are typed fields, never Debug text.
+    let raw = std::fs::read_to_string(out.join("watch.jsonl")).unwrap();
+    assert!(!raw.contains("Some("), "Debug text in watch output: {raw}");
+    assert!(
+        watch
+            .iter()
+            .any(|l| l["type"] == "event" && l["event"] == "group_joined" && l["name"] == "研发群"),
+        "{raw}"
+    );
+    assert!(
+        watch.iter().any(|l| l["type"] == "message"
+            && l["kind"] == "SYSTEM"
+            && l["group_change"]["kind"] == "JOINED"
+            && l["group_change"]["subject"]["name"] == "小明"),
+        "{raw}"
+    );
+
     let threads = lines(&out.join("threads_bob2.jsonl"));
-    assert_eq!(threads[0]["name"], "alice");
-    assert_eq!(threads[0]["last_seq"], 2);
-    assert_eq!(threads[0]["last"], "second line");
+    // The group, newer, comes first; the private thread with alice holds the two messages.
+    assert_eq!(threads[0]["name"], "研发群");
+    let dm = threads.iter().find(|t| t["name"] == "alice").unwrap();
+    assert_eq!(dm["last_seq"], 2);
+    assert_eq!(dm["last"], "second line");
 
     assert_eq!(code(&out, "wrong_password"), 3);
     assert_eq!(

@@ -302,10 +302,76 @@ fn user_json(u: &Option<pb::User>) -> serde_json::Value {
 
 fn message_json(m: &pb::ChatMessage) -> serde_json::Value {
     let kind = pb::MessageKind::try_from(m.kind).map_or("UNKNOWN", |k| k.as_str_name());
-    json!({
+    let mut v = json!({
         "type": "message", "thread_id": m.thread_id, "seq": m.seq, "message_id": m.message_id,
         "from": user_json(&m.sender), "ts_ms": m.server_ts_ms, "kind": kind, "body": m.body,
+        "recalled": m.recalled, "edited_ts_ms": m.edited_ts_ms,
+    });
+    // EDIT and RECALL name the message they change; SYSTEM says what changed in the group.
+    if m.target_message_id != 0 {
+        v["target_message_id"] = json!(m.target_message_id);
+    }
+    if let Some(c) = &m.group_change {
+        v["group_change"] = json!({
+            "kind": pb::group_change::Kind::try_from(c.kind).map_or("UNKNOWN", |k| k.as_str_name()),
+            "actor": user_json(&c.actor),
+            "subject": user_json(&c.subject),
+            "role": role_name(c.role),
+        });
+    }
+    v
+}
+
+fn role_name(role: i32) -> &'static str {
+    pb::Role::try_from(role).map_or("UNKNOWN", |r| r.as_str_name())
+}
+
+fn request_json(r: &pb::FriendRequest) -> serde_json::Value {
+    json!({
+        "request_id": r.request_id, "from": user_json(&r.from), "to": user_json(&r.to),
+        "note": r.note, "state": request_state(r), "thread_id": r.thread_id,
     })
+}
+
+fn group_json(g: &pb::Group) -> serde_json::Value {
+    json!({
+        "group_id": g.group_id, "thread_id": g.thread_id, "name": g.name,
+        "description": g.description, "open": g.open, "owner_id": g.owner_id,
+        "member_count": g.member_count, "my_role": role_name(g.my_role), "invited": g.invited,
+    })
+}
+
+/// A durable user event as one JSON line: `event` names its kind, the rest are its fields.
+fn event_json(e: &pb::UserEvent) -> serde_json::Value {
+    use pb::user_event::Kind as K;
+    let (event, mut v) = match &e.kind {
+        Some(K::FriendRequestReceived(r)) => ("friend_request_received", request_json(r)),
+        Some(K::FriendRequestAnswered(r)) => ("friend_request_answered", request_json(r)),
+        Some(K::FriendRequestCancelled(r)) => ("friend_request_cancelled", request_json(r)),
+        Some(K::FriendRemoved(u)) => (
+            "friend_removed",
+            json!({"user": user_json(&Some(u.clone()))}),
+        ),
+        Some(K::GroupInvited(g)) => ("group_invited", group_json(g)),
+        Some(K::GroupJoined(g)) => ("group_joined", group_json(g)),
+        Some(K::GroupLeft(g)) => ("group_left", group_json(g)),
+        Some(K::GroupUpdated(g)) => ("group_updated", group_json(g)),
+        Some(K::ThreadAdded(t)) => (
+            "thread_added",
+            json!({
+                "thread_id": t.thread_id,
+                "kind": pb::ThreadKind::try_from(t.kind).map_or("UNKNOWN", |k| k.as_str_name()),
+                "peer": user_json(&t.peer),
+                "group": t.group.as_ref().map_or(json!(null), group_json),
+            }),
+        ),
+        None => ("unknown", json!({})),
+    };
+    v["type"] = json!("event");
+    v["event"] = json!(event);
+    v["event_seq"] = json!(e.event_seq);
+    v["ts_ms"] = json!(e.ts_ms);
+    v
 }
 
 async fn respond(server: &str, name: &str, accept: bool) -> Result<(), Fail> {
@@ -395,9 +461,7 @@ async fn watch(server: &str) -> Result<(), Fail> {
         };
         match ev {
             Event::Message(m) => print(message_json(&m)),
-            Event::UserEvent(e) => print(
-                json!({"type": "event", "event_seq": e.event_seq, "detail": format!("{:?}", e.kind)}),
-            ),
+            Event::UserEvent(e) => print(event_json(&e)),
             Event::Presence(p) => {
                 print(json!({"type": "presence", "user": user_json(&p.user), "online": p.online}))
             }

@@ -27,6 +27,13 @@ for _ in $(seq 1 50); do
   grep -q 'second line' "$OUT/watch.jsonl" 2>/dev/null && break
   sleep 0.1
 done
+# A group bob joins: his watch prints the event and the group's SYSTEM entry as typed JSON.
+as alice group create 研发群 > "$OUT/group_create.jsonl"
+as bob group join 研发群 > "$OUT/group_join.jsonl"
+for _ in $(seq 1 50); do
+  grep -q '"JOINED"' "$OUT/watch.jsonl" 2>/dev/null && break
+  sleep 0.1
+done
 kill -TERM "$watcher"
 wait "$watcher" || true
 
