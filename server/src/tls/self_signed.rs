@@ -49,10 +49,13 @@ pub fn ensure(pair: &KeyPair) -> Result<bool, TlsError> {
         .self_signed(&key)
         .map_err(|e| TlsError::Generate(e.to_string()))?;
     if let Some(dir) = pair.key.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        // The data directory: only the server's user may read it.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(dir)
+            .map_err(|source| TlsError::Write {
+                path: dir.to_path_buf(),
+                source,
+            })?;
     }
     // The key lands first: a start that finds a certificate always finds its key too.
     write_file(&pair.key, key.serialize_pem().as_bytes(), 0o600)?;

@@ -28,6 +28,7 @@ use shared::*;
 use writer::*;
 
 use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -75,6 +76,18 @@ pub struct SqliteBackend {
     shared: Arc<Shared>,
 }
 
+/// Opens `path` for writing, creating it with mode 0600 if it is missing (an existing file
+/// keeps its mode: the operator may have chosen one).
+fn private_file(path: &std::path::Path) -> StoreResult<File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))
+}
+
 impl SqliteBackend {
     /// Opens (creating if needed) the database, replays what the redo log holds beyond it,
     /// and starts the writer, syncer, reader and checkpointer threads.
@@ -82,15 +95,20 @@ impl SqliteBackend {
         if let Some(dir) = cfg.path.parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir)
+            // Only the server's user may read the store (passwords' hashes, tokens, messages).
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
                 .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
         }
+        // SQLite gives its -wal and -shm files the database file's mode: create it 0600.
+        private_file(&cfg.path)?;
         // One server per database: a second one would replay the redo log under the first
         // one's feet and write the same log file. The lock is held by the writer thread and
         // released when it exits (or the process dies).
         let lock_path = PathBuf::from(format!("{}-lock", cfg.path.display()));
-        let lock = File::create(&lock_path)
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", lock_path.display())))?;
+        let lock = private_file(&lock_path)?;
         // A server started right after another one on this database stopped (a restart, a
         // service manager) waits for the old writer to let go.
         let deadline = Instant::now() + cfg.lock_wait;

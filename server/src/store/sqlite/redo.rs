@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{Param, StoreError, StoreResult};
@@ -336,6 +336,7 @@ impl Log {
             .truncate(false)
             .read(true)
             .write(true)
+            .mode(0o600)
             .open(path)
             .map_err(|e| io_err(path, e))?;
         let have = file.metadata().map_err(|e| io_err(path, e))?.len();
