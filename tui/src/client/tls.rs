@@ -26,8 +26,9 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
+use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
@@ -411,14 +412,7 @@ impl Connector {
     /// Connects to `addr` and, for TLS, completes and verifies the handshake. Wrap it in a
     /// timeout: it has none of its own.
     pub async fn connect(&self, addr: &ServerAddr) -> Result<ClientStream, ConnectError> {
-        let tcp = TcpStream::connect((addr.host.as_str(), addr.port))
-            .await
-            .map_err(|source| ConnectError::Connect {
-                server: addr.authority(),
-                source,
-            })?;
-        let _ = tcp.set_nodelay(true);
-        self.secure(tcp, addr).await
+        open(addr, None, Some(self)).await
     }
 
     /// Completes a connection opened by the caller (who may bind a source address): for
@@ -528,6 +522,50 @@ fn cert_problem(e: &CertificateError) -> CertProblem {
         }
         CertificateError::Revoked => CertProblem::Revoked,
         other => CertProblem::Other(other.to_string()),
+    }
+}
+
+/// Opens a connection to `addr`: resolves it, connects over TCP (from the source address
+/// `bind`, if given: load tests spread over several 127.0.0.x) and, for `tls://`, completes the
+/// verified handshake through `connector`. Nothing is sent before it returns. The one place
+/// every client (the engine, the CLI's `trust`, confab-load's raw scenarios) opens a stream.
+/// Wrap it in a timeout: it has none of its own.
+pub async fn open(
+    addr: &ServerAddr,
+    bind: Option<IpAddr>,
+    connector: Option<&Connector>,
+) -> Result<ClientStream, ConnectError> {
+    let unreachable = |source: io::Error| ConnectError::Connect {
+        server: addr.authority(),
+        source,
+    };
+    let target = tokio::net::lookup_host((addr.host.as_str(), addr.port))
+        .await
+        .map_err(unreachable)?
+        .next()
+        .ok_or_else(|| unreachable(io::Error::new(io::ErrorKind::NotFound, "no address")))?;
+    let tcp = match bind {
+        Some(ip) => {
+            let sock = if ip.is_ipv4() {
+                TcpSocket::new_v4()
+            } else {
+                TcpSocket::new_v6()
+            }
+            .map_err(unreachable)?;
+            sock.bind(SocketAddr::new(ip, 0)).map_err(unreachable)?;
+            sock.connect(target).await
+        }
+        None => TcpStream::connect(target).await,
+    }
+    .map_err(unreachable)?;
+    let _ = tcp.set_nodelay(true);
+    match connector {
+        Some(c) => c.secure(tcp, addr).await,
+        None if addr.tls => Err(ConnectError::Handshake {
+            server: addr.authority(),
+            reason: "no TLS connector".into(),
+        }),
+        None => Ok(ClientStream::Plain(tcp)),
     }
 }
 

@@ -18,16 +18,17 @@ mod storm;
 pub mod users;
 mod wire;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use confab_wire::Body;
 use confab_wire::pb;
-use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 
-use crate::client::tls::{AddrError, ClientStream, Connector, ServerAddr, TrustOptions};
+use crate::client::tls::{
+    AddrError, ClientStream, ConnectError, Connector, ServerAddr, TrustOptions,
+};
 use crate::client::{Auth, Backoff, CacheMode, Client, ClientConfig, ConnState, Event, Events};
 pub use dm::{Pace, dm};
 pub use group::group;
@@ -102,34 +103,18 @@ impl LoadOpts {
         bind: Option<IpAddr>,
     ) -> Result<ClientStream, String> {
         let addr: ServerAddr = server.parse().map_err(|e: AddrError| e.to_string())?;
-        let target = tokio::net::lookup_host((addr.host.as_str(), addr.port))
-            .await
-            .map_err(|e| format!("resolve: {e}"))?
-            .next()
-            .ok_or("resolve: no address")?;
-        let socket = if target.is_ipv4() {
-            TcpSocket::new_v4()
+        let connector = if addr.tls {
+            Some(self.connector()?)
         } else {
-            TcpSocket::new_v6()
-        }
-        .map_err(|e| format!("socket: {e}"))?;
-        if let Some(ip) = bind {
-            socket
-                .bind(SocketAddr::new(ip, 0))
-                .map_err(|e| format!("bind {ip}: {e}"))?;
-        }
-        let tcp = socket
-            .connect(target)
+            None
+        };
+        crate::client::tls::open(&addr, bind, connector.as_deref())
             .await
-            .map_err(|e| format!("connect: {}", e.kind()))?;
-        let _ = tcp.set_nodelay(true);
-        if !addr.tls {
-            return Ok(ClientStream::Plain(tcp));
-        }
-        self.connector()?
-            .secure(tcp, &addr)
-            .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| match e {
+                // The report counts errors by text: the kind, not the OS's wording.
+                ConnectError::Connect { source, .. } => format!("connect: {}", source.kind()),
+                e => e.to_string(),
+            })
     }
 
     /// The server for connection `i` (round-robin).

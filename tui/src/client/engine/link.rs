@@ -3,21 +3,20 @@
 //! `tls://`).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use confab_wire::pb::{self, ErrorCode};
 use confab_wire::{Body, Envelope, EnvelopeCodec, PROTOCOL_MAJOR, PROTOCOL_MINOR};
 use futures::{SinkExt, StreamExt};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tracing::debug;
 
 use super::Engine;
-use crate::client::tls::{AddrError, ClientStream, ConnectError, Connector, ServerAddr};
+use crate::client::tls::{self, AddrError, ClientStream, ConnectError, Connector, ServerAddr};
 use crate::client::{Auth, ClientError, Command, ConnState, Event, TrustProblem};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -128,42 +127,13 @@ impl From<ConnectError> for Refusal {
     }
 }
 
-/// TCP to `addr`, from `bind` if set.
-async fn tcp_connect(addr: SocketAddr, bind: Option<IpAddr>) -> std::io::Result<TcpStream> {
-    match bind {
-        Some(ip) => {
-            let sock = if ip.is_ipv4() {
-                TcpSocket::new_v4()
-            } else {
-                TcpSocket::new_v6()
-            }?;
-            sock.bind(SocketAddr::new(ip, 0))?;
-            sock.connect(addr).await
-        }
-        None => TcpStream::connect(addr).await,
-    }
-}
-
-/// Resolves the server's address, connects (from `bind` if set) and, for `tls://`, completes
-/// the verified handshake: nothing is sent before it returns.
+/// Opens the stream ([`tls::open`]), sorting a failure into stop or retry.
 async fn open_stream(
     server: &ServerAddr,
     bind: Option<IpAddr>,
     connector: Option<&Connector>,
 ) -> Result<Stream, Refusal> {
-    let addr = tokio::net::lookup_host((server.host.as_str(), server.port))
-        .await
-        .map_err(|e| Refusal::Other(format!("cannot resolve {}: {e}", server.host)))?
-        .next()
-        .ok_or_else(|| Refusal::Other(format!("no address for {}", server.host)))?;
-    let tcp = tcp_connect(addr, bind)
-        .await
-        .map_err(|e| Refusal::Other(format!("cannot connect to {addr}: {e}")))?;
-    let _ = tcp.set_nodelay(true);
-    match connector {
-        Some(c) if server.tls => Ok(c.secure(tcp, server).await?),
-        _ => Ok(ClientStream::Plain(tcp)),
-    }
+    Ok(tls::open(server, bind, connector).await?)
 }
 
 /// Sends a request during the handshake and waits for its reply.
