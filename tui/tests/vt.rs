@@ -4,11 +4,11 @@
 //! twice the figures recorded when this test was written (BENCHMARKS.md).
 //!
 //! Also an ignored measurement: time to first frame and resident memory with 10,000 cached
-//! messages (`cargo test -p confab-tui --release --test vt -- --ignored --nocapture`).
+//! messages (`cargo test -p confab-tui --release --test integration vt:: -- --ignored --nocapture`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

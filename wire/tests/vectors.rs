@@ -4,7 +4,7 @@
 //! same envelope. `decode_only_*` vectors hold bytes a text file cannot express (unknown fields)
 //! and are checked in the decode direction only.
 //!
-//! `CONFAB_WRITE_VECTORS=1 cargo test -p confab-wire --test vectors` rewrites the `.hex` files
+//! `CONFAB_WRITE_VECTORS=1 cargo test -p confab-wire --test integration vectors::` rewrites the `.hex` files
 //! after a deliberate change.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic

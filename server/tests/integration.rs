@@ -1,0 +1,20 @@
+//! One test binary for the crate's integration tests: each file under tests/ is a module
+//! here. One binary instead of one per file keeps a clean test build small (each binary
+//! links the whole dependency tree) and lets cargo run the modules' tests in one pool.
+
+mod common;
+
+mod accounts;
+mod data_dir_env;
+mod delivery;
+mod friends;
+mod groups;
+mod messaging;
+mod mysql;
+mod protocol;
+mod schema;
+mod service_fuzz_corpus;
+mod shutdown;
+mod store_files;
+mod tls;
+mod writer;
