@@ -34,14 +34,13 @@ tmux -V
 step "cargo test (embedded store)"
 cargo test --workspace --locked
 
-step "the terminal client's measurement (ignored by default: its figures mean something only in release; here it runs as a smoke test)"
-cargo test -p confab-tui --locked --test integration -- --ignored vt::
-
-step "cargo test -p confab-server (MariaDB store: the same tests on mysql://root@127.0.0.1:3306, and the cluster tests: nodes, a private Redis each, nginx)"
+# Every later cargo call names the whole workspace: `-p CRATE` unifies features over fewer
+# packages, rebuilds tokio and friends, and links every test binary a second time.
+step "cargo test --include-ignored (MariaDB store: the server's tests again on mysql://root@127.0.0.1:3306; the cluster tests: nodes, a private Redis each, nginx; the terminal client's measurement, a smoke test in a debug build)"
 export CONFAB_TEST_MYSQL="${CONFAB_TEST_MYSQL:-mysql://root@127.0.0.1:3306}"
 cleanup_test_databases() {
   mariadb -uroot -h127.0.0.1 -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'confab\_t\_%'" 2>/dev/null |
     while read -r db; do mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS \`$db\`" || true; done
 }
 trap cleanup_test_databases EXIT
-cargo test -p confab-server --locked -- --include-ignored
+cargo test --workspace --locked -- --include-ignored

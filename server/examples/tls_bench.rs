@@ -102,7 +102,7 @@ async fn hello<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Framed<S, Envelo
                 protocol_minor: 0,
                 client_name: "tls_bench".into(),
                 client_version: "0".into(),
-                resume_token: String::new(),
+                ..Default::default()
             }),
         ))
         .await

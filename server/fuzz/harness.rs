@@ -215,6 +215,7 @@ impl Play<'_> {
                 session: None,
                 out,
                 ctl: Arc::new(ConnCtl::default()),
+                quiet: false,
             },
             pushes,
             hello_done: false,
@@ -340,6 +341,7 @@ impl Play<'_> {
                 }
                 Step::Hello(hello) => {
                     self.finish(i, std::mem::take(&mut running)).await;
+                    self.conns[i].ctx.quiet = hello.quiet;
                     let ctx = self.conns[i].ctx.clone();
                     let svc = self.svc.clone();
                     let outcome = within(req_id, svc.hello(&ctx, req_id, hello)).await;

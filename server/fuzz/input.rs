@@ -494,10 +494,12 @@ impl Domain<'_> {
                 } else {
                     PROTOCOL_MAJOR
                 },
-                protocol_minor: u32::from(minor % 3).min(PROTOCOL_MINOR + 1),
+                protocol_minor: u32::from(minor % 4).min(PROTOCOL_MINOR + 1),
                 client_name: "fuzz".into(),
                 client_version: String::new(),
                 resume_token: token.map(|t| self.token(t)).unwrap_or_default(),
+                // The high bit, so the corpus's inputs keep their meaning otherwise.
+                quiet: minor & 0x80 != 0,
             }),
             SessionReq::Ping(nonce) => Body::Ping(pb::Ping { nonce }),
             SessionReq::Register { name, password } => Body::Register(pb::Register {

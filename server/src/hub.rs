@@ -69,6 +69,9 @@ pub struct ConnHandle {
     pub device_id: u64,
     pub tx: mpsc::Sender<Frame>,
     pub ctl: Arc<ConnCtl>,
+    /// Said `Hello.quiet`: a short command's connection. It gets pushes and kicks like any
+    /// other, but does not make its user online (PROTOCOL.md §5.7).
+    pub quiet: bool,
 }
 
 impl ConnHandle {
@@ -112,28 +115,31 @@ impl Hub {
 
     /// Adds a connection. A device session may have several (a CLI watcher and a sender
     /// sharing one login); each gets every push.
+    /// `first`: the user had no connection here that counts for presence, and this one does.
     pub fn register(&self, handle: ConnHandle) -> Registered {
         let mut map = self.shard(handle.user_id);
         let conns = map.entry(handle.user_id).or_default();
-        let first = conns.is_empty();
+        let first = !handle.quiet && conns.iter().all(|c| c.quiet);
         conns.push(handle);
         Registered { first }
     }
 
-    /// Removes a connection; returns true when it was the user's last one on this node.
+    /// Removes a connection; returns true when it was the user's last one on this node that
+    /// counts for presence.
     pub fn unregister(&self, user: u64, conn_id: u64) -> bool {
         let mut map = self.shard(user);
         let Some(conns) = map.get_mut(&user) else {
             return false;
         };
-        let before = conns.len();
-        conns.retain(|c| c.conn_id != conn_id);
-        let removed = conns.len() < before;
+        let Some(at) = conns.iter().position(|c| c.conn_id == conn_id) else {
+            return false;
+        };
+        let gone = conns.swap_remove(at);
+        let last = !gone.quiet && conns.iter().all(|c| c.quiet);
         if conns.is_empty() {
             map.remove(&user);
-            return removed;
         }
-        false
+        last
     }
 
     /// Pushes a frame to every connection of `user`, except `skip_conn`.
@@ -165,21 +171,30 @@ impl Hub {
 
     /// Whether `device` of `user` has a connection on this node (cluster route bookkeeping).
     pub fn has_device(&self, user: u64, device: u64) -> bool {
-        self.shard(user)
-            .get(&user)
-            .is_some_and(|conns| conns.iter().any(|c| c.device_id == device))
+        self.device_quiet(user, device).is_some()
     }
 
-    /// Every connected (user, device) pair, once each (to re-register cluster routes).
-    pub fn devices(&self) -> Vec<(u64, u64)> {
-        let mut out = Vec::new();
+    /// How `device` of `user` is connected here: `None` not at all, `Some(true)` by quiet
+    /// connections only, `Some(false)` by at least one that counts for presence.
+    pub fn device_quiet(&self, user: u64, device: u64) -> Option<bool> {
+        let map = self.shard(user);
+        let mut on = map.get(&user)?.iter().filter(|c| c.device_id == device);
+        let first = on.next()?;
+        Some(first.quiet && on.all(|c| c.quiet))
+    }
+
+    /// Every connected device, once each, as `(user, device, quiet only)` (to re-register
+    /// cluster routes).
+    pub fn devices(&self) -> Vec<(u64, u64, bool)> {
+        let mut out: Vec<(u64, u64, bool)> = Vec::new();
         for s in &self.shards {
             let map = s.lock().unwrap_or_else(|p| p.into_inner());
             for (user, conns) in map.iter() {
                 let start = out.len();
                 for c in conns {
-                    if !out[start..].contains(&(*user, c.device_id)) {
-                        out.push((*user, c.device_id));
+                    match out[start..].iter_mut().find(|d| d.1 == c.device_id) {
+                        Some(d) => d.2 &= c.quiet,
+                        None => out.push((*user, c.device_id, c.quiet)),
                     }
                 }
             }
@@ -197,8 +212,11 @@ impl Hub {
         }
     }
 
+    /// Whether `user` has a connection here that counts for presence (not quiet).
     pub fn is_online(&self, user: u64) -> bool {
-        self.shard(user).contains_key(&user)
+        self.shard(user)
+            .get(&user)
+            .is_some_and(|conns| conns.iter().any(|c| !c.quiet))
     }
 
     /// Number of connected devices (for logs and tests).
@@ -210,5 +228,60 @@ impl Hub {
                     .map_or(0, |m| m.values().map(Vec::len).sum::<usize>())
             })
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(hub: &Hub, conn_id: u64, device_id: u64, quiet: bool) -> Registered {
+        let (tx, _rx) = mpsc::channel(1);
+        hub.register(ConnHandle {
+            conn_id,
+            user_id: 7,
+            device_id,
+            tx,
+            ctl: Arc::new(ConnCtl::default()),
+            quiet,
+        })
+    }
+
+    #[test]
+    fn quiet_connections_do_not_make_their_user_online() {
+        let hub = Hub::new();
+        assert!(!conn(&hub, 1, 10, true).first);
+        assert!(!hub.is_online(7));
+        assert_eq!(hub.device_quiet(7, 10), Some(true));
+        assert!(
+            conn(&hub, 2, 10, false).first,
+            "the first counted connection"
+        );
+        assert!(hub.is_online(7));
+        assert_eq!(hub.device_quiet(7, 10), Some(false));
+        assert!(!conn(&hub, 3, 11, false).first);
+        assert!(!hub.unregister(7, 2), "device 11 still counts");
+        assert!(hub.unregister(7, 3), "the last counted connection");
+        assert!(!hub.is_online(7));
+        assert!(hub.has_device(7, 10), "the quiet one is still routed to");
+        assert_eq!(hub.devices(), vec![(7, 10, true)]);
+        assert!(
+            !hub.unregister(7, 1),
+            "a quiet one is never the last online"
+        );
+        assert_eq!(hub.device_quiet(7, 10), None);
+        assert!(!hub.unregister(7, 1), "unknown connection");
+    }
+
+    #[test]
+    fn devices_lists_each_device_once_and_quiet_only_when_all_are() {
+        let hub = Hub::new();
+        conn(&hub, 1, 10, true);
+        conn(&hub, 2, 10, false);
+        conn(&hub, 3, 11, true);
+        conn(&hub, 4, 11, true);
+        let mut d = hub.devices();
+        d.sort_unstable();
+        assert_eq!(d, vec![(7, 10, false), (7, 11, true)]);
     }
 }

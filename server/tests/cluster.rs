@@ -637,6 +637,7 @@ impl Device {
                 client_name: "cluster-tests".into(),
                 client_version: "0".into(),
                 resume_token: token,
+                quiet: false,
             });
             if c.framed.send(Envelope::new(1, hello)).await.is_err() {
                 continue;
@@ -714,6 +715,58 @@ async fn friends_online(d: &mut Device) -> HashMap<String, bool> {
 
 // ---------------------------------------------------------------------------------------------
 // Users on different nodes
+
+/// Quiet connections (Hello.quiet, a CLI command's) across nodes: routed to (pushes and kicks
+/// reach them) but never online, on their node or any other; a device whose real connection
+/// closes while a quiet one stays on that node goes offline everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MariaDB and Redis; run by scripts/test.sh"]
+async fn quiet_connections_are_routed_across_nodes_but_never_online() {
+    let (cl, _serial) = Cluster::start(2, false).await;
+    let (n1, n2) = (cl.nodes[0].addr(), cl.nodes[1].addr());
+    let mut a = register(n1, "qa").await;
+    let mut b = register(n2, "qb").await;
+    let thread = befriend(&mut a.c, &mut b.c).await;
+    let mut token = b.c.token.clone();
+    drop(b);
+    a.c.push_where(|x| matches!(x, Body::PresencePush(p) if !p.online))
+        .await;
+    let is_presence = |x: &Body| matches!(x, Body::PresencePush(_));
+    for (i, at) in [n2, n1, n2].into_iter().enumerate() {
+        let mut q = Client::raw(at).await;
+        assert!(q.hello_as(&token, true).await.auth.is_some(), "resume");
+        token = q.token.clone();
+        q.send_text(thread, &format!("q{i}"), "quiet").await;
+        assert_eq!(friends_online(&mut a).await.get("qb"), Some(&false));
+        a.c.message_push(thread).await;
+    }
+    a.c.no_push_where(Duration::from_millis(500), is_presence)
+        .await;
+
+    // A real connection and a quiet one of the same device on node 2.
+    let mut b = Client::raw(n2).await;
+    assert!(b.hello_as(&token, false).await.auth.is_some());
+    a.c.push_where(|x| matches!(x, Body::PresencePush(p) if p.online))
+        .await;
+    let mut q = Client::raw(n2).await;
+    assert!(q.hello_as(&b.token, true).await.auth.is_some());
+    assert_eq!(friends_online(&mut a).await.get("qb"), Some(&true));
+    drop(b);
+    a.c.push_where(|x| matches!(x, Body::PresencePush(p) if !p.online))
+        .await;
+    assert_eq!(friends_online(&mut a).await.get("qb"), Some(&false));
+    // Still routed: a message from node 1 reaches the quiet connection on node 2.
+    a.c.send_text(thread, "to-q", "across to the quiet one")
+        .await;
+    assert_eq!(q.message_push(thread).await.body, "across to the quiet one");
+    // And a logout of every device from node 1 closes it.
+    let mut q1 = Client::raw(n1).await;
+    assert!(q1.hello_as(&q.token, true).await.auth.is_some());
+    q1.ok(Body::Logout(pb::Logout { all_devices: true })).await;
+    q.expect_closed_with(pb::ErrorCode::AuthFailed).await;
+    a.c.no_push_where(Duration::from_millis(500), is_presence)
+        .await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs MariaDB, Redis and nginx; run by scripts/test.sh"]
@@ -1320,7 +1373,7 @@ async fn hello_after(port: u16, header: &[u8]) -> Option<Body> {
                 protocol_minor: 0,
                 client_name: "proxy-test".into(),
                 client_version: "0".into(),
-                resume_token: String::new(),
+                ..Default::default()
             }),
         ))
         .await

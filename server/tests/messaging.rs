@@ -419,6 +419,65 @@ async fn presence_goes_to_friends_on_first_connect_and_last_disconnect() {
     assert!(list.friends[0].online);
 }
 
+fn is_presence(b: &Body) -> bool {
+    matches!(b, Body::PresencePush(_))
+}
+
+async fn friend_online(c: &mut common::Client) -> bool {
+    let Body::FriendList(list) = c.ok(Body::ListFriends(pb::ListFriends::default())).await else {
+        panic!("expected FriendList")
+    };
+    list.friends[0].online
+}
+
+/// Five short commands' connections (Hello.quiet) resume, send and close: the friend sees the
+/// messages and no presence change, and never sees the user online. A real connection then
+/// shows online, and its end shows offline although a quiet one is still open.
+#[tokio::test]
+async fn quiet_connections_neither_announce_nor_show_presence() {
+    let srv = TestServer::start().await;
+    let mut a = srv.user("qa").await;
+    let mut b = srv.user("qb").await;
+    let thread = befriend(&mut a, &mut b).await;
+    let mut token = b.token.clone();
+    drop(b);
+    a.push_where(|x| matches!(x, Body::PresencePush(p) if !p.online))
+        .await;
+    for i in 0..5 {
+        let mut q = common::Client::raw(srv.addr).await;
+        assert!(q.hello_as(&token, true).await.auth.is_some(), "resume");
+        token = q.token.clone();
+        q.send_text(thread, &format!("q{i}"), &format!("quiet {i}"))
+            .await;
+        assert!(
+            !friend_online(&mut a).await,
+            "a quiet connection shows online"
+        );
+        a.message_push(thread).await;
+    }
+    a.no_push_where(Duration::from_millis(300), is_presence)
+        .await;
+
+    let mut b = common::Client::raw(srv.addr).await;
+    assert!(b.hello_as(&token, false).await.auth.is_some());
+    a.push_where(|x| matches!(x, Body::PresencePush(p) if p.online))
+        .await;
+    let mut q = common::Client::raw(srv.addr).await;
+    assert!(q.hello_as(&b.token, true).await.auth.is_some());
+    drop(b);
+    a.push_where(|x| matches!(x, Body::PresencePush(p) if !p.online))
+        .await;
+    assert!(!friend_online(&mut a).await);
+    // The quiet connection still works, and still gets its pushes.
+    let mut a2 = common::Client::raw(srv.addr).await;
+    assert!(a2.hello_as(&a.token, true).await.auth.is_some());
+    a2.send_text(thread, "from-a", "to the quiet one").await;
+    assert_eq!(q.message_push(thread).await.body, "to the quiet one");
+    drop(q);
+    a.no_push_where(Duration::from_millis(300), is_presence)
+        .await;
+}
+
 #[tokio::test]
 async fn group_messages_reach_all_members_in_seq_order() {
     let srv = TestServer::start().await;

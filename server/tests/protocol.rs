@@ -42,7 +42,7 @@ fn hello(major: u32) -> Body {
         protocol_minor: 0,
         client_name: "protocol-tests".into(),
         client_version: "0".into(),
-        resume_token: String::new(),
+        ..Default::default()
     })
 }
 

@@ -148,7 +148,7 @@ impl TlsClient {
                 protocol_minor: 0,
                 client_name: "tls-tests".into(),
                 client_version: "0".into(),
-                resume_token: String::new(),
+                ..Default::default()
             }))
             .await;
         assert!(matches!(ok, Body::HelloOk(_)), "{ok:?}");
@@ -787,7 +787,7 @@ async fn hostile_plain_confab_frames() {
                 protocol_minor: 0,
                 client_name: "plain".into(),
                 client_version: "0".into(),
-                resume_token: String::new(),
+                ..Default::default()
             }),
         );
         EnvelopeCodec::new().encode(hello, &mut frame).unwrap();
@@ -903,7 +903,7 @@ async fn hostile_slow_handshake_uses_up_the_hello_timeout() {
                 protocol_minor: 0,
                 client_name: "slow".into(),
                 client_version: "0".into(),
-                resume_token: String::new(),
+                ..Default::default()
             }),
         );
         let _ = framed.send(hello).await;

@@ -164,7 +164,7 @@ impl Chat {
                 protocol_minor: 0,
                 client_name: "tls-client-tests".into(),
                 client_version: "0".into(),
-                resume_token: String::new(),
+                ..Default::default()
             }))
             .await;
         assert!(matches!(ok, Body::HelloOk(_)), "{ok:?}");

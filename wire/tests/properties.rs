@@ -59,15 +59,24 @@ fn chat_message() -> impl Strategy<Value = pb::ChatMessage> {
 
 fn body() -> impl Strategy<Value = Body> {
     prop_oneof![
-        (any::<u32>(), any::<u32>(), text(), text(), text()).prop_map(|(a, b, c, d, t)| {
-            Body::Hello(pb::Hello {
-                protocol_major: a,
-                protocol_minor: b,
-                client_name: c,
-                client_version: d,
-                resume_token: t,
-            })
-        }),
+        (
+            any::<u32>(),
+            any::<u32>(),
+            text(),
+            text(),
+            text(),
+            any::<bool>()
+        )
+            .prop_map(|(a, b, c, d, t, quiet)| {
+                Body::Hello(pb::Hello {
+                    protocol_major: a,
+                    protocol_minor: b,
+                    client_name: c,
+                    client_version: d,
+                    resume_token: t,
+                    quiet,
+                })
+            }),
         any::<u64>().prop_map(|nonce| Body::Ping(pb::Ping { nonce })),
         (0i32..25, text(), any::<u32>(), any::<bool>()).prop_map(|(code, message, r, fatal)| {
             Body::Error(pb::Error {

@@ -94,6 +94,7 @@ pub async fn serve<B: Backend>(
             session: None,
             out: out_tx,
             ctl: Arc::new(ConnCtl::default()),
+            quiet: false,
         },
         codec: EnvelopeCodec::with_max_frame(svc.cfg.max_frame_bytes as usize),
         svc,
@@ -299,6 +300,8 @@ impl<B: Backend> Conn<B> {
             }
             Step::Close(e, req_id) => return Err(Close::Fatal(e, req_id)),
             Step::Hello(hello) => {
+                // Set before the Hello's own resume attaches the session.
+                self.ctx.quiet = hello.quiet;
                 let svc = self.svc.clone();
                 let ctx = self.ctx.clone();
                 self.exclusive = true;

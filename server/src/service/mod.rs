@@ -74,6 +74,8 @@ pub struct ConnCtx {
     pub session: Option<Session>,
     pub out: mpsc::Sender<Frame>,
     pub ctl: Arc<ConnCtl>,
+    /// The Hello said `quiet`: this connection does not count for presence.
+    pub quiet: bool,
 }
 
 /// How a request changed the connection's authentication.

@@ -77,6 +77,7 @@ impl<B: Backend> Service<B> {
             device_id: session.device_id,
             tx: ctx.out.clone(),
             ctl: ctx.ctl.clone(),
+            quiet: ctx.quiet,
         });
         self.bus
             .attached(session.user.user_id, session.device_id)
@@ -88,7 +89,8 @@ impl<B: Backend> Service<B> {
         }
     }
 
-    /// Called by the connection when it closes.
+    /// Called by the connection when it closes. A quiet connection is never the last online
+    /// one (the hub does not count it), so its end announces nothing.
     pub fn detach(self: &Arc<Self>, conn_id: u64, session: &Session) {
         let last = self.hub.unregister(session.user.user_id, conn_id);
         if self.bus.clustered() {

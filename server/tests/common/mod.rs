@@ -201,13 +201,19 @@ impl Client {
     }
 
     pub async fn hello_with_token(&mut self, token: &str) -> pb::HelloOk {
+        self.hello_as(token, false).await
+    }
+
+    /// Hello with a resume token (may be empty) and `quiet` (does not count for presence).
+    pub async fn hello_as(&mut self, token: &str, quiet: bool) -> pb::HelloOk {
         let reply = self
             .request(Body::Hello(pb::Hello {
                 protocol_major: 1,
-                protocol_minor: 0,
+                protocol_minor: 2,
                 client_name: "server-tests".into(),
                 client_version: "0".into(),
                 resume_token: token.into(),
+                quiet,
             }))
             .await;
         let Body::HelloOk(ok) = reply else {

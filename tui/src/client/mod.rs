@@ -114,6 +114,10 @@ pub struct ClientConfig {
     /// each resume, replaced after each authentication (the CLI and the terminal client set
     /// it; tests and load generators that keep their token in memory leave it `None`).
     pub session: Option<paths::SessionFile>,
+    /// A short command's connection (`Hello.quiet`): it does not make the user online, so a
+    /// `confab send` does not flash online/offline at every friend. Off for the terminal
+    /// client and `confab watch`.
+    pub quiet: bool,
 }
 
 impl ClientConfig {
@@ -133,6 +137,7 @@ impl ClientConfig {
             trust: tls::TrustOptions::default(),
             connector: None,
             session: None,
+            quiet: false,
         }
     }
 }

@@ -190,6 +190,7 @@ async fn login_once(
         } else {
             String::new()
         },
+        ..Default::default()
     });
     let auth = match (call(&mut framed, 1, hello).await?, kind) {
         (Body::HelloOk(ok), Kind::Token) => ok.auth.ok_or(LoginError::TokenRefused)?,

@@ -114,6 +114,7 @@ async fn open(opts: &LoadOpts, i: usize, token: &str) -> Result<(Conn, String), 
             client_name: "confab-load".into(),
             client_version: env!("CARGO_PKG_VERSION").into(),
             resume_token: token.to_owned(),
+            ..Default::default()
         }))
         .await?;
     loop {

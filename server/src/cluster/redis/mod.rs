@@ -6,7 +6,8 @@
 //!   every [`HEARTBEAT`]. While it holds our epoch, our routes count.
 //! - `confab:route:{user}`: a hash, field `{device}:{node}` = `{node}:{epoch}`, written when a
 //!   device connects (before its AuthOk), removed when the device's last connection on that
-//!   node closes; the key expires after [`ROUTE_TTL`] unless a node holding one of the user's
+//!   node closes; `{node}:{epoch}:q` while the device's only connections there are quiet
+//!   (`Hello.quiet`: routed to, but not online); the key expires after [`ROUTE_TTL`] unless a node holding one of the user's
 //!   devices refreshes it. A route whose node key is gone, or holds another epoch, is stale:
 //!   lookups ignore it and delete it. So a crashed node's users are offline (and unroutable)
 //!   at most [`NODE_TTL`] after its last heartbeat; a restarted node never matches old routes.
@@ -69,9 +70,10 @@ for i, key in ipairs(KEYS) do
   local live = {}
   local h = redis.call('HGETALL', key)
   for j = 1, #h, 2 do
-    local node, epoch = string.match(h[j + 1], '^(%d+):(%d+)$')
+    local node, epoch, quiet = string.match(h[j + 1], '^(%d+):(%d+)(:?q?)$')
     if node and redis.call('GET', 'confab:node:' .. node) == epoch then
-      live[#live + 1] = tonumber(node)
+      -- A quiet route comes back as node + 65536 (see Live).
+      live[#live + 1] = tonumber(node) + (quiet == ':q' and 65536 or 0)
     else
       redis.call('HDEL', key, h[j])
     end
@@ -102,6 +104,30 @@ fn users_key(node: u16, epoch: &str) -> String {
 
 /// Every node id that has joined (to notice which ones died).
 const NODES: &str = "confab:nodes";
+
+/// A user's live routes, as the lookup script returns them.
+#[derive(Debug, Default, PartialEq)]
+struct Live {
+    /// Every node with a connection of the user (where pushes and kicks go).
+    nodes: Vec<u16>,
+    /// The nodes with a connection that counts for presence (not quiet).
+    present: Vec<u16>,
+}
+
+impl Live {
+    /// The script returns a node as its id, plus 65536 when the route is quiet only.
+    fn decode(routes: &[u32]) -> Self {
+        let mut live = Live::default();
+        for r in routes {
+            let node = (r & 0xffff) as u16;
+            live.nodes.push(node);
+            if r >> 16 == 0 {
+                live.present.push(node);
+            }
+        }
+        live
+    }
+}
 
 fn inbox(node: u16) -> String {
     format!("confab:inbox:{node}")
@@ -266,32 +292,41 @@ impl RedisBus {
         }
     }
 
-    fn route_field(&self, device: u64) -> (String, String) {
+    fn route_field(&self, device: u64, quiet: bool) -> (String, String) {
         (
             format!("{device}:{}", self.node),
-            format!("{}:{}", self.node, self.epoch),
+            format!(
+                "{}:{}{}",
+                self.node,
+                self.epoch,
+                if quiet { ":q" } else { "" }
+            ),
         )
     }
 
-    async fn set_routes(&self, devices: &[(u64, u64)]) -> redis::RedisResult<()> {
+    /// Writes routes to this node for `(user, device, quiet only)`.
+    async fn set_routes(&self, devices: &[(u64, u64, bool)]) -> redis::RedisResult<()> {
         if devices.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
         let users = users_key(self.node, &self.epoch);
-        for (user, device) in devices {
-            let (field, value) = self.route_field(*device);
+        for (user, device, quiet) in devices {
+            let (field, value) = self.route_field(*device, *quiet);
             pipe.hset(route_key(*user), field, value).ignore();
             pipe.expire(route_key(*user), ROUTE_TTL.as_secs() as i64)
                 .ignore();
-            pipe.sadd(&users, *user).ignore();
+            // Only users who count as online need an offline announcement if we die.
+            if !quiet {
+                pipe.sadd(&users, *user).ignore();
+            }
         }
         pipe.expire(&users, ROUTE_TTL.as_secs() as i64).ignore();
         pipe.query_async::<()>(&mut self.conn.clone()).await
     }
 
     async fn del_route(&self, user: u64, device: u64) -> redis::RedisResult<()> {
-        let (field, _) = self.route_field(device);
+        let (field, _) = self.route_field(device, false);
         redis::cmd("HDEL")
             .arg(route_key(user))
             .arg(field)
@@ -299,8 +334,8 @@ impl RedisBus {
             .await
     }
 
-    /// The live nodes of each user (same order as `users`).
-    async fn live_nodes(&self, users: &[u64]) -> redis::RedisResult<Vec<Vec<u16>>> {
+    /// The live routes of each user (same order as `users`).
+    async fn live_nodes(&self, users: &[u64]) -> redis::RedisResult<Vec<Live>> {
         let mut out = Vec::with_capacity(users.len());
         // Chunks keep one script call short (it blocks Redis while it runs).
         for chunk in users.chunks(512) {
@@ -308,14 +343,14 @@ impl RedisBus {
             for u in chunk {
                 inv.key(route_key(*u));
             }
-            let part: Vec<Vec<u16>> = inv.invoke_async(&mut self.conn.clone()).await?;
+            let part: Vec<Vec<u32>> = inv.invoke_async(&mut self.conn.clone()).await?;
             if part.len() != chunk.len() {
                 return Err(redis::RedisError::from((
                     redis::ErrorKind::UnexpectedReturnType,
                     "route lookup returned the wrong number of entries",
                 )));
             }
-            out.extend(part);
+            out.extend(part.iter().map(|routes| Live::decode(routes)));
         }
         Ok(out)
     }
@@ -353,7 +388,7 @@ impl RedisBus {
             }
         }
         // A device that left while the routes were written must not stay routed here.
-        for (user, device) in devices {
+        for (user, device, _) in devices {
             if !self.hub.has_device(user, device) {
                 let _ = self.del_route(user, device).await;
             }
@@ -462,7 +497,7 @@ impl Bus for RedisBus {
                 Ok(nodes) => {
                     for (u, n) in remote.iter().zip(nodes) {
                         // Our own routes count only through the hub (checked above).
-                        if n.iter().any(|n| *n != self.node) {
+                        if n.present.iter().any(|n| *n != self.node) {
                             set.insert(*u);
                         }
                     }
@@ -475,7 +510,10 @@ impl Bus for RedisBus {
 
     fn attached(&self, user: u64, device: u64) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            if let Err(e) = self.set_routes(&[(user, device)]).await {
+            let Some(quiet) = self.hub.device_quiet(user, device) else {
+                return; // closed already; its detach removes the route
+            };
+            if let Err(e) = self.set_routes(&[(user, device, quiet)]).await {
                 // The heartbeat re-registers everything once Redis answers again.
                 warn!(error = %e, "bus: cannot register a route");
                 self.dirty.store(true, std::sync::atomic::Ordering::Release);
@@ -485,8 +523,16 @@ impl Bus for RedisBus {
 
     fn detached(&self, user: u64, device: u64) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            if self.hub.has_device(user, device) {
-                return;
+            match self.hub.device_quiet(user, device) {
+                // Only quiet connections of the device are left here: still routed, not online.
+                Some(true) => {
+                    if self.set_routes(&[(user, device, true)]).await.is_err() {
+                        self.dirty.store(true, std::sync::atomic::Ordering::Release);
+                    }
+                    return;
+                }
+                Some(false) => return,
+                None => {}
             }
             if let Err(e) = self.del_route(user, device).await {
                 debug!(error = %e, "bus: cannot remove a route; retrying later");
@@ -496,8 +542,8 @@ impl Bus for RedisBus {
                 return;
             }
             // The device may have connected again while the route was being removed.
-            if self.hub.has_device(user, device) {
-                let _ = self.set_routes(&[(user, device)]).await;
+            if let Some(quiet) = self.hub.device_quiet(user, device) {
+                let _ = self.set_routes(&[(user, device, quiet)]).await;
             } else if !self.hub.is_online(user) {
                 let _: redis::RedisResult<()> = redis::cmd("SREM")
                     .arg(users_key(self.node, &self.epoch))
@@ -527,5 +573,18 @@ impl Bus for RedisBus {
 
     fn clustered(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Live;
+
+    #[test]
+    fn live_routes_route_to_quiet_nodes_but_do_not_count_them_present() {
+        let live = Live::decode(&[3, 65536 + 4, 5]);
+        assert_eq!(live.nodes, vec![3, 4, 5]);
+        assert_eq!(live.present, vec![3, 5]);
+        assert_eq!(Live::decode(&[]), Live::default());
     }
 }

@@ -62,7 +62,8 @@ impl RedisBus {
             }
             if last_route_refresh.elapsed() >= ROUTE_REFRESH {
                 last_route_refresh = tokio::time::Instant::now();
-                let mut users: Vec<u64> = bus.hub.devices().into_iter().map(|(u, _)| u).collect();
+                let mut users: Vec<u64> =
+                    bus.hub.devices().into_iter().map(|(u, _, _)| u).collect();
                 users.dedup();
                 let mut pipe = redis::pipe();
                 for u in &users {
@@ -126,8 +127,8 @@ impl RedisBus {
                 .await?;
             let _: () = redis::cmd("DEL").arg(&key).query_async(&mut conn).await?;
             let mut gone = Vec::new();
-            for (u, nodes) in users.iter().zip(bus.live_nodes(&users).await?) {
-                if nodes.is_empty() && !bus.hub.is_online(*u) {
+            for (u, live) in users.iter().zip(bus.live_nodes(&users).await?) {
+                if live.present.is_empty() && !bus.hub.is_online(*u) {
                     gone.push(*u);
                 }
             }
@@ -300,7 +301,8 @@ impl RedisBus {
         let routes: HashMap<u64, Vec<u16>> = users
             .into_iter()
             .zip(nodes)
-            .map(|(u, mut n)| {
+            .map(|(u, live)| {
+                let mut n = live.nodes;
                 n.retain(|n| *n != bus.node);
                 n.sort_unstable();
                 n.dedup();

@@ -329,6 +329,7 @@ impl Engine {
             client_name: self.cfg.client_name.clone(),
             client_version: env!("CARGO_PKG_VERSION").into(),
             resume_token: sent.clone(),
+            quiet: self.cfg.quiet,
         });
         let ok = match handshake(&mut link, hello).await? {
             Body::HelloOk(ok) => ok,
