@@ -3,6 +3,7 @@
 //! widths, UAX #14 wrapping, the composer's editing model) for the terminal client.
 
 pub mod app;
+pub mod cli;
 pub mod client;
 pub mod load;
 pub mod run;

@@ -6,6 +6,7 @@
 
 use crate::common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
@@ -20,6 +21,66 @@ fn lines(path: &Path) -> Vec<Value> {
                 .unwrap_or_else(|e| panic!("{}: not JSON: {l:?}: {e}", path.display()))
         })
         .collect()
+}
+
+/// docs/CLI.md's line tables: `type` (or `event.NAME`) -> (required fields, optional fields).
+fn schema() -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/CLI.md");
+    let text = std::fs::read_to_string(doc).unwrap();
+    let lines = &text[text.find("## Lines").expect("a Lines section")..];
+    let mut out = BTreeMap::new();
+    for row in lines.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.trim_matches('|').split(" | ").collect();
+        let key = cells[0].trim().trim_matches('`').to_owned();
+        let (mut need, mut may) = (BTreeSet::new(), BTreeSet::new());
+        for f in cells.get(1).unwrap_or(&"").split(',') {
+            let f = f.trim().trim_matches('`');
+            match f.strip_suffix('?') {
+                Some(opt) => may.insert(opt.to_owned()),
+                None if !f.is_empty() => need.insert(f.to_owned()),
+                None => false,
+            };
+        }
+        out.insert(key, (need, may));
+    }
+    out
+}
+
+/// Every line of every output file has a documented `type` and exactly its fields.
+fn check_against_schema(out: &Path) -> usize {
+    let schema = schema();
+    assert!(schema.len() > 30, "the tables were not found: {schema:?}");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(out).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "jsonl") {
+            continue;
+        }
+        for line in lines(&path) {
+            let kind = line["type"].as_str().expect("every line has a type");
+            let key = match kind {
+                "event" => format!("event.{}", line["event"].as_str().unwrap()),
+                k => k.to_owned(),
+            };
+            let (need, may) = schema
+                .get(&key)
+                .unwrap_or_else(|| panic!("{}: {key} is not in docs/CLI.md", path.display()));
+            let have: BTreeSet<String> = line
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "type")
+                .cloned()
+                .collect();
+            assert!(
+                need.is_subset(&have) && have.iter().all(|f| need.contains(f) || may.contains(f)),
+                "{}: {key} has {have:?}; docs/CLI.md says {need:?} and maybe {may:?}",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    checked
 }
 
 fn code(out: &Path, name: &str) -> i32 {
@@ -101,6 +162,9 @@ fn cli_script_register_befriend_send_watch() {
     assert_eq!(dm["last_seq"], 2);
     assert_eq!(dm["last"], "second line");
 
+    check_scripting_commands(&out);
+    assert!(check_against_schema(&out) > 60);
+
     assert_eq!(code(&out, "wrong_password"), 3);
     assert_eq!(
         code(&out, "unknown_user"),
@@ -109,6 +173,10 @@ fn cli_script_register_befriend_send_watch() {
     );
     assert_eq!(code(&out, "send_unknown"), 4);
     assert_eq!(code(&out, "not_logged_in"), 3);
+    assert_eq!(code(&out, "logged_out"), 3, "a logged-out session");
+    assert_eq!(code(&out, "no_target"), 2);
+    assert_eq!(code(&out, "kick_unknown"), 4, "not a member");
+    assert_eq!(code(&out, "threads_head"), 0, "`threads | head -1`");
     let err = std::fs::read_to_string(out.join("wrong_password.err")).unwrap();
     assert!(
         err.contains("wrong name or password"),
@@ -135,4 +203,135 @@ fn a_closed_standard_output_ends_the_command_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+fn bodies(lines: &[Value]) -> Vec<&str> {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "message")
+        .map(|l| l["body"].as_str().unwrap())
+        .collect()
+}
+
+fn seqs(lines: &[Value]) -> Vec<u64> {
+    lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect()
+}
+
+/// What the second half of cli_e2e.sh did, command by command.
+fn check_scripting_commands(out: &Path) {
+    let one = |name: &str| {
+        let l = lines(&out.join(format!("{name}.jsonl")));
+        assert_eq!(l.len(), 1, "{name}: {l:?}");
+        l.into_iter().next().unwrap()
+    };
+    // Requests: pending both ways, cancelled, declined, accepted.
+    let carol_out = lines(&out.join("requests_carol.jsonl"));
+    assert_eq!(carol_out.len(), 1);
+    assert_eq!(carol_out[0]["direction"], "out");
+    assert_eq!(carol_out[0]["to"]["name"], "alice");
+    let alice_in = lines(&out.join("requests_alice.jsonl"));
+    assert!(
+        alice_in
+            .iter()
+            .any(|r| r["direction"] == "in" && r["note"] == "hi alice")
+    );
+    assert_eq!(one("cancel")["state"], "CANCELLED");
+    assert_eq!(one("decline")["state"], "DECLINED");
+    assert_eq!(one("accept_carol")["state"], "ACCEPTED");
+    assert!(
+        lines(&out.join("friends_carol.jsonl"))
+            .iter()
+            .any(|f| f["type"] == "friend" && f["user"]["name"] == "alice")
+    );
+
+    // Standard input: three messages with --lines (the empty line skipped), one without.
+    let sent = lines(&out.join("send_lines.jsonl"));
+    assert_eq!(seqs(&sent), vec![3, 4, 5]);
+    assert_eq!(one("send_stdin")["seq"], 6);
+
+    // History in seq order, paged by the CLI itself.
+    let all = lines(&out.join("history_all.jsonl"));
+    assert_eq!(
+        bodies(&all),
+        vec![
+            "你好, 小明! 👋",
+            "second line",
+            "line one",
+            "line two",
+            "line three",
+            "一条消息 from stdin"
+        ],
+        "the exact text, the final newline of stdin dropped"
+    );
+    assert_eq!(seqs(&all), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(seqs(&lines(&out.join("history_since.jsonl"))), vec![3, 4]);
+    assert_eq!(
+        seqs(&lines(&out.join("history_before.jsonl"))),
+        vec![1, 2, 3]
+    );
+    assert_eq!(seqs(&lines(&out.join("history_newest.jsonl"))), vec![5, 6]);
+
+    // Edit and recall name their target; read moves the marker (bob's unread count is 0).
+    let edit = one("edit");
+    assert_eq!(edit["type"], "edited");
+    assert_eq!(edit["target_message_id"], all[5]["message_id"]);
+    let recall = one("recall");
+    assert_eq!(recall["type"], "recalled");
+    assert_eq!(recall["target_message_id"], all[2]["message_id"]);
+    assert_eq!(
+        one("read")["read_seq"],
+        8,
+        "six messages, the edit and the recall"
+    );
+    let dm = lines(&out.join("threads_bob_read.jsonl"))
+        .into_iter()
+        .find(|t| t["name"] == "alice")
+        .unwrap();
+    assert_eq!(dm["unread"], 0);
+
+    // Groups: invite, join, role, members, rename, kick, transfer, leave.
+    assert_eq!(one("invite")["user"]["name"], "carol");
+    assert_eq!(one("role")["role"], "ADMIN");
+    let members = lines(&out.join("members.jsonl"));
+    let mut names: Vec<&str> = members
+        .iter()
+        .map(|m| m["user"]["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, vec!["alice", "carol", "小明"]);
+    assert_eq!(one("rename")["name"], "研发二群");
+    assert_eq!(one("kick")["user"]["name"], "小明");
+    assert_eq!(one("transfer")["owner"]["name"], "carol");
+    assert_eq!(one("leave")["name"], "研发二群");
+    let carol_groups = lines(&out.join("groups_carol.jsonl"));
+    assert_eq!(carol_groups.len(), 1);
+    assert_eq!(carol_groups[0]["my_role"], "OWNER");
+    assert_eq!(carol_groups[0]["member_count"], 1);
+    let history = lines(&out.join("history_group.jsonl"));
+    let changes: Vec<&str> = history
+        .iter()
+        .filter_map(|m| m["group_change"]["kind"].as_str())
+        .collect();
+    for kind in [
+        "ROLE_CHANGED",
+        "UPDATED",
+        "KICKED",
+        "OWNER_TRANSFERRED",
+        "LEFT",
+    ] {
+        assert!(changes.contains(&kind), "{kind} missing from {changes:?}");
+    }
+
+    // A watch of one thread from now on: only the new message of that thread.
+    let watched = lines(&out.join("watch_thread.jsonl"));
+    assert_eq!(bodies(&watched), vec!["live one"], "{watched:?}");
+    assert!(
+        watched
+            .iter()
+            .all(|l| l["type"] != "event" && l["type"] != "presence")
+    );
+
+    assert_eq!(one("unfriend")["user"]["name"], "alice");
+    assert_eq!(one("threads_head")["type"], "thread");
+    assert_eq!(one("logout")["type"], "logged_out");
 }

@@ -227,3 +227,46 @@ fn a_logout_from_one_process_ends_the_accounts_watch_with_code_3() {
     let again = env.run("alice", &["threads"]);
     assert_eq!(again.status.code(), Some(3));
 }
+
+fn presence_of<'a>(got: &'a [Value], name: &str) -> Vec<&'a Value> {
+    got.iter()
+        .filter(|l| l["type"] == "presence" && l["user"]["name"] == name)
+        .collect()
+}
+
+/// 20 `confab send`s (quiet connections) show bob nothing about alice's presence; a `watch`
+/// of hers shows her online, and its end (killed: no goodbye) offline at once.
+#[test]
+fn a_friends_watch_sees_no_presence_from_sends_and_offline_when_the_last_device_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(&dir.path().join("server"));
+    let env = friends(&srv, dir.path());
+    let out = dir.path().join("bob.jsonl");
+    let mut bob = env.watch("bob", &out);
+    wait_watch(&mut bob, &out, "synced", |got| {
+        got.iter().any(|l| l["type"] == "synced")
+    });
+    for i in 0..20 {
+        env.ok("alice", &["send", "--to", "bob", &format!("quiet {i}")]);
+    }
+    wait_watch(&mut bob, &out, "the 20 messages", |got| {
+        bodies(got).iter().any(|b| b == "quiet 19")
+    });
+    let alice_out = dir.path().join("alice.jsonl");
+    let mut alice = env.watch("alice", &alice_out);
+    wait_watch(&mut bob, &out, "alice online", |got| {
+        !presence_of(got, "alice").is_empty()
+    });
+    let got = lines(&out);
+    let seen = presence_of(&got, "alice");
+    assert_eq!(seen.len(), 1, "the sends announced presence: {seen:?}");
+    assert_eq!(seen[0]["online"], true);
+    alice.kill().unwrap();
+    let _ = alice.wait();
+    wait_watch(&mut bob, &out, "alice offline", |got| {
+        presence_of(got, "alice").len() == 2
+    });
+    assert_eq!(presence_of(&lines(&out), "alice")[1]["online"], false);
+    bob.kill().unwrap();
+    let _ = bob.wait();
+}

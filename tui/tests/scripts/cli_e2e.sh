@@ -41,6 +41,64 @@ wait "$watcher" || true
 echo 's3cret-s3cret' | as bob2 login 小明 > "$OUT/login_bob2.jsonl"
 as bob2 threads > "$OUT/threads_bob2.jsonl"
 
+# Everything else a script does: requests both ways, standard input, history, edits, groups.
+mid_of() { grep -o '"message_id":[0-9]*' "$1" | head -1 | cut -d: -f2; }
+CONFAB_PASSWORD='carol-password' as carol register carol > "$OUT/register_carol.jsonl"
+as carol add alice --note 'hi alice' > "$OUT/add_carol.jsonl"
+as carol requests > "$OUT/requests_carol.jsonl"
+as alice requests > "$OUT/requests_alice.jsonl"
+as carol cancel alice > "$OUT/cancel.jsonl"
+as carol add alice > "$OUT/add_carol2.jsonl"
+as alice decline carol > "$OUT/decline.jsonl"
+as alice add carol > "$OUT/add_alice_carol.jsonl"
+as carol accept alice > "$OUT/accept_carol.jsonl"
+as carol friends > "$OUT/friends_carol.jsonl"
+
+printf 'line one\nline two\n\nline three\n' | as alice send --to 小明 --lines - > "$OUT/send_lines.jsonl"
+echo '一条消息 from stdin' | as alice send --to 小明 --json - > "$OUT/send_stdin.jsonl"
+as bob history --to alice > "$OUT/history_all.jsonl"
+as bob history --to alice --since 2 --limit 2 > "$OUT/history_since.jsonl"
+as bob history --to alice --before 4 > "$OUT/history_before.jsonl"
+as bob history --to alice --limit 2 > "$OUT/history_newest.jsonl"
+as alice edit --to 小明 "$(mid_of "$OUT/send_stdin.jsonl")" '一条消息 (edited)' > "$OUT/edit.jsonl"
+as alice recall --thread 小明 "$(mid_of "$OUT/send_lines.jsonl")" > "$OUT/recall.jsonl"
+as bob read --to alice > "$OUT/read.jsonl"
+as bob threads > "$OUT/threads_bob_read.jsonl"
+
+as alice group invite 研发群 carol > "$OUT/invite.jsonl"
+as carol group join 研发群 > "$OUT/carol_join.jsonl"
+as alice group role 研发群 carol admin > "$OUT/role.jsonl"
+as alice group members 研发群 > "$OUT/members.jsonl"
+as alice group rename 研发群 研发二群 > "$OUT/rename.jsonl"
+as alice group kick 研发二群 小明 > "$OUT/kick.jsonl"
+as alice group transfer 研发二群 carol > "$OUT/transfer.jsonl"
+as alice group leave 研发二群 > "$OUT/leave.jsonl"
+as carol groups > "$OUT/groups_carol.jsonl"
+as carol history --group 研发二群 > "$OUT/history_group.jsonl"
+
+# One thread, from now on: the old messages and everyone else's events stay out.
+CONFAB_DATA_DIR="$OUT/bob" "$CONFAB" watch --thread alice --since-now > "$OUT/watch_thread.jsonl" &
+watcher=$!
+for _ in $(seq 1 50); do
+  grep -q '"synced"' "$OUT/watch_thread.jsonl" 2>/dev/null && break
+  sleep 0.1
+done
+as carol send --to alice 'not for that watch' > /dev/null
+as alice send --to 小明 'live one' > /dev/null
+for _ in $(seq 1 50); do
+  grep -q 'live one' "$OUT/watch_thread.jsonl" 2>/dev/null && break
+  sleep 0.1
+done
+kill -TERM "$watcher"
+wait "$watcher" || true
+
+as carol unfriend alice > "$OUT/unfriend.jsonl"
+set +e
+as alice threads | head -1 > "$OUT/threads_head.jsonl"
+echo "${PIPESTATUS[0]}" > "$OUT/threads_head.code"
+set -e
+as bob2 logout > "$OUT/logout.jsonl"
+
 # Failures: wrong password, unknown user, not a friend, not logged in.
 set +e
 echo 'wrong-password' | as eve login alice 2> "$OUT/wrong_password.err"
@@ -51,5 +109,11 @@ as alice send --to nobody_here 'hi' 2> "$OUT/send_unknown.err"
 echo "$?" > "$OUT/send_unknown.code"
 as nobody threads 2> "$OUT/not_logged_in.err"
 echo "$?" > "$OUT/not_logged_in.code"
+as bob2 threads 2> "$OUT/logged_out.err"
+echo "$?" > "$OUT/logged_out.code"
+as alice send 'no target' 2> "$OUT/no_target.err"
+echo "$?" > "$OUT/no_target.code"
+as carol group kick 研发二群 nobody_here 2> "$OUT/kick_unknown.err"
+echo "$?" > "$OUT/kick_unknown.code"
 set -e
 echo done > "$OUT/finished"

@@ -1,7 +1,8 @@
 //! The typed client API: one function per question or action (look up a user, a DM thread, a
 //! group by name, join a group by name, answer a friend request, ...), each turning the
 //! request/reply pair into a typed result. The terminal client's operations (`run/ops.rs`) and
-//! the command line (`bin/confab.rs`) both use it, so they agree on what a name means.
+//! the command line (`cli/`) both use it, so they agree on what a name means. Groups are in
+//! `groups.rs`, message actions (server history, edit, recall, read) in `messages.rs`.
 
 use confab_wire::Body;
 use confab_wire::pb::{self, ErrorCode};
@@ -26,8 +27,12 @@ pub enum ApiError {
     /// There is no conversation with this user: they are not a friend.
     #[error("{0} is not your friend yet")]
     NotFriend(String),
-    #[error("no pending request from {0}")]
+    /// No pending friend request from (or, to cancel, to) this user.
+    #[error("no pending request with {0}")]
     NoSuchRequest(String),
+    /// The user is not a member of the group.
+    #[error("{user} is not a member of {group}")]
+    NotAMember { user: String, group: String },
 }
 
 impl ApiError {
@@ -62,6 +67,9 @@ macro_rules! expect_body {
         }
     };
 }
+
+mod groups;
+mod messages;
 
 impl Client {
     /// A request whose reply body does not matter beyond not being an error.
@@ -267,106 +275,29 @@ impl Client {
         self.respond(request_id, accept).await
     }
 
-    /// All the caller's groups and pending invitations (every page of `ListGroups`).
-    pub async fn groups(&self) -> Result<Vec<pb::Group>, ApiError> {
-        self.every_page(
-            |after| {
-                Body::ListGroups(pb::ListGroups {
-                    after_group_id: after,
-                    limit: 0,
-                })
-            },
-            |b| expect_body!(b, GroupList).map(|l| (l.groups, l.has_more)),
-            |g| g.group_id,
-        )
-        .await
-    }
-
-    /// One of the caller's groups, by exact name; otherwise the caller's groups whose names
-    /// contain it are the candidates.
-    pub async fn my_group(&self, name: &str) -> Result<pb::Group, ApiError> {
-        let groups = self.groups().await?;
-        let want = name.to_lowercase();
-        pick_group(name, groups, |g| g.name.to_lowercase().contains(&want))
-    }
-
-    /// An open group found by search, by exact name; the search's other hits are the
-    /// candidates (never joined in its place).
-    pub async fn find_group(&self, name: &str) -> Result<pb::Group, ApiError> {
-        let reply = self
-            .request(Body::SearchGroups(pb::SearchGroups {
-                query: name.into(),
-                limit: 0,
-            }))
-            .await?;
-        pick_group(name, expect_body!(reply, GroupList)?.groups, |_| true)
-    }
-
-    /// Joins the open group with exactly this name.
-    pub async fn join_group_by_name(&self, name: &str) -> Result<pb::Group, ApiError> {
-        let found = self.find_group(name).await?;
-        self.join_group(found.group_id).await
-    }
-
-    /// Joins an open group (or accepts an invitation) by id.
-    pub async fn join_group(&self, group_id: u64) -> Result<pb::Group, ApiError> {
-        let reply = self
-            .request(Body::JoinGroup(pb::JoinGroup { group_id }))
-            .await?;
-        Ok(expect_body!(reply, Group)?)
-    }
-
-    /// Creates an open group.
-    pub async fn create_group(&self, name: &str) -> Result<pb::Group, ApiError> {
-        let reply = self
-            .request(Body::CreateGroup(pb::CreateGroup {
-                name: name.into(),
-                description: String::new(),
-                open: true,
-            }))
-            .await?;
-        Ok(expect_body!(reply, Group)?)
-    }
-
-    pub async fn leave_group(&self, group_id: u64) -> Result<(), ApiError> {
-        self.done(Body::LeaveGroup(pb::LeaveGroup { group_id }))
-            .await
-    }
-
-    pub async fn invite(&self, group_id: u64, user_id: u64) -> Result<(), ApiError> {
-        self.done(Body::InviteToGroup(pb::InviteToGroup { group_id, user_id }))
-            .await
-    }
-
-    pub async fn kick(&self, group_id: u64, user_id: u64) -> Result<(), ApiError> {
-        self.done(Body::KickMember(pb::KickMember { group_id, user_id }))
-            .await
-    }
-
-    pub async fn set_role(
-        &self,
-        group_id: u64,
-        user_id: u64,
-        role: pb::Role,
-    ) -> Result<(), ApiError> {
-        self.done(Body::SetMemberRole(pb::SetMemberRole {
-            group_id,
-            user_id,
-            role: role as i32,
+    /// Ends the friendship with the user of this name (both ways).
+    pub async fn unfriend(&self, name: &str) -> Result<pb::User, ApiError> {
+        let user = self.user_by_name(name).await?;
+        self.done(Body::RemoveFriend(pb::RemoveFriend {
+            user_id: user.user_id,
         }))
-        .await
+        .await?;
+        Ok(user)
     }
 
-    /// The first page of a group's members.
-    pub async fn members(&self, group_id: u64) -> Result<Vec<pb::GroupMember>, ApiError> {
-        let reply = self
-            .request(Body::ListGroupMembers(pb::ListGroupMembers {
-                group_id,
-                after_user_id: 0,
-                limit: 0,
-            }))
-            .await?;
-        Ok(expect_body!(reply, GroupMemberList)?.members)
+    /// Withdraws the pending request the caller sent to the user of this name.
+    pub async fn cancel_request(&self, name: &str) -> Result<pb::FriendRequest, ApiError> {
+        let pending = self.friend_requests().await?;
+        let request = pending
+            .outgoing
+            .into_iter()
+            .find(|r| r.to.as_ref().is_some_and(|u| same_name(&u.name, name)))
+            .ok_or_else(|| ApiError::NoSuchRequest(name.into()))?;
+        self.done(Body::CancelFriendRequest(pb::CancelFriendRequest {
+            request_id: request.request_id,
+        }))
+        .await?;
+        Ok(request)
     }
 
     /// Ends this device's session on the server.
@@ -374,26 +305,4 @@ impl Client {
         self.done(Body::Logout(pb::Logout { all_devices: false }))
             .await
     }
-}
-
-/// The group named exactly `name`, or [`ApiError::NoSuchGroup`] with the names of the groups
-/// `candidate` keeps.
-fn pick_group(
-    name: &str,
-    groups: Vec<pb::Group>,
-    candidate: impl Fn(&pb::Group) -> bool,
-) -> Result<pb::Group, ApiError> {
-    let (exact, others): (Vec<_>, Vec<_>) =
-        groups.into_iter().partition(|g| same_name(&g.name, name));
-    exact
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::NoSuchGroup {
-            name: name.into(),
-            candidates: others
-                .into_iter()
-                .filter(candidate)
-                .map(|g| g.name)
-                .collect(),
-        })
 }

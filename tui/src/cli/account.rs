@@ -1,0 +1,64 @@
+//! `register`, `login`, `logout`, `threads` and `keys`.
+
+use super::conn::{client_config, connect, read_password, resume};
+use super::fail::Fail;
+use super::out::{self, print};
+use crate::client::Auth;
+use crate::client::paths;
+
+/// `register` and `login`: a password session, then the client stops (the token is saved in
+/// the shared session file).
+pub async fn sign_in(server: &str, name: String, register: bool) -> Result<(), Fail> {
+    let password = read_password()?;
+    let cfg = client_config(server, Some(&name), true);
+    let (auth, kind) = if register {
+        (Auth::Register { name, password }, "registered")
+    } else {
+        (Auth::Login { name, password }, "logged_in")
+    };
+    let (c, _, user) = connect(cfg, auth, server).await?;
+    print(serde_json::json!({"type": kind, "user": out::user(&Some(user))}));
+    c.shutdown().await;
+    Ok(())
+}
+
+/// Ends this device's session on the server; every process sharing it ends too.
+pub async fn logout(server: &str) -> Result<(), Fail> {
+    let (c, _, _) = resume(server, false).await?;
+    c.logout().await?;
+    c.shutdown().await;
+    paths::clear_session(&paths::data_dir(), server);
+    print(serde_json::json!({"type": "logged_out"}));
+    Ok(())
+}
+
+/// Every thread (every page), newest activity first, with unread counts.
+pub async fn threads(server: &str) -> Result<(), Fail> {
+    let (c, _, _) = resume(server, false).await?;
+    for t in c.list_threads().await? {
+        print(out::thread(&t));
+    }
+    c.shutdown().await;
+    Ok(())
+}
+
+/// The terminal client's key bindings (after config overrides), slash commands and an
+/// example config. Plain text, not JSON: it is for people.
+pub fn keys() {
+    let settings = crate::run::load_settings();
+    let mut text = String::from("Key bindings (keys, config name, action):\n");
+    text.push_str(&crate::app::keymap::help_text(&settings.keymap));
+    for p in &settings.problems {
+        text.push_str(&format!("config problem: {p}\n"));
+    }
+    text.push_str("\nSlash commands:\n");
+    for (_, usage) in crate::app::commands::COMMANDS {
+        text.push_str(&format!("  {usage}\n"));
+    }
+    text.push_str(&format!(
+        "\nExample config:\n{}",
+        crate::app::config::EXAMPLE
+    ));
+    // A closed pipe (`confab keys | head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+}

@@ -1,0 +1,173 @@
+//! Group actions by name: find, join, create, leave, invite, kick, roles, rename, transfer,
+//! members.
+
+use confab_wire::Body;
+use confab_wire::pb;
+
+use super::{ApiError, same_name};
+use crate::client::{Client, ClientError};
+
+impl Client {
+    /// All the caller's groups and pending invitations (every page of `ListGroups`).
+    pub async fn groups(&self) -> Result<Vec<pb::Group>, ApiError> {
+        self.every_page(
+            |after| {
+                Body::ListGroups(pb::ListGroups {
+                    after_group_id: after,
+                    limit: 0,
+                })
+            },
+            |b| expect_body!(b, GroupList).map(|l| (l.groups, l.has_more)),
+            |g| g.group_id,
+        )
+        .await
+    }
+
+    /// One of the caller's groups, by exact name; otherwise the caller's groups whose names
+    /// contain it are the candidates.
+    pub async fn my_group(&self, name: &str) -> Result<pb::Group, ApiError> {
+        let groups = self.groups().await?;
+        let want = name.to_lowercase();
+        pick_group(name, groups, |g| g.name.to_lowercase().contains(&want))
+    }
+
+    /// An open group found by search, by exact name; the search's other hits are the
+    /// candidates (never joined in its place).
+    pub async fn find_group(&self, name: &str) -> Result<pb::Group, ApiError> {
+        let reply = self
+            .request(Body::SearchGroups(pb::SearchGroups {
+                query: name.into(),
+                limit: 0,
+            }))
+            .await?;
+        pick_group(name, expect_body!(reply, GroupList)?.groups, |_| true)
+    }
+
+    /// Joins the open group with exactly this name.
+    pub async fn join_group_by_name(&self, name: &str) -> Result<pb::Group, ApiError> {
+        let found = self.find_group(name).await?;
+        self.join_group(found.group_id).await
+    }
+
+    /// Joins an open group (or accepts an invitation) by id.
+    pub async fn join_group(&self, group_id: u64) -> Result<pb::Group, ApiError> {
+        let reply = self
+            .request(Body::JoinGroup(pb::JoinGroup { group_id }))
+            .await?;
+        Ok(expect_body!(reply, Group)?)
+    }
+
+    /// Creates an open group.
+    pub async fn create_group(&self, name: &str) -> Result<pb::Group, ApiError> {
+        let reply = self
+            .request(Body::CreateGroup(pb::CreateGroup {
+                name: name.into(),
+                description: String::new(),
+                open: true,
+            }))
+            .await?;
+        Ok(expect_body!(reply, Group)?)
+    }
+
+    pub async fn leave_group(&self, group_id: u64) -> Result<(), ApiError> {
+        self.done(Body::LeaveGroup(pb::LeaveGroup { group_id }))
+            .await
+    }
+
+    pub async fn invite(&self, group_id: u64, user_id: u64) -> Result<(), ApiError> {
+        self.done(Body::InviteToGroup(pb::InviteToGroup { group_id, user_id }))
+            .await
+    }
+
+    pub async fn kick(&self, group_id: u64, user_id: u64) -> Result<(), ApiError> {
+        self.done(Body::KickMember(pb::KickMember { group_id, user_id }))
+            .await
+    }
+
+    pub async fn set_role(
+        &self,
+        group_id: u64,
+        user_id: u64,
+        role: pb::Role,
+    ) -> Result<(), ApiError> {
+        self.done(Body::SetMemberRole(pb::SetMemberRole {
+            group_id,
+            user_id,
+            role: role as i32,
+        }))
+        .await
+    }
+
+    /// Every member of a group, ordered by user id (every page of `ListGroupMembers`).
+    pub async fn members(&self, group_id: u64) -> Result<Vec<pb::GroupMember>, ApiError> {
+        self.every_page(
+            |after| {
+                Body::ListGroupMembers(pb::ListGroupMembers {
+                    group_id,
+                    after_user_id: after,
+                    limit: 0,
+                })
+            },
+            |b| expect_body!(b, GroupMemberList).map(|l| (l.members, l.has_more)),
+            |m| m.user.as_ref().map_or(0, |u| u.user_id),
+        )
+        .await
+    }
+
+    /// The member of this name in a group.
+    pub async fn member(&self, group: &pb::Group, name: &str) -> Result<pb::User, ApiError> {
+        self.members(group.group_id)
+            .await?
+            .into_iter()
+            .filter_map(|m| m.user)
+            .find(|u| same_name(&u.name, name))
+            .ok_or_else(|| ApiError::NotAMember {
+                user: name.into(),
+                group: group.name.clone(),
+            })
+    }
+
+    /// Renames a group (owner or admin).
+    pub async fn rename_group(&self, group_id: u64, name: &str) -> Result<pb::Group, ApiError> {
+        let reply = self
+            .request(Body::UpdateGroup(pb::UpdateGroup {
+                group_id,
+                name: Some(name.into()),
+                description: None,
+                open: None,
+            }))
+            .await?;
+        Ok(expect_body!(reply, Group)?)
+    }
+
+    /// Hands the group to another member (owner only; the old owner becomes admin).
+    pub async fn transfer(&self, group_id: u64, user_id: u64) -> Result<(), ApiError> {
+        self.done(Body::TransferOwnership(pb::TransferOwnership {
+            group_id,
+            user_id,
+        }))
+        .await
+    }
+}
+
+/// The group named exactly `name`, or [`ApiError::NoSuchGroup`] with the names of the groups
+/// `candidate` keeps.
+fn pick_group(
+    name: &str,
+    groups: Vec<pb::Group>,
+    candidate: impl Fn(&pb::Group) -> bool,
+) -> Result<pb::Group, ApiError> {
+    let (exact, others): (Vec<_>, Vec<_>) =
+        groups.into_iter().partition(|g| same_name(&g.name, name));
+    exact
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::NoSuchGroup {
+            name: name.into(),
+            candidates: others
+                .into_iter()
+                .filter(candidate)
+                .map(|g| g.name)
+                .collect(),
+        })
+}
