@@ -45,13 +45,22 @@ impl Tmux {
     }
 
     fn launch_at(&self, name: &str, home: &Path, server: &str, size: (u16, u16)) {
+        self.start(name, home, &format!("--server {server}"), size);
+    }
+
+    /// Starts `confab` with no server given: it must use the one it last signed in to.
+    fn launch_remembered(&self, name: &str, home: &Path) {
+        self.start(name, home, "", (100, 30));
+    }
+
+    fn start(&self, name: &str, home: &Path, args: &str, size: (u16, u16)) {
         for d in ["config", "data", "state"] {
             std::fs::create_dir_all(home.join(d)).unwrap();
         }
         let cmd = format!(
             "env -u CONFAB_DATA_DIR -u CONFAB_CONFIG_DIR -u CONFAB_SERVER -u TMUX HOME={h} XDG_CONFIG_HOME={h}/config XDG_DATA_HOME={h}/data XDG_STATE_HOME={h}/state \
              TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 \
-             {bin} --server {server}",
+             {bin} {args}",
             h = home.display(),
             bin = env!("CARGO_BIN_EXE_confab"),
         );
@@ -161,6 +170,16 @@ fn two_users_chat_in_tmux_across_a_quit_and_a_server_restart() {
     t.line("b", "hello alice, 很高兴认识你");
     t.wait_for("a", "hello alice, 很高兴认识你");
 
+    // Ctrl-C clears a draft and Ctrl-_ (byte 0x1f from tmux) brings it back.
+    t.type_text("a", "草稿 kept draft");
+    t.wait_for("a", "草稿 kept draft");
+    t.keys("a", &["C-c"]);
+    t.wait("a", "the draft cleared", |s| !s.contains("草稿 kept draft"));
+    t.keys("a", &["C-_"]);
+    t.wait_for("a", "草稿 kept draft");
+    t.keys("a", &["C-u"]);
+    t.wait("a", "the draft killed", |s| !s.contains("草稿 kept draft"));
+
     // A group: one creates, the other joins, both talk.
     t.line("a", "/group create 研发群");
     t.wait_for("a", "#研发群");
@@ -206,9 +225,10 @@ fn two_users_chat_in_tmux_across_a_quit_and_a_server_restart() {
     t.keys("b", &["Enter"]);
     t.line("b", "离线消息 while you were away");
     t.wait_for("b", "离线消息 while you were away");
-    // Relaunch: the saved session resumes without a login (the cached conversations show at
-    // once); the DM gets an unread badge after the sync and Alt-A jumps there.
-    t.launch("a", &home_a, &server);
+    // Relaunch with no --server: the last server's saved session resumes without a login
+    // (the cached conversations show at once); the DM gets an unread badge after the sync and
+    // Alt-A jumps there.
+    t.launch_remembered("a", &home_a);
     t.wait("a", "an unread badge on the DM", |s| {
         s.lines().any(|l| l.contains("小明") && l.contains("1│"))
     });

@@ -1139,3 +1139,111 @@ fn paging_with_a_three_row_composer_lands_where_the_screen_says() {
     assert!(screen[2].contains("早上好"), "{screen:#?}");
     insta::assert_snapshot!("scrolled_top_three_row_composer_80x24", text);
 }
+
+/// Ctrl-K with `team-1` among team-12, team-11, team-10 (all newer): Enter opens team-1.
+#[test]
+fn the_switcher_prefers_the_exact_name_then_names_starting_with_the_query() {
+    let mut s = main_state(80, 24);
+    let team = |id: u64, name: &str, activity: u64| pb::Thread {
+        thread_id: id,
+        kind: pb::ThreadKind::Group as i32,
+        group: Some(pb::Group {
+            group_id: id,
+            thread_id: id,
+            name: name.into(),
+            member_count: 2,
+            my_role: pb::Role::Member as i32,
+            ..Default::default()
+        }),
+        activity_id: activity,
+        can_send: true,
+        ..Default::default()
+    };
+    update(
+        &mut s,
+        Msg::Threads(vec![
+            (team(112, "team-12", 9_000_004), 0),
+            (team(111, "team-11", 9_000_003), 0),
+            (team(110, "team-10", 9_000_002), 0),
+            (team(101, "team-1", 9_000_001), 0),
+            (team(120, "my-team-1x", 9_000_005), 0),
+        ]),
+    );
+    update(&mut s, ctrl('k'));
+    type_text(&mut s, "team-1");
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.selected, Some(101));
+    update(&mut s, ctrl('k'));
+    type_text(&mut s, "TEAM-1");
+    update(&mut s, key(KeyCode::Down));
+    update(&mut s, key(KeyCode::Enter));
+    assert_ne!(
+        s.selected,
+        Some(120),
+        "a name starting with the query beats a fuzzy match"
+    );
+}
+
+/// Vim preset: an Esc while a notice shows clears it and enters normal mode at once, so the
+/// next keys are commands, not text in the draft.
+#[test]
+fn vim_esc_over_a_notice_enters_normal_mode() {
+    let mut s = main_state(80, 24);
+    s.settings = confab_tui::app::config::Settings::parse("keymap = \"vim\"\n", false);
+    type_text(&mut s, "draft");
+    s.notice("a notice");
+    assert!(s.notice.is_some());
+    update(&mut s, key(KeyCode::Esc));
+    assert!(s.notice.is_none());
+    assert!(s.normal_mode, "the first Esc enters normal mode");
+    update(&mut s, key(KeyCode::Char('x')));
+    assert_ne!(s.composer.text(), "draftx", "x went into the draft");
+}
+
+/// One rule for unread, live and after a sync: another user's text counts; one's own entries
+/// and system entries never do.
+#[test]
+fn own_and_system_entries_are_never_unread_live_or_after_a_listing() {
+    let mut s = main_state(80, 24);
+    // Not the shown thread (the group is).
+    let mut system = msg(DM_ALICE, 3, ALICE, 3, "");
+    system.kind = pb::MessageKind::System as i32;
+    for m in [
+        msg(DM_ALICE, 2, ME, 2, "mine"),
+        system.clone(),
+        msg(DM_ALICE, 4, ALICE, 4, "theirs"),
+    ] {
+        update(&mut s, Msg::Core(Event::Message(m)));
+    }
+    assert_eq!(s.thread(DM_ALICE).unwrap().unread, 1, "live");
+    // The listing after a reconnect (or a restart, from the cache) agrees.
+    update(
+        &mut s,
+        Msg::Threads(vec![(dm(DM_ALICE, ALICE, 4, 1, 900), 4)]),
+    );
+    assert_eq!(s.thread(DM_ALICE).unwrap().unread, 1, "after the listing");
+    // Listed before the entries are fetched: counted by seq, then corrected as they arrive.
+    update(
+        &mut s,
+        Msg::Threads(vec![(dm(DM_ALICE, ALICE, 6, 4, 901), 4)]),
+    );
+    assert_eq!(s.thread(DM_ALICE).unwrap().unread, 2, "two not fetched yet");
+    let mut joined = msg(DM_ALICE, 5, ALICE, 5, "");
+    joined.kind = pb::MessageKind::System as i32;
+    update(&mut s, Msg::Core(Event::Message(joined)));
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(DM_ALICE, 6, ME, 6, "me again"))),
+    );
+    assert_eq!(s.thread(DM_ALICE).unwrap().unread, 0);
+}
+
+#[test]
+fn a_mention_is_the_whole_name() {
+    use confab_tui::app::state::mentions;
+    assert!(mentions("@bob 看这里", "bob"));
+    assert!(mentions("hi @Bob, look", "bob"));
+    assert!(mentions("看 @小明", "小明"));
+    assert!(!mentions("@bobby look", "bob"));
+    assert!(!mentions("@bob_smith look", "bob"));
+}

@@ -11,6 +11,7 @@ use crate::text::nfc;
 /// Folds a thread from the list or a push into the state (counts, name, order).
 pub(super) fn upsert_thread(s: &mut State, t: pb::Thread, cmds: &mut Vec<Cmd>) {
     let visible = s.visible(t.thread_id);
+    let me = s.my_id();
     let th = s.thread_entry(t.thread_id);
     if let Some(p) = &t.peer {
         th.kind = Kind::Private;
@@ -42,7 +43,7 @@ pub(super) fn upsert_thread(s: &mut State, t: pb::Thread, cmds: &mut Vec<Cmd>) {
         th.unread = 0;
         th.mentions = 0;
     } else {
-        th.unread = th.last_seq.saturating_sub(th.read_seq);
+        th.unread = th.count_unread(me);
         if th.unread == 0 {
             th.mentions = 0;
         }

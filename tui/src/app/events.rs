@@ -164,7 +164,7 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
                 if r.user.as_ref().is_some_and(|u| u.user_id == me) {
                     t.read_seq = t.read_seq.max(r.read_seq);
                     if !visible {
-                        t.unread = t.last_seq.saturating_sub(t.read_seq);
+                        t.unread = t.count_unread(me);
                         if t.unread == 0 {
                             t.mentions = 0;
                         }
@@ -307,13 +307,6 @@ fn user_event(s: &mut State, e: pb::UserEvent, cmds: &mut Vec<Cmd>) {
     }
 }
 
-fn mentions(body: &str, me: &str) -> bool {
-    !me.is_empty()
-        && body
-            .to_lowercase()
-            .contains(&format!("@{}", me.to_lowercase()))
-}
-
 fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
     let me = s.me.clone().unwrap_or_default();
     let visible = s.visible(m.thread_id);
@@ -331,6 +324,16 @@ fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
     if dup {
         return;
     }
+    // Counted unread by seq before it was fetched: it does not count after all.
+    let me_id = me.user_id;
+    if !fresh
+        && !visible
+        && !super::state::counts_unread(&m, me_id)
+        && m.seq > t.read_seq
+        && m.seq <= t.last_seq
+    {
+        t.unread = t.unread.saturating_sub(1);
+    }
     if !mine && is_text {
         if visible && t.scroll == 0 {
             if m.seq > t.read_seq {
@@ -342,7 +345,7 @@ fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
             }
         } else if fresh {
             t.unread += 1;
-            if mentions(&body, &me.name) {
+            if super::state::mentions(&body, &me.name) {
                 t.mentions += 1;
             }
         }

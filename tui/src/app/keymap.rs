@@ -287,7 +287,8 @@ pub fn defaults() -> Vec<(Action, Vec<Key>)> {
         (KillToStart, vec![Key::ctrl('u')]),
         (KillToEnd, vec![Key::alt(K::Char('k'))]),
         (Yank, vec![Key::ctrl('y')]),
-        (Undo, vec![Key::ctrl('_')]),
+        // Terminals send Ctrl-_ (and Ctrl-/) as byte 0x1f, which crossterm reads as Ctrl-7.
+        (Undo, vec![Key::ctrl('_'), Key::ctrl('7')]),
         (HistoryPrev, vec![k(K::Up)]),
         (HistoryNext, vec![k(K::Down)]),
         (ReverseSearch, vec![Key::ctrl('r')]),
@@ -534,6 +535,9 @@ mod tests {
         assert_eq!(km.action(&z), Some(Action::Suspend));
         let u = KeyEvent::new(KeyCode::Char('_'), KeyModifiers::CONTROL);
         assert_eq!(km.action(&u), Some(Action::Undo));
+        // What tmux and xterm actually deliver for Ctrl-_ (0x1f).
+        let seven = KeyEvent::new(KeyCode::Char('7'), KeyModifiers::CONTROL);
+        assert_eq!(km.action(&seven), Some(Action::Undo));
         // Rebindable like any other action.
         let km = Keymap::build("default", &[("suspend".into(), vec!["f12".into()])]);
         assert_eq!(km.action(&z), None);

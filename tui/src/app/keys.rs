@@ -283,11 +283,9 @@ fn next_unread(s: &mut State, cmds: &mut Vec<Cmd>) {
 
 fn cancel(s: &mut State) {
     // Esc never touches the draft: it only closes things (and, in the vim preset, enters
-    // normal mode).
-    if s.settings.keymap.vim
-        && s.notice.is_none()
-        && s.current().is_some_and(|t| t.search.is_none())
-    {
+    // normal mode; a notice is not a thing to close first, or the keys after the Esc would
+    // be typed into the draft).
+    if s.settings.keymap.vim && s.current().is_some_and(|t| t.search.is_none()) {
         s.normal_mode = true;
     }
     s.notice = None;

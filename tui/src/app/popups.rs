@@ -40,17 +40,26 @@ pub(super) fn members_popup(s: &mut State, cmds: &mut Vec<Cmd>) {
     }
 }
 
-/// Threads matching a switcher query, best first: a case-insensitive subsequence match,
-/// scored by how early and how tightly the letters match.
+/// Threads matching a switcher query, best first: the name itself, then names that start with
+/// the query, then any case-insensitive subsequence match scored by how early and how tightly
+/// the letters match (so `team-1` comes before `team-12`); the list's order among equals.
 pub fn switcher_matches(s: &State, query: &str) -> Vec<u64> {
-    let q: Vec<char> = query.to_lowercase().chars().collect();
+    let lower = query.to_lowercase();
+    let q: Vec<char> = lower.chars().collect();
     let mut scored: Vec<(i64, usize, u64)> = s
         .threads
         .iter()
         .enumerate()
         .filter_map(|(i, t)| {
-            let name: Vec<char> = t.name.to_lowercase().chars().collect();
-            let mut score = 0i64;
+            let full = t.name.to_lowercase();
+            let name: Vec<char> = full.chars().collect();
+            let mut score = if full == lower {
+                10_000
+            } else if full.starts_with(&lower) {
+                1_000
+            } else {
+                0
+            };
             let mut pos = 0usize;
             let mut last: Option<usize> = None;
             for c in &q {

@@ -111,7 +111,43 @@ pub struct ThreadView {
     pub search: Option<String>,
 }
 
+/// `@me` in the body, as a whole name: `@bobby` is not a mention of bob.
+pub fn mentions(body: &str, me: &str) -> bool {
+    if me.is_empty() {
+        return false;
+    }
+    let (body, at) = (body.to_lowercase(), format!("@{}", me.to_lowercase()));
+    body.match_indices(&at).any(|(i, _)| {
+        body[i + at.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-'))
+    })
+}
+
+/// Whether an entry counts as unread for user `me`: another user's text. One's own entries and
+/// system entries (group changes, edits, recalls) never do, live or after a sync.
+pub fn counts_unread(m: &pb::ChatMessage, me: u64) -> bool {
+    m.kind == pb::MessageKind::Text as i32 && m.sender.as_ref().is_none_or(|u| u.user_id != me)
+}
+
 impl ThreadView {
+    /// Unread entries after the read marker: the cached ones that [`counts_unread`], plus
+    /// every seq not cached yet (unknown until fetched; a fetched one that does not count is
+    /// taken off then).
+    pub fn count_unread(&self, me: u64) -> u64 {
+        if self.last_seq <= self.read_seq {
+            return 0;
+        }
+        let range = self.read_seq + 1..=self.last_seq;
+        let (mut cached, mut counted) = (0u64, 0u64);
+        for m in self.messages.range(range).map(|(_, m)| m) {
+            cached += 1;
+            counted += u64::from(counts_unread(m, me));
+        }
+        (self.last_seq - self.read_seq) - cached + counted
+    }
+
     pub fn new(id: u64) -> Self {
         Self {
             id,

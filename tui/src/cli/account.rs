@@ -17,6 +17,7 @@ pub async fn sign_in(server: &str, name: String, register: bool) -> Result<(), F
         (Auth::Login { name, password }, "logged_in")
     };
     let (c, _, user) = connect(cfg, auth, server).await?;
+    paths::remember_server(&paths::data_dir(), server);
     print(serde_json::json!({"type": kind, "user": out::user(&Some(user))}));
     c.shutdown().await;
     Ok(())

@@ -181,20 +181,23 @@ fn text_arg(text: String, lines: bool) -> Result<Text, Fail> {
 }
 
 async fn run(cli: Cli) -> Result<(), Fail> {
-    let server = cli
-        .server
-        .or_else(conn::config_server)
-        .unwrap_or_else(|| "127.0.0.1:7000".into());
     let Some(cmd) = cli.cmd else {
         if !std::io::stdout().is_terminal() {
             return Err(Fail::usage(
                 "the terminal client needs a terminal; use a subcommand (see --help)",
             ));
         }
-        return crate::run::run(Some(server), conn::trust_options())
+        // Only what the user gave: the terminal client falls back to the config's server,
+        // then to the one it last signed in to (its session), then to the default.
+        return crate::run::run(cli.server, conn::trust_options())
             .await
             .map_err(|e| Fail(fail::OTHER, format!("terminal: {e}")));
     };
+    let server = cli
+        .server
+        .or_else(conn::config_server)
+        .or_else(|| paths::last_server(&paths::data_dir()))
+        .unwrap_or_else(|| "127.0.0.1:7000".into());
     let s = server.as_str();
     match cmd {
         Cmd::Trust { server: given, yes } => trust::trust(given.as_deref().unwrap_or(s), yes).await,

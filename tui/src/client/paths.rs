@@ -24,6 +24,21 @@ pub fn data_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from(".confab"), |p| p.data_dir().to_path_buf())
 }
 
+/// The server this machine last signed in to (the terminal client or `confab login`), used
+/// when none is given.
+pub fn last_server(base: &Path) -> Option<String> {
+    std::fs::read_to_string(base.join("last_server"))
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// Records `server` as the one [`last_server`] returns.
+pub fn remember_server(base: &Path, server: &str) {
+    let _ = std::fs::create_dir_all(base);
+    let _ = std::fs::write(base.join("last_server"), server);
+}
+
 /// The config directory (`$XDG_CONFIG_HOME/confab`, or `CONFAB_CONFIG_DIR`).
 pub fn config_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("CONFAB_CONFIG_DIR") {

@@ -93,10 +93,6 @@ pub fn local_offset_s(ts_ms: i64) -> i64 {
         .into()
 }
 
-fn last_server_file() -> PathBuf {
-    paths::data_dir().join("last_server")
-}
-
 /// Puts the terminal back (raw mode off, main screen, pastes and focus reports off).
 pub fn restore_terminal() {
     let _ = crossterm::terminal::disable_raw_mode();
@@ -228,8 +224,7 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
             }
             ctx.events = None;
             ctx.server = server.clone();
-            let _ = std::fs::create_dir_all(paths::data_dir());
-            let _ = std::fs::write(last_server_file(), &server);
+            paths::remember_server(&paths::data_dir(), &server);
             match Client::start(client_config(&server, &name, &ctx.trust), auth) {
                 Ok((c, ev)) => {
                     ctx.client = Some(c);
@@ -358,12 +353,7 @@ pub async fn run(server: Option<String>, trust: TrustOptions) -> io::Result<()> 
     let settings = load_settings();
     let server = server
         .or_else(|| settings.server.clone())
-        .or_else(|| {
-            std::fs::read_to_string(last_server_file())
-                .ok()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-        })
+        .or_else(|| paths::last_server(&paths::data_dir()))
         .unwrap_or_else(|| "127.0.0.1:7000".into());
 
     // Logs to a file, never to the screen.
