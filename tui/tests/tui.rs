@@ -1247,3 +1247,68 @@ fn a_mention_is_the_whole_name() {
     assert!(!mentions("@bobby look", "bob"));
     assert!(!mentions("@bob_smith look", "bob"));
 }
+
+/// A draft over the server's limit (5,280 bytes against 4,096, as a pasted log was) is
+/// refused before sending: no Send, the text stays, the notice and the separator say why.
+#[test]
+fn an_over_long_draft_is_refused_before_sending_and_kept() {
+    let mut s = main_state(80, 24);
+    update(
+        &mut s,
+        Msg::Core(Event::Limits(pb::Limits {
+            max_body_bytes: 4096,
+            ..Default::default()
+        })),
+    );
+    let long = "日志".repeat(880); // 5,280 bytes
+    update(&mut s, Msg::Paste(long.clone()));
+    assert!(screen_text(&s).contains("5280/4096 bytes: too long to send"));
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        !cmds.iter().any(|c| matches!(c, Cmd::Send { .. })),
+        "{cmds:?}"
+    );
+    assert_eq!(s.composer.text(), long, "the text is kept");
+    assert!(screen_text(&s).contains("too long to send: 5280 bytes"));
+    // Shortened under the limit, it goes.
+    s.composer.set("短");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(cmds.iter().any(|c| matches!(c, Cmd::Send { .. })));
+}
+
+/// 330 messages in another conversation within 3.3 s: one notification at once, then one
+/// summary once the interval passed; not 330.
+#[test]
+fn a_burst_in_another_conversation_notifies_once_then_summarises() {
+    use confab_tui::app::notify::NOTIFY_EVERY_MS;
+    let mut s = main_state(80, 24);
+    let start = s.now_ms;
+    let mut notes = Vec::new();
+    for i in 0..330u64 {
+        s.now_ms = start + i as i64 * 10;
+        let m = msg(DM_ZHANG, 3 + i, ZHANG, 19, &format!("第{i}条"));
+        notes.extend(update(&mut s, Msg::Core(Event::Message(m))));
+        notes.extend(update(&mut s, Msg::Tick));
+    }
+    let count = |cmds: &[Cmd]| {
+        cmds.iter()
+            .filter(|c| matches!(c, Cmd::Notify { .. }))
+            .count()
+    };
+    assert_eq!(count(&notes), 1, "during the burst");
+    s.now_ms = start + NOTIFY_EVERY_MS;
+    let later = update(&mut s, Msg::Tick);
+    assert!(
+        later.iter().any(
+            |c| matches!(c, Cmd::Notify { title, body } if title == "张三" && body == "329 new messages")
+        ),
+        "{later:?}"
+    );
+    assert_eq!(count(&update(&mut s, Msg::Tick)), 0, "once");
+    // Another conversation has its own interval.
+    let other = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(DM_ALICE, 2, ALICE, 19, "hi"))),
+    );
+    assert_eq!(count(&other), 1);
+}

@@ -147,6 +147,7 @@ pub(super) fn select(s: &mut State, id: u64, cmds: &mut Vec<Cmd>) {
         });
     }
     mark_read(s, id, cmds);
+    super::notify::seen(s, id);
 }
 
 pub(super) fn select_index(s: &mut State, i: usize, cmds: &mut Vec<Cmd>) {
@@ -161,6 +162,15 @@ pub(super) fn send_text(s: &mut State, text: String, cmds: &mut Vec<Cmd>) -> boo
         s.error("no conversation selected: add a friend (/add NAME) or join a group");
         return false;
     };
+    if text.len() > s.max_body_bytes {
+        // Refused here, not by the server: the text stays in the composer to be shortened.
+        s.error(format!(
+            "too long to send: {} bytes, the server takes {} (shorten it, or split it)",
+            text.len(),
+            s.max_body_bytes
+        ));
+        return false;
+    }
     let key = s.take_key();
     let now = s.now_ms;
     let Some(t) = s.thread_mut(id) else {

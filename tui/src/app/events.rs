@@ -11,7 +11,8 @@ use crate::client::{ClientError, ConnState, Event, OutboxItem, TrustProblem};
 use crate::text::{nfc, sanitize};
 
 /// Time passed: typing notices and the status line's notice expire.
-pub(super) fn tick(s: &mut State) {
+pub(super) fn tick(s: &mut State, cmds: &mut Vec<Cmd>) {
+    super::notify::tick(s, cmds);
     let now = s.now_ms;
     for t in &mut s.threads {
         t.typing.retain(|(_, until)| *until > now);
@@ -176,6 +177,11 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
         }
         Event::Frames { .. } => {}
         Event::Transport { encrypted, .. } => s.encrypted = Some(encrypted),
+        Event::Limits(l) => {
+            if l.max_body_bytes > 0 {
+                s.max_body_bytes = l.max_body_bytes as usize;
+            }
+        }
         Event::Untrusted(TrustProblem::Unknown {
             server,
             fingerprint,
@@ -365,10 +371,7 @@ fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
             } else {
                 format!("{sender} in {tname}")
             };
-            cmds.push(Cmd::Notify {
-                title: sanitize(&title),
-                body: sanitize(&crate::text::truncate(&body, 120, s.settings.ambiguous)),
-            });
+            super::notify::incoming(s, thread_id, title, &body, cmds);
         }
     } else if visible && let Some(t) = s.thread_mut(thread_id) {
         t.read_seq = t.read_seq.max(t.last_seq.min(m.seq));

@@ -22,6 +22,7 @@ pub mod keymap;
 mod keys;
 pub mod layout;
 pub mod msg;
+pub mod notify;
 mod popups;
 pub mod state;
 
@@ -45,7 +46,7 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Cmd> {
                 actions::mark_read(s, id, &mut cmds);
             }
         }
-        Msg::Tick => events::tick(s),
+        Msg::Tick => events::tick(s, &mut cmds),
         Msg::Core(ev) => events::core_event(s, ev, &mut cmds),
         Msg::Threads(list) => events::threads(s, list, &mut cmds),
         Msg::Outbox(items) => events::outbox(s, items),

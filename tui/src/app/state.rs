@@ -125,6 +125,9 @@ pub fn mentions(body: &str, me: &str) -> bool {
     })
 }
 
+/// PROTOCOL.md §8's default `max_body_bytes`, used until a server says otherwise.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4096;
+
 /// Whether an entry counts as unread for user `me`: another user's text. One's own entries and
 /// system entries (group changes, edits, recalls) never do, live or after a sync.
 pub fn counts_unread(m: &pb::ChatMessage, me: u64) -> bool {
@@ -246,6 +249,11 @@ pub struct State {
     pub notice: Option<(String, bool, i64)>,
     /// Whether the current connection is encrypted (known once one is open).
     pub encrypted: Option<bool>,
+    /// When each conversation last notified (see app/notify.rs).
+    pub notify_gates: super::notify::Gates,
+    /// The largest message body the server takes, in UTF-8 bytes (its HelloOk's limits; the
+    /// protocol's default until the first connect).
+    pub max_body_bytes: usize,
     /// A server whose certificate nobody vouches for, waiting for the user's yes or no.
     pub trust: Option<TrustAsk>,
     pub focused: bool,
@@ -276,6 +284,8 @@ impl State {
             me: None,
             authed: false,
             encrypted: None,
+            notify_gates: Default::default(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             trust: None,
             conn: Conn::Connecting,
             synced_once: false,

@@ -216,6 +216,9 @@ pub enum Event {
     Frames {
         received: u64,
     },
+    /// The limits the server announced in its HelloOk (body size, page, recall window, ...),
+    /// after every connect: a client checks a message's size before sending it.
+    Limits(pb::Limits),
     /// A connection was opened (before Hello): whether it is encrypted, and the server
     /// certificate's fingerprint for TLS.
     Transport {

@@ -23,19 +23,28 @@ pub(super) fn draw_separator(buf: &mut Buffer, s: &State, l: &MainLayout, w: u16
             label = format!("search: {q} (Esc clears)");
         }
     }
+    // The draft's size once it nears the server's limit: the limit is in bytes, and a CJK
+    // character takes three.
+    let bytes = s.composer.text().len();
+    let over = bytes > s.max_body_bytes;
+    if over || (label.is_empty() && bytes > s.max_body_bytes / 4 * 3) {
+        label = format!(
+            "{bytes}/{} bytes{}",
+            s.max_body_bytes,
+            if over { ": too long to send" } else { "" }
+        );
+    }
     let sep = if label.is_empty() {
         hline(s).repeat(usize::from(w))
     } else {
         rule(s, &label, usize::from(w))
     };
-    put(
-        buf,
-        0,
-        l.sep_y,
-        &sep,
-        usize::from(w),
-        Style::default().add_modifier(Modifier::DIM),
-    );
+    let style = if over {
+        fg(s, Color::Red)
+    } else {
+        Style::default().add_modifier(Modifier::DIM)
+    };
+    put(buf, 0, l.sep_y, &sep, usize::from(w), style);
 }
 
 /// The composer: its visible rows behind a `> ` prompt, or a hint when it is empty.

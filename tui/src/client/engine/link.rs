@@ -340,6 +340,9 @@ impl Engine {
                 ));
             }
         };
+        if let Some(limits) = ok.limits {
+            self.emit(Event::Limits(limits)).await;
+        }
         link.heartbeat = Duration::from_millis(u64::from(ok.heartbeat_interval_ms.max(1000)));
         link.idle = Duration::from_millis(u64::from(ok.idle_timeout_ms.max(2000)));
         let (auth, by_password) = match ok.auth {
