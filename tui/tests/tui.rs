@@ -1312,3 +1312,28 @@ fn a_burst_in_another_conversation_notifies_once_then_summarises() {
     );
     assert_eq!(count(&other), 1);
 }
+
+/// A request to a server that does not answer shows that it waits, with the seconds, until
+/// its result (here the timeout's error) comes back.
+#[test]
+fn a_request_shows_it_is_waiting_until_answered() {
+    let mut s = main_state(80, 24);
+    type_text(&mut s, "/add someone");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        matches!(&cmds[..], [Cmd::Op(Op::AddFriend(n))] if n == "someone"),
+        "{cmds:?}"
+    );
+    s.notice = None;
+    assert!(screen_text(&s).contains("adding someone…"));
+    s.now_ms += 3_000;
+    update(&mut s, Msg::Tick);
+    assert!(screen_text(&s).contains("adding someone… 3s"));
+    update(
+        &mut s,
+        Msg::Done(Done::Error("no answer from the server in time".into())),
+    );
+    let text = screen_text(&s);
+    assert!(!text.contains("adding someone"), "{text}");
+    assert!(text.contains("no answer from the server in time"), "{text}");
+}

@@ -56,6 +56,7 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
         }
         Done::Info(i) => s.notice(i),
         Done::Error(e) => s.error(e),
+        Done::Dropped => {}
         Done::LoggedOut => {
             let server = s.server.clone();
             let settings = s.settings.clone();

@@ -13,6 +13,7 @@
 //! too: the renderer depends on app, never the reverse).
 
 mod actions;
+pub mod busy;
 pub mod commands;
 pub mod config;
 mod done;
@@ -56,7 +57,11 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Cmd> {
             key,
             result,
         } => events::queued(s, thread_id, key, result),
-        Msg::Done(d) => done::done(s, d, &mut cmds),
+        Msg::Done(d) => {
+            busy::done(s);
+            done::done(s, d, &mut cmds);
+        }
     }
+    busy::sent(s, &cmds);
     cmds
 }

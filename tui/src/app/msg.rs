@@ -46,6 +46,8 @@ pub enum Done {
     Info(String),
     Error(String),
     LoggedOut,
+    /// A background load that could not be sent (no connection): nothing to show.
+    Dropped,
 }
 
 /// Multi-step operations on the client core, run as tasks.

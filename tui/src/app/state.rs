@@ -249,6 +249,8 @@ pub struct State {
     pub notice: Option<(String, bool, i64)>,
     /// Whether the current connection is encrypted (known once one is open).
     pub encrypted: Option<bool>,
+    /// Operations waiting for the server (see app/busy.rs).
+    pub busy: super::busy::Busy,
     /// When each conversation last notified (see app/notify.rs).
     pub notify_gates: super::notify::Gates,
     /// The largest message body the server takes, in UTF-8 bytes (its HelloOk's limits; the
@@ -285,6 +287,7 @@ impl State {
             authed: false,
             encrypted: None,
             notify_gates: Default::default(),
+            busy: Default::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             trust: None,
             conn: Conn::Connecting,

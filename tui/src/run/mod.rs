@@ -258,6 +258,15 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
         } => trust_server(ctx, &server, fingerprint),
         other => {
             let Some(c) = ctx.client.clone() else {
+                // Every operation is answered, or its "waiting" line would stay for good.
+                if let Cmd::Op(op) = &other {
+                    let done = if crate::app::busy::is_background(op) {
+                        crate::app::Done::Dropped
+                    } else {
+                        crate::app::Done::Error("not connected: nothing was sent".into())
+                    };
+                    let _ = ctx.tx.send(Msg::Done(done));
+                }
                 return true;
             };
             match other {

@@ -91,6 +91,7 @@ pub(super) fn draw_status(buf: &mut Buffer, s: &State, r: Rect) {
         Conn::Stopped(..) => ("stopped", fg(s, Color::Red)),
     };
     let rw = right.len() + 1;
+    let waiting = crate::app::busy::waiting(s);
     let (left, lst) = match (&s.rsearch, &s.notice) {
         (None, None) if s.normal_mode => (
             "-- NORMAL --  i insert  j/k scroll  g/G top/bottom  J/K conversations  : command"
@@ -111,6 +112,7 @@ pub(super) fn draw_status(buf: &mut Buffer, s: &State, r: Rect) {
         (None, notice) => match notice {
             Some((n, true, _)) => (n.clone(), fg(s, Color::Red)),
             Some((n, false, _)) => (n.clone(), Style::default()),
+            None if waiting.is_some() => (waiting.unwrap_or_default(), fg(s, Color::Yellow)),
             None => (
                 format!(
                     "{} send  {} newline  {} switch  {} help",

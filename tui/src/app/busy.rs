@@ -1,0 +1,66 @@
+//! Operations in flight, so a request to a slow or frozen server shows that it is waiting
+//! (`adding someone… 4s` on the status line) until its result, or its timeout, comes back.
+//! Every `Cmd::Op` gets exactly one `Done` (the run loop answers one even without a
+//! connection), so a count is exact; which label is shown is the oldest still waiting.
+
+use std::collections::VecDeque;
+
+use super::msg::{Cmd, Op};
+use super::state::State;
+
+/// The operations sent and not answered yet: (what the user asked for, when), `None` for
+/// background loads the user did not ask for.
+#[derive(Debug, Clone, Default)]
+pub struct Busy(VecDeque<(Option<String>, i64)>);
+
+fn label(op: &Op) -> Option<String> {
+    Some(match op {
+        Op::LoadFriends | Op::LoadRequests | Op::Members(_) => return None,
+        Op::SearchUsers(q) => format!("searching for {q}"),
+        Op::AddFriend(name) => format!("adding {name}"),
+        Op::Respond { accept: true, .. } => "accepting".into(),
+        Op::Respond { accept: false, .. } => "declining".into(),
+        Op::CreateGroup(name) => format!("creating {name}"),
+        Op::JoinGroup(name) => format!("joining {name}"),
+        Op::LeaveGroup(_) => "leaving the group".into(),
+        Op::Invite(_, name) => format!("inviting {name}"),
+        Op::Kick(_, _, name) => format!("removing {name}"),
+        Op::SetRole(_, _, name, _) => format!("changing {name}'s role"),
+        Op::OpenDm(name, _) => format!("opening {name}"),
+        Op::Logout => "logging out".into(),
+    })
+}
+
+/// A load the client makes by itself (no waiting line, no error when it cannot be sent).
+pub fn is_background(op: &Op) -> bool {
+    label(op).is_none()
+}
+
+/// Records the operations among `cmds`.
+pub(super) fn sent(s: &mut State, cmds: &[Cmd]) {
+    for c in cmds {
+        if let Cmd::Op(op) = c {
+            s.busy.0.push_back((label(op), s.now_ms));
+        }
+    }
+}
+
+/// One operation answered.
+pub(super) fn done(s: &mut State) {
+    s.busy.0.pop_front();
+}
+
+/// What the status line shows while the user waits: `adding bob… 3s`.
+pub fn waiting(s: &State) -> Option<String> {
+    let (what, since) = s
+        .busy
+        .0
+        .iter()
+        .find_map(|(l, t)| l.as_ref().map(|l| (l, *t)))?;
+    let secs = (s.now_ms - since).max(0) / 1000;
+    Some(if secs > 0 {
+        format!("{what}… {secs}s")
+    } else {
+        format!("{what}…")
+    })
+}
