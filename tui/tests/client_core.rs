@@ -367,3 +367,42 @@ async fn notifications_reach_the_peer_without_a_reply() {
     )
     .await;
 }
+
+/// A read marker set while the server is down (the connection dropped under it) is sent
+/// after the reconnect: the server's marker moves, and the sender sees the read receipt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_marker_set_while_offline_reaches_the_server_after_the_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = ServerProc::start(dir.path());
+    let (a, mut a_ev, _, _) = register(srv.addr, "rm_a").await;
+    let (b, mut b_ev, b_user, _) = register(srv.addr, "rm_b").await;
+    let thread = befriend(&a, &b, b_user.user_id).await;
+    let ack = a
+        .send_acked(thread, "read me", Duration::from_secs(10))
+        .await
+        .unwrap();
+    until(
+        &mut b_ev,
+        |ev| matches!(ev, Event::Message(m) if m.seq == ack.seq),
+    )
+    .await;
+    srv.kill();
+    until(&mut b_ev, |ev| {
+        matches!(
+            ev,
+            Event::State(confab_tui::client::ConnState::Offline { .. })
+        )
+    })
+    .await;
+    b.mark_read(thread, ack.seq).await.unwrap();
+    srv.restart();
+    // a sees it as a receipt, or (reconnecting after b sent it) in its listing.
+    until(&mut a_ev, |ev| match ev {
+        Event::ReadReceipt(r) => r.thread_id == thread && r.read_seq == ack.seq,
+        Event::Thread(t) => t.thread_id == thread && t.peer_read_seq == ack.seq,
+        _ => false,
+    })
+    .await;
+    let t = b.thread(thread).await.unwrap();
+    assert_eq!(t.read_seq, ack.seq, "the server has the marker");
+}

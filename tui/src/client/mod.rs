@@ -286,6 +286,11 @@ pub(crate) enum Command {
     Outbox {
         reply: oneshot::Sender<Vec<OutboxItem>>,
     },
+    /// A read marker: kept until the server confirms it, sent again after a reconnect.
+    MarkRead {
+        thread_id: u64,
+        seq: u64,
+    },
     /// A notification (`Typing`, `ReadUpTo`): sent with req_id 0, no reply; dropped offline.
     Notify {
         body: Box<Body>,
@@ -358,6 +363,16 @@ impl Client {
             .send(Command::Notify {
                 body: Box::new(body),
             })
+            .await
+            .map_err(|_| ClientError::Stopped)
+    }
+
+    /// Marks a thread read up to `seq`. Unlike a `ReadUpTo` notification, the marker is kept
+    /// until the server confirms it: one set offline, or as the connection drops, is sent
+    /// after the next connect.
+    pub async fn mark_read(&self, thread_id: u64, seq: u64) -> Result<(), ClientError> {
+        self.tx
+            .send(Command::MarkRead { thread_id, seq })
             .await
             .map_err(|_| ClientError::Stopped)
     }

@@ -335,9 +335,7 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
                 }
                 Cmd::MarkRead { thread_id, seq } => {
                     tokio::spawn(async move {
-                        let _ = c
-                            .notify(Body::ReadUpTo(pb::ReadUpTo { thread_id, seq }))
-                            .await;
+                        let _ = c.mark_read(thread_id, seq).await;
                     });
                 }
                 Cmd::Typing(thread_id) => {

@@ -33,6 +33,8 @@ pub(super) enum Pending {
     List,
     Send(u64),
     Ping,
+    /// A `ReadUpTo` (thread, seq): confirmed by its reply.
+    ReadMark(u64, u64),
 }
 
 /// One live, authenticated connection.

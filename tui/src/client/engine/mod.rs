@@ -7,6 +7,7 @@
 //! - here: commands, frames, replies, the user-event stream, the tick.
 
 mod link;
+mod marks;
 mod outbox;
 mod session;
 mod sync;
@@ -42,6 +43,8 @@ pub(crate) struct Engine {
     /// Made at the first `tls://` connect (roots read once, TLS sessions kept for
     /// resumption), unless the config shares one.
     connector: Option<std::sync::Arc<super::tls::Connector>>,
+    /// Read markers not confirmed by the server yet.
+    marks: marks::Marks,
 }
 
 impl Engine {
@@ -68,6 +71,7 @@ impl Engine {
             sync: ThreadSync::new(cfg.backlog, snap.threads),
             outbox: Outbox::new(snap.outbox),
             connector: None,
+            marks: marks::Marks::default(),
             cfg,
             auth,
             cmds,
@@ -137,6 +141,7 @@ impl Engine {
             Command::Request { reply, .. } => {
                 let _ = reply.send(Err(ClientError::Disconnected));
             }
+            Command::MarkRead { thread_id, seq } => self.mark_read_later(thread_id, seq),
             Command::ReconnectNow
             | Command::Disconnect
             | Command::Shutdown { .. }
@@ -178,7 +183,8 @@ impl Engine {
         } else {
             link.synced_sent = true;
         }
-        self.pump_outbox(link).await
+        self.pump_outbox(link).await?;
+        self.resend_marks(link).await
     }
 
     async fn online_command(&mut self, link: &mut Link, cmd: Command) -> Result<(), End> {
@@ -202,6 +208,7 @@ impl Engine {
                 }
             }
             Command::Notify { body } => self.write(link, Envelope::new(0, *body)).await,
+            Command::MarkRead { thread_id, seq } => self.mark_read(link, thread_id, seq).await,
             Command::Post {
                 local_id,
                 thread_id,
@@ -391,6 +398,7 @@ impl Engine {
                 });
             }
             Pending::Ping => {}
+            Pending::ReadMark(thread_id, seq) => self.on_mark_reply(thread_id, seq, &body),
             Pending::Send(local_id) => self.on_send_reply(link, local_id, body).await?,
             Pending::Events => {
                 link.events_syncing = false;
