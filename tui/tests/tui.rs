@@ -417,6 +417,12 @@ fn a_refused_login_is_explained_by_its_code() {
             "UNSUPPORTED_VERSION: not AUTH_FAILED, name not taken",
             "not AUTH_FAILED, name not taken",
         ),
+        // The server's words, without the code in front.
+        (
+            pb::ErrorCode::BadRequest,
+            "BAD_REQUEST: the password is shorter than 8 bytes",
+            "the password is shorter than 8 bytes",
+        ),
     ];
     for (code, reason, shown) in cases {
         let mut s = State::new(Default::default(), "127.0.0.1:7000".into());
@@ -435,6 +441,7 @@ fn a_refused_login_is_explained_by_its_code() {
         assert!(matches!(&cmds[..], [Cmd::Disconnect]), "{code:?}");
         let screen = screen_text(&s);
         assert!(screen.contains(shown), "{code:?}: {screen}");
+        assert!(!screen.contains("BAD_REQUEST"), "{screen}");
         assert!(matches!(&s.conn, Conn::Stopped(c, _) if *c == code));
     }
 }
@@ -1336,4 +1343,59 @@ fn a_request_shows_it_is_waiting_until_answered() {
     let text = screen_text(&s);
     assert!(!text.contains("adding someone"), "{text}");
     assert!(text.contains("no answer from the server in time"), "{text}");
+}
+
+/// Under "terminal too small" typed keys do not go into the (invisible) composer.
+#[test]
+fn keys_under_terminal_too_small_do_not_type() {
+    let mut s = main_state(80, 24);
+    update(&mut s, Msg::Resize(30, 8));
+    type_text(&mut s, "hidden");
+    assert_eq!(s.composer.text(), "");
+    update(&mut s, Msg::Resize(80, 24));
+    type_text(&mut s, "shown");
+    assert_eq!(s.composer.text(), "shown");
+}
+
+#[test]
+fn reconnect_says_it_is_reconnecting() {
+    let mut s = main_state(80, 24);
+    type_text(&mut s, "/reconnect");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(cmds.iter().any(|c| matches!(c, Cmd::ReconnectNow)));
+    assert!(screen_text(&s).contains("reconnecting now"));
+}
+
+/// The group header follows joins, leaves, kicks and renames as their entries arrive.
+#[test]
+fn the_group_header_follows_its_system_entries() {
+    use pb::group_change::Kind as Change;
+    let mut s = main_state(80, 24);
+    assert!(screen_text(&s).contains("(3 members)"));
+    let change = |seq: u64, kind: Change, name: &str| {
+        let mut m = msg(GROUP, seq, LI, 19, "");
+        m.kind = pb::MessageKind::System as i32;
+        m.group_change = Some(pb::GroupChange {
+            kind: kind as i32,
+            actor: Some(user(LI, "李四")),
+            subject: Some(user(LI, "李四")),
+            name: name.into(),
+            ..Default::default()
+        });
+        Msg::Core(Event::Message(m))
+    };
+    update(&mut s, change(7, Change::Joined, ""));
+    assert!(
+        screen_text(&s).contains("(4 members)"),
+        "{}",
+        screen_text(&s)
+    );
+    update(&mut s, change(8, Change::Kicked, ""));
+    update(&mut s, change(9, Change::Left, ""));
+    assert!(screen_text(&s).contains("(2 members)"));
+    // The same entry again (a resync) changes nothing.
+    update(&mut s, change(9, Change::Left, ""));
+    assert!(screen_text(&s).contains("(2 members)"));
+    update(&mut s, change(10, Change::Updated, "研发二群"));
+    assert!(screen_text(&s).contains("研发二群"));
 }

@@ -273,7 +273,10 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
             }
         }
         C::Retry => retry(s, cmds),
-        C::Reconnect => cmds.push(Cmd::ReconnectNow),
+        C::Reconnect => {
+            s.notice("reconnecting now…");
+            cmds.push(Cmd::ReconnectNow);
+        }
         C::Logout => cmds.push(Cmd::Op(Op::Logout)),
         C::Quit => {
             s.quit = true;

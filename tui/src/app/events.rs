@@ -265,12 +265,26 @@ fn conn_state(s: &mut State, st: ConnState, cmds: &mut Vec<Cmd>) {
     }
 }
 
-/// What to tell the user when the core stopped: by the server's code, the reason otherwise.
+/// What to tell the user when the core stopped: by the server's code, the server's message
+/// otherwise (without the `BAD_REQUEST: ` code in front: that is for logs).
 fn stopped_text(code: ErrorCode, reason: &str) -> String {
     match code {
         ErrorCode::AuthFailed => "wrong name or password".into(),
         ErrorCode::NameTaken => "that name is taken".into(),
-        _ => reason.to_owned(),
+        ErrorCode::RateLimited => "too many attempts: wait a little and try again".into(),
+        _ => without_code(reason).to_owned(),
+    }
+}
+
+/// `CODE_NAME: message` -> `message`; anything else as it is.
+fn without_code(reason: &str) -> &str {
+    match reason.split_once(": ") {
+        Some((code, rest))
+            if !code.is_empty() && code.chars().all(|c| c.is_ascii_uppercase() || c == '_') =>
+        {
+            rest
+        }
+        _ => reason,
     }
 }
 
@@ -313,6 +327,18 @@ fn user_event(s: &mut State, e: pb::UserEvent, cmds: &mut Vec<Cmd>) {
     }
 }
 
+/// A group's header follows its system entries as they arrive (the next listing confirms):
+/// the member count after joins, leaves and kicks, the name after a rename.
+fn apply_group_change(g: &mut pb::Group, c: &pb::GroupChange) {
+    use pb::group_change::Kind;
+    match Kind::try_from(c.kind) {
+        Ok(Kind::Joined) => g.member_count = g.member_count.saturating_add(1),
+        Ok(Kind::Left | Kind::Kicked) => g.member_count = g.member_count.saturating_sub(1).max(1),
+        Ok(Kind::Updated) if !c.name.is_empty() => g.name = c.name.clone(),
+        _ => {}
+    }
+}
+
 fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
     let me = s.me.clone().unwrap_or_default();
     let visible = s.visible(m.thread_id);
@@ -325,6 +351,12 @@ fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
     let fresh = m.seq > t.last_seq;
     let dup = t.messages.contains_key(&m.seq);
     let body = nfc(&m.body);
+    if fresh && let (Some(c), Some(g)) = (&m.group_change, t.group.as_mut()) {
+        apply_group_change(g, c);
+        if !g.name.is_empty() {
+            t.name = nfc(&g.name);
+        }
+    }
     insert_message(t, m.clone());
     t.typing.retain(|(n, _)| *n != sender);
     if dup {

@@ -26,6 +26,15 @@ pub(super) fn key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         cmds.push(Cmd::Suspend);
         return;
     }
+    // Under "terminal too small" nothing is visible: only quitting works (Ctrl-C twice),
+    // no key may type into a composer the user cannot see.
+    let (w, h) = s.size;
+    if w < super::layout::MIN_W || h < super::layout::MIN_H {
+        if s.settings.keymap.action(&k) == Some(Action::Interrupt) {
+            interrupt(s, cmds);
+        }
+        return;
+    }
     if s.trust.is_some() {
         trust_key(s, k, cmds);
         return;
