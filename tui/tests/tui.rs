@@ -1399,3 +1399,50 @@ fn the_group_header_follows_its_system_entries() {
     update(&mut s, change(10, Change::Updated, "研发二群"));
     assert!(screen_text(&s).contains("研发二群"));
 }
+
+/// Removed from a group: the composer says so and by whom, sending is refused, the history
+/// stays readable.
+#[test]
+fn a_member_removed_from_a_group_gets_a_read_only_thread_saying_why() {
+    let mut s = main_state(80, 24);
+    let mut m = msg(GROUP, 7, LI, 19, "");
+    m.kind = pb::MessageKind::System as i32;
+    m.group_change = Some(pb::GroupChange {
+        kind: pb::group_change::Kind::Kicked as i32,
+        actor: Some(user(LI, "李四")),
+        subject: Some(user(ME, "小明")),
+        ..Default::default()
+    });
+    update(&mut s, Msg::Core(Event::Message(m)));
+    assert!(
+        screen_text(&s).contains("read only: 李四 removed you from this group"),
+        "{}",
+        screen_text(&s)
+    );
+    type_text(&mut s, "还在吗");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(!cmds.iter().any(|c| matches!(c, Cmd::Send { .. })));
+    assert!(screen_text(&s).contains("you can no longer write here"));
+}
+
+/// The list shows mentions beside the unread count, not instead of it.
+#[test]
+fn the_list_shows_mentions_beside_the_unread_count() {
+    let mut s = main_state(80, 24);
+    update(&mut s, Msg::Focus(false));
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 7, LI, 19, "大家好"))),
+    );
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 8, LI, 19, "@小明 看一下"))),
+    );
+    let screen = screen_text(&s);
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("研发群") && l.contains("2@1")),
+        "{screen}"
+    );
+}

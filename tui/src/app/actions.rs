@@ -31,6 +31,9 @@ pub(super) fn upsert_thread(s: &mut State, t: pb::Thread, cmds: &mut Vec<Cmd>) {
     th.peer_read_seq = th.peer_read_seq.max(t.peer_read_seq);
     th.activity_id = th.activity_id.max(t.activity_id);
     th.can_send = t.can_send;
+    if t.can_send {
+        th.read_only = None;
+    }
     if visible {
         let seq = th.last_seq;
         if seq > th.read_seq {

@@ -327,6 +327,20 @@ fn user_event(s: &mut State, e: pb::UserEvent, cmds: &mut Vec<Cmd>) {
     }
 }
 
+/// A group change that ends one's own membership: why the group is now read only.
+fn removed_me(c: &pb::GroupChange, me: u64) -> Option<String> {
+    use pb::group_change::Kind;
+    let about_me = c.subject.as_ref().is_some_and(|u| u.user_id == me);
+    let by = c.actor.as_ref().map(|u| nfc(&u.name)).unwrap_or_default();
+    match Kind::try_from(c.kind) {
+        Ok(Kind::Kicked) if about_me => {
+            Some(format!("read only: {by} removed you from this group"))
+        }
+        Ok(Kind::Left) if about_me => Some("read only: you left this group".to_owned()),
+        _ => None,
+    }
+}
+
 /// A group's header follows its system entries as they arrive (the next listing confirms):
 /// the member count after joins, leaves and kicks, the name after a rename.
 fn apply_group_change(g: &mut pb::Group, c: &pb::GroupChange) {
@@ -355,6 +369,10 @@ fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
         apply_group_change(g, c);
         if !g.name.is_empty() {
             t.name = nfc(&g.name);
+        }
+        if let Some(why) = removed_me(c, me.user_id) {
+            t.can_send = false;
+            t.read_only = Some(why);
         }
     }
     insert_message(t, m.clone());

@@ -91,6 +91,8 @@ pub struct ThreadView {
     pub unread: u64,
     pub mentions: u64,
     pub can_send: bool,
+    /// Why the composer is read only, when the client knows (`you were removed by 张三`).
+    pub read_only: Option<String>,
     pub messages: BTreeMap<u64, pb::ChatMessage>,
     pub pending: Vec<Pending>,
     /// The composer's text while another thread is shown.
@@ -165,6 +167,7 @@ impl ThreadView {
             unread: 0,
             mentions: 0,
             can_send: true,
+            read_only: None,
             messages: BTreeMap::new(),
             pending: Vec::new(),
             draft: Editor::new(),

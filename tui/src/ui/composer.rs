@@ -53,7 +53,10 @@ pub(super) fn draw_composer(buf: &mut Buffer, s: &State, l: &MainLayout) {
         put(buf, 0, l.composer_y, "> ", 2, fg(s, Color::Cyan));
         let hint = match s.current() {
             Some(t) if t.can_send => format!("message {}", t.name),
-            Some(_) => "read only".to_owned(),
+            Some(t) => t
+                .read_only
+                .clone()
+                .unwrap_or_else(|| "read only".to_owned()),
             None => "type /help".to_owned(),
         };
         put(

@@ -27,8 +27,9 @@ pub(super) fn draw_list(buf: &mut Buffer, s: &State, r: Rect) {
             Kind::Private if s.presence.get(&t.peer_id).copied().unwrap_or(false) => "*",
             Kind::Private => " ",
         };
+        // Mentions beside the unread count: `3@1`.
         let badge = if t.mentions > 0 {
-            format!("@{}", t.mentions)
+            format!("{}@{}", t.unread.max(t.mentions), t.mentions)
         } else if t.unread > 0 {
             t.unread.to_string()
         } else {
@@ -39,6 +40,9 @@ pub(super) fn draw_list(buf: &mut Buffer, s: &State, r: Rect) {
         let name = truncate(&t.name, name_w, amb);
         let mut st = if t.unread > 0 {
             Style::default().add_modifier(Modifier::BOLD)
+        } else if !t.can_send {
+            // A group one left or was removed from: still readable, greyed.
+            Style::default().add_modifier(Modifier::DIM)
         } else {
             Style::default()
         };
