@@ -557,8 +557,17 @@ fn popups_act_on_the_selection() {
         &cmds[..],
         [Cmd::Op(Op::SetRole(5, ZHANG, _, pb::Role::Admin))]
     ));
+    // x asks first; a second x removes.
+    let cmds = update(&mut s, key(KeyCode::Char('x')));
+    assert!(cmds.is_empty(), "{cmds:?}");
+    assert!(screen_text(&s).contains("press x again to remove"));
     let cmds = update(&mut s, key(KeyCode::Char('x')));
     assert!(matches!(&cmds[..], [Cmd::Op(Op::Kick(5, ZHANG, _))]));
+    // Another key between the two cancels.
+    update(&mut s, key(KeyCode::Char('x')));
+    update(&mut s, key(KeyCode::Down));
+    let cmds = update(&mut s, key(KeyCode::Char('x')));
+    assert!(cmds.is_empty(), "{cmds:?}");
 }
 
 // ------------------------------------------------------------------------------------------

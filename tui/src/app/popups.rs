@@ -233,6 +233,9 @@ fn members_key(
     k: &KeyEvent,
     cmds: &mut Vec<Cmd>,
 ) -> bool {
+    if k.code != KeyCode::Char('x') && s.kick_armed.take().is_some() {
+        s.notice = None;
+    }
     match k.code {
         KeyCode::Esc | KeyCode::Char('q') => false,
         KeyCode::Down | KeyCode::Char('j') => {
@@ -255,7 +258,18 @@ fn members_key(
                 && let Some(u) = &m.user
             {
                 if k.code == KeyCode::Char('x') {
-                    cmds.push(Cmd::Op(Op::Kick(group_id, u.user_id, u.name.clone())));
+                    // Removing someone takes a second x on the same member.
+                    if s.kick_armed == Some(u.user_id) {
+                        s.kick_armed = None;
+                        cmds.push(Cmd::Op(Op::Kick(group_id, u.user_id, u.name.clone())));
+                    } else {
+                        s.kick_armed = Some(u.user_id);
+                        s.notice(format!(
+                            "press x again to remove {} from the group (another key cancels)",
+                            u.name
+                        ));
+                        return true;
+                    }
                 } else {
                     let role = if m.role == pb::Role::Admin as i32 {
                         pb::Role::Member

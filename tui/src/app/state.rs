@@ -252,6 +252,8 @@ pub struct State {
     pub notice: Option<(String, bool, i64)>,
     /// Whether the current connection is encrypted (known once one is open).
     pub encrypted: Option<bool>,
+    /// The member a first `x` in the members popup picked; a second `x` removes them.
+    pub kick_armed: Option<u64>,
     /// Operations waiting for the server (see app/busy.rs).
     pub busy: super::busy::Busy,
     /// When each conversation last notified (see app/notify.rs).
@@ -291,6 +293,7 @@ impl State {
             encrypted: None,
             notify_gates: Default::default(),
             busy: Default::default(),
+            kick_armed: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             trust: None,
             conn: Conn::Connecting,

@@ -105,7 +105,7 @@ fn help(buf: &mut Buffer, s: &State, b: Inner, scroll: usize) -> Option<Position
     }
     lines.push(String::new());
     lines.push("Popups: Up/Down select, Enter confirm, Esc close;".into());
-    lines.push("requests: a accept, d decline; members: x kick, p admin".into());
+    lines.push("requests: a accept, d decline; members: x x remove, p admin".into());
     let sc = scroll.min(lines.len().saturating_sub(b.h()));
     for (i, l) in lines.iter().skip(sc).take(b.h()).enumerate() {
         put(buf, b.x(), b.row(i), l, b.w(), Style::default());
@@ -231,7 +231,7 @@ fn members(
     b.hint(
         buf,
         if my_role >= pb::Role::Admin as i32 {
-            "x kick  p admin on/off  Esc close"
+            "x x remove  p admin on/off  Esc close"
         } else {
             "Esc close"
         },
