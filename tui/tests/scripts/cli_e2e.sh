@@ -5,6 +5,14 @@
 set -euo pipefail
 
 as() { local who=$1; shift; CONFAB_DATA_DIR="$OUT/$who" "$CONFAB" "$@"; }
+# Waits (at most 5 s) until FILE has a line matching PATTERN; the checks that follow say
+# what was missing.
+wait_line() {
+  for _ in $(seq 1 50); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+}
 
 # Passwords come from stdin or the environment, never from arguments.
 echo 'hunter2hunter2' | as alice register alice > "$OUT/register_alice.jsonl"
@@ -23,17 +31,11 @@ watcher=$!
 sleep 1
 as alice send --to 小明 '你好, 小明! 👋' > "$OUT/send1.jsonl"
 as alice send --to 小明 'second line' > "$OUT/send2.jsonl"
-for _ in $(seq 1 50); do
-  grep -q 'second line' "$OUT/watch.jsonl" 2>/dev/null && break
-  sleep 0.1
-done
+wait_line "$OUT/watch.jsonl" 'second line'
 # A group bob joins: his watch prints the event and the group's SYSTEM entry as typed JSON.
 as alice group create 研发群 > "$OUT/group_create.jsonl"
 as bob group join 研发群 > "$OUT/group_join.jsonl"
-for _ in $(seq 1 50); do
-  grep -q '"JOINED"' "$OUT/watch.jsonl" 2>/dev/null && break
-  sleep 0.1
-done
+wait_line "$OUT/watch.jsonl" '"JOINED"'
 kill -TERM "$watcher"
 wait "$watcher" || true
 
@@ -79,16 +81,10 @@ as carol history --group 研发二群 > "$OUT/history_group.jsonl"
 # One thread, from now on: the old messages and everyone else's events stay out.
 CONFAB_DATA_DIR="$OUT/bob" "$CONFAB" watch --thread alice --since-now > "$OUT/watch_thread.jsonl" &
 watcher=$!
-for _ in $(seq 1 50); do
-  grep -q '"synced"' "$OUT/watch_thread.jsonl" 2>/dev/null && break
-  sleep 0.1
-done
+wait_line "$OUT/watch_thread.jsonl" '"synced"'
 as carol send --to alice 'not for that watch' > /dev/null
 as alice send --to 小明 'live one' > /dev/null
-for _ in $(seq 1 50); do
-  grep -q 'live one' "$OUT/watch_thread.jsonl" 2>/dev/null && break
-  sleep 0.1
-done
+wait_line "$OUT/watch_thread.jsonl" 'live one'
 kill -TERM "$watcher"
 wait "$watcher" || true
 
