@@ -1455,3 +1455,33 @@ fn the_list_shows_mentions_beside_the_unread_count() {
         "{screen}"
     );
 }
+
+/// On a new device a thread's messages may come before the server's description of it: the
+/// "new" divider waits for the server's read marker instead of starting at the first message.
+#[test]
+fn the_new_divider_waits_for_the_servers_read_marker() {
+    let mut s = main_state(80, 24);
+    for seq in 1..=3 {
+        update(
+            &mut s,
+            Msg::Core(Event::Message(msg(
+                77,
+                seq,
+                ZHANG,
+                10 + seq as i64,
+                &format!("旧消息 {seq}"),
+            ))),
+        );
+    }
+    update(&mut s, ctrl('k'));
+    type_text(&mut s, "#77");
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.selected, Some(77));
+    update(
+        &mut s,
+        Msg::Core(Event::Thread(dm(77, ZHANG, 3, 3, 9_000_000))),
+    );
+    let screen = screen_text(&s);
+    assert!(screen.contains("旧消息 1"), "{screen}");
+    assert!(!screen.contains("── new"), "all three were read: {screen}");
+}

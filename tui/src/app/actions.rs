@@ -26,6 +26,11 @@ pub(super) fn upsert_thread(s: &mut State, t: pb::Thread, cmds: &mut Vec<Cmd>) {
     if t.kind == pb::ThreadKind::Group as i32 {
         th.kind = Kind::Group;
     }
+    if th.marker_seq == super::state::MARKER_UNKNOWN {
+        // The server's marker, not one this view set while the thread was unknown.
+        th.marker_seq = t.read_seq;
+    }
+    th.info_known = true;
     th.last_seq = th.last_seq.max(t.last_seq);
     th.read_seq = th.read_seq.max(t.read_seq);
     th.peer_read_seq = th.peer_read_seq.max(t.peer_read_seq);
@@ -139,7 +144,11 @@ pub(super) fn select(s: &mut State, id: u64, cmds: &mut Vec<Cmd>) {
     std::mem::swap(&mut t.draft, &mut composer);
     s.composer = composer;
     let t = s.thread_entry(id);
-    t.marker_seq = t.read_seq;
+    t.marker_seq = if t.info_known {
+        t.read_seq
+    } else {
+        super::state::MARKER_UNKNOWN
+    };
     t.scroll = 0;
     t.new_below = 0;
     if !t.loaded && !t.loading {

@@ -106,8 +106,11 @@ pub struct ThreadView {
     pub loading: bool,
     /// Nothing older exists.
     pub oldest_done: bool,
-    /// Entries after this seq were unread when the thread was opened ("new" divider).
+    /// Entries after this seq were unread when the thread was opened ("new" divider);
+    /// [`MARKER_UNKNOWN`] until the server's read marker is known.
     pub marker_seq: u64,
+    /// The server has described this thread (a listing or a push): its read marker is real.
+    pub info_known: bool,
     /// (name, until_ms).
     pub typing: Vec<(String, i64)>,
     pub search: Option<String>,
@@ -126,6 +129,10 @@ pub fn mentions(body: &str, me: &str) -> bool {
             .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-'))
     })
 }
+
+/// The "new" divider of a thread opened before the server said how far it was read (its
+/// messages came first, as on a new device): no divider until the listing sets it.
+pub const MARKER_UNKNOWN: u64 = u64::MAX - 1;
 
 /// PROTOCOL.md §8's default `max_body_bytes`, used until a server says otherwise.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4096;
@@ -177,6 +184,7 @@ impl ThreadView {
             loading: false,
             oldest_done: false,
             marker_seq: u64::MAX,
+            info_known: false,
             typing: Vec::new(),
             search: None,
         }
