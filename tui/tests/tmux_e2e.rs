@@ -267,6 +267,16 @@ fn two_users_chat_in_tmux_across_a_quit_and_a_server_restart() {
         s.contains("排队的消息 queued") && !s.contains("(sending…)")
     });
     assert_eq!(screen.matches("排队的消息 queued").count(), 1, "{screen}");
+
+    // Edit, then recall, the last message: both screens follow.
+    t.line("a", "/edit 排队的消息 edited");
+    t.wait_for("a", "排队的消息 edited");
+    t.wait_for("b", "排队的消息 edited");
+    t.line("a", "/recall");
+    t.wait("b", "the recall", |s| {
+        s.contains("(message recalled)") && !s.contains("排队的消息 edited")
+    });
+    t.wait("a", "the recall", |s| !s.contains("排队的消息 edited"));
 }
 
 /// Ctrl-Z stops the client like any terminal program: the shell gets the terminal back and

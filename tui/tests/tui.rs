@@ -1485,3 +1485,72 @@ fn the_new_divider_waits_for_the_servers_read_marker() {
     assert!(screen.contains("旧消息 1"), "{screen}");
     assert!(!screen.contains("── new"), "all three were read: {screen}");
 }
+
+/// /edit and /recall act on one's last message in the shown thread, within the server's
+/// window; `/edit` alone puts the message in the composer to change.
+#[test]
+fn edit_and_recall_ones_last_message() {
+    let mut s = main_state(80, 24);
+    update(
+        &mut s,
+        Msg::Core(Event::Limits(pb::Limits {
+            recall_window_ms: 120_000,
+            ..Default::default()
+        })),
+    );
+    let mut mine = msg(GROUP, 7, ME, 19, "我的消息 typo");
+    mine.message_id = 7007;
+    mine.server_ts_ms = s.now_ms - 10_000;
+    update(&mut s, Msg::Core(Event::Message(mine)));
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 8, LI, 19, "别人的"))),
+    );
+
+    type_text(&mut s, "/edit");
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.composer.text(), "/edit 我的消息 typo");
+    s.composer.set("/edit 我的消息 fixed");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        matches!(&cmds[..], [Cmd::Op(Op::Edit(GROUP, 7007, t))] if t == "我的消息 fixed"),
+        "{cmds:?}"
+    );
+    // The server's reply is shown at once (it pushes the entry only to other devices).
+    update(
+        &mut s,
+        Msg::Done(Done::Changed {
+            ack: pb::SendAck {
+                thread_id: GROUP,
+                seq: 9,
+                message_id: 9009,
+                ..Default::default()
+            },
+            kind: pb::MessageKind::Edit,
+            target: 7007,
+            body: "我的消息 fixed".into(),
+        }),
+    );
+    let screen = screen_text(&s);
+    assert!(
+        screen.contains("我的消息 fixed") && !screen.contains("typo"),
+        "{screen}"
+    );
+    type_text(&mut s, "/recall");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        matches!(&cmds[..], [Cmd::Op(Op::Recall(GROUP, 7007))]),
+        "{cmds:?}"
+    );
+
+    // Past the window: refused here, saying how long the window is.
+    s.now_ms += 200_000;
+    type_text(&mut s, "/recall");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(cmds.is_empty(), "{cmds:?}");
+    assert!(
+        screen_text(&s).contains("changed for 2 minutes"),
+        "{}",
+        screen_text(&s)
+    );
+}

@@ -27,6 +27,8 @@ fn label(op: &Op) -> Option<String> {
         Op::Kick(_, _, name) => format!("removing {name}"),
         Op::SetRole(_, _, name, _) => format!("changing {name}'s role"),
         Op::OpenDm(name, _) => format!("opening {name}"),
+        Op::Edit(..) => "editing your message".into(),
+        Op::Recall(..) => "recalling your message".into(),
         Op::Logout => "logging out".into(),
     })
 }

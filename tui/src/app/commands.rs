@@ -26,6 +26,11 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "/search",
         "/search TEXT         show only matching messages (Esc clears)",
     ),
+    (
+        "/edit",
+        "/edit [TEXT]         change your last message (alone: put it in the composer)",
+    ),
+    ("/recall", "/recall              recall your last message"),
     ("/retry", "/retry               resend failed messages"),
     ("/reconnect", "/reconnect           reconnect now"),
     ("/logout", "/logout              end this session"),
@@ -50,6 +55,8 @@ pub enum Command {
     GroupRole(String, String),
     Members,
     Search(Option<String>),
+    Edit(Option<String>),
+    Recall,
     Retry,
     Reconnect,
     Logout,
@@ -113,6 +120,8 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         }
         "/members" => Command::Members,
         "/search" => Command::Search((!rest.is_empty()).then(|| rest.to_owned())),
+        "/edit" => Command::Edit((!rest.is_empty()).then(|| rest.to_owned())),
+        "/recall" => Command::Recall,
         "/retry" => Command::Retry,
         "/reconnect" => Command::Reconnect,
         "/logout" => Command::Logout,
@@ -272,6 +281,8 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
                 t.scroll = 0;
             }
         }
+        C::Edit(text) => edit_last(s, text, cmds),
+        C::Recall => recall_last(s, cmds),
         C::Retry => retry(s, cmds),
         C::Reconnect => {
             s.notice("reconnecting now…");
@@ -283,6 +294,75 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
             cmds.push(Cmd::Quit);
         }
         C::Help => open_popup(s, Popup::Help { scroll: 0 }, cmds),
+    }
+}
+
+/// One's newest text message in the shown thread, not recalled: (thread, id, text, sent at).
+fn last_own(s: &State) -> Option<(u64, u64, String, i64)> {
+    let me = s.my_id();
+    let t = s.current()?;
+    t.messages.values().rev().find_map(|m| {
+        (m.kind == pb::MessageKind::Text as i32
+            && !m.recalled
+            && m.sender.as_ref().is_some_and(|u| u.user_id == me))
+        .then(|| (t.id, m.message_id, m.body.clone(), m.server_ts_ms))
+    })
+}
+
+/// The server's edit/recall window, checked here too so the refusal says how long it is.
+fn within_window(s: &mut State, sent_ms: i64, what: &str) -> bool {
+    let window = i64::from(s.recall_window_ms);
+    if window > 0 && s.now_ms - sent_ms > window {
+        s.error(format!(
+            "too late to {what}: messages can be changed for {} after sending",
+            duration_words(window)
+        ));
+        return false;
+    }
+    true
+}
+
+/// "2 minutes", "90 seconds", "1 hour".
+fn duration_words(ms: i64) -> String {
+    let secs = ms / 1000;
+    let (n, unit) = if secs % 3600 == 0 && secs >= 3600 {
+        (secs / 3600, "hour")
+    } else if secs % 60 == 0 && secs >= 60 {
+        (secs / 60, "minute")
+    } else {
+        (secs, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `/edit TEXT` edits one's last message; `/edit` alone puts it in the composer as
+/// `/edit <its text>` to change and send.
+fn edit_last(s: &mut State, text: Option<String>, cmds: &mut Vec<Cmd>) {
+    let Some((thread, id, old, sent)) = last_own(s) else {
+        s.error("nothing of yours to edit here");
+        return;
+    };
+    if !within_window(s, sent, "edit") {
+        return;
+    }
+    match text {
+        Some(t) if t.len() > s.max_body_bytes => s.error(format!(
+            "too long: {} bytes, the server takes {}",
+            t.len(),
+            s.max_body_bytes
+        )),
+        Some(t) => cmds.push(Cmd::Op(Op::Edit(thread, id, nfc(&t)))),
+        None => s.composer.set(&format!("/edit {old}")),
+    }
+}
+
+fn recall_last(s: &mut State, cmds: &mut Vec<Cmd>) {
+    let Some((thread, id, _, sent)) = last_own(s) else {
+        s.error("nothing of yours to recall here");
+        return;
+    };
+    if within_window(s, sent, "recall") {
+        cmds.push(Cmd::Op(Op::Recall(thread, id)));
     }
 }
 

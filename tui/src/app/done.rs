@@ -57,6 +57,31 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
         Done::Info(i) => s.notice(i),
         Done::Error(e) => s.error(e),
         Done::Dropped => {}
+        Done::Changed {
+            ack,
+            kind,
+            target,
+            body,
+        } => {
+            let m = pb::ChatMessage {
+                thread_id: ack.thread_id,
+                seq: ack.seq,
+                message_id: ack.message_id,
+                sender: s.me.clone(),
+                server_ts_ms: ack.server_ts_ms,
+                kind: kind as i32,
+                body,
+                target_message_id: target,
+                client_msg_id: ack.client_msg_id,
+                ..Default::default()
+            };
+            s.notice(if kind == pb::MessageKind::Edit {
+                "edited"
+            } else {
+                "recalled"
+            });
+            super::events::incoming(s, m, cmds);
+        }
         Done::LoggedOut => {
             let server = s.server.clone();
             let settings = s.settings.clone();

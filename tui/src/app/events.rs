@@ -181,6 +181,7 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
             if l.max_body_bytes > 0 {
                 s.max_body_bytes = l.max_body_bytes as usize;
             }
+            s.recall_window_ms = l.recall_window_ms;
         }
         Event::Untrusted(TrustProblem::Unknown {
             server,
@@ -353,7 +354,7 @@ fn apply_group_change(g: &mut pb::Group, c: &pb::GroupChange) {
     }
 }
 
-fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
+pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
     let me = s.me.clone().unwrap_or_default();
     let visible = s.visible(m.thread_id);
     let notify_ok = s.synced_once;

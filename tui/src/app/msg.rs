@@ -48,6 +48,14 @@ pub enum Done {
     LoggedOut,
     /// A background load that could not be sent (no connection): nothing to show.
     Dropped,
+    /// One's own EDIT or RECALL entry as the server stored it (its reply), shown at once:
+    /// the server pushes it to one's other devices, not to the one that asked.
+    Changed {
+        ack: pb::SendAck,
+        kind: pb::MessageKind,
+        target: u64,
+        body: String,
+    },
 }
 
 /// Multi-step operations on the client core, run as tasks.
@@ -57,7 +65,10 @@ pub enum Op {
     LoadRequests,
     SearchUsers(String),
     AddFriend(String),
-    Respond { request_id: u64, accept: bool },
+    Respond {
+        request_id: u64,
+        accept: bool,
+    },
     CreateGroup(String),
     JoinGroup(String),
     LeaveGroup(u64),
@@ -66,6 +77,10 @@ pub enum Op {
     SetRole(u64, u64, String, pb::Role),
     Members(u64),
     OpenDm(String, Option<String>),
+    /// Replace the text of one's message (thread, message id, text).
+    Edit(u64, u64, String),
+    /// Recall one's message (thread, message id).
+    Recall(u64, u64),
     Logout,
 }
 

@@ -269,6 +269,9 @@ pub struct State {
     /// The largest message body the server takes, in UTF-8 bytes (its HelloOk's limits; the
     /// protocol's default until the first connect).
     pub max_body_bytes: usize,
+    /// How long after sending a message may be edited or recalled (the server's limits; 0:
+    /// not known, the server decides).
+    pub recall_window_ms: u32,
     /// A server whose certificate nobody vouches for, waiting for the user's yes or no.
     pub trust: Option<TrustAsk>,
     pub focused: bool,
@@ -303,6 +306,7 @@ impl State {
             busy: Default::default(),
             kick_armed: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            recall_window_ms: 0,
             trust: None,
             conn: Conn::Connecting,
             synced_once: false,

@@ -78,6 +78,24 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
             info(format!("{name} is now {label}"))
         }
         Op::Members(group_id) => Ok(Done::Members(group_id, c.members(group_id).await?)),
+        Op::Edit(thread, message, text) => {
+            let ack = c.edit(thread, message, &text).await?;
+            Ok(Done::Changed {
+                ack,
+                kind: pb::MessageKind::Edit,
+                target: message,
+                body: text,
+            })
+        }
+        Op::Recall(thread, message) => {
+            let ack = c.recall(thread, message).await?;
+            Ok(Done::Changed {
+                ack,
+                kind: pb::MessageKind::Recall,
+                target: message,
+                body: String::new(),
+            })
+        }
         Op::OpenDm(name, text) => Ok(Done::Open(Box::new(c.dm_thread(&name).await?), text)),
         Op::Logout => {
             // The session ends even if the server cannot be told now.
