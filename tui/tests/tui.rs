@@ -1554,3 +1554,28 @@ fn edit_and_recall_ones_last_message() {
         screen_text(&s)
     );
 }
+
+/// The conversation left open at the last run opens first, not the most active one.
+#[test]
+fn the_conversation_left_open_opens_first() {
+    let settings = confab_tui::app::config::Settings::parse("", false);
+    let mut s = State::new(settings, "chat.example:7000".into());
+    s.now_ms = NOW;
+    s.last_open = Some(DM_ALICE);
+    signed_in(&mut s);
+    update(
+        &mut s,
+        Msg::Threads(vec![
+            (group_thread(6, 6, 18 * 100_000 + GROUP * 100 + 6), 6),
+            (dm(DM_ALICE, ALICE, 1, 1, 500), 1),
+        ]),
+    );
+    assert_eq!(s.selected, Some(DM_ALICE));
+    // Once: a later listing does not move the user.
+    update(&mut s, alt(KeyCode::Char('1')));
+    update(
+        &mut s,
+        Msg::Threads(vec![(dm(DM_ALICE, ALICE, 1, 1, 501), 1)]),
+    );
+    assert_ne!(s.selected, Some(DM_ALICE));
+}

@@ -60,7 +60,16 @@ pub(super) fn upsert_thread(s: &mut State, t: pb::Thread, cmds: &mut Vec<Cmd>) {
 }
 
 /// Shows the first thread when none is shown yet.
+/// Opens a conversation when none is: the one left open at the last run, once it is listed,
+/// else the most active.
 pub(super) fn ensure_selection(s: &mut State, cmds: &mut Vec<Cmd>) {
+    if let Some(id) = s.last_open
+        && s.thread(id).is_some()
+    {
+        s.last_open = None;
+        select(s, id, cmds);
+        return;
+    }
     if s.selected.is_none()
         && let Some(id) = s.threads.first().map(|t| t.id)
     {

@@ -260,6 +260,8 @@ pub struct State {
     pub notice: Option<(String, bool, i64)>,
     /// Whether the current connection is encrypted (known once one is open).
     pub encrypted: Option<bool>,
+    /// The conversation left open at the last run: opened first when it is listed.
+    pub last_open: Option<u64>,
     /// The member a first `x` in the members popup picked; a second `x` removes them.
     pub kick_armed: Option<u64>,
     /// Operations waiting for the server (see app/busy.rs).
@@ -305,6 +307,7 @@ impl State {
             notify_gates: Default::default(),
             busy: Default::default(),
             kick_armed: None,
+            last_open: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             recall_window_ms: 0,
             trust: None,

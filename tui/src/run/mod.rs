@@ -384,6 +384,9 @@ pub async fn run(server: Option<String>, trust: TrustOptions) -> io::Result<()> 
             user_id: sess.user_id,
             name: sess.name.clone(),
         }));
+        state.last_open = std::fs::read_to_string(last_thread_file(&server, &sess.name))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
         first.push(Cmd::Connect {
             server: server.clone(),
             auth: Auth::Token(sess.token),
@@ -536,7 +539,16 @@ async fn main_loop(
     if let Some(c) = ctx.client.take() {
         let _ = tokio::time::timeout(Duration::from_secs(2), c.shutdown()).await;
     }
+    // The conversation left open is the one the next start opens.
+    if let (Some(me), Some(id)) = (&state.me, state.selected) {
+        let _ = std::fs::write(last_thread_file(&ctx.server, &me.name), id.to_string());
+    }
     Ok(())
+}
+
+/// Where the conversation last left open is kept, per server and account.
+fn last_thread_file(server: &str, name: &str) -> PathBuf {
+    paths::account_dir(&paths::data_dir(), server, name).join("last_thread")
 }
 
 #[cfg(test)]
