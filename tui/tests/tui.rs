@@ -1579,3 +1579,42 @@ fn the_conversation_left_open_opens_first() {
     );
     assert_ne!(s.selected, Some(DM_ALICE));
 }
+
+/// Group changes say what changed: the new role, the new owner, the new name.
+#[test]
+fn group_change_lines_say_what_changed() {
+    use pb::group_change::Kind as Change;
+    let mut s = main_state(100, 30);
+    let entry = |seq: u64, kind: Change, role: pb::Role, name: &str| {
+        let mut m = msg(GROUP, seq, ME, 19, "");
+        m.kind = pb::MessageKind::System as i32;
+        m.group_change = Some(pb::GroupChange {
+            kind: kind as i32,
+            actor: Some(user(ME, "小明")),
+            subject: Some(user(LI, "王小明")),
+            role: role as i32,
+            name: name.into(),
+            ..Default::default()
+        });
+        Msg::Core(Event::Message(m))
+    };
+    update(&mut s, entry(7, Change::RoleChanged, pb::Role::Admin, ""));
+    update(&mut s, entry(8, Change::RoleChanged, pb::Role::Member, ""));
+    update(
+        &mut s,
+        entry(9, Change::OwnerTransferred, pb::Role::Owner, ""),
+    );
+    update(
+        &mut s,
+        entry(10, Change::Updated, pb::Role::Unspecified, "新名字"),
+    );
+    let screen = screen_text(&s);
+    for line in [
+        "小明 made 王小明 an admin",
+        "小明 made 王小明 a member (no longer admin)",
+        "小明 made 王小明 the owner",
+        "updated the group (now named 新名字)",
+    ] {
+        assert!(screen.contains(line), "{line}: {screen}");
+    }
+}

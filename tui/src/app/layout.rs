@@ -303,8 +303,19 @@ fn system_text(m: &pb::ChatMessage) -> String {
         Ok(G::Joined) => format!("{subject} joined"),
         Ok(G::Left) => format!("{subject} left"),
         Ok(G::Kicked) => format!("{actor} removed {subject}"),
+        // The entry carries the group's new name, description and openness, changed or not.
+        Ok(G::Updated) if !c.name.is_empty() => {
+            format!("{actor} updated the group (now named {})", c.name)
+        }
         Ok(G::Updated) => format!("{actor} updated the group"),
-        _ => format!("{actor} changed {subject}'s role"),
+        Ok(G::OwnerTransferred) => format!("{actor} made {subject} the owner"),
+        Ok(G::RoleChanged) => match pb::Role::try_from(c.role) {
+            Ok(pb::Role::Admin) => format!("{actor} made {subject} an admin"),
+            Ok(pb::Role::Member) => format!("{actor} made {subject} a member (no longer admin)"),
+            Ok(pb::Role::Owner) => format!("{actor} made {subject} the owner"),
+            _ => format!("{actor} changed {subject}'s role"),
+        },
+        _ => format!("{actor} changed the group"),
     }
 }
 
