@@ -177,19 +177,27 @@ pub(super) fn select_index(s: &mut State, i: usize, cmds: &mut Vec<Cmd>) {
     }
 }
 
+/// Whether `text` is over the server's body limit; if so the notice says so. Checked before
+/// sending or editing, so the text stays in the composer to be shortened.
+pub(super) fn too_long(s: &mut State, text: &str) -> bool {
+    if text.len() <= s.max_body_bytes {
+        return false;
+    }
+    s.error(format!(
+        "too long to send: {} bytes, the server takes {} (shorten it, or split it)",
+        text.len(),
+        s.max_body_bytes
+    ));
+    true
+}
+
 /// Queues text in the current thread; false (with a notice) when it cannot be sent there.
 pub(super) fn send_text(s: &mut State, text: String, cmds: &mut Vec<Cmd>) -> bool {
     let Some(id) = s.selected else {
         s.error("no conversation selected: add a friend (/add NAME) or join a group");
         return false;
     };
-    if text.len() > s.max_body_bytes {
-        // Refused here, not by the server: the text stays in the composer to be shortened.
-        s.error(format!(
-            "too long to send: {} bytes, the server takes {} (shorten it, or split it)",
-            text.len(),
-            s.max_body_bytes
-        ));
+    if too_long(s, &text) {
         return false;
     }
     let key = s.take_key();

@@ -346,11 +346,7 @@ fn edit_last(s: &mut State, text: Option<String>, cmds: &mut Vec<Cmd>) {
         return;
     }
     match text {
-        Some(t) if t.len() > s.max_body_bytes => s.error(format!(
-            "too long: {} bytes, the server takes {}",
-            t.len(),
-            s.max_body_bytes
-        )),
+        Some(t) if super::actions::too_long(s, &t) => {}
         Some(t) => cmds.push(Cmd::Op(Op::Edit(thread, id, nfc(&t)))),
         None => s.composer.set(&format!("/edit {old}")),
     }

@@ -150,14 +150,10 @@ pub async fn change(
 ) -> Result<(), Fail> {
     let (c, _, _) = resume(server, false).await?;
     let thread = target.resolve(&c).await?;
-    let line = match text {
-        Some(body) => {
-            let ack = c.edit(thread, message_id, &body).await?;
-            out::ack("edited", &ack)
-        }
+    let mut line = match text {
+        Some(body) => out::ack("edited", &c.edit(thread, message_id, &body).await?),
         None => out::ack("recalled", &c.recall(thread, message_id).await?),
     };
-    let mut line = line;
     line["target_message_id"] = serde_json::json!(message_id);
     print(line);
     c.shutdown().await;
