@@ -1,0 +1,191 @@
+//! Groups and popups: members, roles, the header, read-only threads, change lines.
+
+use super::*;
+
+#[test]
+fn popups_act_on_the_selection() {
+    let mut s = main_state(80, 24);
+    update(&mut s, key(KeyCode::F(2)));
+    assert!(matches!(s.popup, Some(Popup::Requests { .. })));
+    let cmds = update(&mut s, key(KeyCode::Char('a')));
+    assert!(matches!(
+        &cmds[..],
+        [Cmd::Op(Op::Respond {
+            request_id: 77,
+            accept: true
+        })]
+    ));
+    update(&mut s, key(KeyCode::Esc));
+    assert!(s.popup.is_none());
+    // Quick switcher: fuzzy.
+    update(&mut s, ctrl('k'));
+    type_text(&mut s, "ali");
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.selected, Some(DM_ALICE));
+    // Members: p toggles admin, x kicks.
+    update(&mut s, alt(KeyCode::Char('3')));
+    update(&mut s, ctrl('k'));
+    type_text(&mut s, "研发");
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.selected, Some(GROUP));
+    let cmds = update(&mut s, key(KeyCode::F(5)));
+    assert!(matches!(&cmds[..], [Cmd::Op(Op::Members(5))]));
+    update(&mut s, Msg::Done(Done::Members(5, members())));
+    update(&mut s, key(KeyCode::Down));
+    let cmds = update(&mut s, key(KeyCode::Char('p')));
+    assert!(matches!(
+        &cmds[..],
+        [Cmd::Op(Op::SetRole(5, ZHANG, _, pb::Role::Admin))]
+    ));
+    // x asks first; a second x removes.
+    let cmds = update(&mut s, key(KeyCode::Char('x')));
+    assert!(cmds.is_empty(), "{cmds:?}");
+    assert!(screen_text(&s).contains("press x again to remove"));
+    let cmds = update(&mut s, key(KeyCode::Char('x')));
+    assert!(matches!(&cmds[..], [Cmd::Op(Op::Kick(5, ZHANG, _))]));
+    // Another key between the two cancels.
+    update(&mut s, key(KeyCode::Char('x')));
+    update(&mut s, key(KeyCode::Down));
+    let cmds = update(&mut s, key(KeyCode::Char('x')));
+    assert!(cmds.is_empty(), "{cmds:?}");
+}
+
+#[test]
+fn members_cannot_kick_or_promote() {
+    let mut s = main_state(80, 24);
+    let mut t = group_thread(6, 6, 18 * 100_000 + GROUP * 100 + 6);
+    if let Some(g) = t.group.as_mut() {
+        g.my_role = pb::Role::Member as i32;
+    }
+    // A fresh state learns the group with the member role.
+    s.threads.retain(|x| x.id != GROUP);
+    s.selected = None;
+    update(&mut s, Msg::Core(Event::Thread(t)));
+    assert_eq!(s.selected, Some(GROUP));
+    update(&mut s, key(KeyCode::F(5)));
+    update(&mut s, Msg::Done(Done::Members(5, members())));
+    assert!(screen_text(&s).contains("Esc close") && !screen_text(&s).contains("x kick"));
+    let cmds = update(&mut s, key(KeyCode::Char('x')));
+    assert!(cmds.is_empty(), "{cmds:?}");
+    assert!(screen_text(&s).contains("only the owner and admins can do that"));
+}
+
+/// The group header follows joins, leaves, kicks and renames as their entries arrive.
+#[test]
+fn the_group_header_follows_its_system_entries() {
+    use pb::group_change::Kind as Change;
+    let mut s = main_state(80, 24);
+    assert!(screen_text(&s).contains("(3 members)"));
+    let change = |seq: u64, kind: Change, name: &str| {
+        let mut m = msg(GROUP, seq, LI, 19, "");
+        m.kind = pb::MessageKind::System as i32;
+        m.group_change = Some(pb::GroupChange {
+            kind: kind as i32,
+            actor: Some(user(LI, "李四")),
+            subject: Some(user(LI, "李四")),
+            name: name.into(),
+            ..Default::default()
+        });
+        Msg::Core(Event::Message(m))
+    };
+    update(&mut s, change(7, Change::Joined, ""));
+    assert!(
+        screen_text(&s).contains("(4 members)"),
+        "{}",
+        screen_text(&s)
+    );
+    update(&mut s, change(8, Change::Kicked, ""));
+    update(&mut s, change(9, Change::Left, ""));
+    assert!(screen_text(&s).contains("(2 members)"));
+    // The same entry again (a resync) changes nothing.
+    update(&mut s, change(9, Change::Left, ""));
+    assert!(screen_text(&s).contains("(2 members)"));
+    update(&mut s, change(10, Change::Updated, "研发二群"));
+    assert!(screen_text(&s).contains("研发二群"));
+}
+
+/// Removed from a group: the composer says so and by whom, sending is refused, the history
+/// stays readable.
+#[test]
+fn a_member_removed_from_a_group_gets_a_read_only_thread_saying_why() {
+    let mut s = main_state(80, 24);
+    let mut m = msg(GROUP, 7, LI, 19, "");
+    m.kind = pb::MessageKind::System as i32;
+    m.group_change = Some(pb::GroupChange {
+        kind: pb::group_change::Kind::Kicked as i32,
+        actor: Some(user(LI, "李四")),
+        subject: Some(user(ME, "小明")),
+        ..Default::default()
+    });
+    update(&mut s, Msg::Core(Event::Message(m)));
+    assert!(
+        screen_text(&s).contains("read only: 李四 removed you from this group"),
+        "{}",
+        screen_text(&s)
+    );
+    type_text(&mut s, "还在吗");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(!cmds.iter().any(|c| matches!(c, Cmd::Send { .. })));
+    assert!(screen_text(&s).contains("you can no longer write here"));
+}
+
+/// The list shows mentions beside the unread count, not instead of it.
+#[test]
+fn the_list_shows_mentions_beside_the_unread_count() {
+    let mut s = main_state(80, 24);
+    update(&mut s, Msg::Focus(false));
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 7, LI, 19, "大家好"))),
+    );
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 8, LI, 19, "@小明 看一下"))),
+    );
+    let screen = screen_text(&s);
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("研发群") && l.contains("2@1")),
+        "{screen}"
+    );
+}
+
+/// Group changes say what changed: the new role, the new owner, the new name.
+#[test]
+fn group_change_lines_say_what_changed() {
+    use pb::group_change::Kind as Change;
+    let mut s = main_state(100, 30);
+    let entry = |seq: u64, kind: Change, role: pb::Role, name: &str| {
+        let mut m = msg(GROUP, seq, ME, 19, "");
+        m.kind = pb::MessageKind::System as i32;
+        m.group_change = Some(pb::GroupChange {
+            kind: kind as i32,
+            actor: Some(user(ME, "小明")),
+            subject: Some(user(LI, "王小明")),
+            role: role as i32,
+            name: name.into(),
+            ..Default::default()
+        });
+        Msg::Core(Event::Message(m))
+    };
+    update(&mut s, entry(7, Change::RoleChanged, pb::Role::Admin, ""));
+    update(&mut s, entry(8, Change::RoleChanged, pb::Role::Member, ""));
+    update(
+        &mut s,
+        entry(9, Change::OwnerTransferred, pb::Role::Owner, ""),
+    );
+    update(
+        &mut s,
+        entry(10, Change::Updated, pb::Role::Unspecified, "新名字"),
+    );
+    let screen = screen_text(&s);
+    for line in [
+        "小明 made 王小明 an admin",
+        "小明 made 王小明 a member (no longer admin)",
+        "小明 made 王小明 the owner",
+        "updated the group (now named 新名字)",
+    ] {
+        assert!(screen.contains(line), "{line}: {screen}");
+    }
+}

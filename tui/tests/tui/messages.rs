@@ -1,0 +1,517 @@
+//! Messages: unread counts, order, marks, failed sends, notifications, edit and recall.
+
+use super::*;
+
+#[test]
+fn incoming_dm_in_another_thread_counts_unread_and_notifies() {
+    let mut s = main_state(80, 24);
+    assert_eq!(s.selected, Some(GROUP));
+    assert_eq!(
+        s.thread(DM_ZHANG).unwrap().unread,
+        2,
+        "from the thread list"
+    );
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(DM_ZHANG, 3, ZHANG, 19, "在吗？"))),
+    );
+    let t = s.thread(DM_ZHANG).unwrap();
+    assert_eq!(t.unread, 3);
+    assert_eq!(s.threads[0].id, DM_ZHANG, "newest activity first");
+    assert!(
+        cmds.iter().any(
+            |c| matches!(c, Cmd::Notify { title, body } if title == "张三" && body == "在吗？")
+        ),
+        "{cmds:?}"
+    );
+    // A message in the visible thread is read at once, no notification.
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 7, LI, 19, "收到"))),
+    );
+    assert_eq!(s.thread(GROUP).unwrap().unread, 0);
+    assert!(cmds.iter().any(|c| matches!(
+        c,
+        Cmd::MarkRead {
+            thread_id: GROUP,
+            seq: 7
+        }
+    )));
+    assert!(!cmds.iter().any(|c| matches!(c, Cmd::Notify { .. })));
+    // Unfocused: counted and notified even in the visible thread.
+    update(&mut s, Msg::Focus(false));
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 8, LI, 19, "@小明 看一下"))),
+    );
+    assert_eq!(s.thread(GROUP).unwrap().unread, 1);
+    assert_eq!(s.thread(GROUP).unwrap().mentions, 1);
+    assert!(cmds.iter().any(|c| matches!(c, Cmd::Notify { .. })));
+    assert_eq!(s.total_unread(), 4);
+    assert_eq!(s.title(), "(4) 研发群 - confab");
+    // Focus back: the shown thread is read.
+    let cmds = update(&mut s, Msg::Focus(true));
+    assert_eq!(s.thread(GROUP).unwrap().unread, 0);
+    assert!(cmds.iter().any(|c| matches!(
+        c,
+        Cmd::MarkRead {
+            thread_id: GROUP,
+            seq: 8
+        }
+    )));
+    // Alt-A goes to the thread with unread messages and clears it.
+    update(&mut s, alt(KeyCode::Char('a')));
+    assert_eq!(s.selected, Some(DM_ZHANG));
+    assert_eq!(s.thread(DM_ZHANG).unwrap().unread, 0);
+}
+
+#[test]
+fn gap_fill_merges_without_duplicates_or_double_counting() {
+    let mut s = main_state(80, 24);
+    // The list says two unread in the DM; a sync then delivers them: still two.
+    for seq in 1..=2 {
+        update(
+            &mut s,
+            Msg::Core(Event::Message(msg(DM_ZHANG, seq, ZHANG, 1, "旧消息"))),
+        );
+    }
+    assert_eq!(s.thread(DM_ZHANG).unwrap().unread, 2);
+    // A thread update after a gap: last_seq jumps to 5.
+    update(
+        &mut s,
+        Msg::Core(Event::Thread(dm(
+            DM_ZHANG,
+            ZHANG,
+            5,
+            0,
+            DM_ZHANG * 1000 + 5,
+        ))),
+    );
+    assert_eq!(s.thread(DM_ZHANG).unwrap().unread, 5);
+    // The gap is filled by the sync (3..5), then a history page overlaps everything.
+    for seq in 3..=5 {
+        update(
+            &mut s,
+            Msg::Core(Event::Message(msg(
+                DM_ZHANG,
+                seq,
+                ZHANG,
+                2,
+                &format!("m{seq}"),
+            ))),
+        );
+    }
+    assert_eq!(s.thread(DM_ZHANG).unwrap().unread, 5, "no double count");
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: DM_ZHANG,
+            msgs: (1..=5).map(|q| msg(DM_ZHANG, q, ZHANG, 2, "x")).collect(),
+        },
+    );
+    let t = s.thread(DM_ZHANG).unwrap();
+    assert_eq!(
+        t.messages.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+    assert!(t.oldest_done);
+    // A new push after the gap counts once.
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(DM_ZHANG, 6, ZHANG, 3, "新"))),
+    );
+    assert_eq!(s.thread(DM_ZHANG).unwrap().unread, 6);
+    // The same entry again (a resync) changes nothing.
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(DM_ZHANG, 6, ZHANG, 3, "新"))),
+    );
+    assert_eq!(s.thread(DM_ZHANG).unwrap().unread, 6);
+}
+
+#[test]
+fn reconnect_shows_the_banner_with_a_countdown_then_resyncs() {
+    let mut s = main_state(80, 24);
+    update(
+        &mut s,
+        Msg::Core(Event::State(ConnState::Offline {
+            retry_in: Duration::from_millis(3000),
+            reason: "connection reset".into(),
+        })),
+    );
+    assert!(matches!(s.conn, Conn::Offline { retry_at_ms, .. } if retry_at_ms == NOW + 3000));
+    let text = screen_text(&s);
+    assert!(
+        text.contains("OFFLINE, reconnecting in 3s (/reconnect now): connection reset"),
+        "{text}"
+    );
+    assert_eq!(s.next_wakeup(), Some(NOW + 1000));
+    s.now_ms = NOW + 1500;
+    update(&mut s, Msg::Tick);
+    assert!(screen_text(&s).contains("reconnecting in 2s"));
+    // Sending while offline queues (pending mark), never blocks.
+    type_text(&mut s, "离线时发的");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(cmds.iter().any(|c| matches!(c, Cmd::Send { .. })));
+    assert!(screen_text(&s).contains("离线时发的 (sending…)"));
+    update(
+        &mut s,
+        Msg::Core(Event::State(ConnState::Online { synced: false })),
+    );
+    let cmds = update(&mut s, Msg::Core(Event::Synced));
+    assert_eq!(s.conn, Conn::Online);
+    assert!(cmds.iter().any(|c| matches!(c, Cmd::LoadThreads)));
+    assert!(cmds.iter().any(|c| matches!(c, Cmd::LoadOutbox)));
+    assert!(!screen_text(&s).contains("OFFLINE"));
+}
+
+#[test]
+fn failed_send_then_retry_updates_the_marks() {
+    let mut s = main_state(80, 24);
+    type_text(&mut s, "hello 世界");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    let key1 = match &cmds[..] {
+        [
+            Cmd::Send {
+                thread_id: GROUP,
+                key,
+                body,
+            },
+        ] if body == "hello 世界" => *key,
+        other => panic!("{other:?}"),
+    };
+    assert!(s.composer.is_empty());
+    update(
+        &mut s,
+        Msg::Queued {
+            thread_id: GROUP,
+            key: key1,
+            result: Ok(7),
+        },
+    );
+    update(
+        &mut s,
+        Msg::Core(Event::SendFailed {
+            local_id: 7,
+            error: pb::Error {
+                code: pb::ErrorCode::Forbidden as i32,
+                message: "not a member".into(),
+                ..Default::default()
+            },
+        }),
+    );
+    let t = s.thread(GROUP).unwrap();
+    assert_eq!(t.pending.len(), 1);
+    assert_eq!(
+        t.pending[0].state,
+        SendState::Failed {
+            reason: "not a member".into(),
+            retry: true
+        }
+    );
+    let screen = screen_text(&s);
+    assert!(
+        screen.contains("(not sent: not a member; Alt-R retries, Alt-X"),
+        "{screen}"
+    );
+    // Alt-R sends it again as a new message; the failed copy is forgotten.
+    let cmds = update(&mut s, alt(KeyCode::Char('r')));
+    let key2 = match &cmds[..] {
+        [Cmd::Discard { local_id: 7 }, Cmd::Send { body, key, .. }] if body == "hello 世界" => {
+            *key
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(s.thread(GROUP).unwrap().pending.len(), 1);
+    update(
+        &mut s,
+        Msg::Queued {
+            thread_id: GROUP,
+            key: key2,
+            result: Ok(8),
+        },
+    );
+    update(
+        &mut s,
+        Msg::Core(Event::Acked {
+            local_id: 8,
+            ack: pb::SendAck {
+                thread_id: GROUP,
+                seq: 7,
+                message_id: GROUP * 1000 + 7,
+                ..Default::default()
+            },
+        }),
+    );
+    assert_eq!(
+        s.thread(GROUP).unwrap().pending[0].state,
+        SendState::Acked(7)
+    );
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 7, ME, 19, "hello 世界"))),
+    );
+    let t = s.thread(GROUP).unwrap();
+    assert!(
+        t.pending.is_empty(),
+        "the stored entry replaces the local echo"
+    );
+    assert_eq!(t.messages[&7].body, "hello 世界");
+    assert_eq!(t.unread, 0, "my own message is not unread");
+}
+
+#[test]
+fn incoming_text_is_nfc_normalized() {
+    let mut s = main_state(80, 24);
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(
+            GROUP,
+            7,
+            LI,
+            19,
+            "cafe\u{301} \u{1100}\u{1161}",
+        ))),
+    );
+    assert_eq!(s.thread(GROUP).unwrap().messages[&7].body, "café \u{ac00}");
+}
+
+/// Each message is shown with the UTC offset in effect at its own time (as across a
+/// daylight-saving change), both its HH:MM and its day separator. The zone is a fake
+/// offset function, so the test never touches the process's TZ.
+#[test]
+fn message_times_use_the_offset_at_each_message() {
+    use confab_tui::app::config::Zone;
+    let mut s = main_state(80, 24);
+    // Before 09:15 UTC the zone is UTC-10 (still 2026-05-02 there); from then on UTC+1.
+    let change = DAY * 86_400_000 + 9 * 3_600_000 + 15 * 60_000;
+    s.settings.zone = Zone::Rules(std::sync::Arc::new(move |ts| {
+        if ts < change { -10 * 3600 } else { 3600 }
+    }));
+    let text = screen_text(&s);
+    let pos = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing:\n{text}"))
+    };
+    // Old messages: the previous day, at UTC-10; newer ones: the next day, at UTC+1.
+    assert!(pos("2026-05-02") < pos("23:12 张三"), "{text}");
+    assert!(pos("23:13 李四") < pos("2026-05-03"), "{text}");
+    assert!(pos("2026-05-03") < pos("10:15 小明"), "{text}");
+    assert!(pos("10:18 张三") > pos("10:17 李四"), "{text}");
+    assert!(
+        !text.contains("09:1"),
+        "no message keeps the UTC time:\n{text}"
+    );
+}
+
+/// One rule for unread, live and after a sync: another user's text counts; one's own entries
+/// and system entries never do.
+#[test]
+fn own_and_system_entries_are_never_unread_live_or_after_a_listing() {
+    let mut s = main_state(80, 24);
+    // Not the shown thread (the group is).
+    let mut system = msg(DM_ALICE, 3, ALICE, 3, "");
+    system.kind = pb::MessageKind::System as i32;
+    for m in [
+        msg(DM_ALICE, 2, ME, 2, "mine"),
+        system.clone(),
+        msg(DM_ALICE, 4, ALICE, 4, "theirs"),
+    ] {
+        update(&mut s, Msg::Core(Event::Message(m)));
+    }
+    assert_eq!(s.thread(DM_ALICE).unwrap().unread, 1, "live");
+    // The listing after a reconnect (or a restart, from the cache) agrees.
+    update(
+        &mut s,
+        Msg::Threads(vec![(dm(DM_ALICE, ALICE, 4, 1, 900), 4)]),
+    );
+    assert_eq!(s.thread(DM_ALICE).unwrap().unread, 1, "after the listing");
+    // Listed before the entries are fetched: counted by seq, then corrected as they arrive.
+    update(
+        &mut s,
+        Msg::Threads(vec![(dm(DM_ALICE, ALICE, 6, 4, 901), 4)]),
+    );
+    assert_eq!(s.thread(DM_ALICE).unwrap().unread, 2, "two not fetched yet");
+    let mut joined = msg(DM_ALICE, 5, ALICE, 5, "");
+    joined.kind = pb::MessageKind::System as i32;
+    update(&mut s, Msg::Core(Event::Message(joined)));
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(DM_ALICE, 6, ME, 6, "me again"))),
+    );
+    assert_eq!(s.thread(DM_ALICE).unwrap().unread, 0);
+}
+
+#[test]
+fn a_mention_is_the_whole_name() {
+    use confab_tui::app::state::mentions;
+    assert!(mentions("@bob 看这里", "bob"));
+    assert!(mentions("hi @Bob, look", "bob"));
+    assert!(mentions("看 @小明", "小明"));
+    assert!(!mentions("@bobby look", "bob"));
+    assert!(!mentions("@bob_smith look", "bob"));
+}
+
+/// A draft over the server's limit (5,280 bytes against 4,096, as a pasted log was) is
+/// refused before sending: no Send, the text stays, the notice and the separator say why.
+#[test]
+fn an_over_long_draft_is_refused_before_sending_and_kept() {
+    let mut s = main_state(80, 24);
+    update(
+        &mut s,
+        Msg::Core(Event::Limits(pb::Limits {
+            max_body_bytes: 4096,
+            ..Default::default()
+        })),
+    );
+    let long = "日志".repeat(880); // 5,280 bytes
+    update(&mut s, Msg::Paste(long.clone()));
+    assert!(screen_text(&s).contains("5280/4096 bytes: too long to send"));
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        !cmds.iter().any(|c| matches!(c, Cmd::Send { .. })),
+        "{cmds:?}"
+    );
+    assert_eq!(s.composer.text(), long, "the text is kept");
+    assert!(screen_text(&s).contains("too long to send: 5280 bytes"));
+    // Shortened under the limit, it goes.
+    s.composer.set("短");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(cmds.iter().any(|c| matches!(c, Cmd::Send { .. })));
+}
+
+/// 330 messages in another conversation within 3.3 s: one notification at once, then one
+/// summary once the interval passed; not 330.
+#[test]
+fn a_burst_in_another_conversation_notifies_once_then_summarises() {
+    use confab_tui::app::notify::NOTIFY_EVERY_MS;
+    let mut s = main_state(80, 24);
+    let start = s.now_ms;
+    let mut notes = Vec::new();
+    for i in 0..330u64 {
+        s.now_ms = start + i as i64 * 10;
+        let m = msg(DM_ZHANG, 3 + i, ZHANG, 19, &format!("第{i}条"));
+        notes.extend(update(&mut s, Msg::Core(Event::Message(m))));
+        notes.extend(update(&mut s, Msg::Tick));
+    }
+    let count = |cmds: &[Cmd]| {
+        cmds.iter()
+            .filter(|c| matches!(c, Cmd::Notify { .. }))
+            .count()
+    };
+    assert_eq!(count(&notes), 1, "during the burst");
+    s.now_ms = start + NOTIFY_EVERY_MS;
+    let later = update(&mut s, Msg::Tick);
+    assert!(
+        later.iter().any(
+            |c| matches!(c, Cmd::Notify { title, body } if title == "张三" && body == "329 new messages")
+        ),
+        "{later:?}"
+    );
+    assert_eq!(count(&update(&mut s, Msg::Tick)), 0, "once");
+    // Another conversation has its own interval.
+    let other = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(DM_ALICE, 2, ALICE, 19, "hi"))),
+    );
+    assert_eq!(count(&other), 1);
+}
+
+/// On a new device a thread's messages may come before the server's description of it: the
+/// "new" divider waits for the server's read marker instead of starting at the first message.
+#[test]
+fn the_new_divider_waits_for_the_servers_read_marker() {
+    let mut s = main_state(80, 24);
+    for seq in 1..=3 {
+        update(
+            &mut s,
+            Msg::Core(Event::Message(msg(
+                77,
+                seq,
+                ZHANG,
+                10 + seq as i64,
+                &format!("旧消息 {seq}"),
+            ))),
+        );
+    }
+    update(&mut s, ctrl('k'));
+    type_text(&mut s, "#77");
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.selected, Some(77));
+    update(
+        &mut s,
+        Msg::Core(Event::Thread(dm(77, ZHANG, 3, 3, 9_000_000))),
+    );
+    let screen = screen_text(&s);
+    assert!(screen.contains("旧消息 1"), "{screen}");
+    assert!(!screen.contains("── new"), "all three were read: {screen}");
+}
+
+/// /edit and /recall act on one's last message in the shown thread, within the server's
+/// window; `/edit` alone puts the message in the composer to change.
+#[test]
+fn edit_and_recall_ones_last_message() {
+    let mut s = main_state(80, 24);
+    update(
+        &mut s,
+        Msg::Core(Event::Limits(pb::Limits {
+            recall_window_ms: 120_000,
+            ..Default::default()
+        })),
+    );
+    let mut mine = msg(GROUP, 7, ME, 19, "我的消息 typo");
+    mine.message_id = 7007;
+    mine.server_ts_ms = s.now_ms - 10_000;
+    update(&mut s, Msg::Core(Event::Message(mine)));
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 8, LI, 19, "别人的"))),
+    );
+
+    type_text(&mut s, "/edit");
+    update(&mut s, key(KeyCode::Enter));
+    assert_eq!(s.composer.text(), "/edit 我的消息 typo");
+    s.composer.set("/edit 我的消息 fixed");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        matches!(&cmds[..], [Cmd::Op(Op::Edit(GROUP, 7007, t))] if t == "我的消息 fixed"),
+        "{cmds:?}"
+    );
+    // The server's reply is shown at once (it pushes the entry only to other devices).
+    update(
+        &mut s,
+        Msg::Done(Done::Changed {
+            ack: pb::SendAck {
+                thread_id: GROUP,
+                seq: 9,
+                message_id: 9009,
+                ..Default::default()
+            },
+            kind: pb::MessageKind::Edit,
+            target: 7007,
+            body: "我的消息 fixed".into(),
+        }),
+    );
+    let screen = screen_text(&s);
+    assert!(
+        screen.contains("我的消息 fixed") && !screen.contains("typo"),
+        "{screen}"
+    );
+    type_text(&mut s, "/recall");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        matches!(&cmds[..], [Cmd::Op(Op::Recall(GROUP, 7007))]),
+        "{cmds:?}"
+    );
+
+    // Past the window: refused here, saying how long the window is.
+    s.now_ms += 200_000;
+    type_text(&mut s, "/recall");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(cmds.is_empty(), "{cmds:?}");
+    assert!(
+        screen_text(&s).contains("changed for 2 minutes"),
+        "{}",
+        screen_text(&s)
+    );
+}
