@@ -406,3 +406,48 @@ async fn a_read_marker_set_while_offline_reaches_the_server_after_the_reconnect(
     let t = b.thread(thread).await.unwrap();
     assert_eq!(t.read_seq, ack.seq, "the server has the marker");
 }
+
+/// A message the server refuses for good (over its body limit) leaves the outbox for the
+/// failed messages, which outlive a client restart until discarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_message_is_kept_as_failed_across_a_restart_until_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(dir.path());
+    let cache = dir.path().join("failed-cache.db");
+    let (a, mut a_ev, _, a_token) = online(
+        config(srv.addr, Some(cache.clone())),
+        Auth::Register {
+            name: "fl_a".into(),
+            password: PASSWORD.into(),
+        },
+    )
+    .await;
+    let (b, _b_ev, b_user, _) = register(srv.addr, "fl_b").await;
+    let thread = befriend(&a, &b, b_user.user_id).await;
+    let big = "日志".repeat(1000); // 6,000 bytes, over the default 4,096
+    a.send(thread, &big).await.unwrap();
+    let mut code = 0;
+    until(&mut a_ev, |ev| match ev {
+        Event::SendFailed { error, .. } => {
+            code = error.code;
+            true
+        }
+        _ => false,
+    })
+    .await;
+    assert_eq!(code, pb::ErrorCode::TooLarge as i32);
+    assert!(a.outbox().await.unwrap().is_empty());
+    assert_eq!(a.failed().await.unwrap().len(), 1);
+    a.shutdown().await;
+
+    let (a2, _a2_ev) = Client::start(config(srv.addr, Some(cache)), Auth::Token(a_token)).unwrap();
+    let failed = a2.failed().await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        (failed[0].thread_id, failed[0].body.as_str(), failed[0].code),
+        (thread, big.as_str(), pb::ErrorCode::TooLarge as i32)
+    );
+    a2.discard(failed[0].local_id).await.unwrap();
+    assert!(a2.failed().await.unwrap().is_empty());
+    a2.shutdown().await;
+}

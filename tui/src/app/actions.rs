@@ -3,6 +3,7 @@
 
 use confab_wire::pb;
 
+use super::keymap::Action;
 use super::layout;
 use super::msg::Cmd;
 use super::state::{Kind, Pending, SendState, State, ThreadView};
@@ -227,25 +228,61 @@ pub(super) fn send_text(s: &mut State, text: String, cmds: &mut Vec<Cmd>) -> boo
     true
 }
 
-/// Sends the current thread's failed messages again.
+/// Sends the current thread's failed messages again, those worth it: each goes as a new
+/// message and its failed copy is forgotten. One the server can never take stays, to be
+/// deleted (or copied and shortened).
 pub(super) fn retry(s: &mut State, cmds: &mut Vec<Cmd>) {
     let Some(id) = s.selected else { return };
     let Some(t) = s.thread_mut(id) else { return };
-    let failed: Vec<Pending> = t
+    let (again, stuck): (Vec<Pending>, Vec<Pending>) = t
         .pending
         .iter()
-        .filter(|p| matches!(p.state, SendState::Failed(_)))
+        .filter(|p| p.state.failed())
         .cloned()
-        .collect();
-    if failed.is_empty() {
-        s.notice("nothing to retry");
+        .partition(|p| matches!(p.state, SendState::Failed { retry: true, .. }));
+    if again.is_empty() {
+        if let Some(p) = stuck.last() {
+            let why = match &p.state {
+                SendState::Failed { reason, .. } => reason.clone(),
+                _ => String::new(),
+            };
+            s.error(format!(
+                "sending it again cannot help ({why}): {} deletes it",
+                s.settings.keymap.first(Action::DeleteFailed)
+            ));
+        } else {
+            s.notice("nothing to retry");
+        }
         return;
     }
-    t.pending
-        .retain(|p| !matches!(p.state, SendState::Failed(_)));
-    for p in failed {
+    let keys: Vec<u64> = again.iter().map(|p| p.key).collect();
+    t.pending.retain(|p| !keys.contains(&p.key));
+    for p in again {
+        if let Some(local_id) = p.local_id {
+            cmds.push(Cmd::Discard { local_id });
+        }
         send_text(s, p.body, cmds);
     }
+}
+
+/// Deletes the newest failed message of the current thread (it was never sent).
+pub(super) fn delete_failed(s: &mut State, cmds: &mut Vec<Cmd>) {
+    let Some(t) = s.current_mut() else { return };
+    let Some(i) = t.pending.iter().rposition(|p| p.state.failed()) else {
+        s.notice("no failed message to delete here");
+        return;
+    };
+    let p = t.pending.remove(i);
+    let left = t.pending.iter().filter(|p| p.state.failed()).count();
+    if let Some(local_id) = p.local_id {
+        cmds.push(Cmd::Discard { local_id });
+    }
+    let preview = crate::text::truncate(&p.body.replace('\n', " "), 30, s.settings.ambiguous);
+    s.notice(if left > 0 {
+        format!("deleted the unsent \"{preview}\" ({left} more failed here)")
+    } else {
+        format!("deleted the unsent \"{preview}\"")
+    });
 }
 
 /// Scrolls by `lines` (None: a page); at the top, asks for older history.

@@ -2,7 +2,7 @@
 
 use confab_wire::pb;
 
-use super::actions::retry;
+use super::actions::{delete_failed, retry};
 use super::msg::{Cmd, Op};
 use super::popups::{members_popup, open_popup};
 use super::state::{Popup, State};
@@ -32,6 +32,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     ("/recall", "/recall              recall your last message"),
     ("/retry", "/retry               resend failed messages"),
+    (
+        "/delete",
+        "/delete              delete the newest failed message here",
+    ),
     ("/reconnect", "/reconnect           reconnect now"),
     ("/logout", "/logout              end this session"),
     ("/quit", "/quit                leave confab"),
@@ -58,6 +62,7 @@ pub enum Command {
     Edit(Option<String>),
     Recall,
     Retry,
+    Delete,
     Reconnect,
     Logout,
     Quit,
@@ -123,6 +128,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "/edit" => Command::Edit((!rest.is_empty()).then(|| rest.to_owned())),
         "/recall" => Command::Recall,
         "/retry" => Command::Retry,
+        "/delete" => Command::Delete,
         "/reconnect" => Command::Reconnect,
         "/logout" => Command::Logout,
         "/quit" | "/exit" => Command::Quit,
@@ -284,6 +290,7 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
         C::Edit(text) => edit_last(s, text, cmds),
         C::Recall => recall_last(s, cmds),
         C::Retry => retry(s, cmds),
+        C::Delete => delete_failed(s, cmds),
         C::Reconnect => {
             s.notice("reconnecting now…");
             cmds.push(Cmd::ReconnectNow);

@@ -6,8 +6,10 @@ use confab_wire::pb::{self, ErrorCode};
 use super::actions::{ensure_selection, insert_message, upsert_thread};
 use super::keymap::Action;
 use super::msg::{Cmd, Op};
-use super::state::{Conn, LoginForm, PAGE, Pending, Screen, SendState, State, TrustAsk};
-use crate::client::{ClientError, ConnState, Event, OutboxItem, TrustProblem};
+use super::state::{
+    Conn, LoginForm, PAGE, Pending, Screen, SendState, State, TrustAsk, worth_retrying,
+};
+use crate::client::{ClientError, ConnState, Event, FailedItem, OutboxItem, TrustProblem};
 use crate::text::{nfc, sanitize};
 
 /// Time passed: typing notices and the status line's notice expire.
@@ -30,8 +32,27 @@ pub(super) fn threads(s: &mut State, list: Vec<(pb::Thread, u64)>, cmds: &mut Ve
     ensure_selection(s, cmds);
 }
 
-/// The outbox at start: messages queued by an earlier run show as pending.
-pub(super) fn outbox(s: &mut State, items: Vec<OutboxItem>) {
+/// The outbox at start: messages queued by an earlier run show as pending, and those the
+/// server refused as failed, where they were written.
+pub(super) fn outbox(s: &mut State, items: Vec<OutboxItem>, failed: Vec<FailedItem>) {
+    for f in failed {
+        let known = s
+            .thread(f.thread_id)
+            .is_some_and(|t| t.pending.iter().any(|p| p.local_id == Some(f.local_id)));
+        if !known {
+            let key = s.take_key();
+            s.thread_entry(f.thread_id).pending.push(Pending {
+                key,
+                local_id: Some(f.local_id),
+                body: f.body,
+                created_ms: f.created_ms,
+                state: SendState::Failed {
+                    reason: f.reason,
+                    retry: worth_retrying(f.code),
+                },
+            });
+        }
+    }
     for it in items {
         let known = s
             .thread(it.thread_id)
@@ -69,7 +90,12 @@ pub(super) fn queued(s: &mut State, thread_id: u64, key: u64, result: Result<u64
     {
         match result {
             Ok(local) => p.local_id = Some(local),
-            Err(e) => p.state = SendState::Failed(e.to_string()),
+            Err(e) => {
+                p.state = SendState::Failed {
+                    reason: e.to_string(),
+                    retry: true,
+                }
+            }
         }
     }
 }
@@ -121,18 +147,28 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
             }
         }
         Event::SendFailed { local_id, error } => {
+            let retry = worth_retrying(error.code);
             for t in &mut s.threads {
                 for p in &mut t.pending {
                     if p.local_id == Some(local_id) {
-                        p.state = SendState::Failed(error.message.clone());
+                        p.state = SendState::Failed {
+                            reason: error.message.clone(),
+                            retry,
+                        };
                     }
                 }
             }
-            s.error(format!(
-                "not sent: {} ({} retries)",
-                error.message,
-                s.settings.keymap.first(Action::Retry)
-            ));
+            let keys = &s.settings.keymap;
+            let what = if retry {
+                format!(
+                    "{} retries, {} deletes",
+                    keys.first(Action::Retry),
+                    keys.first(Action::DeleteFailed)
+                )
+            } else {
+                format!("{} deletes it", keys.first(Action::DeleteFailed))
+            };
+            s.error(format!("not sent: {} ({what})", error.message));
         }
         Event::SendRetry { error, .. } => s.notice(format!("send delayed: {}", error.message)),
         Event::UserEvent(e) => user_event(s, e, cmds),

@@ -4,7 +4,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::actions::{
-    retry, scroll_bottom, scroll_by, select, select_index, send_text, step_thread,
+    delete_failed, retry, scroll_bottom, scroll_by, select, select_index, send_text, step_thread,
 };
 use super::commands::{complete, run_command};
 use super::input::{edit, edit_line, history, remember, typed_char, typing};
@@ -236,6 +236,7 @@ fn act(s: &mut State, action: Action, cmds: &mut Vec<Cmd>) {
         ),
         Action::Members => members_popup(s, cmds),
         Action::Retry => retry(s, cmds),
+        Action::DeleteFailed => delete_failed(s, cmds),
         Action::Cancel => cancel(s),
         Action::Interrupt => interrupt(s, cmds),
         Action::Thread1

@@ -262,18 +262,19 @@ pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatR
         let n = wrapped.len();
         for (i, line) in wrapped.into_iter().enumerate() {
             let mut mark = None;
-            let mut own_row = None;
+            let mut own_rows = Vec::new();
             if i + 1 == n
                 && let Some(m) = &it.mark
             {
-                // The mark goes on its own row when it does not fit after the text.
+                // The mark goes on rows of its own when it does not fit after the text,
+                // wrapped like text (a failure's reason is long).
                 if width(&line, amb) + width(&m.text, amb) <= text_w {
                     mark = Some(m.clone());
                 } else {
-                    own_row = Some(Mark {
-                        kind: m.kind,
-                        text: m.text.trim_start().to_owned(),
-                    });
+                    own_rows = text::wrap(m.text.trim_start(), text_w, amb)
+                        .into_iter()
+                        .map(|text| Mark { kind: m.kind, text })
+                        .collect();
                 }
             }
             rows.push(Row::Text {
@@ -282,9 +283,7 @@ pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatR
                 dim: it.dim,
                 mark,
             });
-            if let Some(m) = own_row {
-                rows.push(Row::Mark(m));
-            }
+            rows.extend(own_rows.into_iter().map(Row::Mark));
         }
     }
     ChatRows { rows, complete }
@@ -382,19 +381,22 @@ fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
     }
     if query.is_none() {
         let my_name = s.me.as_ref().map_or("me".to_owned(), |u| u.name.clone());
+        let keys = &s.settings.keymap;
         for p in &t.pending {
             let suffix = match &p.state {
                 SendState::Queued => mark(MarkKind::Sending, " (sending…)"),
                 SendState::Acked(_) => mark(MarkKind::Sent, " (sent)"),
-                SendState::Failed(e) => mark(
-                    MarkKind::Failed,
-                    format!(
-                        " (failed: {e}; {} retries)",
-                        s.settings.keymap.first(Action::Retry)
-                    ),
-                ),
+                SendState::Failed { reason, retry } => {
+                    let del = keys.first(Action::DeleteFailed);
+                    let how = if *retry {
+                        format!("{} retries, {del} deletes", keys.first(Action::Retry))
+                    } else {
+                        format!("{del} deletes")
+                    };
+                    mark(MarkKind::Failed, format!(" (not sent: {reason}; {how})"))
+                }
             };
-            items.push(Item {
+            let item = Item {
                 ts_ms: p.created_ms,
                 sender: my_name.clone(),
                 sender_id: me,
@@ -403,7 +405,22 @@ fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
                 mark: suffix,
                 seq: None,
                 system: false,
-            });
+            };
+            // A failed message stays where it was written, among the others: what arrives
+            // after it shows below it. One older than the laid-out window is left out (it is
+            // laid out once the window reaches back to it).
+            if p.state.failed() {
+                match items
+                    .iter()
+                    .position(|i| i.seq.is_some() && i.ts_ms > p.created_ms)
+                {
+                    Some(0) if from_seq > 0 && t.messages.keys().next() != Some(&from_seq) => {}
+                    Some(at) => items.insert(at, item),
+                    None => items.push(item),
+                }
+            } else {
+                items.push(item);
+            }
         }
     }
     items

@@ -50,7 +50,7 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Cmd> {
         Msg::Tick => events::tick(s, &mut cmds),
         Msg::Core(ev) => events::core_event(s, ev, &mut cmds),
         Msg::Threads(list) => events::threads(s, list, &mut cmds),
-        Msg::Outbox(items) => events::outbox(s, items),
+        Msg::Outbox { queued, failed } => events::outbox(s, queued, failed),
         Msg::History { thread_id, msgs } => events::history(s, thread_id, msgs),
         Msg::Queued {
             thread_id,

@@ -4,7 +4,7 @@
 use confab_wire::pb;
 use crossterm::event::KeyEvent;
 
-use crate::client::{Auth, ClientError, Event, OutboxItem};
+use crate::client::{Auth, ClientError, Event, FailedItem, OutboxItem};
 
 /// Inputs to the reducer.
 // Messages are moved once from the loop into `update`, never stored in bulk: boxing the core
@@ -21,7 +21,11 @@ pub enum Msg {
     Tick,
     Core(Event),
     Threads(Vec<(pb::Thread, u64)>),
-    Outbox(Vec<OutboxItem>),
+    /// The outbox and the failed messages (at start, and after each sync).
+    Outbox {
+        queued: Vec<OutboxItem>,
+        failed: Vec<FailedItem>,
+    },
     History {
         thread_id: u64,
         msgs: Vec<pb::ChatMessage>,
@@ -110,6 +114,10 @@ pub enum Cmd {
     },
     LoadThreads,
     LoadOutbox,
+    /// Forget a failed message (deleted, or sent again under a new id).
+    Discard {
+        local_id: u64,
+    },
     Op(Op),
     MarkRead {
         thread_id: u64,

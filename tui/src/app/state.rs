@@ -57,7 +57,25 @@ pub enum SendState {
     Queued,
     /// Stored by the server as this seq; the entry itself has not arrived yet.
     Acked(u64),
-    Failed(String),
+    /// Refused for good. `retry`: sending it again may work later (not a member or not
+    /// friends yet, a local failure); a body the server can never take is not retried.
+    Failed { reason: String, retry: bool },
+}
+
+impl SendState {
+    pub fn failed(&self) -> bool {
+        matches!(self, SendState::Failed { .. })
+    }
+}
+
+/// Whether a message refused with `code` may be taken if sent again later: not when the
+/// message itself is what the server refuses (too large, malformed).
+pub fn worth_retrying(code: i32) -> bool {
+    use pb::ErrorCode as E;
+    !matches!(
+        E::try_from(code),
+        Ok(E::TooLarge | E::BadRequest | E::Unsupported | E::ProtocolError)
+    )
 }
 
 /// One of my messages not yet in the thread.

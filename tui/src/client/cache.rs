@@ -37,6 +37,19 @@ pub struct OutboxItem {
     pub created_ms: i64,
 }
 
+/// A message the server refused for good: kept (out of the outbox) until the user deletes or
+/// resends it, so it does not vanish at the next start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedItem {
+    pub local_id: u64,
+    pub thread_id: u64,
+    pub body: String,
+    pub created_ms: i64,
+    /// The server's `ErrorCode` (INTERNAL for a local failure).
+    pub code: i32,
+    pub reason: String,
+}
+
 /// What the cache holds at start.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -55,6 +68,9 @@ CREATE INDEX IF NOT EXISTS messages_id ON messages(message_id);
 CREATE TABLE IF NOT EXISTS outbox (
     local_id INTEGER PRIMARY KEY, thread_id INTEGER NOT NULL, client_msg_id TEXT NOT NULL,
     body TEXT NOT NULL, created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS failed (
+    local_id INTEGER PRIMARY KEY, thread_id INTEGER NOT NULL, body TEXT NOT NULL,
+    created_ms INTEGER NOT NULL, code INTEGER NOT NULL, reason TEXT NOT NULL);
 ";
 
 fn to_i64(v: u64) -> i64 {
@@ -261,6 +277,58 @@ impl Cache {
         )?;
         Ok(())
     }
+
+    /// Moves a refused outbox entry to the failed messages, in one transaction.
+    pub fn outbox_fail(&self, local_id: u64, code: i32, reason: &str) -> Res<()> {
+        let Some(mut db) = self.conn() else {
+            return Ok(());
+        };
+        let tx = db.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO failed (local_id, thread_id, body, created_ms, code, reason)
+             SELECT local_id, thread_id, body, created_ms, ?2, ?3 FROM outbox WHERE local_id = ?1",
+            params![to_i64(local_id), code, reason],
+        )?;
+        tx.execute(
+            "DELETE FROM outbox WHERE local_id = ?1",
+            params![to_i64(local_id)],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The failed messages, oldest first.
+    pub fn failed(&self) -> Res<Vec<FailedItem>> {
+        let Some(db) = self.conn() else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = db.prepare(
+            "SELECT local_id, thread_id, body, created_ms, code, reason FROM failed ORDER BY local_id",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(FailedItem {
+                    local_id: to_u64(r.get(0)?),
+                    thread_id: to_u64(r.get(1)?),
+                    body: r.get(2)?,
+                    created_ms: r.get(3)?,
+                    code: r.get(4)?,
+                    reason: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// A failed message the user deleted (or sent again as a new one).
+    pub fn failed_remove(&self, local_id: u64) -> Res<()> {
+        let Some(db) = self.conn() else { return Ok(()) };
+        db.execute(
+            "DELETE FROM failed WHERE local_id = ?1",
+            params![to_i64(local_id)],
+        )?;
+        Ok(())
+    }
 }
 
 /// Applies a RECALL or EDIT entry to the cached original.
@@ -380,6 +448,28 @@ mod tests {
         assert_eq!(snap.threads.len(), 1);
         assert_eq!(snap.threads[0].1, 4);
         assert_eq!(snap.outbox.len(), 1);
+        // A refusal moves the entry to the failed messages, which outlive a reopen.
+        c.outbox_fail(1, pb::ErrorCode::TooLarge as i32, "too big")
+            .unwrap();
+        drop(c);
+        let c = Cache::open(&path).unwrap();
+        assert!(c.load().unwrap().outbox.is_empty());
+        let failed = c.failed().unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(
+            (
+                failed[0].local_id,
+                failed[0].thread_id,
+                failed[0].body.as_str()
+            ),
+            (1, 7, "later")
+        );
+        assert_eq!(
+            (failed[0].created_ms, failed[0].reason.as_str()),
+            (5, "too big")
+        );
+        c.failed_remove(1).unwrap();
+        assert!(c.failed().unwrap().is_empty());
         let msgs = c.messages(7, 0, 10).unwrap();
         assert_eq!(
             msgs.iter().map(|m| m.seq).collect::<Vec<_>>(),

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use api::ApiError;
 pub use backoff::Backoff;
-pub use cache::OutboxItem;
+pub use cache::{FailedItem, OutboxItem};
 
 /// Why a command failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -286,6 +286,13 @@ pub(crate) enum Command {
     Outbox {
         reply: oneshot::Sender<Vec<OutboxItem>>,
     },
+    Failed {
+        reply: oneshot::Sender<Result<Vec<FailedItem>, ClientError>>,
+    },
+    /// Forget a failed message.
+    Discard {
+        local_id: u64,
+    },
     /// A read marker: kept until the server confirms it, sent again after a reconnect.
     MarkRead {
         thread_id: u64,
@@ -458,6 +465,19 @@ impl Client {
     /// Messages not yet acknowledged.
     pub async fn outbox(&self) -> Result<Vec<OutboxItem>, ClientError> {
         self.call(|reply| Command::Outbox { reply }).await
+    }
+
+    /// Messages the server refused for good, kept until [`Client::discard`].
+    pub async fn failed(&self) -> Result<Vec<FailedItem>, ClientError> {
+        self.call(|reply| Command::Failed { reply }).await?
+    }
+
+    /// Forgets a failed message (deleted, or sent again as a new one).
+    pub async fn discard(&self, local_id: u64) -> Result<(), ClientError> {
+        self.tx
+            .send(Command::Discard { local_id })
+            .await
+            .map_err(|_| ClientError::Stopped)
     }
 
     /// Skip the backoff wait and try now.

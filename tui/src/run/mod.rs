@@ -309,6 +309,11 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
                         let _ = tx.send(Msg::History { thread_id, msgs });
                     });
                 }
+                Cmd::Discard { local_id } => {
+                    tokio::spawn(async move {
+                        let _ = c.discard(local_id).await;
+                    });
+                }
                 Cmd::LoadThreads => {
                     tokio::spawn(async move {
                         if let Ok(t) = c.threads().await {
@@ -318,8 +323,9 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
                 }
                 Cmd::LoadOutbox => {
                     tokio::spawn(async move {
-                        if let Ok(o) = c.outbox().await {
-                            let _ = tx.send(Msg::Outbox(o));
+                        if let Ok(queued) = c.outbox().await {
+                            let failed = c.failed().await.unwrap_or_default();
+                            let _ = tx.send(Msg::Outbox { queued, failed });
                         }
                     });
                 }

@@ -515,3 +515,139 @@ fn edit_and_recall_ones_last_message() {
         screen_text(&s)
     );
 }
+
+/// A message the server refuses for good stays where it was written: a friend's reply that
+/// arrives after it shows below it and is read there (the receipt is for what is on screen).
+/// A body the server can never take is not sent again by Alt-R; Alt-X deletes it, and the
+/// cache forgets it (`Cmd::Discard`). The reason wraps instead of being cut at 80 columns.
+#[test]
+fn a_failed_message_keeps_its_place_and_is_deleted_not_retried_forever() {
+    let mut s = main_state(80, 24);
+    type_text(&mut s, "部署日志 part 1");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    let [Cmd::Send { key: k, .. }] = &cmds[..] else {
+        panic!("{cmds:?}")
+    };
+    let k = *k;
+    update(
+        &mut s,
+        Msg::Queued {
+            thread_id: GROUP,
+            key: k,
+            result: Ok(41),
+        },
+    );
+    update(
+        &mut s,
+        Msg::Core(Event::SendFailed {
+            local_id: 41,
+            error: pb::Error {
+                code: pb::ErrorCode::TooLarge as i32,
+                message: "the body exceeds 4096 bytes".into(),
+                ..Default::default()
+            },
+        }),
+    );
+    s.now_ms = NOW + 60_000;
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(
+            GROUP,
+            7,
+            LI,
+            21,
+            "日志太长了，贴链接吧",
+        ))),
+    );
+    assert!(
+        cmds.iter().any(|c| matches!(
+            c,
+            Cmd::MarkRead {
+                thread_id: GROUP,
+                seq: 7
+            }
+        )),
+        "{cmds:?}"
+    );
+    let screen = screen_text(&s);
+    let failed_at = screen.find("部署日志 part 1").expect(&screen);
+    let reply_at = screen.find("日志太长了").expect(&screen);
+    assert!(failed_at < reply_at, "the reply shows below:\n{screen}");
+    assert!(
+        screen.contains("(not sent: the body exceeds 4096 bytes; Alt-X\n")
+            && screen.contains(" deletes)\n"),
+        "the whole reason, wrapped:\n{screen}"
+    );
+    assert!(!screen.contains("Alt-R retries"), "{screen}");
+    // Alt-R cannot help: nothing is sent, and the notice says what can.
+    let cmds = update(&mut s, alt(KeyCode::Char('r')));
+    assert!(cmds.is_empty(), "{cmds:?}");
+    let notice = s.notice.clone().unwrap().0;
+    assert!(
+        notice.contains("cannot help") && notice.contains("Alt-X"),
+        "{notice}"
+    );
+    let cmds = update(&mut s, alt(KeyCode::Char('x')));
+    assert!(
+        matches!(&cmds[..], [Cmd::Discard { local_id: 41 }]),
+        "{cmds:?}"
+    );
+    assert!(s.thread(GROUP).unwrap().pending.is_empty());
+    let screen = screen_text(&s);
+    assert!(
+        !screen.contains("小明     部署日志") && !screen.contains("not sent"),
+        "{screen}"
+    );
+    assert!(s.notice.clone().unwrap().0.contains("deleted the unsent"));
+    let cmds = update(&mut s, alt(KeyCode::Char('x')));
+    assert!(cmds.is_empty());
+    assert!(s.notice.clone().unwrap().0.contains("no failed message"));
+}
+
+/// The failed messages the cache kept show at the next start, where they were written, and
+/// `/delete` removes one.
+#[test]
+fn failed_messages_survive_a_restart_and_delete_by_command() {
+    use confab_tui::client::FailedItem;
+    let mut s = main_state(80, 24);
+    update(
+        &mut s,
+        Msg::Outbox {
+            queued: Vec::new(),
+            failed: vec![FailedItem {
+                local_id: 9,
+                thread_id: GROUP,
+                body: "写于 09:13 的草稿".into(),
+                created_ms: DAY * 86_400_000 + 9 * 3_600_000 + 13 * 60_000 + 30_000,
+                code: pb::ErrorCode::Forbidden as i32,
+                reason: "not a member".into(),
+            }],
+        },
+    );
+    let screen = screen_text(&s);
+    let lines: Vec<&str> = screen.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("写于 09:13"))
+        .expect(&screen);
+    let next = lines
+        .iter()
+        .position(|l| l.contains("09:15"))
+        .expect(&screen);
+    assert!(
+        lines[at - 1].contains("09:13") && next > at,
+        "between the 09:13 and 09:15 messages:\n{screen}"
+    );
+    assert!(screen.contains("Alt-R retries"), "{screen}");
+    type_text(&mut s, "/delete");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        matches!(&cmds[..], [Cmd::Discard { local_id: 9 }]),
+        "{cmds:?}"
+    );
+    let screen = screen_text(&s);
+    assert!(
+        !screen.contains("小明     写于") && !screen.contains("not sent"),
+        "{screen}"
+    );
+}

@@ -138,6 +138,18 @@ impl Engine {
             Command::Outbox { reply } => {
                 let _ = reply.send(self.outbox.list());
             }
+            Command::Failed { reply } => {
+                let _ = reply.send(
+                    self.cache
+                        .failed()
+                        .map_err(|e| ClientError::Cache(e.to_string())),
+                );
+            }
+            Command::Discard { local_id } => {
+                if let Err(e) = self.cache.failed_remove(local_id) {
+                    warn!(error = %e, "cache");
+                }
+            }
             Command::Request { reply, .. } => {
                 let _ = reply.send(Err(ClientError::Disconnected));
             }

@@ -203,10 +203,13 @@ impl Outbox {
         self.retry_at.insert(local_id, now + wait);
     }
 
-    /// A refusal for good: the entry leaves the outbox.
+    /// A refusal for good: the entry leaves the outbox for the failed messages, which the
+    /// user deletes or sends again.
     pub(super) fn refused(&mut self, cache: &Cache, local_id: u64, e: &pb::Error) {
         self.items.remove(&local_id);
-        let _ = cache.outbox_remove(local_id);
+        if let Err(err) = cache.outbox_fail(local_id, e.code, &e.message) {
+            warn!(error = %err, "cache");
+        }
         if let Some(w) = self.waiters.remove(&local_id) {
             let _ = w.send(Err(ClientError::Server(e.clone())));
         }
