@@ -3,6 +3,7 @@
 use confab_wire::pb;
 
 use super::actions::{delete_failed, retry};
+use super::config::Level;
 use super::msg::{Cmd, Op};
 use super::popups::{members_popup, open_popup};
 use super::state::{Popup, State};
@@ -31,6 +32,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "/edit [TEXT]         change your last message (alone: put it in the composer)",
     ),
     ("/recall", "/recall              recall your last message"),
+    (
+        "/notify",
+        "/notify [all|mentions|none]  what this conversation notifies of",
+    ),
     ("/retry", "/retry               resend failed messages"),
     (
         "/delete",
@@ -61,6 +66,7 @@ pub enum Command {
     Search(Option<String>),
     Edit(Option<String>),
     Recall,
+    Notify(Option<String>),
     Retry,
     Delete,
     Reconnect,
@@ -127,6 +133,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "/search" => Command::Search((!rest.is_empty()).then(|| rest.to_owned())),
         "/edit" => Command::Edit((!rest.is_empty()).then(|| rest.to_owned())),
         "/recall" => Command::Recall,
+        "/notify" => Command::Notify(first),
         "/retry" => Command::Retry,
         "/delete" => Command::Delete,
         "/reconnect" => Command::Reconnect,
@@ -289,6 +296,7 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
         }
         C::Edit(text) => edit_last(s, text, cmds),
         C::Recall => recall_last(s, cmds),
+        C::Notify(level) => notify_level(s, level.as_deref(), cmds),
         C::Retry => retry(s, cmds),
         C::Delete => delete_failed(s, cmds),
         C::Reconnect => {
@@ -301,6 +309,41 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
             cmds.push(Cmd::Quit);
         }
         C::Help => open_popup(s, Popup::Help { scroll: 0 }, cmds),
+    }
+}
+
+/// `/notify LEVEL` sets the shown conversation's level (kept in the config); alone, says it.
+fn notify_level(s: &mut State, level: Option<&str>, cmds: &mut Vec<Cmd>) {
+    let Some(name) = s.current().map(|t| t.name.clone()) else {
+        s.error("no conversation selected");
+        return;
+    };
+    let Some(word) = level else {
+        let now = s.settings.level(&name);
+        s.notice(format!(
+            "{name} notifies of: {} (/notify all|mentions|none)",
+            level_words(now)
+        ));
+        return;
+    };
+    let Some(level) = Level::parse(&word.to_lowercase()) else {
+        s.error("usage: /notify all|mentions|none");
+        return;
+    };
+    if level == Level::All {
+        s.settings.levels.remove(&name);
+    } else {
+        s.settings.levels.insert(name.clone(), level);
+    }
+    s.notice(format!("{name} now notifies of: {}", level_words(level)));
+    cmds.push(Cmd::SaveLevel { name, level });
+}
+
+fn level_words(l: Level) -> &'static str {
+    match l {
+        Level::All => "every message",
+        Level::Mentions => "mentions and highlight words only",
+        Level::None => "nothing (muted)",
     }
 }
 

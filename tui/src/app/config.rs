@@ -36,6 +36,42 @@ pub struct Config {
     pub color: Option<bool>,
     /// Mouse wheel scrolling (captures the mouse, so terminal selection needs Shift). Default off.
     pub mouse: Option<bool>,
+    /// Words that count as a mention of you (notify, `N@M`, highlighted), besides `@name`.
+    pub highlight: Vec<String>,
+    /// Per conversation (its name as the list shows it): `all` (default), `mentions` or `none`.
+    /// `/notify` writes here.
+    pub notify_levels: BTreeMap<String, String>,
+}
+
+/// What a conversation notifies of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Level {
+    /// Every message from someone else.
+    #[default]
+    All,
+    /// Only mentions of you and highlight words.
+    Mentions,
+    /// Nothing (muted); unread counts still show in the list.
+    None,
+}
+
+impl Level {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "all" => Some(Level::All),
+            "mentions" => Some(Level::Mentions),
+            "none" | "mute" | "muted" => Some(Level::None),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::All => "all",
+            Level::Mentions => "mentions",
+            Level::None => "none",
+        }
+    }
 }
 
 /// How notifications are delivered.
@@ -88,6 +124,9 @@ pub struct Settings {
     pub notify: Notify,
     pub color: bool,
     pub mouse: bool,
+    pub highlight: Vec<String>,
+    /// Conversations whose level is not `all`, by name.
+    pub levels: BTreeMap<String, Level>,
     /// Problems found in the config, shown at start.
     pub problems: Vec<String>,
 }
@@ -124,8 +163,28 @@ impl Settings {
                 Notify::Osc
             }
         };
+        let mut levels = BTreeMap::new();
+        for (name, v) in c.notify_levels {
+            match Level::parse(&v) {
+                Some(Level::All) => {}
+                Some(l) => {
+                    levels.insert(crate::text::nfc(&name), l);
+                }
+                None => problems.push(format!(
+                    "notify_levels.{name:?} = {v:?}: expected all, mentions or none"
+                )),
+            }
+        }
+        let highlight = c
+            .highlight
+            .into_iter()
+            .map(|w| w.trim().to_owned())
+            .filter(|w| !w.is_empty())
+            .collect();
         Settings {
             server: c.server,
+            highlight,
+            levels,
             keymap,
             ambiguous: if c.ambiguous_width == Some(2) {
                 Ambiguous::Wide
@@ -139,6 +198,11 @@ impl Settings {
             mouse: c.mouse.unwrap_or(false),
             problems,
         }
+    }
+
+    /// The notification level of a conversation.
+    pub fn level(&self, name: &str) -> Level {
+        self.levels.get(name).copied().unwrap_or_default()
     }
 
     /// Parses config text; a broken file gives defaults plus the error as a problem.
@@ -155,6 +219,24 @@ impl Settings {
     }
 }
 
+/// The config text with a conversation's level set (`all` removes its entry), everything else
+/// kept as written (comments, order). Fails on a file that does not parse.
+pub fn with_level(text: &str, name: &str, level: Level) -> Result<String, String> {
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("config.toml: {e}"))?;
+    if !doc.contains_key("notify_levels") {
+        doc["notify_levels"] = toml_edit::table();
+    }
+    let Some(t) = doc["notify_levels"].as_table_like_mut() else {
+        return Err("config.toml: notify_levels is not a table".into());
+    };
+    if level == Level::All {
+        t.remove(name);
+    } else {
+        t.insert(name, toml_edit::value(level.as_str()));
+    }
+    Ok(doc.to_string())
+}
+
 /// The documented example config.
 pub const EXAMPLE: &str = r#"# ~/.config/confab/config.toml
 server = "chat.example.org:7000"
@@ -164,6 +246,11 @@ utc_offset_minutes = 480    # message times in UTC+8
 notify = "osc"              # "osc" (bell + OSC 9/777), "bell" or "off"
 color = true                # NO_COLOR in the environment also turns colours off
 mouse = false               # true: wheel scrolls the chat (hold Shift to select text)
+highlight = ["deploy", "部署"] # words that count as mentioning you
+
+[notify_levels]             # per conversation: "all" (default), "mentions" or "none"
+"研发群" = "mentions"
+"lobby" = "none"
 
 [keys]
 switcher = "ctrl-g"
@@ -185,6 +272,34 @@ mod tests {
             "Ctrl-G"
         );
         assert!(Settings::parse(EXAMPLE, true).color.eq(&false));
+    }
+
+    #[test]
+    fn levels_are_read_and_written_keeping_the_rest_of_the_file() {
+        let s = Settings::parse(EXAMPLE, false);
+        assert_eq!(s.level("研发群"), Level::Mentions);
+        assert_eq!(s.level("lobby"), Level::None);
+        assert_eq!(s.level("bob"), Level::All);
+        assert_eq!(s.highlight, vec!["deploy".to_owned(), "部署".to_owned()]);
+        let text = with_level(EXAMPLE, "bob", Level::None).unwrap();
+        assert!(
+            text.contains("# words that count as mentioning you"),
+            "{text}"
+        );
+        let s = Settings::parse(&text, false);
+        assert_eq!(s.level("bob"), Level::None);
+        assert_eq!(s.level("研发群"), Level::Mentions);
+        let text = with_level(&text, "研发群", Level::All).unwrap();
+        assert_eq!(Settings::parse(&text, false).level("研发群"), Level::All);
+        // An empty file gains the table.
+        let text = with_level("", "alice", Level::Mentions).unwrap();
+        assert_eq!(
+            Settings::parse(&text, false).level("alice"),
+            Level::Mentions
+        );
+        assert!(with_level("keymap = [", "x", Level::None).is_err());
+        let bad = Settings::parse("[notify_levels]\nbob = \"loud\"", false);
+        assert_eq!(bad.problems.len(), 1, "{:?}", bad.problems);
     }
 
     #[test]

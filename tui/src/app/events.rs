@@ -4,6 +4,8 @@
 use confab_wire::pb::{self, ErrorCode};
 
 use super::actions::{ensure_selection, insert_message, upsert_thread};
+use super::config::Level;
+use super::highlight::highlighted;
 use super::keymap::Action;
 use super::msg::{Cmd, Op};
 use super::state::{
@@ -398,6 +400,7 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
     let mine = m.sender.as_ref().is_some_and(|u| u.user_id == me.user_id);
     let is_text = m.kind == pb::MessageKind::Text as i32;
     let sender = m.sender.as_ref().map(|u| nfc(&u.name)).unwrap_or_default();
+    let hl = !mine && is_text && highlighted(&nfc(&m.body), &me.name, &s.settings.highlight);
     let t = s.thread_entry(thread_id);
     let fresh = m.seq > t.last_seq;
     let dup = t.messages.contains_key(&m.seq);
@@ -438,7 +441,7 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
             }
         } else if fresh {
             t.unread += 1;
-            if super::state::mentions(&body, &me.name) {
+            if hl {
                 t.mentions += 1;
             }
         }
@@ -448,11 +451,16 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
         {
             t.new_below += 1;
         }
-        if fresh && notify_ok && !visible {
-            let tname = s
-                .thread(thread_id)
-                .map(|t| t.name.clone())
-                .unwrap_or_default();
+        let tname = s
+            .thread(thread_id)
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        let wanted = match s.settings.level(&tname) {
+            Level::All => true,
+            Level::Mentions => hl,
+            Level::None => false,
+        };
+        if fresh && notify_ok && !visible && wanted {
             let title = if tname == sender {
                 sender.clone()
             } else {

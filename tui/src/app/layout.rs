@@ -5,7 +5,7 @@
 use confab_wire::pb;
 
 use super::keymap::Action;
-use super::state::{Kind, SendState, State, ThreadView};
+use super::state::{Conn, Kind, SendState, State, ThreadView};
 use crate::text::clock::day_time;
 use crate::text::editor::Editor;
 use crate::text::{self, Ambiguous, cluster_width, truncate, width};
@@ -61,14 +61,41 @@ pub fn composer_rows(text: &str, w: usize, amb: Ambiguous) -> Vec<String> {
     rows
 }
 
-/// The main screen from top to bottom: a title row, the body (thread list, a rule, the chat
-/// pane), a separator, the composer (one to [`COMPOSER_MAX`] rows), the status line.
+/// The most rows the offline banner takes (wrapped; the rest of a long reason is cut).
+const BANNER_MAX: usize = 3;
+
+/// The banner under the title while the connection is down: what happened and when the next
+/// try is. None while connected (or before any session: the login screen says it there).
+pub fn banner(s: &State) -> Option<String> {
+    match &s.conn {
+        Conn::Offline {
+            retry_at_ms,
+            reason,
+        } => {
+            let left = retry_at_ms - s.now_ms;
+            let secs = left.max(0).div_euclid(1000) + i64::from(left.max(0).rem_euclid(1000) > 0);
+            Some(format!(
+                "OFFLINE, reconnecting in {secs}s (/reconnect now): {reason}"
+            ))
+        }
+        Conn::Stopped(_, reason) if s.me.is_some() => {
+            Some(format!("DISCONNECTED: {reason} (/reconnect)"))
+        }
+        _ => None,
+    }
+}
+
+/// The main screen from top to bottom: a title row, the offline banner (when down, wrapped to
+/// at most [`BANNER_MAX`] rows), the body (thread list, a rule, the chat pane), a separator,
+/// the composer (one to [`COMPOSER_MAX`] rows), the status line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MainLayout {
     /// Width of the thread list (0: hidden); the chat pane starts at `chat_x`.
     pub list_w: u16,
     pub chat_x: u16,
     pub chat_w: u16,
+    /// The banner's rows (from row 1), empty while connected.
+    pub banner: Vec<String>,
     pub body_y: u16,
     /// Rows of the thread list and of the chat pane.
     pub body_h: u16,
@@ -88,16 +115,22 @@ pub struct MainLayout {
 }
 
 impl MainLayout {
-    /// The layout at a terminal size (columns, rows) with the composer holding `composer`.
-    pub fn new(size: (u16, u16), composer: &Editor, amb: Ambiguous) -> Self {
+    /// The layout at a terminal size (columns, rows) with the composer holding `composer` and
+    /// the banner (if any) saying `banner`.
+    pub fn new(size: (u16, u16), composer: &Editor, amb: Ambiguous, banner: Option<&str>) -> Self {
         let (w, h) = size;
+        let mut banner_rows = banner.map_or_else(Vec::new, |b| {
+            text::wrap(b, usize::from(w).saturating_sub(2).max(8), amb)
+        });
+        banner_rows.truncate(BANNER_MAX.min(usize::from(h) / 6).max(1));
         let composer_w = usize::from(w).saturating_sub(2);
         let rows = composer_rows(composer.text(), composer_w, amb);
         let caret = composer.caret(composer_w, amb);
         let max_rows = COMPOSER_MAX.min(usize::from(h) / 4).max(1);
         let composer_h = rows.len().max(caret.0 + 1).clamp(1, max_rows);
-        let body_y = 1;
-        let body_h = h.saturating_sub(3 + u16::try_from(composer_h).unwrap_or(1));
+        let banner_h = u16::try_from(banner_rows.len()).unwrap_or(0);
+        let body_y = 1 + banner_h;
+        let body_h = h.saturating_sub(3 + banner_h + u16::try_from(composer_h).unwrap_or(1));
         let sep_y = body_y + body_h;
         let list_w = list_width(w);
         let chat_x = if list_w > 0 { list_w + 1 } else { 0 };
@@ -105,6 +138,7 @@ impl MainLayout {
             list_w,
             chat_x,
             chat_w: w.saturating_sub(chat_x),
+            banner: banner_rows,
             body_y,
             body_h,
             sep_y,
@@ -120,7 +154,12 @@ impl MainLayout {
 
     /// The layout the state is drawn with (the run loop keeps `size` current).
     pub fn of(s: &State) -> Self {
-        Self::new(s.size, &s.composer, s.settings.ambiguous)
+        Self::new(
+            s.size,
+            &s.composer,
+            s.settings.ambiguous,
+            banner(s).as_deref(),
+        )
     }
 }
 
@@ -171,6 +210,8 @@ pub enum Row {
         /// System text or a recalled message.
         dim: bool,
         mark: Option<Mark>,
+        /// Byte ranges of `text` that mention me or hold a highlight word.
+        hl: Vec<std::ops::Range<usize>>,
     },
     /// A mark that did not fit after the text, on a row of its own.
     Mark(Mark),
@@ -195,6 +236,8 @@ struct Item {
     /// None for my sends not yet in the thread.
     seq: Option<u64>,
     system: bool,
+    /// Someone else's text: mentions of me and highlight words are marked in it.
+    scan: bool,
 }
 
 /// The last `need` (or a few more) rows of a thread in a pane `pane_w` cells wide, and whether
@@ -223,6 +266,7 @@ pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatR
         .is_none_or(|first| from_seq <= *first);
     let items = items(s, t, from_seq);
     let me = s.my_id();
+    let my_name = s.me.as_ref().map_or("", |u| u.name.as_str());
     let mut rows = Vec::new();
     let mut last_day = None;
     let mut prev: Option<(u64, i64)> = None;
@@ -277,11 +321,17 @@ pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatR
                         .collect();
                 }
             }
+            let hl = if it.scan {
+                super::highlight::ranges(&line, my_name, &s.settings.highlight)
+            } else {
+                Vec::new()
+            };
             rows.push(Row::Text {
                 head: head.take(),
                 text: line,
                 dim: it.dim,
                 mark,
+                hl,
             });
             rows.extend(own_rows.into_iter().map(Row::Mark));
         }
@@ -377,6 +427,7 @@ fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
             mark: suffix,
             seq: Some(m.seq),
             system,
+            scan: !system && !m.recalled && sender.is_none_or(|u| u.user_id != me),
         });
     }
     if query.is_none() {
@@ -405,6 +456,7 @@ fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
                 mark: suffix,
                 seq: None,
                 system: false,
+                scan: false,
             };
             // A failed message stays where it was written, among the others: what arrives
             // after it shows below it. One older than the laid-out window is left out (it is

@@ -18,6 +18,7 @@ pub mod commands;
 pub mod config;
 mod done;
 mod events;
+pub mod highlight;
 mod input;
 pub mod keymap;
 mod keys;

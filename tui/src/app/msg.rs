@@ -114,6 +114,11 @@ pub enum Cmd {
     },
     LoadThreads,
     LoadOutbox,
+    /// Keep a conversation's notification level in the config file.
+    SaveLevel {
+        name: String,
+        level: super::config::Level,
+    },
     /// Forget a failed message (deleted, or sent again under a new id).
     Discard {
         local_id: u64,

@@ -134,20 +134,6 @@ pub struct ThreadView {
     pub search: Option<String>,
 }
 
-/// `@me` in the body, as a whole name: `@bobby` is not a mention of bob.
-pub fn mentions(body: &str, me: &str) -> bool {
-    if me.is_empty() {
-        return false;
-    }
-    let (body, at) = (body.to_lowercase(), format!("@{}", me.to_lowercase()));
-    body.match_indices(&at).any(|(i, _)| {
-        body[i + at.len()..]
-            .chars()
-            .next()
-            .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-'))
-    })
-}
-
 /// The "new" divider of a thread opened before the server said how far it was read (its
 /// messages came first, as on a new device): no divider until the listing sets it.
 pub const MARKER_UNKNOWN: u64 = u64::MAX - 1;
@@ -398,8 +384,13 @@ impl State {
         self.me.as_ref().map_or(0, |u| u.user_id)
     }
 
+    /// Unread messages in the conversations that are not muted (the terminal title's count).
     pub fn total_unread(&self) -> u64 {
-        self.threads.iter().map(|t| t.unread).sum()
+        self.threads
+            .iter()
+            .filter(|t| self.settings.level(&t.name) != super::config::Level::None)
+            .map(|t| t.unread)
+            .sum()
     }
 
     /// The terminal title.

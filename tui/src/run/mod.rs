@@ -34,7 +34,7 @@ use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::app::config::{Notify, Settings, Zone};
+use crate::app::config::{Level, Notify, Settings, Zone};
 use crate::app::{Cmd, Msg, State, update};
 use crate::client::known_servers::{Fingerprint, KnownServers};
 use crate::client::paths;
@@ -214,6 +214,24 @@ fn trust_server(ctx: &Ctx, server: &str, fingerprint: Fingerprint) {
     }
 }
 
+/// `/notify`: the level goes into config.toml (comments and the rest kept), written whole to a
+/// temporary file and renamed, so a crash never leaves half a config.
+fn save_level(name: &str, level: Level) -> Result<(), String> {
+    let dir = paths::config_dir();
+    let path = dir.join("config.toml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let new = crate::app::config::with_level(&text, name, level)?;
+    let tmp = dir.join("config.toml.tmp");
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&tmp, new))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// Executes one command. Everything that waits is spawned; results come back on `tx`.
 fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
     let tx = ctx.tx.clone();
@@ -252,6 +270,13 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
             }
         }
         Cmd::Redraw | Cmd::Suspend => {}
+        Cmd::SaveLevel { name, level } => {
+            if let Err(e) = save_level(&name, level) {
+                let _ = tx.send(Msg::Done(crate::app::Done::Error(format!(
+                    "the level applies to this run only: {e}"
+                ))));
+            }
+        }
         Cmd::TrustServer {
             server,
             fingerprint,

@@ -46,6 +46,7 @@ fn line(s: &State, row: &Row, pane_w: usize) -> Line<'static> {
             text,
             dim: dimmed,
             mark,
+            hl,
         } => {
             let mut spans = Vec::new();
             match head {
@@ -62,7 +63,24 @@ fn line(s: &State, row: &Row, pane_w: usize) -> Line<'static> {
                 None => spans.push(Span::raw(" ".repeat(GUTTER))),
             }
             let body = if *dimmed { dim } else { Style::default() };
-            spans.push(Span::styled(text.clone(), body));
+            // Mentions of me and highlight words: bold yellow (bold underlined without colour).
+            let hl_style = if s.settings.color {
+                body.fg(Color::Yellow).add_modifier(Modifier::BOLD)
+            } else {
+                body.add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+            };
+            let piece = |r: std::ops::Range<usize>| text.get(r).unwrap_or_default().to_owned();
+            let mut at = 0;
+            for r in hl {
+                if r.start > at {
+                    spans.push(Span::styled(piece(at..r.start), body));
+                }
+                spans.push(Span::styled(piece(r.clone()), hl_style));
+                at = r.end;
+            }
+            if at < text.len() || hl.is_empty() {
+                spans.push(Span::styled(piece(at..text.len()), body));
+            }
             if let Some(m) = mark {
                 spans.push(Span::styled(m.text.clone(), mark_style(m.kind)));
             }

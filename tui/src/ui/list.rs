@@ -6,6 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 
 use super::paint::{fg, fill, put};
+use crate::app::config::Level;
 use crate::app::{Kind, State};
 use crate::text::{truncate, width};
 
@@ -38,9 +39,10 @@ pub(super) fn draw_list(buf: &mut Buffer, s: &State, r: Rect) {
         let bw = width(&badge, amb);
         let name_w = w.saturating_sub(2 + bw + usize::from(bw > 0));
         let name = truncate(&t.name, name_w, amb);
-        let mut st = if t.unread > 0 {
+        let muted = s.settings.level(&t.name) == Level::None;
+        let mut st = if t.unread > 0 && !muted {
             Style::default().add_modifier(Modifier::BOLD)
-        } else if !t.can_send {
+        } else if !t.can_send || muted {
             // A group one left or was removed from: still readable, greyed.
             Style::default().add_modifier(Modifier::DIM)
         } else {
@@ -58,7 +60,9 @@ pub(super) fn draw_list(buf: &mut Buffer, s: &State, r: Rect) {
         put(buf, r.x, y, mark, 1, mark_st);
         put(buf, r.x + 1, y, &name, name_w, st);
         if bw > 0 {
-            let bst = if t.mentions > 0 {
+            let bst = if muted {
+                st
+            } else if t.mentions > 0 {
                 st.patch(fg(s, Color::Red)).add_modifier(Modifier::BOLD)
             } else {
                 st.patch(fg(s, Color::Yellow))

@@ -46,9 +46,16 @@ pub fn draw(f: &mut Frame, s: &State) {
 fn draw_main(f: &mut Frame, s: &State) {
     let area = f.area();
     let w = area.width;
-    let l = MainLayout::new((w, area.height), &s.composer, s.settings.ambiguous);
+    let banner = crate::app::layout::banner(s);
+    let l = MainLayout::new(
+        (w, area.height),
+        &s.composer,
+        s.settings.ambiguous,
+        banner.as_deref(),
+    );
     let buf = f.buffer_mut();
     status::draw_title(buf, s, Rect::new(0, 0, w, 1));
+    status::draw_banner(buf, s, &l.banner, Rect::new(0, 1, w, l.body_y - 1));
     if l.list_w > 0 {
         list::draw_list(buf, s, Rect::new(0, l.body_y, l.list_w, l.body_h));
         for y in l.body_y..l.body_y + l.body_h {

@@ -6,39 +6,39 @@ use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 
 use super::paint::{fg, fill, put};
+use crate::app::config::Level;
 use crate::app::keymap::Action;
 use crate::app::{Conn, Kind, State};
 use crate::text::{truncate, width};
 
+/// The offline banner's rows, under the title (which keeps naming the conversation).
+pub(super) fn draw_banner(buf: &mut Buffer, s: &State, rows: &[String], r: Rect) {
+    let st = match s.conn {
+        Conn::Offline { .. } if s.settings.color => {
+            Style::default().fg(Color::White).bg(Color::Red)
+        }
+        _ => Style::default().add_modifier(Modifier::REVERSED),
+    };
+    let w = usize::from(r.width);
+    for (i, row) in rows.iter().enumerate() {
+        let y = r.y + u16::try_from(i).unwrap_or(0);
+        if y >= r.bottom() {
+            break;
+        }
+        fill(buf, Rect::new(r.x, y, r.width, 1), st);
+        put(
+            buf,
+            r.x + 1,
+            y,
+            row,
+            w.saturating_sub(1),
+            st.add_modifier(Modifier::BOLD),
+        );
+    }
+}
+
 pub(super) fn draw_title(buf: &mut Buffer, s: &State, r: Rect) {
     let w = usize::from(r.width);
-    match &s.conn {
-        Conn::Offline {
-            retry_at_ms,
-            reason,
-        } => {
-            let secs = (retry_at_ms - s.now_ms).max(0).div_euclid(1000)
-                + i64::from((retry_at_ms - s.now_ms).rem_euclid(1000) > 0);
-            // The countdown first: on a narrow terminal the reason is what gets cut.
-            let text = format!(" OFFLINE, reconnecting in {secs}s (/reconnect now): {reason}");
-            let st = if s.settings.color {
-                Style::default().fg(Color::White).bg(Color::Red)
-            } else {
-                Style::default().add_modifier(Modifier::REVERSED)
-            };
-            fill(buf, r, st);
-            put(buf, r.x, r.y, &text, w, st.add_modifier(Modifier::BOLD));
-            return;
-        }
-        Conn::Stopped(_, reason) if s.me.is_some() => {
-            let text = format!(" DISCONNECTED: {reason} (/reconnect)");
-            let st = Style::default().add_modifier(Modifier::REVERSED);
-            fill(buf, r, st);
-            put(buf, r.x, r.y, &text, w, st);
-            return;
-        }
-        _ => {}
-    }
     let st = Style::default().add_modifier(Modifier::REVERSED);
     fill(buf, r, st);
     let mut left = " confab".to_owned();
@@ -61,7 +61,12 @@ pub(super) fn draw_title(buf: &mut Buffer, s: &State, r: Rect) {
             }
         };
         let mark = if t.kind == Kind::Group { "#" } else { "" };
-        left = format!(" {mark}{}{extra}", t.name);
+        let level = match s.settings.level(&t.name) {
+            Level::All => "",
+            Level::Mentions => " [mentions only]",
+            Level::None => " [muted]",
+        };
+        left = format!(" {mark}{}{extra}{level}", t.name);
     }
     let right = match (&s.conn, &s.me) {
         (Conn::Connecting, _) => "connecting… ".to_owned(),

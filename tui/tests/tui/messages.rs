@@ -344,7 +344,7 @@ fn own_and_system_entries_are_never_unread_live_or_after_a_listing() {
 
 #[test]
 fn a_mention_is_the_whole_name() {
-    use confab_tui::app::state::mentions;
+    use confab_tui::app::highlight::mentions;
     assert!(mentions("@bob 看这里", "bob"));
     assert!(mentions("hi @Bob, look", "bob"));
     assert!(mentions("看 @小明", "小明"));
@@ -650,4 +650,161 @@ fn failed_messages_survive_a_restart_and_delete_by_command() {
         !screen.contains("小明     写于") && !screen.contains("not sent"),
         "{screen}"
     );
+}
+
+/// `/notify mentions` in a busy group: only mentions and highlight words notify (and count
+/// as `@`); `/notify none` mutes it, even for a mention, and its unread leaves the terminal
+/// title's count. Each change goes to the config (`Cmd::SaveLevel`) and shows in the header.
+#[test]
+fn notification_levels_per_conversation_with_highlight_words() {
+    let mut s = main_state(80, 24);
+    s.settings.highlight = vec!["部署".into()];
+    type_text(&mut s, "/notify mentions");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        matches!(&cmds[..], [Cmd::SaveLevel { name, level: Level::Mentions }] if name == "研发群"),
+        "{cmds:?}"
+    );
+    assert!(
+        screen_text(&s)
+            .lines()
+            .next()
+            .unwrap()
+            .contains("[mentions only]")
+    );
+    update(&mut s, Msg::Focus(false));
+    let notifies = |cmds: &[Cmd]| {
+        cmds.iter()
+            .filter(|c| matches!(c, Cmd::Notify { .. }))
+            .count()
+    };
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 7, LI, 19, "午饭吃什么"))),
+    );
+    assert_eq!(notifies(&cmds), 0, "plain chatter does not notify");
+    s.now_ms += 10_000;
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 8, LI, 19, "今天部署吗"))),
+    );
+    assert_eq!(notifies(&cmds), 1, "a highlight word does");
+    s.now_ms += 10_000;
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 9, LI, 19, "@小明 看这里"))),
+    );
+    assert_eq!(notifies(&cmds), 1, "a mention does");
+    let t = s.thread(GROUP).unwrap();
+    assert_eq!((t.unread, t.mentions), (3, 2));
+    assert_eq!(s.total_unread(), 5);
+
+    type_text(&mut s, "/notify none");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        matches!(
+            &cmds[..],
+            [Cmd::SaveLevel {
+                level: Level::None,
+                ..
+            }]
+        ),
+        "{cmds:?}"
+    );
+    s.now_ms += 10_000;
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 10, LI, 19, "@小明 急"))),
+    );
+    assert_eq!(notifies(&cmds), 0, "muted: not even a mention");
+    assert_eq!(
+        s.total_unread(),
+        2,
+        "the muted group's unread leaves the title"
+    );
+    assert!(screen_text(&s).lines().next().unwrap().contains("[muted]"));
+    // Back to all: the entry leaves the config.
+    type_text(&mut s, "/notify all");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(matches!(
+        &cmds[..],
+        [Cmd::SaveLevel {
+            level: Level::All,
+            ..
+        }]
+    ));
+    assert!(!screen_text(&s).lines().next().unwrap().contains('['));
+    type_text(&mut s, "/notify loud");
+    update(&mut s, key(KeyCode::Enter));
+    assert!(s.notice.clone().unwrap().0.contains("usage: /notify"));
+}
+
+/// Levels written in the config apply from the start, by conversation name.
+#[test]
+fn a_level_from_the_config_applies_at_start() {
+    let mut s = main_state(80, 24);
+    s.settings = Settings::parse("[notify_levels]\n\"张三\" = \"none\"\n", false);
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(DM_ZHANG, 3, ZHANG, 19, "在吗"))),
+    );
+    assert!(
+        !cmds.iter().any(|c| matches!(c, Cmd::Notify { .. })),
+        "{cmds:?}"
+    );
+    assert_eq!(
+        s.thread(DM_ZHANG).unwrap().unread,
+        3,
+        "still counted in the list"
+    );
+}
+
+/// `@me` and highlight words are drawn bold yellow in others' messages, never in one's own;
+/// `@小明明` is not a mention of 小明.
+#[test]
+fn mentions_and_highlight_words_are_highlighted_in_the_chat() {
+    let mut s = main_state(80, 24);
+    s.settings.highlight = vec!["deploy".into()];
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 7, LI, 19, "@小明 deploy now"))),
+    );
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 8, ZHANG, 19, "@小明明 redeploy"))),
+    );
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 9, ME, 19, "deploy @小明"))),
+    );
+    let t = render(&s);
+    let buf = t.backend().buffer();
+    let styled = |y: u16, needle: &str| -> Vec<bool> {
+        let row: String = (0..80).map(|x| buf[(x, y)].symbol().to_owned()).collect();
+        assert!(row.contains(needle), "{row}");
+        // The chat pane only (the list's `+ requests` row is yellow too).
+        (19..80)
+            .filter(|x| !buf[(*x, y)].symbol().trim().is_empty())
+            .map(|x| {
+                let c = &buf[(x, y)];
+                c.fg == ratatui::style::Color::Yellow
+                    && c.modifier.contains(ratatui::style::Modifier::BOLD)
+            })
+            .collect()
+    };
+    let row_of = |needle: &str| -> u16 {
+        (0..24)
+            .find(|y| {
+                (0..80)
+                    .map(|x| buf[(x, *y)].symbol().to_owned())
+                    .collect::<String>()
+                    .contains(needle)
+            })
+            .unwrap()
+    };
+    let hl = |y| styled(y, "").into_iter().filter(|b| *b).count();
+    // "@小明" (1 + 2 + 2 cells drawn as 3 symbols) and "deploy" (6).
+    assert_eq!(hl(row_of("deploy now")), 3 + 6);
+    assert_eq!(hl(row_of("redeploy")), 0);
+    assert_eq!(hl(row_of("deploy @")), 0, "one's own message");
 }

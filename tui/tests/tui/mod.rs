@@ -9,6 +9,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::fixture::*;
+use confab_tui::app::config::{Level, Settings};
 use confab_tui::app::{Cmd, Conn, Done, Msg, Op, Popup, Screen, SendState, State, update};
 use confab_tui::client::{ConnState, Event};
 use confab_wire::pb;

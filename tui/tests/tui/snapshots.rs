@@ -66,6 +66,18 @@ fn snapshot_offline_banner() {
             })),
         );
     });
+    // A long reason wraps under the title instead of being cut.
+    snap("offline_long_reason", |s| {
+        update(
+            s,
+            Msg::Core(Event::State(ConnState::Offline {
+                retry_in: Duration::from_secs(30),
+                reason: "no answer from the server for 45 s (the connection was silent; it may be \
+                         frozen or the network is down)"
+                    .into(),
+            })),
+        );
+    });
 }
 
 #[test]
