@@ -57,7 +57,7 @@ pub fn ranges(body: &str, me: &str, words: &[String]) -> Vec<Range<usize>> {
     if !me.is_empty() {
         let at_me = format!("@{}", me.to_lowercase());
         // After `@name` no name character may follow, whatever the script.
-        add(&at_me, |c| word_char(c), false);
+        add(&at_me, word_char, false);
     }
     for w in words {
         add(&w.trim().to_lowercase(), needs_boundary, true);
