@@ -11,6 +11,7 @@ mod gap_grace;
 mod held_push;
 mod load;
 mod shared_session;
+mod silent_server;
 mod sync_settles_send;
 mod tls;
 mod tmux_e2e;

@@ -34,6 +34,12 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
                 *sel = 0;
             }
         }
+        Done::SearchFailed(e) => {
+            if let Some(Popup::AddFriend { searched, .. }) = &mut s.popup {
+                searched.clear();
+            }
+            s.error(format!("search failed: {e}"));
+        }
         Done::Members(gid, m) => {
             if let Some(Popup::Members {
                 group_id,

@@ -214,6 +214,11 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
             }
         }
         Event::Frames { .. } => {}
+        Event::Silent { silent, drop_in } => {
+            let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
+            s.silent = Some((s.now_ms - ms(silent), s.now_ms + ms(drop_in)));
+        }
+        Event::Answering => s.silent = None,
         Event::Transport { encrypted, .. } => s.encrypted = Some(encrypted),
         Event::Limits(l) => {
             if l.max_body_bytes > 0 {
@@ -238,6 +243,8 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
 /// The connection's state: the status line, and the login screen when a session is refused
 /// or has ended.
 fn conn_state(s: &mut State, st: ConnState, cmds: &mut Vec<Cmd>) {
+    s.silent = None;
+    s.connecting_since = matches!(st, ConnState::Connecting { .. }).then_some(s.now_ms);
     s.conn = match st {
         ConnState::Connecting { .. } => Conn::Connecting,
         ConnState::Online { .. } => Conn::Online,

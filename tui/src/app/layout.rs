@@ -81,8 +81,35 @@ pub fn banner(s: &State) -> Option<String> {
         Conn::Stopped(_, reason) if s.me.is_some() => {
             Some(format!("DISCONNECTED: {reason} (/reconnect)"))
         }
+        Conn::Online => s.silent.map(|(since, drop_at)| {
+            format!(
+                "the server is not answering ({}s); reconnecting in {}s unless it does",
+                secs(s.now_ms - since),
+                secs(drop_at - s.now_ms)
+            )
+        }),
+        // A connect that takes long (a frozen server accepts but never answers) says so, and
+        // gives up by itself (the core's connect and handshake timeouts).
+        Conn::Connecting if s.me.is_some() => s
+            .connecting_since
+            .filter(|since| s.now_ms - since >= CONNECTING_QUIET_MS)
+            .map(|since| {
+                format!(
+                    "connecting to {}… {}s (no answer yet)",
+                    s.server,
+                    secs(s.now_ms - since)
+                )
+            }),
         _ => None,
     }
+}
+
+/// A connect quicker than this shows no banner (it would only flash).
+const CONNECTING_QUIET_MS: i64 = 2_000;
+
+/// Whole seconds, rounded down, never negative.
+fn secs(ms: i64) -> i64 {
+    ms.max(0) / 1000
 }
 
 /// The main screen from top to bottom: a title row, the offline banner (when down, wrapped to

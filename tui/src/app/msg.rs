@@ -44,6 +44,8 @@ pub enum Done {
     Friends(Vec<pb::Friend>),
     Requests(Vec<pb::FriendRequest>),
     Users(Vec<pb::Profile>),
+    /// A user search that got no answer (offline, timed out): not the same as no match.
+    SearchFailed(String),
     Members(u64, Vec<pb::GroupMember>),
     /// A conversation to show (and text to send there).
     Open(Box<pb::Thread>, Option<String>),

@@ -262,6 +262,11 @@ pub struct State {
     pub popup: Option<Popup>,
     /// (text, is_error, until_ms).
     pub notice: Option<(String, bool, i64)>,
+    /// The connection is up but the server has not answered since the first time, and the
+    /// core gives up on it at the second (both ms; see `Event::Silent`).
+    pub silent: Option<(i64, i64)>,
+    /// When the current connection attempt started (while `Conn::Connecting`).
+    pub connecting_since: Option<i64>,
     /// Whether the current connection is encrypted (known once one is open).
     pub encrypted: Option<bool>,
     /// The conversation left open at the last run: opened first when it is listed.
@@ -308,6 +313,8 @@ impl State {
             me: None,
             authed: false,
             encrypted: None,
+            silent: None,
+            connecting_since: None,
             notify_gates: Default::default(),
             busy: Default::default(),
             kick_armed: None,
@@ -409,8 +416,11 @@ impl State {
     pub fn next_wakeup(&self) -> Option<i64> {
         let mut t: Option<i64> = None;
         let mut at = |x: i64| t = Some(t.map_or(x, |y| y.min(x)));
-        if let Conn::Offline { .. } = self.conn {
-            // The countdown shows whole seconds.
+        if matches!(self.conn, Conn::Offline { .. })
+            || self.silent.is_some()
+            || self.connecting_since.is_some()
+        {
+            // The countdowns and waiting times show whole seconds.
             at(self.now_ms + 1000 - self.now_ms.rem_euclid(1000));
         }
         if let Some((_, _, until)) = &self.notice {

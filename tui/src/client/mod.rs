@@ -212,6 +212,14 @@ pub enum Event {
     ReadReceipt(pb::ReadReceiptPush),
     /// The sync after a (re)connect finished: the cache holds everything up to now.
     Synced,
+    /// The server has not answered a ping (or anything) for a while: the connection may be
+    /// dead. `drop_in` is how long until the engine gives up on it and reconnects.
+    Silent {
+        silent: Duration,
+        drop_in: Duration,
+    },
+    /// The server answered again after [`Event::Silent`].
+    Answering,
     /// Frames received on this connection (diagnostics and tests).
     Frames {
         received: u64,

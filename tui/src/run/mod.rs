@@ -287,6 +287,8 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
                 if let Cmd::Op(op) = &other {
                     let done = if crate::app::busy::is_background(op) {
                         crate::app::Done::Dropped
+                    } else if matches!(op, crate::app::Op::SearchUsers(_)) {
+                        crate::app::Done::SearchFailed("not connected".into())
                     } else {
                         crate::app::Done::Error("not connected: nothing was sent".into())
                     };

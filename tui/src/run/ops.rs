@@ -108,7 +108,12 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
 
 /// Runs an operation; failures become [`Done::Error`].
 pub async fn run(c: Client, op: Op) -> Done {
-    run_inner(&c, op)
-        .await
-        .unwrap_or_else(|e| Done::Error(shown(e)))
+    let search = matches!(op, Op::SearchUsers(_));
+    run_inner(&c, op).await.unwrap_or_else(|e| {
+        if search {
+            Done::SearchFailed(shown(e))
+        } else {
+            Done::Error(shown(e))
+        }
+    })
 }

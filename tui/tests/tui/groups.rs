@@ -189,3 +189,28 @@ fn group_change_lines_say_what_changed() {
         assert!(screen.contains(line), "{line}: {screen}");
     }
 }
+
+/// F3 while offline: the search fails and says so; it never claims there is no such user.
+#[test]
+fn a_user_search_that_fails_does_not_say_no_match() {
+    let mut s = main_state(80, 24);
+    update(&mut s, key(KeyCode::F(3)));
+    type_text(&mut s, "bob");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Cmd::Op(Op::SearchUsers(q)) if q == "bob")),
+        "{cmds:?}"
+    );
+    update(
+        &mut s,
+        Msg::Done(Done::SearchFailed("not connected".into())),
+    );
+    let screen = screen_text(&s);
+    assert!(!screen.contains("no match"), "{screen}");
+    assert!(screen.contains("search failed: not connected"), "{screen}");
+    // A search that is answered with nothing does say so.
+    update(&mut s, key(KeyCode::Enter));
+    update(&mut s, Msg::Done(Done::Users(vec![])));
+    assert!(screen_text(&s).contains("no match"));
+}

@@ -808,3 +808,53 @@ fn mentions_and_highlight_words_are_highlighted_in_the_chat() {
     assert_eq!(hl(row_of("redeploy")), 0);
     assert_eq!(hl(row_of("deploy @")), 0, "one's own message");
 }
+
+/// A server that accepts but never answers: a connect attempt that takes more than two
+/// seconds says so under the title, counting; an open connection whose server went silent says
+/// how long and when the client gives up, until it answers. The title keeps the conversation.
+#[test]
+fn a_slow_connect_and_a_silent_server_show_in_the_banner() {
+    let mut s = main_state(80, 24);
+    update(
+        &mut s,
+        Msg::Core(Event::State(ConnState::Connecting { attempt: 1 })),
+    );
+    let row = |s: &State, y: usize| screen_text(s).lines().nth(y).unwrap().to_owned();
+    assert!(!row(&s, 1).contains("connecting"), "quiet at first");
+    s.now_ms += 5_200;
+    update(&mut s, Msg::Tick);
+    assert!(
+        row(&s, 1).contains("connecting to chat.example:7000… 5s (no answer yet)"),
+        "{}",
+        screen_text(&s)
+    );
+    assert!(row(&s, 0).contains("#研发群"));
+    assert!(s.next_wakeup().is_some(), "the count goes on by itself");
+
+    update(
+        &mut s,
+        Msg::Core(Event::State(ConnState::Online { synced: true })),
+    );
+    assert!(!screen_text(&s).contains("connecting to"));
+    update(
+        &mut s,
+        Msg::Core(Event::Silent {
+            silent: Duration::from_secs(13),
+            drop_in: Duration::from_secs(17),
+        }),
+    );
+    assert!(
+        row(&s, 1).contains("the server is not answering (13s); reconnecting in 17s"),
+        "{}",
+        screen_text(&s)
+    );
+    s.now_ms += 2_000;
+    update(&mut s, Msg::Tick);
+    assert!(
+        row(&s, 1).contains("(15s); reconnecting in 15s"),
+        "{}",
+        row(&s, 1)
+    );
+    update(&mut s, Msg::Core(Event::Answering));
+    assert!(!screen_text(&s).contains("not answering"));
+}

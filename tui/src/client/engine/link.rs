@@ -21,6 +21,9 @@ use crate::client::{Auth, ClientError, Command, ConnState, Event, TrustProblem};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(100);
+/// How long past a heartbeat the server may take to answer before the user is told it is
+/// silent (the connection is dropped only at the idle timeout or a request's timeout).
+pub(super) const SILENT_GRACE: Duration = Duration::from_secs(3);
 
 /// The byte stream under the frames: plain TCP or TLS.
 pub(super) type Stream = ClientStream;
@@ -50,6 +53,8 @@ pub(super) struct Link {
     pub(super) events_syncing: bool,
     pub(super) listing: bool,
     pub(super) synced_sent: bool,
+    /// [`Event::Silent`] was reported and nothing has arrived since.
+    pub(super) silent: bool,
 }
 
 /// How a connection ended.
@@ -323,6 +328,7 @@ impl Engine {
             events_syncing: false,
             listing: false,
             synced_sent: false,
+            silent: false,
         };
         let sent = self.resume_token().unwrap_or_default();
         let hello = Body::Hello(pb::Hello {
@@ -468,6 +474,9 @@ impl Engine {
                         Some(Ok(env)) => {
                             link.frames += 1;
                             link.last_rx = Instant::now();
+                            if std::mem::take(&mut link.silent) {
+                                self.emit(Event::Answering).await;
+                            }
                             if let Err(e) = self.on_frame(&mut link, env).await { break e; }
                         }
                         Some(Err(e)) => break End::lost(format!("bad frame from server: {e}")),

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use self::link::{End, Link, Pending, error_end};
+use self::link::{End, Link, Pending, SILENT_GRACE, error_end};
 use self::outbox::{AckWaiter, Outbox};
 pub(crate) use self::outbox::{new_client_msg_id, retryable};
 use self::sync::{Action, ThreadSync};
@@ -247,8 +247,30 @@ impl Engine {
 
     async fn on_tick(&mut self, link: &mut Link, last_report: &mut Instant) -> Result<(), End> {
         let now = Instant::now();
-        if now.duration_since(link.last_rx) > link.idle {
-            return Err(End::lost("the server stopped answering"));
+        let silent = now.duration_since(link.last_rx);
+        if silent > link.idle {
+            return Err(End::lost(format!(
+                "the server stopped answering (nothing for {} s)",
+                silent.as_secs()
+            )));
+        }
+        if !link.silent && !link.pending.is_empty() && silent >= link.heartbeat + SILENT_GRACE {
+            // Asked and not answered: tell the user now, not only when the connection is
+            // given up (at the idle timeout, or when the oldest request times out).
+            link.silent = true;
+            let give_up = link
+                .pending
+                .values()
+                .filter(|(p, _)| !matches!(p, Pending::External(_)))
+                .map(|(_, d)| d.saturating_duration_since(now))
+                .min()
+                .unwrap_or(link.idle)
+                .min(link.idle.saturating_sub(silent));
+            self.emit(Event::Silent {
+                silent,
+                drop_in: give_up,
+            })
+            .await;
         }
         let expired: Vec<u64> = link
             .pending
@@ -263,7 +285,12 @@ impl Engine {
                         let _ = reply.send(Err(ClientError::Timeout));
                     }
                     // Internal work that got no answer: the connection is not healthy.
-                    _ => return Err(End::lost("a request timed out")),
+                    _ => {
+                        return Err(End::lost(format!(
+                            "the server stopped answering (no reply in {} s)",
+                            self.cfg.request_timeout.as_secs()
+                        )));
+                    }
                 }
             }
         }
