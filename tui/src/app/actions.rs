@@ -168,6 +168,13 @@ pub(super) fn select(s: &mut State, id: u64, cmds: &mut Vec<Cmd>) {
             before_seq: 0,
         });
     }
+    if t.members.is_none()
+        && let Some(g) = &t.group
+        && t.can_send
+    {
+        // For @-completion (app/complete.rs); the group's entries keep it current after.
+        cmds.push(Cmd::Op(super::msg::Op::Members(g.group_id)));
+    }
     mark_read(s, id, cmds);
     super::notify::seen(s, id);
 }

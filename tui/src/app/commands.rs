@@ -47,7 +47,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/help", "/help                keys and commands"),
 ];
 
-const GROUP_SUBS: &[&str] = &["create", "join", "leave", "invite", "kick", "role"];
+pub(super) const GROUP_SUBS: &[&str] = &["create", "join", "leave", "invite", "kick", "role"];
 
 /// A parsed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,54 +142,6 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "/help" => Command::Help,
         other => return Err(ParseError::Unknown(other.to_owned())),
     })
-}
-
-/// Completes the last word of `text`: a command name, a `/group` subcommand, or one of
-/// `names`. Returns the new text and the candidates when several remain.
-pub fn complete(text: &str, names: &[String]) -> (Option<String>, Vec<String>) {
-    let start = text.rfind(char::is_whitespace).map_or(0, |i| {
-        i + text[i..].chars().next().map_or(1, char::len_utf8)
-    });
-    let (head, word) = text.split_at(start);
-    let candidates: Vec<String> = if head.is_empty() && word.starts_with('/') {
-        COMMANDS.iter().map(|(c, _)| (*c).to_owned()).collect()
-    } else if head.trim() == "/group" {
-        GROUP_SUBS.iter().map(|s| (*s).to_owned()).collect()
-    } else {
-        let w = word.strip_prefix('@').unwrap_or(word);
-        let at = if word.starts_with('@') { "@" } else { "" };
-        names
-            .iter()
-            .filter(|n| n.to_lowercase().starts_with(&w.to_lowercase()))
-            .map(|n| format!("{at}{n}"))
-            .collect()
-    };
-    let matching: Vec<String> = candidates
-        .into_iter()
-        .filter(|c| c.to_lowercase().starts_with(&word.to_lowercase()))
-        .collect();
-    match matching.len() {
-        0 => (None, vec![]),
-        1 => (Some(format!("{head}{} ", matching[0])), vec![]),
-        _ => {
-            let prefix = common_prefix(&matching);
-            let new = (prefix.len() > word.len()).then(|| format!("{head}{prefix}"));
-            (new, matching)
-        }
-    }
-}
-
-fn common_prefix(v: &[String]) -> String {
-    let mut p: Vec<char> = v[0].chars().collect();
-    for s in &v[1..] {
-        let n = p
-            .iter()
-            .zip(s.chars())
-            .take_while(|(a, b)| a.to_lowercase().eq(b.to_lowercase()))
-            .count();
-        p.truncate(n);
-    }
-    p.into_iter().collect()
 }
 
 fn find_request(s: &State, name: Option<&str>) -> Option<u64> {
@@ -430,24 +382,5 @@ mod tests {
         assert!(parse("/add").is_err());
         assert!(parse("/frobnicate").is_err());
         assert_eq!(parse("/accept"), Ok(Command::Accept(None)));
-    }
-
-    #[test]
-    fn completes_commands_and_names() {
-        assert_eq!(complete("/ac", &[]).0.as_deref(), Some("/accept "));
-        let (t, c) = complete("/", &[]);
-        assert!(t.is_none() && c.len() == COMMANDS.len());
-        assert_eq!(
-            complete("/group cr", &[]).0.as_deref(),
-            Some("/group create ")
-        );
-        let names = vec!["张三".to_owned(), "张三丰".to_owned(), "alice".to_owned()];
-        assert_eq!(
-            complete("/msg al", &names).0.as_deref(),
-            Some("/msg alice ")
-        );
-        let (t, c) = complete("hi @张", &names);
-        assert_eq!(t.as_deref(), Some("hi @张三"));
-        assert_eq!(c.len(), 2);
     }
 }

@@ -5,6 +5,7 @@ use confab_wire::pb;
 use super::actions::{select, send_text, upsert_thread};
 use super::msg::{Cmd, Done};
 use super::state::{Popup, State};
+use crate::text::nfc;
 
 /// Applies the result of an operation.
 pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
@@ -41,6 +42,18 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
             s.error(format!("search failed: {e}"));
         }
         Done::Members(gid, m) => {
+            if let Some(t) = s
+                .threads
+                .iter_mut()
+                .find(|t| t.group.as_ref().is_some_and(|g| g.group_id == gid))
+            {
+                t.members = Some(
+                    m.iter()
+                        .filter_map(|x| x.user.as_ref())
+                        .map(|u| (u.user_id, nfc(&u.name)))
+                        .collect(),
+                );
+            }
             if let Some(Popup::Members {
                 group_id,
                 members,

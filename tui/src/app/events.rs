@@ -399,6 +399,18 @@ fn apply_group_change(g: &mut pb::Group, c: &pb::GroupChange) {
     }
 }
 
+/// The member list (for @-completion) follows joins, leaves and kicks.
+fn follow_members(list: &mut Vec<(u64, String)>, c: &pb::GroupChange, u: &pb::User) {
+    use pb::group_change::Kind;
+    match Kind::try_from(c.kind) {
+        Ok(Kind::Joined) if !list.iter().any(|m| m.0 == u.user_id) => {
+            list.push((u.user_id, nfc(&u.name)));
+        }
+        Ok(Kind::Left | Kind::Kicked) => list.retain(|m| m.0 != u.user_id),
+        _ => {}
+    }
+}
+
 pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
     let me = s.me.clone().unwrap_or_default();
     let visible = s.visible(m.thread_id);
@@ -414,6 +426,9 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
     let body = nfc(&m.body);
     if fresh && let (Some(c), Some(g)) = (&m.group_change, t.group.as_mut()) {
         apply_group_change(g, c);
+        if let (Some(list), Some(u)) = (t.members.as_mut(), c.subject.as_ref()) {
+            follow_members(list, c, u);
+        }
         if !g.name.is_empty() {
             t.name = nfc(&g.name);
         }

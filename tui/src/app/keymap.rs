@@ -191,7 +191,8 @@ actions! {
     HistoryPrev = "history_prev": "line up, or the previous sent message",
     HistoryNext = "history_next": "line down, or the next sent message",
     ReverseSearch = "reverse_search": "search sent messages (again: older)",
-    Complete = "complete": "complete a /command or a name",
+    Complete = "complete": "complete a /command, name or @member (again: next)",
+    CompletePrev = "complete_prev": "the previous completion",
     NextThread = "next_thread": "next conversation",
     PrevThread = "prev_thread": "previous conversation",
     NextUnread = "next_unread": "next conversation with unread messages",
@@ -294,6 +295,13 @@ pub fn defaults() -> Vec<(Action, Vec<Key>)> {
         (HistoryNext, vec![k(K::Down)]),
         (ReverseSearch, vec![Key::ctrl('r')]),
         (Complete, vec![k(K::Tab)]),
+        (
+            CompletePrev,
+            vec![Key {
+                shift: true,
+                ..k(K::Tab)
+            }],
+        ),
         (NextThread, vec![Key::ctrl('n')]),
         (PrevThread, vec![Key::ctrl('p')]),
         (NextUnread, vec![Key::alt(K::Char('a'))]),

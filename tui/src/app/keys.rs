@@ -6,7 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use super::actions::{
     delete_failed, retry, scroll_bottom, scroll_by, select, select_index, send_text, step_thread,
 };
-use super::commands::{complete, run_command};
+use super::commands::run_command;
 use super::input::{edit, edit_line, history, remember, typed_char, typing};
 use super::keymap::Action;
 use super::msg::Cmd;
@@ -146,6 +146,10 @@ fn main_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         return;
     }
     let action = s.settings.keymap.action(&k);
+    if !matches!(action, Some(Action::Complete | Action::CompletePrev)) {
+        // Any other key accepts the completion shown.
+        s.completion = None;
+    }
     if s.rsearch.is_some() && reverse_search_key(s, &k, action) {
         return;
     }
@@ -190,16 +194,8 @@ fn act(s: &mut State, action: Action, cmds: &mut Vec<Cmd>) {
             let original = s.composer.text().to_owned();
             s.rsearch = Some((String::new(), None, original));
         }
-        Action::Complete => {
-            let names = s.names();
-            let (new, cands) = complete(s.composer.text(), &names);
-            if let Some(t) = new {
-                s.composer.set(&t);
-            }
-            if cands.len() > 1 {
-                s.notice(cands.join("  "));
-            }
-        }
+        Action::Complete => super::complete::tab(s, false),
+        Action::CompletePrev => super::complete::tab(s, true),
         Action::NextThread => step_thread(s, true, cmds),
         Action::PrevThread => step_thread(s, false, cmds),
         Action::NextUnread => next_unread(s, cmds),

@@ -15,6 +15,7 @@
 mod actions;
 pub mod busy;
 pub mod commands;
+pub mod complete;
 pub mod config;
 mod done;
 mod events;

@@ -129,6 +129,8 @@ pub struct ThreadView {
     pub marker_seq: u64,
     /// The server has described this thread (a listing or a push): its read marker is real.
     pub info_known: bool,
+    /// A group's members (id, name) as last listed; None until loaded.
+    pub members: Option<Vec<(u64, String)>>,
     /// (name, until_ms).
     pub typing: Vec<(String, i64)>,
     pub search: Option<String>,
@@ -189,6 +191,7 @@ impl ThreadView {
             oldest_done: false,
             marker_seq: u64::MAX,
             info_known: false,
+            members: None,
             typing: Vec::new(),
             search: None,
         }
@@ -294,6 +297,8 @@ pub struct State {
     pub quit: bool,
     /// Ctrl-R search through sent messages: (query, index of the match, text before).
     pub rsearch: Option<(String, Option<usize>, String)>,
+    /// Tab completion cycling through several candidates (see app/complete.rs).
+    pub completion: Option<super::complete::Cycle>,
     /// vim preset: reading mode (keys scroll and switch instead of typing).
     pub normal_mode: bool,
     next_key: u64,
@@ -340,6 +345,7 @@ impl State {
             quit_armed: false,
             quit: false,
             rsearch: None,
+            completion: None,
             normal_mode: false,
             next_key: 1,
             last_typing_ms: i64::MIN / 2,

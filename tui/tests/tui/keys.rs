@@ -421,3 +421,82 @@ fn reconnect_says_it_is_reconnecting() {
     assert!(cmds.iter().any(|c| matches!(c, Cmd::ReconnectNow)));
     assert!(screen_text(&s).contains("reconnecting now"));
 }
+
+/// `@` in a group completes the group's members (who spoke last first, never me), not
+/// conversation names; Tab again cycles to the next, Shift-Tab back, and typing accepts.
+/// A member who joins is offered at once; one who left is not.
+#[test]
+fn at_completes_the_groups_members_and_tab_cycles() {
+    let mut s = main_state(80, 24);
+    // Selecting the group asked for its members (main_state selected it at the listing).
+    let mut s2 = main_state(80, 24);
+    update(&mut s2, ctrl('n'));
+    let cmds = update(&mut s2, ctrl('p'));
+    assert!(
+        cmds.iter().any(|c| matches!(c, Cmd::Op(Op::Members(5)))),
+        "{cmds:?}"
+    );
+    update(&mut s, Msg::Done(Done::Members(5, members())));
+    type_text(&mut s, "hi @");
+    update(&mut s, key(KeyCode::Tab));
+    // 张三 spoke last (09:18), then 李四; Alice is not a member of the group.
+    assert_eq!(s.composer.text(), "hi @张三 ");
+    assert!(s.notice.clone().unwrap().0.contains("[@张三] @李四"));
+    update(&mut s, key(KeyCode::Tab));
+    assert_eq!(s.composer.text(), "hi @李四 ");
+    update(&mut s, key(KeyCode::Tab));
+    assert_eq!(s.composer.text(), "hi @张三 ", "round again");
+    update(
+        &mut s,
+        Msg::Key(crossterm::event::KeyEvent::new(
+            KeyCode::BackTab,
+            crossterm::event::KeyModifiers::SHIFT,
+        )),
+    );
+    assert_eq!(s.composer.text(), "hi @李四 ");
+    type_text(&mut s, "看");
+    assert_eq!(s.composer.text(), "hi @李四 看");
+    update(&mut s, key(KeyCode::Tab));
+    assert_eq!(
+        s.composer.text(),
+        "hi @李四 看",
+        "nothing to complete for 看"
+    );
+
+    // 王五 joins; 李四 leaves.
+    let change = |seq, kind: pb::group_change::Kind, who: u64, name: &str| {
+        let mut m = msg(GROUP, seq, who, 19, "");
+        m.kind = pb::MessageKind::System as i32;
+        m.group_change = Some(pb::GroupChange {
+            kind: kind as i32,
+            actor: Some(user(who, name)),
+            subject: Some(user(who, name)),
+            ..Default::default()
+        });
+        m
+    };
+    update(
+        &mut s,
+        Msg::Core(Event::Message(change(
+            7,
+            pb::group_change::Kind::Joined,
+            9,
+            "王五",
+        ))),
+    );
+    update(
+        &mut s,
+        Msg::Core(Event::Message(change(
+            8,
+            pb::group_change::Kind::Left,
+            LI,
+            "李四",
+        ))),
+    );
+    s.composer.set("@王");
+    update(&mut s, key(KeyCode::Tab));
+    assert_eq!(s.composer.text(), "@王五 ");
+    s.composer.set("@李");
+    update(&mut s, key(KeyCode::Tab));
+    assert_eq!(s.composer.text(), "@李", "李四 left: not offered");
+}
