@@ -230,6 +230,9 @@ pub enum Row {
     Day(i64),
     /// The "new" divider before the first message unread when the thread was opened.
     New,
+    /// Above the oldest message once nothing older exists: scrolling to the top shows it,
+    /// however long the conversation.
+    Start,
     /// A row of a message's text; the first carries the head, the last the mark if it fits.
     Text {
         head: Option<Head>,
@@ -298,6 +301,9 @@ pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatR
     let mut last_day = None;
     let mut prev: Option<(u64, i64)> = None;
     let mut marker_done = t.marker_seq >= t.last_seq || (!complete && t.marker_seq < from_seq);
+    if complete && t.oldest_done && t.search.is_none() && !t.messages.is_empty() {
+        rows.push(Row::Start);
+    }
     for it in items {
         // Each message with the offset in effect at its own time (DST).
         let (day, time) = day_time(it.ts_ms, s.settings.zone.offset_s(it.ts_ms));

@@ -37,6 +37,7 @@ fn line(s: &State, row: &Row, pane_w: usize) -> Line<'static> {
     match row {
         Row::Day(day) => Line::styled(rule(s, &day_label(*day), pane_w), dim),
         Row::New => Line::styled(rule(s, "new", pane_w), fg(s, Color::Red)),
+        Row::Start => Line::styled(rule(s, "start of conversation", pane_w), dim),
         Row::Mark(m) => Line::from(vec![
             Span::raw(" ".repeat(GUTTER)),
             Span::styled(m.text.clone(), mark_style(m.kind)),
@@ -151,15 +152,6 @@ pub(super) fn draw_chat(buf: &mut Buffer, s: &State, r: Rect) {
             r.x,
             r.y,
             &rule(s, "loading older messages…", w),
-            w,
-            dim,
-        );
-    } else if start == 0 && complete && t.oldest_done && top_pad > 0 {
-        put(
-            buf,
-            r.x,
-            r.y + u16::try_from(top_pad - 1).unwrap_or(0),
-            &rule(s, "start of conversation", w),
             w,
             dim,
         );

@@ -305,14 +305,16 @@ fn paging_with_a_three_row_composer_lands_where_the_screen_says() {
     );
     assert!(screen[18].contains("more below"), "{screen:#?}");
 
-    // Page to the top: the day and the first message are on screen, not hidden above it.
+    // Page to the top: "start of conversation", the day and the first message are on
+    // screen, not hidden above it.
     for _ in 0..10 {
         update(&mut s, key(KeyCode::PageUp));
     }
     let text = screen_text(&s);
     let screen = rows(&s);
-    assert!(screen[1].contains("2026-05-03"), "{screen:#?}");
-    assert!(screen[2].contains("早上好"), "{screen:#?}");
+    assert!(screen[1].contains("start of conversation"), "{screen:#?}");
+    assert!(screen[2].contains("2026-05-03"), "{screen:#?}");
+    assert!(screen[3].contains("早上好"), "{screen:#?}");
     insta::assert_snapshot!("scrolled_top_three_row_composer_80x24", text);
 }
 
