@@ -708,6 +708,7 @@ impl Domain<'_> {
             }),
             ThreadReq::Typing(t) => Body::Typing(pb::Typing {
                 thread_id: thread(t),
+                ..Default::default()
             }),
             ThreadReq::SyncEvents { since, limit } => Body::SyncEvents(pb::SyncEvents {
                 since_event_seq: Self::seq(since),

@@ -437,8 +437,14 @@ async fn requests_after_hello_but_before_login_are_unauthenticated() {
         ErrorCode::Unauthenticated
     );
     // A notification gets its error with req_id 0.
-    c.send_env(Envelope::new(0, Body::Typing(pb::Typing { thread_id: 1 })))
-        .await;
+    c.send_env(Envelope::new(
+        0,
+        Body::Typing(pb::Typing {
+            thread_id: 1,
+            ..Default::default()
+        }),
+    ))
+    .await;
     match c.push_where(|b| matches!(b, Body::Error(_))).await {
         Body::Error(e) => assert_eq!(e.code, ErrorCode::Unauthenticated as i32),
         _ => unreachable!(),

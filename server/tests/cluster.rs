@@ -841,7 +841,10 @@ async fn everything_pushed_crosses_nodes() {
     }
     a.c.send_env(Envelope::new(
         0,
-        Body::Typing(pb::Typing { thread_id: thread }),
+        Body::Typing(pb::Typing {
+            thread_id: thread,
+            ..Default::default()
+        }),
     ))
     .await;
     match b.c.push_where(|b| matches!(b, Body::TypingPush(_))).await {

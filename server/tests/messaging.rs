@@ -375,12 +375,18 @@ async fn typing_is_forwarded_and_throttled() {
     let thread = befriend(&mut a, &mut b).await;
     a.send_env(Envelope::new(
         0,
-        Body::Typing(pb::Typing { thread_id: thread }),
+        Body::Typing(pb::Typing {
+            thread_id: thread,
+            ..Default::default()
+        }),
     ))
     .await;
     a.send_env(Envelope::new(
         0,
-        Body::Typing(pb::Typing { thread_id: thread }),
+        Body::Typing(pb::Typing {
+            thread_id: thread,
+            ..Default::default()
+        }),
     ))
     .await;
     match b.push_where(|x| matches!(x, Body::TypingPush(_))).await {
@@ -391,6 +397,46 @@ async fn typing_is_forwarded_and_throttled() {
         matches!(x, Body::TypingPush(_))
     })
     .await;
+}
+
+/// A cleared draft (1.3): a stop after a forwarded start goes out once with `expires_ms: 0`; a
+/// stop with no start shown is dropped; the next start after a stop is not held by the 2 s rule.
+#[tokio::test]
+async fn a_typing_stop_follows_a_start_once() {
+    let srv = TestServer::start().await;
+    let mut a = srv.user("ts1").await;
+    let mut b = srv.user("ts2").await;
+    let thread = befriend(&mut a, &mut b).await;
+    let typing = |stopped| {
+        Envelope::new(
+            0,
+            Body::Typing(pb::Typing {
+                thread_id: thread,
+                stopped,
+            }),
+        )
+    };
+    let is_typing = |x: &Body| matches!(x, Body::TypingPush(_));
+    a.send_env(typing(true)).await;
+    b.no_push_where(Duration::from_millis(300), is_typing).await;
+    a.send_env(typing(false)).await;
+    match b.push_where(is_typing).await {
+        Body::TypingPush(t) => assert_eq!(t.expires_ms, 5000),
+        _ => unreachable!(),
+    }
+    a.send_env(typing(true)).await;
+    a.send_env(typing(true)).await;
+    match b.push_where(is_typing).await {
+        Body::TypingPush(t) => assert_eq!((t.expires_ms, t.user.unwrap().user_id), (0, a.id())),
+        _ => unreachable!(),
+    }
+    b.no_push_where(Duration::from_millis(300), is_typing).await;
+    // Typing again at once (well within 2 s of the first start) is shown again.
+    a.send_env(typing(false)).await;
+    match b.push_where(is_typing).await {
+        Body::TypingPush(t) => assert_eq!(t.expires_ms, 5000),
+        _ => unreachable!(),
+    }
 }
 
 #[tokio::test]

@@ -762,8 +762,14 @@ async fn a_required_id_of_0_is_a_bad_request() {
         assert_eq!(c.fail_code(body).await, ErrorCode::BadRequest, "{name}");
     }
     // A notification with thread_id 0: the error comes with req_id 0.
-    c.send_env(Envelope::new(0, Body::Typing(pb::Typing { thread_id: 0 })))
-        .await;
+    c.send_env(Envelope::new(
+        0,
+        Body::Typing(pb::Typing {
+            thread_id: 0,
+            ..Default::default()
+        }),
+    ))
+    .await;
     match c.push_where(|b| matches!(b, Body::Error(_))).await {
         Body::Error(e) => assert_eq!(e.code, ErrorCode::BadRequest as i32),
         _ => unreachable!(),

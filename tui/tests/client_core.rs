@@ -346,9 +346,12 @@ async fn notifications_reach_the_peer_without_a_reply() {
         .await
         .unwrap();
     // Typing: no reply is awaited (it would time out as a request); the peer sees it.
-    a.notify(Body::Typing(pb::Typing { thread_id: thread }))
-        .await
-        .unwrap();
+    a.notify(Body::Typing(pb::Typing {
+        thread_id: thread,
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
     until(&mut b_ev, |e| {
         matches!(e, Event::Typing(t) if t.thread_id == thread
             && t.user.as_ref().is_some_and(|u| u.user_id == a_user.user_id))

@@ -290,7 +290,9 @@ impl<B: Backend> Service<B> {
                 svc.name_limiter.retain_recent();
                 let cutoff = Instant::now();
                 if let Ok(mut t) = svc.typing.lock() {
-                    t.retain(|_, at| cutoff.duration_since(*at) < TYPING_EVERY);
+                    // Kept while the indicator shows: a stop is forwarded only then.
+                    let shown = Duration::from_millis(u64::from(TYPING_SHOWN_MS));
+                    t.retain(|_, at| cutoff.duration_since(*at) < shown);
                 }
             }
         });

@@ -24,7 +24,7 @@ impl<B: Backend> Service<B> {
     ) -> Res<Option<Body>> {
         Ok(match body {
             Body::Typing(t) => {
-                self.typing(s, ctx.conn_id, t.thread_id).await?;
+                self.typing(s, ctx.conn_id, t.thread_id, t.stopped).await?;
                 None
             }
             other => return Err(not_a_request(&other)),
@@ -105,17 +105,34 @@ impl<B: Backend> Service<B> {
         }
     }
 
-    pub(super) async fn typing(&self, s: &Session, conn: u64, thread_id: u64) -> Res<()> {
+    /// A `Typing`: forwarded at most once per 2 s per user and thread. A stop is forwarded
+    /// only after a start in the last 5 s (the indicator the others still show), once.
+    pub(super) async fn typing(
+        &self,
+        s: &Session,
+        conn: u64,
+        thread_id: u64,
+        stopped: bool,
+    ) -> Res<()> {
         let key = (s.user.user_id, thread_id);
         let now = Instant::now();
         {
             let mut t = self.typing.lock().unwrap_or_else(|p| p.into_inner());
-            if t.get(&key)
+            if stopped {
+                let shown = t.remove(&key).is_some_and(|at| {
+                    now.duration_since(at) < Duration::from_millis(u64::from(TYPING_SHOWN_MS))
+                });
+                if !shown {
+                    return Ok(());
+                }
+            } else if t
+                .get(&key)
                 .is_some_and(|at| now.duration_since(*at) < TYPING_EVERY)
             {
                 return Ok(());
+            } else {
+                t.insert(key, now);
             }
-            t.insert(key, now);
         }
         let members = self.members_of(thread_id).await?;
         if !members.contains(&s.user.user_id) {
@@ -124,7 +141,7 @@ impl<B: Backend> Service<B> {
         let push = Envelope::push(Body::TypingPush(pb::TypingPush {
             thread_id,
             user: Some(s.user.clone()),
-            expires_ms: TYPING_SHOWN_MS,
+            expires_ms: if stopped { 0 } else { TYPING_SHOWN_MS },
         }));
         if let Some(frame) = self.frame(&push) {
             for u in members.iter().filter(|u| **u != s.user.user_id) {

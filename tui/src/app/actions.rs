@@ -227,6 +227,7 @@ pub(super) fn send_text(s: &mut State, text: String, cmds: &mut Vec<Cmd>) -> boo
     t.scroll = 0;
     t.new_below = 0;
     s.last_typing_ms = i64::MIN / 2;
+    s.typing_in = None;
     cmds.push(Cmd::Send {
         thread_id: id,
         key,

@@ -191,9 +191,13 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
                 && u.user_id != me
                 && let Some(th) = s.thread_mut(t.thread_id)
             {
-                let until = now + i64::from(t.expires_ms.max(1000));
-                th.typing.retain(|(n, _)| *n != u.name);
-                th.typing.push((nfc(&u.name), until));
+                let name = nfc(&u.name);
+                th.typing.retain(|(n, _)| *n != name);
+                // expires_ms 0: they stopped (cleared the draft).
+                if t.expires_ms > 0 {
+                    th.typing
+                        .push((name, now + i64::from(t.expires_ms.max(1000))));
+                }
             }
         }
         Event::ReadReceipt(r) => {

@@ -10,6 +10,8 @@ use crate::text::editor::Editor;
 
 /// Typing notifications are sent at most this often (the server forwards one per 2 s).
 const TYPING_EVERY_MS: i64 = 3_000;
+/// How long others show one typing notification (PROTOCOL.md §5.6).
+const TYPING_SHOWN_MS: i64 = 5_000;
 
 /// A bracketed paste goes where typing would go; it is never sent by itself.
 pub(super) fn paste(s: &mut State, text: &str) {
@@ -96,7 +98,30 @@ pub(super) fn typing(s: &mut State, cmds: &mut Vec<Cmd>) {
         && s.now_ms - s.last_typing_ms >= TYPING_EVERY_MS
     {
         s.last_typing_ms = s.now_ms;
-        cmds.push(Cmd::Typing(id));
+        s.typing_in = Some(id);
+        cmds.push(Cmd::Typing {
+            thread_id: id,
+            stopped: false,
+        });
+    }
+}
+
+/// After every input: a draft that was announced as being typed and is now gone (cleared, or
+/// another conversation shown) is announced as stopped, so the others' indicator goes at once
+/// instead of after its 5 s. A sent message needs none (its arrival clears the indicator).
+pub(super) fn typing_stopped(s: &mut State, cmds: &mut Vec<Cmd>) {
+    let Some(id) = s.typing_in else { return };
+    if s.now_ms - s.last_typing_ms >= TYPING_SHOWN_MS {
+        s.typing_in = None;
+        return;
+    }
+    if s.selected != Some(id) || s.composer.is_empty() || s.composer.text().starts_with('/') {
+        s.typing_in = None;
+        s.last_typing_ms = i64::MIN / 2;
+        cmds.push(Cmd::Typing {
+            thread_id: id,
+            stopped: true,
+        });
     }
 }
 

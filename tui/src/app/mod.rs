@@ -39,6 +39,7 @@ pub use state::{
 /// The reducer.
 pub fn update(s: &mut State, msg: Msg) -> Vec<Cmd> {
     let mut cmds = Vec::new();
+    let input = matches!(msg, Msg::Key(_) | Msg::Paste(_));
     match msg {
         Msg::Key(k) => keys::key(s, k, &mut cmds),
         Msg::Paste(text) => input::paste(s, &text),
@@ -63,6 +64,9 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Cmd> {
             busy::done(s);
             done::done(s, d, &mut cmds);
         }
+    }
+    if input {
+        input::typing_stopped(s, &mut cmds);
     }
     busy::sent(s, &cmds);
     cmds

@@ -130,7 +130,11 @@ pub enum Cmd {
         thread_id: u64,
         seq: u64,
     },
-    Typing(u64),
+    /// A typing notification; `stopped` once the draft it was for is cleared.
+    Typing {
+        thread_id: u64,
+        stopped: bool,
+    },
     Notify {
         title: String,
         body: String,

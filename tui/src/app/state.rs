@@ -304,6 +304,8 @@ pub struct State {
     next_key: u64,
     /// When the last typing notification left (the composer sends one per few seconds).
     pub(super) last_typing_ms: i64,
+    /// The conversation the last typing notification was for (see `input::typing_stopped`).
+    pub(super) typing_in: Option<u64>,
 }
 
 impl State {
@@ -349,6 +351,7 @@ impl State {
             normal_mode: false,
             next_key: 1,
             last_typing_ms: i64::MIN / 2,
+            typing_in: None,
         }
     }
 

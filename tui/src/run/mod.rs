@@ -371,9 +371,11 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
                         let _ = c.mark_read(thread_id, seq).await;
                     });
                 }
-                Cmd::Typing(thread_id) => {
+                Cmd::Typing { thread_id, stopped } => {
                     tokio::spawn(async move {
-                        let _ = c.notify(Body::Typing(pb::Typing { thread_id })).await;
+                        let _ = c
+                            .notify(Body::Typing(pb::Typing { thread_id, stopped }))
+                            .await;
                     });
                 }
                 Cmd::ReconnectNow => {

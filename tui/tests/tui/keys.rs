@@ -502,3 +502,46 @@ fn at_completes_the_groups_members_and_tab_cycles() {
     update(&mut s, key(KeyCode::Tab));
     assert_eq!(s.composer.text(), "@李", "李四 left: not offered");
 }
+
+/// A draft announced as typed and then cleared (Ctrl-C) is announced as stopped at once; a
+/// sent one is not (its arrival clears the indicator). A stop from someone else clears their
+/// indicator without waiting for its 5 s.
+#[test]
+fn clearing_a_draft_stops_the_typing_indicator() {
+    let mut s = main_state(80, 24);
+    let typing = |cmds: &[Cmd]| -> Vec<bool> {
+        cmds.iter()
+            .filter_map(|c| match c {
+                Cmd::Typing { thread_id: GROUP, stopped } => Some(*stopped),
+                _ => None,
+            })
+            .collect()
+    };
+    let cmds = update(&mut s, key(KeyCode::Char('h')));
+    assert_eq!(typing(&cmds), vec![false]);
+    let cmds = update(&mut s, ctrl('c'));
+    assert_eq!(typing(&cmds), vec![true], "{cmds:?}");
+    let cmds = update(&mut s, key(KeyCode::Char('x')));
+    assert_eq!(typing(&cmds), vec![false], "typing again is announced at once");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(typing(&cmds).is_empty(), "{cmds:?}");
+    // Another device's user stops.
+    update(
+        &mut s,
+        Msg::Core(Event::Typing(pb::TypingPush {
+            thread_id: GROUP,
+            user: Some(user(LI, "李四")),
+            expires_ms: 5000,
+        })),
+    );
+    assert!(screen_text(&s).contains("李四 typing"));
+    update(
+        &mut s,
+        Msg::Core(Event::Typing(pb::TypingPush {
+            thread_id: GROUP,
+            user: Some(user(LI, "李四")),
+            expires_ms: 0,
+        })),
+    );
+    assert!(!screen_text(&s).contains("李四 typing"));
+}

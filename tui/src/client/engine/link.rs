@@ -55,6 +55,8 @@ pub(super) struct Link {
     pub(super) synced_sent: bool,
     /// [`Event::Silent`] was reported and nothing has arrived since.
     pub(super) silent: bool,
+    /// The protocol minor both sides speak (HelloOk): what may be sent.
+    pub(super) minor: u32,
 }
 
 /// How a connection ended.
@@ -329,6 +331,7 @@ impl Engine {
             listing: false,
             synced_sent: false,
             silent: false,
+            minor: 0,
         };
         let sent = self.resume_token().unwrap_or_default();
         let hello = Body::Hello(pb::Hello {
@@ -348,6 +351,7 @@ impl Engine {
                 ));
             }
         };
+        link.minor = ok.protocol_minor;
         if let Some(limits) = ok.limits {
             self.emit(Event::Limits(limits)).await;
         }

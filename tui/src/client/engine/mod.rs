@@ -219,6 +219,12 @@ impl Engine {
                     Ok(())
                 }
             }
+            // A 1.2 server would forward a stop as a start: not sent there (PROTOCOL.md §9).
+            Command::Notify { body }
+                if matches!(&*body, Body::Typing(t) if t.stopped) && link.minor < 3 =>
+            {
+                Ok(())
+            }
             Command::Notify { body } => self.write(link, Envelope::new(0, *body)).await,
             Command::MarkRead { thread_id, seq } => self.mark_read(link, thread_id, seq).await,
             Command::Post {
