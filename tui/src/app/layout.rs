@@ -401,6 +401,18 @@ fn system_text(m: &pb::ChatMessage) -> String {
     }
 }
 
+/// When one of my messages was written, if that was over a minute before the server stored it
+/// (queued offline); from its client_msg_id, which our client makes time-first.
+fn written_offline(m: &pb::ChatMessage, me: u64) -> Option<i64> {
+    if m.sender.as_ref().is_none_or(|u| u.user_id != me) || m.kind != pb::MessageKind::Text as i32
+    {
+        return None;
+    }
+    let w = crate::client::written_ms(&m.client_msg_id)?;
+    let late = m.server_ts_ms - w;
+    (60_000..30 * 86_400_000).contains(&late).then_some(w)
+}
+
 fn mark(kind: MarkKind, text: impl Into<String>) -> Option<Mark> {
     Some(Mark {
         kind,
@@ -451,6 +463,15 @@ fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
             suffix = mark(MarkKind::Read, " ✓ read");
         }
         let sender = m.sender.as_ref();
+        if let Some(w) = written_offline(m, me) {
+            // Written while offline: the time it was written too, beside the time it was stored
+            // (the gutter, which keeps the conversation's order).
+            let (_, at) = day_time(w, s.settings.zone.offset_s(w));
+            let (kind, after) = suffix
+                .take()
+                .map_or((MarkKind::Edited, String::new()), |m| (m.kind, m.text));
+            suffix = mark(kind, format!(" (written {at}){after}"));
+        }
         items.push(Item {
             ts_ms: m.server_ts_ms,
             sender: sender.map_or(String::new(), |u| u.name.clone()),

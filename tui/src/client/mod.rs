@@ -14,6 +14,7 @@ pub mod known_servers;
 pub mod paths;
 pub mod tls;
 
+pub use engine::written_ms;
 pub(crate) use engine::{new_client_msg_id, retryable};
 
 use std::net::IpAddr;

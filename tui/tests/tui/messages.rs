@@ -858,3 +858,23 @@ fn a_slow_connect_and_a_silent_server_show_in_the_banner() {
     update(&mut s, Msg::Core(Event::Answering));
     assert!(!screen_text(&s).contains("not answering"));
 }
+
+/// A message written offline at 09:00 and stored at 09:19 shows both times: 09:19 in the
+/// gutter (the conversation's order) and "(written 09:00)" after it. One sent at once does not.
+#[test]
+fn a_message_written_offline_shows_when_it_was_written() {
+    let mut s = main_state(80, 24);
+    let written = DAY * 86_400_000 + 9 * 3_600_000;
+    let id = |ms: i64| format!("{:011x}{:013x}", ms, 7);
+    let mut late = msg(GROUP, 7, ME, 19, "火车上写的");
+    late.client_msg_id = id(written);
+    let mut prompt = msg(GROUP, 8, ME, 19, "刚写的");
+    prompt.client_msg_id = id(late.server_ts_ms - 2_000);
+    update(&mut s, Msg::Core(Event::Message(late)));
+    update(&mut s, Msg::Core(Event::Message(prompt)));
+    let screen = screen_text(&s);
+    let row = screen.lines().find(|l| l.contains("火车上写的")).unwrap();
+    assert!(row.contains("09:19") && row.contains("(written 09:00)"), "{screen}");
+    let row = screen.lines().find(|l| l.contains("刚写的")).unwrap();
+    assert!(!row.contains("written"), "{screen}");
+}

@@ -42,6 +42,15 @@ pub(crate) fn new_client_msg_id() -> String {
     s
 }
 
+/// When a message was written, read back from a client_msg_id made by [`new_client_msg_id`]
+/// (its first 11 hex digits are the time in ms); None for any other shape.
+pub fn written_ms(client_msg_id: &str) -> Option<i64> {
+    if client_msg_id.len() != 24 || !client_msg_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    i64::from_str_radix(client_msg_id.get(..11)?, 16).ok()
+}
+
 pub(crate) fn retryable(e: &pb::Error) -> bool {
     matches!(
         ErrorCode::try_from(e.code),
@@ -239,6 +248,19 @@ impl Outbox {
             .values()
             .find(|o| o.client_msg_id == client_msg_id)
             .map(|o| o.local_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_written_time_reads_back_from_the_id() {
+        let before = super::now_ms();
+        let id = super::new_client_msg_id();
+        let w = super::written_ms(&id).expect("our own shape");
+        assert!(w >= before && w <= super::now_ms(), "{w} {before}");
+        assert_eq!(super::written_ms("cli-7"), None);
+        assert_eq!(super::written_ms("zzzzzzzzzzzzzzzzzzzzzzzz"), None);
     }
 }
 
