@@ -136,6 +136,7 @@ fn register(t: &Tmux, who: &str, name: &str) {
     t.wait_for(who, "create an account");
     t.line(who, name);
     t.line(who, "correct horse battery");
+    t.line(who, "correct horse battery");
     // Logged in: the status line shows the connection and the title the user.
     t.wait(who, "the main screen", |s| {
         s.contains(name) && s.contains("online")
@@ -371,6 +372,7 @@ fn over_tls_the_client_asks_to_trust_a_self_signed_server_at_80x24() {
     t.wait_for("a", "create an account");
     t.line("a", "alice");
     t.line("a", "correct horse battery");
+    t.line("a", "correct horse battery");
     t.wait_for("a", "unknown server");
     // The fingerprint may be cut at 80 columns only after its first 40 characters.
     t.wait_for("a", &fingerprint[..40]);
@@ -385,6 +387,7 @@ fn over_tls_the_client_asks_to_trust_a_self_signed_server_at_80x24() {
     t.keys("b", &["C-t"]);
     t.wait_for("b", "create an account");
     t.line("b", "小明");
+    t.line("b", "correct horse battery");
     t.line("b", "correct horse battery");
     t.wait_for("b", "unknown server");
     t.keys("b", &["n"]);

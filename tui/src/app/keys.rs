@@ -96,15 +96,18 @@ fn login_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
             s.quit = true;
             cmds.push(Cmd::Quit);
         }
-        KeyCode::Char('t') if ctrl => f.register = !f.register,
+        KeyCode::Char('t') if ctrl => {
+            f.register = !f.register;
+            f.field = f.field.min(f.fields() - 1);
+        }
         KeyCode::Esc if f.busy => {
             f.busy = false;
             f.error = Some("cancelled".into());
             cmds.push(Cmd::Disconnect);
         }
-        KeyCode::Tab | KeyCode::Down => f.field = (f.field + 1) % 3,
-        KeyCode::BackTab | KeyCode::Up => f.field = (f.field + 2) % 3,
-        KeyCode::Enter if f.field < 2 => f.field += 1,
+        KeyCode::Tab | KeyCode::Down => f.field = (f.field + 1) % f.fields(),
+        KeyCode::BackTab | KeyCode::Up => f.field = (f.field + f.fields() - 1) % f.fields(),
+        KeyCode::Enter if f.field + 1 < f.fields() => f.field += 1,
         KeyCode::Enter => {
             if f.busy {
                 return;
@@ -114,6 +117,13 @@ fn login_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
             let password = f.password.text().to_owned();
             if server.is_empty() || name.is_empty() || password.is_empty() {
                 f.error = Some("server, name and password are all needed".into());
+                return;
+            }
+            if f.register && f.confirm.text() != password {
+                // A typo in a password nobody can see would lock the new account out.
+                f.error = Some("the two passwords differ: type it again".into());
+                f.confirm.set("");
+                f.field = 3;
                 return;
             }
             f.busy = true;

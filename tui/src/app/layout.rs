@@ -404,8 +404,7 @@ fn system_text(m: &pb::ChatMessage) -> String {
 /// When one of my messages was written, if that was over a minute before the server stored it
 /// (queued offline); from its client_msg_id, which our client makes time-first.
 fn written_offline(m: &pb::ChatMessage, me: u64) -> Option<i64> {
-    if m.sender.as_ref().is_none_or(|u| u.user_id != me) || m.kind != pb::MessageKind::Text as i32
-    {
+    if m.sender.as_ref().is_none_or(|u| u.user_id != me) || m.kind != pb::MessageKind::Text as i32 {
         return None;
     }
     let w = crate::client::written_ms(&m.client_msg_id)?;

@@ -19,7 +19,9 @@ pub struct LoginForm {
     pub server: Editor,
     pub name: Editor,
     pub password: Editor,
-    /// 0 server, 1 name, 2 password.
+    /// The password again (registration only).
+    pub confirm: Editor,
+    /// 0 server, 1 name, 2 password, 3 the password again (registration).
     pub field: usize,
     pub register: bool,
     pub error: Option<String>,
@@ -32,8 +34,14 @@ impl LoginForm {
         match self.field {
             0 => &mut self.server,
             1 => &mut self.name,
-            _ => &mut self.password,
+            2 => &mut self.password,
+            _ => &mut self.confirm,
         }
+    }
+
+    /// How many fields the form has: the password is asked twice when registering.
+    pub fn fields(&self) -> usize {
+        if self.register { 4 } else { 3 }
     }
 }
 

@@ -21,7 +21,9 @@ pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
         _ => Vec::new(),
     };
     let extra = u16::try_from(errors.len().saturating_sub(1)).unwrap_or(0);
-    let h = (12 + extra).min(area.height);
+    // Registration asks for the password twice: one more row.
+    let reg = u16::from(form.register);
+    let h = (12 + extra + reg).min(area.height);
     let r = Rect::new(
         area.x + (area.width - w) / 2,
         area.y + (area.height - h) / 2,
@@ -36,11 +38,12 @@ pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
     let block = bordered(s, title);
     let inner = block.inner(r);
     block.render(r, f.buffer_mut());
-    let labels = ["server", "name", "password"];
+    let labels = ["server", "name", "password", "again"];
     let fw = usize::from(inner.width).saturating_sub(11);
     let mut cursor = None;
-    for (i, label) in labels.iter().enumerate() {
-        let y = inner.y + 1 + u16::try_from(i).unwrap_or(0) * 2;
+    for (i, label) in labels.iter().enumerate().take(form.fields()) {
+        // The second password sits right under the first.
+        let y = inner.y + 1 + u16::try_from(i.min(2) * 2 + i.saturating_sub(2)).unwrap_or(0);
         let active = form.field == i;
         let st = if active {
             Style::default().add_modifier(Modifier::BOLD)
@@ -52,9 +55,10 @@ pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
         let ed = match i {
             0 => &form.server,
             1 => &form.name,
-            _ => &form.password,
+            2 => &form.password,
+            _ => &form.confirm,
         };
-        let cx = input(buf, inner.x + 11, y, fw, ed, i == 2, amb);
+        let cx = input(buf, inner.x + 11, y, fw, ed, i >= 2, amb);
         if active {
             cursor = Some(Position::new(cx, y));
         }
@@ -81,12 +85,12 @@ pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
     put(
         buf,
         inner.x + 11,
-        inner.y + 6,
+        inner.y + 6 + reg,
         note,
         fw,
         st.add_modifier(Modifier::DIM),
     );
-    let y = inner.y + 7;
+    let y = inner.y + 7 + reg;
     if form.busy {
         put(
             buf,
@@ -119,7 +123,7 @@ pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
     put(
         buf,
         inner.x + 1,
-        (inner.y + 9 + extra).min(inner.y + inner.height.saturating_sub(1)),
+        (inner.y + 9 + extra + reg).min(inner.y + inner.height.saturating_sub(1)),
         &hint,
         usize::from(inner.width) - 1,
         Style::default().add_modifier(Modifier::DIM),

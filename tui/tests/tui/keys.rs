@@ -512,7 +512,10 @@ fn clearing_a_draft_stops_the_typing_indicator() {
     let typing = |cmds: &[Cmd]| -> Vec<bool> {
         cmds.iter()
             .filter_map(|c| match c {
-                Cmd::Typing { thread_id: GROUP, stopped } => Some(*stopped),
+                Cmd::Typing {
+                    thread_id: GROUP,
+                    stopped,
+                } => Some(*stopped),
                 _ => None,
             })
             .collect()
@@ -522,7 +525,11 @@ fn clearing_a_draft_stops_the_typing_indicator() {
     let cmds = update(&mut s, ctrl('c'));
     assert_eq!(typing(&cmds), vec![true], "{cmds:?}");
     let cmds = update(&mut s, key(KeyCode::Char('x')));
-    assert_eq!(typing(&cmds), vec![false], "typing again is announced at once");
+    assert_eq!(
+        typing(&cmds),
+        vec![false],
+        "typing again is announced at once"
+    );
     let cmds = update(&mut s, key(KeyCode::Enter));
     assert!(typing(&cmds).is_empty(), "{cmds:?}");
     // Another device's user stops.

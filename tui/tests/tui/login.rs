@@ -207,3 +207,51 @@ fn the_conversation_left_open_opens_first() {
     );
     assert_ne!(s.selected, Some(DM_ALICE));
 }
+
+/// Registration asks for the password twice: a mismatch is caught before anything is sent,
+/// the second field is cleared and focused; matching passwords register.
+#[test]
+fn registration_asks_for_the_password_twice() {
+    let mut s = State::new(Default::default(), "127.0.0.1:7000".into());
+    s.now_ms = NOW;
+    update(&mut s, ctrl('t'));
+    assert!(screen_text(&s).contains("again"));
+    type_text(&mut s, "小明");
+    update(&mut s, key(KeyCode::Enter));
+    type_text(&mut s, "correct horse");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        cmds.is_empty(),
+        "Enter moves to the second password: {cmds:?}"
+    );
+    type_text(&mut s, "correct hose");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(cmds.is_empty(), "{cmds:?}");
+    assert!(screen_text(&s).contains("the two passwords differ"));
+    let Screen::Login(f) = &s.screen else {
+        panic!()
+    };
+    assert_eq!((f.field, f.confirm.text()), (3, ""));
+    type_text(&mut s, "correct horse");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        matches!(&cmds[..], [Cmd::Connect { auth: confab_tui::client::Auth::Register { password, .. }, .. }] if password == "correct horse"),
+        "{cmds:?}"
+    );
+    // Back to logging in: three fields again, the focus inside them.
+    let mut s = State::new(Default::default(), "127.0.0.1:7000".into());
+    update(&mut s, ctrl('t'));
+    // From the name (field 1) to the second password (3).
+    update(&mut s, key(KeyCode::Tab));
+    update(&mut s, key(KeyCode::Tab));
+    let Screen::Login(f) = &s.screen else {
+        panic!()
+    };
+    assert_eq!(f.field, 3);
+    update(&mut s, ctrl('t'));
+    let Screen::Login(f) = &s.screen else {
+        panic!()
+    };
+    assert_eq!(f.field, 2);
+    assert!(!screen_text(&s).contains("again"));
+}

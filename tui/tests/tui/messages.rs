@@ -874,7 +874,10 @@ fn a_message_written_offline_shows_when_it_was_written() {
     update(&mut s, Msg::Core(Event::Message(prompt)));
     let screen = screen_text(&s);
     let row = screen.lines().find(|l| l.contains("火车上写的")).unwrap();
-    assert!(row.contains("09:19") && row.contains("(written 09:00)"), "{screen}");
+    assert!(
+        row.contains("09:19") && row.contains("(written 09:00)"),
+        "{screen}"
+    );
     let row = screen.lines().find(|l| l.contains("刚写的")).unwrap();
     assert!(!row.contains("written"), "{screen}");
 }

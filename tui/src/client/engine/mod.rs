@@ -22,8 +22,8 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use self::link::{End, Link, Pending, SILENT_GRACE, error_end};
-use self::outbox::{AckWaiter, Outbox};
 pub use self::outbox::written_ms;
+use self::outbox::{AckWaiter, Outbox};
 pub(crate) use self::outbox::{new_client_msg_id, retryable};
 use self::sync::{Action, ThreadSync};
 use super::cache::Cache;
