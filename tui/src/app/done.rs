@@ -10,6 +10,14 @@ use crate::text::nfc;
 /// Applies the result of an operation.
 pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
     match d {
+        Done::MembersChanged {
+            group_id,
+            members,
+            info,
+        } => {
+            done(s, Done::Members(group_id, members), cmds);
+            s.notice(info);
+        }
         Done::Friends(mut f) => {
             // The server pages by user id; people look for names.
             f.sort_by_cached_key(|fr| fr.user.as_ref().map(|u| u.name.to_lowercase()));

@@ -47,6 +47,12 @@ pub enum Done {
     /// A user search that got no answer (offline, timed out): not the same as no match.
     SearchFailed(String),
     Members(u64, Vec<pb::GroupMember>),
+    /// A kick or role change went through: the members now, and what to say.
+    MembersChanged {
+        group_id: u64,
+        members: Vec<pb::GroupMember>,
+        info: String,
+    },
     /// A conversation to show (and text to send there).
     Open(Box<pb::Thread>, Option<String>),
     Info(String),

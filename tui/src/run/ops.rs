@@ -30,6 +30,19 @@ async fn open_group(c: &Client, g: pb::Group) -> Result<Done, ApiError> {
     Ok(Done::Open(Box::new(c.thread(g.thread_id).await?), None))
 }
 
+/// After a kick or a role change: the members as they are now (the popup shows them at once),
+/// with what was done; just what was done if the list cannot be had.
+async fn changed(c: &Client, group_id: u64, info: String) -> Result<Done, ApiError> {
+    Ok(match c.members(group_id).await {
+        Ok(members) => Done::MembersChanged {
+            group_id,
+            members,
+            info,
+        },
+        Err(_) => Done::Info(info),
+    })
+}
+
 async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
     let info = |s: String| Ok(Done::Info(s));
     match op {
@@ -65,7 +78,7 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
         }
         Op::Kick(group_id, id, name) => {
             c.kick(group_id, user_id(c, id, &name).await?).await?;
-            info(format!("removed {name}"))
+            changed(c, group_id, format!("removed {name}")).await
         }
         Op::SetRole(group_id, id, name, role) => {
             c.set_role(group_id, user_id(c, id, &name).await?, role)
@@ -75,7 +88,7 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
             } else {
                 "member"
             };
-            info(format!("{name} is now {label}"))
+            changed(c, group_id, format!("{name} is now {label}")).await
         }
         Op::Members(group_id) => Ok(Done::Members(group_id, c.members(group_id).await?)),
         Op::Edit(thread, message, text) => {

@@ -214,3 +214,45 @@ fn a_user_search_that_fails_does_not_say_no_match() {
     update(&mut s, Msg::Done(Done::Users(vec![])));
     assert!(screen_text(&s).contains("no match"));
 }
+
+/// After `p` the members popup shows the new role as soon as the server has done it (the
+/// operation answers with the list as it is now), and after a kick the member is gone.
+#[test]
+fn the_members_popup_refreshes_after_a_role_change_and_a_kick() {
+    let mut s = main_state(80, 24);
+    update(&mut s, key(KeyCode::F(5)));
+    update(&mut s, Msg::Done(Done::Members(5, members())));
+    // The popup's row of a member (`│*张三 … admin │`), not the thread list's.
+    let row = |s: &State, name: &str| {
+        screen_text(s)
+            .lines()
+            .find(|l| l.contains(&format!("│*{name}")) || l.contains(&format!("│ {name}")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(!row(&s, "张三").contains("admin"), "{}", row(&s, "张三"));
+    let mut now = members();
+    now[1].role = pb::Role::Admin as i32;
+    update(
+        &mut s,
+        Msg::Done(Done::MembersChanged {
+            group_id: 5,
+            members: now.clone(),
+            info: "张三 is now admin".into(),
+        }),
+    );
+    assert!(row(&s, "张三").contains("admin"), "{}", screen_text(&s));
+    assert!(screen_text(&s).contains("张三 is now admin"));
+    now.remove(1);
+    update(
+        &mut s,
+        Msg::Done(Done::MembersChanged {
+            group_id: 5,
+            members: now,
+            info: "removed 张三".into(),
+        }),
+    );
+    assert!(screen_text(&s).contains("removed 张三"));
+    assert!(row(&s, "张三").is_empty(), "{}", screen_text(&s));
+    assert!(row(&s, "李四").contains("admin"));
+}
