@@ -251,6 +251,14 @@ impl Outbox {
     }
 }
 
+fn send_of(item: &OutboxItem) -> pb::Send {
+    pb::Send {
+        thread_id: item.thread_id,
+        client_msg_id: item.client_msg_id.clone(),
+        body: item.body.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -261,13 +269,5 @@ mod tests {
         assert!(w >= before && w <= super::now_ms(), "{w} {before}");
         assert_eq!(super::written_ms("cli-7"), None);
         assert_eq!(super::written_ms("zzzzzzzzzzzzzzzzzzzzzzzz"), None);
-    }
-}
-
-fn send_of(item: &OutboxItem) -> pb::Send {
-    pb::Send {
-        thread_id: item.thread_id,
-        client_msg_id: item.client_msg_id.clone(),
-        body: item.body.clone(),
     }
 }
