@@ -122,6 +122,12 @@ impl Tmux {
     fn wait_for(&self, name: &str, text: &str) -> String {
         self.wait(name, text, |s| s.contains(text))
     }
+
+    /// A tmux format of the pane (`#{pane_title}`, `#{pane_dead}`).
+    fn format(&self, name: &str, f: &str) -> String {
+        let out = self.cmd(&["display-message", "-p", "-t", name, f]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
 }
 
 impl Drop for Tmux {
@@ -516,4 +522,48 @@ fn the_terminal_client_a_watch_and_sends_of_one_account_share_the_session() {
     }
     watch.kill().unwrap();
     let _ = watch.wait();
+}
+
+/// The window title the shell had is given back when the client quits (the title stack: the
+/// client pushes it at start and pops it at exit), not left saying "confab".
+#[test]
+fn the_window_title_is_given_back_on_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Tmux {
+        sock: dir.path().join("tmux.sock"),
+    };
+    let home = dir.path().join("h");
+    for d in ["config", "data", "state"] {
+        std::fs::create_dir_all(home.join(d)).unwrap();
+    }
+    let cmd = format!(
+        "printf '\\033]2;my shell\\007'; sleep 0.3; exec env -u TMUX HOME={h} XDG_CONFIG_HOME={h}/config \
+         XDG_DATA_HOME={h}/data XDG_STATE_HOME={h}/state TERM=xterm-256color LANG=C.UTF-8 \
+         {bin} --server 127.0.0.1:9",
+        h = home.display(),
+        bin = env!("CARGO_BIN_EXE_confab"),
+    );
+    let out = t.cmd(&["new-session", "-d", "-s", "w", "-x", "80", "-y", "24", &cmd]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        t.cmd(&["set-option", "-t", "w", "remain-on-exit", "on"])
+            .status
+            .success()
+    );
+    t.wait_for("w", "log in");
+    let deadline = Instant::now() + WAIT;
+    while t.format("w", "#{pane_title}") != "confab" {
+        assert!(
+            Instant::now() < deadline,
+            "title {:?}",
+            t.format("w", "#{pane_title}")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    t.keys("w", &["C-c"]);
+    while t.format("w", "#{pane_dead}") != "1" {
+        assert!(Instant::now() < deadline, "the client did not quit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(t.format("w", "#{pane_title}"), "my shell");
 }

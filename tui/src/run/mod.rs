@@ -93,9 +93,16 @@ pub fn local_offset_s(ts_ms: i64) -> i64 {
         .into()
 }
 
-/// Puts the terminal back (raw mode off, main screen, pastes and focus reports off).
+/// xterm's title stack (also tmux, VTE, kitty): the shell's title is pushed at start and popped
+/// at exit, so the client does not leave its own behind. Terminals without it ignore both.
+const PUSH_TITLE: &str = "\x1b[22;0t";
+const POP_TITLE: &str = "\x1b[23;0t";
+
+/// Puts the terminal back (raw mode off, main screen, pastes and focus reports off, the title
+/// as it was).
 pub fn restore_terminal() {
     let _ = crossterm::terminal::disable_raw_mode();
+    let _ = execute!(io::stdout(), crossterm::style::Print(POP_TITLE));
     let _ = execute!(
         io::stdout(),
         DisableMouseCapture,
@@ -113,6 +120,7 @@ fn enter_terminal(mouse: bool) -> io::Result<()> {
     let mut stdout = io::stdout();
     execute!(
         stdout,
+        crossterm::style::Print(PUSH_TITLE),
         EnterAlternateScreen,
         EnableBracketedPaste,
         EnableFocusChange,
