@@ -19,6 +19,7 @@ pub mod complete;
 pub mod config;
 mod done;
 mod events;
+pub mod help;
 pub mod highlight;
 mod input;
 pub mod keymap;

@@ -83,9 +83,10 @@ pub fn switcher_matches(s: &State, query: &str) -> Vec<u64> {
 
 /// A key while a popup is open; the popup closes when its handler says so.
 pub(super) fn popup_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
+    let help_max = matches!(s.popup, Some(Popup::Help { .. })).then(|| super::help::max_scroll(s));
     let Some(mut p) = s.popup.take() else { return };
     let keep = match &mut p {
-        Popup::Help { scroll } => help_key(scroll, &k),
+        Popup::Help { scroll } => help_key(scroll, help_max.unwrap_or(0), &k),
         Popup::Requests { sel } => requests_key(s, sel, &k, cmds),
         Popup::AddFriend {
             query,
@@ -107,8 +108,8 @@ pub(super) fn popup_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
     }
 }
 
-fn help_key(scroll: &mut usize, k: &KeyEvent) -> bool {
-    match k.code {
+fn help_key(scroll: &mut usize, max: usize, k: &KeyEvent) -> bool {
+    let keep = match k.code {
         KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') | KeyCode::F(1) => false,
         KeyCode::Down | KeyCode::Char('j') => {
             *scroll += 1;
@@ -118,7 +119,7 @@ fn help_key(scroll: &mut usize, k: &KeyEvent) -> bool {
             *scroll = scroll.saturating_sub(1);
             true
         }
-        KeyCode::PageDown => {
+        KeyCode::PageDown | KeyCode::Char(' ') => {
             *scroll += 10;
             true
         }
@@ -126,8 +127,18 @@ fn help_key(scroll: &mut usize, k: &KeyEvent) -> bool {
             *scroll = scroll.saturating_sub(10);
             true
         }
+        KeyCode::Home | KeyCode::Char('g') => {
+            *scroll = 0;
+            true
+        }
+        KeyCode::End | KeyCode::Char('G') => {
+            *scroll = max;
+            true
+        }
         _ => true,
-    }
+    };
+    *scroll = (*scroll).min(max);
+    keep
 }
 
 fn requests_key(s: &mut State, sel: &mut usize, k: &KeyEvent, cmds: &mut Vec<Cmd>) -> bool {

@@ -61,7 +61,11 @@ fn rev() -> Style {
 /// Draws a popup; returns where the cursor goes (popups with an input field).
 pub(super) fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position> {
     let (title, w, h) = match p {
-        Popup::Help { .. } => (" Help (Esc closes) ", 76, 40),
+        Popup::Help { .. } => (
+            " Help (Esc closes) ",
+            crate::app::help::BOX.0,
+            crate::app::help::BOX.1,
+        ),
         Popup::Requests { .. } => (" Friend requests ", 50, 12),
         Popup::AddFriend { .. } => (" Add a friend ", 50, 14),
         Popup::Group { .. } => (" Groups ", 50, 8),
@@ -90,25 +94,23 @@ pub(super) fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position
 }
 
 fn help(buf: &mut Buffer, s: &State, b: Inner, scroll: usize) -> Option<Position> {
-    let amb = s.settings.ambiguous;
-    let mut lines: Vec<String> = s
-        .settings
-        .keymap
-        .help_rows()
-        .into_iter()
-        .map(|(k, d)| format!("{:<22} {d}", truncate(&k, 22, amb)))
-        .collect();
-    lines.push(String::new());
-    lines.push("Commands (Tab completes):".into());
-    for (_, u) in crate::app::commands::COMMANDS {
-        lines.push(format!("  {u}"));
-    }
-    lines.push(String::new());
-    lines.push("Popups: Up/Down select, Enter confirm, Esc close;".into());
-    lines.push("requests: a accept, d decline; members: x x remove, p admin".into());
-    let sc = scroll.min(lines.len().saturating_sub(b.h()));
-    for (i, l) in lines.iter().skip(sc).take(b.h()).enumerate() {
+    let lines = crate::app::help::lines(s, b.w());
+    let rows = crate::app::help::view_rows(s.size, lines.len()).min(b.h());
+    let sc = scroll.min(lines.len().saturating_sub(rows));
+    for (i, l) in lines.iter().skip(sc).take(rows).enumerate() {
         put(buf, b.x(), b.row(i), l, b.w(), Style::default());
+    }
+    if rows < lines.len() {
+        let last = (sc + rows).min(lines.len());
+        let more = if last < lines.len() {
+            "Down/PgDn more"
+        } else {
+            "end; Up/PgUp back"
+        };
+        b.hint(
+            buf,
+            &format!("lines {}-{last} of {}  {more}", sc + 1, lines.len()),
+        );
     }
     None
 }

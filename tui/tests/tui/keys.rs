@@ -552,3 +552,48 @@ fn clearing_a_draft_stops_the_typing_indicator() {
     );
     assert!(!screen_text(&s).contains("李四 typing"));
 }
+
+/// F1 at 40x20: every description is there whole (wrapped under its keys, not cut), the last
+/// row says which lines show and that there is more, and End reaches the end of the text.
+#[test]
+fn help_wraps_at_40_columns_and_says_where_it_is() {
+    let mut s = main_state(40, 20);
+    update(&mut s, key(KeyCode::F(1)));
+    let inner = |s: &State| -> Vec<String> {
+        screen_text(s)
+            .lines()
+            .filter_map(|l| {
+                let l = l.trim_end();
+                let a = l.find('│')?;
+                let b = l.rfind('│')?;
+                (b > a).then(|| l[a + '│'.len_utf8()..b].trim().to_owned())
+            })
+            .collect()
+    };
+    let first = inner(&s);
+    assert!(
+        first.last().unwrap().starts_with("lines 1-") && first.last().unwrap().contains("more"),
+        "{first:#?}"
+    );
+    // Page through everything, collecting the text.
+    let mut seen: Vec<String> = Vec::new();
+    for _ in 0..40 {
+        let rows = inner(&s);
+        seen.extend(rows[..rows.len() - 1].iter().cloned());
+        update(&mut s, key(KeyCode::PageDown));
+    }
+    let all = seen.join(" ");
+    let squeezed: String = all.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        squeezed.contains("complete a /command, name or @member (again: next)"),
+        "{squeezed}"
+    );
+    assert!(squeezed.contains("p admin on/off."), "the end is reachable");
+    update(&mut s, key(KeyCode::End));
+    let rows = inner(&s);
+    assert!(rows.last().unwrap().contains("end;"), "{rows:#?}");
+    // Scrolling past the end stays at the end: one Up moves back at once.
+    update(&mut s, key(KeyCode::PageDown));
+    update(&mut s, key(KeyCode::Up));
+    assert!(inner(&s).last().unwrap().contains("more"));
+}
