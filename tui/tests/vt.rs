@@ -15,6 +15,7 @@ use std::io::Write;
 use common::fixture::*;
 use confab_tui::app::{Msg, State, update};
 use confab_tui::client::Event;
+use confab_tui::run::clusters::{ClusterSafe, risky};
 use crossterm::event::KeyCode;
 use crossterm::queue;
 use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
@@ -41,7 +42,7 @@ impl Write for Shared {
 }
 
 struct Vt {
-    term: Terminal<CrosstermBackend<Shared>>,
+    term: Terminal<ClusterSafe<CrosstermBackend<Shared>>>,
     out: Shared,
     parser: vt100::Parser,
     /// The bytes of the last frame.
@@ -52,7 +53,7 @@ impl Vt {
     fn new(w: u16, h: u16) -> Self {
         let out = Shared::default();
         let term = Terminal::with_options(
-            CrosstermBackend::new(out.clone()),
+            ClusterSafe::new(CrosstermBackend::new(out.clone()), Rect::new(0, 0, w, h)),
             TerminalOptions {
                 viewport: Viewport::Fixed(Rect::new(0, 0, w, h)),
             },
@@ -163,6 +164,54 @@ fn escape_stream_matches_the_test_backend() {
         let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
         t.draw(|f| confab_tui::ui::draw(f, &s)).unwrap();
         t.backend_mut().assert_cursor_position((col, row));
+    }
+}
+
+/// The fixture's row `👨‍👩‍👧 🇨🇳 ❤️ ｶﾞ  é` scrolls up one row per incoming message. vt100, like
+/// tmux, measures those clusters per code point (the family 6 cells, the flag 2 + 2...), so
+/// each spills over its neighbours. After every frame every cell outside the clusters
+/// themselves must be what ratatui drew: nothing spilled stays behind, nothing after a cluster
+/// is shifted.
+#[test]
+fn emoji_sequences_leave_no_fragments_when_the_chat_scrolls() {
+    let mut s = main_state(80, 24);
+    let mut vt = Vt::new(80, 24);
+    vt.frame(&s);
+    for (i, seq) in (7..19).enumerate() {
+        if i > 0 {
+            let body = format!("第{seq}条 x={i}");
+            update(
+                &mut s,
+                Msg::Core(Event::Message(msg(GROUP, seq, LI, 19, &body))),
+            );
+        }
+        vt.frame(&s);
+        let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        t.draw(|f| confab_tui::ui::draw(f, &s)).unwrap();
+        let buf = t.backend().buffer();
+        let screen = vt.parser.screen();
+        for y in 0..24u16 {
+            let mut x = 0u16;
+            while x < 80 {
+                let sym = buf[(x, y)].symbol();
+                let w = unicode_width::UnicodeWidthStr::width(sym).max(1) as u16;
+                if !risky(sym) {
+                    // What vt100 holds over the glyph's cells (`ｶﾞ` is two cells there).
+                    let got: String = (x..x + w)
+                        .filter_map(|c| screen.cell(y, c))
+                        .map(|c| c.contents())
+                        .collect();
+                    let got = if got.is_empty() { " ".to_owned() } else { got };
+                    assert_eq!(
+                        got,
+                        sym,
+                        "frame {i}, row {y}, column {x}: {:?}",
+                        vt.rows()[usize::from(y)]
+                    );
+                }
+                x += w;
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! parser buffer; the next complete paste or a restart recovers (no timeout can be applied at
 //! this level; documented in docs/CLIENT.md).
 
+pub mod clusters;
 pub mod notify;
 pub mod ops;
 
@@ -462,7 +463,10 @@ async fn main_loop(
     first: Vec<Cmd>,
     trust: TrustOptions,
 ) -> io::Result<()> {
-    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    let backend = CrosstermBackend::new(io::stdout());
+    let area = ratatui::backend::Backend::size(&backend)
+        .map(|s| ratatui::layout::Rect::new(0, 0, s.width, s.height))?;
+    let mut terminal = Terminal::new(clusters::ClusterSafe::new(backend, area))?;
     let size = terminal.size()?;
     state.size = (size.width, size.height);
     let (tx, mut rx) = mpsc::unbounded_channel();
