@@ -11,6 +11,14 @@ use crate::text::nfc;
 
 /// Folds a thread from the list or a push into the state (counts, name, order).
 pub(super) fn upsert_thread(s: &mut State, t: pb::Thread, cmds: &mut Vec<Cmd>) {
+    if let Some(at) = s.hidden.get(&t.thread_id) {
+        if t.activity_id <= *at {
+            return;
+        }
+        // Something new since it was closed: back in the list.
+        s.hidden.remove(&t.thread_id);
+        save_hidden(s, cmds);
+    }
     let visible = s.visible(t.thread_id);
     let me = s.my_id();
     let th = s.thread_entry(t.thread_id);
@@ -177,6 +185,44 @@ pub(super) fn select(s: &mut State, id: u64, cmds: &mut Vec<Cmd>) {
     }
     mark_read(s, id, cmds);
     super::notify::seen(s, id);
+}
+
+/// `/close`: the shown conversation leaves the list (a group one left, say) until something new
+/// arrives in it; the next one is shown.
+pub(super) fn close_current(s: &mut State, cmds: &mut Vec<Cmd>) {
+    let Some(i) = s
+        .selected
+        .and_then(|id| s.threads.iter().position(|t| t.id == id))
+    else {
+        s.error("no conversation to close");
+        return;
+    };
+    let t = s.threads.remove(i);
+    s.hidden.insert(t.id, t.activity_id);
+    s.selected = None;
+    s.composer = crate::text::editor::Editor::new();
+    s.notice(format!(
+        "closed {} (it comes back with its next message)",
+        t.name
+    ));
+    save_hidden(s, cmds);
+    if let Some(id) = s
+        .threads
+        .get(i.min(s.threads.len().saturating_sub(1)))
+        .map(|t| t.id)
+    {
+        select(s, id, cmds);
+    }
+}
+
+/// Keeps the closed conversations for the next run.
+pub(super) fn save_hidden(s: &State, cmds: &mut Vec<Cmd>) {
+    if let Some(me) = &s.me {
+        cmds.push(Cmd::SaveHidden {
+            name: me.name.clone(),
+            hidden: s.hidden.clone(),
+        });
+    }
 }
 
 pub(super) fn select_index(s: &mut State, i: usize, cmds: &mut Vec<Cmd>) {

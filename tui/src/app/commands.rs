@@ -2,7 +2,7 @@
 
 use confab_wire::pb;
 
-use super::actions::{delete_failed, retry};
+use super::actions::{close_current, delete_failed, retry};
 use super::config::Level;
 use super::msg::{Cmd, Op};
 use super::popups::{members_popup, open_popup};
@@ -41,6 +41,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "/delete",
         "/delete              delete the newest failed message here",
     ),
+    (
+        "/close",
+        "/close               take this conversation off the list until something new",
+    ),
     ("/reconnect", "/reconnect           reconnect now"),
     ("/logout", "/logout              end this session"),
     ("/quit", "/quit                leave confab"),
@@ -69,6 +73,7 @@ pub enum Command {
     Notify(Option<String>),
     Retry,
     Delete,
+    Close,
     Reconnect,
     Logout,
     Quit,
@@ -136,6 +141,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "/notify" => Command::Notify(first),
         "/retry" => Command::Retry,
         "/delete" => Command::Delete,
+        "/close" | "/hide" => Command::Close,
         "/reconnect" => Command::Reconnect,
         "/logout" => Command::Logout,
         "/quit" | "/exit" => Command::Quit,
@@ -251,6 +257,7 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
         C::Notify(level) => notify_level(s, level.as_deref(), cmds),
         C::Retry => retry(s, cmds),
         C::Delete => delete_failed(s, cmds),
+        C::Close => close_current(s, cmds),
         C::Reconnect => {
             s.notice("reconnecting now…");
             cmds.push(Cmd::ReconnectNow);

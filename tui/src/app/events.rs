@@ -424,6 +424,11 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
     let is_text = m.kind == pb::MessageKind::Text as i32;
     let sender = m.sender.as_ref().map(|u| nfc(&u.name)).unwrap_or_default();
     let hl = !mine && is_text && highlighted(&nfc(&m.body), &me.name, &s.settings.highlight);
+    if s.hidden.remove(&thread_id).is_some() {
+        // A closed conversation with something new: back in the list, named by the listing.
+        super::actions::save_hidden(s, cmds);
+        cmds.push(Cmd::LoadThreads);
+    }
     let t = s.thread_entry(thread_id);
     let fresh = m.seq > t.last_seq;
     let dup = t.messages.contains_key(&m.seq);

@@ -122,6 +122,11 @@ pub enum Cmd {
     },
     LoadThreads,
     LoadOutbox,
+    /// Keep the closed conversations of account `name` (thread -> activity when closed).
+    SaveHidden {
+        name: String,
+        hidden: std::collections::BTreeMap<u64, u64>,
+    },
     /// Keep a conversation's notification level in the config file.
     SaveLevel {
         name: String,

@@ -282,6 +282,9 @@ pub struct State {
     pub encrypted: Option<bool>,
     /// The conversation left open at the last run: opened first when it is listed.
     pub last_open: Option<u64>,
+    /// Conversations closed from the list (`/close`): thread -> its activity then. A newer
+    /// message brings one back.
+    pub hidden: BTreeMap<u64, u64>,
     /// The member a first `x` in the members popup picked; a second `x` removes them.
     pub kick_armed: Option<u64>,
     /// Operations waiting for the server (see app/busy.rs).
@@ -334,6 +337,7 @@ impl State {
             busy: Default::default(),
             kick_armed: None,
             last_open: None,
+            hidden: BTreeMap::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             recall_window_ms: 0,
             trust: None,

@@ -13,6 +13,7 @@
 pub mod clusters;
 pub mod notify;
 pub mod ops;
+mod remembered;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -279,6 +280,11 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
             }
         }
         Cmd::Redraw | Cmd::Suspend => {}
+        Cmd::SaveHidden { name, hidden } => {
+            if let Err(e) = remembered::save_hidden(&ctx.server, &name, &hidden) {
+                warn!(error = %e, "could not keep the closed conversations");
+            }
+        }
         Cmd::SaveLevel { name, level } => {
             if let Err(e) = save_level(&name, level) {
                 let _ = tx.send(Msg::Done(crate::app::Done::Error(format!(
@@ -428,9 +434,8 @@ pub async fn run(server: Option<String>, trust: TrustOptions) -> io::Result<()> 
             user_id: sess.user_id,
             name: sess.name.clone(),
         }));
-        state.last_open = std::fs::read_to_string(last_thread_file(&server, &sess.name))
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
+        state.last_open = remembered::last_open(&server, &sess.name);
+        state.hidden = remembered::hidden(&server, &sess.name);
         first.push(Cmd::Connect {
             server: server.clone(),
             auth: Auth::Token(sess.token),
@@ -588,14 +593,9 @@ async fn main_loop(
     }
     // The conversation left open is the one the next start opens.
     if let (Some(me), Some(id)) = (&state.me, state.selected) {
-        let _ = std::fs::write(last_thread_file(&ctx.server, &me.name), id.to_string());
+        remembered::save_last_open(&ctx.server, &me.name, id);
     }
     Ok(())
-}
-
-/// Where the conversation last left open is kept, per server and account.
-fn last_thread_file(server: &str, name: &str) -> PathBuf {
-    paths::account_dir(&paths::data_dir(), server, name).join("last_thread")
 }
 
 #[cfg(test)]

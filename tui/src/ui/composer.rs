@@ -53,10 +53,10 @@ pub(super) fn draw_composer(buf: &mut Buffer, s: &State, l: &MainLayout) {
         put(buf, 0, l.composer_y, "> ", 2, fg(s, Color::Cyan));
         let hint = match s.current() {
             Some(t) if t.can_send => format!("message {}", t.name),
-            Some(t) => t
-                .read_only
-                .clone()
-                .unwrap_or_else(|| "read only".to_owned()),
+            Some(t) => format!(
+                "{} (/close takes it off the list)",
+                t.read_only.as_deref().unwrap_or("read only")
+            ),
             None => "type /help".to_owned(),
         };
         put(

@@ -256,3 +256,52 @@ fn the_members_popup_refreshes_after_a_role_change_and_a_kick() {
     assert!(row(&s, "张三").is_empty(), "{}", screen_text(&s));
     assert!(row(&s, "李四").contains("admin"));
 }
+
+/// A group one was removed from says `/close` takes it off the list; `/close` does, shows the
+/// next conversation, keeps the choice (`Cmd::SaveHidden`) and the next listing does not bring
+/// it back. A new message there does.
+#[test]
+fn a_read_only_group_can_be_closed_and_stays_closed() {
+    let mut s = main_state(80, 24);
+    let mut m = msg(GROUP, 7, LI, 19, "");
+    m.kind = pb::MessageKind::System as i32;
+    m.group_change = Some(pb::GroupChange {
+        kind: pb::group_change::Kind::Kicked as i32,
+        actor: Some(user(LI, "李四")),
+        subject: Some(user(ME, "小明")),
+        ..Default::default()
+    });
+    update(&mut s, Msg::Core(Event::Message(m)));
+    assert!(screen_text(&s).contains("/close takes it off the list"));
+    type_text(&mut s, "/close");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    let saved = cmds.iter().find_map(|c| match c {
+        Cmd::SaveHidden { name, hidden } => Some((name.clone(), hidden.clone())),
+        _ => None,
+    });
+    let (name, hidden) = saved.expect("kept for the next run");
+    assert_eq!(name, "小明");
+    assert!(hidden.contains_key(&GROUP));
+    assert!(s.thread(GROUP).is_none());
+    assert!(s.selected.is_some() && s.selected != Some(GROUP));
+    assert!(!screen_text(&s).contains("#研发群"), "{}", screen_text(&s));
+    // The server still lists it (read only): it stays closed.
+    let mut t = group_thread(7, 7, *hidden.get(&GROUP).unwrap());
+    t.can_send = false;
+    update(&mut s, Msg::Threads(vec![(t, 7)]));
+    assert!(s.thread(GROUP).is_none());
+    // Something new (invited back, a message): it comes back.
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 8, LI, 20, "欢迎回来"))),
+    );
+    assert!(s.thread(GROUP).is_some());
+    assert!(
+        cmds.iter().any(|c| matches!(c, Cmd::LoadThreads)),
+        "{cmds:?}"
+    );
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Cmd::SaveHidden { hidden, .. } if hidden.is_empty()))
+    );
+}
