@@ -155,6 +155,7 @@ pub(super) fn select(s: &mut State, id: u64, cmds: &mut Vec<Cmd>) {
         std::mem::swap(&mut old.draft, &mut composer);
         old.search = None;
     }
+    s.prev_selected = s.selected.or(s.prev_selected);
     s.selected = Some(id);
     s.history_pos = None;
     let mut composer = std::mem::take(&mut s.composer);
@@ -372,6 +373,46 @@ pub(super) fn scroll_by(s: &mut State, up: bool, lines: Option<usize>, cmds: &mu
         if t.scroll == 0 {
             t.new_below = 0;
             mark_read(s, id, cmds);
+        }
+    }
+}
+
+/// Alt-U: the view moves so the "new" divider (the first message unread when the conversation
+/// was opened) is at the top. Unread older than what is loaded: the older pages load first.
+pub(super) fn first_unread(s: &mut State, cmds: &mut Vec<Cmd>) {
+    let h = layout::chat_height(s);
+    let width = layout::chat_width(s.size.0);
+    let Some(t) = s.current() else { return };
+    let marker = t.marker_seq;
+    if marker >= t.last_seq || marker == super::state::MARKER_UNKNOWN {
+        s.notice("nothing new here since you opened it");
+        return;
+    }
+    let oldest = t.messages.keys().next().copied().unwrap_or(0);
+    if marker + 1 < oldest && !t.oldest_done {
+        if !t.loading {
+            let id = t.id;
+            if let Some(t) = s.current_mut() {
+                t.loading = true;
+            }
+            cmds.push(Cmd::History {
+                thread_id: id,
+                before_seq: oldest,
+            });
+        }
+        s.notice("loading older messages… (again to jump)");
+        return;
+    }
+    let rows = layout::chat_rows(s, t, width, usize::MAX).rows;
+    let Some(at) = rows.iter().position(|r| matches!(r, layout::Row::New)) else {
+        s.notice("nothing new here since you opened it");
+        return;
+    };
+    let scroll = rows.len().saturating_sub(at + h);
+    if let Some(t) = s.current_mut() {
+        t.scroll = scroll;
+        if scroll == 0 {
+            t.new_below = 0;
         }
     }
 }

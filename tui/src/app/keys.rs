@@ -212,6 +212,14 @@ fn act(s: &mut State, action: Action, cmds: &mut Vec<Cmd>) {
         Action::ScrollUp => scroll_by(s, true, None, cmds),
         Action::ScrollDown => scroll_by(s, false, None, cmds),
         Action::ScrollBottom => scroll_bottom(s, cmds),
+        Action::ScrollTop => scroll_by(s, true, Some(usize::MAX / 2), cmds),
+        Action::LinesUp => scroll_by(s, true, Some(3), cmds),
+        Action::LinesDown => scroll_by(s, false, Some(3), cmds),
+        Action::FirstUnread => super::actions::first_unread(s, cmds),
+        Action::LastThread => match s.prev_selected.filter(|id| s.thread(*id).is_some()) {
+            Some(id) => select(s, id, cmds),
+            None => s.notice("no other conversation shown yet"),
+        },
         Action::Switcher => open_popup(
             s,
             Popup::Switcher {
@@ -396,6 +404,7 @@ fn normal_key(s: &mut State, k: &KeyEvent, cmds: &mut Vec<Cmd>) -> bool {
             }
         }
         'g' => scroll_by(s, true, Some(usize::MAX / 2), cmds),
+        'n' => super::actions::first_unread(s, cmds),
         // The actions themselves, not the keys they are bound to: those can be rebound.
         'J' => act(s, Action::NextThread, cmds),
         'K' => act(s, Action::PrevThread, cmds),

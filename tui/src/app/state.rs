@@ -266,6 +266,8 @@ pub struct State {
     /// Sorted by activity, newest first.
     pub threads: Vec<ThreadView>,
     pub selected: Option<u64>,
+    /// The conversation shown before the current one (Alt-/ goes back to it).
+    pub prev_selected: Option<u64>,
     pub composer: Editor,
     pub friends: Vec<pb::Friend>,
     pub requests: Vec<pb::FriendRequest>,
@@ -345,6 +347,7 @@ impl State {
             synced_once: false,
             threads: Vec::new(),
             selected: None,
+            prev_selected: None,
             composer: Editor::new(),
             friends: Vec::new(),
             requests: Vec::new(),

@@ -597,3 +597,82 @@ fn help_wraps_at_40_columns_and_says_where_it_is() {
     update(&mut s, key(KeyCode::Up));
     assert!(inner(&s).last().unwrap().contains("more"));
 }
+
+/// weechat-style navigation: Alt-U puts the first unread message at the top (the "new"
+/// divider), Alt-Home goes to the start, Alt-PgUp/PgDn move three lines, Alt-End back to the
+/// newest, Alt-/ back to the conversation shown before.
+#[test]
+fn navigation_keys_jump_to_unread_start_lines_and_the_last_conversation() {
+    let mut s = main_state(80, 24);
+    update(&mut s, Msg::Threads(vec![(group_thread(60, 6, 60), 60)]));
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: GROUP,
+            msgs: (7..=60)
+                .map(|q| msg(GROUP, q, LI, 19, &format!("第{q}条")))
+                .collect(),
+        },
+    );
+    let rows = |s: &State| -> Vec<String> { screen_text(s).lines().map(str::to_owned).collect() };
+    update(&mut s, alt(KeyCode::Char('u')));
+    let screen = rows(&s);
+    assert!(screen[1].contains("── new"), "{screen:#?}");
+    assert!(screen[2].contains("第7条"), "{screen:#?}");
+    update(&mut s, alt(KeyCode::PageDown));
+    assert!(
+        rows(&s)[1].contains("第9条"),
+        "three rows on: {:#?}",
+        rows(&s)
+    );
+    update(&mut s, alt(KeyCode::PageUp));
+    assert!(rows(&s)[2].contains("第7条"));
+    update(&mut s, alt(KeyCode::Home));
+    assert!(
+        rows(&s)[1].contains("start of conversation"),
+        "{:#?}",
+        rows(&s)
+    );
+    update(&mut s, alt(KeyCode::End));
+    assert_eq!(s.thread(GROUP).unwrap().scroll, 0);
+    // Alt-/ toggles between the two last conversations.
+    update(&mut s, alt(KeyCode::Char('3')));
+    assert_eq!(s.selected, Some(DM_ALICE));
+    update(&mut s, alt(KeyCode::Char('/')));
+    assert_eq!(s.selected, Some(GROUP));
+    update(&mut s, alt(KeyCode::Char('/')));
+    assert_eq!(s.selected, Some(DM_ALICE));
+}
+
+/// docs/CLIENT.md's key table names every default binding's first key, so a new action
+/// cannot land without its documentation.
+#[test]
+fn every_key_binding_is_in_the_client_docs() {
+    let docs = include_str!("../../../docs/CLIENT.md");
+    let start = docs.find("## Keys (default preset)").unwrap();
+    let table: Vec<&str> = docs[start..]
+        .lines()
+        .skip(1)
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let keys_cells: Vec<&str> = table.iter().filter_map(|l| l.split('|').nth(1)).collect();
+    let km = confab_tui::app::keymap::Keymap::default();
+    for (action, keys) in &km.table {
+        let Some(first) = keys.first() else { continue };
+        let name = first.to_string();
+        // Alt-1 … Alt-9 are one row.
+        let name = if action.thread_index().is_some() {
+            "Alt-1".to_owned()
+        } else {
+            name
+        };
+        assert!(
+            keys_cells.iter().any(|c| c
+                .split([' ', ','])
+                .any(|w| w == name || w.split('/').any(|k| k == name))),
+            "{name} ({}) is not in docs/CLIENT.md's key table",
+            action.id()
+        );
+    }
+}
