@@ -29,7 +29,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     (
         "/edit",
-        "/edit [TEXT]         change your last message (alone: put it in the composer)",
+        "/edit [TEXT]         change your last message (alone: edit it in the composer)",
     ),
     ("/recall", "/recall              recall your last message"),
     (
@@ -252,8 +252,8 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
                 t.scroll = 0;
             }
         }
-        C::Edit(text) => edit_last(s, text, cmds),
-        C::Recall => recall_last(s, cmds),
+        C::Edit(text) => super::amend::edit_command(s, text, cmds),
+        C::Recall => super::amend::recall_last(s, cmds),
         C::Notify(level) => notify_level(s, level.as_deref(), cmds),
         C::Retry => retry(s, cmds),
         C::Delete => delete_failed(s, cmds),
@@ -303,71 +303,6 @@ fn level_words(l: Level) -> &'static str {
         Level::All => "every message",
         Level::Mentions => "mentions and highlight words only",
         Level::None => "nothing (muted)",
-    }
-}
-
-/// One's newest text message in the shown thread, not recalled: (thread, id, text, sent at).
-fn last_own(s: &State) -> Option<(u64, u64, String, i64)> {
-    let me = s.my_id();
-    let t = s.current()?;
-    t.messages.values().rev().find_map(|m| {
-        (m.kind == pb::MessageKind::Text as i32
-            && !m.recalled
-            && m.sender.as_ref().is_some_and(|u| u.user_id == me))
-        .then(|| (t.id, m.message_id, m.body.clone(), m.server_ts_ms))
-    })
-}
-
-/// The server's edit/recall window, checked here too so the refusal says how long it is.
-fn within_window(s: &mut State, sent_ms: i64, what: &str) -> bool {
-    let window = i64::from(s.recall_window_ms);
-    if window > 0 && s.now_ms - sent_ms > window {
-        s.error(format!(
-            "too late to {what}: messages can be changed for {} after sending",
-            duration_words(window)
-        ));
-        return false;
-    }
-    true
-}
-
-/// "2 minutes", "90 seconds", "1 hour".
-fn duration_words(ms: i64) -> String {
-    let secs = ms / 1000;
-    let (n, unit) = if secs % 3600 == 0 && secs >= 3600 {
-        (secs / 3600, "hour")
-    } else if secs % 60 == 0 && secs >= 60 {
-        (secs / 60, "minute")
-    } else {
-        (secs, "second")
-    };
-    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
-}
-
-/// `/edit TEXT` edits one's last message; `/edit` alone puts it in the composer as
-/// `/edit <its text>` to change and send.
-fn edit_last(s: &mut State, text: Option<String>, cmds: &mut Vec<Cmd>) {
-    let Some((thread, id, old, sent)) = last_own(s) else {
-        s.error("nothing of yours to edit here");
-        return;
-    };
-    if !within_window(s, sent, "edit") {
-        return;
-    }
-    match text {
-        Some(t) if super::actions::too_long(s, &t) => {}
-        Some(t) => cmds.push(Cmd::Op(Op::Edit(thread, id, nfc(&t)))),
-        None => s.composer.set(&format!("/edit {old}")),
-    }
-}
-
-fn recall_last(s: &mut State, cmds: &mut Vec<Cmd>) {
-    let Some((thread, id, _, sent)) = last_own(s) else {
-        s.error("nothing of yours to recall here");
-        return;
-    };
-    if within_window(s, sent, "recall") {
-        cmds.push(Cmd::Op(Op::Recall(thread, id)));
     }
 }
 

@@ -91,7 +91,8 @@ pub(super) fn remember(s: &mut State, text: &str) {
 
 /// Tells the thread's members I am typing, at most every few seconds.
 pub(super) fn typing(s: &mut State, cmds: &mut Vec<Cmd>) {
-    if s.composer.text().starts_with('/') || s.conn != Conn::Online {
+    // Commands and edits of an old message are not a message being typed.
+    if s.composer.text().starts_with('/') || s.conn != Conn::Online || s.editing.is_some() {
         return;
     }
     if let Some(id) = s.selected

@@ -199,6 +199,12 @@ fn act(s: &mut State, action: Action, cmds: &mut Vec<Cmd>) {
         | Action::KillToEnd
         | Action::Yank
         | Action::Undo => edit(&mut s.composer, action),
+        // Up on an empty composer edits one's last message (as in Slack, Discord); the sent
+        // history is still there when there is nothing to edit, and through Ctrl-R.
+        Action::HistoryPrev
+            if s.composer.is_empty()
+                && s.editing.is_none()
+                && super::amend::start_edit(s, true) => {}
         Action::HistoryPrev | Action::HistoryNext => history(s, action == Action::HistoryPrev),
         Action::ReverseSearch => {
             let original = s.composer.text().to_owned();
@@ -273,6 +279,10 @@ fn act(s: &mut State, action: Action, cmds: &mut Vec<Cmd>) {
 
 /// Enter: a `/command` runs, anything else is sent (`//` sends a leading slash).
 fn submit(s: &mut State, cmds: &mut Vec<Cmd>) {
+    if s.editing.is_some() {
+        super::amend::submit_edit(s, cmds);
+        return;
+    }
     let text = s.composer.text().to_owned();
     if text.trim().is_empty() {
         return;
@@ -313,6 +323,9 @@ fn cancel(s: &mut State) {
         s.normal_mode = true;
     }
     s.notice = None;
+    if super::amend::cancel_edit(s) {
+        return;
+    }
     if let Some(t) = s.current_mut() {
         t.search = None;
     }

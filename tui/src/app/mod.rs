@@ -13,6 +13,7 @@
 //! too: the renderer depends on app, never the reverse).
 
 mod actions;
+pub mod amend;
 pub mod busy;
 pub mod commands;
 pub mod complete;

@@ -310,6 +310,8 @@ pub struct State {
     pub quit: bool,
     /// Ctrl-R search through sent messages: (query, index of the match, text before).
     pub rsearch: Option<(String, Option<usize>, String)>,
+    /// One's message being edited in the composer (see app/amend.rs).
+    pub editing: Option<super::amend::Editing>,
     /// Tab completion cycling through several candidates (see app/complete.rs).
     pub completion: Option<super::complete::Cycle>,
     /// vim preset: reading mode (keys scroll and switch instead of typing).
@@ -363,6 +365,7 @@ impl State {
             quit: false,
             rsearch: None,
             completion: None,
+            editing: None,
             normal_mode: false,
             next_key: 1,
             last_typing_ms: i64::MIN / 2,

@@ -17,7 +17,9 @@ pub(super) fn draw_separator(buf: &mut Buffer, s: &State, l: &MainLayout, w: u16
             .filter(|(_, u)| *u > s.now_ms)
             .map(|(n, _)| n.as_str())
             .collect();
-        if !names.is_empty() {
+        if s.editing.is_some() {
+            label = "editing your message: Enter saves, Esc cancels".to_owned();
+        } else if !names.is_empty() {
             label = format!("{} typing…", names.join(", "));
         } else if let Some(q) = &t.search {
             label = format!("search: {q} (Esc clears)");

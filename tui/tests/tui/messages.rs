@@ -468,15 +468,29 @@ fn edit_and_recall_ones_last_message() {
         Msg::Core(Event::Message(msg(GROUP, 8, LI, 19, "别人的"))),
     );
 
+    // `/edit` alone and Up on an empty composer both put the text there to change.
     type_text(&mut s, "/edit");
     update(&mut s, key(KeyCode::Enter));
-    assert_eq!(s.composer.text(), "/edit 我的消息 typo");
-    s.composer.set("/edit 我的消息 fixed");
+    assert_eq!(s.composer.text(), "我的消息 typo");
+    assert!(screen_text(&s).contains("editing your message: Enter saves, Esc cancels"));
+    update(&mut s, key(KeyCode::Esc));
+    assert!(s.composer.is_empty() && s.editing.is_none());
+    update(&mut s, key(KeyCode::Up));
+    assert_eq!(s.composer.text(), "我的消息 typo");
+    // Unchanged, Enter sends nothing.
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(cmds.is_empty(), "{cmds:?}");
+    update(&mut s, key(KeyCode::Up));
+    for _ in 0..4 {
+        update(&mut s, key(KeyCode::Backspace));
+    }
+    type_text(&mut s, "fixed");
     let cmds = update(&mut s, key(KeyCode::Enter));
     assert!(
         matches!(&cmds[..], [Cmd::Op(Op::Edit(GROUP, 7007, t))] if t == "我的消息 fixed"),
         "{cmds:?}"
     );
+    assert!(s.composer.is_empty() && s.editing.is_none());
     // The server's reply is shown at once (it pushes the entry only to other devices).
     update(
         &mut s,
@@ -504,8 +518,13 @@ fn edit_and_recall_ones_last_message() {
         "{cmds:?}"
     );
 
-    // Past the window: refused here, saying how long the window is.
+    // Past the window: refused here, saying how long the window is; Up falls back to the
+    // sent history.
     s.now_ms += 200_000;
+    update(&mut s, key(KeyCode::Up));
+    assert!(s.editing.is_none());
+    assert_eq!(s.composer.text(), "/recall", "the last line sent");
+    update(&mut s, ctrl('c'));
     type_text(&mut s, "/recall");
     let cmds = update(&mut s, key(KeyCode::Enter));
     assert!(cmds.is_empty(), "{cmds:?}");
