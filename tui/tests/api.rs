@@ -154,3 +154,84 @@ fn the_cli_refuses_a_join_without_an_exact_name_and_lists_the_candidates() {
     );
     assert!(out.stdout.is_empty(), "nothing joined");
 }
+
+/// A password change gives this device a new token, kept at once in the shared session file
+/// (so this process and the others of the account resume with it), and signs the account's
+/// other devices out; the old password no longer logs in, the new one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_password_keeps_this_device_and_signs_out_the_others() {
+    use confab_tui::client::paths::SessionFile;
+    use confab_tui::client::{Auth, Client, ConnState, Event};
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(dir.path());
+    let mut cfg = config(srv.addr, None);
+    cfg.session = Some(SessionFile::new(
+        dir.path().join("data"),
+        srv.addr.to_string(),
+        "pw_a",
+    ));
+    let (a, mut a_ev, _, first_token) = online(
+        cfg,
+        Auth::Register {
+            name: "pw_a".into(),
+            password: PASSWORD.into(),
+        },
+    )
+    .await;
+    let file = SessionFile::new(dir.path().join("data"), srv.addr.to_string(), "pw_a");
+    assert_eq!(file.read().unwrap().token, first_token);
+    // The same account on another device.
+    let (other, mut other_ev, _, _) = online(
+        config(srv.addr, None),
+        Auth::Login {
+            name: "pw_a".into(),
+            password: PASSWORD.into(),
+        },
+    )
+    .await;
+
+    let auth = a
+        .change_password(PASSWORD, "a brand new password")
+        .await
+        .unwrap();
+    let kept = file.read().unwrap().token;
+    assert_eq!(
+        kept, auth.resume_token,
+        "the session file holds the new token"
+    );
+    assert_ne!(kept, first_token);
+    // This device goes on: a reconnect resumes with the new token.
+    a.disconnect().await.unwrap();
+    until(&mut a_ev, |ev| matches!(ev, Event::Synced)).await;
+    a.friends().await.unwrap();
+    // The other device is signed out: its session is refused for good.
+    until(&mut other_ev, |ev| {
+        matches!(ev, Event::State(ConnState::Stopped { code, .. })
+            if matches!(code, ErrorCode::AuthFailed | ErrorCode::Unauthenticated))
+    })
+    .await;
+    drop(other);
+    // Old password refused, new one accepted.
+    let (c, mut ev) = Client::start(
+        config(srv.addr, None),
+        Auth::Login {
+            name: "pw_a".into(),
+            password: PASSWORD.into(),
+        },
+    )
+    .unwrap();
+    until(&mut ev, |e| {
+        matches!(e, Event::State(ConnState::Stopped { .. }))
+    })
+    .await;
+    c.shutdown().await;
+    let (c2, _ev2, _, _) = online(
+        config(srv.addr, None),
+        Auth::Login {
+            name: "pw_a".into(),
+            password: "a brand new password".into(),
+        },
+    )
+    .await;
+    c2.shutdown().await;
+}

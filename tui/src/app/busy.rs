@@ -17,7 +17,11 @@ fn label(op: &Op) -> Option<String> {
     Some(match op {
         Op::LoadFriends | Op::LoadRequests | Op::Members(_) => return None,
         Op::SearchUsers(q) => format!("searching for {q}"),
-        Op::AddFriend(name) => format!("adding {name}"),
+        Op::AddFriend(name, _) => format!("adding {name}"),
+        Op::Unfriend(name) => format!("removing {name} from your friends"),
+        Op::CancelRequest(name) => format!("taking back the request to {name}"),
+        Op::ChangePassword { .. } => "changing your password".into(),
+        Op::LogoutEverywhere => "logging out everywhere".into(),
         Op::Respond { accept: true, .. } => "accepting".into(),
         Op::Respond { accept: false, .. } => "declining".into(),
         Op::CreateGroup(name) => format!("creating {name}"),

@@ -11,7 +11,15 @@ use crate::text::nfc;
 
 /// Every command, with its usage line (shown in help and on a usage error).
 pub const COMMANDS: &[(&str, &str)] = &[
-    ("/add", "/add NAME            send a friend request"),
+    (
+        "/add",
+        "/add NAME [NOTE]     send a friend request (with a note)",
+    ),
+    ("/unfriend", "/unfriend NAME       remove a friend"),
+    (
+        "/password",
+        "/password            change your password (signs out your other devices)",
+    ),
     ("/accept", "/accept [NAME]       accept a friend request"),
     ("/decline", "/decline [NAME]      decline a friend request"),
     (
@@ -46,7 +54,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "/close               take this conversation off the list until something new",
     ),
     ("/reconnect", "/reconnect           reconnect now"),
-    ("/logout", "/logout              end this session"),
+    (
+        "/logout",
+        "/logout [all]        end this session (all: on every device)",
+    ),
     ("/quit", "/quit                leave confab"),
     ("/help", "/help                keys and commands"),
 ];
@@ -56,7 +67,9 @@ pub(super) const GROUP_SUBS: &[&str] = &["create", "join", "leave", "invite", "k
 /// A parsed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Add(String),
+    Add(String, String),
+    Unfriend(String),
+    Password,
     Accept(Option<String>),
     Decline(Option<String>),
     Msg(String, Option<String>),
@@ -75,7 +88,7 @@ pub enum Command {
     Delete,
     Close,
     Reconnect,
-    Logout,
+    Logout(bool),
     Quit,
     Help,
 }
@@ -106,7 +119,12 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         )
     };
     Ok(match cmd {
-        "/add" => Command::Add(first.ok_or_else(|| usage("/add"))?),
+        "/add" => {
+            let name = first.ok_or_else(|| usage("/add"))?;
+            Command::Add(name.clone(), rest[name.len()..].trim().to_owned())
+        }
+        "/unfriend" => Command::Unfriend(first.ok_or_else(|| usage("/unfriend"))?),
+        "/password" => Command::Password,
         "/accept" => Command::Accept(first),
         "/decline" => Command::Decline(first),
         "/msg" => {
@@ -143,7 +161,11 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "/delete" => Command::Delete,
         "/close" | "/hide" => Command::Close,
         "/reconnect" => Command::Reconnect,
-        "/logout" => Command::Logout,
+        "/logout" => match first.as_deref() {
+            None => Command::Logout(false),
+            Some("all") => Command::Logout(true),
+            Some(_) => return Err(usage("/logout")),
+        },
         "/quit" | "/exit" => Command::Quit,
         "/help" => Command::Help,
         other => return Err(ParseError::Unknown(other.to_owned())),
@@ -198,7 +220,18 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
         }
     };
     match c {
-        C::Add(name) => cmds.push(Cmd::Op(Op::AddFriend(nfc(&name)))),
+        C::Add(name, note) => cmds.push(Cmd::Op(Op::AddFriend(nfc(&name), nfc(&note)))),
+        C::Unfriend(name) => cmds.push(Cmd::Op(Op::Unfriend(nfc(&name)))),
+        C::Password => open_popup(
+            s,
+            Popup::Password {
+                old: Default::default(),
+                new: Default::default(),
+                again: Default::default(),
+                field: 0,
+            },
+            cmds,
+        ),
         C::Accept(name) | C::Decline(name) => {
             let accept = line.trim_start().starts_with("/accept");
             match find_request(s, name.as_deref()) {
@@ -262,7 +295,8 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
             s.notice("reconnecting now…");
             cmds.push(Cmd::ReconnectNow);
         }
-        C::Logout => cmds.push(Cmd::Op(Op::Logout)),
+        C::Logout(false) => cmds.push(Cmd::Op(Op::Logout)),
+        C::Logout(true) => cmds.push(Cmd::Op(Op::LogoutEverywhere)),
         C::Quit => {
             s.quit = true;
             cmds.push(Cmd::Quit);
@@ -312,7 +346,16 @@ mod tests {
 
     #[test]
     fn parses_commands() {
-        assert_eq!(parse("/add 王五"), Ok(Command::Add("王五".into())));
+        assert_eq!(
+            parse("/add 王五"),
+            Ok(Command::Add("王五".into(), String::new()))
+        );
+        assert_eq!(
+            parse("/add 王五 我是小明的同事"),
+            Ok(Command::Add("王五".into(), "我是小明的同事".into()))
+        );
+        assert_eq!(parse("/logout all"), Ok(Command::Logout(true)));
+        assert!(parse("/logout everything").is_err());
         assert_eq!(
             parse("/msg bob hello there"),
             Ok(Command::Msg("bob".into(), Some("hello there".into())))

@@ -28,13 +28,17 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
             }
             s.friends = f;
         }
-        Done::Requests(r) => {
-            s.requests = r
-                .into_iter()
-                .filter(|r| r.state == pb::RequestState::Pending as i32)
-                .collect();
+        Done::Requests { incoming, outgoing } => {
+            let pending = |v: Vec<pb::FriendRequest>| -> Vec<pb::FriendRequest> {
+                v.into_iter()
+                    .filter(|r| r.state == pb::RequestState::Pending as i32)
+                    .collect()
+            };
+            s.requests = pending(incoming);
+            s.outgoing = pending(outgoing);
+            let n = s.requests.len() + s.outgoing.len();
             if let Some(Popup::Requests { sel }) = &mut s.popup {
-                *sel = (*sel).min(s.requests.len().saturating_sub(1));
+                *sel = (*sel).min(n.saturating_sub(1));
             }
         }
         Done::Users(u) => {

@@ -39,6 +39,16 @@ pub(super) fn popup_input(p: &mut Popup) -> Option<&mut Editor> {
         Popup::AddFriend { query, .. } => Some(query),
         Popup::Group { name, .. } => Some(name),
         Popup::Switcher { query, .. } => Some(query),
+        Popup::Password {
+            old,
+            new,
+            again,
+            field,
+        } => Some(match field {
+            0 => old,
+            1 => new,
+            _ => again,
+        }),
         _ => None,
     }
 }

@@ -42,7 +42,11 @@ pub enum Msg {
 #[derive(Debug, Clone)]
 pub enum Done {
     Friends(Vec<pb::Friend>),
-    Requests(Vec<pb::FriendRequest>),
+    /// Pending friend requests: to me, and mine to others.
+    Requests {
+        incoming: Vec<pb::FriendRequest>,
+        outgoing: Vec<pb::FriendRequest>,
+    },
     Users(Vec<pb::Profile>),
     /// A user search that got no answer (offline, timed out): not the same as no match.
     SearchFailed(String),
@@ -70,13 +74,33 @@ pub enum Done {
     },
 }
 
+/// A password in an [`Op`]: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 /// Multi-step operations on the client core, run as tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     LoadFriends,
     LoadRequests,
     SearchUsers(String),
-    AddFriend(String),
+    /// A friend request (name, note).
+    AddFriend(String, String),
+    Unfriend(String),
+    /// Take back my request to this user.
+    CancelRequest(String),
+    ChangePassword {
+        old: Secret,
+        new: Secret,
+    },
+    /// End every session of the account.
+    LogoutEverywhere,
     Respond {
         request_id: u64,
         accept: bool,

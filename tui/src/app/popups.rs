@@ -6,7 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent};
 
 use super::actions::select;
 use super::input::edit_line;
-use super::msg::{Cmd, Op};
+use super::msg::{Cmd, Op, Secret};
 use super::state::{Popup, State};
 use crate::text::editor::Editor;
 use crate::text::nfc;
@@ -101,6 +101,12 @@ pub(super) fn popup_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
             sel,
         } => members_key(s, *group_id, members, sel, &k, cmds),
         Popup::Switcher { query, sel } => switcher_key(s, query, sel, &k, cmds),
+        Popup::Password {
+            old,
+            new,
+            again,
+            field,
+        } => password_key(s, [old, new, again], field, &k, cmds),
     };
     // Kept unless a handler put another popup in its place.
     if keep && s.popup.is_none() {
@@ -141,11 +147,35 @@ fn help_key(scroll: &mut usize, max: usize, k: &KeyEvent) -> bool {
     keep
 }
 
+/// The requests popup lists the requests to me, then mine to others: `a`/Enter accepts and
+/// `d` declines one of the first; `c` (or `d`) takes back one of mine.
 fn requests_key(s: &mut State, sel: &mut usize, k: &KeyEvent, cmds: &mut Vec<Cmd>) -> bool {
+    let n_in = s.requests.len();
+    if *sel >= n_in
+        && !matches!(
+            k.code,
+            KeyCode::Esc
+                | KeyCode::Char('q')
+                | KeyCode::Up
+                | KeyCode::Down
+                | KeyCode::Char('j' | 'k')
+        )
+    {
+        if let KeyCode::Char('c' | 'd' | 'x') = k.code
+            && let Some(r) = s.outgoing.get(*sel - n_in)
+        {
+            let name = r.to.as_ref().map(|u| u.name.clone()).unwrap_or_default();
+            let id = r.request_id;
+            cmds.push(Cmd::Op(Op::CancelRequest(name)));
+            s.outgoing.retain(|x| x.request_id != id);
+            *sel = (*sel).min((n_in + s.outgoing.len()).saturating_sub(1));
+        }
+        return true;
+    }
     match k.code {
         KeyCode::Esc | KeyCode::Char('q') => false,
         KeyCode::Down | KeyCode::Char('j') => {
-            *sel = (*sel + 1).min(s.requests.len().saturating_sub(1));
+            *sel = (*sel + 1).min((n_in + s.outgoing.len()).saturating_sub(1));
             true
         }
         KeyCode::Up | KeyCode::Char('k') => {
@@ -166,6 +196,57 @@ fn requests_key(s: &mut State, sel: &mut usize, k: &KeyEvent, cmds: &mut Vec<Cmd
             true
         }
         _ => true,
+    }
+}
+
+/// `/password`: Tab or Enter moves on; Enter on the last field sends when the new password was
+/// typed the same twice.
+fn password_key(
+    s: &mut State,
+    [old, new, again]: [&mut Editor; 3],
+    field: &mut usize,
+    k: &KeyEvent,
+    cmds: &mut Vec<Cmd>,
+) -> bool {
+    match k.code {
+        KeyCode::Esc => false,
+        KeyCode::Tab | KeyCode::Down => {
+            *field = (*field + 1) % 3;
+            true
+        }
+        KeyCode::BackTab | KeyCode::Up => {
+            *field = (*field + 2) % 3;
+            true
+        }
+        KeyCode::Enter if *field < 2 => {
+            *field += 1;
+            true
+        }
+        KeyCode::Enter => {
+            if old.is_empty() || new.is_empty() {
+                s.error("type your current password and the new one");
+                return true;
+            }
+            if new.text() != again.text() {
+                s.error("the two new passwords differ: type it again");
+                again.set("");
+                return true;
+            }
+            cmds.push(Cmd::Op(Op::ChangePassword {
+                old: Secret(old.text().to_owned()),
+                new: Secret(new.text().to_owned()),
+            }));
+            false
+        }
+        _ => {
+            let e = match field {
+                0 => old,
+                1 => new,
+                _ => again,
+            };
+            edit_line(e, k);
+            true
+        }
     }
 }
 
@@ -191,7 +272,7 @@ fn add_friend_key(
             let q = query.text().trim().to_owned();
             if !results.is_empty() && *searched == q {
                 if let Some(u) = results.get(*sel).and_then(|p| p.user.clone()) {
-                    cmds.push(Cmd::Op(Op::AddFriend(u.name)));
+                    cmds.push(Cmd::Op(Op::AddFriend(u.name, String::new())));
                 }
                 false
             } else if !q.is_empty() {

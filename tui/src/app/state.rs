@@ -250,6 +250,13 @@ pub enum Popup {
         query: Editor,
         sel: usize,
     },
+    /// `/password`: the current password and the new one twice (0, 1, 2).
+    Password {
+        old: Editor,
+        new: Editor,
+        again: Editor,
+        field: usize,
+    },
 }
 
 /// Everything on screen.
@@ -271,6 +278,8 @@ pub struct State {
     pub composer: Editor,
     pub friends: Vec<pb::Friend>,
     pub requests: Vec<pb::FriendRequest>,
+    /// My requests others have not answered yet.
+    pub outgoing: Vec<pb::FriendRequest>,
     pub presence: HashMap<u64, bool>,
     pub popup: Option<Popup>,
     /// (text, is_error, until_ms).
@@ -353,6 +362,7 @@ impl State {
             composer: Editor::new(),
             friends: Vec::new(),
             requests: Vec::new(),
+            outgoing: Vec::new(),
             presence: HashMap::new(),
             popup: None,
             notice: None,

@@ -372,7 +372,10 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
                     });
                 }
                 Cmd::Op(op) => {
-                    if op == crate::app::Op::Logout {
+                    if matches!(
+                        op,
+                        crate::app::Op::Logout | crate::app::Op::LogoutEverywhere
+                    ) {
                         ctx.client = None;
                         ctx.events = None;
                         paths::clear_session(&paths::data_dir(), &ctx.server);

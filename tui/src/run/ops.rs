@@ -47,10 +47,28 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
     let info = |s: String| Ok(Done::Info(s));
     match op {
         Op::LoadFriends => Ok(Done::Friends(c.friends().await?)),
-        Op::LoadRequests => Ok(Done::Requests(c.friend_requests().await?.incoming)),
+        Op::LoadRequests => {
+            let r = c.friend_requests().await?;
+            Ok(Done::Requests {
+                incoming: r.incoming,
+                outgoing: r.outgoing,
+            })
+        }
+        Op::Unfriend(name) => {
+            let u = c.unfriend(&name).await?;
+            info(format!("{} is no longer your friend", u.name))
+        }
+        Op::CancelRequest(name) => {
+            c.cancel_request(&name).await?;
+            info(format!("took back your request to {name}"))
+        }
+        Op::ChangePassword { old, new } => {
+            c.change_password(&old.0, &new.0).await?;
+            info("password changed; your other devices are signed out".into())
+        }
         Op::SearchUsers(q) => Ok(Done::Users(c.search_users(&q, 20).await?)),
-        Op::AddFriend(name) => {
-            let r = c.add_friend(&name, "").await?;
+        Op::AddFriend(name, note) => {
+            let r = c.add_friend(&name, &note).await?;
             info(if r.state == pb::RequestState::Accepted as i32 {
                 format!("you and {name} are now friends")
             } else {
@@ -110,6 +128,12 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
             })
         }
         Op::OpenDm(name, text) => Ok(Done::Open(Box::new(c.dm_thread(&name).await?), text)),
+        Op::LogoutEverywhere => {
+            // Like a logout, for every device of the account.
+            c.logout_everywhere().await?;
+            c.shutdown().await;
+            Ok(Done::LoggedOut)
+        }
         Op::Logout => {
             // The session ends even if the server cannot be told now.
             let _ = c.logout().await;

@@ -71,6 +71,7 @@ pub(super) fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position
         Popup::Group { .. } => (" Groups ", 50, 8),
         Popup::Members { .. } => (" Members ", 50, 16),
         Popup::Switcher { .. } => (" Go to (Ctrl-K) ", 50, 14),
+        Popup::Password { .. } => (" Change your password ", 50, 10),
     };
     let r = popup_rect(f.area(), w, h);
     f.render_widget(Clear, r);
@@ -90,6 +91,12 @@ pub(super) fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position
         Popup::Group { name, join } => group(buf, s, inner, name, *join),
         Popup::Members { members, sel, .. } => self::members(buf, s, inner, members, *sel),
         Popup::Switcher { query, sel } => switcher(buf, s, inner, query, *sel),
+        Popup::Password {
+            old,
+            new,
+            again,
+            field,
+        } => password(buf, s, inner, [old, new, again], *field),
     }
 }
 
@@ -115,9 +122,10 @@ fn help(buf: &mut Buffer, s: &State, b: Inner, scroll: usize) -> Option<Position
     None
 }
 
+/// Requests to me (with their notes), then mine waiting for an answer.
 fn requests(buf: &mut Buffer, s: &State, b: Inner, sel: usize) -> Option<Position> {
     let amb = s.settings.ambiguous;
-    if s.requests.is_empty() {
+    if s.requests.is_empty() && s.outgoing.is_empty() {
         put(
             buf,
             b.x() + 1,
@@ -127,19 +135,76 @@ fn requests(buf: &mut Buffer, s: &State, b: Inner, sel: usize) -> Option<Positio
             dim(),
         );
     }
-    for (i, r) in s.requests.iter().enumerate().take(b.h().saturating_sub(2)) {
-        let name = r.from.as_ref().map_or("?", |u| u.name.as_str());
-        let note = if r.note.is_empty() {
-            String::new()
+    let mut rows: Vec<(String, bool)> = s
+        .requests
+        .iter()
+        .map(|r| {
+            let name = r.from.as_ref().map_or("?", |u| u.name.as_str());
+            let note = if r.note.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", r.note)
+            };
+            (format!(" {name}{note}"), false)
+        })
+        .collect();
+    rows.extend(s.outgoing.iter().map(|r| {
+        let name = r.to.as_ref().map_or("?", |u| u.name.as_str());
+        (format!(" sent to {name}, waiting"), true)
+    }));
+    let room = b.h().saturating_sub(2);
+    let first = (sel + 1).saturating_sub(room);
+    for (i, (text, mine)) in rows.iter().enumerate().skip(first).take(room) {
+        let st = if i == sel {
+            rev()
+        } else if *mine {
+            dim()
         } else {
-            format!(": {}", r.note)
+            Style::default()
         };
-        let st = if i == sel { rev() } else { Style::default() };
-        let text = truncate(&format!(" {name}{note}"), b.w(), amb);
-        put(buf, b.x(), b.row(i), &text, b.w(), st);
+        put(
+            buf,
+            b.x(),
+            b.row(i - first),
+            &truncate(text, b.w(), amb),
+            b.w(),
+            st,
+        );
     }
-    b.hint(buf, "a/Enter accept  d decline  Esc close");
+    let hint = if sel >= s.requests.len() && !s.outgoing.is_empty() {
+        "c take back  Esc close"
+    } else {
+        "a/Enter accept  d decline  Esc close"
+    };
+    b.hint(buf, hint);
     None
+}
+
+fn password(
+    buf: &mut Buffer,
+    s: &State,
+    b: Inner,
+    fields: [&Editor; 3],
+    field: usize,
+) -> Option<Position> {
+    let amb = s.settings.ambiguous;
+    let labels = ["current", "new", "again"];
+    let mut cursor = None;
+    for (i, (label, e)) in labels.iter().zip(fields).enumerate() {
+        let y = b.row(i * 2);
+        let st = if i == field {
+            Style::default().add_modifier(Modifier::BOLD)
+        } else {
+            Style::default()
+        };
+        put(buf, b.x() + 1, y, label, 8, st);
+        let cx = input(buf, b.x() + 10, y, b.w().saturating_sub(11), e, true, amb);
+        if i == field {
+            cursor = Some(Position::new(cx, y));
+        }
+    }
+    b.hint(buf, "Tab next  Enter change  Esc cancel");
+    cursor
 }
 
 fn add_friend(

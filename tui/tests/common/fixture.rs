@@ -169,14 +169,17 @@ pub fn main_state(w: u16, h: u16) -> State {
     );
     update(
         &mut s,
-        Msg::Done(confab_tui::app::Done::Requests(vec![pb::FriendRequest {
-            request_id: 77,
-            from: Some(user(9, "王五")),
-            to: Some(user(ME, "小明")),
-            note: "我们在会上见过".into(),
-            state: pb::RequestState::Pending as i32,
-            ..Default::default()
-        }])),
+        Msg::Done(confab_tui::app::Done::Requests {
+            incoming: vec![pb::FriendRequest {
+                request_id: 77,
+                from: Some(user(9, "王五")),
+                to: Some(user(ME, "小明")),
+                note: "我们在会上见过".into(),
+                state: pb::RequestState::Pending as i32,
+                ..Default::default()
+            }],
+            outgoing: Vec::new(),
+        }),
     );
     s.notice = None;
     s

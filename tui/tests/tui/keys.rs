@@ -45,7 +45,7 @@ fn slash_commands_become_operations() {
         type_text(s, line);
         update(s, key(KeyCode::Enter))
     };
-    assert!(matches!(&run(&mut s, "/add 王五")[..], [Cmd::Op(Op::AddFriend(n))] if n == "王五"));
+    assert!(matches!(&run(&mut s, "/add 王五")[..], [Cmd::Op(Op::AddFriend(n, _))] if n == "王五"));
     assert!(matches!(
         &run(&mut s, "/accept 王五")[..],
         [Cmd::Op(Op::Respond {
@@ -386,7 +386,7 @@ fn a_request_shows_it_is_waiting_until_answered() {
     type_text(&mut s, "/add someone");
     let cmds = update(&mut s, key(KeyCode::Enter));
     assert!(
-        matches!(&cmds[..], [Cmd::Op(Op::AddFriend(n))] if n == "someone"),
+        matches!(&cmds[..], [Cmd::Op(Op::AddFriend(n, _))] if n == "someone"),
         "{cmds:?}"
     );
     s.notice = None;

@@ -77,6 +77,7 @@ fn members() -> Vec<pb::GroupMember> {
     ]
 }
 
+mod account;
 mod groups;
 mod keys;
 mod login;

@@ -124,7 +124,27 @@ fn snapshot_popups() {
         update(s, key(KeyCode::F(1)));
     });
     snap("popup_requests", |s| {
+        let incoming = s.requests.clone();
+        update(
+            s,
+            Msg::Done(Done::Requests {
+                incoming,
+                outgoing: vec![pb::FriendRequest {
+                    request_id: 78,
+                    from: Some(user(ME, "小明")),
+                    to: Some(user(12, "赵六")),
+                    state: pb::RequestState::Pending as i32,
+                    ..Default::default()
+                }],
+            }),
+        );
         update(s, key(KeyCode::F(2)));
+    });
+    snap("popup_password", |s| {
+        type_text(s, "/password");
+        update(s, key(KeyCode::Enter));
+        type_text(s, "old secret");
+        update(s, key(KeyCode::Tab));
     });
     snap("popup_add_friend", |s| {
         update(s, key(KeyCode::F(3)));

@@ -305,4 +305,25 @@ impl Client {
         self.done(Body::Logout(pb::Logout { all_devices: false }))
             .await
     }
+
+    /// Ends every session of the account, on every device (this one too).
+    pub async fn logout_everywhere(&self) -> Result<(), ApiError> {
+        self.done(Body::Logout(pb::Logout { all_devices: true }))
+            .await
+    }
+
+    /// Changes the password. The server signs every other session out and gives this device a
+    /// new token, which the core keeps (in memory and in the shared session file) at once.
+    pub async fn change_password(&self, old: &str, new: &str) -> Result<pb::AuthOk, ApiError> {
+        match self
+            .request(Body::ChangePassword(pb::ChangePassword {
+                old_password: old.into(),
+                new_password: new.into(),
+            }))
+            .await?
+        {
+            Body::AuthOk(a) => Ok(a),
+            other => Err(ClientError::unexpected("AuthOk", &other).into()),
+        }
+    }
 }

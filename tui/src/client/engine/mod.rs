@@ -438,6 +438,11 @@ impl Engine {
     async fn on_reply(&mut self, link: &mut Link, p: Pending, body: Body) -> Result<(), End> {
         match p {
             Pending::External(reply) => {
+                if let Body::AuthOk(auth) = &body {
+                    // A new token for this device (a password change signs every other
+                    // session out): kept before the caller hears of it, as after a login.
+                    self.adopt_session(auth).await;
+                }
                 let _ = reply.send(match body {
                     Body::Error(e) => Err(ClientError::Server(e)),
                     b => Ok(b),

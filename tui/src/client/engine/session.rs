@@ -71,4 +71,20 @@ impl Engine {
             warn!(error = %e, "cannot save the session");
         }
     }
+
+    /// An `AuthOk` outside the handshake (the reply to `ChangePassword`): this device's new
+    /// token replaces the old one in memory and in the session file, and the caller's
+    /// `Event::Session` carries it.
+    pub(super) async fn adopt_session(&mut self, auth: &pb::AuthOk) {
+        self.token = Some(auth.resume_token.clone());
+        self.store_session(auth, true);
+        if let Some(user) = auth.user.clone() {
+            self.emit(crate::client::Event::Session {
+                user,
+                device_id: auth.device_id,
+                token: auth.resume_token.clone(),
+            })
+            .await;
+        }
+    }
 }

@@ -1,0 +1,110 @@
+//! Friends and the account from the keyboard: request notes, one's own requests (and taking
+//! them back), unfriending, the password, logging out everywhere.
+
+use super::*;
+
+fn run(s: &mut State, line: &str) -> Vec<Cmd> {
+    type_text(s, line);
+    update(s, key(KeyCode::Enter))
+}
+
+#[test]
+fn friend_commands_carry_the_note_and_the_name() {
+    let mut s = main_state(80, 24);
+    let cmds = run(&mut s, "/add 王五 我们在会上见过");
+    assert!(
+        matches!(&cmds[..], [Cmd::Op(Op::AddFriend(n, note))] if n == "王五" && note == "我们在会上见过"),
+        "{cmds:?}"
+    );
+    // Nothing else waiting (the fixture's background loads and the request above).
+    s.busy = Default::default();
+    let cmds = run(&mut s, "/unfriend 张三");
+    assert!(
+        matches!(&cmds[..], [Cmd::Op(Op::Unfriend(n))] if n == "张三"),
+        "{cmds:?}"
+    );
+    assert!(
+        screen_text(&s).contains("removing 张三 from your friends"),
+        "{}",
+        screen_text(&s)
+    );
+    let cmds = run(&mut s, "/logout all");
+    assert!(
+        matches!(&cmds[..], [Cmd::Op(Op::LogoutEverywhere)]),
+        "{cmds:?}"
+    );
+}
+
+/// F2 lists the requests to me with their notes, then mine still waiting; `c` on one of mine
+/// takes it back.
+#[test]
+fn the_requests_popup_shows_ones_own_requests_and_takes_them_back() {
+    let mut s = main_state(80, 24);
+    update(
+        &mut s,
+        Msg::Done(Done::Requests {
+            incoming: vec![pb::FriendRequest {
+                request_id: 77,
+                from: Some(user(9, "王五")),
+                to: Some(user(ME, "小明")),
+                note: "我们在会上见过".into(),
+                state: pb::RequestState::Pending as i32,
+                ..Default::default()
+            }],
+            outgoing: vec![pb::FriendRequest {
+                request_id: 78,
+                from: Some(user(ME, "小明")),
+                to: Some(user(12, "赵六")),
+                state: pb::RequestState::Pending as i32,
+                ..Default::default()
+            }],
+        }),
+    );
+    update(&mut s, key(KeyCode::F(2)));
+    let screen = screen_text(&s);
+    assert!(screen.contains("王五: 我们在会上见过"), "{screen}");
+    assert!(screen.contains("sent to 赵六, waiting"), "{screen}");
+    update(&mut s, key(KeyCode::Down));
+    assert!(screen_text(&s).contains("c take back"));
+    // Accepting one's own request means nothing; `c` takes it back.
+    assert!(update(&mut s, key(KeyCode::Char('a'))).is_empty());
+    let cmds = update(&mut s, key(KeyCode::Char('c')));
+    assert!(
+        matches!(&cmds[..], [Cmd::Op(Op::CancelRequest(n))] if n == "赵六"),
+        "{cmds:?}"
+    );
+    assert!(!screen_text(&s).contains("sent to 赵六"));
+    assert!(screen_text(&s).contains("taking back the request to 赵六"));
+}
+
+/// `/password`: the current password and the new one twice, masked; a mismatch is caught
+/// here; the operation never shows the passwords, even in its Debug form (logs).
+#[test]
+fn changing_the_password_asks_twice_and_never_shows_it() {
+    let mut s = main_state(80, 24);
+    run(&mut s, "/password");
+    assert!(matches!(s.popup, Some(Popup::Password { .. })));
+    type_text(&mut s, "old secret");
+    update(&mut s, key(KeyCode::Tab));
+    type_text(&mut s, "new secret 1");
+    update(&mut s, key(KeyCode::Enter));
+    type_text(&mut s, "new secret 2");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(cmds.is_empty(), "{cmds:?}");
+    assert!(screen_text(&s).contains("the two new passwords differ"));
+    let screen = screen_text(&s);
+    assert!(!screen.contains("secret"), "masked: {screen}");
+    type_text(&mut s, "new secret 1");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    let [Cmd::Op(op @ Op::ChangePassword { old, new })] = &cmds[..] else {
+        panic!("{cmds:?}")
+    };
+    assert_eq!(
+        (old.0.as_str(), new.0.as_str()),
+        ("old secret", "new secret 1")
+    );
+    assert!(!format!("{op:?}").contains("secret"), "{op:?}");
+    assert!(s.popup.is_none());
+    s.notice = None;
+    assert!(screen_text(&s).contains("changing your password"));
+}
