@@ -235,3 +235,61 @@ async fn changing_the_password_keeps_this_device_and_signs_out_the_others() {
     .await;
     c2.shutdown().await;
 }
+
+/// The terminal client's group operations against a real server: a closed group, an invitation
+/// declined, the topic and the name changed, the group handed to a member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_operations_of_the_terminal_client_reach_the_server() {
+    use confab_tui::run::ops::run;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(dir.path());
+    let (owner, _o, _, _) = register(srv.addr, "go_owner").await;
+    let (bob, _b, bob_user, _) = register(srv.addr, "go_bob").await;
+    let (carol, _c, carol_user, _) = register(srv.addr, "go_carol").await;
+    let Done::Open(t, _) = run(owner.clone(), Op::CreateGroup("读书会".into(), false)).await
+    else {
+        panic!()
+    };
+    let g = t.group.clone().unwrap();
+    assert!(!g.open, "created closed");
+    // Closed: joining without an invitation is refused.
+    assert!(carol.join_group(g.group_id).await.is_err());
+    owner.invite(g.group_id, bob_user.user_id).await.unwrap();
+    match run(bob.clone(), Op::DeclineInvite("读书会".into())).await {
+        Done::Info(i) => assert!(i.contains("declined"), "{i}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(bob.groups().await.unwrap().is_empty(), "no invitation left");
+    let topic = pb::UpdateGroup {
+        group_id: g.group_id,
+        description: Some("每周五".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        run(owner.clone(), Op::UpdateGroup(topic)).await,
+        Done::Info(_)
+    ));
+    let rename = pb::UpdateGroup {
+        group_id: g.group_id,
+        name: Some("读书会二".into()),
+        open: Some(true),
+        ..Default::default()
+    };
+    assert!(matches!(
+        run(owner.clone(), Op::UpdateGroup(rename)).await,
+        Done::Info(_)
+    ));
+    carol.join_group(g.group_id).await.unwrap();
+    let now = owner.groups().await.unwrap().remove(0);
+    assert_eq!(
+        (now.name.as_str(), now.description.as_str(), now.open),
+        ("读书会二", "每周五", true)
+    );
+    match run(owner.clone(), Op::Transfer(g.group_id, "go_carol".into())).await {
+        Done::Info(i) => assert!(i.contains("go_carol is now the owner"), "{i}"),
+        other => panic!("{other:?}"),
+    }
+    let after = owner.groups().await.unwrap().remove(0);
+    assert_eq!(after.owner_id, carol_user.user_id);
+    assert_eq!(after.my_role, pb::Role::Admin as i32);
+}

@@ -28,7 +28,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     (
         "/group",
-        "/group create|join|leave|invite|kick|role ...  groups",
+        "/group create|join|leave|invite|kick|role|rename|topic|open|closed|transfer|decline ...",
     ),
     ("/members", "/members             members of this group"),
     (
@@ -62,7 +62,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/help", "/help                keys and commands"),
 ];
 
-pub(super) const GROUP_SUBS: &[&str] = &["create", "join", "leave", "invite", "kick", "role"];
+pub(super) const GROUP_SUBS: &[&str] = &[
+    "create", "join", "leave", "invite", "kick", "role", "rename", "topic", "open", "closed",
+    "transfer", "decline",
+];
 
 /// A parsed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +76,14 @@ pub enum Command {
     Accept(Option<String>),
     Decline(Option<String>),
     Msg(String, Option<String>),
-    GroupCreate(String),
+    /// Name, and whether anyone may join.
+    GroupCreate(String, bool),
+    GroupRename(String),
+    /// The topic (empty: cleared).
+    GroupTopic(String),
+    GroupOpen(bool),
+    GroupTransfer(String),
+    GroupDecline(String),
     GroupJoin(String),
     GroupLeave,
     GroupInvite(String),
@@ -137,7 +147,26 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             let arg = words.next().map(str::to_owned);
             let need = |a: Option<String>| a.ok_or_else(|| usage("/group"));
             match sub.as_str() {
-                "create" => Command::GroupCreate(need(arg)?),
+                "create" => {
+                    let name = need(arg)?;
+                    match words.next() {
+                        None | Some("open") => Command::GroupCreate(name, true),
+                        Some("closed" | "invite-only") => Command::GroupCreate(name, false),
+                        Some(_) => {
+                            return Err(ParseError::Usage("/group create NAME [closed]".into()));
+                        }
+                    }
+                }
+                "rename" => Command::GroupRename(need(arg)?),
+                "topic" => Command::GroupTopic(
+                    rest.split_once(char::is_whitespace)
+                        .map_or("", |(_, t)| t.trim())
+                        .to_owned(),
+                ),
+                "open" => Command::GroupOpen(true),
+                "closed" | "close" => Command::GroupOpen(false),
+                "transfer" => Command::GroupTransfer(need(arg)?),
+                "decline" => Command::GroupDecline(need(arg)?),
                 "join" => Command::GroupJoin(need(arg)?),
                 "leave" => Command::GroupLeave,
                 "invite" => Command::GroupInvite(need(arg)?),
@@ -195,6 +224,18 @@ fn current_group(s: &mut State) -> Option<u64> {
     g
 }
 
+/// `/group rename|topic|open|closed` on the shown group.
+fn group_update(s: &mut State, cmds: &mut Vec<Cmd>, set: impl FnOnce(&mut pb::UpdateGroup)) {
+    if let Some(group_id) = current_group(s) {
+        let mut u = pb::UpdateGroup {
+            group_id,
+            ..Default::default()
+        };
+        set(&mut u);
+        cmds.push(Cmd::Op(Op::UpdateGroup(u)));
+    }
+}
+
 fn member_id(s: &State, name: &str) -> Option<u64> {
     let n = name.to_lowercase();
     if let Some(Popup::Members { members, .. }) = &s.popup {
@@ -246,7 +287,16 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
             }
         }
         C::Msg(name, text) => cmds.push(Cmd::Op(Op::OpenDm(nfc(&name), text))),
-        C::GroupCreate(n) => cmds.push(Cmd::Op(Op::CreateGroup(nfc(&n)))),
+        C::GroupCreate(n, open) => cmds.push(Cmd::Op(Op::CreateGroup(nfc(&n), open))),
+        C::GroupRename(n) => group_update(s, cmds, |u| u.name = Some(nfc(&n))),
+        C::GroupTopic(t) => group_update(s, cmds, |u| u.description = Some(nfc(&t))),
+        C::GroupOpen(open) => group_update(s, cmds, |u| u.open = Some(open)),
+        C::GroupTransfer(n) => {
+            if let Some(g) = current_group(s) {
+                cmds.push(Cmd::Op(Op::Transfer(g, nfc(&n))));
+            }
+        }
+        C::GroupDecline(n) => cmds.push(Cmd::Op(Op::DeclineInvite(nfc(&n)))),
         C::GroupJoin(n) => cmds.push(Cmd::Op(Op::JoinGroup(nfc(&n)))),
         C::GroupLeave => {
             if let Some(g) = current_group(s) {

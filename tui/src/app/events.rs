@@ -364,11 +364,12 @@ fn user_event(s: &mut State, e: pb::UserEvent, cmds: &mut Vec<Cmd>) {
             cmds.push(Cmd::LoadThreads);
         }
         K::FriendRemoved(_) => cmds.push(Cmd::Op(Op::LoadFriends)),
-        K::GroupInvited(g) => s.notice(format!(
-            "invited to {} (/group join {})",
-            nfc(&g.name),
-            nfc(&g.name)
-        )),
+        K::GroupInvited(g) => {
+            let n = nfc(&g.name);
+            s.notice(format!(
+                "invited to {n} (/group join {n}, or /group decline {n})"
+            ))
+        }
         K::GroupJoined(_) | K::GroupLeft(_) | K::GroupUpdated(_) => cmds.push(Cmd::LoadThreads),
         K::ThreadAdded(t) => {
             upsert_thread(s, t, cmds);
@@ -398,7 +399,12 @@ fn apply_group_change(g: &mut pb::Group, c: &pb::GroupChange) {
     match Kind::try_from(c.kind) {
         Ok(Kind::Joined) => g.member_count = g.member_count.saturating_add(1),
         Ok(Kind::Left | Kind::Kicked) => g.member_count = g.member_count.saturating_sub(1).max(1),
-        Ok(Kind::Updated) if !c.name.is_empty() => g.name = c.name.clone(),
+        // The entry carries all three, changed or not.
+        Ok(Kind::Updated) if !c.name.is_empty() => {
+            g.name = c.name.clone();
+            g.description = c.description.clone();
+            g.open = c.open;
+        }
         _ => {}
     }
 }

@@ -387,7 +387,13 @@ fn system_text(m: &pb::ChatMessage) -> String {
         Ok(G::Kicked) => format!("{actor} removed {subject}"),
         // The entry carries the group's new name, description and openness, changed or not.
         Ok(G::Updated) if !c.name.is_empty() => {
-            format!("{actor} updated the group (now named {})", c.name)
+            let topic = if c.description.is_empty() {
+                "no topic".to_owned()
+            } else {
+                format!("topic: {}", c.description)
+            };
+            let open = if c.open { "open" } else { "closed" };
+            format!("{actor} updated the group: {}, {topic}, {open}", c.name)
         }
         Ok(G::Updated) => format!("{actor} updated the group"),
         Ok(G::OwnerTransferred) => format!("{actor} made {subject} the owner"),

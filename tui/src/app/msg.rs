@@ -105,7 +105,14 @@ pub enum Op {
         request_id: u64,
         accept: bool,
     },
-    CreateGroup(String),
+    /// A new group: its name, and whether anyone may join (else by invitation).
+    CreateGroup(String, bool),
+    /// A group's new name, topic or openness (the fields set).
+    UpdateGroup(pb::UpdateGroup),
+    /// Hand the group to a member (group, name).
+    Transfer(u64, String),
+    /// Turn down the invitation to the group of that name.
+    DeclineInvite(String),
     JoinGroup(String),
     LeaveGroup(u64),
     Invite(u64, String),

@@ -305,7 +305,7 @@ fn group_key(name: &mut Editor, join: &mut bool, k: &KeyEvent, cmds: &mut Vec<Cm
                 cmds.push(Cmd::Op(if *join {
                     Op::JoinGroup(n)
                 } else {
-                    Op::CreateGroup(n)
+                    Op::CreateGroup(n, true)
                 }));
                 false
             }

@@ -84,7 +84,38 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
                 format!("declined {name}")
             })
         }
-        Op::CreateGroup(name) => open_group(c, c.create_group(&name).await?).await,
+        Op::CreateGroup(name, open) => open_group(c, c.create_group_with(&name, open).await?).await,
+        Op::UpdateGroup(u) => {
+            let what = if let Some(n) = &u.name {
+                format!("renamed the group to {n}")
+            } else if let Some(d) = &u.description {
+                if d.is_empty() {
+                    "cleared the topic".to_owned()
+                } else {
+                    format!("topic set: {d}")
+                }
+            } else if u.open == Some(true) {
+                "the group is open: anyone may join".to_owned()
+            } else {
+                "the group is closed: by invitation only".to_owned()
+            };
+            c.update_group(u).await?;
+            info(what)
+        }
+        Op::Transfer(group_id, name) => {
+            let g = pb::Group {
+                group_id,
+                name: "this group".into(),
+                ..Default::default()
+            };
+            let u = c.member(&g, &name).await?;
+            c.transfer(group_id, u.user_id).await?;
+            info(format!("{} is now the owner; you are an admin", u.name))
+        }
+        Op::DeclineInvite(name) => {
+            let g = c.decline_invite(&name).await?;
+            info(format!("declined the invitation to {}", g.name))
+        }
         Op::JoinGroup(name) => open_group(c, c.join_group_by_name(&name).await?).await,
         Op::LeaveGroup(group_id) => {
             c.leave_group(group_id).await?;

@@ -47,9 +47,22 @@ pub(super) fn draw_title(buf: &mut Buffer, s: &State, r: Rect) {
             Kind::Group => t
                 .group
                 .as_ref()
-                .map(|g| match g.member_count {
-                    1 => " (1 member)".to_owned(),
-                    n => format!(" ({n} members)"),
+                .map(|g| {
+                    let n = match g.member_count {
+                        1 => "1 member".to_owned(),
+                        n => format!("{n} members"),
+                    };
+                    let closed = if g.open { "" } else { ", closed" };
+                    // The topic follows; a narrow terminal cuts it first.
+                    let topic = if g.description.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ": {}",
+                            crate::text::sanitize(&g.description).replace('\n', " ")
+                        )
+                    };
+                    format!(" ({n}{closed}){topic}")
                 })
                 .unwrap_or_default(),
             Kind::Private => {

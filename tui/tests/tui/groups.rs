@@ -184,7 +184,7 @@ fn group_change_lines_say_what_changed() {
         "小明 made 王小明 an admin",
         "小明 made 王小明 a member (no longer admin)",
         "小明 made 王小明 the owner",
-        "updated the group (now named 新名字)",
+        "updated the group: 新名字, no topic, closed",
     ] {
         assert!(screen.contains(line), "{line}: {screen}");
     }
@@ -303,5 +303,61 @@ fn a_read_only_group_can_be_closed_and_stays_closed() {
     assert!(
         cmds.iter()
             .any(|c| matches!(c, Cmd::SaveHidden { hidden, .. } if hidden.is_empty()))
+    );
+}
+
+/// Groups from the keyboard: create a closed group, rename, set and clear the topic, open and
+/// close it, hand it over, decline an invitation. The header shows the topic and that the
+/// group is closed, and follows an UPDATED entry.
+#[test]
+fn groups_are_managed_from_the_keyboard_and_the_header_shows_the_topic() {
+    let mut s = main_state(80, 24);
+    let run = |s: &mut State, line: &str| {
+        type_text(s, line);
+        update(s, key(KeyCode::Enter))
+    };
+    assert!(matches!(
+        &run(&mut s, "/group create 读书会 closed")[..],
+        [Cmd::Op(Op::CreateGroup(n, false))] if n == "读书会"
+    ));
+    let upd = |cmds: Vec<Cmd>| match &cmds[..] {
+        [Cmd::Op(Op::UpdateGroup(u))] => u.clone(),
+        other => panic!("{other:?}"),
+    };
+    let u = upd(run(&mut s, "/group rename 研发二组"));
+    assert_eq!((u.group_id, u.name.as_deref()), (5, Some("研发二组")));
+    let u = upd(run(&mut s, "/group topic 周五 10:00 发布"));
+    assert_eq!(u.description.as_deref(), Some("周五 10:00 发布"));
+    assert!(u.name.is_none() && u.open.is_none());
+    assert_eq!(
+        upd(run(&mut s, "/group topic")).description.as_deref(),
+        Some("")
+    );
+    assert_eq!(upd(run(&mut s, "/group closed")).open, Some(false));
+    assert_eq!(upd(run(&mut s, "/group open")).open, Some(true));
+    assert!(matches!(
+        &run(&mut s, "/group transfer 李四")[..],
+        [Cmd::Op(Op::Transfer(5, n))] if n == "李四"
+    ));
+    assert!(matches!(
+        &run(&mut s, "/group decline 读书会")[..],
+        [Cmd::Op(Op::DeclineInvite(n))] if n == "读书会"
+    ));
+    // The server's UPDATED entry: the header follows.
+    let mut m = msg(GROUP, 7, ME, 19, "");
+    m.kind = pb::MessageKind::System as i32;
+    m.group_change = Some(pb::GroupChange {
+        kind: pb::group_change::Kind::Updated as i32,
+        actor: Some(user(ME, "小明")),
+        name: "研发二组".into(),
+        description: "周五发布".into(),
+        open: false,
+        ..Default::default()
+    });
+    update(&mut s, Msg::Core(Event::Message(m)));
+    let title = screen_text(&s).lines().next().unwrap().to_owned();
+    assert!(
+        title.contains("#研发二组 (3 members, closed): 周五发布"),
+        "{title}"
     );
 }

@@ -55,7 +55,7 @@ fn slash_commands_become_operations() {
     ));
     assert!(s.requests.is_empty());
     assert!(
-        matches!(&run(&mut s, "/group create 研发")[..], [Cmd::Op(Op::CreateGroup(n))] if n == "研发")
+        matches!(&run(&mut s, "/group create 研发")[..], [Cmd::Op(Op::CreateGroup(n, true))] if n == "研发")
     );
     assert!(
         matches!(&run(&mut s, "/msg Alice hi")[..], [Cmd::Op(Op::OpenDm(n, Some(t)))] if n == "Alice" && t == "hi")

@@ -59,14 +59,35 @@ impl Client {
 
     /// Creates an open group.
     pub async fn create_group(&self, name: &str) -> Result<pb::Group, ApiError> {
+        self.create_group_with(name, true).await
+    }
+
+    /// Creates a group, open (anyone may join) or closed (by invitation).
+    pub async fn create_group_with(&self, name: &str, open: bool) -> Result<pb::Group, ApiError> {
         let reply = self
             .request(Body::CreateGroup(pb::CreateGroup {
                 name: name.into(),
                 description: String::new(),
-                open: true,
+                open,
             }))
             .await?;
         Ok(expect_body!(reply, Group)?)
+    }
+
+    /// Turns down an invitation to the group named `name` (exactly, case aside).
+    pub async fn decline_invite(&self, name: &str) -> Result<pb::Group, ApiError> {
+        let invited: Vec<pb::Group> = self
+            .groups()
+            .await?
+            .into_iter()
+            .filter(|g| g.invited)
+            .collect();
+        let g = pick_group(name, invited, |_| true)?;
+        self.done(Body::DeclineGroupInvite(pb::DeclineGroupInvite {
+            group_id: g.group_id,
+        }))
+        .await?;
+        Ok(g)
     }
 
     pub async fn leave_group(&self, group_id: u64) -> Result<(), ApiError> {
@@ -129,14 +150,18 @@ impl Client {
 
     /// Renames a group (owner or admin).
     pub async fn rename_group(&self, group_id: u64, name: &str) -> Result<pb::Group, ApiError> {
-        let reply = self
-            .request(Body::UpdateGroup(pb::UpdateGroup {
-                group_id,
-                name: Some(name.into()),
-                description: None,
-                open: None,
-            }))
-            .await?;
+        self.update_group(pb::UpdateGroup {
+            group_id,
+            name: Some(name.into()),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Changes a group's name, description (topic) or openness, whichever are set (owner or
+    /// admin).
+    pub async fn update_group(&self, update: pb::UpdateGroup) -> Result<pb::Group, ApiError> {
+        let reply = self.request(Body::UpdateGroup(update)).await?;
         Ok(expect_body!(reply, Group)?)
     }
 
