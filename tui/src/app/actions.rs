@@ -150,8 +150,10 @@ pub(super) fn select(s: &mut State, id: u64, cmds: &mut Vec<Cmd>) {
     if s.selected == Some(id) {
         return;
     }
-    // An edit in progress is abandoned, not kept as the old conversation's draft.
+    // An edit in progress is abandoned, not kept as the old conversation's draft; a search
+    // ends.
     super::amend::cancel_edit(s);
+    s.find = None;
     let mut composer = std::mem::take(&mut s.composer);
     if let Some(old) = s.current_mut() {
         std::mem::swap(&mut old.draft, &mut composer);

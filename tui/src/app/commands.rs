@@ -33,7 +33,11 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/members", "/members             members of this group"),
     (
         "/search",
-        "/search TEXT         show only matching messages (Esc clears)",
+        "/search TEXT         find TEXT here (as Ctrl-S: Up/Down step, Esc back)",
+    ),
+    (
+        "/filter",
+        "/filter TEXT         show only matching messages (Esc clears)",
     ),
     (
         "/edit",
@@ -91,6 +95,7 @@ pub enum Command {
     GroupRole(String, String),
     Members,
     Search(Option<String>),
+    Find(String),
     Edit(Option<String>),
     Recall,
     Notify(Option<String>),
@@ -182,7 +187,8 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             }
         }
         "/members" => Command::Members,
-        "/search" => Command::Search((!rest.is_empty()).then(|| rest.to_owned())),
+        "/search" => Command::Find(rest.to_owned()),
+        "/filter" => Command::Search((!rest.is_empty()).then(|| rest.to_owned())),
         "/edit" => Command::Edit((!rest.is_empty()).then(|| rest.to_owned())),
         "/recall" => Command::Recall,
         "/notify" => Command::Notify(first),
@@ -329,6 +335,7 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
             }
         }
         C::Members => members_popup(s, cmds),
+        C::Find(q) => super::find::start(s, &nfc(&q), cmds),
         C::Search(q) => {
             if let Some(t) = s.current_mut() {
                 t.search = q.map(|q| nfc(&q));

@@ -16,7 +16,7 @@ fn needs_boundary(c: char) -> bool {
 
 /// `body` lowercased, with each lowered byte's offset in `body` (plus one past the end), so a
 /// match in the lowered text maps back to the original exactly.
-fn lowered(body: &str) -> (String, Vec<usize>) {
+pub(super) fn lowered(body: &str) -> (String, Vec<usize>) {
     let mut low = String::with_capacity(body.len());
     let mut at = Vec::with_capacity(body.len() + 1);
     for (i, c) in body.char_indices() {

@@ -191,6 +191,7 @@ actions! {
     HistoryPrev = "history_prev": "line up, or the previous sent message",
     HistoryNext = "history_next": "line down, or the next sent message",
     ReverseSearch = "reverse_search": "search sent messages (again: older)",
+    Find = "find": "find text in this conversation as you type",
     Complete = "complete": "complete a /command, name or @member (again: next)",
     CompletePrev = "complete_prev": "the previous completion",
     NextThread = "next_thread": "next conversation",
@@ -299,6 +300,7 @@ pub fn defaults() -> Vec<(Action, Vec<Key>)> {
         (HistoryPrev, vec![k(K::Up)]),
         (HistoryNext, vec![k(K::Down)]),
         (ReverseSearch, vec![Key::ctrl('r')]),
+        (Find, vec![Key::ctrl('s')]),
         (Complete, vec![k(K::Tab)]),
         (
             CompletePrev,

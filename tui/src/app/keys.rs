@@ -160,6 +160,9 @@ fn main_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         // Any other key accepts the completion shown.
         s.completion = None;
     }
+    if s.find.is_some() && super::find::key(s, &k, cmds) {
+        return;
+    }
     if s.rsearch.is_some() && reverse_search_key(s, &k, action) {
         return;
     }
@@ -210,6 +213,7 @@ fn act(s: &mut State, action: Action, cmds: &mut Vec<Cmd>) {
             let original = s.composer.text().to_owned();
             s.rsearch = Some((String::new(), None, original));
         }
+        Action::Find => super::find::start(s, "", cmds),
         Action::Complete => super::complete::tab(s, false),
         Action::CompletePrev => super::complete::tab(s, true),
         Action::NextThread => step_thread(s, true, cmds),
@@ -421,10 +425,14 @@ fn normal_key(s: &mut State, k: &KeyEvent, cmds: &mut Vec<Cmd>) -> bool {
         // The actions themselves, not the keys they are bound to: those can be rebound.
         'J' => act(s, Action::NextThread, cmds),
         'K' => act(s, Action::PrevThread, cmds),
-        ':' | '/' => {
+        '/' => {
+            s.normal_mode = false;
+            super::find::start(s, "", cmds);
+        }
+        ':' => {
             s.normal_mode = false;
             if s.composer.is_empty() {
-                s.composer.set(if c == ':' { "/" } else { "/search " });
+                s.composer.set("/");
             }
         }
         _ => {}

@@ -221,6 +221,8 @@ pub struct Head {
     /// Blanks after the name up to the text column.
     pub pad: usize,
     pub sender_id: u64,
+    /// The message's seq (None for my sends not yet stored).
+    pub seq: Option<u64>,
 }
 
 /// One row of the chat pane.
@@ -297,6 +299,12 @@ pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatR
     let items = items(s, t, from_seq);
     let me = s.my_id();
     let my_name = s.me.as_ref().map_or("", |u| u.name.as_str());
+    let find_query = s
+        .find
+        .as_ref()
+        .filter(|_| s.selected == Some(t.id))
+        .map(|f| f.query.text())
+        .filter(|q| !q.is_empty());
     let mut rows = Vec::new();
     let mut last_day = None;
     let mut prev: Option<(u64, i64)> = None;
@@ -334,6 +342,7 @@ pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatR
             pad: SENDER_W.saturating_sub(width(&name, amb)),
             name,
             sender_id: it.sender_id,
+            seq: it.seq,
         });
         let wrapped = text::wrap(&it.body, text_w, amb);
         let n = wrapped.len();
@@ -354,11 +363,17 @@ pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatR
                         .collect();
                 }
             }
-            let hl = if it.scan {
+            let mut hl = if it.scan {
                 super::highlight::ranges(&line, my_name, &s.settings.highlight)
             } else {
                 Vec::new()
             };
+            if let Some(q) = find_query.filter(|_| it.seq.is_some()) {
+                // What Ctrl-S finds, in every message (one's own too).
+                hl.extend(super::find::ranges(&line, q));
+                hl.sort_by_key(|r| r.start);
+                hl.dedup_by(|b, a| b.start < a.end);
+            }
             rows.push(Row::Text {
                 head: head.take(),
                 text: line,

@@ -20,6 +20,7 @@ pub mod complete;
 pub mod config;
 mod done;
 mod events;
+pub mod find;
 pub mod help;
 pub mod highlight;
 mod input;
@@ -56,7 +57,10 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Cmd> {
         Msg::Core(ev) => events::core_event(s, ev, &mut cmds),
         Msg::Threads(list) => events::threads(s, list, &mut cmds),
         Msg::Outbox { queued, failed } => events::outbox(s, queued, failed),
-        Msg::History { thread_id, msgs } => events::history(s, thread_id, msgs),
+        Msg::History { thread_id, msgs } => {
+            events::history(s, thread_id, msgs);
+            find::after_page(s, thread_id, &mut cmds);
+        }
         Msg::Queued {
             thread_id,
             key,

@@ -319,6 +319,8 @@ pub struct State {
     pub quit: bool,
     /// Ctrl-R search through sent messages: (query, index of the match, text before).
     pub rsearch: Option<(String, Option<usize>, String)>,
+    /// Finding text in the shown conversation (see app/find.rs).
+    pub find: Option<super::find::Find>,
     /// One's message being edited in the composer (see app/amend.rs).
     pub editing: Option<super::amend::Editing>,
     /// Tab completion cycling through several candidates (see app/complete.rs).
@@ -376,6 +378,7 @@ impl State {
             rsearch: None,
             completion: None,
             editing: None,
+            find: None,
             normal_mode: false,
             next_key: 1,
             last_typing_ms: i64::MIN / 2,

@@ -110,7 +110,9 @@ pub(super) fn draw_status(buf: &mut Buffer, s: &State, r: Rect) {
     };
     let rw = right.len() + 1;
     let waiting = crate::app::busy::waiting(s);
+    let find = crate::app::find::status(s);
     let (left, lst) = match (&s.rsearch, &s.notice) {
+        _ if find.is_some() => (find.unwrap_or_default(), fg(s, Color::Yellow)),
         (None, None) if s.normal_mode => (
             "-- NORMAL --  i insert  j/k scroll  g/G top/bottom  J/K conversations  : command"
                 .to_owned(),

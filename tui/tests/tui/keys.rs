@@ -676,3 +676,124 @@ fn every_key_binding_is_in_the_client_docs() {
         );
     }
 }
+
+/// Ctrl-S finds as you type: the newest match is shown with a count, Up steps to older ones
+/// (and asks for older pages past the oldest loaded), matches are highlighted, Enter stays,
+/// Esc goes back to the newest message.
+#[test]
+fn ctrl_s_finds_as_you_type_and_steps_through_matches() {
+    let mut s = main_state(80, 24);
+    update(&mut s, Msg::Threads(vec![(group_thread(60, 60, 60), 60)]));
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: GROUP,
+            msgs: (7..=60)
+                .map(|q| {
+                    let body = if q % 10 == 0 {
+                        format!("部署 第{q}条")
+                    } else {
+                        format!("第{q}条")
+                    };
+                    msg(GROUP, q, LI, 19, &body)
+                })
+                .collect(),
+        },
+    );
+    let status = |s: &State| screen_text(s).lines().last().unwrap().to_owned();
+    update(&mut s, ctrl('s'));
+    assert!(
+        status(&s).contains("find:   type to find"),
+        "{}",
+        status(&s)
+    );
+    type_text(&mut s, "部署");
+    // 早上好，今天十点部署吗？ (seq 1) and 10, 20, …, 60: seven, the newest shown.
+    assert!(status(&s).contains("find: 部署  7/7"), "{}", status(&s));
+    assert!(
+        s.composer.is_empty(),
+        "typed into the search, not the draft"
+    );
+    for _ in 0..3 {
+        update(&mut s, key(KeyCode::Up));
+    }
+    assert!(status(&s).contains("4/7"), "{}", status(&s));
+    let screen = screen_text(&s);
+    assert!(
+        screen.contains("部署 第30条"),
+        "the match is on screen: {screen}"
+    );
+    assert!(s.thread(GROUP).unwrap().scroll > 0);
+    // The match is highlighted.
+    let t = render(&s);
+    let buf = t.backend().buffer();
+    let y = (0..24u16)
+        .find(|y| {
+            (0..80u16)
+                .map(|x| buf[(x, *y)].symbol().to_owned())
+                .collect::<String>()
+                .contains("30条")
+        })
+        .unwrap();
+    let bold: usize = (19..80u16)
+        .filter(|x| {
+            buf[(*x, y)]
+                .modifier
+                .contains(ratatui::style::Modifier::BOLD)
+        })
+        .count();
+    assert!(bold >= 2, "部署 is drawn bold ({bold} cells)");
+    update(&mut s, key(KeyCode::Down));
+    assert!(status(&s).contains("5/7"));
+    // Enter stays where the match is; Esc would have gone back to the newest.
+    let scroll = s.thread(GROUP).unwrap().scroll;
+    update(&mut s, key(KeyCode::Enter));
+    assert!(s.find.is_none());
+    assert_eq!(s.thread(GROUP).unwrap().scroll, scroll);
+    type_text(&mut s, "/search 第55条");
+    update(&mut s, key(KeyCode::Enter));
+    assert!(status(&s).contains("1/1"), "{}", status(&s));
+    update(&mut s, key(KeyCode::Esc));
+    assert!(s.find.is_none());
+    assert_eq!(s.thread(GROUP).unwrap().scroll, 0);
+    // No match among what is loaded, with older pages to load: they are asked for.
+    let mut s = main_state(80, 24);
+    let page = confab_tui::app::PAGE as u64;
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: DM_ALICE,
+            msgs: (1000..1000 + page)
+                .map(|q| msg(DM_ALICE, q, ALICE, 19, "hi"))
+                .collect(),
+        },
+    );
+    update(&mut s, alt(KeyCode::Char('3')));
+    assert!(!s.thread(DM_ALICE).unwrap().oldest_done);
+    update(&mut s, ctrl('s'));
+    let cmds = update(&mut s, key(KeyCode::Char('x')));
+    assert!(
+        cmds.iter().any(|c| matches!(
+            c,
+            Cmd::History {
+                thread_id: DM_ALICE,
+                before_seq: 1000
+            }
+        )),
+        "{cmds:?}"
+    );
+    assert!(
+        status(&s).contains("looking further back"),
+        "{}",
+        status(&s)
+    );
+    // The page comes: the search goes on by itself, and finds it there.
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: DM_ALICE,
+            msgs: vec![msg(DM_ALICE, 999, ALICE, 18, "x marks the spot")],
+        },
+    );
+    assert!(status(&s).contains("find: x  1/1"), "{}", status(&s));
+}
