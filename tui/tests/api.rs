@@ -293,3 +293,43 @@ async fn group_operations_of_the_terminal_client_reach_the_server() {
     assert_eq!(after.owner_id, carol_user.user_id);
     assert_eq!(after.my_role, pb::Role::Admin as i32);
 }
+
+/// `/export` writes every cached message of the conversation, oldest first, one line each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_writes_the_whole_cached_conversation() {
+    use confab_tui::client::Event;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(dir.path());
+    let (a, mut a_ev, _, _) = register(srv.addr, "ex_a").await;
+    let (b, _b_ev, b_user, _) = register(srv.addr, "ex_b").await;
+    let thread = befriend(&a, &b, b_user.user_id).await;
+    for i in 0..250 {
+        a.send(thread, format!("第{i}条\nsecond line"))
+            .await
+            .unwrap();
+    }
+    let mut acked = 0;
+    until(&mut a_ev, |e| {
+        acked += usize::from(matches!(e, Event::Acked { .. }));
+        acked == 250
+    })
+    .await;
+    let out = dir.path().join("export.txt");
+    let (n, path) = confab_tui::run::logs::export(
+        &a,
+        thread,
+        "ex_b.log",
+        Some(out.to_str().unwrap()),
+        &confab_tui::app::config::Zone::Fixed(0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(path, out);
+    assert_eq!(n, 250, "more than one page, all of them");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 500, "each message and its continuation line");
+    assert!(lines[0].ends_with("\tex_a\t第0条"), "{}", lines[0]);
+    assert_eq!(lines[1], "\tsecond line");
+    assert!(lines[498].ends_with("第249条"), "{}", lines[498]);
+}

@@ -54,6 +54,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "/delete              delete the newest failed message here",
     ),
     (
+        "/export",
+        "/export [FILE]       write this conversation to a text file (~/confab-NAME.txt)",
+    ),
+    (
         "/close",
         "/close               take this conversation off the list until something new",
     ),
@@ -102,6 +106,7 @@ pub enum Command {
     Retry,
     Delete,
     Close,
+    Export(Option<String>),
     Reconnect,
     Logout(bool),
     Quit,
@@ -195,6 +200,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "/retry" => Command::Retry,
         "/delete" => Command::Delete,
         "/close" | "/hide" => Command::Close,
+        "/export" => Command::Export((!rest.is_empty()).then(|| rest.to_owned())),
         "/reconnect" => Command::Reconnect,
         "/logout" => match first.as_deref() {
             None => Command::Logout(false),
@@ -348,6 +354,18 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
         C::Retry => retry(s, cmds),
         C::Delete => delete_failed(s, cmds),
         C::Close => close_current(s, cmds),
+        C::Export(path) => match s.current() {
+            Some(t) => {
+                let group = t.kind == super::state::Kind::Group;
+                cmds.push(Cmd::Export {
+                    thread_id: t.id,
+                    file: super::export::file_name(&t.name, group),
+                    path,
+                });
+                s.notice("exporting…");
+            }
+            None => s.error("no conversation to export"),
+        },
         C::Reconnect => {
             s.notice("reconnecting now…");
             cmds.push(Cmd::ReconnectNow);

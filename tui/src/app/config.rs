@@ -38,6 +38,9 @@ pub struct Config {
     pub mouse: Option<bool>,
     /// Words that count as a mention of you (notify, `N@M`, highlighted), besides `@name`.
     pub highlight: Vec<String>,
+    /// A directory for a plain-text log of every conversation (off when unset); `~/` is the
+    /// home directory.
+    pub log_dir: Option<String>,
     /// Per conversation (its name as the list shows it): `all` (default), `mentions` or `none`.
     /// `/notify` writes here.
     pub notify_levels: BTreeMap<String, String>,
@@ -125,6 +128,8 @@ pub struct Settings {
     pub color: bool,
     pub mouse: bool,
     pub highlight: Vec<String>,
+    /// Where conversation logs go (None: no logs).
+    pub log_dir: Option<std::path::PathBuf>,
     /// Conversations whose level is not `all`, by name.
     pub levels: BTreeMap<String, Level>,
     /// Problems found in the config, shown at start.
@@ -181,9 +186,16 @@ impl Settings {
             .map(|w| w.trim().to_owned())
             .filter(|w| !w.is_empty())
             .collect();
+        let log_dir = c.log_dir.filter(|d| !d.trim().is_empty()).map(|d| {
+            match (d.strip_prefix("~/"), std::env::var_os("HOME")) {
+                (Some(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),
+                _ => std::path::PathBuf::from(d),
+            }
+        });
         Settings {
             server: c.server,
             highlight,
+            log_dir,
             levels,
             keymap,
             ambiguous: if c.ambiguous_width == Some(2) {
@@ -247,6 +259,7 @@ notify = "osc"              # "osc" (bell + OSC 9/777), "bell" or "off"
 color = true                # NO_COLOR in the environment also turns colours off
 mouse = false               # true: wheel scrolls the chat (hold Shift to select text)
 highlight = ["deploy", "部署"] # words that count as mentioning you
+log_dir = "~/confab-logs"   # a plain-text log of every conversation (off when unset)
 
 [notify_levels]             # per conversation: "all" (default), "mentions" or "none"
 "研发群" = "mentions"

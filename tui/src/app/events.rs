@@ -457,6 +457,18 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
     if dup {
         return;
     }
+    // Each entry reaches the reducer once from the core (its cursor applies it once): the log
+    // gets it once.
+    let group = t.kind == super::state::Kind::Group;
+    let file = super::export::file_name(&t.name, group);
+    if s.settings.log_dir.is_some()
+        && let Some(line) = super::export::line(&m, &s.settings.zone)
+    {
+        cmds.push(Cmd::Log { file, line });
+    }
+    let Some(t) = s.thread_mut(thread_id) else {
+        return;
+    };
     // Counted unread by seq before it was fetched: it does not count after all.
     let me_id = me.user_id;
     if !fresh

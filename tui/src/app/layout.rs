@@ -388,7 +388,7 @@ pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatR
 }
 
 /// A system message's text (group changes).
-fn system_text(m: &pb::ChatMessage) -> String {
+pub(super) fn system_text(m: &pb::ChatMessage) -> String {
     use pb::group_change::Kind as G;
     let Some(c) = &m.group_change else {
         return m.body.clone();

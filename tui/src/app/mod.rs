@@ -20,6 +20,7 @@ pub mod complete;
 pub mod config;
 mod done;
 mod events;
+pub mod export;
 pub mod find;
 pub mod help;
 pub mod highlight;

@@ -163,6 +163,17 @@ pub enum Cmd {
         name: String,
         level: super::config::Level,
     },
+    /// Append to a conversation's log (`log_dir/<server>/<file>`).
+    Log {
+        file: String,
+        line: String,
+    },
+    /// Write the shown conversation, all of it the cache holds, to `path` (None: the default).
+    Export {
+        thread_id: u64,
+        file: String,
+        path: Option<String>,
+    },
     /// Forget a failed message (deleted, or sent again under a new id).
     Discard {
         local_id: u64,

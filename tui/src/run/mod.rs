@@ -11,6 +11,7 @@
 //! this level; documented in docs/CLIENT.md).
 
 pub mod clusters;
+pub mod logs;
 pub mod notify;
 pub mod ops;
 mod remembered;
@@ -158,6 +159,9 @@ struct Ctx {
     in_tmux: bool,
     /// What `tls://` servers are trusted by (`--ca-file`, `--trust-fingerprint`).
     trust: TrustOptions,
+    /// Where conversation logs go (`log_dir`), and the zone their times are in.
+    log_dir: Option<PathBuf>,
+    zone: Zone,
 }
 
 async fn next_core(events: &mut Option<Events>) -> Option<crate::client::Event> {
@@ -280,6 +284,13 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
             }
         }
         Cmd::Redraw | Cmd::Suspend => {}
+        Cmd::Log { file, line } => {
+            if let Some(dir) = &ctx.log_dir
+                && let Err(e) = logs::append(dir, &ctx.server, &file, &line)
+            {
+                warn!(error = %e, dir = %dir.display(), "could not write the conversation log");
+            }
+        }
         Cmd::SaveHidden { name, hidden } => {
             if let Err(e) = remembered::save_hidden(&ctx.server, &name, &hidden) {
                 warn!(error = %e, "could not keep the closed conversations");
@@ -349,6 +360,25 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
                             }
                         }
                         let _ = tx.send(Msg::History { thread_id, msgs });
+                    });
+                }
+                Cmd::Export {
+                    thread_id,
+                    file,
+                    path,
+                } => {
+                    let zone = ctx.zone.clone();
+                    tokio::spawn(async move {
+                        let done = match logs::export(&c, thread_id, &file, path.as_deref(), &zone)
+                            .await
+                        {
+                            Ok((n, p)) => crate::app::Done::Info(format!(
+                                "exported {n} messages to {}",
+                                p.display()
+                            )),
+                            Err(e) => crate::app::Done::Error(format!("export failed: {e}")),
+                        };
+                        let _ = tx.send(Msg::Done(done));
                     });
                 }
                 Cmd::Discard { local_id } => {
@@ -486,6 +516,8 @@ async fn main_loop(
         notify: settings.notify,
         in_tmux: std::env::var_os("TMUX").is_some(),
         trust,
+        log_dir: settings.log_dir.clone(),
+        zone: settings.zone.clone(),
     };
     let mut term_events = EventStream::new();
     let mut title = String::new();

@@ -900,3 +900,51 @@ fn a_message_written_offline_shows_when_it_was_written() {
     let row = screen.lines().find(|l| l.contains("刚写的")).unwrap();
     assert!(!row.contains("written"), "{screen}");
 }
+
+/// With `log_dir` set every new entry goes to its conversation's log, once, as a plain-text
+/// line; without it nothing is logged. `/export` asks for the shown conversation.
+#[test]
+fn entries_go_to_the_log_once_and_export_asks_for_the_conversation() {
+    let mut s = main_state(80, 24);
+    let logs = |cmds: &[Cmd]| -> Vec<(String, String)> {
+        cmds.iter()
+            .filter_map(|c| match c {
+                Cmd::Log { file, line } => Some((file.clone(), line.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 7, LI, 19, "不记录"))),
+    );
+    assert!(logs(&cmds).is_empty(), "off without log_dir");
+    s.settings = Settings::parse("log_dir = \"/tmp/confab-logs\"\n", false);
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 8, LI, 19, "记下来"))),
+    );
+    assert_eq!(
+        logs(&cmds),
+        vec![(
+            "#研发群.log".to_owned(),
+            "2026-05-03 09:19:00\t李四\t记下来".to_owned()
+        )]
+    );
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 8, LI, 19, "记下来"))),
+    );
+    assert!(logs(&cmds).is_empty(), "a duplicate is not logged again");
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(DM_ZHANG, 3, ZHANG, 19, "私聊"))),
+    );
+    assert_eq!(logs(&cmds)[0].0, "张三.log");
+    type_text(&mut s, "/export /tmp/x.txt");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        matches!(&cmds[..], [Cmd::Export { thread_id: GROUP, file, path: Some(p) }] if file == "#研发群.log" && p == "/tmp/x.txt"),
+        "{cmds:?}"
+    );
+}
