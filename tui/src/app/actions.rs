@@ -154,6 +154,7 @@ pub(super) fn select(s: &mut State, id: u64, cmds: &mut Vec<Cmd>) {
     // ends.
     super::amend::cancel_edit(s);
     s.find = None;
+    s.pick = None;
     let mut composer = std::mem::take(&mut s.composer);
     if let Some(old) = s.current_mut() {
         std::mem::swap(&mut old.draft, &mut composer);
@@ -418,6 +419,14 @@ pub(super) fn first_unread(s: &mut State, cmds: &mut Vec<Cmd>) {
         if scroll == 0 {
             t.new_below = 0;
         }
+    }
+}
+
+/// Back to the newest message without marking anything read (the caller will).
+pub(super) fn scroll_bottom_quiet(s: &mut State) {
+    if let Some(t) = s.current_mut() {
+        t.scroll = 0;
+        t.new_below = 0;
     }
 }
 

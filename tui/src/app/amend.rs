@@ -57,6 +57,35 @@ fn duration_words(ms: i64) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
+/// `allowed`: within the window, else the refusal that says how long it is.
+pub(super) fn allowed(s: &mut State, sent_ms: i64, what: &str) -> bool {
+    if in_window(s, sent_ms) {
+        return true;
+    }
+    too_late(s, what);
+    false
+}
+
+/// Puts one of one's messages (picked) in the composer to edit.
+pub(super) fn start_edit_of(s: &mut State, thread: u64, message_id: u64, sent_ms: i64) {
+    if !allowed(s, sent_ms, "edit") {
+        return;
+    }
+    let Some(body) = s
+        .thread(thread)
+        .and_then(|t| t.messages.values().find(|m| m.message_id == message_id))
+        .map(|m| m.body.clone())
+    else {
+        return;
+    };
+    s.composer.set(&body);
+    s.editing = Some(Editing {
+        thread,
+        message_id,
+        original: body,
+    });
+}
+
 /// Puts one's last message in the composer to edit. `quiet`: Up on an empty composer, which
 /// falls back to the sent history when there is nothing to edit (false then, nothing said).
 pub(super) fn start_edit(s: &mut State, quiet: bool) -> bool {

@@ -163,6 +163,9 @@ fn main_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
     if s.find.is_some() && super::find::key(s, &k, cmds) {
         return;
     }
+    if s.pick.is_some() && action != Some(Action::Pick) && super::pick::key(s, &k, cmds) {
+        return;
+    }
     if s.rsearch.is_some() && reverse_search_key(s, &k, action) {
         return;
     }
@@ -214,6 +217,7 @@ fn act(s: &mut State, action: Action, cmds: &mut Vec<Cmd>) {
             s.rsearch = Some((String::new(), None, original));
         }
         Action::Find => super::find::start(s, "", cmds),
+        Action::Pick => super::pick::start(s),
         Action::Complete => super::complete::tab(s, false),
         Action::CompletePrev => super::complete::tab(s, true),
         Action::NextThread => step_thread(s, true, cmds),

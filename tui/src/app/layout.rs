@@ -244,6 +244,8 @@ pub enum Row {
         mark: Option<Mark>,
         /// Byte ranges of `text` that mention me or hold a highlight word.
         hl: Vec<std::ops::Range<usize>>,
+        /// The message is the one picked (Alt-Up, app/pick.rs).
+        picked: bool,
     },
     /// A mark that did not fit after the text, on a row of its own.
     Mark(Mark),
@@ -270,6 +272,24 @@ struct Item {
     system: bool,
     /// Someone else's text: mentions of me and highlight words are marked in it.
     scan: bool,
+    target: Target,
+}
+
+/// What a message on screen is, to pick it: a stored entry (its seq) or one of my sends not
+/// stored yet (its pending key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Seq(u64),
+    Pending(u64),
+}
+
+/// The messages that can be picked, oldest first, as shown (group changes cannot).
+pub fn targets(s: &State, t: &ThreadView) -> Vec<Target> {
+    items(s, t, 0)
+        .into_iter()
+        .filter(|i| !i.system)
+        .map(|i| i.target)
+        .collect()
 }
 
 /// The last `need` (or a few more) rows of a thread in a pane `pane_w` cells wide, and whether
@@ -299,6 +319,7 @@ pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatR
     let items = items(s, t, from_seq);
     let me = s.my_id();
     let my_name = s.me.as_ref().map_or("", |u| u.name.as_str());
+    let picked = s.pick.filter(|_| s.selected == Some(t.id));
     let find_query = s
         .find
         .as_ref()
@@ -380,6 +401,7 @@ pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatR
                 dim: it.dim,
                 mark,
                 hl,
+                picked: picked == Some(it.target),
             });
             rows.extend(own_rows.into_iter().map(Row::Mark));
         }
@@ -502,6 +524,7 @@ fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
             seq: Some(m.seq),
             system,
             scan: !system && !m.recalled && sender.is_none_or(|u| u.user_id != me),
+            target: Target::Seq(m.seq),
         });
     }
     if query.is_none() {
@@ -531,6 +554,7 @@ fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
                 seq: None,
                 system: false,
                 scan: false,
+                target: Target::Pending(p.key),
             };
             // A failed message stays where it was written, among the others: what arrives
             // after it shows below it. One older than the laid-out window is left out (it is

@@ -30,6 +30,7 @@ mod keys;
 pub mod layout;
 pub mod msg;
 pub mod notify;
+mod pick;
 mod popups;
 pub mod state;
 

@@ -174,6 +174,8 @@ pub enum Cmd {
         file: String,
         path: Option<String>,
     },
+    /// Put text on the terminal's clipboard (OSC 52).
+    Copy(String),
     /// Forget a failed message (deleted, or sent again under a new id).
     Discard {
         local_id: u64,

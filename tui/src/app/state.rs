@@ -319,6 +319,8 @@ pub struct State {
     pub quit: bool,
     /// Ctrl-R search through sent messages: (query, index of the match, text before).
     pub rsearch: Option<(String, Option<usize>, String)>,
+    /// The message picked in the shown conversation (Alt-Up; see app/pick.rs).
+    pub pick: Option<super::layout::Target>,
     /// Finding text in the shown conversation (see app/find.rs).
     pub find: Option<super::find::Find>,
     /// One's message being edited in the composer (see app/amend.rs).
@@ -379,6 +381,7 @@ impl State {
             completion: None,
             editing: None,
             find: None,
+            pick: None,
             normal_mode: false,
             next_key: 1,
             last_typing_ms: i64::MIN / 2,

@@ -291,6 +291,13 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
                 warn!(error = %e, dir = %dir.display(), "could not write the conversation log");
             }
         }
+        Cmd::Copy(text) => {
+            // OSC 52: the terminal (or tmux, with set-clipboard) puts it on the clipboard.
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+            let _ = write!(out, "\x1b]52;c;{b64}\x07");
+            let _ = out.flush();
+        }
         Cmd::SaveHidden { name, hidden } => {
             if let Err(e) = remembered::save_hidden(&ctx.server, &name, &hidden) {
                 warn!(error = %e, "could not keep the closed conversations");

@@ -48,6 +48,7 @@ fn line(s: &State, row: &Row, pane_w: usize) -> Line<'static> {
             dim: dimmed,
             mark,
             hl,
+            picked,
         } => {
             let mut spans = Vec::new();
             match head {
@@ -63,7 +64,10 @@ fn line(s: &State, row: &Row, pane_w: usize) -> Line<'static> {
                 }
                 None => spans.push(Span::raw(" ".repeat(GUTTER))),
             }
-            let body = if *dimmed { dim } else { Style::default() };
+            let mut body = if *dimmed { dim } else { Style::default() };
+            if *picked {
+                body = body.add_modifier(Modifier::REVERSED);
+            }
             // Mentions of me and highlight words: bold yellow (bold underlined without colour).
             let hl_style = if s.settings.color {
                 body.fg(Color::Yellow).add_modifier(Modifier::BOLD)

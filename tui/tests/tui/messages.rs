@@ -948,3 +948,100 @@ fn entries_go_to_the_log_once_and_export_asks_for_the_conversation() {
         "{cmds:?}"
     );
 }
+
+/// Alt-Up picks the newest message and steps to older ones (Up/Down too); the picked one is
+/// drawn reversed. `y` copies its text (OSC 52), `e` and `r` work on one's own only, `d` deletes
+/// a failed one; Down past the newest puts the cursor away.
+#[test]
+fn a_picked_message_can_be_copied_edited_recalled_or_deleted() {
+    let mut s = main_state(80, 24);
+    update(
+        &mut s,
+        Msg::Core(Event::Limits(pb::Limits {
+            recall_window_ms: 120_000,
+            ..Default::default()
+        })),
+    );
+    let mut mine = msg(GROUP, 7, ME, 19, "我写的");
+    mine.message_id = 7007;
+    mine.server_ts_ms = s.now_ms - 5_000;
+    update(&mut s, Msg::Core(Event::Message(mine)));
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 8, LI, 19, "李四写的"))),
+    );
+    update(&mut s, alt(KeyCode::Up));
+    let reversed = |s: &State, needle: &str| -> bool {
+        let y = screen_text(s)
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap() as u16;
+        let t = render(s);
+        let buf = t.backend().buffer();
+        (19..80u16).any(|x| {
+            buf[(x, y)]
+                .modifier
+                .contains(ratatui::style::Modifier::REVERSED)
+        })
+    };
+    assert!(reversed(&s, "李四写的"), "the newest is picked");
+    assert!(!reversed(&s, "我写的"));
+    assert!(update(&mut s, key(KeyCode::Char('e'))).is_empty());
+    assert!(s.notice.clone().unwrap().0.contains("only your own"));
+    update(&mut s, key(KeyCode::Up));
+    let cmds = update(&mut s, key(KeyCode::Char('y')));
+    assert!(
+        matches!(&cmds[..], [Cmd::Copy(t)] if t == "我写的"),
+        "{cmds:?}"
+    );
+    let cmds = update(&mut s, key(KeyCode::Char('r')));
+    assert!(
+        matches!(&cmds[..], [Cmd::Op(Op::Recall(GROUP, 7007))]),
+        "{cmds:?}"
+    );
+    assert!(s.pick.is_none(), "done with it");
+    update(&mut s, alt(KeyCode::Up));
+    update(&mut s, alt(KeyCode::Up));
+    update(&mut s, key(KeyCode::Char('e')));
+    assert_eq!(s.composer.text(), "我写的");
+    assert!(s.editing.is_some());
+    update(&mut s, key(KeyCode::Esc));
+    // A failed send, picked and deleted.
+    type_text(&mut s, "发不出去");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    let [Cmd::Send { key: k, .. }] = &cmds[..] else {
+        panic!("{cmds:?}")
+    };
+    let k = *k;
+    update(
+        &mut s,
+        Msg::Queued {
+            thread_id: GROUP,
+            key: k,
+            result: Ok(55),
+        },
+    );
+    update(
+        &mut s,
+        Msg::Core(Event::SendFailed {
+            local_id: 55,
+            error: pb::Error {
+                code: pb::ErrorCode::Forbidden as i32,
+                message: "not a member".into(),
+                ..Default::default()
+            },
+        }),
+    );
+    update(&mut s, alt(KeyCode::Up));
+    let cmds = update(&mut s, key(KeyCode::Char('d')));
+    assert!(
+        matches!(&cmds[..], [Cmd::Discard { local_id: 55 }]),
+        "{cmds:?}"
+    );
+    assert!(s.thread(GROUP).unwrap().pending.is_empty());
+    // Down past the newest: no cursor, following new messages.
+    update(&mut s, alt(KeyCode::Up));
+    update(&mut s, key(KeyCode::Down));
+    assert!(s.pick.is_none());
+    assert_eq!(s.thread(GROUP).unwrap().scroll, 0);
+}
