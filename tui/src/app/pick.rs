@@ -83,8 +83,11 @@ fn show(s: &mut State) {
     }
 }
 
-/// The picked message's text, and whether it is mine (thread, id, sent at).
-fn picked(s: &State) -> Option<(String, Option<(u64, u64, i64)>)> {
+/// One of my stored messages: (thread, message id, sent at).
+type Mine = (u64, u64, i64);
+
+/// The picked message's text, and whether it is mine.
+fn picked(s: &State) -> Option<(String, Option<Mine>)> {
     let t = s.current()?;
     match s.pick? {
         Target::Seq(seq) => {
