@@ -567,3 +567,66 @@ fn the_window_title_is_given_back_on_exit() {
     }
     assert_eq!(t.format("w", "#{pane_title}"), "my shell");
 }
+
+/// The real binaries at 80x24: Up on an empty composer edits the last message (both screens
+/// follow); `/notify mentions` shows in the header and lands in config.toml; a message the
+/// server refuses (the friendship ended a moment before) stays with its reason and what to do,
+/// and Alt-X deletes it.
+#[test]
+fn edit_by_up_notify_levels_and_a_refused_message_in_tmux() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(&dir.path().join("server"));
+    let server = srv.addr.to_string();
+    let t = Tmux {
+        sock: dir.path().join("tmux.sock"),
+    };
+    let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
+    t.launch("a", &home_a, &server);
+    t.launch("b", &home_b, &server);
+    register(&t, "a", "alice");
+    register(&t, "b", "小明");
+    t.line("a", "/add 小明 我是 alice");
+    t.wait_for("b", "requests (1)");
+    t.keys("b", &["F2"]);
+    t.wait_for("b", "alice: 我是 alice");
+    t.keys("b", &["a"]);
+    t.keys("b", &["Escape"]);
+    t.wait_for("a", "小明");
+
+    t.line("a", "typo here 错字");
+    t.wait_for("b", "typo here 错字");
+    t.keys("a", &["Up"]);
+    t.wait_for("a", "editing your message");
+    for _ in 0..2 {
+        t.keys("a", &["BSpace"]);
+    }
+    t.type_text("a", "改好了");
+    t.keys("a", &["Enter"]);
+    t.wait("b", "the edit", |s| {
+        s.contains("typo here 改好了") && s.contains("(edited)")
+    });
+    t.wait_for("a", "typo here 改好了");
+
+    t.line("a", "/notify mentions");
+    t.wait("a", "the level in the header", |s| {
+        s.lines()
+            .next()
+            .is_some_and(|l| l.contains("[mentions only]"))
+    });
+    let config = std::fs::read_to_string(home_a.join("config/confab/config.toml")).unwrap();
+    assert!(
+        config.contains("[notify_levels]") && config.contains("\"小明\" = \"mentions\""),
+        "{config}"
+    );
+
+    t.line("b", "/unfriend alice");
+    t.wait_for("b", "alice is no longer your friend");
+    t.line("a", "还在吗 still there?");
+    let screen = t.wait_for("a", "(not sent:");
+    assert!(screen.contains("Alt-X deletes"), "{screen}");
+    assert!(!t.screen("b").contains("还在吗"), "never delivered");
+    t.keys("a", &["M-x"]);
+    t.wait("a", "the failed message deleted", |s| {
+        !s.contains("(not sent:") && s.contains("deleted the unsent")
+    });
+}
