@@ -593,6 +593,18 @@ fn edit_by_up_notify_levels_and_a_refused_message_in_tmux() {
     t.keys("b", &["Escape"]);
     t.wait_for("a", "小明");
 
+    // ❤️ is one cell to tmux and two to ratatui: as its row moves up into the row where the
+    // "new" divider was, the cell beside it must be blank, not a piece of the divider.
+    t.line("b", "❤️心 heart");
+    t.wait_for("a", "heart");
+    t.line("b", "第二条 second");
+    let screen = t.wait_for("a", "第二条 second");
+    let row = screen.lines().find(|l| l.contains("heart")).unwrap();
+    assert!(
+        !row.contains("❤️─") && !row.contains("❤─"),
+        "a piece of the divider stayed: {row:?}"
+    );
+
     t.line("a", "typo here 错字");
     t.wait_for("b", "typo here 错字");
     t.keys("a", &["Up"]);

@@ -175,9 +175,32 @@ fn escape_stream_matches_the_test_backend() {
 #[test]
 fn emoji_sequences_leave_no_fragments_when_the_chat_scrolls() {
     let mut s = main_state(80, 24);
+    // A row of narrow letters over a row of ❤️ (one cell in vt100 and tmux, two in
+    // ratatui): as the ❤️ row moves into the letters' row, the cell beside each ❤️ must not
+    // keep a letter.
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(
+            GROUP,
+            7,
+            LI,
+            19,
+            &"abcdefghij".repeat(6),
+        ))),
+    );
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(
+            GROUP,
+            8,
+            LI,
+            19,
+            "❤️❤️❤️❤️ 🇨🇳🇨🇳 ❤️ end",
+        ))),
+    );
     let mut vt = Vt::new(80, 24);
     vt.frame(&s);
-    for (i, seq) in (7..19).enumerate() {
+    for (i, seq) in (9..21).enumerate() {
         if i > 0 {
             let body = format!("第{seq}条 x={i}");
             update(
@@ -195,6 +218,16 @@ fn emoji_sequences_leave_no_fragments_when_the_chat_scrolls() {
             while x < 80 {
                 let sym = buf[(x, y)].symbol();
                 let w = unicode_width::UnicodeWidthStr::width(sym).max(1) as u16;
+                if risky(sym) && w > 1 && x + 1 < 80 {
+                    // What the terminal drew there, if it drew the cluster one cell wide,
+                    // must be blank, not what the row held before.
+                    let under = screen.cell(y, x + 1).map_or("", |c| c.contents());
+                    assert!(
+                        under.trim().is_empty() || risky(&format!("{sym}{under}")) || under == sym,
+                        "frame {i}, row {y}, column {}: {under:?} left beside {sym:?}",
+                        x + 1
+                    );
+                }
                 if !risky(sym) {
                     // What vt100 holds over the glyph's cells (`ｶﾞ` is two cells there).
                     let got: String = (x..x + w)

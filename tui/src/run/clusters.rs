@@ -112,17 +112,25 @@ impl<B: Backend> Backend for ClusterSafe<B> {
             }
         }
         if !whole.is_empty() {
+            // The other rows' cells as ratatui gave them, then each rewritten row left to
+            // right (the backend moves the cursor wherever cells are not consecutive).
             cells.retain(|(_, y)| !whole.contains(y));
             let a = self.shadow.area;
             for y in &whole {
                 let mut x = a.x;
                 while x < a.right() {
+                    let sym = self.shadow[(x, *y)].symbol();
+                    let w = sym.width().max(1);
+                    if risky(sym) && w > 1 && x + 1 < a.right() {
+                        // The blank under the cluster's second cell goes first: a terminal that
+                        // draws the cluster one cell wide (❤️ in tmux) would otherwise keep what
+                        // was there before; one that draws it wide covers the blank again.
+                        cells.push((x + 1, *y));
+                    }
                     cells.push((x, *y));
-                    let w = self.shadow[(x, *y)].symbol().width().max(1);
                     x = x.saturating_add(u16::try_from(w).unwrap_or(1));
                 }
             }
-            cells.sort_unstable_by_key(|(x, y)| (*y, *x));
         }
         let shadow = &self.shadow;
         self.inner
