@@ -253,3 +253,43 @@ fn snapshot_ambiguous_wide_uses_ascii_lines() {
     );
     insta::assert_snapshot!("ambiguous_wide_requests_80x24", popup);
 }
+
+/// The newer states at each size: finding text (its status line and highlights), editing a
+/// message (the line above the composer), a group with a topic and a notification level, and
+/// the silent-server banner.
+#[test]
+fn snapshot_find_edit_topic_and_silent_server() {
+    snap("find", |s| {
+        update(s, ctrl('s'));
+        type_text(s, "部署");
+    });
+    snap("editing", |s| {
+        let mut mine = msg(GROUP, 7, ME, 19, "我的消息");
+        mine.server_ts_ms = s.now_ms - 1_000;
+        update(s, Msg::Core(Event::Message(mine)));
+        update(s, key(KeyCode::Up));
+    });
+    snap("topic_and_level", |s| {
+        let mut m = msg(GROUP, 7, ME, 19, "");
+        m.kind = pb::MessageKind::System as i32;
+        m.group_change = Some(pb::GroupChange {
+            kind: pb::group_change::Kind::Updated as i32,
+            actor: Some(user(ME, "小明")),
+            name: "研发群".into(),
+            description: "周五 10:00 发布".into(),
+            open: false,
+            ..Default::default()
+        });
+        update(s, Msg::Core(Event::Message(m)));
+        s.settings.levels.insert("研发群".into(), Level::Mentions);
+    });
+    snap("silent_server", |s| {
+        update(
+            s,
+            Msg::Core(Event::Silent {
+                silent: Duration::from_secs(13),
+                drop_in: Duration::from_secs(17),
+            }),
+        );
+    });
+}
