@@ -163,3 +163,13 @@ CREATE TABLE IF NOT EXISTS messages (
     UNIQUE KEY messages_id (message_id),
     UNIQUE KEY messages_dedupe (sender_device_id, client_msg_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Who blocked whom (schema 3): the blocked user cannot send friend requests, DM or invite the
+-- blocker.
+CREATE TABLE IF NOT EXISTS blocks (
+    user_id BIGINT NOT NULL,
+    blocked_id BIGINT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    PRIMARY KEY (user_id, blocked_id),
+    KEY blocks_blocked (blocked_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

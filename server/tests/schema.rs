@@ -1,5 +1,6 @@
-//! The server applies its schema to a new store, starts again on it unchanged, and refuses a
-//! store recorded at another schema version with a readable error.
+//! The server applies its schema to a new store, starts again on it unchanged, migrates a store
+//! of an older version step by step, and refuses a newer one (or one too old) with a readable
+//! error.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -41,25 +42,121 @@ async fn same_version_restarts_and_another_version_is_refused() {
     again.task.await.unwrap();
     drop(again.service);
 
-    // Another version recorded in the store: refused, with the versions named.
-    let old = confab_server::store::schema::SCHEMA_VERSION - 1;
+    // A store of the previous version (2: no blocks table) is migrated at start, its data kept;
+    // a newer one, and one older than any migration, are refused with the versions named.
+    set_version(&cfg, 2, true).await;
+    let again = confab_server::start(cfg.clone())
+        .await
+        .expect("a version 2 store is migrated");
+    let mut b = Client::connect(again.addr).await;
+    assert!(matches!(
+        b.login("schema_b", PASSWORD).await,
+        Body::AuthOk(_)
+    ));
+    assert_eq!(b.sync(thread, 0).await.len(), 1, "the data is kept");
+    again.shutdown.cancel();
+    again.task.await.unwrap();
+    drop(again.service);
+    assert_eq!(
+        versions(&cfg).await,
+        vec![2, confab_server::store::schema::SCHEMA_VERSION],
+        "each step recorded"
+    );
+    assert!(blocks_table(&cfg).await, "the migration made the table");
+
+    for (v, words) in [
+        (confab_server::store::schema::SCHEMA_VERSION + 1, "newer than this server"),
+        (1, "older than any this server migrates from"),
+    ] {
+        set_version(&cfg, v, false).await;
+        let err = match confab_server::start(cfg.clone()).await {
+            Ok(_) => panic!("a store at schema version {v} must be refused"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(&format!("schema version {v}")) && err.contains(words),
+            "{err}"
+        );
+    }
+}
+
+/// Records `version` as the store's only one (and drops the tables of later steps, as an older
+/// server would not have them).
+async fn set_version(cfg: &confab_server::config::Config, version: i64, drop_later: bool) {
     match &cfg.mysql_url {
         None => {
             let db = rusqlite::Connection::open(cfg.data_dir.join("confab.db")).unwrap();
-            db.execute("UPDATE schema_version SET version = ?1", [old])
-                .unwrap();
+            db.execute("DELETE FROM schema_version", []).unwrap();
+            db.execute(
+                "INSERT INTO schema_version (version, applied_ms) VALUES (?1, 0)",
+                [version],
+            )
+            .unwrap();
+            if drop_later {
+                db.execute("DROP TABLE blocks", []).unwrap();
+            }
         }
         Some(url) => {
             use mysql_async::prelude::Queryable;
             let mut conn = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
-            conn.exec_drop("UPDATE schema_version SET version = ?", (old,))
-                .await
-                .unwrap();
+            conn.query_drop("DELETE FROM schema_version").await.unwrap();
+            conn.exec_drop(
+                "INSERT INTO schema_version (version, applied_ms) VALUES (?, 0)",
+                (version,),
+            )
+            .await
+            .unwrap();
+            if drop_later {
+                conn.query_drop("DROP TABLE blocks").await.unwrap();
+            }
         }
     }
-    let err = match confab_server::start(cfg).await {
-        Ok(_) => panic!("a store at schema version {old} must be refused"),
-        Err(e) => e.to_string(),
-    };
-    assert!(err.contains(&format!("schema version {old}")), "{err}");
+}
+
+async fn versions(cfg: &confab_server::config::Config) -> Vec<i64> {
+    match &cfg.mysql_url {
+        None => {
+            let db = rusqlite::Connection::open(cfg.data_dir.join("confab.db")).unwrap();
+            let mut st = db
+                .prepare("SELECT version FROM schema_version ORDER BY version")
+                .unwrap();
+            st.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<Vec<i64>, _>>()
+                .unwrap()
+        }
+        Some(url) => {
+            use mysql_async::prelude::Queryable;
+            let mut conn = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+            conn.query("SELECT version FROM schema_version ORDER BY version")
+                .await
+                .unwrap()
+        }
+    }
+}
+
+async fn blocks_table(cfg: &confab_server::config::Config) -> bool {
+    match &cfg.mysql_url {
+        None => {
+            let db = rusqlite::Connection::open(cfg.data_dir.join("confab.db")).unwrap();
+            db.query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'blocks'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+                == 1
+        }
+        Some(url) => {
+            use mysql_async::prelude::Queryable;
+            let mut conn = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+            let n: Option<i64> = conn
+                .query_first(
+                    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'blocks'",
+                )
+                .await
+                .unwrap();
+            n == Some(1)
+        }
+    }
 }

@@ -2,19 +2,52 @@
 //! hold the same tables and keys.
 
 /// Bumped when the schema changes; recorded in `schema_version`. (2: resume tokens in their own
-/// table, `messages.group_change`, group name keys.)
-pub const SCHEMA_VERSION: i64 = 2;
+/// table, `messages.group_change`, group name keys; 3: blocks.)
+pub const SCHEMA_VERSION: i64 = 3;
 
-/// Accepts a database recorded at exactly this server's schema version.
-pub fn check_version(found: Option<i64>) -> Result<(), super::StoreError> {
+/// The oldest version this server migrates from (2 is the first release's layout).
+pub const OLDEST_MIGRATABLE: i64 = 2;
+
+/// One step of the schema, from `to - 1` to `to`, for each store. A new database gets the whole
+/// schema at once (SQLITE_SCHEMA, schema.sql), which already holds every step; an existing one
+/// runs the steps it lacks, in order, each recorded in `schema_version`. Each step is safe to run
+/// again (MySQL DDL is not transactional): `IF NOT EXISTS` throughout.
+pub struct Migration {
+    pub to: i64,
+    pub what: &'static str,
+    pub sqlite: &'static str,
+    pub mysql: &'static str,
+}
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    to: 3,
+    what: "blocks (users blocked by a user)",
+    sqlite: "CREATE TABLE IF NOT EXISTS blocks (
+        user_id INTEGER NOT NULL,
+        blocked_id INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        PRIMARY KEY (user_id, blocked_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS blocks_blocked ON blocks(blocked_id);",
+    mysql: "CREATE TABLE IF NOT EXISTS blocks (
+        user_id BIGINT NOT NULL,
+        blocked_id BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        PRIMARY KEY (user_id, blocked_id),
+        KEY blocks_blocked (blocked_id)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+}];
+
+/// The steps a database at version `found` needs, or why it cannot be served.
+pub fn steps_from(found: Option<i64>) -> Result<Vec<&'static Migration>, super::StoreError> {
     match found {
-        Some(v) if v == SCHEMA_VERSION => Ok(()),
         Some(v) if v > SCHEMA_VERSION => Err(super::StoreError::Unavailable(format!(
             "the database has schema version {v}, newer than this server's {SCHEMA_VERSION}: upgrade the server"
         ))),
-        Some(v) => Err(super::StoreError::Unavailable(format!(
-            "the database has schema version {v}; this server needs {SCHEMA_VERSION} and cannot migrate it yet"
+        Some(v) if v < OLDEST_MIGRATABLE => Err(super::StoreError::Unavailable(format!(
+            "the database has schema version {v}, older than any this server migrates from ({OLDEST_MIGRATABLE})"
         ))),
+        Some(v) => Ok(MIGRATIONS.iter().filter(|m| m.to > v).collect()),
         None => Err(super::StoreError::Unavailable(
             "the database has a schema_version table but no version recorded".into(),
         )),
@@ -178,4 +211,13 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (thread_id, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_dedupe ON messages(sender_device_id, client_msg_id);
+
+-- Who blocked whom (3): the blocked user cannot send friend requests, DM or invite the blocker.
+CREATE TABLE IF NOT EXISTS blocks (
+    user_id INTEGER NOT NULL,
+    blocked_id INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (user_id, blocked_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blocks_blocked ON blocks(blocked_id);
 "#;

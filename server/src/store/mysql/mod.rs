@@ -228,7 +228,18 @@ async fn apply_schema_locked(conn: &mut Conn) -> StoreResult<()> {
         .query_first("SELECT MAX(version) FROM schema_version")
         .await
         .map_err(map_err)?;
-    super::schema::check_version(found.flatten())
+    // Under the schema lock, so two nodes starting together migrate once.
+    for step in super::schema::steps_from(found.flatten())? {
+        info!(to = step.to, what = step.what, "migrating the MySQL schema");
+        conn.query_drop(step.mysql).await.map_err(map_err)?;
+        conn.exec_drop(
+            "INSERT IGNORE INTO schema_version (version, applied_ms) VALUES (?, ?)",
+            (step.to, crate::ids::now_ms()),
+        )
+        .await
+        .map_err(map_err)?;
+    }
+    Ok(())
 }
 
 impl Backend for MysqlBackend {

@@ -266,8 +266,8 @@ pub(super) fn open(path: &Path, read_only: bool) -> StoreResult<Connection> {
     Ok(conn)
 }
 
-/// Creates the tables in a new database; refuses a database of another schema version (there
-/// are no migrations yet, and running on a different layout would fail every write).
+/// Creates the tables in a new database; brings an older one up to this version with the steps
+/// it lacks (each in a transaction with its version row); refuses a newer one.
 pub(super) fn apply_schema(conn: &Connection) -> StoreResult<()> {
     let has_version_table: bool = conn
         .query_row(
@@ -281,7 +281,17 @@ pub(super) fn apply_schema(conn: &Connection) -> StoreResult<()> {
         let found: Option<i64> = conn
             .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
             .map_err(map_err)?;
-        crate::store::schema::check_version(found)?;
+        for step in crate::store::schema::steps_from(found)? {
+            tracing::info!(to = step.to, what = step.what, "migrating the database");
+            let tx = conn.unchecked_transaction().map_err(map_err)?;
+            tx.execute_batch(step.sqlite).map_err(map_err)?;
+            tx.execute(
+                "INSERT INTO schema_version (version, applied_ms) VALUES (?1, ?2)",
+                rusqlite::params![step.to, crate::ids::now_ms()],
+            )
+            .map_err(map_err)?;
+            tx.commit().map_err(map_err)?;
+        }
         return Ok(());
     }
     conn.execute_batch(SQLITE_SCHEMA).map_err(map_err)?;
