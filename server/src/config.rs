@@ -140,6 +140,9 @@ pub struct Settings {
     /// Unanswered friend requests one user may have sent [default: 200].
     #[arg(long, env = "CONFAB_MAX_PENDING_FRIEND_REQUESTS")]
     pub max_pending_friend_requests: Option<u32>,
+    /// Users one user may block [default: 1000].
+    #[arg(long, env = "CONFAB_MAX_BLOCKED")]
+    pub max_blocked: Option<u32>,
     /// After a decline, how long the sender must wait to ask the same person again, in ms
     /// [default: 86400000, a day].
     #[arg(long, env = "CONFAB_FRIEND_REQUEST_COOLDOWN_MS")]
@@ -220,6 +223,7 @@ pub struct Config {
     pub max_page: u32,
     pub max_group_members: u32,
     pub max_pending_friend_requests: u32,
+    pub max_blocked: u32,
     pub friend_request_cooldown: Duration,
     pub max_in_flight: u32,
     pub requests_per_second: u32,
@@ -295,6 +299,7 @@ impl Settings {
             max_page,
             max_group_members,
             max_pending_friend_requests,
+            max_blocked,
             friend_request_cooldown_ms,
             max_in_flight,
             requests_per_second,
@@ -432,6 +437,10 @@ impl Settings {
             max_pending_friend_requests: nonzero(
                 self.max_pending_friend_requests.unwrap_or(200),
                 "max_pending_friend_requests must be positive",
+            )?,
+            max_blocked: nonzero(
+                self.max_blocked.unwrap_or(1000),
+                "max_blocked must be positive",
             )?,
             friend_request_cooldown: Duration::from_millis(
                 self.friend_request_cooldown_ms.unwrap_or(86_400_000),

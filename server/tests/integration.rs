@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts;
+mod blocks;
 mod data_dir_env;
 mod delivery;
 mod friends;

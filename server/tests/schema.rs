@@ -65,7 +65,10 @@ async fn same_version_restarts_and_another_version_is_refused() {
     assert!(blocks_table(&cfg).await, "the migration made the table");
 
     for (v, words) in [
-        (confab_server::store::schema::SCHEMA_VERSION + 1, "newer than this server"),
+        (
+            confab_server::store::schema::SCHEMA_VERSION + 1,
+            "newer than this server",
+        ),
         (1, "older than any this server migrates from"),
     ] {
         set_version(&cfg, v, false).await;

@@ -6,7 +6,7 @@ use confab_wire::Body;
 use confab_wire::pb::{self};
 
 use crate::store::Backend;
-use crate::store::ops::{accounts, friends};
+use crate::store::ops::{accounts, blocks, friends};
 
 use super::*;
 
@@ -74,6 +74,30 @@ impl<B: Backend> Service<B> {
             Body::RemoveFriend(r) => {
                 write!(self, conn, tx => friends::remove(tx, me, r.user_id).await.map(|fx| ((), fx)));
                 None
+            }
+            // Blocks (1.4)
+            Body::BlockUser(b) => {
+                let max = self.cfg.max_blocked;
+                write!(self, conn, tx => blocks::block(tx, me, b.user_id, max).await.map(|fx| ((), fx)));
+                None
+            }
+            Body::UnblockUser(b) => {
+                write!(self, conn, tx => blocks::unblock(tx, me, b.user_id).await.map(|fx| ((), fx)));
+                None
+            }
+            Body::ListBlocked(_) => {
+                let users = read!(self, tx => blocks::list(tx, me).await);
+                let page = pb::UserList {
+                    users: users
+                        .into_iter()
+                        .map(|u| pb::Profile {
+                            user: Some(u),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    has_more: false,
+                };
+                Some(self.fit(page, Cut::Back).into_body())
             }
             Body::ListFriends(l) => {
                 let (after, limit) = (l.after_user_id, self.page_limit(l.limit));

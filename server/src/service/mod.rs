@@ -467,6 +467,9 @@ impl<B: Backend> Service<B> {
             | Body::RespondFriendRequest(_)
             | Body::CancelFriendRequest(_)
             | Body::RemoveFriend(_)
+            | Body::BlockUser(_)
+            | Body::UnblockUser(_)
+            | Body::ListBlocked(_)
             | Body::ListFriends(_)
             | Body::ListFriendRequests(_)) => self.friends_request(ctx, s, b).await,
             b @ (Body::CreateGroup(_)
@@ -536,6 +539,8 @@ fn missing_id(body: &Body) -> bool {
         Body::RespondFriendRequest(r) => &[r.request_id],
         Body::CancelFriendRequest(r) => &[r.request_id],
         Body::RemoveFriend(r) => &[r.user_id],
+        Body::BlockUser(r) => &[r.user_id],
+        Body::UnblockUser(r) => &[r.user_id],
         Body::JoinGroup(r) => &[r.group_id],
         Body::InviteToGroup(r) => &[r.group_id, r.user_id],
         Body::DeclineGroupInvite(r) => &[r.group_id],

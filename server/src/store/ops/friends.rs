@@ -91,6 +91,13 @@ pub async fn send_request<T: Tx>(
         return Err(StoreError::Invalid("cannot befriend yourself"));
     }
     let to_user = user(tx, to).await?;
+    // A block is not revealed as one: the refusal reads like any other "not allowed".
+    if super::blocks::blocked(tx, to, from).await? {
+        return Err(StoreError::Forbidden("not allowed"));
+    }
+    if super::blocks::blocked(tx, from, to).await? {
+        return Err(StoreError::Conflict("you blocked them: unblock them first"));
+    }
     if are_friends(tx, from, to).await? {
         return Err(StoreError::Conflict("already friends"));
     }

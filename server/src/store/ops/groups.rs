@@ -235,6 +235,9 @@ pub async fn invite<T: Tx>(
         ));
     }
     user(tx, invitee).await?;
+    if super::blocks::blocked(tx, invitee, me).await? {
+        return Err(StoreError::Forbidden("not allowed"));
+    }
     if role(tx, group_id, invitee).await? != pb::Role::Unspecified {
         return Err(StoreError::Conflict("already a member"));
     }

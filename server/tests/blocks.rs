@@ -1,0 +1,112 @@
+//! Blocking (protocol 1.4) on the embedded store and, with CONFAB_TEST_MYSQL, on MariaDB: what
+//! a block takes from the blocked user, that it is never revealed as a block, and that an
+//! unblock gives it back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::common;
+
+use common::*;
+use confab_wire::Body;
+use confab_wire::pb::{self, ErrorCode};
+
+fn block(id: u64) -> Body {
+    Body::BlockUser(pb::BlockUser { user_id: id })
+}
+
+fn unblock(id: u64) -> Body {
+    Body::UnblockUser(pb::UnblockUser { user_id: id })
+}
+
+fn request(id: u64) -> Body {
+    Body::SendFriendRequest(pb::SendFriendRequest {
+        user_id: id,
+        note: "hi".into(),
+    })
+}
+
+async fn blocked_names(c: &mut Client) -> Vec<String> {
+    match c.ok(Body::ListBlocked(pb::ListBlocked {})).await {
+        Body::UserList(l) => l
+            .users
+            .into_iter()
+            .filter_map(|p| p.user.map(|u| u.name))
+            .collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_blocked_user_cannot_request_write_or_invite_until_unblocked() {
+    let srv = TestServer::start().await;
+    let mut a = srv.user("bk_a").await;
+    let mut b = srv.user("bk_b").await;
+    let mut c = srv.user("bk_c").await;
+    let thread = befriend(&mut a, &mut b).await;
+    b.send_text(thread, "b1", "before").await;
+
+    // A blocks B (twice: the second is a no-op) and C; the list says so.
+    a.ok(block(b.id())).await;
+    a.ok(block(b.id())).await;
+    a.ok(block(c.id())).await;
+    assert_eq!(blocked_names(&mut a).await, vec!["bk_b", "bk_c"]);
+
+    // B can no longer write in the private thread; the refusal does not name a block.
+    let e = b
+        .fail(Body::Send(pb::Send {
+            thread_id: thread,
+            client_msg_id: "b2".into(),
+            body: "after".into(),
+        }))
+        .await;
+    assert_eq!(e.code, ErrorCode::Forbidden as i32);
+    assert!(!e.message.contains("block"), "{e:?}");
+    // A still reads what B wrote before.
+    assert_eq!(a.sync(thread, 0).await.len(), 1);
+
+    // C cannot send A a friend request, and the error looks like any refusal.
+    let e = c.fail(request(a.id())).await;
+    assert_eq!(e.code, ErrorCode::Forbidden as i32);
+    assert_eq!(e.message, "not allowed");
+    // A's own request to C is stopped by A's block, with the reason.
+    let e = a.fail(request(c.id())).await;
+    assert_eq!(e.code, ErrorCode::Conflict as i32);
+    assert!(e.message.contains("unblock"), "{e:?}");
+
+    // C, owner of a group, cannot invite A.
+    let (group_id, _) = group(&mut c, "bk_group").await;
+    let e = c
+        .fail(Body::InviteToGroup(pb::InviteToGroup {
+            group_id,
+            user_id: a.id(),
+        }))
+        .await;
+    assert_eq!(e.code, ErrorCode::Forbidden as i32);
+
+    // Unblocking B: B writes again.
+    a.ok(unblock(b.id())).await;
+    a.ok(unblock(b.id())).await;
+    b.send_text(thread, "b3", "again").await;
+    assert_eq!(blocked_names(&mut a).await, vec!["bk_c"]);
+}
+
+#[tokio::test]
+async fn blocking_cancels_their_pending_request_and_has_limits() {
+    let srv = TestServer::start_with(|c| c.max_blocked = 1).await;
+    let mut a = srv.user("bl_a").await;
+    let mut b = srv.user("bl_b").await;
+    let c = srv.user("bl_c").await;
+    b.ok(request(a.id())).await;
+    a.ok(block(b.id())).await;
+    match a
+        .ok(Body::ListFriendRequests(pb::ListFriendRequests::default()))
+        .await
+    {
+        Body::FriendRequestList(l) => assert!(l.incoming.is_empty(), "{l:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.fail_code(block(c.id())).await, ErrorCode::LimitReached);
+    assert_eq!(a.fail_code(block(a.id())).await, ErrorCode::BadRequest);
+    assert_eq!(a.fail_code(block(0)).await, ErrorCode::BadRequest);
+    assert_eq!(a.fail_code(block(999_999)).await, ErrorCode::NotFound);
+}
