@@ -332,6 +332,24 @@ fn check_scripting_commands(out: &Path) {
     );
 
     assert_eq!(one("unfriend")["user"]["name"], "alice");
+    assert_eq!(one("block")["user"]["name"], "carol");
+    let blocked: Vec<String> = lines(&out.join("blocked.jsonl"))
+        .iter()
+        .map(|l| l["user"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(blocked, vec!["carol", "小明"]);
+    assert_eq!(one("unblock")["type"], "unblocked");
+    assert_eq!(
+        code(&out, "request_blocked"),
+        5,
+        "a request refused by a block"
+    );
+    assert_eq!(code(&out, "send_blocked"), 5, "a send refused by a block");
+    let err = std::fs::read_to_string(out.join("request_blocked.err")).unwrap();
+    assert!(
+        err.contains("not allowed") && !err.contains("block"),
+        "{err}"
+    );
     assert_eq!(one("threads_head")["type"], "thread");
     assert_eq!(one("logout")["type"], "logged_out");
 }

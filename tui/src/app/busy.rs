@@ -15,7 +15,9 @@ pub struct Busy(VecDeque<(Option<String>, i64)>);
 
 fn label(op: &Op) -> Option<String> {
     Some(match op {
-        Op::LoadFriends | Op::LoadRequests | Op::Members(_) => return None,
+        Op::LoadFriends | Op::LoadRequests | Op::Members(_) | Op::LoadBlocked => return None,
+        Op::Block(name, true) => format!("blocking {name}"),
+        Op::Block(name, false) => format!("unblocking {name}"),
         Op::SearchUsers(q) => format!("searching for {q}"),
         Op::AddFriend(name, _) => format!("adding {name}"),
         Op::Unfriend(name) => format!("removing {name} from your friends"),

@@ -17,6 +17,11 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     ("/unfriend", "/unfriend NAME       remove a friend"),
     (
+        "/block",
+        "/block [NAME]        block someone (alone: list whom you block)",
+    ),
+    ("/unblock", "/unblock NAME        end a block"),
+    (
         "/password",
         "/password            change your password (signs out your other devices)",
     ),
@@ -80,6 +85,8 @@ pub(super) const GROUP_SUBS: &[&str] = &[
 pub enum Command {
     Add(String, String),
     Unfriend(String),
+    Block(Option<String>),
+    Unblock(String),
     Password,
     Accept(Option<String>),
     Decline(Option<String>),
@@ -145,6 +152,8 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         }
         "/unfriend" => Command::Unfriend(first.ok_or_else(|| usage("/unfriend"))?),
         "/password" => Command::Password,
+        "/block" => Command::Block(first),
+        "/unblock" => Command::Unblock(first.ok_or_else(|| usage("/unblock"))?),
         "/accept" => Command::Accept(first),
         "/decline" => Command::Decline(first),
         "/msg" => {
@@ -275,6 +284,12 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
     match c {
         C::Add(name, note) => cmds.push(Cmd::Op(Op::AddFriend(nfc(&name), nfc(&note)))),
         C::Unfriend(name) => cmds.push(Cmd::Op(Op::Unfriend(nfc(&name)))),
+        C::Block(Some(name)) => cmds.push(Cmd::Op(Op::Block(nfc(&name), true))),
+        C::Block(None) => {
+            s.blocking_listed = true;
+            cmds.push(Cmd::Op(Op::LoadBlocked));
+        }
+        C::Unblock(name) => cmds.push(Cmd::Op(Op::Block(nfc(&name), false))),
         C::Password => open_popup(
             s,
             Popup::Password {

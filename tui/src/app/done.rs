@@ -47,6 +47,21 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
                 *sel = 0;
             }
         }
+        Done::Blocked { users, info } => {
+            s.blocked = users.iter().map(|u| u.user_id).collect();
+            if let Some(info) = info {
+                s.notice(info);
+            } else if s.blocking_listed {
+                // `/block` alone asked for the list.
+                s.blocking_listed = false;
+                let names: Vec<String> = users.iter().map(|u| nfc(&u.name)).collect();
+                s.notice(if names.is_empty() {
+                    "you block nobody".to_owned()
+                } else {
+                    format!("you block: {}", names.join(", "))
+                });
+            }
+        }
         Done::SearchFailed(e) => {
             if let Some(Popup::AddFriend { searched, .. }) = &mut s.popup {
                 searched.clear();

@@ -128,6 +128,7 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
             cmds.push(Cmd::LoadOutbox);
             cmds.push(Cmd::Op(Op::LoadFriends));
             cmds.push(Cmd::Op(Op::LoadRequests));
+            cmds.push(Cmd::Op(Op::LoadBlocked));
         }
         Event::Thread(t) => {
             upsert_thread(s, t, cmds);
@@ -427,6 +428,11 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
     let notify_ok = s.synced_once;
     let thread_id = m.thread_id;
     let mine = m.sender.as_ref().is_some_and(|u| u.user_id == me.user_id);
+    // Someone I blocked: stored, shown as hidden, never unread or notified.
+    let from_blocked = m
+        .sender
+        .as_ref()
+        .is_some_and(|u| s.blocked.contains(&u.user_id));
     let is_text = m.kind == pb::MessageKind::Text as i32;
     let sender = m.sender.as_ref().map(|u| nfc(&u.name)).unwrap_or_default();
     let hl = !mine && is_text && highlighted(&nfc(&m.body), &me.name, &s.settings.highlight);
@@ -479,7 +485,7 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
     {
         t.unread = t.unread.saturating_sub(1);
     }
-    if !mine && is_text {
+    if !mine && is_text && !from_blocked {
         if visible && t.scroll == 0 {
             if m.seq > t.read_seq {
                 t.read_seq = m.seq;

@@ -489,6 +489,12 @@ fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
             (system_text(m), true)
         } else if m.recalled {
             ("(message recalled)".to_owned(), true)
+        } else if m
+            .sender
+            .as_ref()
+            .is_some_and(|u| s.blocked.contains(&u.user_id))
+        {
+            ("(a message from someone you blocked)".to_owned(), true)
         } else {
             (m.body.clone(), false)
         };

@@ -48,6 +48,11 @@ pub enum Done {
         outgoing: Vec<pb::FriendRequest>,
     },
     Users(Vec<pb::Profile>),
+    /// The users this account blocked (their messages are hidden here), and what to say.
+    Blocked {
+        users: Vec<pb::User>,
+        info: Option<String>,
+    },
     /// A user search that got no answer (offline, timed out): not the same as no match.
     SearchFailed(String),
     Members(u64, Vec<pb::GroupMember>),
@@ -93,6 +98,9 @@ pub enum Op {
     /// A friend request (name, note).
     AddFriend(String, String),
     Unfriend(String),
+    /// Block (true) or unblock a user by name.
+    Block(String, bool),
+    LoadBlocked,
     /// Take back my request to this user.
     CancelRequest(String),
     ChangePassword {

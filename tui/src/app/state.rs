@@ -278,6 +278,10 @@ pub struct State {
     pub composer: Editor,
     pub friends: Vec<pb::Friend>,
     pub requests: Vec<pb::FriendRequest>,
+    /// Users I blocked: their messages show as hidden, and never notify or count as unread.
+    pub blocked: std::collections::HashSet<u64>,
+    /// `/block` alone is waiting for the list, to show it.
+    pub blocking_listed: bool,
     /// My requests others have not answered yet.
     pub outgoing: Vec<pb::FriendRequest>,
     pub presence: HashMap<u64, bool>,
@@ -367,6 +371,8 @@ impl State {
             friends: Vec::new(),
             requests: Vec::new(),
             outgoing: Vec::new(),
+            blocked: Default::default(),
+            blocking_listed: false,
             presence: HashMap::new(),
             popup: None,
             notice: None,

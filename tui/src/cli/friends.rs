@@ -1,4 +1,5 @@
-//! `friends`, `requests`, `add`, `accept`, `decline`, `unfriend` and `cancel`.
+//! `friends`, `requests`, `add`, `accept`, `decline`, `unfriend`, `cancel`, `block`, `unblock`
+//! and `blocked`.
 
 use serde_json::json;
 
@@ -70,6 +71,29 @@ pub async fn cancel(server: &str, name: &str) -> Result<(), Fail> {
     let mut v = typed("friend_request", out::request(&r));
     v["state"] = json!("CANCELLED");
     print(v);
+    c.shutdown().await;
+    Ok(())
+}
+
+/// `block NAME` prints `blocked`, `unblock NAME` prints `unblocked`.
+pub async fn block(server: &str, name: &str, block: bool) -> Result<(), Fail> {
+    let (c, _, _) = resume(server, false).await?;
+    let (user, kind) = if block {
+        (c.block(name).await?, "blocked")
+    } else {
+        (c.unblock(name).await?, "unblocked")
+    };
+    print(json!({"type": kind, "user": out::user(&Some(user))}));
+    c.shutdown().await;
+    Ok(())
+}
+
+/// One `blocked` line per blocked user, oldest block first.
+pub async fn blocked(server: &str) -> Result<(), Fail> {
+    let (c, _, _) = resume(server, false).await?;
+    for u in c.blocked().await? {
+        print(json!({"type": "blocked", "user": out::user(&Some(u))}));
+    }
     c.shutdown().await;
     Ok(())
 }

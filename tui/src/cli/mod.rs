@@ -152,6 +152,13 @@ enum Cmd {
     Cancel { name: String },
     /// End the friendship with NAME (the conversation stays readable).
     Unfriend { name: String },
+    /// Block NAME: no more friend requests, messages in your conversation or invitations from
+    /// them.
+    Block { name: String },
+    /// End the block of NAME.
+    Unblock { name: String },
+    /// List the users you blocked.
+    Blocked,
     /// List your groups and invitations (every page).
     Groups,
     /// Groups: create, join, leave, invite, kick, role, rename, transfer, members.
@@ -251,6 +258,9 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         Cmd::Decline { name } => friends::respond(s, &name, false).await,
         Cmd::Cancel { name } => friends::cancel(s, &name).await,
         Cmd::Unfriend { name } => friends::unfriend(s, &name).await,
+        Cmd::Block { name } => friends::block(s, &name, true).await,
+        Cmd::Unblock { name } => friends::block(s, &name, false).await,
+        Cmd::Blocked => friends::blocked(s).await,
         Cmd::Groups => groups::list(s).await,
         Cmd::Group(g) => groups::group(s, g).await,
     }

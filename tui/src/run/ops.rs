@@ -54,6 +54,25 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
                 outgoing: r.outgoing,
             })
         }
+        Op::Block(name, block) => {
+            let info = if block {
+                let u = c.block(&name).await?;
+                format!(
+                    "blocked {}: they can no longer write to you or ask to be friends",
+                    u.name
+                )
+            } else {
+                format!("unblocked {}", c.unblock(&name).await?.name)
+            };
+            Ok(Done::Blocked {
+                users: c.blocked().await?,
+                info: Some(info),
+            })
+        }
+        Op::LoadBlocked => Ok(Done::Blocked {
+            users: c.blocked().await?,
+            info: None,
+        }),
         Op::Unfriend(name) => {
             let u = c.unfriend(&name).await?;
             info(format!("{} is no longer your friend", u.name))

@@ -93,6 +93,19 @@ set +e
 as alice threads | head -1 > "$OUT/threads_head.jsonl"
 echo "${PIPESTATUS[0]}" > "$OUT/threads_head.code"
 set -e
+# Blocks (1.4): carol's request and 小明's message to alice are refused (exit 5), unblocking
+# gives the message back.
+as alice block carol > "$OUT/block.jsonl"
+as alice block 小明 > /dev/null
+as alice blocked > "$OUT/blocked.jsonl"
+set +e
+as carol add alice 2> "$OUT/request_blocked.err"
+echo "$?" > "$OUT/request_blocked.code"
+as bob send --to alice 'blocked one' 2> "$OUT/send_blocked.err"
+echo "$?" > "$OUT/send_blocked.code"
+set -e
+as alice unblock 小明 > "$OUT/unblock.jsonl"
+as bob send --to alice 'after the unblock' > /dev/null
 as bob2 logout > "$OUT/logout.jsonl"
 
 # Failures: wrong password, unknown user, not a friend, not logged in.

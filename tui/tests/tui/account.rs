@@ -108,3 +108,53 @@ fn changing_the_password_asks_twice_and_never_shows_it() {
     s.notice = None;
     assert!(screen_text(&s).contains("changing your password"));
 }
+
+/// `/block NAME` asks the server; the list it answers with hides that user's messages (shown
+/// as hidden, dim), which then never count as unread or notify. `/block` alone lists them.
+#[test]
+fn blocked_users_messages_are_hidden_and_never_notify() {
+    let mut s = main_state(80, 24);
+    let cmds = run(&mut s, "/block 李四");
+    assert!(
+        matches!(&cmds[..], [Cmd::Op(Op::Block(n, true))] if n == "李四"),
+        "{cmds:?}"
+    );
+    update(
+        &mut s,
+        Msg::Done(Done::Blocked {
+            users: vec![user(LI, "李四")],
+            info: Some("blocked 李四".into()),
+        }),
+    );
+    let screen = screen_text(&s);
+    assert!(
+        !screen.contains("先看 CI"),
+        "李四's old message is hidden: {screen}"
+    );
+    assert!(
+        screen.contains("(a message from someone you blocked)"),
+        "{screen}"
+    );
+    update(&mut s, Msg::Focus(false));
+    let cmds = update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 7, LI, 19, "@小明 hi"))),
+    );
+    assert!(
+        !cmds.iter().any(|c| matches!(c, Cmd::Notify { .. })),
+        "{cmds:?}"
+    );
+    assert_eq!(s.thread(GROUP).unwrap().unread, 0);
+    let cmds = run(&mut s, "/unblock 李四");
+    assert!(matches!(&cmds[..], [Cmd::Op(Op::Block(n, false))] if n == "李四"));
+    let cmds = run(&mut s, "/block");
+    assert!(matches!(&cmds[..], [Cmd::Op(Op::LoadBlocked)]));
+    update(
+        &mut s,
+        Msg::Done(Done::Blocked {
+            users: vec![user(LI, "李四")],
+            info: None,
+        }),
+    );
+    assert!(s.notice.clone().unwrap().0.contains("you block: 李四"));
+}

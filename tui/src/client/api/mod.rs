@@ -306,6 +306,34 @@ impl Client {
             .await
     }
 
+    /// Blocks a user by name (protocol 1.4): they can no longer send you friend requests, write
+    /// to you or invite you. Returns who was blocked.
+    pub async fn block(&self, name: &str) -> Result<pb::User, ApiError> {
+        let user = self.user_by_name(name).await?;
+        self.done(Body::BlockUser(pb::BlockUser {
+            user_id: user.user_id,
+        }))
+        .await?;
+        Ok(user)
+    }
+
+    /// Ends a block. Returns who was unblocked.
+    pub async fn unblock(&self, name: &str) -> Result<pb::User, ApiError> {
+        let user = self.user_by_name(name).await?;
+        self.done(Body::UnblockUser(pb::UnblockUser {
+            user_id: user.user_id,
+        }))
+        .await?;
+        Ok(user)
+    }
+
+    /// Everyone this account blocked, oldest first.
+    pub async fn blocked(&self) -> Result<Vec<pb::User>, ApiError> {
+        let reply = self.request(Body::ListBlocked(pb::ListBlocked {})).await?;
+        let list = expect_body!(reply, UserList)?;
+        Ok(list.users.into_iter().filter_map(|p| p.user).collect())
+    }
+
     /// Ends every session of the account, on every device (this one too).
     pub async fn logout_everywhere(&self) -> Result<(), ApiError> {
         self.done(Body::Logout(pb::Logout { all_devices: true }))
