@@ -340,11 +340,11 @@ fn check_scripting_commands(out: &Path) {
     assert_eq!(blocked, vec!["carol", "小明"]);
     assert_eq!(one("unblock")["type"], "unblocked");
     assert_eq!(
-        code(&out, "request_blocked"),
+        code(out, "request_blocked"),
         5,
         "a request refused by a block"
     );
-    assert_eq!(code(&out, "send_blocked"), 5, "a send refused by a block");
+    assert_eq!(code(out, "send_blocked"), 5, "a send refused by a block");
     let err = std::fs::read_to_string(out.join("request_blocked.err")).unwrap();
     assert!(
         err.contains("not allowed") && !err.contains("block"),
