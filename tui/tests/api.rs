@@ -333,3 +333,20 @@ async fn export_writes_the_whole_cached_conversation() {
     assert_eq!(lines[1], "\tsecond line");
     assert!(lines[498].ends_with("第249条"), "{}", lines[498]);
 }
+
+/// An invitation to a closed group is accepted by its name (search does not list closed
+/// groups): `/group join NAME` and `confab group join NAME` use it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_to_a_closed_group_is_joined_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(dir.path());
+    let (owner, _o, _, _) = register(srv.addr, "cj_owner").await;
+    let (guest, _g, guest_user, _) = register(srv.addr, "cj_guest").await;
+    let g = owner.create_group_with("内部群", false).await.unwrap();
+    assert!(guest.join_group_by_name("内部群").await.is_err(), "not invited: not found");
+    owner.invite(g.group_id, guest_user.user_id).await.unwrap();
+    match confab_tui::run::ops::run(guest.clone(), Op::JoinGroup("内部群".into())).await {
+        Done::Open(t, _) => assert_eq!(t.group.unwrap().group_id, g.group_id),
+        other => panic!("{other:?}"),
+    }
+}

@@ -43,9 +43,18 @@ impl Client {
         pick_group(name, expect_body!(reply, GroupList)?.groups, |_| true)
     }
 
-    /// Joins the open group with exactly this name.
+    /// Joins the group with exactly this name: one this account is invited to (closed groups
+    /// are not found by search), else an open one found by search.
     pub async fn join_group_by_name(&self, name: &str) -> Result<pb::Group, ApiError> {
-        let found = self.find_group(name).await?;
+        let invited = self
+            .groups()
+            .await?
+            .into_iter()
+            .find(|g| g.invited && same_name(&g.name, name));
+        let found = match invited {
+            Some(g) => g,
+            None => self.find_group(name).await?,
+        };
         self.join_group(found.group_id).await
     }
 
