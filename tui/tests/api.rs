@@ -343,10 +343,33 @@ async fn an_invitation_to_a_closed_group_is_joined_by_name() {
     let (owner, _o, _, _) = register(srv.addr, "cj_owner").await;
     let (guest, _g, guest_user, _) = register(srv.addr, "cj_guest").await;
     let g = owner.create_group_with("内部群", false).await.unwrap();
-    assert!(guest.join_group_by_name("内部群").await.is_err(), "not invited: not found");
+    assert!(
+        guest.join_group_by_name("内部群").await.is_err(),
+        "not invited: not found"
+    );
     owner.invite(g.group_id, guest_user.user_id).await.unwrap();
     match confab_tui::run::ops::run(guest.clone(), Op::JoinGroup("内部群".into())).await {
         Done::Open(t, _) => assert_eq!(t.group.unwrap().group_id, g.group_id),
         other => panic!("{other:?}"),
     }
+}
+
+/// A friendship ended or a kick by someone else reaches a running client as the conversation
+/// described anew (read only), without a restart or a reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfriend_and_a_kick_make_the_running_clients_conversations_read_only() {
+    use confab_tui::client::Event;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(dir.path());
+    let (a, mut a_ev, a_user, _) = register(srv.addr, "ro_a").await;
+    let (b, _b_ev, b_user, _) = register(srv.addr, "ro_b").await;
+    let thread = befriend(&a, &b, b_user.user_id).await;
+    let g = b.create_group("只读群").await.unwrap();
+    a.join_group(g.group_id).await.unwrap();
+    let read_only =
+        |ev: &Event, id: u64| matches!(ev, Event::Thread(t) if t.thread_id == id && !t.can_send);
+    b.unfriend("ro_a").await.unwrap();
+    until(&mut a_ev, |ev| read_only(ev, thread)).await;
+    b.kick(g.group_id, a_user.user_id).await.unwrap();
+    until(&mut a_ev, |ev| read_only(ev, g.thread_id)).await;
 }

@@ -27,7 +27,12 @@ pub(super) fn upsert_thread(s: &mut State, t: pb::Thread, cmds: &mut Vec<Cmd>) {
         th.name = nfc(&p.name);
         th.peer_id = p.user_id;
     }
-    if let Some(g) = &t.group {
+    // A description older than the entries shown (the core's listing from before a join, a
+    // rename) must not take the header back: the entries since have updated it.
+    let older = t.last_seq < th.last_seq && th.group.is_some();
+    if let Some(g) = &t.group
+        && !older
+    {
         th.kind = Kind::Group;
         th.name = nfc(&g.name);
         th.group = Some(g.clone());
@@ -47,6 +52,12 @@ pub(super) fn upsert_thread(s: &mut State, t: pb::Thread, cmds: &mut Vec<Cmd>) {
     th.can_send = t.can_send;
     if t.can_send {
         th.read_only = None;
+    } else if th.read_only.is_none() {
+        th.read_only = Some(if t.group.is_some() {
+            "read only: you are no longer a member of this group".to_owned()
+        } else {
+            "read only: you are no longer friends".to_owned()
+        });
     }
     if visible {
         let seq = th.last_seq;

@@ -364,7 +364,12 @@ fn user_event(s: &mut State, e: pb::UserEvent, cmds: &mut Vec<Cmd>) {
             cmds.push(Cmd::Op(Op::LoadFriends));
             cmds.push(Cmd::LoadThreads);
         }
-        K::FriendRemoved(_) => cmds.push(Cmd::Op(Op::LoadFriends)),
+        K::FriendRemoved(u) => {
+            // Not a friend: their presence is no longer ours to see (the core refreshes the
+            // conversation, which turns read only).
+            s.presence.remove(&u.user_id);
+            cmds.push(Cmd::Op(Op::LoadFriends));
+        }
         K::GroupInvited(g) => {
             let n = nfc(&g.name);
             s.notice(format!(

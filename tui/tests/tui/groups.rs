@@ -361,3 +361,40 @@ fn groups_are_managed_from_the_keyboard_and_the_header_shows_the_topic() {
         "{title}"
     );
 }
+
+/// A description of a thread older than the entries shown (the core's listing from before a
+/// join) does not take the header back; one as new as them does. A conversation described as
+/// no longer writable says why in the composer.
+#[test]
+fn an_older_listing_does_not_take_the_header_back_and_read_only_says_why() {
+    let mut s = main_state(80, 24);
+    let mut m = msg(GROUP, 7, ZHANG, 19, "");
+    m.kind = pb::MessageKind::System as i32;
+    m.group_change = Some(pb::GroupChange {
+        kind: pb::group_change::Kind::Joined as i32,
+        actor: Some(user(9, "王五")),
+        subject: Some(user(9, "王五")),
+        ..Default::default()
+    });
+    update(&mut s, Msg::Core(Event::Message(m)));
+    let title = |s: &State| screen_text(s).lines().next().unwrap().to_owned();
+    assert!(title(&s).contains("(4 members)"), "{}", title(&s));
+    // The listing the core had before that entry (last_seq 6, 3 members).
+    update(&mut s, Msg::Threads(vec![(group_thread(6, 6, 60), 6)]));
+    assert!(title(&s).contains("(4 members)"), "{}", title(&s));
+    // The server's own, as new as the entries, wins.
+    let mut fresh = group_thread(7, 7, 70);
+    fresh.group.as_mut().unwrap().member_count = 5;
+    update(&mut s, Msg::Core(Event::Thread(fresh)));
+    assert!(title(&s).contains("(5 members)"), "{}", title(&s));
+    // The friendship ended (the core describes the conversation again).
+    let mut dm_now = dm(DM_ZHANG, ZHANG, 2, 2, 60);
+    dm_now.can_send = false;
+    update(&mut s, Msg::Core(Event::Thread(dm_now)));
+    update(&mut s, alt(KeyCode::Char('2')));
+    assert!(
+        screen_text(&s).contains("read only: you are no longer friends"),
+        "{}",
+        screen_text(&s)
+    );
+}

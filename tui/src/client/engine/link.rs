@@ -38,6 +38,9 @@ pub(super) enum Pending {
     Ping,
     /// A `ReadUpTo` (thread, seq): confirmed by its reply.
     ReadMark(u64, u64),
+    /// A `GetThread` after a user event changed a thread (a friendship ended, a group left,
+    /// joined or changed): the fresh description replaces the listing's.
+    ThreadInfo,
 }
 
 /// One live, authenticated connection.

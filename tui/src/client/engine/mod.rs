@@ -489,6 +489,10 @@ impl Engine {
                 link.listing = false;
                 self.maybe_synced(link).await;
             }
+            Pending::ThreadInfo => match body {
+                Body::Thread(t) => self.on_thread_info(link, t).await?,
+                other => debug!(reply = confab_wire::body_name(&other), "thread refresh"),
+            },
             Pending::Sync(thread_id) => {
                 match body {
                     Body::MessagePage(page) => {
@@ -633,8 +637,32 @@ impl Engine {
                 return self.start_event_sync(link).await;
             }
             self.event_seq = e.event_seq;
-            if let Some(pb::user_event::Kind::ThreadAdded(t)) = &e.kind {
-                self.on_thread_info(link, t.clone()).await?;
+            use pb::user_event::Kind as K;
+            let changed = match &e.kind {
+                Some(K::ThreadAdded(t)) => {
+                    self.on_thread_info(link, t.clone()).await?;
+                    None
+                }
+                // These change what a thread says about us (can_send, the group's name,
+                // count, role) without an entry in it: ask for the thread as it is now, so the
+                // listing never goes back to an old description.
+                Some(K::GroupJoined(g) | K::GroupLeft(g) | K::GroupUpdated(g))
+                    if g.thread_id != 0 =>
+                {
+                    Some(pb::GetThread {
+                        thread_id: g.thread_id,
+                        ..Default::default()
+                    })
+                }
+                Some(K::FriendRemoved(u)) => Some(pb::GetThread {
+                    user_id: u.user_id,
+                    ..Default::default()
+                }),
+                _ => None,
+            };
+            if let Some(get) = changed {
+                self.request(link, Body::GetThread(get), Pending::ThreadInfo)
+                    .await?;
             }
             self.emit(Event::UserEvent(e)).await;
         }
