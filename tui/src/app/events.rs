@@ -32,6 +32,17 @@ pub(super) fn threads(s: &mut State, list: Vec<(pb::Thread, u64)>, cmds: &mut Ve
         upsert_thread(s, t, cmds);
     }
     ensure_selection(s, cmds);
+    // Unread counted by seq until the entries are here (group changes and one's own do not
+    // count): the newest page of each such thread comes from the cache to count them.
+    for t in &mut s.threads {
+        if t.unread > 0 && !t.loaded && !t.loading {
+            t.loading = true;
+            cmds.push(Cmd::History {
+                thread_id: t.id,
+                before_seq: 0,
+            });
+        }
+    }
 }
 
 /// The outbox at start: messages queued by an earlier run show as pending, and those the
@@ -74,6 +85,8 @@ pub(super) fn outbox(s: &mut State, items: Vec<OutboxItem>, failed: Vec<FailedIt
 
 /// A page of history from the cache.
 pub(super) fn history(s: &mut State, thread_id: u64, msgs: Vec<pb::ChatMessage>) {
+    let me = s.my_id();
+    let visible = s.visible(thread_id);
     let t = s.thread_entry(thread_id);
     t.loading = false;
     t.loaded = true;
@@ -82,6 +95,12 @@ pub(super) fn history(s: &mut State, thread_id: u64, msgs: Vec<pb::ChatMessage>)
     }
     for m in msgs {
         insert_message(t, m);
+    }
+    if !visible {
+        t.unread = t.count_unread(me);
+        if t.unread == 0 {
+            t.mentions = 0;
+        }
     }
 }
 

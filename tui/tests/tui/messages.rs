@@ -1045,3 +1045,45 @@ fn a_picked_message_can_be_copied_edited_recalled_or_deleted() {
     assert!(s.pick.is_none());
     assert_eq!(s.thread(GROUP).unwrap().scroll, 0);
 }
+
+/// After a restart a group whose only entries are "created" and "joined" (the server counts 2
+/// unread) shows no unread once its page comes from the cache, which the listing asks for.
+#[test]
+fn unread_after_a_restart_counts_only_others_text() {
+    let mut s = main_state(80, 24);
+    let mut t = group_thread(2, 0, 900);
+    t.thread_id = 77;
+    if let Some(g) = t.group.as_mut() {
+        g.thread_id = 77;
+        g.group_id = 7;
+        g.name = "新群".into();
+    }
+    let cmds = update(&mut s, Msg::Threads(vec![(t, 2)]));
+    assert!(
+        cmds.iter().any(|c| matches!(c, Cmd::History { thread_id: 77, before_seq: 0 })),
+        "{cmds:?}"
+    );
+    let change = |seq, kind: pb::group_change::Kind| {
+        let mut m = msg(77, seq, ZHANG, 19, "");
+        m.kind = pb::MessageKind::System as i32;
+        m.group_change = Some(pb::GroupChange {
+            kind: kind as i32,
+            actor: Some(user(ZHANG, "张三")),
+            subject: Some(user(ZHANG, "张三")),
+            ..Default::default()
+        });
+        m
+    };
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: 77,
+            msgs: vec![
+                change(1, pb::group_change::Kind::Created),
+                change(2, pb::group_change::Kind::Joined),
+            ],
+        },
+    );
+    assert_eq!(s.thread(77).unwrap().unread, 0);
+    assert!(!screen_text(&s).lines().any(|l| l.contains("新群") && l.contains('2')));
+}
