@@ -454,3 +454,49 @@ async fn a_refused_message_is_kept_as_failed_across_a_restart_until_discarded() 
     assert!(a2.failed().await.unwrap().is_empty());
     a2.shutdown().await;
 }
+
+/// A read marker that moves after the thread was listed (the reader's own receipt) is kept in
+/// the cache: a client started offline on it knows how far the thread was read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_marker_reached_is_in_the_cache_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(dir.path());
+    let cache = dir.path().join("marker-cache.db");
+    let (a, _a_ev, _, _) = register(srv.addr, "mk_a").await;
+    let (b, mut b_ev, b_user, b_token) = online(
+        config(srv.addr, Some(cache.clone())),
+        Auth::Register {
+            name: "mk_b".into(),
+            password: PASSWORD.into(),
+        },
+    )
+    .await;
+    let thread = befriend(&a, &b, b_user.user_id).await;
+    for i in 0..3 {
+        a.send(thread, format!("m{i}")).await.unwrap();
+    }
+    let mut last = 0;
+    until(&mut b_ev, |ev| {
+        if let Event::Message(m) = ev {
+            last = m.seq;
+        }
+        last >= 3
+    })
+    .await;
+    b.mark_read(thread, last).await.unwrap();
+    until(&mut b_ev, |ev| {
+        matches!(ev, Event::ReadReceipt(r) if r.thread_id == thread && r.read_seq == last
+            && r.user.as_ref().is_some_and(|u| u.user_id == b_user.user_id))
+    })
+    .await;
+    b.shutdown().await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (offline, _ev) = Client::start(config(dead, Some(cache)), Auth::Token(b_token)).unwrap();
+    let threads = offline.threads().await.unwrap();
+    let t = threads.iter().find(|(t, _)| t.thread_id == thread).unwrap();
+    assert_eq!(t.0.read_seq, last);
+    offline.shutdown().await;
+}

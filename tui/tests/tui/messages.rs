@@ -1060,7 +1060,13 @@ fn unread_after_a_restart_counts_only_others_text() {
     }
     let cmds = update(&mut s, Msg::Threads(vec![(t, 2)]));
     assert!(
-        cmds.iter().any(|c| matches!(c, Cmd::History { thread_id: 77, before_seq: 0 })),
+        cmds.iter().any(|c| matches!(
+            c,
+            Cmd::History {
+                thread_id: 77,
+                before_seq: 0
+            }
+        )),
         "{cmds:?}"
     );
     let change = |seq, kind: pb::group_change::Kind| {
@@ -1085,5 +1091,9 @@ fn unread_after_a_restart_counts_only_others_text() {
         },
     );
     assert_eq!(s.thread(77).unwrap().unread, 0);
-    assert!(!screen_text(&s).lines().any(|l| l.contains("新群") && l.contains('2')));
+    assert!(
+        !screen_text(&s)
+            .lines()
+            .any(|l| l.contains("新群") && l.contains('2'))
+    );
 }

@@ -421,6 +421,13 @@ impl Engine {
             Body::TypingPush(t) => self.emit(Event::Typing(t)).await,
             Body::ReadReceiptPush(r) => {
                 self.sync.receipt(&r);
+                // Kept in the cache too: the next start's "new" divider sits where reading
+                // stopped, not where it stood when the thread was last listed.
+                if let Some(info) = self.sync.info(r.thread_id)
+                    && let Err(e) = self.cache.save_thread(&info, self.sync.cursor(r.thread_id))
+                {
+                    warn!(error = %e, "cache");
+                }
                 self.emit(Event::ReadReceipt(r)).await;
             }
             Body::ResyncPush(r) => {

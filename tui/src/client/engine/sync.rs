@@ -294,6 +294,11 @@ impl ThreadSync {
         }
     }
 
+    /// A thread's description as the listing holds it.
+    pub(crate) fn info(&self, thread_id: u64) -> Option<pb::Thread> {
+        self.threads.get(&thread_id).and_then(|t| t.info.clone())
+    }
+
     /// A read receipt moves the thread's read markers (ours, or the peer's in a DM).
     pub(crate) fn receipt(&mut self, r: &pb::ReadReceiptPush) {
         let Some(info) = self
