@@ -570,8 +570,8 @@ fn the_window_title_is_given_back_on_exit() {
 
 /// The real binaries at 80x24: Up on an empty composer edits the last message (both screens
 /// follow); `/notify mentions` shows in the header and lands in config.toml; a message the
-/// server refuses (the friendship ended a moment before) stays with its reason and what to do,
-/// and Alt-X deletes it.
+/// server refuses (the peer blocked the sender a moment before) stays with its reason and what
+/// to do, and Alt-X deletes it; an unfriend turns the conversation read only at once.
 #[test]
 fn edit_by_up_notify_levels_and_a_refused_message_in_tmux() {
     let dir = tempfile::tempdir().unwrap();
@@ -631,8 +631,9 @@ fn edit_by_up_notify_levels_and_a_refused_message_in_tmux() {
         "{config}"
     );
 
-    t.line("b", "/unfriend alice");
-    t.wait_for("b", "alice is no longer your friend");
+    // 小明 blocks alice (nothing tells her): her next message is refused by the server.
+    t.line("b", "/block alice");
+    t.wait_for("b", "blocked alice");
     t.line("a", "还在吗 still there?");
     let screen = t.wait_for("a", "(not sent:");
     assert!(screen.contains("Alt-X deletes"), "{screen}");
@@ -641,4 +642,10 @@ fn edit_by_up_notify_levels_and_a_refused_message_in_tmux() {
     t.wait("a", "the failed message deleted", |s| {
         !s.contains("(not sent:") && s.contains("deleted the unsent")
     });
+    // An unfriend turns alice's conversation read only at once, no restart.
+    t.line("b", "/unblock alice");
+    t.wait_for("b", "unblocked alice");
+    t.line("b", "/unfriend alice");
+    t.wait_for("b", "alice is no longer your friend");
+    t.wait_for("a", "read only: you are no longer friends");
 }

@@ -255,7 +255,7 @@ pub(super) fn too_long(s: &mut State, text: &str) -> bool {
         return false;
     }
     s.error(format!(
-        "too long to send: {} bytes, the server takes {} (shorten it, or split it)",
+        "too long: {} of {} bytes (shorten or split it)",
         text.len(),
         s.max_body_bytes
     ));
@@ -290,6 +290,10 @@ pub(super) fn send_text(s: &mut State, text: String, cmds: &mut Vec<Cmd>) -> boo
     t.scroll = 0;
     t.new_below = 0;
     s.last_typing_ms = i64::MIN / 2;
+    if s.notice.as_ref().is_some_and(|n| n.1) {
+        // An error about the draft (too long, say) no longer holds once it is sent.
+        s.notice = None;
+    }
     s.typing_in = None;
     cmds.push(Cmd::Send {
         thread_id: id,

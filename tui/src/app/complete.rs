@@ -98,7 +98,34 @@ pub(super) fn tab(s: &mut State, back: bool) {
     }
     let text = s.composer.text().to_owned();
     let (head, word) = split_last_word(&text);
-    let cands = candidates(head, word, &at_names(s), &s.names());
+    // After a command that takes a person, people only (not group names).
+    let people = [
+        "/msg",
+        "/add",
+        "/unfriend",
+        "/block",
+        "/unblock",
+        "/accept",
+        "/decline",
+    ];
+    let names = if people.contains(&head.trim()) {
+        let mut v: Vec<String> = s
+            .friends
+            .iter()
+            .filter_map(|f| f.user.as_ref().map(|u| u.name.clone()))
+            .chain(
+                s.requests
+                    .iter()
+                    .filter_map(|r| r.from.as_ref().map(|u| u.name.clone())),
+            )
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    } else {
+        s.names()
+    };
+    let cands = candidates(head, word, &at_names(s), &names);
     match cands.len() {
         0 => s.notice(format!("nothing to complete for {word:?}")),
         1 => s.composer.set(&format!("{head}{} ", cands[0])),

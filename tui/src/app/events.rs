@@ -190,7 +190,8 @@ pub(super) fn core_event(s: &mut State, ev: Event, cmds: &mut Vec<Cmd>) {
             } else {
                 format!("{} deletes it", keys.first(Action::DeleteFailed))
             };
-            s.error(format!("not sent: {} ({what})", error.message));
+            // What to do first: a long reason is what a narrow status line cuts.
+            s.error(format!("not sent ({what}): {}", error.message));
         }
         Event::SendRetry { error, .. } => s.notice(format!("send delayed: {}", error.message)),
         Event::UserEvent(e) => user_event(s, e, cmds),
@@ -271,7 +272,15 @@ fn conn_state(s: &mut State, st: ConnState, cmds: &mut Vec<Cmd>) {
     s.connecting_since = matches!(st, ConnState::Connecting { .. }).then_some(s.now_ms);
     s.conn = match st {
         ConnState::Connecting { .. } => Conn::Connecting,
-        ConnState::Online { .. } => Conn::Online,
+        ConnState::Online { .. } => {
+            if s.notice
+                .as_ref()
+                .is_some_and(|n| n.0 == "reconnecting now…")
+            {
+                s.notice = None;
+            }
+            Conn::Online
+        }
         ConnState::Offline { retry_in, reason } => Conn::Offline {
             retry_at_ms: s.now_ms + i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX / 4),
             reason,
@@ -469,13 +478,14 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
     let fresh = m.seq > t.last_seq;
     let dup = t.messages.contains_key(&m.seq);
     let body = nfc(&m.body);
+    let mut renamed = None;
     if fresh && let (Some(c), Some(g)) = (&m.group_change, t.group.as_mut()) {
         apply_group_change(g, c);
         if let (Some(list), Some(u)) = (t.members.as_mut(), c.subject.as_ref()) {
             follow_members(list, c, u);
         }
-        if !g.name.is_empty() {
-            t.name = nfc(&g.name);
+        if !g.name.is_empty() && nfc(&g.name) != t.name {
+            renamed = Some((std::mem::replace(&mut t.name, nfc(&g.name)), t.name.clone()));
         }
         if let Some(why) = removed_me(c, me.user_id) {
             t.can_send = false;
@@ -484,6 +494,20 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
     }
     insert_message(t, m.clone());
     t.typing.retain(|(n, _)| *n != sender);
+    if let Some((old, new)) = renamed {
+        // Levels are kept by name: a renamed group keeps its level.
+        if let Some(level) = s.settings.levels.remove(&old) {
+            s.settings.levels.insert(new.clone(), level);
+            cmds.push(Cmd::SaveLevel {
+                name: old,
+                level: super::config::Level::All,
+            });
+            cmds.push(Cmd::SaveLevel { name: new, level });
+        }
+    }
+    let Some(t) = s.thread_mut(thread_id) else {
+        return;
+    };
     if dup {
         return;
     }

@@ -69,6 +69,12 @@ pub fn view_rows(size: (u16, u16), total: usize) -> usize {
     }
 }
 
+/// Lines a page moves: what the popup shows at the state's terminal size.
+pub fn page(s: &State) -> usize {
+    let (w, _) = inner(s.size);
+    view_rows(s.size, lines(s, w).len()).max(1)
+}
+
 /// How far the help can scroll at the state's terminal size.
 pub fn max_scroll(s: &State) -> usize {
     let (w, _) = inner(s.size);

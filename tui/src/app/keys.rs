@@ -173,7 +173,7 @@ fn main_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         return;
     }
     let Some(action) = action else {
-        s.quit_armed = false;
+        disarm_quit(s);
         if let Some(c) = typed_char(&k) {
             s.composer.insert(c.encode_utf8(&mut [0; 4]));
             s.history_pos = None;
@@ -187,7 +187,7 @@ fn main_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
 /// What a keymap action does on the main screen, whichever key asked for it.
 fn act(s: &mut State, action: Action, cmds: &mut Vec<Cmd>) {
     if action != Action::Interrupt {
-        s.quit_armed = false;
+        disarm_quit(s);
     }
     match action {
         Action::Send => submit(s, cmds),
@@ -336,6 +336,17 @@ fn cancel(s: &mut State) {
     }
     if let Some(t) = s.current_mut() {
         t.search = None;
+    }
+}
+
+/// Another key after one Ctrl-C: no quit, and the notice asking for a second one goes.
+fn disarm_quit(s: &mut State) {
+    if std::mem::take(&mut s.quit_armed)
+        && s.notice
+            .as_ref()
+            .is_some_and(|n| n.0.ends_with("again to quit"))
+    {
+        s.notice = None;
     }
 }
 

@@ -86,6 +86,22 @@ fn show(s: &mut State) {
 /// One of my stored messages: (thread, message id, sent at).
 type Mine = (u64, u64, i64);
 
+/// Why the picked message cannot be edited or recalled (`what`), if it cannot.
+fn not_mine_why(s: &State, what: &str) -> String {
+    let Some(t) = s.current() else {
+        return String::new();
+    };
+    match s.pick {
+        Some(Target::Pending(_)) => {
+            format!("it is not sent yet: nothing to {what} (d deletes a failed one)")
+        }
+        Some(Target::Seq(seq)) if t.messages.get(&seq).is_some_and(|m| m.recalled) => {
+            format!("it was recalled: nothing to {what}")
+        }
+        _ => format!("only your own messages can be {what}ed"),
+    }
+}
+
 /// The picked message's text, and whether it is mine.
 fn picked(s: &State) -> Option<(String, Option<Mine>)> {
     let t = s.current()?;
@@ -116,24 +132,28 @@ pub(super) fn key(s: &mut State, k: &KeyEvent, cmds: &mut Vec<Cmd>) -> bool {
         KeyCode::Down | KeyCode::Char('j') => step(s, false),
         KeyCode::Esc | KeyCode::Enter => s.pick = None,
         KeyCode::Char('y' | 'c') if !alt => copy(s, cmds),
-        KeyCode::Char('e') if !alt => {
-            if let Some((_, Some((thread, id, sent)))) = picked(s) {
+        KeyCode::Char('e') if !alt => match picked(s) {
+            Some((text, Some((thread, id, sent)))) if !text.is_empty() => {
                 s.pick = None;
                 super::amend::start_edit_of(s, thread, id, sent);
-            } else {
-                s.error("only your own messages can be edited");
             }
-        }
-        KeyCode::Char('r') if !alt => {
-            if let Some((_, Some((thread, id, sent)))) = picked(s) {
+            _ => {
+                let why = not_mine_why(s, "edit");
+                s.error(why);
+            }
+        },
+        KeyCode::Char('r') if !alt => match picked(s) {
+            Some((text, Some((thread, id, sent)))) if !text.is_empty() => {
                 if super::amend::allowed(s, sent, "recall") {
                     s.pick = None;
                     cmds.push(Cmd::Op(Op::Recall(thread, id)));
                 }
-            } else {
-                s.error("only your own messages can be recalled");
             }
-        }
+            _ => {
+                let why = not_mine_why(s, "recall");
+                s.error(why);
+            }
+        },
         KeyCode::Char('d' | 'x') | KeyCode::Delete if !alt => delete(s, cmds),
         _ => {
             s.pick = None;

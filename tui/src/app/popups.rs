@@ -83,10 +83,14 @@ pub fn switcher_matches(s: &State, query: &str) -> Vec<u64> {
 
 /// A key while a popup is open; the popup closes when its handler says so.
 pub(super) fn popup_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
-    let help_max = matches!(s.popup, Some(Popup::Help { .. })).then(|| super::help::max_scroll(s));
+    let help_max = matches!(s.popup, Some(Popup::Help { .. }))
+        .then(|| (super::help::max_scroll(s), super::help::page(s)));
     let Some(mut p) = s.popup.take() else { return };
     let keep = match &mut p {
-        Popup::Help { scroll } => help_key(scroll, help_max.unwrap_or(0), &k),
+        Popup::Help { scroll } => {
+            let (max, page) = help_max.unwrap_or((0, 1));
+            help_key(scroll, max, page, &k)
+        }
         Popup::Requests { sel } => requests_key(s, sel, &k, cmds),
         Popup::AddFriend {
             query,
@@ -114,7 +118,7 @@ pub(super) fn popup_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
     }
 }
 
-fn help_key(scroll: &mut usize, max: usize, k: &KeyEvent) -> bool {
+fn help_key(scroll: &mut usize, max: usize, page: usize, k: &KeyEvent) -> bool {
     let keep = match k.code {
         KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') | KeyCode::F(1) => false,
         KeyCode::Down | KeyCode::Char('j') => {
@@ -125,12 +129,13 @@ fn help_key(scroll: &mut usize, max: usize, k: &KeyEvent) -> bool {
             *scroll = scroll.saturating_sub(1);
             true
         }
+        // A page is what the popup shows, so no line is ever skipped.
         KeyCode::PageDown | KeyCode::Char(' ') => {
-            *scroll += 10;
+            *scroll += page;
             true
         }
         KeyCode::PageUp => {
-            *scroll = scroll.saturating_sub(10);
+            *scroll = scroll.saturating_sub(page);
             true
         }
         KeyCode::Home | KeyCode::Char('g') => {

@@ -468,6 +468,7 @@ impl State {
         if matches!(self.conn, Conn::Offline { .. })
             || self.silent.is_some()
             || self.connecting_since.is_some()
+            || super::busy::waiting(self).is_some()
         {
             // The countdowns and waiting times show whole seconds.
             at(self.now_ms + 1000 - self.now_ms.rem_euclid(1000));

@@ -50,6 +50,11 @@ pub fn config_dir() -> PathBuf {
     )
 }
 
+/// A server's directory name, as the data directory spells it (logs use the same).
+pub fn server_dir_name(server: &str) -> String {
+    safe(server)
+}
+
 fn safe(s: &str) -> String {
     s.chars()
         .map(|c| {

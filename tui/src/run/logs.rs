@@ -8,18 +8,9 @@ use crate::app::config::Zone;
 use crate::app::export::line;
 use crate::client::Client;
 
-/// A server's directory name under `log_dir`: its address without the scheme.
+/// A server's directory name under `log_dir`: the same as under the data directory.
 fn server_dir(server: &str) -> String {
-    let s = server.strip_prefix("tls://").unwrap_or(server);
-    s.chars()
-        .map(|c| {
-            if c == '/' || c == '\\' || c.is_control() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect()
+    crate::client::paths::server_dir_name(server)
 }
 
 /// Appends one line to `dir/<server>/<file>` (created with its directories, mode 0600: it is
@@ -94,7 +85,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         super::append(dir.path(), "tls://chat.example:7000", "#研发群.log", "a").unwrap();
         super::append(dir.path(), "tls://chat.example:7000", "#研发群.log", "b").unwrap();
-        let p = dir.path().join("chat.example:7000").join("#研发群.log");
+        let p = dir
+            .path()
+            .join(crate::client::paths::server_dir_name(
+                "tls://chat.example:7000",
+            ))
+            .join("#研发群.log");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "a\nb\n");
         #[cfg(unix)]
         {

@@ -22,7 +22,7 @@ pub(super) fn draw_separator(buf: &mut Buffer, s: &State, l: &MainLayout, w: u16
         } else if !names.is_empty() {
             label = format!("{} typing…", names.join(", "));
         } else if let Some(q) = &t.search {
-            label = format!("search: {q} (Esc clears)");
+            label = format!("filter: {q} (Esc clears)");
         }
     }
     // The draft's size once it nears the server's limit: the limit is in bytes, and a CJK

@@ -110,13 +110,13 @@ fn help(buf: &mut Buffer, s: &State, b: Inner, scroll: usize) -> Option<Position
     if rows < lines.len() {
         let last = (sc + rows).min(lines.len());
         let more = if last < lines.len() {
-            "Down/PgDn more"
+            "PgDn more"
         } else {
-            "end; Up/PgUp back"
+            "end, PgUp back"
         };
         b.hint(
             buf,
-            &format!("lines {}-{last} of {}  {more}", sc + 1, lines.len()),
+            &format!("{}-{last} of {}  {more}", sc + 1, lines.len()),
         );
     }
     None

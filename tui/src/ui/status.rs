@@ -43,6 +43,7 @@ pub(super) fn draw_title(buf: &mut Buffer, s: &State, r: Rect) {
     fill(buf, r, st);
     let mut left = " confab".to_owned();
     if let Some(t) = s.current() {
+        let mut topic = String::new();
         let extra = match t.kind {
             Kind::Group => t
                 .group
@@ -53,16 +54,14 @@ pub(super) fn draw_title(buf: &mut Buffer, s: &State, r: Rect) {
                         n => format!("{n} members"),
                     };
                     let closed = if g.open { "" } else { ", closed" };
-                    // The topic follows; a narrow terminal cuts it first.
-                    let topic = if g.description.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
+                    // The topic goes last: a narrow terminal cuts it first.
+                    if !g.description.is_empty() {
+                        topic = format!(
                             ": {}",
                             crate::text::sanitize(&g.description).replace('\n', " ")
-                        )
-                    };
-                    format!(" ({n}{closed}){topic}")
+                        );
+                    }
+                    format!(" ({n}{closed})")
                 })
                 .unwrap_or_default(),
             Kind::Private => {
@@ -79,7 +78,7 @@ pub(super) fn draw_title(buf: &mut Buffer, s: &State, r: Rect) {
             Level::Mentions => " [mentions only]",
             Level::None => " [muted]",
         };
-        left = format!(" {mark}{}{extra}{level}", t.name);
+        left = format!(" {mark}{}{extra}{level}{topic}", t.name);
     }
     let right = match (&s.conn, &s.me) {
         (Conn::Connecting, _) => "connecting… ".to_owned(),
@@ -87,6 +86,8 @@ pub(super) fn draw_title(buf: &mut Buffer, s: &State, r: Rect) {
         _ => String::new(),
     };
     let rw = width(&right, s.settings.ambiguous);
+    // Cut with an ellipsis, so a cut title says so.
+    let left = truncate(&left, w.saturating_sub(rw + 1), s.settings.ambiguous);
     put(
         buf,
         r.x,
@@ -110,7 +111,11 @@ pub(super) fn draw_status(buf: &mut Buffer, s: &State, r: Rect) {
     };
     let rw = right.len() + 1;
     let waiting = crate::app::busy::waiting(s);
-    let find = crate::app::find::status(s);
+    let find = crate::app::find::status(s).or_else(|| {
+        s.pick.map(|_| {
+            "picked: y copy  e edit  r recall  d delete  Up/Down move  Esc done".to_owned()
+        })
+    });
     let (left, lst) = match (&s.rsearch, &s.notice) {
         _ if find.is_some() => (find.unwrap_or_default(), fg(s, Color::Yellow)),
         (None, None) if s.normal_mode => (

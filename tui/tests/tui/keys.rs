@@ -568,9 +568,21 @@ fn help_wraps_at_40_columns_and_says_where_it_is() {
     };
     let first = inner(&s);
     assert!(
-        first.last().unwrap().starts_with("lines 1-") && first.last().unwrap().contains("more"),
+        first.last().unwrap().starts_with("1-") && first.last().unwrap().contains("more"),
         "{first:#?}"
     );
+    // A page down starts right after the last line shown: nothing is skipped.
+    let range = |s: &State| -> (usize, usize) {
+        let last = inner(s).last().unwrap().clone();
+        let (a, rest) = last.split_once('-').unwrap();
+        let b = rest.split_whitespace().next().unwrap();
+        (a.parse().unwrap(), b.parse().unwrap())
+    };
+    let (_, end) = range(&s);
+    update(&mut s, key(KeyCode::PageDown));
+    assert_eq!(range(&s).0, end + 1);
+    update(&mut s, key(KeyCode::PageUp));
+    assert_eq!(range(&s).0, 1);
     // Page through everything, collecting the text.
     let mut seen: Vec<String> = Vec::new();
     for _ in 0..40 {
@@ -587,7 +599,7 @@ fn help_wraps_at_40_columns_and_says_where_it_is() {
     assert!(squeezed.contains("p admin on/off."), "the end is reachable");
     update(&mut s, key(KeyCode::End));
     let rows = inner(&s);
-    assert!(rows.last().unwrap().contains("end;"), "{rows:#?}");
+    assert!(rows.last().unwrap().contains("end,"), "{rows:#?}");
     // Scrolling past the end stays at the end: one Up moves back at once.
     update(&mut s, key(KeyCode::PageDown));
     update(&mut s, key(KeyCode::Up));
@@ -792,4 +804,67 @@ fn ctrl_s_finds_as_you_type_and_steps_through_matches() {
         },
     );
     assert!(status(&s).contains("find: x  1/1"), "{}", status(&s));
+}
+
+/// What an afternoon's use found, each fixed: `/msg` completes people, not groups; a renamed
+/// group keeps its notification level (the config entry moves); a waiting request's seconds
+/// count by themselves; notices that stopped being true go (too long after a send, reconnecting
+/// once online, "again to quit" after another key).
+#[test]
+fn trial_findings_completion_rename_level_timer_and_stale_notices() {
+    let mut s = main_state(80, 24);
+    type_text(&mut s, "/msg 研");
+    update(&mut s, key(KeyCode::Tab));
+    assert_eq!(
+        s.composer.text(),
+        "/msg 研",
+        "a group is not someone to message"
+    );
+    update(&mut s, ctrl('c'));
+
+    s.settings.levels.insert("研发群".into(), Level::Mentions);
+    let mut m = msg(GROUP, 7, ME, 19, "");
+    m.kind = pb::MessageKind::System as i32;
+    m.group_change = Some(pb::GroupChange {
+        kind: pb::group_change::Kind::Updated as i32,
+        actor: Some(user(ME, "小明")),
+        name: "研发二群".into(),
+        open: true,
+        ..Default::default()
+    });
+    let cmds = update(&mut s, Msg::Core(Event::Message(m)));
+    assert_eq!(s.settings.level("研发二群"), Level::Mentions);
+    assert!(
+        cmds.iter().any(|c| matches!(c, Cmd::SaveLevel { name, level: Level::All } if name == "研发群"))
+            && cmds.iter().any(|c| matches!(c, Cmd::SaveLevel { name, level: Level::Mentions } if name == "研发二群")),
+        "{cmds:?}"
+    );
+
+    s.busy = Default::default();
+    type_text(&mut s, "/add 王五");
+    update(&mut s, key(KeyCode::Enter));
+    assert!(
+        s.next_wakeup().is_some(),
+        "the waiting line counts seconds by itself"
+    );
+
+    s.composer.set(&"长".repeat(1500));
+    update(&mut s, key(KeyCode::Enter));
+    assert!(s.notice.clone().unwrap().0.starts_with("too long"));
+    s.composer.set("短的");
+    update(&mut s, key(KeyCode::Enter));
+    assert!(s.notice.is_none(), "{:?}", s.notice);
+
+    type_text(&mut s, "/reconnect");
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Msg::Core(Event::State(ConnState::Online { synced: true })),
+    );
+    assert!(s.notice.is_none(), "{:?}", s.notice);
+
+    update(&mut s, ctrl('c'));
+    assert!(s.notice.clone().unwrap().0.contains("again to quit"));
+    update(&mut s, key(KeyCode::Up));
+    assert!(s.notice.is_none() && !s.quit, "{:?}", s.notice);
 }

@@ -373,7 +373,7 @@ fn an_over_long_draft_is_refused_before_sending_and_kept() {
         "{cmds:?}"
     );
     assert_eq!(s.composer.text(), long, "the text is kept");
-    assert!(screen_text(&s).contains("too long to send: 5280 bytes"));
+    assert!(screen_text(&s).contains("too long: 5280 of 4096 bytes"));
     // Shortened under the limit, it goes.
     s.composer.set("短");
     let cmds = update(&mut s, key(KeyCode::Enter));
