@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS devices (
     created_ms BIGINT NOT NULL,
     last_seen_ms BIGINT NOT NULL,
     revoked TINYINT NOT NULL DEFAULT 0,
+    client VARCHAR(64) NOT NULL DEFAULT '',
+    address VARCHAR(64) NOT NULL DEFAULT '',
     KEY devices_user (user_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 

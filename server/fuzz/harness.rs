@@ -216,6 +216,7 @@ impl Play<'_> {
                 out,
                 ctl: Arc::new(ConnCtl::default()),
                 quiet: false,
+                client: "fuzz".into(),
             },
             pushes,
             hello_done: false,

@@ -8,6 +8,7 @@ mod accounts;
 mod blocks;
 mod data_dir_env;
 mod delivery;
+mod devices;
 mod friends;
 mod groups;
 mod messaging;

@@ -59,7 +59,7 @@ async fn same_version_restarts_and_another_version_is_refused() {
     drop(again.service);
     assert_eq!(
         versions(&cfg).await,
-        vec![2, confab_server::store::schema::SCHEMA_VERSION],
+        (2..=confab_server::store::schema::SCHEMA_VERSION).collect::<Vec<_>>(),
         "each step recorded"
     );
     assert!(blocks_table(&cfg).await, "the migration made the table");
@@ -96,7 +96,11 @@ async fn set_version(cfg: &confab_server::config::Config, version: i64, drop_lat
             )
             .unwrap();
             if drop_later {
-                db.execute("DROP TABLE blocks", []).unwrap();
+                db.execute_batch(
+                    "DROP TABLE blocks; ALTER TABLE devices DROP COLUMN client; \
+                     ALTER TABLE devices DROP COLUMN address;",
+                )
+                .unwrap();
             }
         }
         Some(url) => {
@@ -111,6 +115,9 @@ async fn set_version(cfg: &confab_server::config::Config, version: i64, drop_lat
             .unwrap();
             if drop_later {
                 conn.query_drop("DROP TABLE blocks").await.unwrap();
+                conn.query_drop("ALTER TABLE devices DROP COLUMN client, DROP COLUMN address")
+                    .await
+                    .unwrap();
             }
         }
     }

@@ -95,6 +95,7 @@ pub async fn serve<B: Backend>(
             out: out_tx,
             ctl: Arc::new(ConnCtl::default()),
             quiet: false,
+            client: String::new(),
         },
         codec: EnvelopeCodec::with_max_frame(svc.cfg.max_frame_bytes as usize),
         svc,
@@ -302,6 +303,7 @@ impl<B: Backend> Conn<B> {
             Step::Hello(hello) => {
                 // Set before the Hello's own resume attaches the session.
                 self.ctx.quiet = hello.quiet;
+                self.ctx.client = crate::service::validate::device_name(&hello.client_name);
                 let svc = self.svc.clone();
                 let ctx = self.ctx.clone();
                 self.exclusive = true;

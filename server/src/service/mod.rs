@@ -76,6 +76,9 @@ pub struct ConnCtx {
     pub ctl: Arc<ConnCtl>,
     /// The Hello said `quiet`: this connection does not count for presence.
     pub quiet: bool,
+    /// The Hello's client_name (at most 64 bytes, no control characters): a new device
+    /// session records it.
+    pub client: String,
 }
 
 /// How a request changed the connection's authentication.
@@ -438,6 +441,7 @@ impl<B: Backend> Service<B> {
             match body {
                 Body::Logout(l) => svc.logout(&ctx, &session, req_id, l).await,
                 Body::ChangePassword(c) => svc.change_password(&ctx, &session, req_id, c).await,
+                Body::RevokeDevice(r) => svc.revoke_device(&session, req_id, r).await,
                 body => match svc.handle(&ctx, &session, body).await {
                     Ok(None) if notification => Outcome::none(),
                     Ok(None) => Outcome::reply(Envelope::new(req_id, Body::Ok(pb::Ok {}))),
@@ -494,6 +498,14 @@ impl<B: Backend> Service<B> {
             | Body::DeliveredUpTo(_)
             | Body::SyncEvents(_)) => self.threads_request(ctx, s, b).await,
             b @ Body::Typing(_) => self.presence_request(ctx, s, b).await,
+            Body::ListDevices(_) => {
+                let (uid, dev) = (s.user.user_id, s.device_id);
+                let devices = self
+                    .store
+                    .read(move |tx| Box::pin(async move { accounts::devices(tx, uid, dev).await }))
+                    .await?;
+                Ok(Some(Body::DeviceList(pb::DeviceList { devices })))
+            }
             other => Err(not_a_request(&other)),
         }
     }
@@ -540,6 +552,7 @@ fn missing_id(body: &Body) -> bool {
         Body::CancelFriendRequest(r) => &[r.request_id],
         Body::RemoveFriend(r) => &[r.user_id],
         Body::BlockUser(r) => &[r.user_id],
+        Body::RevokeDevice(r) => &[r.device_id],
         Body::UnblockUser(r) => &[r.user_id],
         Body::JoinGroup(r) => &[r.group_id],
         Body::InviteToGroup(r) => &[r.group_id, r.user_id],

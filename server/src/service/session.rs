@@ -150,7 +150,11 @@ impl<B: Backend> Service<B> {
             self.check_auth_rate(ctx.peer, Some(&name.key))?;
             let hash = self.hasher.hash(r.password).await.map_err(hash_err)?;
             let (token, token_hash) = auth::new_token();
-            let device = validate::device_name(&r.device_name);
+            let device = accounts::NewDevice {
+                name: validate::device_name(&r.device_name),
+                client: ctx.client.clone(),
+                address: ctx.peer.to_string(),
+            };
             let s = self
                 .store
                 .write(move |tx| {
@@ -202,7 +206,11 @@ impl<B: Backend> Service<B> {
                 _ => return Err(failed()),
             };
             let (token, token_hash) = auth::new_token();
-            let device = validate::device_name(&l.device_name);
+            let device = accounts::NewDevice {
+                name: validate::device_name(&l.device_name),
+                client: ctx.client.clone(),
+                address: ctx.peer.to_string(),
+            };
             let s = self
                 .store
                 .write(move |tx| {
@@ -298,6 +306,34 @@ impl<B: Backend> Service<B> {
                     reply: Some(Envelope::new(req_id, Body::Ok(pb::Ok {}))),
                     auth: AuthChange::LoggedOut,
                 }
+            }
+            Err(e) => Outcome::error(req_id, e.into()),
+        }
+    }
+
+    /// RevokeDevice: the session ends on every node at once, like a logout of that device.
+    pub(super) async fn revoke_device(
+        self: &Arc<Self>,
+        s: &Session,
+        req_id: u64,
+        r: pb::RevokeDevice,
+    ) -> Outcome {
+        let (uid, this, dev) = (s.user.user_id, s.device_id, r.device_id);
+        if dev == 0 {
+            return Outcome::error(req_id, bad("device_id is required"));
+        }
+        let res = self
+            .store
+            .write(move |tx| {
+                Box::pin(async move { accounts::revoke_device(tx, uid, dev, this).await })
+            })
+            .await;
+        match res {
+            Ok(()) => {
+                self.hub
+                    .kick_where(uid, Kick::Revoked, |c| c.device_id == dev);
+                self.bus.kick(uid, KickScope::Device(dev));
+                Outcome::reply(Envelope::new(req_id, Body::Ok(pb::Ok {})))
             }
             Err(e) => Outcome::error(req_id, e.into()),
         }

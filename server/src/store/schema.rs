@@ -2,8 +2,9 @@
 //! hold the same tables and keys.
 
 /// Bumped when the schema changes; recorded in `schema_version`. (2: resume tokens in their own
-/// table, `messages.group_change`, group name keys; 3: blocks.)
-pub const SCHEMA_VERSION: i64 = 3;
+/// table, `messages.group_change`, group name keys; 3: blocks; 4: devices.client and
+/// devices.address.)
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The oldest version this server migrates from (2 is the first release's layout).
 pub const OLDEST_MIGRATABLE: i64 = 2;
@@ -19,24 +20,35 @@ pub struct Migration {
     pub mysql: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    to: 3,
-    what: "blocks (users blocked by a user)",
-    sqlite: "CREATE TABLE IF NOT EXISTS blocks (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        to: 3,
+        what: "blocks (users blocked by a user)",
+        sqlite: "CREATE TABLE IF NOT EXISTS blocks (
         user_id INTEGER NOT NULL,
         blocked_id INTEGER NOT NULL,
         created_ms INTEGER NOT NULL,
         PRIMARY KEY (user_id, blocked_id)
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS blocks_blocked ON blocks(blocked_id);",
-    mysql: "CREATE TABLE IF NOT EXISTS blocks (
+        mysql: "CREATE TABLE IF NOT EXISTS blocks (
         user_id BIGINT NOT NULL,
         blocked_id BIGINT NOT NULL,
         created_ms BIGINT NOT NULL,
         PRIMARY KEY (user_id, blocked_id),
         KEY blocks_blocked (blocked_id)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-}];
+    },
+    Migration {
+        to: 4,
+        what: "devices.client and devices.address (ListDevices)",
+        // SQLite: the step runs in its transaction with its version row, once.
+        sqlite: "ALTER TABLE devices ADD COLUMN client TEXT NOT NULL DEFAULT '';
+    ALTER TABLE devices ADD COLUMN address TEXT NOT NULL DEFAULT '';",
+        mysql: "ALTER TABLE devices ADD COLUMN IF NOT EXISTS client VARCHAR(64) NOT NULL DEFAULT '', \
+            ADD COLUMN IF NOT EXISTS address VARCHAR(64) NOT NULL DEFAULT ''",
+    },
+];
 
 /// The steps a database at version `found` needs, or why it cannot be served.
 pub fn steps_from(found: Option<i64>) -> Result<Vec<&'static Migration>, super::StoreError> {
@@ -78,7 +90,9 @@ CREATE TABLE IF NOT EXISTS devices (
     name TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL,
-    revoked INTEGER NOT NULL DEFAULT 0
+    revoked INTEGER NOT NULL DEFAULT 0,
+    client TEXT NOT NULL DEFAULT '',
+    address TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS devices_user ON devices(user_id);
 

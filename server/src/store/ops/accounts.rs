@@ -28,7 +28,7 @@ pub async fn register<T: Tx>(
     name: &str,
     name_key: &str,
     password_hash: &str,
-    device_name: &str,
+    device: &NewDevice,
     token_hash: &[u8],
 ) -> StoreResult<Session> {
     let now = now_ms();
@@ -46,7 +46,7 @@ pub async fn register<T: Tx>(
         user_id: id,
         name: name.to_owned(),
     };
-    let device_id = new_device(tx, id, device_name, token_hash).await?;
+    let device_id = new_device(tx, id, device, token_hash).await?;
     Ok(Session {
         user,
         device_id,
@@ -85,17 +85,26 @@ pub async fn password_hash<T: Tx>(tx: &mut T, user_id: u64) -> StoreResult<Strin
     .text(0)
 }
 
+/// What a new device session records about where it came from (ListDevices shows it).
+#[derive(Debug, Clone, Default)]
+pub struct NewDevice {
+    pub name: String,
+    /// The Hello's client_name.
+    pub client: String,
+    pub address: String,
+}
+
 async fn new_device<T: Tx>(
     tx: &mut T,
     user_id: u64,
-    device_name: &str,
+    device: &NewDevice,
     token_hash: &[u8],
 ) -> StoreResult<u64> {
     let now = now_ms();
     let device_id = tx
         .insert(
-            "INSERT INTO devices (user_id, name, created_ms, last_seen_ms) VALUES (?, ?, ?, ?)",
-            params![user_id, device_name, now, now],
+            "INSERT INTO devices (user_id, name, created_ms, last_seen_ms, client, address) VALUES (?, ?, ?, ?, ?, ?)",
+            params![user_id, &device.name, now, now, &device.client, &device.address],
         )
         .await?;
     add_token(tx, device_id, token_hash).await?;
@@ -122,10 +131,10 @@ async fn last_event_seq<T: Tx>(tx: &mut T, user_id: u64) -> StoreResult<u64> {
 pub async fn login<T: Tx>(
     tx: &mut T,
     user: pb::User,
-    device_name: &str,
+    device: &NewDevice,
     token_hash: &[u8],
 ) -> StoreResult<Session> {
-    let device_id = new_device(tx, user.user_id, device_name, token_hash).await?;
+    let device_id = new_device(tx, user.user_id, device, token_hash).await?;
     let last_event_seq = last_event_seq(tx, user.user_id).await?;
     Ok(Session {
         user,
@@ -335,4 +344,58 @@ pub async fn search<T: Tx>(
         out.push(profile(tx, viewer, row.u64(0)?).await?);
     }
     Ok(out)
+}
+
+/// The user's device sessions that are not revoked, oldest first; `current` marks `this`.
+pub async fn devices<T: Tx>(tx: &mut T, user_id: u64, this: u64) -> StoreResult<Vec<pb::Device>> {
+    let rows = tx
+        .query(
+            "SELECT id, name, client, created_ms, last_seen_ms, address FROM devices \
+             WHERE user_id = ? AND revoked = 0 ORDER BY id",
+            params![user_id],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let device_id = r.u64(0)?;
+            Ok(pb::Device {
+                device_id,
+                name: r.text(1)?,
+                client: r.text(2)?,
+                created_ms: r.i64(3)?,
+                last_seen_ms: r.i64(4)?,
+                address: r.text(5)?,
+                current: device_id == this,
+            })
+        })
+        .collect()
+}
+
+/// Revokes one of the user's other sessions (its tokens go too).
+pub async fn revoke_device<T: Tx>(
+    tx: &mut T,
+    user_id: u64,
+    device_id: u64,
+    this: u64,
+) -> StoreResult<()> {
+    if device_id == this {
+        return Err(StoreError::Conflict(
+            "that is the device you are using: log out instead",
+        ));
+    }
+    let n = tx
+        .exec(
+            "UPDATE devices SET revoked = 1 WHERE id = ? AND user_id = ? AND revoked = 0",
+            params![device_id, user_id],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::NotFound("device"));
+    }
+    tx.exec(
+        "DELETE FROM device_tokens WHERE device_id = ?",
+        params![device_id],
+    )
+    .await?;
+    Ok(())
 }
