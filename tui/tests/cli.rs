@@ -345,6 +345,25 @@ fn check_scripting_commands(out: &Path) {
         "a request refused by a block"
     );
     assert_eq!(code(out, "send_blocked"), 5, "a send refused by a block");
+    let devices = lines(&out.join("devices.jsonl"));
+    assert_eq!(devices.len(), 3, "bob, bob2, bob3: {devices:?}");
+    assert_eq!(
+        devices.iter().filter(|d| d["current"] == true).count(),
+        1,
+        "{devices:?}"
+    );
+    assert!(
+        devices
+            .iter()
+            .all(|d| d["address"] == "127.0.0.1" && d["client"] != ""),
+        "{devices:?}"
+    );
+    assert_eq!(one("revoke")["type"], "revoked");
+    assert_eq!(
+        code(out, "revoked_threads"),
+        3,
+        "a revoked session cannot sign in"
+    );
     let err = std::fs::read_to_string(out.join("request_blocked.err")).unwrap();
     assert!(
         err.contains("not allowed") && !err.contains("block"),

@@ -1,4 +1,4 @@
-//! `register`, `login`, `logout`, `threads` and `keys`.
+//! `register`, `login`, `logout`, `threads`, `keys` and `devices`.
 
 use super::conn::{client_config, connect, read_password, resume};
 use super::fail::Fail;
@@ -62,4 +62,32 @@ pub fn keys() {
     ));
     // A closed pipe (`confab keys | head`) is not an error worth a panic.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+}
+
+/// `devices`: one `device` line per session of the account, oldest first.
+pub async fn devices(server: &str) -> Result<(), Fail> {
+    let (c, _, _) = resume(server, false).await?;
+    for d in c.devices().await? {
+        print(serde_json::json!({
+            "type": "device",
+            "device_id": d.device_id,
+            "name": d.name,
+            "client": d.client,
+            "address": d.address,
+            "created_ms": d.created_ms,
+            "last_seen_ms": d.last_seen_ms,
+            "current": d.current,
+        }));
+    }
+    c.shutdown().await;
+    Ok(())
+}
+
+/// `devices revoke ID` prints `revoked`.
+pub async fn revoke(server: &str, id: u64) -> Result<(), Fail> {
+    let (c, _, _) = resume(server, false).await?;
+    c.revoke_device(id).await?;
+    print(serde_json::json!({"type": "revoked", "device_id": id}));
+    c.shutdown().await;
+    Ok(())
 }

@@ -69,6 +69,13 @@ pub struct Cli {
     cmd: Option<Cmd>,
 }
 
+/// `confab devices ...`.
+#[derive(Debug, Subcommand)]
+enum DevicesCmd {
+    /// End the session of device ID (as `confab devices` prints it), at once.
+    Revoke { id: u64 },
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Create an account and log in (prints `registered`).
@@ -159,6 +166,11 @@ enum Cmd {
     Unblock { name: String },
     /// List the users you blocked.
     Blocked,
+    /// Your device sessions; `devices revoke ID` ends one.
+    Devices {
+        #[command(subcommand)]
+        cmd: Option<DevicesCmd>,
+    },
     /// List your groups and invitations (every page).
     Groups,
     /// Groups: create, join, leave, invite, kick, role, rename, transfer, members.
@@ -261,6 +273,10 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         Cmd::Block { name } => friends::block(s, &name, true).await,
         Cmd::Unblock { name } => friends::block(s, &name, false).await,
         Cmd::Blocked => friends::blocked(s).await,
+        Cmd::Devices { cmd: None } => account::devices(s).await,
+        Cmd::Devices {
+            cmd: Some(DevicesCmd::Revoke { id }),
+        } => account::revoke(s, id).await,
         Cmd::Groups => groups::list(s).await,
         Cmd::Group(g) => groups::group(s, g).await,
     }

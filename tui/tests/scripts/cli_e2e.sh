@@ -106,6 +106,15 @@ echo "$?" > "$OUT/send_blocked.code"
 set -e
 as alice unblock 小明 > "$OUT/unblock.jsonl"
 as bob send --to alice 'after the unblock' > /dev/null
+# Devices (1.4): 小明 has two sessions here (bob, bob2); a third is revoked from the first.
+echo 's3cret-s3cret' | as bob3 login 小明 > /dev/null
+as bob devices > "$OUT/devices.jsonl"
+bob3_id=$(grep '"current":false' "$OUT/devices.jsonl" | tail -1 | sed 's/.*"device_id":\([0-9]*\).*/\1/')
+as bob devices revoke "$bob3_id" > "$OUT/revoke.jsonl"
+set +e
+as bob3 threads 2> "$OUT/revoked_threads.err"
+echo "$?" > "$OUT/revoked_threads.code"
+set -e
 as bob2 logout > "$OUT/logout.jsonl"
 
 # Failures: wrong password, unknown user, not a friend, not logged in.

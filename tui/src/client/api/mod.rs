@@ -334,6 +334,18 @@ impl Client {
         Ok(list.users.into_iter().filter_map(|p| p.user).collect())
     }
 
+    /// The account's device sessions (protocol 1.4), oldest first.
+    pub async fn devices(&self) -> Result<Vec<pb::Device>, ApiError> {
+        let reply = self.request(Body::ListDevices(pb::ListDevices {})).await?;
+        Ok(expect_body!(reply, DeviceList)?.devices)
+    }
+
+    /// Ends another device session of the account at once.
+    pub async fn revoke_device(&self, device_id: u64) -> Result<(), ApiError> {
+        self.done(Body::RevokeDevice(pb::RevokeDevice { device_id }))
+            .await
+    }
+
     /// Ends every session of the account, on every device (this one too).
     pub async fn logout_everywhere(&self) -> Result<(), ApiError> {
         self.done(Body::Logout(pb::Logout { all_devices: true }))
