@@ -649,3 +649,36 @@ fn edit_by_up_notify_levels_and_a_refused_message_in_tmux() {
     t.wait_for("b", "alice is no longer your friend");
     t.wait_for("a", "read only: you are no longer friends");
 }
+
+/// The real binaries: alice signed in on two machines; `/devices` on one lists both, and `x`
+/// twice on the other signs it out at once (back to its login screen, saying so). `/block`
+/// is in the test above.
+#[test]
+fn the_devices_popup_signs_another_session_out_in_tmux() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(&dir.path().join("server"));
+    let server = srv.addr.to_string();
+    let t = Tmux {
+        sock: dir.path().join("tmux.sock"),
+    };
+    let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
+    t.launch("a", &home_a, &server);
+    register(&t, "a", "alice");
+    t.launch("b", &home_b, &server);
+    t.wait_for("b", "log in");
+    t.line("b", "alice");
+    t.line("b", "correct horse battery");
+    t.wait("b", "the main screen", |s| {
+        s.contains("alice") && s.contains("online")
+    });
+    t.line("a", "/devices");
+    let screen = t.wait_for("a", "(this one)");
+    assert_eq!(screen.matches("127.0.0.1").count(), 2, "{screen}");
+    // The session listed second is b's (the newer one).
+    t.keys("a", &["Down"]);
+    t.keys("a", &["x"]);
+    t.wait_for("a", "press x again to sign");
+    t.keys("a", &["x"]);
+    t.wait_for("a", "is signed out");
+    t.wait_for("b", "the session ended");
+}

@@ -15,7 +15,10 @@ pub struct Busy(VecDeque<(Option<String>, i64)>);
 
 fn label(op: &Op) -> Option<String> {
     Some(match op {
-        Op::LoadFriends | Op::LoadRequests | Op::Members(_) | Op::LoadBlocked => return None,
+        Op::LoadFriends | Op::LoadRequests | Op::Members(_) | Op::LoadBlocked | Op::LoadDevices => {
+            return None;
+        }
+        Op::RevokeDevice(_, name) => format!("signing {name} out"),
         Op::Block(name, true) => format!("blocking {name}"),
         Op::Block(name, false) => format!("unblocking {name}"),
         Op::SearchUsers(q) => format!("searching for {q}"),

@@ -22,6 +22,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     ("/unblock", "/unblock NAME        end a block"),
     (
+        "/devices",
+        "/devices             your sessions on every device (x twice signs one out)",
+    ),
+    (
         "/password",
         "/password            change your password (signs out your other devices)",
     ),
@@ -88,6 +92,7 @@ pub enum Command {
     Block(Option<String>),
     Unblock(String),
     Password,
+    Devices,
     Accept(Option<String>),
     Decline(Option<String>),
     Msg(String, Option<String>),
@@ -152,6 +157,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         }
         "/unfriend" => Command::Unfriend(first.ok_or_else(|| usage("/unfriend"))?),
         "/password" => Command::Password,
+        "/devices" => Command::Devices,
         "/block" => Command::Block(first),
         "/unblock" => Command::Unblock(first.ok_or_else(|| usage("/unblock"))?),
         "/accept" => Command::Accept(first),
@@ -290,6 +296,14 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
             cmds.push(Cmd::Op(Op::LoadBlocked));
         }
         C::Unblock(name) => cmds.push(Cmd::Op(Op::Block(nfc(&name), false))),
+        C::Devices => open_popup(
+            s,
+            Popup::Devices {
+                devices: Vec::new(),
+                sel: 0,
+            },
+            cmds,
+        ),
         C::Password => open_popup(
             s,
             Popup::Password {

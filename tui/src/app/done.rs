@@ -62,6 +62,15 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
                 });
             }
         }
+        Done::Devices { devices, info } => {
+            if let Some(Popup::Devices { devices: d, sel }) = &mut s.popup {
+                *sel = (*sel).min(devices.len().saturating_sub(1));
+                *d = devices;
+            }
+            if let Some(info) = info {
+                s.notice(info);
+            }
+        }
         Done::SearchFailed(e) => {
             if let Some(Popup::AddFriend { searched, .. }) = &mut s.popup {
                 searched.clear();

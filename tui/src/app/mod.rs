@@ -36,7 +36,7 @@ pub mod state;
 
 pub use crate::text::sanitize;
 pub use msg::{Cmd, Done, Msg, Op};
-pub use popups::switcher_matches;
+pub use popups::{device_label, switcher_matches};
 pub use state::{
     Conn, Kind, LoginForm, PAGE, Pending, Popup, Screen, SendState, State, ThreadView,
 };

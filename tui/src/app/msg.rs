@@ -53,6 +53,11 @@ pub enum Done {
         users: Vec<pb::User>,
         info: Option<String>,
     },
+    /// The account's device sessions, and what to say (after a revoke).
+    Devices {
+        devices: Vec<pb::Device>,
+        info: Option<String>,
+    },
     /// A user search that got no answer (offline, timed out): not the same as no match.
     SearchFailed(String),
     Members(u64, Vec<pb::GroupMember>),
@@ -101,6 +106,9 @@ pub enum Op {
     /// Block (true) or unblock a user by name.
     Block(String, bool),
     LoadBlocked,
+    LoadDevices,
+    /// End a device session (id, what to call it).
+    RevokeDevice(u64, String),
     /// Take back my request to this user.
     CancelRequest(String),
     ChangePassword {

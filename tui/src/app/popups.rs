@@ -16,6 +16,7 @@ pub(super) fn open_popup(s: &mut State, p: Popup, cmds: &mut Vec<Cmd>) {
     match &p {
         Popup::Requests { .. } => cmds.push(Cmd::Op(Op::LoadRequests)),
         Popup::Members { group_id, .. } => cmds.push(Cmd::Op(Op::Members(*group_id))),
+        Popup::Devices { .. } => cmds.push(Cmd::Op(Op::LoadDevices)),
         _ => {}
     }
     s.popup = Some(p);
@@ -111,6 +112,7 @@ pub(super) fn popup_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
             again,
             field,
         } => password_key(s, [old, new, again], field, &k, cmds),
+        Popup::Devices { devices, sel } => devices_key(s, devices, sel, &k, cmds),
     };
     // Kept unless a handler put another popup in its place.
     if keep && s.popup.is_none() {
@@ -197,6 +199,58 @@ fn requests_key(s: &mut State, sel: &mut usize, k: &KeyEvent, cmds: &mut Vec<Cmd
                 let id = r.request_id;
                 s.requests.retain(|x| x.request_id != id);
                 *sel = (*sel).min(s.requests.len().saturating_sub(1));
+            }
+            true
+        }
+        _ => true,
+    }
+}
+
+/// A device session's name for people: its device name, else its client.
+pub fn device_label(d: &pb::Device) -> String {
+    match (d.name.is_empty(), d.client.is_empty()) {
+        (false, _) => d.name.clone(),
+        (true, false) => d.client.clone(),
+        (true, true) => format!("device {}", d.device_id),
+    }
+}
+
+/// `/devices`: Up/Down choose, `x` twice signs that session out (not this one: /logout).
+fn devices_key(
+    s: &mut State,
+    devices: &[pb::Device],
+    sel: &mut usize,
+    k: &KeyEvent,
+    cmds: &mut Vec<Cmd>,
+) -> bool {
+    if k.code != KeyCode::Char('x') && s.revoke_armed.take().is_some() {
+        s.notice = None;
+    }
+    match k.code {
+        KeyCode::Esc | KeyCode::Char('q') => false,
+        KeyCode::Down | KeyCode::Char('j') => {
+            *sel = (*sel + 1).min(devices.len().saturating_sub(1));
+            true
+        }
+        KeyCode::Up | KeyCode::Char('k') => {
+            *sel = sel.saturating_sub(1);
+            true
+        }
+        KeyCode::Char('x') => {
+            let Some(d) = devices.get(*sel) else {
+                return true;
+            };
+            if d.current {
+                s.error("this is the session you are using: /logout ends it");
+            } else if s.revoke_armed == Some(d.device_id) {
+                s.revoke_armed = None;
+                cmds.push(Cmd::Op(Op::RevokeDevice(d.device_id, device_label(d))));
+            } else {
+                s.revoke_armed = Some(d.device_id);
+                s.notice(format!(
+                    "press x again to sign {} out (another key cancels)",
+                    device_label(d)
+                ));
             }
             true
         }

@@ -250,6 +250,11 @@ pub enum Popup {
         query: Editor,
         sel: usize,
     },
+    /// `/devices`: the account's sessions (x twice revokes one).
+    Devices {
+        devices: Vec<pb::Device>,
+        sel: usize,
+    },
     /// `/password`: the current password and the new one twice (0, 1, 2).
     Password {
         old: Editor,
@@ -302,6 +307,8 @@ pub struct State {
     pub hidden: BTreeMap<u64, u64>,
     /// The member a first `x` in the members popup picked; a second `x` removes them.
     pub kick_armed: Option<u64>,
+    /// The device a first `x` in the devices popup picked; a second `x` revokes it.
+    pub revoke_armed: Option<u64>,
     /// Operations waiting for the server (see app/busy.rs).
     pub busy: super::busy::Busy,
     /// When each conversation last notified (see app/notify.rs).
@@ -357,6 +364,7 @@ impl State {
             notify_gates: Default::default(),
             busy: Default::default(),
             kick_armed: None,
+            revoke_armed: None,
             last_open: None,
             hidden: BTreeMap::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,

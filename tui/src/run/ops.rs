@@ -69,6 +69,17 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
                 info: Some(info),
             })
         }
+        Op::LoadDevices => Ok(Done::Devices {
+            devices: c.devices().await?,
+            info: None,
+        }),
+        Op::RevokeDevice(id, name) => {
+            c.revoke_device(id).await?;
+            Ok(Done::Devices {
+                devices: c.devices().await?,
+                info: Some(format!("{name} is signed out")),
+            })
+        }
         Op::LoadBlocked => Ok(Done::Blocked {
             users: c.blocked().await?,
             info: None,

@@ -72,6 +72,7 @@ pub(super) fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position
         Popup::Members { .. } => (" Members ", 50, 16),
         Popup::Switcher { .. } => (" Go to (Ctrl-K) ", 50, 14),
         Popup::Password { .. } => (" Change your password ", 50, 10),
+        Popup::Devices { .. } => (" Your sessions ", 70, 14),
     };
     let r = popup_rect(f.area(), w, h);
     f.render_widget(Clear, r);
@@ -97,6 +98,7 @@ pub(super) fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position
             again,
             field,
         } => password(buf, s, inner, [old, new, again], *field),
+        Popup::Devices { devices, sel } => self::devices(buf, s, inner, devices, *sel),
     }
 }
 
@@ -177,6 +179,51 @@ fn requests(buf: &mut Buffer, s: &State, b: Inner, sel: usize) -> Option<Positio
         "a/Enter accept  d decline  Esc close"
     };
     b.hint(buf, hint);
+    None
+}
+
+/// Each session: its name, client and address, when it was last seen, and which is this one.
+fn devices(
+    buf: &mut Buffer,
+    s: &State,
+    b: Inner,
+    devices: &[pb::Device],
+    sel: usize,
+) -> Option<Position> {
+    let amb = s.settings.ambiguous;
+    if devices.is_empty() {
+        put(buf, b.x() + 1, b.row(0), "loading…", b.w(), dim());
+    }
+    let rows = b.h().saturating_sub(2);
+    let first = (sel + 1).saturating_sub(rows);
+    for (i, d) in devices.iter().enumerate().skip(first).take(rows) {
+        let offset = s.settings.zone.offset_s(d.last_seen_ms);
+        let (day, time) = crate::text::clock::day_time(d.last_seen_ms, offset);
+        let seen = format!("{} {time}", crate::text::clock::day_label(day));
+        let this = if d.current { " (this one)" } else { "" };
+        // The client after the name, unless the name says it already.
+        let client = if d.name.is_empty() || d.client.is_empty() || d.client == d.name {
+            String::new()
+        } else {
+            format!(" {}", crate::app::sanitize(&d.client))
+        };
+        // What matters most first: a narrow popup cuts the end.
+        let text = format!(
+            " {}{this}{client}  {}  {seen}",
+            crate::app::sanitize(&crate::app::device_label(d)),
+            d.address
+        );
+        let st = if i == sel { rev() } else { Style::default() };
+        put(
+            buf,
+            b.x(),
+            b.row(i - first),
+            &truncate(&text, b.w(), amb),
+            b.w(),
+            st,
+        );
+    }
+    b.hint(buf, "x x sign out  Esc close");
     None
 }
 

@@ -158,3 +158,59 @@ fn blocked_users_messages_are_hidden_and_never_notify() {
     );
     assert!(s.notice.clone().unwrap().0.contains("you block: 李四"));
 }
+
+/// `/devices` lists the account's sessions (this one marked); `x` twice signs another out,
+/// `x` on this one says to log out instead.
+#[test]
+fn the_devices_popup_lists_sessions_and_signs_one_out() {
+    let mut s = main_state(80, 24);
+    let cmds = run(&mut s, "/devices");
+    assert!(matches!(&cmds[..], [Cmd::Op(Op::LoadDevices)]), "{cmds:?}");
+    let dev = |id, name: &str, current| pb::Device {
+        device_id: id,
+        name: name.into(),
+        client: "confab-tui".into(),
+        address: "127.0.0.1".into(),
+        created_ms: NOW - 86_400_000,
+        last_seen_ms: NOW - 60_000,
+        current,
+    };
+    update(
+        &mut s,
+        Msg::Done(Done::Devices {
+            devices: vec![dev(1, "laptop", true), dev(2, "办公室", false)],
+            info: None,
+        }),
+    );
+    let screen = screen_text(&s);
+    assert!(
+        screen.contains("laptop (this one) confab-tui  127.0.0.1  2026-05-03 09:19"),
+        "{screen}"
+    );
+    assert!(screen.contains("办公室"), "{screen}");
+    assert!(update(&mut s, key(KeyCode::Char('x'))).is_empty());
+    assert!(s.notice.clone().unwrap().0.contains("/logout"));
+    update(&mut s, key(KeyCode::Down));
+    assert!(
+        update(&mut s, key(KeyCode::Char('x'))).is_empty(),
+        "asks first"
+    );
+    let cmds = update(&mut s, key(KeyCode::Char('x')));
+    assert!(
+        matches!(&cmds[..], [Cmd::Op(Op::RevokeDevice(2, n))] if n == "办公室"),
+        "{cmds:?}"
+    );
+    update(
+        &mut s,
+        Msg::Done(Done::Devices {
+            devices: vec![dev(1, "laptop", true)],
+            info: Some("办公室 is signed out".into()),
+        }),
+    );
+    assert!(screen_text(&s).contains("办公室 is signed out"));
+    assert!(
+        matches!(&s.popup, Some(Popup::Devices { devices, sel: 0 }) if devices.len() == 1),
+        "{:?}",
+        s.popup
+    );
+}

@@ -140,6 +140,30 @@ fn snapshot_popups() {
         );
         update(s, key(KeyCode::F(2)));
     });
+    snap("popup_devices", |s| {
+        type_text(s, "/devices");
+        update(s, key(KeyCode::Enter));
+        let dev = |id, name: &str, client: &str, current| pb::Device {
+            device_id: id,
+            name: name.into(),
+            client: client.into(),
+            address: "192.0.2.7".into(),
+            created_ms: NOW - 86_400_000,
+            last_seen_ms: NOW - 3_600_000,
+            current,
+        };
+        update(
+            s,
+            Msg::Done(Done::Devices {
+                devices: vec![
+                    dev(1, "laptop", "confab-tui", true),
+                    dev(2, "", "confab-cli", false),
+                    dev(3, "办公室电脑", "confab-tui", false),
+                ],
+                info: None,
+            }),
+        );
+    });
     snap("popup_password", |s| {
         type_text(s, "/password");
         update(s, key(KeyCode::Enter));
