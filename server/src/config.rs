@@ -187,6 +187,10 @@ pub struct Settings {
     /// client that lost the reply can resume with it again.
     #[arg(long, env = "CONFAB_TOKEN_GRACE_MS")]
     pub token_grace_ms: Option<u32>,
+    /// A device session not used (no login or resume) for this many days expires: its resume
+    /// token no longer works [default: 90].
+    #[arg(long, env = "CONFAB_SESSION_IDLE_DAYS")]
+    pub session_idle_days: Option<u32>,
 }
 
 /// Resolved settings.
@@ -239,6 +243,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// A used resume token expires this long after its first use.
     pub token_grace_ms: u32,
+    /// A device session unused this long expires.
+    pub session_idle: Duration,
 }
 
 /// Errors reading the configuration.
@@ -313,7 +319,8 @@ impl Settings {
             hash_concurrency,
             batch_max,
             shutdown_grace_ms,
-            token_grace_ms
+            token_grace_ms,
+            session_idle_days
         )
     }
 
@@ -473,6 +480,12 @@ impl Settings {
             batch_max: self.batch_max.unwrap_or(512).max(1),
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms.unwrap_or(5000)),
             token_grace_ms: self.token_grace_ms.unwrap_or(60_000),
+            session_idle: Duration::from_secs(
+                u64::from(nonzero(
+                    self.session_idle_days.unwrap_or(90),
+                    "session_idle_days must be positive",
+                )?) * 86_400,
+            ),
         })
     }
 }

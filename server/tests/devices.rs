@@ -59,3 +59,38 @@ async fn devices_are_listed_and_another_one_is_revoked_at_once() {
         ErrorCode::NotFound
     );
 }
+
+/// A session unused for `--session-idle-days` expires: its resume token stops working (and
+/// one used since does not).
+#[tokio::test]
+async fn an_idle_session_expires() {
+    let srv = TestServer::start().await;
+    let a = srv.user("idle_a").await;
+    let b = srv.user("idle_b").await;
+    // a's session was last used 91 days ago (the default limit is 90).
+    let long_ago = confab_server::ids::now_ms() - 91 * 86_400_000;
+    match &srv.cfg.mysql_url {
+        None => {
+            let db = rusqlite::Connection::open(srv.cfg.data_dir.join("confab.db")).unwrap();
+            db.execute(
+                "UPDATE devices SET last_seen_ms = ?1 WHERE id = ?2",
+                rusqlite::params![long_ago, a.device_id as i64],
+            )
+            .unwrap();
+        }
+        Some(url) => {
+            use mysql_async::prelude::Queryable;
+            let mut conn = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+            conn.exec_drop(
+                "UPDATE devices SET last_seen_ms = ? WHERE id = ?",
+                (long_ago, a.device_id),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let mut c = Client::raw(srv.addr).await;
+    assert!(c.hello_with_token(&a.token).await.resume_failed, "expired");
+    let mut c = Client::raw(srv.addr).await;
+    assert!(!c.hello_with_token(&b.token).await.resume_failed, "in use");
+}

@@ -239,10 +239,13 @@ impl<B: Backend> Service<B> {
         let old_hash = auth::token_hash(token);
         let (new_token, new_hash) = auth::new_token();
         let grace_ms = i64::from(self.cfg.token_grace_ms);
+        let idle_ms = i64::try_from(self.cfg.session_idle.as_millis()).unwrap_or(i64::MAX);
         let s = self
             .store
             .write(move |tx| {
-                Box::pin(async move { accounts::resume(tx, &old_hash, &new_hash, grace_ms).await })
+                Box::pin(async move {
+                    accounts::resume(tx, &old_hash, &new_hash, grace_ms, idle_ms).await
+                })
             })
             .await
             .map_err(|e| match e {

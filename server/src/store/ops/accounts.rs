@@ -151,14 +151,17 @@ pub async fn resume<T: Tx>(
     token_hash: &[u8],
     new_hash: &[u8],
     grace_ms: i64,
+    idle_ms: i64,
 ) -> StoreResult<Session> {
     let now = now_ms();
+    // A session unused for `idle_ms` is over, as a revoked one is.
     let row = tx
         .query_opt(
             "SELECT d.id, d.user_id, u.name, t.expires_ms FROM device_tokens t \
              JOIN devices d ON d.id = t.device_id JOIN users u ON u.id = d.user_id \
-             WHERE t.token_hash = ? AND d.revoked = 0 AND (t.expires_ms = 0 OR t.expires_ms > ?)",
-            params![token_hash, now],
+             WHERE t.token_hash = ? AND d.revoked = 0 AND (t.expires_ms = 0 OR t.expires_ms > ?) \
+             AND d.last_seen_ms > ?",
+            params![token_hash, now, now.saturating_sub(idle_ms)],
         )
         .await?
         .ok_or(StoreError::AuthFailed)?;
