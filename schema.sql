@@ -175,3 +175,12 @@ CREATE TABLE IF NOT EXISTS blocks (
     PRIMARY KEY (user_id, blocked_id),
     KEY blocks_blocked (blocked_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Users barred from a group (schema 5): no rejoin, invitation or search result.
+CREATE TABLE IF NOT EXISTS group_bans (
+    group_id BIGINT NOT NULL,
+    user_id BIGINT NOT NULL,
+    banned_by BIGINT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

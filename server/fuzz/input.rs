@@ -588,6 +588,7 @@ impl Domain<'_> {
             GroupReq::KickMember { group: g, user: u } => Body::KickMember(pb::KickMember {
                 group_id: group(g),
                 user_id: user(u),
+                ..Default::default()
             }),
             GroupReq::SetMemberRole {
                 group: g,

@@ -39,7 +39,11 @@ fn leave(group_id: u64) -> Body {
 }
 
 fn kick(group_id: u64, user_id: u64) -> Body {
-    Body::KickMember(pb::KickMember { group_id, user_id })
+    Body::KickMember(pb::KickMember {
+        group_id,
+        user_id,
+        ban: false,
+    })
 }
 
 fn set_role(group_id: u64, user_id: u64, role: pb::Role) -> Body {

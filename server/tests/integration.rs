@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts;
+mod bans;
 mod blocks;
 mod data_dir_env;
 mod delivery;

@@ -97,8 +97,8 @@ async fn set_version(cfg: &confab_server::config::Config, version: i64, drop_lat
             .unwrap();
             if drop_later {
                 db.execute_batch(
-                    "DROP TABLE blocks; ALTER TABLE devices DROP COLUMN client; \
-                     ALTER TABLE devices DROP COLUMN address;",
+                    "DROP TABLE blocks; DROP TABLE group_bans; \
+                     ALTER TABLE devices DROP COLUMN client; ALTER TABLE devices DROP COLUMN address;",
                 )
                 .unwrap();
             }
@@ -115,6 +115,7 @@ async fn set_version(cfg: &confab_server::config::Config, version: i64, drop_lat
             .unwrap();
             if drop_later {
                 conn.query_drop("DROP TABLE blocks").await.unwrap();
+                conn.query_drop("DROP TABLE group_bans").await.unwrap();
                 conn.query_drop("ALTER TABLE devices DROP COLUMN client, DROP COLUMN address")
                     .await
                     .unwrap();

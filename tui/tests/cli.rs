@@ -333,6 +333,13 @@ fn check_scripting_commands(out: &Path) {
 
     assert_eq!(one("unfriend")["user"]["name"], "alice");
     assert_eq!(one("block")["user"]["name"], "carol");
+    assert_eq!(one("ban")["user"]["name"], "alice");
+    assert_eq!(one("unban")["type"], "unbanned");
+    assert_eq!(
+        code(out, "ban_join"),
+        4,
+        "a banned user does not find the group"
+    );
     let blocked: Vec<String> = lines(&out.join("blocked.jsonl"))
         .iter()
         .map(|l| l["user"]["name"].as_str().unwrap().to_owned())

@@ -26,6 +26,8 @@ pub fn body_name(body: &Body) -> &'static str {
         Body::CancelFriendRequest(_) => "cancel_friend_request",
         Body::RemoveFriend(_) => "remove_friend",
         Body::BlockUser(_) => "block_user",
+        Body::UnbanMember(_) => "unban_member",
+        Body::ListBans(_) => "list_bans",
         Body::ListDevices(_) => "list_devices",
         Body::DeviceList(_) => "device_list",
         Body::RevokeDevice(_) => "revoke_device",

@@ -6,7 +6,7 @@ use confab_wire::Body;
 use confab_wire::pb::{self};
 
 use crate::store::Backend;
-use crate::store::ops::groups;
+use crate::store::ops::{bans, groups};
 
 use super::*;
 
@@ -48,8 +48,26 @@ impl<B: Backend> Service<B> {
                 None
             }
             Body::KickMember(k) => {
-                write!(self, conn, tx => groups::kick(tx, &ids, &user, k.group_id, k.user_id).await.map(|fx| ((), fx)));
+                write!(self, conn, tx => groups::kick(tx, &ids, &user, k.group_id, k.user_id, k.ban).await.map(|fx| ((), fx)));
                 None
+            }
+            Body::UnbanMember(u) => {
+                write!(self, conn, tx => bans::remove(tx, me, u.group_id, u.user_id).await.map(|()| ((), Default::default())));
+                None
+            }
+            Body::ListBans(l) => {
+                let users = read!(self, tx => bans::list(tx, me, l.group_id).await);
+                let page = pb::UserList {
+                    users: users
+                        .into_iter()
+                        .map(|u| pb::Profile {
+                            user: Some(u),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    has_more: false,
+                };
+                Some(self.fit(page, Cut::Back).into_body())
             }
             Body::SetMemberRole(r) => {
                 let role = pb::Role::try_from(r.role).map_err(|_| bad("unknown role"))?;

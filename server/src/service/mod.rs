@@ -487,7 +487,9 @@ impl<B: Backend> Service<B> {
             | Body::TransferOwnership(_)
             | Body::ListGroups(_)
             | Body::SearchGroups(_)
-            | Body::ListGroupMembers(_)) => self.groups_request(ctx, s, b).await,
+            | Body::ListGroupMembers(_)
+            | Body::UnbanMember(_)
+            | Body::ListBans(_)) => self.groups_request(ctx, s, b).await,
             b @ (Body::ListThreads(_)
             | Body::GetThread(_)
             | Body::SyncThread(_)
@@ -553,6 +555,8 @@ fn missing_id(body: &Body) -> bool {
         Body::RemoveFriend(r) => &[r.user_id],
         Body::BlockUser(r) => &[r.user_id],
         Body::RevokeDevice(r) => &[r.device_id],
+        Body::UnbanMember(r) => &[r.group_id, r.user_id],
+        Body::ListBans(r) => &[r.group_id],
         Body::UnblockUser(r) => &[r.user_id],
         Body::JoinGroup(r) => &[r.group_id],
         Body::InviteToGroup(r) => &[r.group_id, r.user_id],

@@ -3,8 +3,8 @@
 
 /// Bumped when the schema changes; recorded in `schema_version`. (2: resume tokens in their own
 /// table, `messages.group_change`, group name keys; 3: blocks; 4: devices.client and
-/// devices.address.)
-pub const SCHEMA_VERSION: i64 = 4;
+/// devices.address; 5: group bans.)
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The oldest version this server migrates from (2 is the first release's layout).
 pub const OLDEST_MIGRATABLE: i64 = 2;
@@ -47,6 +47,24 @@ pub const MIGRATIONS: &[Migration] = &[
     ALTER TABLE devices ADD COLUMN address TEXT NOT NULL DEFAULT '';",
         mysql: "ALTER TABLE devices ADD COLUMN IF NOT EXISTS client VARCHAR(64) NOT NULL DEFAULT '', \
             ADD COLUMN IF NOT EXISTS address VARCHAR(64) NOT NULL DEFAULT ''",
+    },
+    Migration {
+        to: 5,
+        what: "group_bans",
+        sqlite: "CREATE TABLE IF NOT EXISTS group_bans (
+        group_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        banned_by INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        PRIMARY KEY (group_id, user_id)
+    ) WITHOUT ROWID;",
+        mysql: "CREATE TABLE IF NOT EXISTS group_bans (
+        group_id BIGINT NOT NULL,
+        user_id BIGINT NOT NULL,
+        banned_by BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        PRIMARY KEY (group_id, user_id)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
     },
 ];
 
@@ -234,4 +252,13 @@ CREATE TABLE IF NOT EXISTS blocks (
     PRIMARY KEY (user_id, blocked_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blocks_blocked ON blocks(blocked_id);
+
+-- Users barred from a group (5): no rejoin, invitation or search result.
+CREATE TABLE IF NOT EXISTS group_bans (
+    group_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    banned_by INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+) WITHOUT ROWID;
 "#;

@@ -37,6 +37,8 @@ fn label(op: &Op) -> Option<String> {
         Op::LeaveGroup(_) => "leaving the group".into(),
         Op::Invite(_, name) => format!("inviting {name}"),
         Op::Kick(_, _, name) => format!("removing {name}"),
+        Op::Ban(_, name, true) => format!("banning {name}"),
+        Op::Ban(_, name, false) => format!("lifting the ban on {name}"),
         Op::SetRole(_, _, name, _) => format!("changing {name}'s role"),
         Op::OpenDm(name, _) => format!("opening {name}"),
         Op::Edit(..) => "editing your message".into(),

@@ -37,7 +37,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     (
         "/group",
-        "/group create|join|leave|invite|kick|role|rename|topic|open|closed|transfer|decline ...",
+        "/group create|join|leave|invite|kick|ban|unban|role|rename|topic|open|closed|transfer|decline ...",
     ),
     ("/members", "/members             members of this group"),
     (
@@ -81,7 +81,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
 
 pub(super) const GROUP_SUBS: &[&str] = &[
     "create", "join", "leave", "invite", "kick", "role", "rename", "topic", "open", "closed",
-    "transfer", "decline",
+    "transfer", "decline", "ban", "unban",
 ];
 
 /// A parsed command.
@@ -103,6 +103,7 @@ pub enum Command {
     GroupTopic(String),
     GroupOpen(bool),
     GroupTransfer(String),
+    GroupBan(String, bool),
     GroupDecline(String),
     GroupJoin(String),
     GroupLeave,
@@ -191,6 +192,8 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 "open" => Command::GroupOpen(true),
                 "closed" | "close" => Command::GroupOpen(false),
                 "transfer" => Command::GroupTransfer(need(arg)?),
+                "ban" => Command::GroupBan(need(arg)?, true),
+                "unban" => Command::GroupBan(need(arg)?, false),
                 "decline" => Command::GroupDecline(need(arg)?),
                 "join" => Command::GroupJoin(need(arg)?),
                 "leave" => Command::GroupLeave,
@@ -335,6 +338,11 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
         C::GroupTransfer(n) => {
             if let Some(g) = current_group(s) {
                 cmds.push(Cmd::Op(Op::Transfer(g, nfc(&n))));
+            }
+        }
+        C::GroupBan(n, ban) => {
+            if let Some(g) = current_group(s) {
+                cmds.push(Cmd::Op(Op::Ban(g, nfc(&n), ban)));
             }
         }
         C::GroupDecline(n) => cmds.push(Cmd::Op(Op::DeclineInvite(nfc(&n)))),

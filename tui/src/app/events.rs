@@ -421,6 +421,7 @@ fn removed_me(c: &pb::GroupChange, me: u64) -> Option<String> {
         Ok(Kind::Kicked) if about_me => {
             Some(format!("read only: {by} removed you from this group"))
         }
+        Ok(Kind::Banned) if about_me => Some(format!("read only: {by} banned you from this group")),
         Ok(Kind::Left) if about_me => Some("read only: you left this group".to_owned()),
         _ => None,
     }
@@ -432,7 +433,9 @@ fn apply_group_change(g: &mut pb::Group, c: &pb::GroupChange) {
     use pb::group_change::Kind;
     match Kind::try_from(c.kind) {
         Ok(Kind::Joined) => g.member_count = g.member_count.saturating_add(1),
-        Ok(Kind::Left | Kind::Kicked) => g.member_count = g.member_count.saturating_sub(1).max(1),
+        Ok(Kind::Left | Kind::Kicked | Kind::Banned) => {
+            g.member_count = g.member_count.saturating_sub(1).max(1)
+        }
         // The entry carries all three, changed or not.
         Ok(Kind::Updated) if !c.name.is_empty() => {
             g.name = c.name.clone();
@@ -450,7 +453,7 @@ fn follow_members(list: &mut Vec<(u64, String)>, c: &pb::GroupChange, u: &pb::Us
         Ok(Kind::Joined) if !list.iter().any(|m| m.0 == u.user_id) => {
             list.push((u.user_id, nfc(&u.name)));
         }
-        Ok(Kind::Left | Kind::Kicked) => list.retain(|m| m.0 != u.user_id),
+        Ok(Kind::Left | Kind::Kicked | Kind::Banned) => list.retain(|m| m.0 != u.user_id),
         _ => {}
     }
 }

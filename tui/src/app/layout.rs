@@ -422,6 +422,7 @@ pub(super) fn system_text(m: &pb::ChatMessage) -> String {
         Ok(G::Joined) => format!("{subject} joined"),
         Ok(G::Left) => format!("{subject} left"),
         Ok(G::Kicked) => format!("{actor} removed {subject}"),
+        Ok(G::Banned) => format!("{actor} banned {subject}"),
         // The entry carries the group's new name, description and openness, changed or not.
         Ok(G::Updated) if !c.name.is_empty() => {
             let topic = if c.description.is_empty() {

@@ -133,6 +133,8 @@ pub enum Op {
     LeaveGroup(u64),
     Invite(u64, String),
     Kick(u64, u64, String),
+    /// Ban (true) or unban someone from a group (group, name).
+    Ban(u64, String, bool),
     SetRole(u64, u64, String, pb::Role),
     Members(u64),
     OpenDm(String, Option<String>),

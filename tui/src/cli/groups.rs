@@ -20,6 +20,10 @@ pub enum GroupCmd {
     Invite { group: String, user: String },
     /// Remove a member from a group (admins and the owner).
     Kick { group: String, user: String },
+    /// Remove a user (member or not) and bar them from the group (admins and the owner).
+    Ban { group: String, user: String },
+    /// Lift a ban.
+    Unban { group: String, user: String },
     /// Make a member an admin, or a plain member again (the owner).
     Role {
         group: String,
@@ -53,6 +57,10 @@ pub async fn list(server: &str) -> Result<(), Fail> {
 
 pub async fn group(server: &str, cmd: GroupCmd) -> Result<(), Fail> {
     let (c, _, _) = resume(server, false).await?;
+    let cmd_kind = match &cmd {
+        GroupCmd::Ban { .. } => "banned",
+        _ => "unbanned",
+    };
     let line = match cmd {
         GroupCmd::Create { name } => typed("group", out::group(&c.create_group(&name).await?)),
         GroupCmd::Join { name } => typed("group", out::group(&c.join_group_by_name(&name).await?)),
@@ -72,6 +80,17 @@ pub async fn group(server: &str, cmd: GroupCmd) -> Result<(), Fail> {
             let u = c.member(&g, &user).await?;
             c.kick(g.group_id, u.user_id).await?;
             json!({"type": "kicked", "group_id": g.group_id, "user": out::user(&Some(u))})
+        }
+        GroupCmd::Ban { group, user } | GroupCmd::Unban { group, user } => {
+            let ban = matches!(cmd_kind, "banned");
+            let g = c.my_group(&group).await?;
+            let u = c.user_by_name(&user).await?;
+            if ban {
+                c.ban(g.group_id, u.user_id).await?;
+            } else {
+                c.unban(g.group_id, u.user_id).await?;
+            }
+            json!({"type": cmd_kind, "group_id": g.group_id, "user": out::user(&Some(u))})
         }
         GroupCmd::Role { group, user, role } => {
             let g = c.my_group(&group).await?;

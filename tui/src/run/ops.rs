@@ -155,6 +155,21 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
             c.invite(group_id, user_id(c, 0, &name).await?).await?;
             info(format!("invited {name}"))
         }
+        Op::Ban(group_id, name, ban) => {
+            let u = c.user_by_name(&name).await?;
+            if ban {
+                c.ban(group_id, u.user_id).await?;
+                changed(
+                    c,
+                    group_id,
+                    format!("banned {}: they cannot come back", u.name),
+                )
+                .await
+            } else {
+                c.unban(group_id, u.user_id).await?;
+                info(format!("{} may join again", u.name))
+            }
+        }
         Op::Kick(group_id, id, name) => {
             c.kick(group_id, user_id(c, id, &name).await?).await?;
             changed(c, group_id, format!("removed {name}")).await

@@ -77,6 +77,13 @@ as alice group transfer 研发二群 carol > "$OUT/transfer.jsonl"
 as alice group leave 研发二群 > "$OUT/leave.jsonl"
 as carol groups > "$OUT/groups_carol.jsonl"
 as carol history --group 研发二群 > "$OUT/history_group.jsonl"
+# Bans (1.4): alice, who left, is kept out (the group is not even found for her), then let back.
+as carol group ban 研发二群 alice > "$OUT/ban.jsonl"
+set +e
+as alice group join 研发二群 2> "$OUT/ban_join.err"
+echo "$?" > "$OUT/ban_join.code"
+set -e
+as carol group unban 研发二群 alice > "$OUT/unban.jsonl"
 
 # One thread, from now on: the old messages and everyone else's events stay out.
 CONFAB_DATA_DIR="$OUT/bob" "$CONFAB" watch --thread alice --since-now > "$OUT/watch_thread.jsonl" &

@@ -398,3 +398,37 @@ fn an_older_listing_does_not_take_the_header_back_and_read_only_says_why() {
         screen_text(&s)
     );
 }
+
+/// `/group ban NAME` asks the server to ban; the entry says who banned whom; the banned member's
+/// own conversation turns read only saying so.
+#[test]
+fn a_ban_from_the_keyboard_and_its_entry() {
+    let mut s = main_state(80, 24);
+    type_text(&mut s, "/group ban 李四");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        matches!(&cmds[..], [Cmd::Op(Op::Ban(5, n, true))] if n == "李四"),
+        "{cmds:?}"
+    );
+    type_text(&mut s, "/group unban 李四");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        matches!(&cmds[..], [Cmd::Op(Op::Ban(5, n, false))] if n == "李四"),
+        "{cmds:?}"
+    );
+    let entry = |seq, subject: u64, name: &str| {
+        let mut m = msg(GROUP, seq, ZHANG, 19, "");
+        m.kind = pb::MessageKind::System as i32;
+        m.group_change = Some(pb::GroupChange {
+            kind: pb::group_change::Kind::Banned as i32,
+            actor: Some(user(ZHANG, "张三")),
+            subject: Some(user(subject, name)),
+            ..Default::default()
+        });
+        Msg::Core(Event::Message(m))
+    };
+    update(&mut s, entry(7, LI, "李四"));
+    assert!(screen_text(&s).contains("张三 banned 李四"));
+    update(&mut s, entry(8, ME, "小明"));
+    assert!(screen_text(&s).contains("read only: 张三 banned you from this group"));
+}

@@ -11,7 +11,7 @@ use crate::params;
 use crate::store::{Row, StoreError, StoreResult, Tx, TxExt};
 
 /// The caller's role in a group (`Unspecified` when not a member).
-async fn role<T: Tx>(tx: &mut T, group_id: u64, user_id: u64) -> StoreResult<pb::Role> {
+pub(super) async fn role<T: Tx>(tx: &mut T, group_id: u64, user_id: u64) -> StoreResult<pb::Role> {
     let row = tx
         .query_opt(
             "SELECT role FROM group_members WHERE group_id = ? AND user_id = ?",
@@ -193,6 +193,9 @@ pub async fn join<T: Tx>(
     if my_role != pb::Role::Unspecified {
         return Err(StoreError::Conflict("already a member"));
     }
+    if super::bans::banned(tx, group_id, me.user_id).await? {
+        return Err(StoreError::Forbidden("you may not join this group"));
+    }
     if !g.open && !g.invited {
         return Err(StoreError::Forbidden(
             "the group is closed and you are not invited",
@@ -237,6 +240,9 @@ pub async fn invite<T: Tx>(
     user(tx, invitee).await?;
     if super::blocks::blocked(tx, invitee, me).await? {
         return Err(StoreError::Forbidden("not allowed"));
+    }
+    if super::bans::banned(tx, group_id, invitee).await? {
+        return Err(StoreError::Forbidden("they are banned from this group"));
     }
     if role(tx, group_id, invitee).await? != pb::Role::Unspecified {
         return Err(StoreError::Conflict("already a member"));
@@ -315,11 +321,26 @@ pub async fn kick<T: Tx>(
     me: &pb::User,
     group_id: u64,
     target: u64,
+    ban: bool,
 ) -> StoreResult<Effects> {
     let (g, my_role) = group_and_role(tx, me.user_id, group_id).await?;
     let their_role = role(tx, group_id, target).await?;
     if my_role == pb::Role::Unspecified {
         return Err(StoreError::Forbidden("not a member of this group"));
+    }
+    if ban && their_role == pb::Role::Unspecified {
+        // Barring someone who is not a member (yet): no entry, nobody to remove.
+        if !matches!(my_role, pb::Role::Owner | pb::Role::Admin) || target == me.user_id {
+            return Err(StoreError::Forbidden("you may not ban this user"));
+        }
+        user(tx, target).await?;
+        super::bans::add(tx, group_id, target, me.user_id).await?;
+        tx.exec(
+            "DELETE FROM group_invites WHERE group_id = ? AND user_id = ?",
+            params![group_id, target],
+        )
+        .await?;
+        return Ok(Effects::default());
     }
     if their_role == pb::Role::Unspecified {
         return Err(StoreError::NotFound("member"));
@@ -340,10 +361,17 @@ pub async fn kick<T: Tx>(
         &mut fx,
         g.thread_id,
         me,
-        change(Change::Kicked, me, Some(&subject)),
+        change(
+            if ban { Change::Banned } else { Change::Kicked },
+            me,
+            Some(&subject),
+        ),
     )
     .await?;
     remove_member(tx, &g, target).await?;
+    if ban {
+        super::bans::add(tx, group_id, target, me.user_id).await?;
+    }
     fx.members_changed.push(g.thread_id);
     let seen = group(tx, target, group_id).await?;
     emit(tx, &mut fx, target, Kind::GroupLeft(seen)).await?;
@@ -527,8 +555,9 @@ pub async fn search<T: Tx>(
     let rows = tx
         .query(
             "SELECT id FROM chat_groups WHERE open = 1 AND name_key LIKE ? ESCAPE '!' \
+             AND id NOT IN (SELECT group_id FROM group_bans WHERE user_id = ?) \
              ORDER BY member_count DESC, id LIMIT ?",
-            params![&pattern, i64::from(limit)],
+            params![&pattern, me, i64::from(limit)],
         )
         .await?;
     groups_of_rows(tx, me, &rows).await

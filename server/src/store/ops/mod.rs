@@ -3,6 +3,7 @@
 //! guard, so a concurrent change cannot slip between check and write.
 
 pub mod accounts;
+pub mod bans;
 pub mod blocks;
 pub mod friends;
 pub mod groups;

@@ -110,7 +110,27 @@ impl Client {
     }
 
     pub async fn kick(&self, group_id: u64, user_id: u64) -> Result<(), ApiError> {
-        self.done(Body::KickMember(pb::KickMember { group_id, user_id }))
+        self.done(Body::KickMember(pb::KickMember {
+            group_id,
+            user_id,
+            ban: false,
+        }))
+        .await
+    }
+
+    /// Removes a member (if they are one) and bars them from the group (protocol 1.4).
+    pub async fn ban(&self, group_id: u64, user_id: u64) -> Result<(), ApiError> {
+        self.done(Body::KickMember(pb::KickMember {
+            group_id,
+            user_id,
+            ban: true,
+        }))
+        .await
+    }
+
+    /// Lifts a ban.
+    pub async fn unban(&self, group_id: u64, user_id: u64) -> Result<(), ApiError> {
+        self.done(Body::UnbanMember(pb::UnbanMember { group_id, user_id }))
             .await
     }
 
