@@ -87,17 +87,7 @@ impl<B: Backend> Service<B> {
             }
             Body::ListBlocked(_) => {
                 let users = read!(self, tx => blocks::list(tx, me).await);
-                let page = pb::UserList {
-                    users: users
-                        .into_iter()
-                        .map(|u| pb::Profile {
-                            user: Some(u),
-                            ..Default::default()
-                        })
-                        .collect(),
-                    has_more: false,
-                };
-                Some(self.fit(page, Cut::Back).into_body())
+                Some(self.fit(user_list(users), Cut::Back).into_body())
             }
             Body::ListFriends(l) => {
                 let (after, limit) = (l.after_user_id, self.page_limit(l.limit));

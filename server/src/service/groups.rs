@@ -57,17 +57,7 @@ impl<B: Backend> Service<B> {
             }
             Body::ListBans(l) => {
                 let users = read!(self, tx => bans::list(tx, me, l.group_id).await);
-                let page = pb::UserList {
-                    users: users
-                        .into_iter()
-                        .map(|u| pb::Profile {
-                            user: Some(u),
-                            ..Default::default()
-                        })
-                        .collect(),
-                    has_more: false,
-                };
-                Some(self.fit(page, Cut::Back).into_body())
+                Some(self.fit(user_list(users), Cut::Back).into_body())
             }
             Body::SetMemberRole(r) => {
                 let role = pb::Role::try_from(r.role).map_err(|_| bad("unknown role"))?;

@@ -525,6 +525,20 @@ impl<B: Backend> Service<B> {
     }
 }
 
+/// Users as a `UserList` of bare profiles (the block and ban lists).
+fn user_list(users: Vec<pb::User>) -> pb::UserList {
+    pb::UserList {
+        users: users
+            .into_iter()
+            .map(|u| pb::Profile {
+                user: Some(u),
+                ..Default::default()
+            })
+            .collect(),
+        has_more: false,
+    }
+}
+
 fn ready(o: Outcome) -> BoxFuture<'static, Outcome> {
     Box::pin(std::future::ready(o))
 }

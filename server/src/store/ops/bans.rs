@@ -66,12 +66,5 @@ pub async fn list<T: Tx>(tx: &mut T, me: u64, group_id: u64) -> StoreResult<Vec<
             params![group_id],
         )
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(pb::User {
-                user_id: r.u64(0)?,
-                name: r.text(1)?,
-            })
-        })
-        .collect()
+    super::users_of_rows(&rows)
 }

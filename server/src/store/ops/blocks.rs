@@ -95,14 +95,7 @@ pub async fn list<T: Tx>(tx: &mut T, me: u64) -> StoreResult<Vec<pb::User>> {
             params![me],
         )
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(pb::User {
-                user_id: r.u64(0)?,
-                name: r.text(1)?,
-            })
-        })
-        .collect()
+    super::users_of_rows(&rows)
 }
 
 /// The private thread of two friends, if they are friends.

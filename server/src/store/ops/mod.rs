@@ -47,6 +47,18 @@ pub(crate) fn clamp_i64(v: u64) -> i64 {
 }
 
 /// Loads a user's public identity.
+/// Rows of (user id, name) as users.
+pub(super) fn users_of_rows(rows: &[crate::store::Row]) -> StoreResult<Vec<pb::User>> {
+    rows.iter()
+        .map(|r| {
+            Ok(pb::User {
+                user_id: r.u64(0)?,
+                name: r.text(1)?,
+            })
+        })
+        .collect()
+}
+
 pub async fn user<T: Tx>(tx: &mut T, id: u64) -> StoreResult<pb::User> {
     let row = tx
         .query_opt("SELECT id, name FROM users WHERE id = ?", params![id])
