@@ -61,6 +61,12 @@ async fn a_banned_member_cannot_rejoin_be_invited_or_find_the_group_until_unbann
         _ => unreachable!(),
     };
     assert_eq!(gc.kind, pb::group_change::Kind::Banned as i32);
+    // The banned member sees its own exit too.
+    bad.push_where(|b| {
+        matches!(b, Body::MessagePush(p) if p.message.as_ref().is_some_and(|m|
+        m.group_change.as_ref().is_some_and(|g| g.kind == banned)))
+    })
+    .await;
     assert_eq!(gc.actor.unwrap().user_id, owner.id());
     assert_eq!(gc.subject.unwrap().user_id, bad.id());
 

@@ -768,6 +768,60 @@ async fn quiet_connections_are_routed_across_nodes_but_never_online() {
         .await;
 }
 
+/// A device revoked, and a member banned, on node 1 take effect at once on node 2: the revoked
+/// session's connection there closes, the banned member there gets the BANNED entry and can no
+/// longer write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MariaDB and Redis; run by scripts/test.sh"]
+async fn a_revoke_and_a_ban_on_one_node_act_at_once_on_another() {
+    let (cl, _serial) = Cluster::start(2, false).await;
+    let (n1, n2) = (cl.nodes[0].addr(), cl.nodes[1].addr());
+    let mut a = register(n1, "rv_a").await;
+    let mut a2 = login(n2, "rv_a").await;
+    let devices = match a.c.ok(Body::ListDevices(pb::ListDevices {})).await {
+        Body::DeviceList(l) => l.devices,
+        other => panic!("{other:?}"),
+    };
+    let other = devices
+        .iter()
+        .find(|d| !d.current)
+        .expect("the session on node 2");
+    a.c.ok(Body::RevokeDevice(pb::RevokeDevice {
+        device_id: other.device_id,
+    }))
+    .await;
+    a2.c.expect_closed_with(pb::ErrorCode::AuthFailed).await;
+
+    let mut b = register(n2, "rv_b").await;
+    let (group_id, thread) = group(&mut a.c, "rv_group").await;
+    join(&mut b.c, group_id).await;
+    a.c.ok(Body::KickMember(pb::KickMember {
+        group_id,
+        user_id: b.c.id(),
+        ban: true,
+    }))
+    .await;
+    let banned = pb::group_change::Kind::Banned as i32;
+    b.c.push_where(|x| {
+        matches!(x, Body::MessagePush(p) if p.message.as_ref().is_some_and(|m|
+            m.thread_id == thread && m.group_change.as_ref().is_some_and(|g| g.kind == banned)))
+    })
+    .await;
+    let refused =
+        b.c.fail(Body::Send(pb::Send {
+            thread_id: thread,
+            client_msg_id: "after-ban".into(),
+            body: "still here?".into(),
+        }))
+        .await;
+    assert_eq!(refused.code, pb::ErrorCode::Forbidden as i32);
+    assert_eq!(
+        b.c.fail_code(Body::JoinGroup(pb::JoinGroup { group_id }))
+            .await,
+        pb::ErrorCode::Forbidden
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs MariaDB, Redis and nginx; run by scripts/test.sh"]
 async fn everything_pushed_crosses_nodes() {

@@ -99,7 +99,9 @@ impl<B: Backend> Service<B> {
             if let Some(gc) = &msg.group_change
                 && matches!(
                     pb::group_change::Kind::try_from(gc.kind),
-                    Ok(pb::group_change::Kind::Left | pb::group_change::Kind::Kicked)
+                    Ok(pb::group_change::Kind::Left
+                        | pb::group_change::Kind::Kicked
+                        | pb::group_change::Kind::Banned)
                 )
                 && let Some(subject) = gc.subject.as_ref().map(|u| u.user_id)
                 && !members.contains(&subject)
