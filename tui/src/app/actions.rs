@@ -437,6 +437,47 @@ pub(super) fn first_unread(s: &mut State, cmds: &mut Vec<Cmd>) {
     }
 }
 
+/// A new terminal size. Scrolled up, the view keeps the message at its top there (rows are
+/// counted from the bottom, and a different width wraps them differently).
+pub(super) fn resize(s: &mut State, size: (u16, u16)) {
+    let anchor = top_message(s);
+    s.size = size;
+    let Some(seq) = anchor else { return };
+    let h = layout::chat_height(s);
+    let width = layout::chat_width(s.size.0);
+    let Some(t) = s.current() else { return };
+    let rows = layout::chat_rows(s, t, width, usize::MAX).rows;
+    let Some(idx) = rows
+        .iter()
+        .position(|r| matches!(r, layout::Row::Text { head: Some(hd), .. } if hd.seq == Some(seq)))
+    else {
+        return;
+    };
+    let scroll = rows
+        .len()
+        .saturating_sub(idx + h)
+        .min(rows.len().saturating_sub(h));
+    if let Some(t) = s.current_mut() {
+        t.scroll = scroll;
+    }
+}
+
+/// The seq of the message whose rows are at the top of the chat pane, when scrolled up.
+fn top_message(s: &State) -> Option<u64> {
+    let t = s.current()?;
+    if t.scroll == 0 {
+        return None;
+    }
+    let h = layout::chat_height(s);
+    let rows = layout::chat_rows(s, t, layout::chat_width(s.size.0), usize::MAX).rows;
+    let top = rows.len().saturating_sub(h + t.scroll);
+    // The first message that starts at or below the top row (a cut one above it would move).
+    rows[top..].iter().find_map(|r| match r {
+        layout::Row::Text { head: Some(hd), .. } => hd.seq,
+        _ => None,
+    })
+}
+
 /// Back to the newest message without marking anything read (the caller will).
 pub(super) fn scroll_bottom_quiet(s: &mut State) {
     if let Some(t) = s.current_mut() {

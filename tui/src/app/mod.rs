@@ -48,7 +48,7 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Cmd> {
     match msg {
         Msg::Key(k) => keys::key(s, k, &mut cmds),
         Msg::Paste(text) => input::paste(s, &text),
-        Msg::Resize(w, h) => s.size = (w, h),
+        Msg::Resize(w, h) => actions::resize(s, (w, h)),
         Msg::Focus(f) => {
             s.focused = f;
             if f && let Some(id) = s.selected {

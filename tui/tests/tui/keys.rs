@@ -868,3 +868,41 @@ fn trial_findings_completion_rename_level_timer_and_stale_notices() {
     update(&mut s, key(KeyCode::Up));
     assert!(s.notice.is_none() && !s.quit, "{:?}", s.notice);
 }
+
+/// Scrolled up, a resize keeps the message that was at the top of the pane at the top (the
+/// rows re-wrap at another width, so the same count from the bottom would show another place).
+#[test]
+fn a_resize_keeps_the_message_at_the_top_of_the_view() {
+    let mut s = main_state(80, 24);
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: GROUP,
+            msgs: (7..=60)
+                .map(|q| {
+                    msg(
+                        GROUP,
+                        q,
+                        LI,
+                        18,
+                        &format!("第{q}条 {}", "很长的一句话会在窄的终端里换行。".repeat(2)),
+                    )
+                })
+                .collect(),
+        },
+    );
+    for _ in 0..3 {
+        update(&mut s, key(KeyCode::PageUp));
+    }
+    let first_label = |s: &State| -> String {
+        let screen = screen_text(s);
+        let line = screen.lines().nth(1).unwrap().to_owned();
+        let from = line.find('第').expect(&screen);
+        line[from..].split(' ').next().unwrap().to_owned()
+    };
+    let before = first_label(&s);
+    for size in [(60, 20), (120, 40), (80, 24)] {
+        update(&mut s, Msg::Resize(size.0, size.1));
+        assert_eq!(first_label(&s), before, "at {size:?}:\n{}", screen_text(&s));
+    }
+}
