@@ -140,7 +140,10 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
         Done::LoggedOut => {
             let server = s.server.clone();
             let settings = s.settings.clone();
+            // Logging in again opens the conversation that was open (if it is listed then).
+            let open = s.selected;
             *s = State::new(settings, server);
+            s.last_open = open;
             s.notice("logged out");
         }
     }

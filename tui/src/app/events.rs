@@ -324,7 +324,9 @@ fn conn_state(s: &mut State, st: ConnState, cmds: &mut Vec<Cmd>) {
         // newer token in the session file): back to the login screen, saying why.
         let reason = r.clone();
         let name = s.me.as_ref().map(|u| u.name.clone()).unwrap_or_default();
+        let open = s.selected;
         *s = State::new(s.settings.clone(), s.server.clone());
+        s.last_open = open;
         if let Screen::Login(f) = &mut s.screen {
             f.name.set(&name);
             f.field = 2;

@@ -255,3 +255,23 @@ fn registration_asks_for_the_password_twice() {
     assert_eq!(f.field, 2);
     assert!(!screen_text(&s).contains("again"));
 }
+
+/// After a logout (or a session that ended elsewhere), logging in again opens the conversation
+/// that was open, not the most active one.
+#[test]
+fn logging_in_again_opens_the_conversation_that_was_open() {
+    let mut s = main_state(80, 24);
+    update(&mut s, alt(KeyCode::Char('3')));
+    assert_eq!(s.selected, Some(DM_ALICE));
+    update(&mut s, Msg::Done(Done::LoggedOut));
+    assert!(matches!(s.screen, Screen::Login(_)));
+    signed_in(&mut s);
+    update(
+        &mut s,
+        Msg::Threads(vec![
+            (group_thread(6, 6, 18 * 100_000 + GROUP * 100 + 6), 6),
+            (dm(DM_ALICE, ALICE, 1, 1, 500), 1),
+        ]),
+    );
+    assert_eq!(s.selected, Some(DM_ALICE));
+}
