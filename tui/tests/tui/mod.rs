@@ -78,8 +78,11 @@ fn members() -> Vec<pb::GroupMember> {
 }
 
 mod account;
+mod failed;
 mod groups;
 mod keys;
 mod login;
 mod messages;
+mod navigation;
+mod notify;
 mod snapshots;
