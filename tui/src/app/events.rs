@@ -473,7 +473,8 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
         .is_some_and(|u| s.blocked.contains(&u.user_id));
     let is_text = m.kind == pb::MessageKind::Text as i32;
     let sender = m.sender.as_ref().map(|u| nfc(&u.name)).unwrap_or_default();
-    let hl = !mine && is_text && highlighted(&nfc(&m.body), &me.name, &s.settings.highlight);
+    let body = nfc(&m.body);
+    let hl = !mine && is_text && highlighted(&body, &me.name, &s.settings.highlight);
     if s.hidden.remove(&thread_id).is_some() {
         // A closed conversation with something new: back in the list, named by the listing.
         super::actions::save_hidden(s, cmds);
@@ -482,7 +483,6 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
     let t = s.thread_entry(thread_id);
     let fresh = m.seq > t.last_seq;
     let dup = t.messages.contains_key(&m.seq);
-    let body = nfc(&m.body);
     let mut renamed = None;
     if fresh && let (Some(c), Some(g)) = (&m.group_change, t.group.as_mut()) {
         apply_group_change(g, c);
@@ -510,19 +510,16 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
             cmds.push(Cmd::SaveLevel { name: new, level });
         }
     }
-    let Some(t) = s.thread_mut(thread_id) else {
-        return;
-    };
     if dup {
         return;
     }
     // Each entry reaches the reducer once from the core (its cursor applies it once): the log
     // gets it once.
-    let group = t.kind == super::state::Kind::Group;
-    let file = super::export::file_name(&t.name, group);
     if s.settings.log_dir.is_some()
+        && let Some(t) = s.thread(thread_id)
         && let Some(line) = super::export::line(&m, &s.settings.zone)
     {
+        let file = super::export::file_name(&t.name, t.kind == super::state::Kind::Group);
         cmds.push(Cmd::Log { file, line });
     }
     let Some(t) = s.thread_mut(thread_id) else {

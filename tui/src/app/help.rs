@@ -69,15 +69,11 @@ pub fn view_rows(size: (u16, u16), total: usize) -> usize {
     }
 }
 
-/// Lines a page moves: what the popup shows at the state's terminal size.
-pub fn page(s: &State) -> usize {
-    let (w, _) = inner(s.size);
-    view_rows(s.size, lines(s, w).len()).max(1)
-}
-
-/// How far the help can scroll at the state's terminal size.
-pub fn max_scroll(s: &State) -> usize {
+/// At the state's terminal size: how far the help can scroll, and how many lines a page moves
+/// (what the popup shows).
+pub fn scroll_limits(s: &State) -> (usize, usize) {
     let (w, _) = inner(s.size);
     let n = lines(s, w).len();
-    n.saturating_sub(view_rows(s.size, n))
+    let rows = view_rows(s.size, n);
+    (n.saturating_sub(rows), rows.max(1))
 }

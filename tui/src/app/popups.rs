@@ -84,8 +84,8 @@ pub fn switcher_matches(s: &State, query: &str) -> Vec<u64> {
 
 /// A key while a popup is open; the popup closes when its handler says so.
 pub(super) fn popup_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
-    let help_max = matches!(s.popup, Some(Popup::Help { .. }))
-        .then(|| (super::help::max_scroll(s), super::help::page(s)));
+    let help_max =
+        matches!(s.popup, Some(Popup::Help { .. })).then(|| super::help::scroll_limits(s));
     let Some(mut p) = s.popup.take() else { return };
     let keep = match &mut p {
         Popup::Help { scroll } => {
