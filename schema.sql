@@ -23,6 +23,11 @@ CREATE TABLE IF NOT EXISTS users (
     created_ms BIGINT NOT NULL,
     event_seq BIGINT NOT NULL DEFAULT 0,
     last_seen_ms BIGINT NOT NULL DEFAULT 0,
+    -- 6: deactivated at / deleted at (0: not); a deleted account keeps its row with an empty
+    -- name, so its messages keep a sender. is_admin: a server admin.
+    disabled_ms BIGINT NOT NULL DEFAULT 0,
+    deleted_ms BIGINT NOT NULL DEFAULT 0,
+    is_admin TINYINT NOT NULL DEFAULT 0,
     UNIQUE KEY users_name_key (name_key)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
@@ -89,7 +94,8 @@ CREATE TABLE IF NOT EXISTS chat_groups (
     open TINYINT NOT NULL,
     owner_id BIGINT NOT NULL,
     member_count INT NOT NULL DEFAULT 0,
-    created_ms BIGINT NOT NULL
+    created_ms BIGINT NOT NULL,
+    deleted_ms BIGINT NOT NULL DEFAULT 0
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- Group members with roles (1 member, 2 admin, 3 owner).
@@ -183,4 +189,28 @@ CREATE TABLE IF NOT EXISTS group_bans (
     banned_by BIGINT NOT NULL,
     created_ms BIGINT NOT NULL,
     PRIMARY KEY (group_id, user_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Invitation codes for registration (6). The code is `ID.SECRET`; only SHA-256(SECRET) is kept.
+CREATE TABLE IF NOT EXISTS invites (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    secret_hash VARBINARY(32) NOT NULL,
+    uses INT NOT NULL,
+    used INT NOT NULL DEFAULT 0,
+    created_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    revoked TINYINT NOT NULL DEFAULT 0,
+    created_by VARCHAR(64) NOT NULL,
+    note TEXT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Every admin and moderation action (6): who, what, when, to whom.
+CREATE TABLE IF NOT EXISTS audit_log (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    at_ms BIGINT NOT NULL,
+    actor_id BIGINT NOT NULL,
+    actor VARCHAR(64) NOT NULL,
+    action VARCHAR(64) NOT NULL,
+    target VARCHAR(255) NOT NULL,
+    detail TEXT NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

@@ -217,6 +217,7 @@ impl Play<'_> {
                 ctl: Arc::new(ConnCtl::default()),
                 quiet: false,
                 client: "fuzz".into(),
+                operator: false,
             },
             pushes,
             hello_done: false,

@@ -506,6 +506,7 @@ impl Domain<'_> {
                 name: self.name(name),
                 password: Self::password(password),
                 device_name: "fuzz".into(),
+                invite_code: String::new(),
             }),
             SessionReq::Login { name, password } => Body::Login(pb::Login {
                 name: self.name(name),

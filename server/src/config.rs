@@ -16,12 +16,28 @@ pub enum LogFormat {
     Json,
 }
 
+/// Who may register (`--registration`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    /// Anyone who reaches the server.
+    Open,
+    /// Only with an invitation code an admin made (`confab-server admin invite create`).
+    Invite,
+    /// Nobody: only accounts that exist log in.
+    Closed,
+}
+
 /// What to do instead of serving.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum Command {
     /// Print the SHA-256 fingerprint of the certificate the server presents (--tls-cert, or the
     /// self-signed one in --data-dir, made first if --tls-self-signed is given) and exit.
     Fingerprint,
+    /// Administer the store this configuration names: users, groups, invitations, statistics,
+    /// the audit log. Embedded store: through the running server's admin socket, or the
+    /// database itself when no server runs; MySQL: directly (and the cluster bus, if set).
+    Admin(crate::admin::AdminArgs),
 }
 
 /// Every setting, all optional: what flags, environment and file provided.
@@ -191,6 +207,17 @@ pub struct Settings {
     /// token no longer works [default: 90].
     #[arg(long, env = "CONFAB_SESSION_IDLE_DAYS")]
     pub session_idle_days: Option<u32>,
+    /// Who may register: open, invite (a code from `confab-server admin invite create`) or
+    /// closed [default: open when listening on loopback only, invite otherwise].
+    #[arg(long, env = "CONFAB_REGISTRATION", value_enum, global = true)]
+    pub registration: Option<Registration>,
+    /// Days a deleted account's name stays reserved before anyone may register it
+    /// [default: 30].
+    #[arg(long, env = "CONFAB_DELETED_NAME_HOLD_DAYS", global = true)]
+    pub deleted_name_hold_days: Option<u32>,
+    /// A server admin, by name (repeat, or commas in CONFAB_ADMINS); also `admin user promote`.
+    #[arg(long, env = "CONFAB_ADMINS", value_delimiter = ',', global = true)]
+    pub admin: Option<Vec<String>>,
 }
 
 /// Resolved settings.
@@ -245,6 +272,11 @@ pub struct Config {
     pub token_grace_ms: u32,
     /// A device session unused this long expires.
     pub session_idle: Duration,
+    pub registration: Registration,
+    /// A deleted account's name is held this long.
+    pub deleted_name_hold: Duration,
+    /// Names given by `--admin`, folded (name keys).
+    pub admins: Vec<String>,
 }
 
 /// Errors reading the configuration.
@@ -320,7 +352,10 @@ impl Settings {
             batch_max,
             shutdown_grace_ms,
             token_grace_ms,
-            session_idle_days
+            session_idle_days,
+            registration,
+            deleted_name_hold_days,
+            admin
         )
     }
 
@@ -396,10 +431,11 @@ impl Settings {
                 Ok(v)
             }
         };
+        let listen = self
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7000)));
         Ok(Config {
-            listen: self
-                .listen
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7000))),
+            listen,
             data_dir: self
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from("confab-data")),
@@ -486,6 +522,21 @@ impl Settings {
                     "session_idle_days must be positive",
                 )?) * 86_400,
             ),
+            registration: self.registration.unwrap_or(if listen.ip().is_loopback() {
+                Registration::Open
+            } else {
+                Registration::Invite
+            }),
+            deleted_name_hold: Duration::from_secs(
+                u64::from(self.deleted_name_hold_days.unwrap_or(30)) * 86_400,
+            ),
+            admins: self
+                .admin
+                .unwrap_or_default()
+                .iter()
+                .map(|n| crate::store::ops::fold(n.trim()))
+                .filter(|k| !k.is_empty())
+                .collect(),
         })
     }
 }

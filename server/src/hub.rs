@@ -21,6 +21,8 @@ pub enum Kick {
     None = 0,
     SlowConsumer = 1,
     Revoked = 2,
+    /// An admin deactivated the account.
+    Disabled = 3,
 }
 
 /// Shared between a connection task and the hub: a way to ask the connection to close.
@@ -46,6 +48,7 @@ impl ConnCtl {
         match self.reason.load(Ordering::Acquire) {
             1 => Kick::SlowConsumer,
             2 => Kick::Revoked,
+            3 => Kick::Disabled,
             _ => Kick::None,
         }
     }
@@ -226,6 +229,20 @@ impl Hub {
             .map(|s| {
                 s.lock()
                     .map_or(0, |m| m.values().map(Vec::len).sum::<usize>())
+            })
+            .sum()
+    }
+
+    /// Number of users with a connection here that counts for presence.
+    pub fn online_users(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                s.lock().map_or(0, |m| {
+                    m.values()
+                        .filter(|conns| conns.iter().any(|c| !c.quiet))
+                        .count()
+                })
             })
             .sum()
     }

@@ -4,6 +4,7 @@
 //! (requests, rules, fan-out) -> [`store`] (durable state), [`hub`] (who is online here) and
 //! [`cluster`] (the bus to the other nodes, if any); [`tls`] holds the listener's certificate.
 
+pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod hub;
@@ -43,6 +44,11 @@ pub enum StartError {
     Transport(#[from] config::ConfigError),
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error("cannot open the admin socket {path}: {source}")]
+    AdminSocket {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A running server (for tests and the binary).
@@ -78,6 +84,11 @@ fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 /// until the token is cancelled.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     cfg.check_transport()?;
+    if cfg.node_id == admin::NODE_ID {
+        return Err(StartError::Transport(config::ConfigError::Invalid(
+            "node_id 1023 is reserved for confab-server admin",
+        )));
+    }
     let tls = match tls::KeyPair::from_config(&cfg) {
         Some(pair) => {
             let tls = tls::Tls::open(pair)?;
@@ -103,28 +114,52 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     };
     match cfg.mysql_url.clone() {
         Some(url) => {
-            let mut mcfg = MysqlConfig::new(url);
-            mcfg.batch_max = cfg.batch_max;
-            mcfg.pool_size = cfg.mysql_pool;
-            mcfg.writers = cfg.mysql_writers;
-            mcfg.linger = cfg.mysql_linger;
-            mcfg.connect_timeout = cfg.mysql_connect_timeout;
-            mcfg.lock_wait_secs = cfg.mysql_lock_wait_secs;
-            let backend = MysqlBackend::open(&mcfg).await?;
+            let backend = MysqlBackend::open(&mysql_config(&cfg, url)).await?;
             let hub = Arc::new(hub::Hub::new());
             let bus = cluster::connect(&cfg, hub.clone()).await?;
-            Ok(serve(cfg, front, backend, hasher, hub, bus))
+            Ok(serve(cfg, front, backend, hasher, hub, bus, None))
         }
         None => {
-            let mut scfg = SqliteConfig::new(cfg.data_dir.join("confab.db"));
-            scfg.batch_max = cfg.batch_max;
-            scfg.commit_every = cfg.sqlite_commit;
-            let backend = SqliteBackend::open(&scfg)?;
+            let backend = SqliteBackend::open(&sqlite_config(&cfg))?;
+            // Bound once the store's lock is ours: a stale socket is then safe to replace.
+            let path = net::admin::socket_path(&cfg.data_dir);
+            let admin = net::admin::bind(&path).map_err(|source| StartError::AdminSocket {
+                path: path.clone(),
+                source,
+            })?;
             let hub = Arc::new(hub::Hub::new());
             let bus = cluster::connect(&cfg, hub.clone()).await?;
-            Ok(serve(cfg, front, backend, hasher, hub, bus))
+            Ok(serve(
+                cfg,
+                front,
+                backend,
+                hasher,
+                hub,
+                bus,
+                Some((admin, path)),
+            ))
         }
     }
+}
+
+/// The embedded store's settings for `cfg`.
+pub fn sqlite_config(cfg: &Config) -> SqliteConfig {
+    let mut scfg = SqliteConfig::new(cfg.data_dir.join("confab.db"));
+    scfg.batch_max = cfg.batch_max;
+    scfg.commit_every = cfg.sqlite_commit;
+    scfg
+}
+
+/// MySQL's settings for `cfg` (`url`: its --store).
+pub fn mysql_config(cfg: &Config, url: String) -> MysqlConfig {
+    let mut mcfg = MysqlConfig::new(url);
+    mcfg.batch_max = cfg.batch_max;
+    mcfg.pool_size = cfg.mysql_pool;
+    mcfg.writers = cfg.mysql_writers;
+    mcfg.linger = cfg.mysql_linger;
+    mcfg.connect_timeout = cfg.mysql_connect_timeout;
+    mcfg.lock_wait_secs = cfg.mysql_lock_wait_secs;
+    mcfg
 }
 
 /// The bound listener and what it speaks.
@@ -141,6 +176,7 @@ fn serve<B: Backend>(
     hasher: Hasher,
     hub: Arc<hub::Hub>,
     bus: Arc<dyn cluster::Bus>,
+    admin: Option<(tokio::net::UnixListener, std::path::PathBuf)>,
 ) -> Running {
     let Front {
         listener,
@@ -151,6 +187,14 @@ fn serve<B: Backend>(
     tokio::spawn(log_writer_stats(Arc::downgrade(&service)));
     tokio::spawn(flush_delivered(Arc::downgrade(&service)));
     let shutdown = CancellationToken::new();
+    if let Some((listener, path)) = admin {
+        tokio::spawn(net::admin::serve(
+            listener,
+            path,
+            service.clone(),
+            shutdown.child_token(),
+        ));
+    }
     let acceptor = tls.as_ref().map(|t| t.acceptor());
     let task = tokio::spawn(net::serve(
         listener,

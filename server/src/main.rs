@@ -1,5 +1,6 @@
 //! `confab-server`: runs the chat server until SIGINT or SIGTERM; SIGHUP reloads the TLS
-//! certificate and key. `confab-server fingerprint` prints the certificate's fingerprint.
+//! certificate and key. `confab-server fingerprint` prints the certificate's fingerprint;
+//! `confab-server admin ...` administers the store (server/src/admin/).
 
 use std::sync::Arc;
 
@@ -28,11 +29,30 @@ async fn main() -> anyhow::Result<()> {
     if let Some(dir) = &deprecated_dir {
         settings.data_dir = Some(dir.into());
     }
-    let command = settings.command;
+    let command = settings.command.take();
     let cfg = settings.resolve()?;
-    if command == Some(Command::Fingerprint) {
-        println!("{}", confab_server::tls::configured_fingerprint(&cfg)?);
-        return Ok(());
+    match command {
+        Some(Command::Fingerprint) => {
+            println!("{}", confab_server::tls::configured_fingerprint(&cfg)?);
+            return Ok(());
+        }
+        Some(Command::Admin(args)) => {
+            // The tool's own output is on stdout; only trouble is logged.
+            let filter =
+                EnvFilter::try_from_env("CONFAB_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            if let Err(confab_server::admin::Failed(code, msg)) =
+                confab_server::admin::run(cfg, args).await
+            {
+                eprintln!("confab-server admin: {msg}");
+                std::process::exit(i32::from(code));
+            }
+            return Ok(());
+        }
+        None => {}
     }
     let filter = EnvFilter::try_from_env("CONFAB_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     match cfg.log_format {

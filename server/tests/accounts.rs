@@ -15,6 +15,7 @@ fn register(name: &str, password: &str) -> Body {
         name: name.into(),
         password: password.into(),
         device_name: "test".into(),
+        invite_code: String::new(),
     })
 }
 

@@ -1467,6 +1467,7 @@ async fn register_after(port: u16, header: &[u8], name: &str) -> Body {
         name: name.into(),
         password: PASSWORD.into(),
         device_name: "t".into(),
+        invite_code: String::new(),
     }))
     .await
 }

@@ -820,6 +820,7 @@ async fn requests_pipelined_behind_hello_and_register_run_after_them() {
             name: "pipeliner".into(),
             password: PASSWORD.into(),
             device_name: "test".into(),
+            invite_code: String::new(),
         }),
     ))
     .await;

@@ -98,7 +98,10 @@ async fn set_version(cfg: &confab_server::config::Config, version: i64, drop_lat
             if drop_later {
                 db.execute_batch(
                     "DROP TABLE blocks; DROP TABLE group_bans; \
-                     ALTER TABLE devices DROP COLUMN client; ALTER TABLE devices DROP COLUMN address;",
+                     ALTER TABLE devices DROP COLUMN client; ALTER TABLE devices DROP COLUMN address; \
+                     DROP TABLE invites; DROP TABLE audit_log; \
+                     ALTER TABLE users DROP COLUMN disabled_ms; ALTER TABLE users DROP COLUMN deleted_ms; \
+                     ALTER TABLE users DROP COLUMN is_admin; ALTER TABLE chat_groups DROP COLUMN deleted_ms;",
                 )
                 .unwrap();
             }
@@ -117,6 +120,16 @@ async fn set_version(cfg: &confab_server::config::Config, version: i64, drop_lat
                 conn.query_drop("DROP TABLE blocks").await.unwrap();
                 conn.query_drop("DROP TABLE group_bans").await.unwrap();
                 conn.query_drop("ALTER TABLE devices DROP COLUMN client, DROP COLUMN address")
+                    .await
+                    .unwrap();
+                conn.query_drop("DROP TABLE invites").await.unwrap();
+                conn.query_drop("DROP TABLE audit_log").await.unwrap();
+                conn.query_drop(
+                    "ALTER TABLE users DROP COLUMN disabled_ms, DROP COLUMN deleted_ms, DROP COLUMN is_admin",
+                )
+                .await
+                .unwrap();
+                conn.query_drop("ALTER TABLE chat_groups DROP COLUMN deleted_ms")
                     .await
                     .unwrap();
             }

@@ -178,6 +178,7 @@ impl TlsClient {
                 name: name.into(),
                 password: PASSWORD.into(),
                 device_name: "tls".into(),
+                invite_code: String::new(),
             }))
             .await;
         let Body::AuthOk(auth) = reply else {

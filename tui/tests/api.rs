@@ -175,6 +175,7 @@ async fn changing_the_password_keeps_this_device_and_signs_out_the_others() {
         Auth::Register {
             name: "pw_a".into(),
             password: PASSWORD.into(),
+            invite: String::new(),
         },
     )
     .await;

@@ -185,6 +185,7 @@ async fn restarted_client_shows_cached_history_offline_and_syncs_only_what_is_ne
         Auth::Register {
             name: "cache_b".into(),
             password: PASSWORD.into(),
+            invite: String::new(),
         },
     )
     .await;
@@ -272,6 +273,7 @@ async fn a_message_queued_offline_survives_a_client_restart_and_is_delivered_onc
         Auth::Register {
             name: "ob_a".into(),
             password: PASSWORD.into(),
+            invite: String::new(),
         },
     )
     .await;
@@ -422,6 +424,7 @@ async fn a_refused_message_is_kept_as_failed_across_a_restart_until_discarded() 
         Auth::Register {
             name: "fl_a".into(),
             password: PASSWORD.into(),
+            invite: String::new(),
         },
     )
     .await;
@@ -468,6 +471,7 @@ async fn the_read_marker_reached_is_in_the_cache_at_the_next_start() {
         Auth::Register {
             name: "mk_b".into(),
             password: PASSWORD.into(),
+            invite: String::new(),
         },
     )
     .await;

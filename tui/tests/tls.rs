@@ -198,6 +198,7 @@ impl Chat {
                 name: name.into(),
                 password: "correct horse battery".into(),
                 device_name: "tls".into(),
+                invite_code: String::new(),
             }))
             .await
         else {
@@ -516,6 +517,7 @@ async fn the_engine_asks_before_trusting_sends_nothing_first_and_chats_once_trus
     let auth = Auth::Register {
         name: "tofu_a".into(),
         password: common::PASSWORD.into(),
+        invite: String::new(),
     };
     let (a, mut a_ev) = Client::start(tls_config(&srv, &known, None), auth).unwrap();
     // Unknown certificate: the engine stops with the fingerprint, before any Hello.
@@ -546,6 +548,7 @@ async fn the_engine_asks_before_trusting_sends_nothing_first_and_chats_once_trus
         Auth::Register {
             name: "tofu_probe".into(),
             password: common::PASSWORD.into(),
+            invite: String::new(),
         },
     )
     .await;
@@ -601,6 +604,7 @@ async fn the_engine_asks_before_trusting_sends_nothing_first_and_chats_once_trus
         Auth::Register {
             name: "tofu_b".into(),
             password: common::PASSWORD.into(),
+            invite: String::new(),
         },
     )
     .await;

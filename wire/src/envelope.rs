@@ -75,6 +75,26 @@ pub fn body_name(body: &Body) -> &'static str {
         Body::EventPage(_) => "event_page",
         Body::EventPush(_) => "event_push",
         Body::ResyncPush(_) => "resync_push",
+        Body::AdminListUsers(_) => "admin_list_users",
+        Body::AdminUserList(_) => "admin_user_list",
+        Body::AdminGetUser(_) => "admin_get_user",
+        Body::AdminUser(_) => "admin_user",
+        Body::AdminSetUser(_) => "admin_set_user",
+        Body::AdminResetPassword(_) => "admin_reset_password",
+        Body::AdminListGroups(_) => "admin_list_groups",
+        Body::AdminGroupList(_) => "admin_group_list",
+        Body::AdminDeleteGroup(_) => "admin_delete_group",
+        Body::AdminTransferGroup(_) => "admin_transfer_group",
+        Body::AdminCreateInvite(_) => "admin_create_invite",
+        Body::AdminInvite(_) => "admin_invite",
+        Body::AdminListInvites(_) => "admin_list_invites",
+        Body::AdminInviteList(_) => "admin_invite_list",
+        Body::AdminRevokeInvite(_) => "admin_revoke_invite",
+        Body::AdminGetStats(_) => "admin_get_stats",
+        Body::AdminStats(_) => "admin_stats",
+        Body::AdminListAudit(_) => "admin_list_audit",
+        Body::AdminAuditPage(_) => "admin_audit_page",
+        Body::DeleteAccount(_) => "delete_account",
     }
 }
 
@@ -107,6 +127,13 @@ pub fn is_server_body(body: &Body) -> bool {
             | Body::EventPage(_)
             | Body::EventPush(_)
             | Body::ResyncPush(_)
+            | Body::AdminUserList(_)
+            | Body::AdminUser(_)
+            | Body::AdminGroupList(_)
+            | Body::AdminInvite(_)
+            | Body::AdminInviteList(_)
+            | Body::AdminStats(_)
+            | Body::AdminAuditPage(_)
     )
 }
 

@@ -91,6 +91,7 @@ fn body() -> impl Strategy<Value = Body> {
                 name,
                 password,
                 device_name,
+                invite_code: String::new(),
             })
         }),
         (any::<u64>(), text(), text()).prop_map(|(thread_id, client_msg_id, body)| {

@@ -32,12 +32,14 @@ pub enum KickScope {
     Device(u64),
     /// Every connection except those of one device session.
     AllBut(u64),
+    /// Every connection: the account was deactivated (they close with ACCOUNT_DISABLED).
+    Disabled,
 }
 
 impl KickScope {
     fn matches(self, device: u64) -> bool {
         match self {
-            KickScope::All => true,
+            KickScope::All | KickScope::Disabled => true,
             KickScope::Device(d) => device == d,
             KickScope::AllBut(d) => device != d,
         }
@@ -177,7 +179,8 @@ pub fn put_push(buf: &mut BytesMut, users: &[u64], frame: &Frame) {
     buf.put_slice(bytes);
 }
 
-/// Appends a kick entry: kind, user, scope (0 all, 1 device, 2 all but device), device.
+/// Appends a kick entry: kind, user, scope (0 all, 1 device, 2 all but device, 3 all: the
+/// account was deactivated), device.
 pub fn put_kick(buf: &mut BytesMut, user: u64, scope: KickScope) {
     buf.put_u8(ENTRY_KICK);
     buf.put_u64(user);
@@ -185,6 +188,7 @@ pub fn put_kick(buf: &mut BytesMut, user: u64, scope: KickScope) {
         KickScope::All => (0, 0),
         KickScope::Device(d) => (1, d),
         KickScope::AllBut(d) => (2, d),
+        KickScope::Disabled => (3, 0),
     };
     buf.put_u8(mode);
     buf.put_u64(device);
@@ -220,6 +224,7 @@ pub fn parse(mut msg: Bytes) -> Option<Vec<Entry>> {
                     0 => KickScope::All,
                     1 => KickScope::Device(device),
                     2 => KickScope::AllBut(device),
+                    3 => KickScope::Disabled,
                     _ => return None,
                 };
                 out.push(Entry::Kick { user, scope });
@@ -247,7 +252,12 @@ pub fn deliver(hub: &Hub, msg: Bytes, max_frame_bytes: usize) {
                 Err(e) => tracing::warn!(error = %e, "bad frame on the bus dropped"),
             },
             Entry::Kick { user, scope } => {
-                hub.kick_where(user, Kick::Revoked, |c| scope.matches(c.device_id));
+                let why = if scope == KickScope::Disabled {
+                    Kick::Disabled
+                } else {
+                    Kick::Revoked
+                };
+                hub.kick_where(user, why, |c| scope.matches(c.device_id));
             }
         }
     }

@@ -25,7 +25,7 @@ use tracing::{Instrument, debug, debug_span};
 use super::stream::Stream;
 use crate::hub::{ConnCtl, Kick};
 use crate::service::gate::{self, Step};
-use crate::service::{AuthChange, ConnCtx, Outcome, Service, err, error_reply};
+use crate::service::{AuthChange, ConnCtx, Outcome, Service, Session, err, error_reply};
 use crate::store::Backend;
 
 /// Stop reading while this much output is waiting for the socket.
@@ -72,13 +72,15 @@ struct Conn<B: Backend> {
     write_blocked_since: Option<Instant>,
 }
 
-/// Serves one accepted connection until it closes.
+/// Serves one accepted connection until it closes. An `operator` connection (the admin
+/// socket) is the console's from the start and runs Admin requests only.
 pub async fn serve<B: Backend>(
     svc: Arc<Service<B>>,
     stream: Stream,
     peer: SocketAddr,
     conn_id: u64,
     shutdown: CancellationToken,
+    operator: bool,
 ) {
     let _ = stream.set_nodelay(true);
     let (out_tx, out_rx) = mpsc::channel(svc.cfg.outbound_queue);
@@ -91,11 +93,12 @@ pub async fn serve<B: Backend>(
         ctx: ConnCtx {
             conn_id,
             peer: peer.ip(),
-            session: None,
+            session: operator.then(Session::console),
             out: out_tx,
             ctl: Arc::new(ConnCtl::default()),
-            quiet: false,
+            quiet: operator,
             client: String::new(),
+            operator,
         },
         codec: EnvelopeCodec::with_max_frame(svc.cfg.max_frame_bytes as usize),
         svc,
@@ -183,7 +186,9 @@ impl<B: Backend> Conn<B> {
         };
         // Off the hub first: no more pushes, and presence says offline while the goodbye
         // waits for the socket.
-        if let Some(session) = self.ctx.session.take() {
+        if let Some(session) = self.ctx.session.take()
+            && !self.ctx.operator
+        {
             self.svc.detach(self.ctx.conn_id, &session);
         }
         if let Close::Fatal(e, req_id) = close {
@@ -462,6 +467,10 @@ fn kick_error(reason: Kick) -> pb::Error {
             "too many pushes waiting; resync after reconnecting",
         ),
         Kick::Revoked => err(ErrorCode::AuthFailed, "this session was revoked"),
+        Kick::Disabled => err(
+            ErrorCode::AccountDisabled,
+            "this account was deactivated by an administrator",
+        ),
         Kick::None => err(ErrorCode::Internal, "closed"),
     }
     .fatal()

@@ -1,6 +1,7 @@
 //! The TCP side: the accept loop and the connection tasks (each reads its PROXY header, if
 //! configured, then runs its TLS handshake, if any, then serves frames).
 
+pub mod admin;
 pub mod connection;
 pub mod proxy;
 pub mod stream;
@@ -75,7 +76,7 @@ pub async fn serve<B: Backend>(
         tracker.spawn(async move {
             if let Some(stream) = open(&svc, stream, peer, tls).await {
                 let (stream, peer) = stream;
-                connection::serve(svc, stream, peer, conn_id, token).await;
+                connection::serve(svc, stream, peer, conn_id, token, false).await;
             }
             drop(permit);
         });

@@ -23,6 +23,8 @@ const PLAIN_CHUNK: usize = 4096;
 pub enum Stream {
     Plain(TcpStream, Instant),
     Tls(Box<TlsConn>, Instant),
+    /// The operator's admin socket (net/admin.rs).
+    Unix(tokio::net::UnixStream, Instant),
 }
 
 /// A TLS session after its handshake.
@@ -65,7 +67,7 @@ impl Stream {
     /// handshake (or PROXY header) uses up the time a client has to say Hello.
     pub fn accepted_at(&self) -> Instant {
         match self {
-            Stream::Plain(_, at) | Stream::Tls(_, at) => *at,
+            Stream::Plain(_, at) | Stream::Tls(_, at) | Stream::Unix(_, at) => *at,
         }
     }
 
@@ -74,15 +76,16 @@ impl Stream {
         matches!(self, Stream::Tls(..))
     }
 
-    fn tcp(&self) -> &TcpStream {
+    fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Stream::Plain(tcp, _) => tcp,
-            Stream::Tls(c, _) => &c.tcp,
+            Stream::Plain(tcp, _) => Some(tcp),
+            Stream::Tls(c, _) => Some(&c.tcp),
+            Stream::Unix(..) => None,
         }
     }
 
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.tcp().set_nodelay(on)
+        self.tcp().map_or(Ok(()), |t| t.set_nodelay(on))
     }
 
     /// Waits until `try_read_buf` may have something: for TLS, at once if rustls already holds
@@ -94,12 +97,20 @@ impl Stream {
         {
             return Ok(());
         }
-        self.tcp().readable().await
+        match (self, self.tcp()) {
+            (Stream::Unix(u, _), _) => u.readable().await,
+            (_, Some(tcp)) => tcp.readable().await,
+            (_, None) => Ok(()),
+        }
     }
 
     /// Waits until the socket takes bytes.
     pub async fn writable(&self) -> io::Result<()> {
-        self.tcp().writable().await
+        match (self, self.tcp()) {
+            (Stream::Unix(u, _), _) => u.writable().await,
+            (_, Some(tcp)) => tcp.writable().await,
+            (_, None) => Ok(()),
+        }
     }
 
     /// Appends what can be read now to `buf`. `Ok(0)` at the end of the stream, `WouldBlock`
@@ -108,6 +119,7 @@ impl Stream {
         match self {
             Stream::Plain(tcp, _) => tcp.try_read_buf(buf),
             Stream::Tls(c, _) => c.try_read_buf(buf),
+            Stream::Unix(u, _) => u.try_read_buf(buf),
         }
     }
 
@@ -117,13 +129,14 @@ impl Stream {
         match self {
             Stream::Plain(tcp, _) => tcp.try_write(data),
             Stream::Tls(c, _) => c.try_write(data),
+            Stream::Unix(u, _) => u.try_write(data),
         }
     }
 
     /// Whether encrypted bytes wait for the socket.
     pub fn pending_output(&self) -> bool {
         match self {
-            Stream::Plain(..) => false,
+            Stream::Plain(..) | Stream::Unix(..) => false,
             Stream::Tls(c, _) => c.tls.wants_write(),
         }
     }
@@ -131,7 +144,7 @@ impl Stream {
     /// Writes waiting encrypted bytes; `Ok(true)` once none is left.
     pub fn flush_pending(&mut self) -> io::Result<bool> {
         match self {
-            Stream::Plain(..) => Ok(true),
+            Stream::Plain(..) | Stream::Unix(..) => Ok(true),
             Stream::Tls(c, _) => c.flush_tls(),
         }
     }

@@ -145,9 +145,46 @@ pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+/// The random part of an invitation code (160 bits, URL-safe base64) and its hash. The code
+/// handed out is `ID.SECRET` ([`invite_code`]).
+pub fn new_invite_secret() -> (String, Vec<u8>) {
+    let mut raw = [0u8; 20];
+    rand::rng().fill_bytes(&mut raw);
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    let hash = token_hash(&secret);
+    (secret, hash)
+}
+
+pub fn invite_code(id: u64, secret: &str) -> String {
+    format!("{id}.{secret}")
+}
+
+/// Splits a code into its invitation id and its secret's hash; `None` when it is not shaped
+/// like one.
+pub fn parse_invite(code: &str) -> Option<(u64, Vec<u8>)> {
+    let (id, secret) = code.trim().split_once('.')?;
+    let id: u64 = id.parse().ok()?;
+    if id == 0 || secret.is_empty() || secret.len() > 128 {
+        return None;
+    }
+    Some((id, token_hash(secret)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invite_codes_carry_an_id_and_a_secret_of_160_bits() {
+        let (secret, hash) = new_invite_secret();
+        assert_eq!(secret.len(), 27, "20 bytes in unpadded base64");
+        let code = invite_code(7, &secret);
+        assert_eq!(parse_invite(&code), Some((7, hash)));
+        for bad in ["", "7", "7.", ".abc", "x.abc", "0.abc"] {
+            assert_eq!(parse_invite(bad), None, "{bad:?}");
+        }
+        assert_ne!(new_invite_secret().0, secret);
+    }
 
     #[tokio::test]
     async fn hash_and_verify() {

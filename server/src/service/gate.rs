@@ -101,6 +101,7 @@ pub fn changes_auth(body: &Body) -> bool {
             | Body::Resume(_)
             | Body::Logout(_)
             | Body::ChangePassword(_)
+            | Body::DeleteAccount(_)
     )
 }
 

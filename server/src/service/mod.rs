@@ -23,6 +23,7 @@ macro_rules! write {
     };
 }
 
+mod admin;
 pub mod auth;
 mod fanout;
 mod friends;
@@ -79,6 +80,8 @@ pub struct ConnCtx {
     /// The Hello's client_name (at most 64 bytes, no control characters): a new device
     /// session records it.
     pub client: String,
+    /// The operator's admin socket: the console's session, Admin requests only.
+    pub operator: bool,
 }
 
 /// How a request changed the connection's authentication.
@@ -415,6 +418,15 @@ impl<B: Backend> Service<B> {
                 });
             }
         };
+        if ctx.operator && !admin::is_admin_body(&body) {
+            return ready(Outcome::error(
+                req_id,
+                err(
+                    ErrorCode::Forbidden,
+                    "the admin socket runs Admin requests only",
+                ),
+            ));
+        }
         let notification = req_id == 0;
         if let (true, Body::DeliveredUpTo(d)) = (notification, &body)
             && self.note_delivered(&session, d)
@@ -442,6 +454,7 @@ impl<B: Backend> Service<B> {
                 Body::Logout(l) => svc.logout(&ctx, &session, req_id, l).await,
                 Body::ChangePassword(c) => svc.change_password(&ctx, &session, req_id, c).await,
                 Body::RevokeDevice(r) => svc.revoke_device(&session, req_id, r).await,
+                Body::DeleteAccount(d) => svc.delete_account(&ctx, &session, req_id, d).await,
                 body => match svc.handle(&ctx, &session, body).await {
                     Ok(None) if notification => Outcome::none(),
                     Ok(None) => Outcome::reply(Envelope::new(req_id, Body::Ok(pb::Ok {}))),
@@ -500,6 +513,7 @@ impl<B: Backend> Service<B> {
             | Body::DeliveredUpTo(_)
             | Body::SyncEvents(_)) => self.threads_request(ctx, s, b).await,
             b @ Body::Typing(_) => self.presence_request(ctx, s, b).await,
+            b if admin::is_admin_body(&b) => self.admin_request(ctx, s, b).await,
             Body::ListDevices(_) => {
                 let (uid, dev) = (s.user.user_id, s.device_id);
                 let devices = self
@@ -569,6 +583,9 @@ fn missing_id(body: &Body) -> bool {
         Body::RemoveFriend(r) => &[r.user_id],
         Body::BlockUser(r) => &[r.user_id],
         Body::RevokeDevice(r) => &[r.device_id],
+        Body::AdminDeleteGroup(r) => &[r.group_id],
+        Body::AdminTransferGroup(r) => &[r.group_id],
+        Body::AdminRevokeInvite(r) => &[r.invite_id],
         Body::UnbanMember(r) => &[r.group_id, r.user_id],
         Body::ListBans(r) => &[r.group_id],
         Body::UnblockUser(r) => &[r.user_id],

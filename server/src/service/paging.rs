@@ -42,6 +42,11 @@ page!(
         messages: ChatMessage
     },
     EventPage { events: UserEvent },
+    AdminUserList { users: AdminUser },
+    AdminGroupList { groups: AdminGroup },
+    AdminAuditPage {
+        entries: AuditEntry
+    },
 );
 
 /// Which end of a page gives way when it does not fit.

@@ -8,9 +8,10 @@ use confab_wire::pb::{self, ErrorCode};
 use confab_wire::{Body, Envelope, PROTOCOL_MAJOR, PROTOCOL_MINOR};
 
 use crate::cluster::KickScope;
+use crate::config::Registration;
 use crate::hub::{ConnHandle, Kick};
 use crate::ids::now_ms;
-use crate::store::ops::accounts;
+use crate::store::ops::{accounts, removal};
 use crate::store::{Backend, StoreError};
 
 use super::*;
@@ -35,6 +36,11 @@ impl<B: Backend> Service<B> {
             auth: None,
             resume_failed: false,
             node_id: u64::from(self.cfg.node_id),
+            registration: match self.cfg.registration {
+                Registration::Open => pb::Registration::Open,
+                Registration::Invite => pb::Registration::Invite,
+                Registration::Closed => pb::Registration::Closed,
+            } as i32,
         };
         let mut auth = AuthChange::Unchanged;
         if !hello.resume_token.is_empty() {
@@ -145,6 +151,7 @@ impl<B: Backend> Service<B> {
         r: pb::Register,
     ) -> Outcome {
         let res: Res<(accounts::Session, String)> = async {
+            let invite = self.registration_allowed(&r.invite_code)?;
             let name = validate::user_name(&r.name).map_err(bad)?;
             validate::password(&r.password).map_err(bad)?;
             self.check_auth_rate(ctx.peer, Some(&name.key))?;
@@ -155,20 +162,20 @@ impl<B: Backend> Service<B> {
                 client: ctx.client.clone(),
                 address: ctx.peer.to_string(),
             };
+            let account = accounts::NewAccount {
+                name: name.display,
+                name_key: name.key,
+                password_hash: hash,
+                invite,
+                name_hold_ms: i64::try_from(self.cfg.deleted_name_hold.as_millis())
+                    .unwrap_or(i64::MAX),
+            };
             let s = self
                 .store
                 .write(move |tx| {
-                    Box::pin(async move {
-                        accounts::register(
-                            tx,
-                            &name.display,
-                            &name.key,
-                            &hash,
-                            &device,
-                            &token_hash,
-                        )
-                        .await
-                    })
+                    Box::pin(
+                        async move { accounts::register(tx, &account, &device, &token_hash).await },
+                    )
                 })
                 .await?;
             Ok((s, token))
@@ -177,6 +184,24 @@ impl<B: Backend> Service<B> {
         match res {
             Ok((s, token)) => self.logged_in(ctx, req_id, s, token).await,
             Err(e) => Outcome::error(req_id, e),
+        }
+    }
+
+    /// What the registration policy asks of a Register: the invitation to redeem, if any.
+    fn registration_allowed(&self, code: &str) -> Res<Option<(u64, Vec<u8>)>> {
+        match self.cfg.registration {
+            Registration::Open => Ok(None),
+            Registration::Closed => Err(err(
+                ErrorCode::Forbidden,
+                "registration is closed on this server",
+            )),
+            Registration::Invite if code.trim().is_empty() => Err(err(
+                ErrorCode::Forbidden,
+                "registration here needs an invitation code",
+            )),
+            Registration::Invite => auth::parse_invite(code)
+                .map(Some)
+                .ok_or_else(|| err(ErrorCode::Forbidden, crate::store::ops::invites::INVALID)),
         }
     }
 
@@ -205,6 +230,13 @@ impl<B: Backend> Service<B> {
                 Some(c) if ok => c,
                 _ => return Err(failed()),
             };
+            // Said only to someone who knows the password.
+            if creds.disabled {
+                return Err(err(
+                    ErrorCode::AccountDisabled,
+                    "this account was deactivated by an administrator",
+                ));
+            }
             let (token, token_hash) = auth::new_token();
             let device = accounts::NewDevice {
                 name: validate::device_name(&l.device_name),
@@ -386,6 +418,46 @@ impl<B: Backend> Service<B> {
                 req_id,
                 Body::AuthOk(self.auth_ok(&session, token)),
             )),
+            Err(e) => Outcome::error(req_id, e),
+        }
+    }
+
+    /// DeleteAccount: checks the password, then erases the account in one transaction
+    /// (store/ops/removal.rs) and ends every session of it at once.
+    pub(super) async fn delete_account(
+        self: &Arc<Self>,
+        ctx: &ConnCtx,
+        s: &Session,
+        req_id: u64,
+        d: pb::DeleteAccount,
+    ) -> Outcome {
+        let res: Res<()> = async {
+            let uid = s.user.user_id;
+            let stored = read!(self, tx => accounts::password_hash(tx, uid).await);
+            let ok = self
+                .hasher
+                .verify(d.password, Some(stored))
+                .await
+                .map_err(hash_err)?;
+            if !ok {
+                return Err(err(ErrorCode::AuthFailed, "the password is wrong"));
+            }
+            let (ids, user) = (self.ids.clone(), s.user.clone());
+            write!(self, ctx.conn_id, tx => removal::delete_account(tx, &ids, &user).await.map(|fx| ((), fx)));
+            Ok(())
+        }
+        .await;
+        match res {
+            Ok(()) => {
+                let (uid, me) = (s.user.user_id, ctx.conn_id);
+                self.hub.kick_where(uid, Kick::Revoked, |c| c.conn_id != me);
+                self.bus.kick(uid, KickScope::All);
+                self.detach(ctx.conn_id, s);
+                Outcome {
+                    reply: Some(Envelope::new(req_id, Body::Ok(pb::Ok {}))),
+                    auth: AuthChange::LoggedOut,
+                }
+            }
             Err(e) => Outcome::error(req_id, e),
         }
     }

@@ -3,8 +3,8 @@
 
 /// Bumped when the schema changes; recorded in `schema_version`. (2: resume tokens in their own
 /// table, `messages.group_change`, group name keys; 3: blocks; 4: devices.client and
-/// devices.address; 5: group bans.)
-pub const SCHEMA_VERSION: i64 = 5;
+/// devices.address; 5: group bans; 6: account states, deleted groups, invitations, audit log.)
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The oldest version this server migrates from (2 is the first release's layout).
 pub const OLDEST_MIGRATABLE: i64 = 2;
@@ -66,6 +66,58 @@ pub const MIGRATIONS: &[Migration] = &[
         PRIMARY KEY (group_id, user_id)
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
     },
+    Migration {
+        to: 6,
+        what: "users.disabled_ms/deleted_ms/is_admin, chat_groups.deleted_ms, invites, audit_log",
+        sqlite: "ALTER TABLE users ADD COLUMN disabled_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN deleted_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN is_admin INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE chat_groups ADD COLUMN deleted_ms INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE IF NOT EXISTS invites (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        secret_hash BLOB NOT NULL,
+        uses INTEGER NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0,
+        created_by TEXT NOT NULL,
+        note TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        actor_id INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );",
+        mysql: "ALTER TABLE users ADD COLUMN IF NOT EXISTS disabled_ms BIGINT NOT NULL DEFAULT 0, \
+            ADD COLUMN IF NOT EXISTS deleted_ms BIGINT NOT NULL DEFAULT 0, \
+            ADD COLUMN IF NOT EXISTS is_admin TINYINT NOT NULL DEFAULT 0;
+    ALTER TABLE chat_groups ADD COLUMN IF NOT EXISTS deleted_ms BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE IF NOT EXISTS invites (
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        secret_hash VARBINARY(32) NOT NULL,
+        uses INT NOT NULL,
+        used INT NOT NULL DEFAULT 0,
+        created_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        revoked TINYINT NOT NULL DEFAULT 0,
+        created_by VARCHAR(64) NOT NULL,
+        note TEXT NOT NULL
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+    CREATE TABLE IF NOT EXISTS audit_log (
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        actor_id BIGINT NOT NULL,
+        actor VARCHAR(64) NOT NULL,
+        action VARCHAR(64) NOT NULL,
+        target VARCHAR(255) NOT NULL,
+        detail TEXT NOT NULL
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    },
 ];
 
 /// The steps a database at version `found` needs, or why it cannot be served.
@@ -98,7 +150,13 @@ CREATE TABLE IF NOT EXISTS users (
     password_hash TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
     event_seq INTEGER NOT NULL DEFAULT 0,
-    last_seen_ms INTEGER NOT NULL DEFAULT 0
+    last_seen_ms INTEGER NOT NULL DEFAULT 0,
+    -- 6: deactivated by an admin at (0: active); deleted by its user at (0: not deleted: a
+    -- deleted account keeps its row, with an empty name, so its messages keep a sender);
+    -- a server admin.
+    disabled_ms INTEGER NOT NULL DEFAULT 0,
+    deleted_ms INTEGER NOT NULL DEFAULT 0,
+    is_admin INTEGER NOT NULL DEFAULT 0
 );
 
 -- Device sessions: one per login.
@@ -167,7 +225,8 @@ CREATE TABLE IF NOT EXISTS chat_groups (
     open INTEGER NOT NULL,
     owner_id INTEGER NOT NULL,
     member_count INTEGER NOT NULL DEFAULT 0,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    deleted_ms INTEGER NOT NULL DEFAULT 0
 );
 
 -- Group members with their role (1 member, 2 admin, 3 owner).
@@ -261,4 +320,28 @@ CREATE TABLE IF NOT EXISTS group_bans (
     created_ms INTEGER NOT NULL,
     PRIMARY KEY (group_id, user_id)
 ) WITHOUT ROWID;
+
+-- Invitation codes for registration (6). The code is `ID.SECRET`; only SHA-256(SECRET) is kept.
+CREATE TABLE IF NOT EXISTS invites (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    secret_hash BLOB NOT NULL,
+    uses INTEGER NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    created_by TEXT NOT NULL,
+    note TEXT NOT NULL
+);
+
+-- Every admin and moderation action (6): who, what, when, to whom.
+CREATE TABLE IF NOT EXISTS audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    actor_id INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
 "#;

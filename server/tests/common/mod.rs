@@ -302,6 +302,7 @@ impl Client {
                 name: name.into(),
                 password: PASSWORD.into(),
                 device_name: "test".into(),
+                invite_code: String::new(),
             }))
             .await;
         let Body::AuthOk(auth) = reply else {

@@ -318,7 +318,10 @@ fn conn_state(s: &mut State, st: ConnState, cmds: &mut Vec<Cmd>) {
         }
     } else if let Conn::Stopped(code, r) = &s.conn
         && s.authed
-        && matches!(code, ErrorCode::AuthFailed | ErrorCode::Unauthenticated)
+        && matches!(
+            code,
+            ErrorCode::AuthFailed | ErrorCode::Unauthenticated | ErrorCode::AccountDisabled
+        )
     {
         // The session ended under us (logged out or revoked elsewhere, expired with no
         // newer token in the session file): back to the login screen, saying why.
@@ -351,6 +354,7 @@ fn conn_state(s: &mut State, st: ConnState, cmds: &mut Vec<Cmd>) {
 fn stopped_text(code: ErrorCode, reason: &str) -> String {
     match code {
         ErrorCode::AuthFailed => "wrong name or password".into(),
+        ErrorCode::AccountDisabled => "this account was deactivated by an administrator".into(),
         ErrorCode::NameTaken => "that name is taken".into(),
         ErrorCode::RateLimited => "too many attempts: wait a little and try again".into(),
         _ => without_code(reason).to_owned(),

@@ -133,6 +133,7 @@ fn login_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
                 Auth::Register {
                     name: name.clone(),
                     password,
+                    invite: String::new(),
                 }
             } else {
                 Auth::Login {

@@ -6,20 +6,37 @@ use super::out::{self, print};
 use crate::client::Auth;
 use crate::client::paths;
 
-/// `register` and `login`: a password session, then the client stops (the token is saved in
-/// the shared session file).
-pub async fn sign_in(server: &str, name: String, register: bool) -> Result<(), Fail> {
+/// `register` (with its invitation code, maybe empty) and `login`: a password session, then
+/// the client stops (the token is saved in the shared session file).
+pub async fn sign_in(server: &str, name: String, register: Option<String>) -> Result<(), Fail> {
     let password = read_password()?;
     let cfg = client_config(server, Some(&name), true);
-    let (auth, kind) = if register {
-        (Auth::Register { name, password }, "registered")
-    } else {
-        (Auth::Login { name, password }, "logged_in")
+    let (auth, kind) = match register {
+        Some(invite) => (
+            Auth::Register {
+                name,
+                password,
+                invite,
+            },
+            "registered",
+        ),
+        None => (Auth::Login { name, password }, "logged_in"),
     };
     let (c, _, user) = connect(cfg, auth, server).await?;
     paths::remember_server(&paths::data_dir(), server);
     print(serde_json::json!({"type": kind, "user": out::user(&Some(user))}));
     c.shutdown().await;
+    Ok(())
+}
+
+/// Deletes the account after its password; the session file goes with it.
+pub async fn delete_account(server: &str) -> Result<(), Fail> {
+    let password = read_password()?;
+    let (c, _, _) = resume(server, false).await?;
+    c.delete_account(&password).await?;
+    c.shutdown().await;
+    paths::clear_session(&paths::data_dir(), server);
+    print(serde_json::json!({"type": "deleted"}));
     Ok(())
 }
 

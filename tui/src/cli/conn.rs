@@ -119,6 +119,7 @@ pub fn stopped_fail(server: &str, code: ErrorCode, reason: &str) -> Fail {
                 "the session ended ({reason}): run `confab login NAME` to sign in to {server} again"
             ),
         ),
+        ErrorCode::AccountDisabled => Fail(AUTH, format!("stopped: {reason}")),
         other => Fail(code_exit(other), format!("stopped: {reason}")),
     }
 }

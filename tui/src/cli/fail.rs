@@ -24,7 +24,7 @@ impl Fail {
 /// The exit code for a server's refusal.
 pub fn code_exit(code: ErrorCode) -> u8 {
     match code {
-        ErrorCode::AuthFailed | ErrorCode::Unauthenticated => AUTH,
+        ErrorCode::AuthFailed | ErrorCode::Unauthenticated | ErrorCode::AccountDisabled => AUTH,
         ErrorCode::NotFound => NOT_FOUND,
         ErrorCode::Unavailable | ErrorCode::ShuttingDown | ErrorCode::Timeout => UNREACHABLE,
         _ => REFUSED,

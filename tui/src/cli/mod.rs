@@ -79,7 +79,15 @@ enum DevicesCmd {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Create an account and log in (prints `registered`).
-    Register { name: String },
+    Register {
+        name: String,
+        /// The invitation code a server with invite-only registration asks for.
+        #[arg(long)]
+        invite: Option<String>,
+    },
+    /// Delete your account for good, after your password (read like `login`'s): every session
+    /// ends, you leave every group, your friends see a deleted account (prints `deleted`).
+    DeleteAccount,
     /// Log in: a device session for this machine (prints `logged_in`).
     Login { name: String },
     /// End this device session; every confab process of the account here ends too.
@@ -224,8 +232,11 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             account::keys();
             Ok(())
         }
-        Cmd::Register { name } => account::sign_in(s, name, true).await,
-        Cmd::Login { name } => account::sign_in(s, name, false).await,
+        Cmd::Register { name, invite } => {
+            account::sign_in(s, name, Some(invite.unwrap_or_default())).await
+        }
+        Cmd::Login { name } => account::sign_in(s, name, None).await,
+        Cmd::DeleteAccount => account::delete_account(s).await,
         Cmd::Logout => account::logout(s).await,
         Cmd::Send {
             target,

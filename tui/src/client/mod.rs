@@ -78,8 +78,13 @@ pub enum Auth {
     Token(String),
     /// Log in with a password (kept in memory only, to log in again if the token is refused).
     Login { name: String, password: String },
-    /// Create the account.
-    Register { name: String, password: String },
+    /// Create the account (`invite`: the code a server with invite-only registration asks
+    /// for; empty otherwise).
+    Register {
+        name: String,
+        password: String,
+        invite: String,
+    },
 }
 
 /// Settings of a client.

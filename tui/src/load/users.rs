@@ -166,6 +166,7 @@ impl Users {
                 let auth = Auth::Register {
                     name: name.clone(),
                     password: PASSWORD.into(),
+                    invite: String::new(),
                 };
                 let (client, _events, user, token) = connect(cfg, auth, &name).await?;
                 progress.inc();

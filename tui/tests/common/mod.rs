@@ -148,6 +148,7 @@ pub async fn register(addr: SocketAddr, name: &str) -> (Client, Events, pb::User
         Auth::Register {
             name: name.into(),
             password: PASSWORD.into(),
+            invite: String::new(),
         },
     )
     .await

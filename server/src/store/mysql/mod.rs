@@ -231,7 +231,11 @@ async fn apply_schema_locked(conn: &mut Conn) -> StoreResult<()> {
     // Under the schema lock, so two nodes starting together migrate once.
     for step in super::schema::steps_from(found.flatten())? {
         info!(to = step.to, what = step.what, "migrating the MySQL schema");
-        conn.query_drop(step.mysql).await.map_err(map_err)?;
+        for stmt in step.mysql.split(";\n").map(str::trim) {
+            if !stmt.is_empty() {
+                conn.query_drop(stmt).await.map_err(map_err)?;
+            }
+        }
         conn.exec_drop(
             "INSERT IGNORE INTO schema_version (version, applied_ms) VALUES (?, ?)",
             (step.to, crate::ids::now_ms()),

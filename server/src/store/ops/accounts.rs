@@ -12,6 +12,8 @@ use crate::store::{StoreError, StoreResult, Tx, TxExt};
 pub struct Credentials {
     pub user: pb::User,
     pub password_hash: String,
+    /// Deactivated by an admin: the password is checked, then the login refused.
+    pub disabled: bool,
 }
 
 /// An authenticated device session.
@@ -22,20 +24,41 @@ pub struct Session {
     pub last_event_seq: u64,
 }
 
+/// A registration's account, before it has an id.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub name: String,
+    pub name_key: String,
+    pub password_hash: String,
+    /// The invitation to redeem (id, SHA-256 of its secret) when registration needs one.
+    pub invite: Option<(u64, Vec<u8>)>,
+    /// How long a deleted account's name stays held.
+    pub name_hold_ms: i64,
+}
+
 /// Creates a user and its first device session.
 pub async fn register<T: Tx>(
     tx: &mut T,
-    name: &str,
-    name_key: &str,
-    password_hash: &str,
+    account: &NewAccount,
     device: &NewDevice,
     token_hash: &[u8],
 ) -> StoreResult<Session> {
     let now = now_ms();
+    if !super::removal::release_name(tx, &account.name_key, account.name_hold_ms).await? {
+        return Err(StoreError::NameTaken);
+    }
+    if let Some((id, secret_hash)) = &account.invite {
+        super::invites::redeem(tx, *id, secret_hash).await?;
+    }
     let id = match tx
         .insert(
             "INSERT INTO users (name, name_key, password_hash, created_ms) VALUES (?, ?, ?, ?)",
-            params![name, name_key, password_hash, now],
+            params![
+                &account.name,
+                &account.name_key,
+                &account.password_hash,
+                now
+            ],
         )
         .await
     {
@@ -44,7 +67,7 @@ pub async fn register<T: Tx>(
     };
     let user = pb::User {
         user_id: id,
-        name: name.to_owned(),
+        name: account.name.clone(),
     };
     let device_id = new_device(tx, id, device, token_hash).await?;
     Ok(Session {
@@ -54,11 +77,11 @@ pub async fn register<T: Tx>(
     })
 }
 
-/// Looks up credentials by normalized name.
+/// Looks up credentials by normalized name (a deleted account has none).
 pub async fn credentials<T: Tx>(tx: &mut T, name_key: &str) -> StoreResult<Option<Credentials>> {
     let row = tx
         .query_opt(
-            "SELECT id, name, password_hash FROM users WHERE name_key = ?",
+            "SELECT id, name, password_hash, disabled_ms FROM users WHERE name_key = ? AND deleted_ms = 0",
             params![name_key],
         )
         .await?;
@@ -69,6 +92,7 @@ pub async fn credentials<T: Tx>(tx: &mut T, name_key: &str) -> StoreResult<Optio
                 name: r.text(1)?,
             },
             password_hash: r.text(2)?,
+            disabled: r.i64(3)? != 0,
         })
     })
     .transpose()
@@ -160,7 +184,7 @@ pub async fn resume<T: Tx>(
             "SELECT d.id, d.user_id, u.name, t.expires_ms FROM device_tokens t \
              JOIN devices d ON d.id = t.device_id JOIN users u ON u.id = d.user_id \
              WHERE t.token_hash = ? AND d.revoked = 0 AND (t.expires_ms = 0 OR t.expires_ms > ?) \
-             AND d.last_seen_ms > ?",
+             AND d.last_seen_ms > ? AND u.disabled_ms = 0 AND u.deleted_ms = 0",
             params![token_hash, now, now.saturating_sub(idle_ms)],
         )
         .await?
@@ -319,10 +343,13 @@ pub async fn profile<T: Tx>(tx: &mut T, viewer: u64, user_id: u64) -> StoreResul
 
 /// A user id by normalized name.
 pub async fn user_id_by_key<T: Tx>(tx: &mut T, name_key: &str) -> StoreResult<u64> {
-    tx.query_opt("SELECT id FROM users WHERE name_key = ?", params![name_key])
-        .await?
-        .ok_or(StoreError::NotFound("user"))?
-        .u64(0)
+    tx.query_opt(
+        "SELECT id FROM users WHERE name_key = ? AND deleted_ms = 0",
+        params![name_key],
+    )
+    .await?
+    .ok_or(StoreError::NotFound("user"))?
+    .u64(0)
 }
 
 /// Users whose normalized name contains `query_key`, prefix matches first.
@@ -337,7 +364,7 @@ pub async fn search<T: Tx>(
     let prefix = format!("{escaped}%");
     let rows = tx
         .query(
-            "SELECT id FROM users WHERE name_key LIKE ? ESCAPE '!' \
+            "SELECT id FROM users WHERE name_key LIKE ? ESCAPE '!' AND deleted_ms = 0 \
              ORDER BY CASE WHEN name_key LIKE ? ESCAPE '!' THEN 0 ELSE 1 END, name_key LIMIT ?",
             params![&contains, &prefix, i64::from(limit)],
         )

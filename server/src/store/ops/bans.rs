@@ -48,11 +48,18 @@ async fn moderator<T: Tx>(tx: &mut T, group_id: u64, me: u64) -> StoreResult<()>
 /// Lifts a ban (none: nothing to do).
 pub async fn remove<T: Tx>(tx: &mut T, me: u64, group_id: u64, user_id: u64) -> StoreResult<()> {
     moderator(tx, group_id, me).await?;
-    tx.exec(
-        "DELETE FROM group_bans WHERE group_id = ? AND user_id = ?",
-        params![group_id, user_id],
-    )
-    .await?;
+    let n = tx
+        .exec(
+            "DELETE FROM group_bans WHERE group_id = ? AND user_id = ?",
+            params![group_id, user_id],
+        )
+        .await?;
+    if n > 0 {
+        let actor = super::user(tx, me).await?;
+        let subject = super::user(tx, user_id).await?;
+        let g = super::views::group(tx, me, group_id).await?;
+        super::groups::moderation(tx, &actor, "group.unban", &subject, &g).await?;
+    }
     Ok(())
 }
 

@@ -90,7 +90,7 @@ pub async fn send_request<T: Tx>(
     if from == to {
         return Err(StoreError::Invalid("cannot befriend yourself"));
     }
-    let to_user = user(tx, to).await?;
+    let to_user = super::live_user(tx, to).await?;
     // A block is not revealed as one: the refusal reads like any other "not allowed".
     if super::blocks::blocked(tx, to, from).await? {
         return Err(StoreError::Forbidden("not allowed"));

@@ -32,7 +32,11 @@ async fn group_and_role<T: Tx>(
     Ok((g, r))
 }
 
-fn change(kind: Change, actor: &pb::User, subject: Option<&pb::User>) -> pb::GroupChange {
+pub(super) fn change(
+    kind: Change,
+    actor: &pb::User,
+    subject: Option<&pb::User>,
+) -> pb::GroupChange {
     pb::GroupChange {
         kind: kind as i32,
         actor: Some(actor.clone()),
@@ -41,7 +45,7 @@ fn change(kind: Change, actor: &pb::User, subject: Option<&pb::User>) -> pb::Gro
     }
 }
 
-async fn system<T: Tx>(
+pub(super) async fn system<T: Tx>(
     tx: &mut T,
     ids: &Snowflake,
     fx: &mut Effects,
@@ -107,7 +111,11 @@ async fn add_member<T: Tx>(
 }
 
 /// Removes `user` from the group; they keep reading the thread up to now.
-async fn remove_member<T: Tx>(tx: &mut T, g: &pb::Group, user_id: u64) -> StoreResult<()> {
+pub(super) async fn remove_member<T: Tx>(
+    tx: &mut T,
+    g: &pb::Group,
+    user_id: u64,
+) -> StoreResult<()> {
     tx.exec(
         "DELETE FROM group_members WHERE group_id = ? AND user_id = ?",
         params![g.group_id, user_id],
@@ -190,6 +198,9 @@ pub async fn join<T: Tx>(
     max_members: u32,
 ) -> StoreResult<(pb::Group, Effects)> {
     let (g, my_role) = group_and_role(tx, me.user_id, group_id).await?;
+    if super::admin::group_deleted(tx, group_id).await? {
+        return Err(StoreError::NotFound("group"));
+    }
     if my_role != pb::Role::Unspecified {
         return Err(StoreError::Conflict("already a member"));
     }
@@ -237,7 +248,7 @@ pub async fn invite<T: Tx>(
             "only the owner and admins invite to a closed group",
         ));
     }
-    user(tx, invitee).await?;
+    super::live_user(tx, invitee).await?;
     if super::blocks::blocked(tx, invitee, me).await? {
         return Err(StoreError::Forbidden("not allowed"));
     }
@@ -333,8 +344,9 @@ pub async fn kick<T: Tx>(
         if !matches!(my_role, pb::Role::Owner | pb::Role::Admin) || target == me.user_id {
             return Err(StoreError::Forbidden("you may not ban this user"));
         }
-        user(tx, target).await?;
+        let subject = user(tx, target).await?;
         super::bans::add(tx, group_id, target, me.user_id).await?;
+        moderation(tx, me, "group.ban", &subject, &g).await?;
         tx.exec(
             "DELETE FROM group_invites WHERE group_id = ? AND user_id = ?",
             params![group_id, target],
@@ -372,10 +384,24 @@ pub async fn kick<T: Tx>(
     if ban {
         super::bans::add(tx, group_id, target, me.user_id).await?;
     }
+    let action = if ban { "group.ban" } else { "group.kick" };
+    moderation(tx, me, action, &subject, &g).await?;
     fx.members_changed.push(g.thread_id);
     let seen = group(tx, target, group_id).await?;
     emit(tx, &mut fx, target, Kind::GroupLeft(seen)).await?;
     Ok(fx)
+}
+
+/// Records a moderation action on `subject` in group `g` in the audit log.
+pub(super) async fn moderation<T: Tx>(
+    tx: &mut T,
+    me: &pb::User,
+    action: &str,
+    subject: &pb::User,
+    g: &pb::Group,
+) -> StoreResult<()> {
+    let target = format!("{} in group {} ({})", subject.name, g.group_id, g.name);
+    super::audit::record(tx, &super::audit::Actor::user(me), action, &target, "").await
 }
 
 /// The owner makes a member an admin or an admin a member.
@@ -481,37 +507,48 @@ pub async fn transfer<T: Tx>(
     if role(tx, group_id, target).await? == pb::Role::Unspecified {
         return Err(StoreError::NotFound("member"));
     }
+    let mut fx = Effects::default();
+    hand_over(tx, ids, &mut fx, &g, me.user_id, target, me).await?;
+    Ok(fx)
+}
+
+/// Makes member `to` the owner of `g` and its owner `from` an admin, with the thread's entry
+/// (`actor` did it: the owner, a server admin or the console) and both users' events.
+pub(super) async fn hand_over<T: Tx>(
+    tx: &mut T,
+    ids: &Snowflake,
+    fx: &mut Effects,
+    g: &pb::Group,
+    from: u64,
+    to: u64,
+    actor: &pb::User,
+) -> StoreResult<()> {
+    let group_id = g.group_id;
     tx.exec(
         "UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ?",
-        params![i64::from(pb::Role::Owner as i32), group_id, target],
+        params![i64::from(pb::Role::Owner as i32), group_id, to],
     )
     .await?;
     tx.exec(
         "UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ?",
-        params![i64::from(pb::Role::Admin as i32), group_id, me.user_id],
+        params![i64::from(pb::Role::Admin as i32), group_id, from],
     )
     .await?;
     tx.exec(
         "UPDATE chat_groups SET owner_id = ? WHERE id = ?",
-        params![target, group_id],
+        params![to, group_id],
     )
     .await?;
-    let subject = user(tx, target).await?;
-    let mut fx = Effects::default();
-    system(
-        tx,
-        ids,
-        &mut fx,
-        g.thread_id,
-        me,
-        change(Change::OwnerTransferred, me, Some(&subject)),
-    )
-    .await?;
-    for u in [target, me.user_id] {
+    let subject = user(tx, to).await?;
+    // The console (id 0) has no users row: the entry's sender is then the new owner.
+    let sender = if actor.user_id == 0 { &subject } else { actor };
+    let gc = change(Change::OwnerTransferred, actor, Some(&subject));
+    system(tx, ids, fx, g.thread_id, sender, gc).await?;
+    for u in [to, from] {
         let seen = group(tx, u, group_id).await?;
-        emit(tx, &mut fx, u, Kind::GroupUpdated(seen)).await?;
+        emit(tx, fx, u, Kind::GroupUpdated(seen)).await?;
     }
-    Ok(fx)
+    Ok(())
 }
 
 /// Loads the groups whose ids are the first column of `rows`, as `me` sees them.
@@ -554,7 +591,7 @@ pub async fn search<T: Tx>(
     let pattern = format!("%{}%", like_escape(query));
     let rows = tx
         .query(
-            "SELECT id FROM chat_groups WHERE open = 1 AND name_key LIKE ? ESCAPE '!' \
+            "SELECT id FROM chat_groups WHERE open = 1 AND deleted_ms = 0 AND name_key LIKE ? ESCAPE '!' \
              AND id NOT IN (SELECT group_id FROM group_bans WHERE user_id = ?) \
              ORDER BY member_count DESC, id LIMIT ?",
             params![&pattern, me, i64::from(limit)],

@@ -3,11 +3,15 @@
 //! guard, so a concurrent change cannot slip between check and write.
 
 pub mod accounts;
+pub mod admin;
+pub mod audit;
 pub mod bans;
 pub mod blocks;
 pub mod friends;
 pub mod groups;
+pub mod invites;
 pub mod messages;
+pub mod removal;
 pub mod views;
 
 use confab_wire::pb;
@@ -62,6 +66,22 @@ pub(super) fn users_of_rows(rows: &[crate::store::Row]) -> StoreResult<Vec<pb::U
 pub async fn user<T: Tx>(tx: &mut T, id: u64) -> StoreResult<pb::User> {
     let row = tx
         .query_opt("SELECT id, name FROM users WHERE id = ?", params![id])
+        .await?
+        .ok_or(StoreError::NotFound("user"))?;
+    Ok(pb::User {
+        user_id: row.u64(0)?,
+        name: row.text(1)?,
+    })
+}
+
+/// A user whose account was not deleted (NOT_FOUND otherwise): whom one may befriend or
+/// invite.
+pub async fn live_user<T: Tx>(tx: &mut T, id: u64) -> StoreResult<pb::User> {
+    let row = tx
+        .query_opt(
+            "SELECT id, name FROM users WHERE id = ? AND deleted_ms = 0",
+            params![id],
+        )
         .await?
         .ok_or(StoreError::NotFound("user"))?;
     Ok(pb::User {

@@ -346,6 +346,15 @@ impl Client {
             .await
     }
 
+    /// Deletes the account (protocol 1.5), after the server checked `password`: every session
+    /// ends, this one too.
+    pub async fn delete_account(&self, password: &str) -> Result<(), ApiError> {
+        self.done(Body::DeleteAccount(pb::DeleteAccount {
+            password: password.into(),
+        }))
+        .await
+    }
+
     /// Ends every session of the account, on every device (this one too).
     pub async fn logout_everywhere(&self) -> Result<(), ApiError> {
         self.done(Body::Logout(pb::Logout { all_devices: true }))

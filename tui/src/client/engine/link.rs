@@ -179,6 +179,10 @@ pub(super) fn error_end(e: &pb::Error) -> End {
         Ok(
             code @ (ErrorCode::Displaced
             | ErrorCode::AuthFailed
+            | ErrorCode::AccountDisabled
+            // Only a Register or Login is refused at connection level: registration closed,
+            // or no valid invitation. Trying again would not change that.
+            | ErrorCode::Forbidden
             | ErrorCode::UnsupportedVersion
             | ErrorCode::NameTaken
             | ErrorCode::BadRequest),
@@ -368,7 +372,7 @@ impl Engine {
             },
         };
         // Later connections resume; a password stays in memory only to log in again.
-        if let Auth::Register { name, password } = &self.auth {
+        if let Auth::Register { name, password, .. } = &self.auth {
             self.auth = Auth::Login {
                 name: name.clone(),
                 password: password.clone(),
@@ -432,10 +436,15 @@ impl Engine {
                 password: password.clone(),
                 device_name: self.cfg.client_name.clone(),
             }),
-            Auth::Register { name, password } => Body::Register(pb::Register {
+            Auth::Register {
+                name,
+                password,
+                invite,
+            } => Body::Register(pb::Register {
                 name: name.clone(),
                 password: password.clone(),
                 device_name: self.cfg.client_name.clone(),
+                invite_code: invite.clone(),
             }),
             Auth::Token(_) => {
                 // The stored session was not resumed and there is no password.
