@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts;
+mod admin;
 mod bans;
 mod blocks;
 mod data_dir_env;

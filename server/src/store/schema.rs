@@ -143,6 +143,9 @@ CREATE TABLE IF NOT EXISTS schema_version (
 );
 
 -- Accounts. name_key is the NFC-normalized, case-folded name: the uniqueness key.
+-- 6: disabled_ms, deactivated by an admin at (0: active); deleted_ms, deleted by its user at
+-- (0: not deleted). A deleted account keeps its row with an empty name, so its messages keep
+-- a sender. is_admin: a server admin.
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
@@ -151,9 +154,6 @@ CREATE TABLE IF NOT EXISTS users (
     created_ms INTEGER NOT NULL,
     event_seq INTEGER NOT NULL DEFAULT 0,
     last_seen_ms INTEGER NOT NULL DEFAULT 0,
-    -- 6: deactivated by an admin at (0: active); deleted by its user at (0: not deleted: a
-    -- deleted account keeps its row, with an empty name, so its messages keep a sender);
-    -- a server admin.
     disabled_ms INTEGER NOT NULL DEFAULT 0,
     deleted_ms INTEGER NOT NULL DEFAULT 0,
     is_admin INTEGER NOT NULL DEFAULT 0
