@@ -115,31 +115,41 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     match cfg.mysql_url.clone() {
         Some(url) => {
             let backend = MysqlBackend::open(&mysql_config(&cfg, url)).await?;
+            let admin = admin_socket(&cfg)?;
             let hub = Arc::new(hub::Hub::new());
             let bus = cluster::connect(&cfg, hub.clone()).await?;
-            Ok(serve(cfg, front, backend, hasher, hub, bus, None))
+            Ok(serve(cfg, front, backend, hasher, hub, bus, admin))
         }
         None => {
             let backend = SqliteBackend::open(&sqlite_config(&cfg))?;
             // Bound once the store's lock is ours: a stale socket is then safe to replace.
-            let path = net::admin::socket_path(&cfg.data_dir);
-            let admin = net::admin::bind(&path).map_err(|source| StartError::AdminSocket {
-                path: path.clone(),
-                source,
-            })?;
+            let admin = admin_socket(&cfg)?;
             let hub = Arc::new(hub::Hub::new());
             let bus = cluster::connect(&cfg, hub.clone()).await?;
-            Ok(serve(
-                cfg,
-                front,
-                backend,
-                hasher,
-                hub,
-                bus,
-                Some((admin, path)),
-            ))
+            Ok(serve(cfg, front, backend, hasher, hub, bus, admin))
         }
     }
+}
+
+/// Binds the admin socket in the data directory (made 0700 if missing).
+fn admin_socket(
+    cfg: &Config,
+) -> Result<(tokio::net::UnixListener, std::path::PathBuf), StartError> {
+    let path = net::admin::socket_path(&cfg.data_dir);
+    let fail = |source| StartError::AdminSocket {
+        path: path.clone(),
+        source,
+    };
+    if !cfg.data_dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&cfg.data_dir)
+            .map_err(fail)?;
+    }
+    let listener = net::admin::bind(&path).map_err(fail)?;
+    Ok((listener, path))
 }
 
 /// The embedded store's settings for `cfg`.
@@ -176,7 +186,7 @@ fn serve<B: Backend>(
     hasher: Hasher,
     hub: Arc<hub::Hub>,
     bus: Arc<dyn cluster::Bus>,
-    admin: Option<(tokio::net::UnixListener, std::path::PathBuf)>,
+    admin: (tokio::net::UnixListener, std::path::PathBuf),
 ) -> Running {
     let Front {
         listener,
@@ -187,14 +197,13 @@ fn serve<B: Backend>(
     tokio::spawn(log_writer_stats(Arc::downgrade(&service)));
     tokio::spawn(flush_delivered(Arc::downgrade(&service)));
     let shutdown = CancellationToken::new();
-    if let Some((listener, path)) = admin {
-        tokio::spawn(net::admin::serve(
-            listener,
-            path,
-            service.clone(),
-            shutdown.child_token(),
-        ));
-    }
+    let (admin_listener, admin_path) = admin;
+    tokio::spawn(net::admin::serve(
+        admin_listener,
+        admin_path,
+        service.clone(),
+        shutdown.child_token(),
+    ));
     let acceptor = tls.as_ref().map(|t| t.acceptor());
     let task = tokio::spawn(net::serve(
         listener,

@@ -48,13 +48,7 @@ async fn audit(c: &mut Client) -> Vec<pb::AuditEntry> {
     }
 }
 
-/// The console: a connection on the server's admin socket. Only the embedded store has one
-/// (the tool reaches MySQL directly: scripts/admin_cli_test.sh runs it on both), so tests that
-/// need it return early on MySQL.
-fn embedded(srv: &TestServer) -> bool {
-    srv.cfg.mysql_url.is_none()
-}
-
+/// The console: a connection on the server's admin socket.
 async fn console(srv: &TestServer) -> Client {
     let path = srv.dir.path().join("admin.sock");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -78,9 +72,6 @@ async fn admin_requests_are_for_server_admins_and_the_console_only() {
             assert_eq!(s.online_users, 2);
         }
         other => panic!("{other:?}"),
-    }
-    if !embedded(&srv) {
-        return;
     }
     // The console promotes bob; then he may too.
     let mut root = console(&srv).await;
@@ -234,9 +225,6 @@ async fn closed_registration_refuses_everyone_and_says_so_in_hello() {
 #[tokio::test]
 async fn invite_registration_takes_a_valid_code_as_often_as_it_allows() {
     let srv = TestServer::start_with(|c| c.registration = Registration::Invite).await;
-    if !embedded(&srv) {
-        return;
-    }
     let mut root = console(&srv).await;
     let create = |uses: u32, expires_in_ms: i64| {
         Body::AdminCreateInvite(pb::AdminCreateInvite {

@@ -6,6 +6,7 @@ mod common;
 
 mod accounts;
 mod admin;
+mod admin_cli;
 mod bans;
 mod blocks;
 mod data_dir_env;

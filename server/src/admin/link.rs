@@ -42,23 +42,28 @@ fn unavailable(msg: String) -> Failed {
 
 impl Link {
     pub async fn open(mut cfg: Config) -> Result<Link, Failed> {
-        if cfg.mysql_url.is_none() {
-            let path = socket_path(&cfg.data_dir);
-            match UnixStream::connect(&path).await {
-                Ok(stream) => return Link::socket(stream, cfg.max_frame_bytes).await,
-                // No server: the tool opens the store itself (its lock says if one runs).
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                    ) => {}
-                Err(e) => {
-                    return Err(unavailable(format!(
-                        "cannot reach the server's admin socket {}: {e}",
-                        path.display()
-                    )));
-                }
+        let path = socket_path(&cfg.data_dir);
+        match UnixStream::connect(&path).await {
+            Ok(stream) => return Link::socket(stream, cfg.max_frame_bytes).await,
+            // No server here: the tool opens the store itself (the embedded store's lock says
+            // if a server holds it).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) => {}
+            Err(e) => {
+                return Err(unavailable(format!(
+                    "cannot reach the server's admin socket {}: {e}",
+                    path.display()
+                )));
             }
+        }
+        if cfg.mysql_url.is_some() && cfg.bus_url.is_none() {
+            tracing::warn!(
+                "no server's admin socket in --data-dir and no --bus: changes are stored, but \
+                 sessions a deactivation or revocation ends close only when they next reconnect"
+            );
         }
         cfg.node_id = super::NODE_ID;
         let hasher = Hasher::new(1).map_err(|e| Failed(1, e.to_string()))?;

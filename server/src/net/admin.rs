@@ -1,5 +1,5 @@
-//! The operator's admin socket: a Unix socket, mode 0600, in the embedded store's data
-//! directory (never TCP). Whoever can open it is the console: its connections speak the same
+//! The operator's admin socket: a Unix socket, mode 0600, in the server's data directory
+//! (never TCP). Whoever can open it is the console: its connections speak the same
 //! frames as any client, start authenticated as the console, and run Admin requests only.
 //! `confab-server admin` uses it so that changes go through the running server (its single
 //! writer, its hub: a deactivated user is logged out at once).
@@ -30,7 +30,8 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Binds the socket at `path`, replacing a stale one (the store's lock already ensures no other
-/// server uses this directory), readable and writable by its owner only.
+/// server uses this directory; nodes on MySQL each have their own), readable and writable by
+/// its owner only.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     match std::fs::remove_file(path) {
         Ok(()) => {}
