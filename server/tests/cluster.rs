@@ -773,7 +773,7 @@ async fn quiet_connections_are_routed_across_nodes_but_never_online() {
 /// longer write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs MariaDB and Redis; run by scripts/test.sh"]
-async fn a_revoke_and_a_ban_on_one_node_act_at_once_on_another() {
+async fn a_revoke_a_ban_and_a_deactivation_on_one_node_act_at_once_on_another() {
     let (cl, _serial) = Cluster::start(2, false).await;
     let (n1, n2) = (cl.nodes[0].addr(), cl.nodes[1].addr());
     let mut a = register(n1, "rv_a").await;
@@ -820,6 +820,39 @@ async fn a_revoke_and_a_ban_on_one_node_act_at_once_on_another() {
             .await,
         pb::ErrorCode::Forbidden
     );
+
+    // The operator's tool on the store directly, on the cluster bus: a deactivation it makes
+    // closes the user's connections on every node at once.
+    let mut c1 = register(n1, "rv_c").await;
+    let mut c2 = login(n2, "rv_c").await;
+    let out = tokio::task::spawn_blocking({
+        let (store, bus) = (cl.db.url(), cl.redis.url());
+        let dir = cl.dir.path().join("admin-tool");
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_confab-server"))
+                .args(["--store", &store, "--bus", &bus])
+                .arg("--data-dir")
+                .arg(dir)
+                .args(["admin", "user", "deactivate", "rv_c"])
+                .output()
+                .expect("confab-server admin runs")
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for c in [&mut c1.c, &mut c2.c] {
+        c.expect_closed_with(pb::ErrorCode::AccountDisabled).await;
+    }
+    let mut again = Client::connect(n2).await;
+    match again.login("rv_c", PASSWORD).await {
+        Body::Error(e) => assert_eq!(e.code, pb::ErrorCode::AccountDisabled as i32),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
