@@ -107,7 +107,15 @@ fn login_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         }
         KeyCode::Tab | KeyCode::Down => f.field = (f.field + 1) % f.fields(),
         KeyCode::BackTab | KeyCode::Up => f.field = (f.field + f.fields() - 1) % f.fields(),
-        KeyCode::Enter if f.field + 1 < f.fields() => f.field += 1,
+        KeyCode::Enter if f.register && f.field == 3 && f.confirm.text() != f.password.text() => {
+            // A typo in a password nobody can see would lock the new account out.
+            f.error = Some("the two passwords differ: type it again".into());
+            f.confirm.set("");
+        }
+        KeyCode::Enter if f.field + 1 < f.fields() => {
+            f.error = None;
+            f.field += 1;
+        }
         KeyCode::Enter => {
             if f.busy {
                 return;
@@ -133,7 +141,7 @@ fn login_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
                 Auth::Register {
                     name: name.clone(),
                     password,
-                    invite: String::new(),
+                    invite: f.invite.text().trim().to_owned(),
                 }
             } else {
                 Auth::Login {

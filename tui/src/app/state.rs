@@ -21,7 +21,9 @@ pub struct LoginForm {
     pub password: Editor,
     /// The password again (registration only).
     pub confirm: Editor,
-    /// 0 server, 1 name, 2 password, 3 the password again (registration).
+    /// The invitation code an invite-only server asks for (registration only, may stay empty).
+    pub invite: Editor,
+    /// 0 server, 1 name, 2 password, 3 the password again, 4 the invitation (registration).
     pub field: usize,
     pub register: bool,
     pub error: Option<String>,
@@ -35,13 +37,14 @@ impl LoginForm {
             0 => &mut self.server,
             1 => &mut self.name,
             2 => &mut self.password,
-            _ => &mut self.confirm,
+            3 => &mut self.confirm,
+            _ => &mut self.invite,
         }
     }
 
-    /// How many fields the form has: the password is asked twice when registering.
+    /// How many fields the form has: registering asks the password twice, and an invitation.
     pub fn fields(&self) -> usize {
-        if self.register { 4 } else { 3 }
+        if self.register { 5 } else { 3 }
     }
 }
 

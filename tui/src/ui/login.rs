@@ -21,8 +21,8 @@ pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
         _ => Vec::new(),
     };
     let extra = u16::try_from(errors.len().saturating_sub(1)).unwrap_or(0);
-    // Registration asks for the password twice: one more row.
-    let reg = u16::from(form.register);
+    // Registration asks for the password twice and for an invitation: two more rows.
+    let reg = 2 * u16::from(form.register);
     let h = (12 + extra + reg).min(area.height);
     let r = Rect::new(
         area.x + (area.width - w) / 2,
@@ -38,11 +38,11 @@ pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
     let block = bordered(s, title);
     let inner = block.inner(r);
     block.render(r, f.buffer_mut());
-    let labels = ["server", "name", "password", "again"];
+    let labels = ["server", "name", "password", "again", "invite"];
     let fw = usize::from(inner.width).saturating_sub(11);
     let mut cursor = None;
     for (i, label) in labels.iter().enumerate().take(form.fields()) {
-        // The second password sits right under the first.
+        // The second password and the invitation sit right under the first password.
         let y = inner.y + 1 + u16::try_from(i.min(2) * 2 + i.saturating_sub(2)).unwrap_or(0);
         let active = form.field == i;
         let st = if active {
@@ -56,9 +56,21 @@ pub(super) fn draw_login(f: &mut Frame, s: &State, form: &LoginForm) {
             0 => &form.server,
             1 => &form.name,
             2 => &form.password,
-            _ => &form.confirm,
+            3 => &form.confirm,
+            _ => &form.invite,
         };
-        let cx = input(buf, inner.x + 11, y, fw, ed, i >= 2, amb);
+        let cx = input(buf, inner.x + 11, y, fw, ed, (2..4).contains(&i), amb);
+        if i == 4 && !active && ed.text().is_empty() {
+            let hint = "only if the server asks for one";
+            put(
+                buf,
+                inner.x + 11,
+                y,
+                hint,
+                fw,
+                Style::default().add_modifier(Modifier::DIM),
+            );
+        }
         if active {
             cursor = Some(Position::new(cx, y));
         }

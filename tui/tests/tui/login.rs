@@ -209,7 +209,8 @@ fn the_conversation_left_open_opens_first() {
 }
 
 /// Registration asks for the password twice: a mismatch is caught before anything is sent,
-/// the second field is cleared and focused; matching passwords register.
+/// the second field is cleared and focused; matching passwords register, with the invitation
+/// code if one was typed.
 #[test]
 fn registration_asks_for_the_password_twice() {
     let mut s = State::new(Default::default(), "127.0.0.1:7000".into());
@@ -234,8 +235,13 @@ fn registration_asks_for_the_password_twice() {
     assert_eq!((f.field, f.confirm.text()), (3, ""));
     type_text(&mut s, "correct horse");
     let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(cmds.is_empty(), "Enter moves to the invitation: {cmds:?}");
+    // The invitation code an invite-only server asks for goes with the registration.
+    type_text(&mut s, " 7.SeCrEt ");
+    let cmds = update(&mut s, key(KeyCode::Enter));
     assert!(
-        matches!(&cmds[..], [Cmd::Connect { auth: confab_tui::client::Auth::Register { password, .. }, .. }] if password == "correct horse"),
+        matches!(&cmds[..], [Cmd::Connect { auth: confab_tui::client::Auth::Register { password, invite, .. }, .. }]
+            if password == "correct horse" && invite == "7.SeCrEt"),
         "{cmds:?}"
     );
     // Back to logging in: three fields again, the focus inside them.
