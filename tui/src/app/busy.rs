@@ -44,6 +44,8 @@ fn label(op: &Op) -> Option<String> {
         Op::Edit(..) => "editing your message".into(),
         Op::Recall(..) => "recalling your message".into(),
         Op::Logout => "logging out".into(),
+        Op::DeleteAccount(_) => "deleting your account".into(),
+        Op::Admin(_) => "asking the server".into(),
     })
 }
 

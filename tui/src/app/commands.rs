@@ -29,6 +29,14 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "/password",
         "/password            change your password (signs out your other devices)",
     ),
+    (
+        "/delete-account",
+        "/delete-account      delete your account for good (asks your password)",
+    ),
+    (
+        "/admin",
+        "/admin deactivate|reactivate|signout NAME, invite [USES], stats  (server admins)",
+    ),
     ("/accept", "/accept [NAME]       accept a friend request"),
     ("/decline", "/decline [NAME]      decline a friend request"),
     (
@@ -92,6 +100,8 @@ pub enum Command {
     Block(Option<String>),
     Unblock(String),
     Password,
+    DeleteAccount,
+    Admin(super::msg::AdminOp),
     Devices,
     Accept(Option<String>),
     Decline(Option<String>),
@@ -158,6 +168,10 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         }
         "/unfriend" => Command::Unfriend(first.ok_or_else(|| usage("/unfriend"))?),
         "/password" => Command::Password,
+        "/delete-account" => Command::DeleteAccount,
+        "/admin" => Command::Admin(
+            admin_op(rest.split_whitespace().collect()).ok_or_else(|| usage("/admin"))?,
+        ),
         "/devices" => Command::Devices,
         "/block" => Command::Block(first),
         "/unblock" => Command::Unblock(first.ok_or_else(|| usage("/unblock"))?),
@@ -280,6 +294,27 @@ fn member_id(s: &State, name: &str) -> Option<u64> {
     None
 }
 
+/// `/admin SUB ARGS` (the words after `/admin`): what to ask the server.
+fn admin_op(words: Vec<&str>) -> Option<super::msg::AdminOp> {
+    use super::msg::AdminOp;
+    use pb::AdminUserAction as A;
+    let user = |a| match words.get(1) {
+        Some(name) if words.len() == 2 => Some(AdminOp::User(nfc(name), a)),
+        _ => None,
+    };
+    match *words.first()? {
+        "deactivate" => user(A::Deactivate),
+        "reactivate" => user(A::Reactivate),
+        "signout" => user(A::RevokeSessions),
+        "invite" => match words.get(1) {
+            None => Some(AdminOp::Invite(1)),
+            Some(n) => n.parse().ok().filter(|n| *n > 0).map(AdminOp::Invite),
+        },
+        "stats" if words.len() == 1 => Some(AdminOp::Stats),
+        _ => None,
+    }
+}
+
 /// Runs a `/command` typed in the composer.
 pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
     use Command as C;
@@ -307,6 +342,14 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
             },
             cmds,
         ),
+        C::DeleteAccount => open_popup(
+            s,
+            Popup::DeleteAccount {
+                password: Default::default(),
+            },
+            cmds,
+        ),
+        C::Admin(op) => cmds.push(Cmd::Op(Op::Admin(op))),
         C::Password => open_popup(
             s,
             Popup::Password {

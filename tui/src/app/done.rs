@@ -137,6 +137,12 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
             });
             super::events::incoming(s, m, cmds);
         }
+        Done::AccountDeleted => {
+            let (server, settings) = (s.server.clone(), s.settings.clone());
+            *s = State::new(settings, server);
+            s.notice("your account is deleted");
+            cmds.push(Cmd::ForgetSession);
+        }
         Done::LoggedOut => {
             let server = s.server.clone();
             let settings = s.settings.clone();

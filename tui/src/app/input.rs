@@ -49,6 +49,7 @@ pub(super) fn popup_input(p: &mut Popup) -> Option<&mut Editor> {
             1 => new,
             _ => again,
         }),
+        Popup::DeleteAccount { password } => Some(password),
         _ => None,
     }
 }

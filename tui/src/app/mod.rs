@@ -35,7 +35,7 @@ mod popups;
 pub mod state;
 
 pub use crate::text::sanitize;
-pub use msg::{Cmd, Done, Msg, Op};
+pub use msg::{AdminOp, Cmd, Done, Msg, Op};
 pub use popups::{device_label, switcher_matches};
 pub use state::{
     Conn, Kind, LoginForm, PAGE, Pending, Popup, Screen, SendState, State, ThreadView,

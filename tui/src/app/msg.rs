@@ -72,6 +72,8 @@ pub enum Done {
     Info(String),
     Error(String),
     LoggedOut,
+    /// The account is deleted: back to the login screen, the stored session gone.
+    AccountDeleted,
     /// A background load that could not be sent (no connection): nothing to show.
     Dropped,
     /// One's own EDIT or RECALL entry as the server stored it (its reply), shown at once:
@@ -117,6 +119,10 @@ pub enum Op {
     },
     /// End every session of the account.
     LogoutEverywhere,
+    /// Delete the account for good (its password).
+    DeleteAccount(Secret),
+    /// A server admin's request (`/admin ...`).
+    Admin(AdminOp),
     Respond {
         request_id: u64,
         accept: bool,
@@ -143,6 +149,16 @@ pub enum Op {
     /// Recall one's message (thread, message id).
     Recall(u64, u64),
     Logout,
+}
+
+/// What `/admin` asks of the server (server admins only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminOp {
+    /// A user action by name (deactivate, reactivate, revoke their sessions...).
+    User(String, pb::AdminUserAction),
+    /// A new invitation code for this many registrations.
+    Invite(u32),
+    Stats,
 }
 
 /// Effects, executed by the run loop.
@@ -218,6 +234,8 @@ pub enum Cmd {
         server: String,
         fingerprint: crate::client::known_servers::Fingerprint,
     },
+    /// Forget this server's stored session and stop the core (the account was deleted).
+    ForgetSession,
     /// Repaint everything (Ctrl-L).
     Redraw,
     /// Stop the process like any terminal program (Ctrl-Z); `fg` resumes and repaints.

@@ -113,6 +113,7 @@ pub(super) fn popup_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
             field,
         } => password_key(s, [old, new, again], field, &k, cmds),
         Popup::Devices { devices, sel } => devices_key(s, devices, sel, &k, cmds),
+        Popup::DeleteAccount { password } => delete_account_key(s, password, &k, cmds),
     };
     // Kept unless a handler put another popup in its place.
     if keep && s.popup.is_none() {
@@ -260,6 +261,32 @@ fn devices_key(
 
 /// `/password`: Tab or Enter moves on; Enter on the last field sends when the new password was
 /// typed the same twice.
+/// `/delete-account`: Enter with the password deletes, Esc keeps the account.
+fn delete_account_key(
+    s: &mut State,
+    password: &mut Editor,
+    k: &KeyEvent,
+    cmds: &mut Vec<Cmd>,
+) -> bool {
+    match k.code {
+        KeyCode::Esc => false,
+        KeyCode::Enter if password.is_empty() => {
+            s.error("type your password to delete the account");
+            true
+        }
+        KeyCode::Enter => {
+            cmds.push(Cmd::Op(Op::DeleteAccount(Secret(
+                password.text().to_owned(),
+            ))));
+            false
+        }
+        _ => {
+            edit_line(password, k);
+            true
+        }
+    }
+}
+
 fn password_key(
     s: &mut State,
     [old, new, again]: [&mut Editor; 3],

@@ -265,6 +265,10 @@ pub enum Popup {
         again: Editor,
         field: usize,
     },
+    /// `/delete-account`: the password confirms it.
+    DeleteAccount {
+        password: Editor,
+    },
 }
 
 /// Everything on screen.

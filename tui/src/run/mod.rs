@@ -408,6 +408,12 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
                         }
                     });
                 }
+                Cmd::ForgetSession => {
+                    // The operation that deleted the account stopped the core already.
+                    ctx.client = None;
+                    ctx.events = None;
+                    paths::clear_session(&paths::data_dir(), &ctx.server);
+                }
                 Cmd::Op(op) => {
                     if matches!(
                         op,

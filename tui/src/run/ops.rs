@@ -4,7 +4,7 @@
 
 use confab_wire::pb;
 
-use crate::app::{Done, Op};
+use crate::app::{AdminOp, Done, Op};
 use crate::client::{ApiError, Client, ClientError};
 
 /// What the status line says about a failure.
@@ -210,6 +210,12 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
             c.shutdown().await;
             Ok(Done::LoggedOut)
         }
+        Op::DeleteAccount(password) => {
+            c.delete_account(&password.0).await?;
+            c.shutdown().await;
+            Ok(Done::AccountDeleted)
+        }
+        Op::Admin(op) => admin(c, op).await,
         Op::Logout => {
             // The session ends even if the server cannot be told now.
             let _ = c.logout().await;
@@ -217,6 +223,37 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
             Ok(Done::LoggedOut)
         }
     }
+}
+
+/// `/admin`: what was done, for the status line.
+async fn admin(c: &Client, op: AdminOp) -> Result<Done, ApiError> {
+    use pb::AdminUserAction as A;
+    Ok(Done::Info(match op {
+        AdminOp::User(name, action) => {
+            c.admin_set_user(&name, action).await?;
+            match action {
+                A::Deactivate => format!("{name} is deactivated and signed out everywhere"),
+                A::Reactivate => format!("{name} may log in again"),
+                A::RevokeSessions => format!("{name} is signed out everywhere"),
+                _ => format!("{name}: done"),
+            }
+        }
+        AdminOp::Invite(uses) => {
+            let inv = c.admin_invite(uses).await?;
+            let n = if uses == 1 { "one" } else { "these" };
+            format!(
+                "invitation code for {uses} registration(s) (give it to {n}): {}",
+                inv.code
+            )
+        }
+        AdminOp::Stats => {
+            let st = c.admin_stats().await?;
+            format!(
+                "{} users ({} deactivated), {} groups, {} messages; {} online here",
+                st.users, st.disabled_users, st.groups, st.messages, st.online_users
+            )
+        }
+    }))
 }
 
 /// Runs an operation; failures become [`Done::Error`].

@@ -73,6 +73,7 @@ pub(super) fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position
         Popup::Switcher { .. } => (" Go to (Ctrl-K) ", 50, 14),
         Popup::Password { .. } => (" Change your password ", 50, 10),
         Popup::Devices { .. } => (" Your sessions ", 70, 14),
+        Popup::DeleteAccount { .. } => (" Delete your account ", 56, 11),
     };
     let r = popup_rect(f.area(), w, h);
     f.render_widget(Clear, r);
@@ -99,7 +100,41 @@ pub(super) fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position
             field,
         } => password(buf, s, inner, [old, new, again], *field),
         Popup::Devices { devices, sel } => self::devices(buf, s, inner, devices, *sel),
+        Popup::DeleteAccount { password } => delete_account(buf, s, inner, password),
     }
+}
+
+/// What deleting does, and the password that confirms it.
+fn delete_account(buf: &mut Buffer, s: &State, b: Inner, password: &Editor) -> Option<Position> {
+    let lines = [
+        "This cannot be undone. Every session ends, you leave",
+        "every group and your friends. Your messages stay,",
+        "shown as a deleted account's; your name is held for",
+        "a while, then free for anyone.",
+    ];
+    for (i, l) in lines.iter().enumerate() {
+        put(buf, b.x() + 1, b.row(i), l, b.w(), Style::default());
+    }
+    let y = b.row(lines.len() + 1);
+    put(
+        buf,
+        b.x() + 1,
+        y,
+        "password",
+        9,
+        Style::default().add_modifier(Modifier::BOLD),
+    );
+    let cx = input(
+        buf,
+        b.x() + 11,
+        y,
+        b.w().saturating_sub(12),
+        password,
+        true,
+        s.settings.ambiguous,
+    );
+    b.hint(buf, "Enter delete for good  Esc keep my account");
+    Some(Position::new(cx, y))
 }
 
 fn help(buf: &mut Buffer, s: &State, b: Inner, scroll: usize) -> Option<Position> {

@@ -214,3 +214,71 @@ fn the_devices_popup_lists_sessions_and_signs_one_out() {
         s.popup
     );
 }
+
+/// `/delete-account` says what it does and takes the password (masked); Esc keeps the account.
+/// Once the server deleted it, the login screen comes back and the stored session goes.
+#[test]
+fn deleting_the_account_asks_the_password_then_forgets_the_session() {
+    let mut s = main_state(80, 24);
+    run(&mut s, "/delete-account");
+    assert!(matches!(s.popup, Some(Popup::DeleteAccount { .. })));
+    let screen = screen_text(&s);
+    assert!(screen.contains("cannot be undone"), "{screen}");
+    update(&mut s, key(KeyCode::Esc));
+    assert!(s.popup.is_none(), "Esc keeps the account");
+    run(&mut s, "/delete-account");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(cmds.is_empty(), "no password, nothing sent: {cmds:?}");
+    type_text(&mut s, "my secret");
+    assert!(!screen_text(&s).contains("my secret"), "masked");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    let [Cmd::Op(Op::DeleteAccount(pw))] = &cmds[..] else {
+        panic!("{cmds:?}")
+    };
+    assert_eq!(pw.0, "my secret");
+    assert!(s.popup.is_none());
+    let cmds = update(&mut s, Msg::Done(Done::AccountDeleted));
+    assert!(matches!(s.screen, Screen::Login(_)));
+    assert!(matches!(&cmds[..], [Cmd::ForgetSession]), "{cmds:?}");
+    assert!(screen_text(&s).contains("your account is deleted"));
+}
+
+/// `/admin` turns into one request for a server admin; a wrong one shows its usage.
+#[test]
+fn admin_commands_parse_into_requests() {
+    use confab_tui::app::AdminOp;
+    let mut s = main_state(80, 24);
+    let cases: [(&str, AdminOp); 5] = [
+        (
+            "/admin deactivate 王五",
+            AdminOp::User("王五".into(), pb::AdminUserAction::Deactivate),
+        ),
+        (
+            "/admin reactivate bob",
+            AdminOp::User("bob".into(), pb::AdminUserAction::Reactivate),
+        ),
+        (
+            "/admin signout bob",
+            AdminOp::User("bob".into(), pb::AdminUserAction::RevokeSessions),
+        ),
+        ("/admin invite 5", AdminOp::Invite(5)),
+        ("/admin stats", AdminOp::Stats),
+    ];
+    for (line, want) in cases {
+        let cmds = run(&mut s, line);
+        assert!(
+            matches!(&cmds[..], [Cmd::Op(Op::Admin(op))] if *op == want),
+            "{line}: {cmds:?}"
+        );
+    }
+    for bad in [
+        "/admin",
+        "/admin invite 0",
+        "/admin deactivate",
+        "/admin frob x",
+    ] {
+        let cmds = run(&mut s, bad);
+        assert!(cmds.is_empty(), "{bad}: {cmds:?}");
+        assert!(screen_text(&s).contains("usage: /admin"), "{bad}");
+    }
+}

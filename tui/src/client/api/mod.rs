@@ -68,6 +68,7 @@ macro_rules! expect_body {
     };
 }
 
+mod admin;
 mod groups;
 mod messages;
 
