@@ -309,7 +309,9 @@ impl Known {
                 | Kind::FriendRequestAnswered(r)
                 | Kind::FriendRequestCancelled(r),
             ) => self.request(r),
-            Some(Kind::FriendRemoved(u)) => self.user(Some(u)),
+            Some(Kind::FriendRemoved(u) | Kind::UserBlocked(u) | Kind::UserUnblocked(u)) => {
+                self.user(Some(u))
+            }
             Some(
                 Kind::GroupInvited(g)
                 | Kind::GroupJoined(g)

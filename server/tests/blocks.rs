@@ -110,3 +110,32 @@ async fn blocking_cancels_their_pending_request_and_has_limits() {
     assert_eq!(a.fail_code(block(0)).await, ErrorCode::BadRequest);
     assert_eq!(a.fail_code(block(999_999)).await, ErrorCode::NotFound);
 }
+
+/// 1.5: a block and an unblock reach the blocker's other devices as events at once (and stay
+/// in the event stream for a device that syncs later); the blocked user is told nothing.
+#[tokio::test]
+async fn a_block_reaches_the_blockers_other_devices_as_an_event() {
+    let srv = TestServer::start().await;
+    let mut a = srv.user("bke_a").await;
+    let mut a2 = login_as(&srv, "bke_a").await;
+    let mut b = srv.user("bke_b").await;
+    let is_block = |want_blocked: bool, id: u64| {
+        move |x: &Body| {
+            matches!(x, Body::EventPush(p) if matches!(
+                p.event.as_ref().and_then(|e| e.kind.as_ref()),
+                Some(pb::user_event::Kind::UserBlocked(u)) if want_blocked && u.user_id == id
+            ) || matches!(
+                p.event.as_ref().and_then(|e| e.kind.as_ref()),
+                Some(pb::user_event::Kind::UserUnblocked(u)) if !want_blocked && u.user_id == id
+            ))
+        }
+    };
+    a.ok(block(b.id())).await;
+    a2.push_where(is_block(true, b.id())).await;
+    a.ok(unblock(b.id())).await;
+    a2.push_where(is_block(false, b.id())).await;
+    b.no_push_where(std::time::Duration::from_millis(300), |x| {
+        matches!(x, Body::EventPush(_))
+    })
+    .await;
+}

@@ -415,6 +415,13 @@ fn user_event(s: &mut State, e: pb::UserEvent, cmds: &mut Vec<Cmd>) {
             upsert_thread(s, t, cmds);
             ensure_selection(s, cmds);
         }
+        // From this device or another: their messages hide (or show) at once.
+        K::UserBlocked(u) => {
+            s.blocked.insert(u.user_id);
+        }
+        K::UserUnblocked(u) => {
+            s.blocked.remove(&u.user_id);
+        }
     }
 }
 

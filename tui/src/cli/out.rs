@@ -132,6 +132,8 @@ pub fn event(e: &pb::UserEvent) -> Value {
         Some(K::FriendRequestAnswered(r)) => ("friend_request_answered", request(r)),
         Some(K::FriendRequestCancelled(r)) => ("friend_request_cancelled", request(r)),
         Some(K::FriendRemoved(u)) => ("friend_removed", json!({"user": user(&Some(u.clone()))})),
+        Some(K::UserBlocked(u)) => ("user_blocked", json!({"user": user(&Some(u.clone()))})),
+        Some(K::UserUnblocked(u)) => ("user_unblocked", json!({"user": user(&Some(u.clone()))})),
         Some(K::GroupInvited(g)) => ("group_invited", group(g)),
         Some(K::GroupJoined(g)) => ("group_joined", group(g)),
         Some(K::GroupLeft(g)) => ("group_left", group(g)),

@@ -157,6 +157,27 @@ fn blocked_users_messages_are_hidden_and_never_notify() {
         }),
     );
     assert!(s.notice.clone().unwrap().0.contains("you block: 李四"));
+    // A block made on another device arrives as an event: hidden here at once, and shown
+    // again on the unblock.
+    let event = |kind| {
+        Msg::Core(Event::UserEvent(pb::UserEvent {
+            event_seq: 90,
+            ts_ms: NOW,
+            kind: Some(kind),
+        }))
+    };
+    s.blocked.clear();
+    update(
+        &mut s,
+        event(pb::user_event::Kind::UserBlocked(user(LI, "李四"))),
+    );
+    assert!(s.blocked.contains(&LI));
+    assert!(screen_text(&s).contains("(a message from someone you blocked)"));
+    update(
+        &mut s,
+        event(pb::user_event::Kind::UserUnblocked(user(LI, "李四"))),
+    );
+    assert!(!s.blocked.contains(&LI));
 }
 
 /// `/devices` lists the account's sessions (this one marked); `x` twice signs another out,

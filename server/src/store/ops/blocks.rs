@@ -3,6 +3,7 @@
 //! them from the block on), inviting them to groups.
 
 use confab_wire::pb;
+use pb::user_event::Kind;
 
 use super::{Effects, state, user};
 use crate::ids::now_ms;
@@ -61,6 +62,9 @@ pub async fn block<T: Tx>(tx: &mut T, me: u64, them: u64, max: u32) -> StoreResu
         .await?;
         fx.members_changed.push(thread_id);
     }
+    // My other devices hide them at once.
+    let them_user = user(tx, them).await?;
+    super::emit(tx, &mut fx, me, Kind::UserBlocked(them_user)).await?;
     Ok(fx)
 }
 
@@ -83,6 +87,8 @@ pub async fn unblock<T: Tx>(tx: &mut T, me: u64, them: u64) -> StoreResult<Effec
         .await?;
         fx.members_changed.push(thread_id);
     }
+    let them_user = user(tx, them).await?;
+    super::emit(tx, &mut fx, me, Kind::UserUnblocked(them_user)).await?;
     Ok(fx)
 }
 
