@@ -24,7 +24,7 @@ pub(super) fn upsert_thread(s: &mut State, t: pb::Thread, cmds: &mut Vec<Cmd>) {
     let th = s.thread_entry(t.thread_id);
     if let Some(p) = &t.peer {
         th.kind = Kind::Private;
-        th.name = nfc(&p.name);
+        th.name = crate::text::user_name(&p.name);
         th.peer_id = p.user_id;
     }
     // A description older than the entries shown (the core's listing from before a join, a

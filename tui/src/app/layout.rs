@@ -523,7 +523,7 @@ fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
         }
         items.push(Item {
             ts_ms: m.server_ts_ms,
-            sender: sender.map_or(String::new(), |u| u.name.clone()),
+            sender: sender.map_or(String::new(), |u| crate::text::user_name(&u.name)),
             sender_id: sender.map_or(0, |u| u.user_id),
             body,
             dim,

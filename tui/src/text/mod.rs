@@ -25,6 +25,16 @@ pub fn nfc(s: &str) -> String {
     s.nfc().collect()
 }
 
+/// A user's name as shown: NFC, or "deleted account" for the empty name a deleted account has
+/// (protocol 1.5).
+pub fn user_name(name: &str) -> String {
+    if name.is_empty() {
+        "deleted account".to_owned()
+    } else {
+        nfc(name)
+    }
+}
+
 /// Text safe for a notification or the title: no control characters.
 pub fn sanitize(s: &str) -> String {
     s.chars()

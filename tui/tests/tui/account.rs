@@ -303,3 +303,28 @@ fn admin_commands_parse_into_requests() {
         assert!(screen_text(&s).contains("usage: /admin"), "{bad}");
     }
 }
+
+/// A deleted account has an empty name (protocol 1.5): its conversation and its messages say
+/// "deleted account", never a blank.
+#[test]
+fn a_deleted_accounts_conversation_and_messages_say_so() {
+    let mut s = main_state(80, 24);
+    let mut t = dm(77, 1234, 1, 1, 900);
+    t.peer = Some(user(1234, ""));
+    t.can_send = false;
+    update(&mut s, Msg::Threads(vec![(t, 0)]));
+    let mut m = msg(77, 1, 1234, 3, "再见");
+    m.sender = Some(user(1234, ""));
+    update(&mut s, Msg::Core(Event::Message(m)));
+    assert_eq!(s.thread(77).unwrap().name, "deleted account");
+    s.selected = Some(77);
+    let screen = screen_text(&s);
+    assert!(
+        screen.starts_with(" deleted account"),
+        "the header: {screen}"
+    );
+    assert!(
+        screen.contains("09:03 deleted… 再见"),
+        "the sender column: {screen}"
+    );
+}
