@@ -123,6 +123,20 @@ as bob3 threads 2> "$OUT/revoked_threads.err"
 echo "$?" > "$OUT/revoked_threads.code"
 set -e
 as bob2 logout > "$OUT/logout.jsonl"
+# Deleting an account (1.5): a wrong password refuses (3), the right one deletes; the name
+# cannot log in afterwards (3) and is held (registering it again is refused, 5).
+CONFAB_PASSWORD='doomed-password' as doomed register 短命 > /dev/null
+set +e
+echo 'not-the-password' | as doomed delete-account 2> "$OUT/delete_wrong.err"
+echo "$?" > "$OUT/delete_wrong.code"
+set -e
+echo 'doomed-password' | as doomed delete-account > "$OUT/deleted.jsonl"
+set +e
+echo 'doomed-password' | as doomed login 短命 2> /dev/null
+echo "$?" > "$OUT/deleted_login.code"
+echo 'doomed-password' | as doomed2 register 短命 2> "$OUT/deleted_name.err"
+echo "$?" > "$OUT/deleted_name.code"
+set -e
 
 # Failures: wrong password, unknown user, not a friend, not logged in.
 set +e
