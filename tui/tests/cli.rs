@@ -176,9 +176,17 @@ fn cli_script_register_befriend_send_watch() {
     assert_eq!(code(&out, "logged_out"), 3, "a logged-out session");
     assert_eq!(code(&out, "no_target"), 2);
     assert_eq!(code(&out, "kick_unknown"), 4, "not a member");
-    assert_eq!(code(&out, "delete_wrong"), 3, "a wrong password keeps the account");
+    assert_eq!(
+        code(&out, "delete_wrong"),
+        3,
+        "a wrong password keeps the account"
+    );
     assert_eq!(lines(&out.join("deleted.jsonl"))[0]["type"], "deleted");
-    assert_eq!(code(&out, "deleted_login"), 3, "a deleted account cannot log in");
+    assert_eq!(
+        code(&out, "deleted_login"),
+        3,
+        "a deleted account cannot log in"
+    );
     assert_eq!(code(&out, "deleted_name"), 5, "its name is held");
     assert_eq!(code(&out, "threads_head"), 0, "`threads | head -1`");
     let err = std::fs::read_to_string(out.join("wrong_password.err")).unwrap();

@@ -155,12 +155,30 @@ pub(super) fn key(s: &mut State, k: &KeyEvent, cmds: &mut Vec<Cmd>) -> bool {
             }
         },
         KeyCode::Char('d' | 'x') | KeyCode::Delete if !alt => delete(s, cmds),
+        KeyCode::Char('b') if !alt => block_sender(s, cmds),
         _ => {
             s.pick = None;
             return false;
         }
     }
     true
+}
+
+/// `b`: blocks whoever wrote the picked message (`/unblock NAME` undoes it).
+fn block_sender(s: &mut State, cmds: &mut Vec<Cmd>) {
+    let me = s.my_id();
+    let sender = match (s.current(), s.pick) {
+        (Some(t), Some(Target::Seq(seq))) => t.messages.get(&seq).and_then(|m| m.sender.clone()),
+        _ => None,
+    };
+    match sender {
+        Some(u) if u.user_id != me && !u.name.is_empty() => {
+            s.pick = None;
+            cmds.push(Cmd::Op(Op::Block(u.name, true)));
+        }
+        Some(u) if u.user_id == me => s.error("that is your own message"),
+        _ => s.error("nobody to block here"),
+    }
 }
 
 /// `y`: the text goes to the terminal's clipboard (OSC 52; tmux passes it on with

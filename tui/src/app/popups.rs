@@ -424,6 +424,14 @@ fn members_key(
             *sel = sel.saturating_sub(1);
             true
         }
+        KeyCode::Char('b') => {
+            match members.get(*sel).and_then(|m| m.user.as_ref()) {
+                Some(u) if u.user_id == s.my_id() => s.error("you cannot block yourself"),
+                Some(u) => cmds.push(Cmd::Op(Op::Block(u.name.clone(), true))),
+                None => {}
+            }
+            true
+        }
         KeyCode::Char('x') | KeyCode::Char('p') => {
             let allowed = s
                 .threads

@@ -380,9 +380,9 @@ fn members(
     b.hint(
         buf,
         if my_role >= pb::Role::Admin as i32 {
-            "x x remove  p admin on/off  Esc close"
+            "x x remove  p admin on/off  b block  Esc close"
         } else {
-            "Esc close"
+            "b block  Esc close"
         },
     );
     None

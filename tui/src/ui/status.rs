@@ -111,9 +111,11 @@ pub(super) fn draw_status(buf: &mut Buffer, s: &State, r: Rect) {
     };
     let rw = right.len() + 1;
     let waiting = crate::app::busy::waiting(s);
+    // An error said while a message is picked (not yours to edit) shows over the pick's keys.
+    let error_shown = s.notice.as_ref().is_some_and(|n| n.1);
     let find = crate::app::find::status(s).or_else(|| {
-        s.pick.map(|_| {
-            "picked: y copy  e edit  r recall  d delete  Up/Down move  Esc done".to_owned()
+        s.pick.filter(|_| !error_shown).map(|_| {
+            "picked: y copy  e edit  r recall  d delete  b block  Up/Down move  Esc done".to_owned()
         })
     });
     let (left, lst) = match (&s.rsearch, &s.notice) {

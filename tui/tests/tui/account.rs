@@ -328,3 +328,29 @@ fn a_deleted_accounts_conversation_and_messages_say_so() {
         "the sender column: {screen}"
     );
 }
+
+/// `b` on a picked message blocks its sender; on one's own message it says why not.
+#[test]
+fn b_on_a_picked_message_blocks_its_sender() {
+    let mut s = main_state(80, 24);
+    s.selected = Some(GROUP);
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 7, LI, 19, "找我"))),
+    );
+    update(&mut s, alt(KeyCode::Up));
+    let cmds = update(&mut s, key(KeyCode::Char('b')));
+    assert!(
+        matches!(&cmds[..], [Cmd::Op(Op::Block(n, true))] if n == "李四"),
+        "{cmds:?}"
+    );
+    update(
+        &mut s,
+        Msg::Core(Event::Message(msg(GROUP, 8, ME, 20, "mine"))),
+    );
+    update(&mut s, alt(KeyCode::Up));
+    let cmds = update(&mut s, key(KeyCode::Char('b')));
+    assert!(cmds.is_empty(), "{cmds:?}");
+    let screen = screen_text(&s);
+    assert!(screen.contains("your own message"), "{screen}");
+}
