@@ -149,6 +149,8 @@ fn admin_socket(
             .map_err(fail)?;
     }
     let listener = net::admin::bind(&path).map_err(fail)?;
+    // Said at start, before the listener's own lines.
+    tracing::info!(socket = %path.display(), "admin socket");
     Ok((listener, path))
 }
 

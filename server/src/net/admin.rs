@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::connection;
 use super::stream::Stream;
@@ -51,7 +51,6 @@ pub async fn serve<B: Backend>(
     svc: Arc<Service<B>>,
     shutdown: CancellationToken,
 ) {
-    info!(socket = %path.display(), "admin socket");
     let tracker = TaskTracker::new();
     let next_id = AtomicU64::new(FIRST_CONN_ID);
     let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
