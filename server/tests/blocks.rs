@@ -61,8 +61,24 @@ async fn a_blocked_user_cannot_request_write_or_invite_until_unblocked() {
         .await;
     assert_eq!(e.code, ErrorCode::Forbidden as i32);
     assert!(!e.message.contains("block"), "{e:?}");
-    // A still reads what B wrote before.
+    // A still reads what B wrote before, and cannot write either: it would reach nobody.
     assert_eq!(a.sync(thread, 0).await.len(), 1);
+    let e = a
+        .fail(Body::Send(pb::Send {
+            thread_id: thread,
+            client_msg_id: "a1".into(),
+            body: "into the void".into(),
+        }))
+        .await;
+    assert_eq!(e.code, ErrorCode::Forbidden as i32, "{e}");
+    // B sees A offline, though A is connected.
+    match b.ok(Body::ListFriends(pb::ListFriends::default())).await {
+        Body::FriendList(l) => {
+            assert_eq!(l.friends.len(), 1);
+            assert!(!l.friends[0].online, "{l:?}");
+        }
+        other => panic!("{other:?}"),
+    }
 
     // C cannot send A a friend request, and the error looks like any refusal.
     let e = c.fail(request(a.id())).await;
@@ -87,6 +103,7 @@ async fn a_blocked_user_cannot_request_write_or_invite_until_unblocked() {
     a.ok(unblock(b.id())).await;
     a.ok(unblock(b.id())).await;
     b.send_text(thread, "b3", "again").await;
+    a.send_text(thread, "a2", "and me").await;
     assert_eq!(blocked_names(&mut a).await, vec!["bk_c"]);
 }
 

@@ -11,6 +11,12 @@ fn when(ms: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// `s` padded with spaces to `w` terminal columns (CJK characters take two).
+fn pad(s: &str, w: usize) -> String {
+    let used = unicode_width::UnicodeWidthStr::width(s);
+    format!("{s}{}", " ".repeat(w.saturating_sub(used)))
+}
+
 fn name(u: Option<&pb::User>) -> String {
     match u {
         Some(u) if u.name.is_empty() => format!("(deleted account {})", u.user_id),
@@ -44,9 +50,9 @@ pub fn users(list: &[pb::AdminUser]) {
     );
     for u in list {
         println!(
-            "{:>6}  {:<24} {:<20} {:<20} {:>7} {:>6}  {}",
+            "{:>6}  {} {:<20} {:<20} {:>7} {:>6}  {}",
             u.user.as_ref().map_or(0, |u| u.user_id),
-            name(u.user.as_ref()),
+            pad(&name(u.user.as_ref()), 24),
             when(u.created_ms),
             when(u.last_seen_ms),
             u.devices,
@@ -103,10 +109,10 @@ pub fn groups(list: &[pb::AdminGroup]) {
             continue;
         };
         println!(
-            "{:>6}  {:<24} {:<16} {:>7} {:<6} {:<20}",
+            "{:>6}  {} {} {:>7} {:<6} {:<20}",
             info.group_id,
-            info.name,
-            name(g.owner.as_ref()),
+            pad(&info.name, 24),
+            pad(&name(g.owner.as_ref()), 16),
             info.member_count,
             if info.open { "open" } else { "closed" },
             when(g.last_activity_ms)
@@ -196,6 +202,12 @@ pub fn stats(s: &pb::AdminStats) {
 }
 
 pub fn audit(entries: &[pb::AuditEntry]) {
+    if !entries.is_empty() {
+        println!(
+            "{:>5}  {:<20}  {:<16} {:<22} target",
+            "id", "when", "who", "action"
+        );
+    }
     for e in entries {
         let detail = if e.detail.is_empty() {
             String::new()
@@ -203,10 +215,10 @@ pub fn audit(entries: &[pb::AuditEntry]) {
             format!("  ({})", e.detail)
         };
         println!(
-            "{:>5}  {}  {:<16} {:<22} {}{detail}",
+            "{:>5}  {}  {} {:<22} {}{detail}",
             e.id,
             when(e.at_ms),
-            e.actor,
+            pad(&e.actor, 16),
             e.action,
             e.target
         );

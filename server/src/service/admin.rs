@@ -72,6 +72,15 @@ impl<B: Backend> Service<B> {
         Err(err(ErrorCode::Forbidden, "server admins only"))
     }
 
+    /// A user named by `--admin` is an admin whatever the store says.
+    fn mark_named_admin(&self, u: &mut pb::AdminUser) {
+        if let Some(user) = &u.user
+            && self.cfg.admins.contains(&fold(&user.name))
+        {
+            u.admin = true;
+        }
+    }
+
     /// Ends every connection of `uid` on every node.
     fn end_sessions(&self, uid: u64, disabled: bool) {
         let (why, scope) = if disabled {
@@ -95,8 +104,9 @@ impl<B: Backend> Service<B> {
         Ok(match body {
             Body::AdminListUsers(l) => {
                 let (key, limit) = (fold(l.query.trim()), self.page_limit(l.limit));
-                let (users, has_more) =
+                let (mut users, has_more) =
                     read!(self, tx => admin::list_users(tx, &key, l.after_user_id, limit).await);
+                users.iter_mut().for_each(|u| self.mark_named_admin(u));
                 Some(
                     self.fit(pb::AdminUserList { users, has_more }, Cut::Back)
                         .into_body(),
@@ -104,7 +114,8 @@ impl<B: Backend> Service<B> {
             }
             Body::AdminGetUser(g) => {
                 let key = name_key(&g.name)?;
-                let user = read!(self, tx => admin::get_user(tx, &key).await);
+                let mut user = read!(self, tx => admin::get_user(tx, &key).await);
+                self.mark_named_admin(&mut user);
                 Some(Body::AdminUser(user))
             }
             Body::AdminSetUser(u) => {

@@ -91,12 +91,16 @@ impl<B: Backend> Service<B> {
             }
             Body::ListFriends(l) => {
                 let (after, limit) = (l.after_user_id, self.page_limit(l.limit));
-                let (mut friends, has_more) =
-                    read!(self, tx => friends::list(tx, me, after, limit).await);
+                let (mut friends, has_more, blockers) = read!(self, tx => {
+                    let (f, more) = friends::list(tx, me, after, limit).await?;
+                    Ok((f, more, blocks::blockers(tx, me).await?))
+                });
+                // Someone who blocked me shows offline to me.
                 let ids: Vec<u64> = friends
                     .iter()
                     .filter_map(|f| f.user.as_ref())
                     .map(|u| u.user_id)
+                    .filter(|id| !blockers.contains(id))
                     .collect();
                 let online = self.online_among(&ids).await;
                 for f in &mut friends {

@@ -50,7 +50,7 @@ impl<B: Backend> Service<B> {
         let uid = user.user_id;
         let friends = match self
             .store
-            .read(move |tx| Box::pin(async move { friends::friend_ids(tx, uid).await }))
+            .read(move |tx| Box::pin(async move { friends::presence_audience(tx, uid).await }))
             .await
         {
             Ok(f) => f,

@@ -21,6 +21,15 @@ pub(super) fn upsert_thread(s: &mut State, t: pb::Thread, cmds: &mut Vec<Cmd>) {
     }
     let visible = s.visible(t.thread_id);
     let me = s.my_id();
+    let peer_deleted = t
+        .peer
+        .as_ref()
+        .filter(|p| p.name.is_empty())
+        .map(|p| p.user_id);
+    if let Some(id) = peer_deleted {
+        // Messages cached under the old name show as a deleted account's from now on.
+        s.deleted_users.insert(id);
+    }
     let th = s.thread_entry(t.thread_id);
     if let Some(p) = &t.peer {
         th.kind = Kind::Private;
@@ -55,6 +64,8 @@ pub(super) fn upsert_thread(s: &mut State, t: pb::Thread, cmds: &mut Vec<Cmd>) {
     } else if th.read_only.is_none() {
         th.read_only = Some(if t.group.is_some() {
             "read only: you are no longer a member of this group".to_owned()
+        } else if peer_deleted.is_some() {
+            "read only: this account was deleted".to_owned()
         } else {
             "read only: you are no longer friends".to_owned()
         });

@@ -137,6 +137,11 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
             });
             super::events::incoming(s, m, cmds);
         }
+        Done::Invitation { code, uses } => {
+            // The code first, so it is whole on an 80-column status line; on the clipboard too.
+            s.notice(format!("{code}  invitation for {uses}, copied"));
+            cmds.push(Cmd::Copy(code));
+        }
         Done::AccountDeleted => {
             let (server, settings) = (s.server.clone(), s.settings.clone());
             *s = State::new(settings, server);

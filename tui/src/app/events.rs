@@ -309,6 +309,10 @@ fn conn_state(s: &mut State, st: ConnState, cmds: &mut Vec<Cmd>) {
             Conn::Stopped(code, r) => {
                 f.busy = false;
                 f.error = Some(stopped_text(*code, r));
+                // An invite-only server asks for the code: the caret goes where it is typed.
+                if f.register && *code == ErrorCode::Forbidden && r.contains("invitation") {
+                    f.field = 4;
+                }
                 cmds.push(Cmd::Disconnect);
             }
             Conn::Offline { reason, .. } => {
@@ -326,6 +330,7 @@ fn conn_state(s: &mut State, st: ConnState, cmds: &mut Vec<Cmd>) {
         // The session ended under us (logged out or revoked elsewhere, expired with no
         // newer token in the session file): back to the login screen, saying why.
         let reason = r.clone();
+        let disabled = *code == ErrorCode::AccountDisabled;
         let name = s.me.as_ref().map(|u| u.name.clone()).unwrap_or_default();
         let open = s.selected;
         *s = State::new(s.settings.clone(), s.server.clone());
@@ -333,7 +338,12 @@ fn conn_state(s: &mut State, st: ConnState, cmds: &mut Vec<Cmd>) {
         if let Screen::Login(f) = &mut s.screen {
             f.name.set(&name);
             f.field = 2;
-            f.error = Some(format!("the session ended ({reason}): log in again"));
+            f.error = Some(if disabled {
+                // Logging in again would not help: say only what happened.
+                stopped_text(ErrorCode::AccountDisabled, &reason)
+            } else {
+                format!("the session ended ({reason}): log in again")
+            });
         }
         cmds.push(Cmd::Disconnect);
     } else if let Conn::Stopped(code, r) = &s.conn

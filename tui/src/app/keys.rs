@@ -98,6 +98,7 @@ fn login_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         }
         KeyCode::Char('t') if ctrl => {
             f.register = !f.register;
+            f.error = None;
             f.field = f.field.min(f.fields() - 1);
         }
         KeyCode::Esc if f.busy => {
@@ -107,12 +108,8 @@ fn login_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         }
         KeyCode::Tab | KeyCode::Down => f.field = (f.field + 1) % f.fields(),
         KeyCode::BackTab | KeyCode::Up => f.field = (f.field + f.fields() - 1) % f.fields(),
-        KeyCode::Enter if f.register && f.field == 3 && f.confirm.text() != f.password.text() => {
-            // A typo in a password nobody can see would lock the new account out.
-            f.error = Some("the two passwords differ: type it again".into());
-            f.confirm.set("");
-        }
-        KeyCode::Enter if f.field + 1 < f.fields() => {
+        // The invitation is optional: Enter on the second password submits (Tab reaches it).
+        KeyCode::Enter if f.field + 1 < f.fields() && !(f.register && f.field == 3) => {
             f.error = None;
             f.field += 1;
         }

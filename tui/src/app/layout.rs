@@ -523,7 +523,14 @@ fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
         }
         items.push(Item {
             ts_ms: m.server_ts_ms,
-            sender: sender.map_or(String::new(), |u| crate::text::user_name(&u.name)),
+            sender: sender.map_or(String::new(), |u| {
+                if u.name.is_empty() || s.deleted_users.contains(&u.user_id) {
+                    // The sender column is 8 cells: the short form.
+                    "deleted".to_owned()
+                } else {
+                    crate::text::nfc(&u.name)
+                }
+            }),
             sender_id: sender.map_or(0, |u| u.user_id),
             body,
             dim,

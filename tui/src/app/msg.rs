@@ -74,6 +74,11 @@ pub enum Done {
     LoggedOut,
     /// The account is deleted: back to the login screen, the stored session gone.
     AccountDeleted,
+    /// `/admin invite` made this code (for `uses` registrations).
+    Invitation {
+        code: String,
+        uses: u32,
+    },
     /// A background load that could not be sent (no connection): nothing to show.
     Dropped,
     /// One's own EDIT or RECALL entry as the server stored it (its reply), shown at once:

@@ -292,6 +292,9 @@ pub struct State {
     pub requests: Vec<pb::FriendRequest>,
     /// Users I blocked: their messages show as hidden, and never notify or count as unread.
     pub blocked: std::collections::HashSet<u64>,
+    /// Users whose accounts were deleted (seen with an empty name): cached messages of theirs
+    /// show as a deleted account's, not under the name they had.
+    pub deleted_users: std::collections::HashSet<u64>,
     /// `/block` alone is waiting for the list, to show it.
     pub blocking_listed: bool,
     /// My requests others have not answered yet.
@@ -387,6 +390,7 @@ impl State {
             requests: Vec::new(),
             outgoing: Vec::new(),
             blocked: Default::default(),
+            deleted_users: Default::default(),
             blocking_listed: false,
             presence: HashMap::new(),
             popup: None,

@@ -240,11 +240,10 @@ async fn admin(c: &Client, op: AdminOp) -> Result<Done, ApiError> {
         }
         AdminOp::Invite(uses) => {
             let inv = c.admin_invite(uses).await?;
-            let n = if uses == 1 { "one" } else { "these" };
-            format!(
-                "invitation code for {uses} registration(s) (give it to {n}): {}",
-                inv.code
-            )
+            return Ok(Done::Invitation {
+                code: inv.code,
+                uses,
+            });
         }
         AdminOp::Stats => {
             let st = c.admin_stats().await?;

@@ -309,11 +309,15 @@ fn admin_commands_parse_into_requests() {
 #[test]
 fn a_deleted_accounts_conversation_and_messages_say_so() {
     let mut s = main_state(80, 24);
-    let mut t = dm(77, 1234, 1, 1, 900);
+    // One message cached from before, under the name the account had; one after.
+    let mut old = msg(77, 1, 1234, 2, "早");
+    old.sender = Some(user(1234, "alice"));
+    update(&mut s, Msg::Core(Event::Message(old)));
+    let mut t = dm(77, 1234, 2, 2, 900);
     t.peer = Some(user(1234, ""));
     t.can_send = false;
     update(&mut s, Msg::Threads(vec![(t, 0)]));
-    let mut m = msg(77, 1, 1234, 3, "再见");
+    let mut m = msg(77, 2, 1234, 3, "再见");
     m.sender = Some(user(1234, ""));
     update(&mut s, Msg::Core(Event::Message(m)));
     assert_eq!(s.thread(77).unwrap().name, "deleted account");
@@ -324,9 +328,11 @@ fn a_deleted_accounts_conversation_and_messages_say_so() {
         "the header: {screen}"
     );
     assert!(
-        screen.contains("09:03 deleted… 再见"),
-        "the sender column: {screen}"
+        screen.contains("09:02 deleted  早"),
+        "the old name is gone: {screen}"
     );
+    assert!(!screen.contains("alice"), "{screen}");
+    assert!(screen.contains("this account was deleted"), "{screen}");
 }
 
 /// `b` on a picked message blocks its sender; on one's own message it says why not.

@@ -45,7 +45,9 @@ fn admin_user(r: &Row) -> StoreResult<pb::AdminUser> {
             name: r.text(1)?,
         }),
         created_ms: r.i64(2)?,
-        last_seen_ms: r.i64(3)?,
+        // The last goodbye, or the newest login or resume of a session if later (a user online
+        // now has not said goodbye yet).
+        last_seen_ms: r.i64(3)?.max(r.opt_i64(9)?.unwrap_or(0)),
         admin: r.bool(4)?,
         disabled_ms: r.i64(5)?,
         deleted_ms: r.i64(6)?,
@@ -67,7 +69,8 @@ pub async fn list_users<T: Tx>(
         .query(
             "SELECT u.id, u.name, u.created_ms, u.last_seen_ms, u.is_admin, u.disabled_ms, u.deleted_ms, \
              (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.revoked = 0), \
-             (SELECT COUNT(*) FROM group_members m WHERE m.user_id = u.id) \
+             (SELECT COUNT(*) FROM group_members m WHERE m.user_id = u.id), \
+             (SELECT MAX(d.last_seen_ms) FROM devices d WHERE d.user_id = u.id) \
              FROM users u WHERE u.name_key LIKE ? ESCAPE '!' AND u.id > ? ORDER BY u.id LIMIT ?",
             params![&pattern, after, i64::from(limit) + 1],
         )
@@ -87,7 +90,8 @@ pub async fn get_user<T: Tx>(tx: &mut T, name_key: &str) -> StoreResult<pb::Admi
         .query_opt(
             "SELECT u.id, u.name, u.created_ms, u.last_seen_ms, u.is_admin, u.disabled_ms, u.deleted_ms, \
              (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.revoked = 0), \
-             (SELECT COUNT(*) FROM group_members m WHERE m.user_id = u.id) \
+             (SELECT COUNT(*) FROM group_members m WHERE m.user_id = u.id), \
+             (SELECT MAX(d.last_seen_ms) FROM devices d WHERE d.user_id = u.id) \
              FROM users u WHERE u.name_key = ?",
             params![name_key],
         )

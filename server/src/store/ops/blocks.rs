@@ -54,10 +54,11 @@ pub async fn block<T: Tx>(tx: &mut T, me: u64, them: u64, max: u32) -> StoreResu
     )
     .await?;
     if let Some(thread_id) = private_thread(tx, me, them).await? {
+        // Read only for both: what the blocker wrote would reach nobody.
         tx.exec(
             "UPDATE thread_members SET active = 0, \
-             left_seq = (SELECT last_seq FROM threads WHERE id = ?) WHERE thread_id = ? AND user_id = ?",
-            params![thread_id, thread_id, them],
+             left_seq = (SELECT last_seq FROM threads WHERE id = ?) WHERE thread_id = ?",
+            params![thread_id, thread_id],
         )
         .await?;
         fx.members_changed.push(thread_id);
@@ -68,7 +69,8 @@ pub async fn block<T: Tx>(tx: &mut T, me: u64, them: u64, max: u32) -> StoreResu
     Ok(fx)
 }
 
-/// `me` unblocks `them`: a friendship that still stands is writable for them again.
+/// `me` unblocks `them`: a friendship that still stands is writable again, for both, unless
+/// they block me too.
 pub async fn unblock<T: Tx>(tx: &mut T, me: u64, them: u64) -> StoreResult<Effects> {
     let mut fx = Effects::default();
     if !blocked(tx, me, them).await? {
@@ -79,10 +81,12 @@ pub async fn unblock<T: Tx>(tx: &mut T, me: u64, them: u64) -> StoreResult<Effec
         params![me, them],
     )
     .await?;
-    if let Some(thread_id) = private_thread(tx, me, them).await? {
+    if let Some(thread_id) = private_thread(tx, me, them).await?
+        && !blocked(tx, them, me).await?
+    {
         tx.exec(
-            "UPDATE thread_members SET active = 1, left_seq = 0 WHERE thread_id = ? AND user_id = ?",
-            params![thread_id, them],
+            "UPDATE thread_members SET active = 1, left_seq = 0 WHERE thread_id = ?",
+            params![thread_id],
         )
         .await?;
         fx.members_changed.push(thread_id);
@@ -90,6 +94,17 @@ pub async fn unblock<T: Tx>(tx: &mut T, me: u64, them: u64) -> StoreResult<Effec
     let them_user = user(tx, them).await?;
     super::emit(tx, &mut fx, me, Kind::UserUnblocked(them_user)).await?;
     Ok(fx)
+}
+
+/// Who blocked `me` (their presence is not mine to see).
+pub async fn blockers<T: Tx>(tx: &mut T, me: u64) -> StoreResult<Vec<u64>> {
+    let rows = tx
+        .query(
+            "SELECT user_id FROM blocks WHERE blocked_id = ?",
+            params![me],
+        )
+        .await?;
+    rows.iter().map(|r| r.u64(0)).collect()
 }
 
 /// The users `me` blocked, oldest block first.

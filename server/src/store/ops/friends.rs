@@ -361,6 +361,18 @@ pub async fn friend_ids<T: Tx>(tx: &mut T, me: u64) -> StoreResult<Vec<u64>> {
     rows.iter().map(|r| r.u64(0)).collect()
 }
 
+/// Friends who see the caller's presence: all but those the caller blocked.
+pub async fn presence_audience<T: Tx>(tx: &mut T, me: u64) -> StoreResult<Vec<u64>> {
+    let rows = tx
+        .query(
+            "SELECT f.friend_id FROM friendships f WHERE f.user_id = ? AND NOT EXISTS \
+             (SELECT 1 FROM blocks b WHERE b.user_id = f.user_id AND b.blocked_id = f.friend_id)",
+            params![me],
+        )
+        .await?;
+    rows.iter().map(|r| r.u64(0)).collect()
+}
+
 /// A page of the pending requests to and from the caller, ordered by request id, after
 /// `after`; `has_more` when more follow.
 pub async fn pending<T: Tx>(
