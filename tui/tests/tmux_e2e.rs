@@ -682,3 +682,58 @@ fn the_devices_popup_signs_another_session_out_in_tmux() {
     t.wait_for("a", "is signed out");
     t.wait_for("b", "the session ended");
 }
+
+/// The real binaries, server admin and user (protocol 1.5): boss, named by `--admin`, makes an
+/// invitation code and deactivates bob from the terminal client; bob's client goes back to its
+/// login screen at once and cannot log in until boss reactivates him. Then bob deletes his
+/// account with `/delete-account`, and his name cannot log in any more.
+#[test]
+fn an_admin_deactivates_and_a_user_deletes_their_account_in_tmux() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let srv = ServerProc::start_with(&dir.path().join("server"), addr, |c| {
+        c.admins = vec!["boss".into()];
+    });
+    let server = srv.addr.to_string();
+    let t = Tmux {
+        sock: dir.path().join("tmux.sock"),
+    };
+    let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
+    t.launch("a", &home_a, &server);
+    register(&t, "a", "boss");
+    t.launch("b", &home_b, &server);
+    register(&t, "b", "bob");
+    t.line("a", "/admin invite 2");
+    let screen = t.wait_for("a", "invitation for 2, copied");
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()) && l.contains('.')),
+        "the code leads the status line: {screen}"
+    );
+    t.line("a", "/admin deactivate bob");
+    t.wait_for("a", "bob is deactivated");
+    t.wait_for("b", "deactivated by an administrator");
+    // Logging in again is refused with the reason.
+    t.keys("b", &["C-u"]);
+    t.line("b", "correct horse battery");
+    t.wait_for("b", "deactivated by an administrator");
+    t.line("a", "/admin reactivate bob");
+    t.wait_for("a", "bob may log in again");
+    t.keys("b", &["C-u"]);
+    t.line("b", "correct horse battery");
+    t.wait("b", "the main screen", |s| {
+        s.contains("bob") && s.contains("online")
+    });
+    // A non-admin is told no.
+    t.line("b", "/admin stats");
+    t.wait_for("b", "server admins only");
+    t.line("b", "/delete-account");
+    t.wait_for("b", "cannot be undone");
+    t.type_text("b", "correct horse battery");
+    t.keys("b", &["Enter"]);
+    t.wait_for("b", "your account is deleted");
+    t.line("b", "bob");
+    t.line("b", "correct horse battery");
+    t.wait_for("b", "wrong name or password");
+}

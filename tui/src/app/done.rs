@@ -143,8 +143,10 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
             cmds.push(Cmd::Copy(code));
         }
         Done::AccountDeleted => {
-            let (server, settings) = (s.server.clone(), s.settings.clone());
+            let (server, settings, now) = (s.server.clone(), s.settings.clone(), s.now_ms);
             *s = State::new(settings, server);
+            // The clock goes on: a notice timed from 0 would be gone at the next tick.
+            s.now_ms = now;
             s.notice("your account is deleted");
             cmds.push(Cmd::ForgetSession);
         }
@@ -152,9 +154,10 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
             let server = s.server.clone();
             let settings = s.settings.clone();
             // Logging in again opens the conversation that was open (if it is listed then).
-            let open = s.selected;
+            let (open, now) = (s.selected, s.now_ms);
             *s = State::new(settings, server);
             s.last_open = open;
+            s.now_ms = now;
             s.notice("logged out");
         }
     }

@@ -332,9 +332,10 @@ fn conn_state(s: &mut State, st: ConnState, cmds: &mut Vec<Cmd>) {
         let reason = r.clone();
         let disabled = *code == ErrorCode::AccountDisabled;
         let name = s.me.as_ref().map(|u| u.name.clone()).unwrap_or_default();
-        let open = s.selected;
+        let (open, now) = (s.selected, s.now_ms);
         *s = State::new(s.settings.clone(), s.server.clone());
         s.last_open = open;
+        s.now_ms = now;
         if let Screen::Login(f) = &mut s.screen {
             f.name.set(&name);
             f.field = 2;
@@ -348,8 +349,10 @@ fn conn_state(s: &mut State, st: ConnState, cmds: &mut Vec<Cmd>) {
         cmds.push(Cmd::Disconnect);
     } else if let Conn::Stopped(code, r) = &s.conn
         && !s.authed
+        && !matches!(s.screen, Screen::Login(_))
     {
-        // The stored session was refused: log in again.
+        // The stored session was refused: log in again. (Already at the login screen, after a
+        // logout or a deletion, the old core's last word changes nothing.)
         let mut form = LoginForm::default();
         form.server.set(&s.server);
         form.field = 1;
