@@ -214,3 +214,19 @@ CREATE TABLE IF NOT EXISTS audit_log (
     target VARCHAR(255) NOT NULL,
     detail TEXT NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Message search (7): a text message's terms (server/src/store/search.rs: words, CJK bigrams,
+-- each prefixed with "zq" so that none is below InnoDB's 3-character minimum), written in the
+-- message's own transaction.
+CREATE TABLE IF NOT EXISTS message_search (
+    message_id BIGINT NOT NULL PRIMARY KEY,
+    terms MEDIUMTEXT NOT NULL,
+    FULLTEXT KEY message_search_terms (terms)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Messages stored before the index existed are indexed in the background (no row: none).
+CREATE TABLE IF NOT EXISTS search_backfill (
+    id BIGINT NOT NULL PRIMARY KEY,
+    upto BIGINT NOT NULL,
+    target BIGINT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

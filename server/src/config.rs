@@ -215,6 +215,9 @@ pub struct Settings {
     /// [default: 30].
     #[arg(long, env = "CONFAB_DELETED_NAME_HOLD_DAYS", global = true)]
     pub deleted_name_hold_days: Option<u32>,
+    /// Searches per minute per connection (SearchMessages) [default: 60].
+    #[arg(long, env = "CONFAB_SEARCH_PER_MINUTE")]
+    pub search_per_minute: Option<u32>,
     /// A server admin, by name (repeat, or commas in CONFAB_ADMINS); also `admin user promote`.
     #[arg(long, env = "CONFAB_ADMINS", value_delimiter = ',', global = true)]
     pub admin: Option<Vec<String>>,
@@ -277,6 +280,7 @@ pub struct Config {
     pub deleted_name_hold: Duration,
     /// Names given by `--admin`, folded (name keys).
     pub admins: Vec<String>,
+    pub search_per_minute: u32,
 }
 
 /// Errors reading the configuration.
@@ -355,7 +359,8 @@ impl Settings {
             session_idle_days,
             registration,
             deleted_name_hold_days,
-            admin
+            admin,
+            search_per_minute
         )
     }
 
@@ -530,6 +535,10 @@ impl Settings {
             deleted_name_hold: Duration::from_secs(
                 u64::from(self.deleted_name_hold_days.unwrap_or(30)) * 86_400,
             ),
+            search_per_minute: nonzero(
+                self.search_per_minute.unwrap_or(60),
+                "search_per_minute must be positive",
+            )?,
             admins: self
                 .admin
                 .unwrap_or_default()

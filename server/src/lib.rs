@@ -198,6 +198,7 @@ fn serve<B: Backend>(
     let service = Service::start_with(cfg, Store::new(backend), hasher, hub, bus.clone());
     tokio::spawn(log_writer_stats(Arc::downgrade(&service)));
     tokio::spawn(flush_delivered(Arc::downgrade(&service)));
+    tokio::spawn(search_backfill(Arc::downgrade(&service)));
     let shutdown = CancellationToken::new();
     let (admin_listener, admin_path) = admin;
     tokio::spawn(net::admin::serve(
@@ -220,6 +221,48 @@ fn serve<B: Backend>(
         service,
         bus,
         tls,
+    }
+}
+
+/// Messages indexed per backfill write: small enough that sends waiting behind it barely notice.
+const BACKFILL_BATCH: u32 = 500;
+
+/// Indexes for search the messages stored before the index existed (an upgrade to schema 7),
+/// in the background, a batch per write, oldest first, with progress in the log.
+async fn search_backfill<B: Backend>(svc: std::sync::Weak<Service<B>>) {
+    let mut batches = 0u64;
+    loop {
+        let Some(s) = svc.upgrade() else { return };
+        let step = s
+            .store()
+            .write(|tx| {
+                Box::pin(async move { store::ops::search::backfill_step(tx, BACKFILL_BATCH).await })
+            })
+            .await;
+        drop(s);
+        match step {
+            Ok(None) => return,
+            Ok(Some((upto, target))) => {
+                batches += 1;
+                if upto >= target {
+                    tracing::info!(batches, "search index: every older message is indexed");
+                    return;
+                }
+                if batches == 1 || batches % 50 == 0 {
+                    tracing::info!(
+                        batches,
+                        upto_message_id = upto,
+                        target_message_id = target,
+                        "search index: indexing older messages"
+                    );
+                }
+                tokio::task::yield_now().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "search index: backfill failed; retrying in 5 s");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        }
     }
 }
 

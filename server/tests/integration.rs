@@ -18,6 +18,7 @@ mod messaging;
 mod mysql;
 mod protocol;
 mod schema;
+mod search;
 mod service_fuzz_corpus;
 mod shutdown;
 mod store_files;

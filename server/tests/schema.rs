@@ -101,7 +101,8 @@ async fn set_version(cfg: &confab_server::config::Config, version: i64, drop_lat
                      ALTER TABLE devices DROP COLUMN client; ALTER TABLE devices DROP COLUMN address; \
                      DROP TABLE invites; DROP TABLE audit_log; \
                      ALTER TABLE users DROP COLUMN disabled_ms; ALTER TABLE users DROP COLUMN deleted_ms; \
-                     ALTER TABLE users DROP COLUMN is_admin; ALTER TABLE chat_groups DROP COLUMN deleted_ms;",
+                     ALTER TABLE users DROP COLUMN is_admin; ALTER TABLE chat_groups DROP COLUMN deleted_ms; \
+                     DROP TABLE message_search; DROP TABLE search_backfill;",
                 )
                 .unwrap();
             }
@@ -132,6 +133,8 @@ async fn set_version(cfg: &confab_server::config::Config, version: i64, drop_lat
                 conn.query_drop("ALTER TABLE chat_groups DROP COLUMN deleted_ms")
                     .await
                     .unwrap();
+                conn.query_drop("DROP TABLE message_search").await.unwrap();
+                conn.query_drop("DROP TABLE search_backfill").await.unwrap();
             }
         }
     }

@@ -75,6 +75,8 @@ pub fn body_name(body: &Body) -> &'static str {
         Body::EventPage(_) => "event_page",
         Body::EventPush(_) => "event_push",
         Body::ResyncPush(_) => "resync_push",
+        Body::SearchMessages(_) => "search_messages",
+        Body::SearchResults(_) => "search_results",
         Body::AdminListUsers(_) => "admin_list_users",
         Body::AdminUserList(_) => "admin_user_list",
         Body::AdminGetUser(_) => "admin_get_user",
@@ -134,6 +136,7 @@ pub fn is_server_body(body: &Body) -> bool {
             | Body::AdminInviteList(_)
             | Body::AdminStats(_)
             | Body::AdminAuditPage(_)
+            | Body::SearchResults(_)
     )
 }
 

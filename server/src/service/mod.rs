@@ -188,6 +188,8 @@ pub struct Service<B: Backend> {
     hasher: Hasher,
     ip_limiter: DefaultKeyedRateLimiter<IpAddr>,
     name_limiter: DefaultKeyedRateLimiter<String>,
+    /// SearchMessages per connection (`--search-per-minute`).
+    search_limiter: DefaultKeyedRateLimiter<u64>,
     typing: Mutex<HashMap<(u64, u64), Instant>>,
     members: Mutex<HashMap<u64, Arc<Vec<u64>>>>,
     /// Bumped (under the `members` lock) by every invalidation: a list read while one happened
@@ -205,6 +207,8 @@ pub struct Service<B: Backend> {
 }
 
 const TYPING_EVERY: Duration = Duration::from_secs(2);
+/// Hits a SearchMessages returns when it asks for no number.
+const SEARCH_PAGE: u32 = 20;
 const TYPING_SHOWN_MS: u32 = 5000;
 const MEMBER_CACHE_MAX: usize = 100_000;
 /// Delivery markers waiting to be stored; past this, reports are stored one by one.
@@ -238,6 +242,7 @@ impl<B: Backend> Service<B> {
             ids: Arc::new(Snowflake::new(cfg.node_id)),
             ip_limiter: RateLimiter::keyed(per_minute(cfg.auth_per_ip_per_minute)),
             name_limiter: RateLimiter::keyed(per_minute(cfg.auth_per_name_per_minute)),
+            search_limiter: RateLimiter::keyed(per_minute(cfg.search_per_minute)),
             cfg,
             store,
             hub,
@@ -294,6 +299,7 @@ impl<B: Backend> Service<B> {
                 let Some(svc) = weak.upgrade() else { return };
                 svc.ip_limiter.retain_recent();
                 svc.name_limiter.retain_recent();
+                svc.search_limiter.retain_recent();
                 let cutoff = Instant::now();
                 if let Ok(mut t) = svc.typing.lock() {
                     // Kept while the indicator shows: a stop is forwarded only then.
@@ -511,7 +517,8 @@ impl<B: Backend> Service<B> {
             | Body::Edit(_)
             | Body::ReadUpTo(_)
             | Body::DeliveredUpTo(_)
-            | Body::SyncEvents(_)) => self.threads_request(ctx, s, b).await,
+            | Body::SyncEvents(_)
+            | Body::SearchMessages(_)) => self.threads_request(ctx, s, b).await,
             b @ Body::Typing(_) => self.presence_request(ctx, s, b).await,
             b if admin::is_admin_body(&b) => self.admin_request(ctx, s, b).await,
             Body::ListDevices(_) => {

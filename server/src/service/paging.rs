@@ -47,6 +47,7 @@ page!(
     AdminAuditPage {
         entries: AuditEntry
     },
+    SearchResults { hits: SearchHit },
 );
 
 /// Which end of a page gives way when it does not fit.

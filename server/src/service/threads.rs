@@ -116,8 +116,31 @@ impl<B: Backend> Service<B> {
                     read!(self, tx => ops::sync_events(tx, me, q.since_event_seq, limit).await);
                 Some(self.fit(page, Cut::Back).into_body())
             }
+            Body::SearchMessages(q) => Some(self.search(ctx, me, q).await?),
             other => return Err(not_a_request(&other)),
         })
+    }
+
+    /// SearchMessages: its own rate limit per connection, then one read.
+    async fn search(&self, ctx: &ConnCtx, me: u64, q: pb::SearchMessages) -> Res<Body> {
+        use crate::store::search::Query;
+        if self.search_limiter.check_key(&ctx.conn_id).is_err() {
+            return Err(
+                err(ErrorCode::RateLimited, "too many searches; wait a little").retry_after(1000),
+            );
+        }
+        let query = Query::parse(&q.query).map_err(|e| bad(&e.to_string()))?;
+        let limit = if q.limit == 0 {
+            SEARCH_PAGE.min(self.cfg.max_page)
+        } else {
+            q.limit.min(self.cfg.max_page)
+        };
+        let (thread, before) = (q.thread_id, q.before_message_id);
+        let (hits, has_more) =
+            read!(self, tx => ops::search::search(tx, me, &query, thread, before, limit).await);
+        Ok(self
+            .fit(pb::SearchResults { hits, has_more }, Cut::Back)
+            .into_body())
     }
 
     pub(super) fn queue_send(

@@ -11,6 +11,7 @@
 pub mod mysql;
 pub mod ops;
 pub mod schema;
+pub mod search;
 pub mod sqlite;
 
 use std::future::Future;

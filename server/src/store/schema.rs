@@ -3,8 +3,9 @@
 
 /// Bumped when the schema changes; recorded in `schema_version`. (2: resume tokens in their own
 /// table, `messages.group_change`, group name keys; 3: blocks; 4: devices.client and
-/// devices.address; 5: group bans; 6: account states, deleted groups, invitations, audit log.)
-pub const SCHEMA_VERSION: i64 = 6;
+/// devices.address; 5: group bans; 6: account states, deleted groups, invitations, audit log;
+/// 7: the message search index.)
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The oldest version this server migrates from (2 is the first release's layout).
 pub const OLDEST_MIGRATABLE: i64 = 2;
@@ -117,6 +118,30 @@ pub const MIGRATIONS: &[Migration] = &[
         target VARCHAR(255) NOT NULL,
         detail TEXT NOT NULL
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    },
+    Migration {
+        to: 7,
+        what: "message_search (full-text index of text messages), search_backfill",
+        sqlite: "CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5(terms, tokenize = 'unicode61 remove_diacritics 2');
+    CREATE TABLE IF NOT EXISTS search_backfill (
+        id INTEGER PRIMARY KEY,
+        upto INTEGER NOT NULL,
+        target INTEGER NOT NULL
+    );
+    INSERT OR IGNORE INTO search_backfill (id, upto, target)
+        SELECT 1, 0, COALESCE(MAX(message_id), 0) FROM messages;",
+        mysql: "CREATE TABLE IF NOT EXISTS message_search (
+        message_id BIGINT NOT NULL PRIMARY KEY,
+        terms MEDIUMTEXT NOT NULL,
+        FULLTEXT KEY message_search_terms (terms)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+    CREATE TABLE IF NOT EXISTS search_backfill (
+        id BIGINT NOT NULL PRIMARY KEY,
+        upto BIGINT NOT NULL,
+        target BIGINT NOT NULL
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+    INSERT IGNORE INTO search_backfill (id, upto, target)
+        SELECT 1, 0, COALESCE(MAX(message_id), 0) FROM messages",
     },
 ];
 
@@ -343,5 +368,17 @@ CREATE TABLE IF NOT EXISTS audit_log (
     action TEXT NOT NULL,
     target TEXT NOT NULL,
     detail TEXT NOT NULL
+);
+
+-- Message search (7): a text message's terms (store/search.rs: words, CJK bigrams), rowid =
+-- message_id, written in the message's own transaction.
+CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5(terms, tokenize = 'unicode61 remove_diacritics 2');
+
+-- Messages stored before the index existed are indexed in the background, oldest first: up to
+-- `upto` done, `target` the newest to do. No row: nothing to do.
+CREATE TABLE IF NOT EXISTS search_backfill (
+    id INTEGER PRIMARY KEY,
+    upto INTEGER NOT NULL,
+    target INTEGER NOT NULL
 );
 "#;

@@ -212,7 +212,11 @@ impl Query {
             Term::Prefix(w) => format!("\"{w}\"*"),
             Term::Phrase(ws) => format!("\"{}\"", ws.join(" ")),
         };
-        self.terms.iter().map(term).collect::<Vec<_>>().join(" AND ")
+        self.terms
+            .iter()
+            .map(term)
+            .collect::<Vec<_>>()
+            .join(" AND ")
     }
 
     /// The query in InnoDB's boolean full-text syntax, on prefixed terms.
@@ -319,11 +323,11 @@ mod tests {
     fn punctuation_and_stop_words_alone_ask_for_nothing_and_limits_hold() {
         assert!(Query::parse("!!! ... the").unwrap().is_empty());
         assert!(Query::parse("").unwrap().is_empty());
-        assert_eq!(
-            Query::parse(&"x".repeat(257)),
-            Err(QueryError::TooLong)
-        );
-        let many = (0..21).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
+        assert_eq!(Query::parse(&"x".repeat(257)), Err(QueryError::TooLong));
+        let many = (0..21)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         assert_eq!(Query::parse(&many), Err(QueryError::TooManyTerms));
         // A quote with nothing in it, or unbalanced, is not an error.
         assert_eq!(Query::parse("\"\" \"ship").unwrap().terms.len(), 1);

@@ -1,5 +1,6 @@
 //! Threads and their entries: send, recall, edit, markers, sync and history.
 
+use crate::store::search::{index_terms, mysql_terms};
 use confab_wire::pb;
 
 use std::collections::{HashMap, HashSet};
@@ -227,6 +228,11 @@ const BULK_INSERT: &str = "INSERT INTO messages (thread_id, seq, message_id, sen
          b LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[6]', \
          ts BIGINT PATH '$[7]')) AS j";
 
+/// The run's search terms, one row per message (message_id, terms).
+const BULK_INDEX: &str = "INSERT INTO message_search (message_id, terms) SELECT j.mid, j.x \
+     FROM JSON_TABLE(?, '$[*]' COLUMNS (mid BIGINT PATH '$[0]', \
+         x LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[1]')) AS j";
+
 /// One row of [`BULK_INSERT`]: (thread, seq, message_id, sender, device, client_msg_id, body,
 /// created_ms).
 type BulkEntry<'a> = (u64, u64, u64, u64, u64, &'a str, &'a str, i64);
@@ -338,6 +344,12 @@ pub async fn send_many<T: Tx>(
             entries.len()
         )));
     }
+    let terms: Vec<(u64, String)> = entries
+        .iter()
+        .map(|e| (e.2, mysql_terms(&index_terms(e.6))))
+        .collect();
+    tx.exec(BULK_INDEX, params![to_json(&terms)?.as_str()])
+        .await?;
     for (&i, &(thread_id, seq, message_id, ..)) in placed.iter().zip(&entries) {
         let r = reqs[i];
         let mut fx = Effects::default();
@@ -444,6 +456,7 @@ pub async fn amend<T: Tx>(
                 ],
             )
             .await?;
+            super::search::unindex(tx, req.message_id).await?;
             (pb::MessageKind::Recall, "")
         }
         Some(b) => {
@@ -452,6 +465,7 @@ pub async fn amend<T: Tx>(
                 params![b, now_ms(), req.thread_id, req.message_id],
             )
             .await?;
+            super::search::reindex(tx, req.message_id, b).await?;
             (pb::MessageKind::Edit, b.as_str())
         }
     };

@@ -12,6 +12,7 @@ pub mod groups;
 pub mod invites;
 pub mod messages;
 pub mod removal;
+pub mod search;
 pub mod views;
 
 use confab_wire::pb;
@@ -189,6 +190,9 @@ pub(crate) async fn insert_entry<T: Tx>(
         ],
     )
     .await?;
+    if entry.kind == pb::MessageKind::Text {
+        search::index(tx, message_id, entry.body).await?;
+    }
     Ok(stored_entry(fx, thread_id, seq, message_id, now, entry))
 }
 
