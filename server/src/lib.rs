@@ -248,7 +248,7 @@ async fn search_backfill<B: Backend>(svc: std::sync::Weak<Service<B>>) {
                     tracing::info!(batches, "search index: every older message is indexed");
                     return;
                 }
-                if batches == 1 || batches % 50 == 0 {
+                if batches == 1 || batches.is_multiple_of(50) {
                     tracing::info!(
                         batches,
                         upto_message_id = upto,
