@@ -54,6 +54,27 @@ async fn same_version_restarts_and_another_version_is_refused() {
         Body::AuthOk(_)
     ));
     assert_eq!(b.sync(thread, 0).await.len(), 1, "the data is kept");
+    // Schema 7 indexes the older messages for search in the background.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let reply = b
+            .ok(Body::SearchMessages(confab_wire::pb::SearchMessages {
+                query: "kept".into(),
+                ..Default::default()
+            }))
+            .await;
+        let Body::SearchResults(r) = reply else {
+            panic!("{reply:?}")
+        };
+        if r.hits.len() == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the old message was never indexed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     again.shutdown.cancel();
     again.task.await.unwrap();
     drop(again.service);
