@@ -855,6 +855,35 @@ async fn a_revoke_a_ban_and_a_deactivation_on_one_node_act_at_once_on_another() 
     }
 }
 
+/// Search (1.6) reads MySQL, which every node writes: a message sent on one node is found
+/// through another at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MariaDB, Redis and nginx; run by scripts/test.sh"]
+async fn a_message_sent_on_one_node_is_found_through_another() {
+    let (cl, _serial) = Cluster::start(2, false).await;
+    let (n1, n2) = (cl.nodes[0].addr(), cl.nodes[1].addr());
+    let mut a = register(n1, "sx_a").await;
+    let mut b = register(n2, "sx_b").await;
+    let thread = befriend(&mut a.c, &mut b.c).await;
+    a.c.send_text(thread, "sx1", "明天开会议 at noon").await;
+    for (who, q) in [(&mut b, "会议"), (&mut a, "noon")] {
+        match who
+            .c
+            .ok(Body::SearchMessages(pb::SearchMessages {
+                query: q.into(),
+                ..Default::default()
+            }))
+            .await
+        {
+            Body::SearchResults(r) => {
+                assert_eq!(r.hits.len(), 1, "{q}: {r:?}");
+                assert_eq!(r.hits[0].message.as_ref().unwrap().body, "明天开会议 at noon");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs MariaDB, Redis and nginx; run by scripts/test.sh"]
 async fn everything_pushed_crosses_nodes() {
