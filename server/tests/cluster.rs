@@ -877,7 +877,10 @@ async fn a_message_sent_on_one_node_is_found_through_another() {
         {
             Body::SearchResults(r) => {
                 assert_eq!(r.hits.len(), 1, "{q}: {r:?}");
-                assert_eq!(r.hits[0].message.as_ref().unwrap().body, "明天开会议 at noon");
+                assert_eq!(
+                    r.hits[0].message.as_ref().unwrap().body,
+                    "明天开会议 at noon"
+                );
             }
             other => panic!("{other:?}"),
         }

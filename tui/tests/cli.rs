@@ -176,6 +176,11 @@ fn cli_script_register_befriend_send_watch() {
     assert_eq!(code(&out, "logged_out"), 3, "a logged-out session");
     assert_eq!(code(&out, "no_target"), 2);
     assert_eq!(code(&out, "kick_unknown"), 4, "not a member");
+    let hits = lines(&out.join("search.jsonl"));
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["type"], "hit");
+    assert_eq!(hits[0]["body"], "你好, 小明! 👋");
+    assert_eq!(hits[0]["spans"], serde_json::json!([[0, 6]]));
     assert_eq!(
         code(&out, "delete_wrong"),
         3,

@@ -81,6 +81,33 @@ pub async fn history(server: &str, target: &Target, range: Range) -> Result<(), 
     Ok(())
 }
 
+/// `search`: pages of hits until `limit` (or the last one).
+pub async fn search(server: &str, query: &str, target: &Target, limit: u32) -> Result<(), Fail> {
+    let (c, _, _) = resume(server, false).await?;
+    let thread = if target.given() {
+        target.resolve(&c).await?
+    } else {
+        0
+    };
+    let (mut left, mut before) = (limit, 0);
+    while left > 0 {
+        let page = c.search(query, thread, before, left).await?;
+        for h in &page.hits {
+            if left == 0 {
+                break;
+            }
+            print(out::hit(h));
+            left -= 1;
+        }
+        match page.hits.last().and_then(|h| h.message.as_ref()) {
+            Some(m) if page.has_more => before = m.message_id,
+            _ => break,
+        }
+    }
+    c.shutdown().await;
+    Ok(())
+}
+
 async fn forward(c: &Client, thread: u64, mut since: u64, limit: Option<u64>) -> Result<(), Fail> {
     let mut left = limit.unwrap_or(u64::MAX);
     while left > 0 {

@@ -117,6 +117,17 @@ enum Cmd {
         #[arg(long)]
         limit: Option<u64>,
     },
+    /// Search every conversation you may read (or one: --to, --group, --thread) on the server:
+    /// `hit` lines, newest first (protocol 1.6). Words, prefix*, "quoted phrases"; Chinese
+    /// words are found inside sentences.
+    Search {
+        query: String,
+        #[command(flatten)]
+        target: Target,
+        /// At most this many hits.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
     /// Mark a thread read up to SEQ (default: its newest entry).
     Read {
         #[command(flatten)]
@@ -258,6 +269,11 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             messages::history(s, &need(target)?, range).await
         }
         Cmd::Read { target, up_to } => messages::read(s, &need(target)?, up_to).await,
+        Cmd::Search {
+            query,
+            target,
+            limit,
+        } => messages::search(s, &query, &target, limit).await,
         Cmd::Edit {
             target,
             message_id,

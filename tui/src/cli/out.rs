@@ -38,6 +38,15 @@ fn request_state(r: &pb::FriendRequest) -> &'static str {
     pb::RequestState::try_from(r.state).map_or("UNKNOWN", |s| s.as_str_name())
 }
 
+/// A search hit: the message's fields, and `spans`, byte ranges `[start, end]` of the matches
+/// in `body`.
+pub fn hit(h: &pb::SearchHit) -> Value {
+    let mut v = h.message.as_ref().map_or(json!({}), message);
+    v["type"] = json!("hit");
+    v["spans"] = json!(h.spans.iter().map(|s| [s.start, s.end]).collect::<Vec<_>>());
+    v
+}
+
 pub fn message(m: &pb::ChatMessage) -> Value {
     let kind = pb::MessageKind::try_from(m.kind).map_or("UNKNOWN", |k| k.as_str_name());
     let mut v = json!({

@@ -122,6 +122,8 @@ set +e
 as bob3 threads 2> "$OUT/revoked_threads.err"
 echo "$?" > "$OUT/revoked_threads.code"
 set -e
+# Search (1.6): a Chinese word inside a sentence, on the server.
+as bob search '你好' > "$OUT/search.jsonl"
 as bob2 logout > "$OUT/logout.jsonl"
 # Deleting an account (1.5): a wrong password refuses (3), the right one deletes; the name
 # cannot log in afterwards (3) and is held (registering it again is refused, 5).

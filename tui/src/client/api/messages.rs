@@ -83,6 +83,26 @@ impl Client {
             .map(|_| ())
             .map_err(ApiError::from)
     }
+
+    /// One page of the server's search (protocol 1.6): hits newest first, older than
+    /// `before` (0: the newest), in `thread` only if not 0.
+    pub async fn search(
+        &self,
+        query: &str,
+        thread: u64,
+        before: u64,
+        limit: u32,
+    ) -> Result<pb::SearchResults, ApiError> {
+        let reply = self
+            .request(Body::SearchMessages(pb::SearchMessages {
+                query: query.into(),
+                thread_id: thread,
+                before_message_id: before,
+                limit,
+            }))
+            .await?;
+        Ok(expect_body!(reply, SearchResults)?)
+    }
 }
 
 #[cfg(test)]
