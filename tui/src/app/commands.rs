@@ -53,6 +53,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "/search TEXT         find TEXT here (as Ctrl-S: Up/Down step, Esc back)",
     ),
     (
+        "/search-all",
+        "/search-all [TEXT]   search every conversation on the server (as F6)",
+    ),
+    (
         "/filter",
         "/filter TEXT         show only matching messages (Esc clears)",
     ),
@@ -122,6 +126,7 @@ pub enum Command {
     GroupRole(String, String),
     Members,
     Search(Option<String>),
+    SearchAll(Option<String>),
     Find(String),
     Edit(Option<String>),
     Recall,
@@ -168,6 +173,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         }
         "/unfriend" => Command::Unfriend(first.ok_or_else(|| usage("/unfriend"))?),
         "/password" => Command::Password,
+        "/search-all" => Command::SearchAll((!rest.is_empty()).then(|| rest.to_owned())),
         "/delete-account" => Command::DeleteAccount,
         "/admin" => Command::Admin(
             admin_op(rest.split_whitespace().collect()).ok_or_else(|| usage("/admin"))?,
@@ -350,6 +356,7 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
             cmds,
         ),
         C::Admin(op) => cmds.push(Cmd::Op(Op::Admin(op))),
+        C::SearchAll(q) => super::search_all::open(s, q, cmds),
         C::Password => open_popup(
             s,
             Popup::Password {

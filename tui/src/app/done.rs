@@ -137,6 +137,12 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
             });
             super::events::incoming(s, m, cmds);
         }
+        Done::SearchHits {
+            query,
+            hits,
+            more,
+            append,
+        } => super::search_all::results(s, &query, hits, more, append),
         Done::Invitation { code, uses } => {
             // The code first, so it is whole on an 80-column status line; on the clipboard too.
             s.notice(format!("{code}  invitation for {uses}, copied"));

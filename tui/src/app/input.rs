@@ -50,6 +50,7 @@ pub(super) fn popup_input(p: &mut Popup) -> Option<&mut Editor> {
             _ => again,
         }),
         Popup::DeleteAccount { password } => Some(password),
+        Popup::Search { query, .. } => Some(query),
         _ => None,
     }
 }

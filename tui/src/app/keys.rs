@@ -269,6 +269,7 @@ fn act(s: &mut State, action: Action, cmds: &mut Vec<Cmd>) {
             cmds,
         ),
         Action::Members => members_popup(s, cmds),
+        Action::SearchAll => super::search_all::open(s, None, cmds),
         Action::Retry => retry(s, cmds),
         Action::DeleteFailed => delete_failed(s, cmds),
         Action::Cancel => cancel(s),

@@ -32,6 +32,7 @@ pub mod msg;
 pub mod notify;
 mod pick;
 mod popups;
+mod search_all;
 pub mod state;
 
 pub use crate::text::sanitize;
@@ -62,6 +63,7 @@ pub fn update(s: &mut State, msg: Msg) -> Vec<Cmd> {
         Msg::History { thread_id, msgs } => {
             events::history(s, thread_id, msgs);
             find::after_page(s, thread_id, &mut cmds);
+            search_all::after_page(s, thread_id, &mut cmds);
         }
         Msg::Queued {
             thread_id,

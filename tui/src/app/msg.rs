@@ -74,6 +74,13 @@ pub enum Done {
     LoggedOut,
     /// The account is deleted: back to the login screen, the stored session gone.
     AccountDeleted,
+    /// A page of the server's search for `query` (`append`: older hits of the same query).
+    SearchHits {
+        query: String,
+        hits: Vec<pb::SearchHit>,
+        more: bool,
+        append: bool,
+    },
     /// `/admin invite` made this code (for `uses` registrations).
     Invitation {
         code: String,
@@ -128,6 +135,11 @@ pub enum Op {
     DeleteAccount(Secret),
     /// A server admin's request (`/admin ...`).
     Admin(AdminOp),
+    /// The server's search, a page of hits older than `before` (0: the newest).
+    SearchAll {
+        query: String,
+        before: u64,
+    },
     Respond {
         request_id: u64,
         accept: bool,

@@ -47,7 +47,7 @@ fn step(s: &mut State, back: bool) {
 }
 
 /// Scrolls so the picked message's first row is on screen (unchanged when it already is).
-fn show(s: &mut State) {
+pub(super) fn show(s: &mut State) {
     let h = layout::chat_height(s);
     let width = layout::chat_width(s.size.0);
     let Some(t) = s.current() else { return };

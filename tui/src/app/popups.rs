@@ -114,6 +114,7 @@ pub(super) fn popup_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
         } => password_key(s, [old, new, again], field, &k, cmds),
         Popup::Devices { devices, sel } => devices_key(s, devices, sel, &k, cmds),
         Popup::DeleteAccount { password } => delete_account_key(s, password, &k, cmds),
+        p @ Popup::Search { .. } => super::search_all::key(s, p, &k, cmds),
     };
     // Kept unless a handler put another popup in its place.
     if keep && s.popup.is_none() {

@@ -269,6 +269,16 @@ pub enum Popup {
     DeleteAccount {
         password: Editor,
     },
+    /// F6: the server's search over every conversation.
+    Search {
+        query: Editor,
+        hits: Vec<pb::SearchHit>,
+        sel: usize,
+        /// The query the hits are for.
+        searched: String,
+        /// Older hits remain (Down past the last loads them).
+        more: bool,
+    },
 }
 
 /// Everything on screen.
@@ -342,6 +352,8 @@ pub struct State {
     pub rsearch: Option<(String, Option<usize>, String)>,
     /// The message picked in the shown conversation (Alt-Up; see app/pick.rs).
     pub pick: Option<super::layout::Target>,
+    /// A search hit being brought into view (older pages loading).
+    pub jump: Option<super::search_all::Jump>,
     /// Finding text in the shown conversation (see app/find.rs).
     pub find: Option<super::find::Find>,
     /// One's message being edited in the composer (see app/amend.rs).
@@ -391,6 +403,7 @@ impl State {
             outgoing: Vec::new(),
             blocked: Default::default(),
             deleted_users: Default::default(),
+            jump: None,
             blocking_listed: false,
             presence: HashMap::new(),
             popup: None,

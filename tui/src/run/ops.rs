@@ -216,6 +216,15 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
             Ok(Done::AccountDeleted)
         }
         Op::Admin(op) => admin(c, op).await,
+        Op::SearchAll { query, before } => {
+            let r = c.search(&query, 0, before, 0).await?;
+            Ok(Done::SearchHits {
+                query,
+                hits: r.hits,
+                more: r.has_more,
+                append: before != 0,
+            })
+        }
         Op::Logout => {
             // The session ends even if the server cannot be told now.
             let _ = c.logout().await;

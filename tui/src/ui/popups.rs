@@ -74,6 +74,7 @@ pub(super) fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position
         Popup::Password { .. } => (" Change your password ", 50, 10),
         Popup::Devices { .. } => (" Your sessions ", 70, 14),
         Popup::DeleteAccount { .. } => (" Delete your account ", 56, 11),
+        Popup::Search { .. } => (" Search every conversation (F6) ", 76, 20),
     };
     let r = popup_rect(f.area(), w, h);
     f.render_widget(Clear, r);
@@ -101,7 +102,110 @@ pub(super) fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position
         } => password(buf, s, inner, [old, new, again], *field),
         Popup::Devices { devices, sel } => self::devices(buf, s, inner, devices, *sel),
         Popup::DeleteAccount { password } => delete_account(buf, s, inner, password),
+        Popup::Search {
+            query,
+            hits,
+            sel,
+            searched,
+            more,
+        } => search(buf, s, inner, query, hits, *sel, searched, *more),
     }
+}
+
+/// The query, then two rows a hit (where and who; the text with the matches highlighted),
+/// the selected one reversed.
+#[allow(clippy::too_many_arguments)]
+fn search(
+    buf: &mut Buffer,
+    s: &State,
+    b: Inner,
+    query: &Editor,
+    hits: &[pb::SearchHit],
+    sel: usize,
+    searched: &str,
+    more: bool,
+) -> Option<Position> {
+    let amb = s.settings.ambiguous;
+    put(buf, b.x(), b.row(0), "> ", 2, fg(s, Color::Cyan));
+    let cx = input(
+        buf,
+        b.x() + 2,
+        b.row(0),
+        b.w().saturating_sub(2),
+        query,
+        false,
+        amb,
+    );
+    let rows = b.h().saturating_sub(3) / 2;
+    if hits.is_empty() {
+        let note = if searched.is_empty() {
+            "Type words, prefix*, \"a phrase\"; Enter searches."
+        } else {
+            "Nothing found."
+        };
+        put(buf, b.x() + 1, b.row(2), note, b.w(), dim());
+    }
+    // The window of hits that keeps the selection in view.
+    let first = sel.saturating_sub(rows.saturating_sub(1));
+    for (i, h) in hits.iter().enumerate().skip(first).take(rows) {
+        let Some(m) = &h.message else { continue };
+        let y = b.row(2 + (i - first) * 2);
+        let base = if i == sel { rev() } else { Style::default() };
+        let place = s
+            .thread(m.thread_id)
+            .map_or_else(|| format!("#{}", m.thread_id), |t| t.name.clone());
+        let who = m
+            .sender
+            .as_ref()
+            .map_or(String::new(), |u| crate::text::user_name(&u.name));
+        put(
+            buf,
+            b.x() + 1,
+            y,
+            &format!("{place} · {who}"),
+            b.w().saturating_sub(1),
+            base.add_modifier(Modifier::DIM),
+        );
+        let mut x = b.x() + 2;
+        let end = b.x() + u16::try_from(b.w()).unwrap_or(0);
+        let mut at = 0usize;
+        let mut pieces: Vec<(&str, bool)> = Vec::new();
+        for sp in &h.spans {
+            let (st, en) = (sp.start as usize, sp.end as usize);
+            if st < at
+                || en > m.body.len()
+                || !m.body.is_char_boundary(st)
+                || !m.body.is_char_boundary(en)
+            {
+                continue;
+            }
+            pieces.push((&m.body[at..st], false));
+            pieces.push((&m.body[st..en], true));
+            at = en;
+        }
+        pieces.push((&m.body[at..], false));
+        for (text, hit) in pieces {
+            if x >= end {
+                break;
+            }
+            let text = text.replace(['\n', '\r', '\t'], " ");
+            let st = if hit {
+                base.add_modifier(Modifier::BOLD).fg(Color::Yellow)
+            } else {
+                base
+            };
+            let left = usize::from(end - x);
+            let shown = truncate(&text, left, amb);
+            x = put(buf, x, y + 1, &shown, left, st);
+        }
+    }
+    let hint = if more {
+        "Enter search / show  Up/Down pick (Down past the last: older)  Esc close"
+    } else {
+        "Enter search / show  Up/Down pick  Esc close"
+    };
+    b.hint(buf, hint);
+    Some(Position::new(cx, b.row(0)))
 }
 
 /// What deleting does, and the password that confirms it.

@@ -85,4 +85,5 @@ mod login;
 mod messages;
 mod navigation;
 mod notify;
+mod search;
 mod snapshots;

@@ -1,0 +1,113 @@
+//! F6, the server's search over every conversation (protocol 1.6): the query goes to the
+//! server, the hits come back with their matches highlighted, and Enter shows the hit in its
+//! conversation, loading older pages until it is there.
+
+use super::*;
+
+fn hit(thread: u64, seq: u64, from: u64, body: &str, spans: &[(u32, u32)]) -> pb::SearchHit {
+    let mut m = msg(thread, seq, from, 1, body);
+    m.message_id = 1000 + seq;
+    pb::SearchHit {
+        message: Some(m),
+        spans: spans
+            .iter()
+            .map(|&(start, end)| pb::TextSpan { start, end })
+            .collect(),
+    }
+}
+
+#[test]
+fn f6_searches_the_server_and_enter_shows_the_hit_in_its_conversation() {
+    let mut s = main_state(80, 24);
+    const T: u64 = 77;
+    update(&mut s, Msg::Threads(vec![(dm(T, ZHANG, 500, 500, 900), 0)]));
+    update(&mut s, key(KeyCode::F(6)));
+    assert!(matches!(s.popup, Some(Popup::Search { .. })));
+    type_text(&mut s, "部署");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        matches!(&cmds[..], [Cmd::Op(Op::SearchAll { query, before: 0 })] if query == "部署"),
+        "{cmds:?}"
+    );
+    // A hit far back in a conversation with 张三 (seq 140: nothing of it is loaded yet).
+    update(
+        &mut s,
+        Msg::Done(Done::SearchHits {
+            query: "部署".into(),
+            hits: vec![hit(T, 140, ZHANG, "明天部署新版本", &[(6, 12)])],
+            more: false,
+            append: false,
+        }),
+    );
+    let screen = screen_text(&s);
+    assert!(screen.contains("张三 · 张三"), "where and who: {screen}");
+    assert!(screen.contains("明天部署新版本"), "{screen}");
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(s.popup.is_none());
+    assert_eq!(s.selected, Some(T));
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Cmd::History { thread_id, .. } if *thread_id == T)),
+        "{cmds:?}"
+    );
+    // The newest page (seqs 301-500) does not hold it: an older one is asked for.
+    let page: Vec<pb::ChatMessage> = (301..=500).map(|q| msg(T, q, ZHANG, 2, "later")).collect();
+    let cmds = update(
+        &mut s,
+        Msg::History {
+            thread_id: T,
+            msgs: page,
+        },
+    );
+    assert!(
+        matches!(&cmds[..], [Cmd::History { thread_id, before_seq: 301 }] if *thread_id == T),
+        "{cmds:?}"
+    );
+    let mut older: Vec<pb::ChatMessage> = (101..=300)
+        .map(|q| msg(T, q, ZHANG, 1, "earlier"))
+        .collect();
+    older[39] = msg(T, 140, ZHANG, 1, "明天部署新版本");
+    update(
+        &mut s,
+        Msg::History {
+            thread_id: T,
+            msgs: older,
+        },
+    );
+    // Now it is there, picked (Alt-Up's cursor) and on screen.
+    assert!(s.pick.is_some());
+    assert!(s.jump.is_none());
+    assert!(screen_text(&s).contains("明天部署新版本"));
+}
+
+#[test]
+fn nothing_found_says_so_and_a_new_query_replaces_the_hits() {
+    let mut s = main_state(80, 24);
+    run(&mut s, "/search-all nothinghere");
+    update(
+        &mut s,
+        Msg::Done(Done::SearchHits {
+            query: "nothinghere".into(),
+            hits: vec![],
+            more: false,
+            append: false,
+        }),
+    );
+    assert!(screen_text(&s).contains("Nothing found."));
+    // Hits for an older query that arrive late are not shown.
+    update(
+        &mut s,
+        Msg::Done(Done::SearchHits {
+            query: "old".into(),
+            hits: vec![hit(GROUP, 2, LI, "old news", &[(0, 3)])],
+            more: false,
+            append: false,
+        }),
+    );
+    assert!(!screen_text(&s).contains("old news"));
+}
+
+fn run(s: &mut State, line: &str) -> Vec<Cmd> {
+    type_text(s, line);
+    update(s, key(KeyCode::Enter))
+}
