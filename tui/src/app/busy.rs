@@ -46,7 +46,9 @@ fn label(op: &Op) -> Option<String> {
         Op::Logout => "logging out".into(),
         Op::DeleteAccount(_) => "deleting your account".into(),
         Op::Admin(_) => "asking the server".into(),
-        Op::SearchAll { query, .. } => format!("searching for {query}"),
+        Op::SearchAll { query, .. } | Op::SearchThread { query, .. } => {
+            format!("searching for {query}")
+        }
     })
 }
 

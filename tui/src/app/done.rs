@@ -143,6 +143,10 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
             more,
             append,
         } => super::search_all::results(s, &query, hits, more, append),
+        Done::ThreadHit { thread, query, seq } => match seq {
+            Some(seq) => super::search_all::jump(s, thread, seq, cmds),
+            None => s.notice(format!("“{query}” is nowhere in this conversation")),
+        },
         Done::Invitation { code, uses } => {
             // The code first, so it is whole on an 80-column status line; on the clipboard too.
             s.notice(format!("{code}  invitation for {uses}, copied"));

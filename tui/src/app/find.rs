@@ -1,7 +1,8 @@
 //! Finding text in the shown conversation as you type (Ctrl-S, or `/search TEXT`), like
 //! weechat's Ctrl-R: matches are highlighted, the view moves to the newest one, Up/Down (or
 //! Ctrl-S again) step to older/newer ones with a count, Enter stays there, Esc goes back to the
-//! newest message. Only loaded messages are searched; past the oldest, older pages are loaded.
+//! newest message. Loaded messages are searched as you type (past the oldest, older pages are
+//! loaded); Enter with no match asks the server's search for this conversation.
 
 use std::ops::Range;
 
@@ -75,7 +76,7 @@ pub fn status(s: &State) -> Option<String> {
         _ if q.is_empty() => "type to find".to_owned(),
         Some(i) => format!("{}/{}{more}", i + 1, all.len()),
         None if f.loading => "looking further back…".to_owned(),
-        None => "no match".to_owned(),
+        None => "no match loaded (Enter asks the server)".to_owned(),
     };
     Some(format!(
         "find: {q}  {count}  (Up older, Down newer, Enter stay, Esc back)"
@@ -190,7 +191,18 @@ pub(super) fn key(s: &mut State, k: &KeyEvent, cmds: &mut Vec<Cmd>) -> bool {
             s.find = None;
             super::actions::scroll_bottom(s, cmds);
         }
-        KeyCode::Enter => s.find = None,
+        KeyCode::Enter => {
+            // Nothing among the loaded messages: the server searches the whole conversation.
+            let ask = s
+                .find
+                .as_ref()
+                .filter(|f| f.at.is_none() && !f.query.text().trim().is_empty())
+                .map(|f| f.query.text().trim().to_owned());
+            if let (Some(query), Some(thread)) = (ask, s.selected) {
+                cmds.push(Cmd::Op(super::msg::Op::SearchThread { thread, query }));
+            }
+            s.find = None;
+        }
         KeyCode::Up => step(s, true, cmds),
         _ if ctrl_s => step(s, true, cmds),
         KeyCode::Down => step(s, false, cmds),

@@ -81,6 +81,12 @@ pub enum Done {
         more: bool,
         append: bool,
     },
+    /// The newest hit of a SearchThread: its conversation and seq, or none.
+    ThreadHit {
+        thread: u64,
+        query: String,
+        seq: Option<u64>,
+    },
     /// `/admin invite` made this code (for `uses` registrations).
     Invitation {
         code: String,
@@ -135,6 +141,11 @@ pub enum Op {
     DeleteAccount(Secret),
     /// A server admin's request (`/admin ...`).
     Admin(AdminOp),
+    /// The server's newest hit in one conversation (Ctrl-S found nothing loaded).
+    SearchThread {
+        thread: u64,
+        query: String,
+    },
     /// The server's search, a page of hits older than `before` (0: the newest).
     SearchAll {
         query: String,

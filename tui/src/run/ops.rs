@@ -216,6 +216,15 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
             Ok(Done::AccountDeleted)
         }
         Op::Admin(op) => admin(c, op).await,
+        Op::SearchThread { thread, query } => {
+            let r = c.search(&query, thread, 0, 1).await?;
+            let seq = r
+                .hits
+                .first()
+                .and_then(|h| h.message.as_ref())
+                .map(|m| m.seq);
+            Ok(Done::ThreadHit { thread, query, seq })
+        }
         Op::SearchAll { query, before } => {
             let r = c.search(&query, 0, before, 0).await?;
             Ok(Done::SearchHits {

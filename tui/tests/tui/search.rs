@@ -111,3 +111,44 @@ fn run(s: &mut State, line: &str) -> Vec<Cmd> {
     type_text(s, line);
     update(s, key(KeyCode::Enter))
 }
+
+/// Ctrl-S with nothing loaded that matches: Enter asks the server about this conversation and
+/// shows its newest hit.
+#[test]
+fn find_with_no_loaded_match_asks_the_server_on_enter() {
+    let mut s = main_state(80, 24);
+    update(&mut s, ctrl('s'));
+    type_text(&mut s, "发布会");
+    assert!(
+        screen_text(&s).contains("Enter asks the server"),
+        "{}",
+        screen_text(&s)
+    );
+    let cmds = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        cmds.iter().any(|c| matches!(c, Cmd::Op(Op::SearchThread { thread, query }) if *thread == GROUP && query == "发布会")),
+        "{cmds:?}"
+    );
+    update(
+        &mut s,
+        Msg::Done(Done::ThreadHit {
+            thread: GROUP,
+            query: "发布会".into(),
+            seq: Some(2),
+        }),
+    );
+    assert!(s.pick.is_some(), "the hit is picked");
+    update(&mut s, key(KeyCode::Esc));
+    update(&mut s, ctrl('s'));
+    type_text(&mut s, "nowhere");
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Msg::Done(Done::ThreadHit {
+            thread: GROUP,
+            query: "nowhere".into(),
+            seq: None,
+        }),
+    );
+    assert!(screen_text(&s).contains("nowhere in this conversation"));
+}
