@@ -215,6 +215,16 @@ pub struct Settings {
     /// [default: 30].
     #[arg(long, env = "CONFAB_DELETED_NAME_HOLD_DAYS", global = true)]
     pub deleted_name_hold_days: Option<u32>,
+    /// Keep the message search index (written with every message): off saves its cost on the
+    /// send path and answers SearchMessages with UNSUPPORTED [default: true].
+    #[arg(
+        long,
+        env = "CONFAB_SEARCH_INDEX",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub search_index: Option<bool>,
     /// Searches per minute per connection (SearchMessages) [default: 60].
     #[arg(long, env = "CONFAB_SEARCH_PER_MINUTE")]
     pub search_per_minute: Option<u32>,
@@ -281,6 +291,7 @@ pub struct Config {
     /// Names given by `--admin`, folded (name keys).
     pub admins: Vec<String>,
     pub search_per_minute: u32,
+    pub search_index: bool,
 }
 
 /// Errors reading the configuration.
@@ -360,7 +371,8 @@ impl Settings {
             registration,
             deleted_name_hold_days,
             admin,
-            search_per_minute
+            search_per_minute,
+            search_index
         )
     }
 
@@ -535,6 +547,7 @@ impl Settings {
             deleted_name_hold: Duration::from_secs(
                 u64::from(self.deleted_name_hold_days.unwrap_or(30)) * 86_400,
             ),
+            search_index: self.search_index.unwrap_or(true),
             search_per_minute: nonzero(
                 self.search_per_minute.unwrap_or(60),
                 "search_per_minute must be positive",

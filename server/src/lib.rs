@@ -99,6 +99,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         None => None,
     };
     let hasher = Hasher::new(cfg.hash_concurrency)?;
+    store::search::set_indexing(cfg.search_index);
     let listener = bind(cfg.listen).map_err(|source| StartError::Listen {
         addr: cfg.listen,
         source,
@@ -198,7 +199,9 @@ fn serve<B: Backend>(
     let service = Service::start_with(cfg, Store::new(backend), hasher, hub, bus.clone());
     tokio::spawn(log_writer_stats(Arc::downgrade(&service)));
     tokio::spawn(flush_delivered(Arc::downgrade(&service)));
-    tokio::spawn(search_backfill(Arc::downgrade(&service)));
+    if service.cfg.search_index {
+        tokio::spawn(search_backfill(Arc::downgrade(&service)));
+    }
     let shutdown = CancellationToken::new();
     let (admin_listener, admin_path) = admin;
     tokio::spawn(net::admin::serve(

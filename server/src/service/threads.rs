@@ -124,6 +124,9 @@ impl<B: Backend> Service<B> {
     /// SearchMessages: its own rate limit per connection, then one read.
     async fn search(&self, ctx: &ConnCtx, me: u64, q: pb::SearchMessages) -> Res<Body> {
         use crate::store::search::Query;
+        if !self.cfg.search_index {
+            return Err(err(ErrorCode::Unsupported, "search is off on this server"));
+        }
         if self.search_limiter.check_key(&ctx.conn_id).is_err() {
             return Err(
                 err(ErrorCode::RateLimited, "too many searches; wait a little").retry_after(1000),

@@ -10,7 +10,22 @@
 //! only indexes terms of 3 characters or more (innodb_ft_min_token_size): its terms carry a
 //! 2-letter prefix ([`MYSQL_PREFIX`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use unicode_normalization::UnicodeNormalization;
+
+/// Whether new messages are indexed (`--search-index`, on by default). One switch for the
+/// process: the store's operations do not carry the configuration.
+static INDEXING: AtomicBool = AtomicBool::new(true);
+
+/// Turns indexing (and so search) on or off for this process, at start.
+pub fn set_indexing(on: bool) {
+    INDEXING.store(on, Ordering::Relaxed);
+}
+
+pub fn indexing() -> bool {
+    INDEXING.load(Ordering::Relaxed)
+}
 
 /// Longest query, in bytes.
 pub const MAX_QUERY_BYTES: usize = 256;

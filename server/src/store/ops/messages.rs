@@ -344,12 +344,14 @@ pub async fn send_many<T: Tx>(
             entries.len()
         )));
     }
-    let terms: Vec<(u64, String)> = entries
-        .iter()
-        .map(|e| (e.2, mysql_terms(&index_terms(e.6))))
-        .collect();
-    tx.exec(BULK_INDEX, params![to_json(&terms)?.as_str()])
-        .await?;
+    if crate::store::search::indexing() {
+        let terms: Vec<(u64, String)> = entries
+            .iter()
+            .map(|e| (e.2, mysql_terms(&index_terms(e.6))))
+            .collect();
+        tx.exec(BULK_INDEX, params![to_json(&terms)?.as_str()])
+            .await?;
+    }
     for (&i, &(thread_id, seq, message_id, ..)) in placed.iter().zip(&entries) {
         let r = reqs[i];
         let mut fx = Effects::default();

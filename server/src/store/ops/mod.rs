@@ -190,7 +190,7 @@ pub(crate) async fn insert_entry<T: Tx>(
         ],
     )
     .await?;
-    if entry.kind == pb::MessageKind::Text {
+    if entry.kind == pb::MessageKind::Text && crate::store::search::indexing() {
         search::index(tx, message_id, entry.body).await?;
     }
     Ok(stored_entry(fx, thread_id, seq, message_id, now, entry))
