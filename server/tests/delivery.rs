@@ -233,6 +233,21 @@ async fn acked_messages_survive_sigkill() {
         assert_eq!(m.seq, i as u64 + 1);
         assert_eq!(m.body, format!("durable {i}"));
     }
+    // The search index was written with each message: the last one acked before the kill is
+    // found (1.6).
+    match b
+        .ok(Body::SearchMessages(pb::SearchMessages {
+            query: format!("\"durable {}\"", total - 1),
+            ..Default::default()
+        }))
+        .await
+    {
+        Body::SearchResults(r) => {
+            assert_eq!(r.hits.len(), 1, "{r:?}");
+            assert_eq!(r.hits[0].message.as_ref().unwrap().seq, total);
+        }
+        other => panic!("{other:?}"),
+    }
     child.kill().expect("stop");
     let _ = child.wait();
 }
