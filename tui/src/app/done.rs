@@ -110,7 +110,11 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
             }
         }
         Done::Info(i) => s.notice(i),
-        Done::Error(e) => s.error(e),
+        Done::Error(e) => {
+            if !super::search_all::failed(s, &e) {
+                s.error(e);
+            }
+        }
         Done::Dropped => {}
         Done::Changed {
             ack,

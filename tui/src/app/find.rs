@@ -76,7 +76,12 @@ pub fn status(s: &State) -> Option<String> {
         _ if q.is_empty() => "type to find".to_owned(),
         Some(i) => format!("{}/{}{more}", i + 1, all.len()),
         None if f.loading => "looking further back…".to_owned(),
-        None => "no match loaded (Enter asks the server)".to_owned(),
+        // Short enough for 80 columns: what to do next is the point.
+        None => {
+            return Some(format!(
+                "find: {q}  no match loaded: Enter asks the server, Esc back"
+            ));
+        }
     };
     Some(format!(
         "find: {q}  {count}  (Up older, Down newer, Enter stay, Esc back)"

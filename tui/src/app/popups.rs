@@ -119,6 +119,8 @@ pub(super) fn popup_key(s: &mut State, k: KeyEvent, cmds: &mut Vec<Cmd>) {
     // Kept unless a handler put another popup in its place.
     if keep && s.popup.is_none() {
         s.popup = Some(p);
+    } else if !keep && matches!(p, Popup::Search { .. }) {
+        super::search_all::closing(s, p);
     }
 }
 

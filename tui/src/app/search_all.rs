@@ -24,20 +24,27 @@ pub struct Jump {
     pages: u32,
 }
 
-/// Opens the popup, searching at once when `query` is given.
+/// The longest query the server takes, in bytes.
+const MAX_QUERY: usize = 256;
+
+/// Opens the popup, searching at once when `query` is given; F6 alone brings back the last
+/// search as it was left.
 pub(super) fn open(s: &mut State, query: Option<String>, cmds: &mut Vec<Cmd>) {
+    if query.is_none()
+        && let Some(last) = s.last_search.take()
+    {
+        s.popup = Some(*last);
+        return;
+    }
     let mut editor = Editor::new();
-    let searched = match query {
+    let (searched, loading) = match query {
         Some(q) => {
             let q = nfc(q.trim());
             editor.set(&q);
-            cmds.push(Cmd::Op(Op::SearchAll {
-                query: q.clone(),
-                before: 0,
-            }));
-            q
+            let asked = ask(&q, 0, cmds);
+            (q, asked)
         }
-        None => String::new(),
+        None => (String::new(), false),
     };
     s.popup = Some(Popup::Search {
         query: editor,
@@ -45,7 +52,39 @@ pub(super) fn open(s: &mut State, query: Option<String>, cmds: &mut Vec<Cmd>) {
         sel: 0,
         searched,
         more: false,
+        loading,
+        error: None,
     });
+}
+
+/// Asks the server for a page, unless the query has no word to search for (the popup says
+/// so); true when asked.
+fn ask(q: &str, before: u64, cmds: &mut Vec<Cmd>) -> bool {
+    if !q.chars().any(char::is_alphanumeric) {
+        return false;
+    }
+    cmds.push(Cmd::Op(Op::SearchAll {
+        query: q.to_owned(),
+        before,
+    }));
+    true
+}
+
+/// The search failed (too long, offline): said in the popup, not as "nothing found".
+pub(super) fn failed(s: &mut State, why: &str) -> bool {
+    match &mut s.popup {
+        Some(Popup::Search { loading, error, .. }) if *loading => {
+            *loading = false;
+            *error = Some(why.to_owned());
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The popup closes: kept, for F6 to bring back.
+pub(super) fn closing(s: &mut State, p: Popup) {
+    s.last_search = Some(Box::new(p));
 }
 
 /// A page of hits arrived: shown if the popup still asks for that query.
@@ -61,6 +100,8 @@ pub(super) fn results(
         searched,
         more: m,
         sel,
+        loading,
+        error,
         ..
     }) = &mut s.popup
         && searched == query
@@ -69,8 +110,19 @@ pub(super) fn results(
             shown.clear();
             *sel = 0;
         }
-        shown.extend(hits);
+        // A page asked twice (keys faster than the server) is not shown twice.
+        let have: std::collections::HashSet<u64> = shown
+            .iter()
+            .filter_map(|h| h.message.as_ref().map(|m| m.message_id))
+            .collect();
+        shown.extend(hits.into_iter().filter(|h| {
+            h.message
+                .as_ref()
+                .is_some_and(|m| !have.contains(&m.message_id))
+        }));
         *m = more;
+        *loading = false;
+        *error = None;
     }
 }
 
@@ -82,26 +134,24 @@ pub(super) fn key(s: &mut State, p: &mut Popup, k: &KeyEvent, cmds: &mut Vec<Cmd
         sel,
         searched,
         more,
+        loading,
+        error,
     } = p
     else {
         return false;
     };
-    let more = *more;
     match k.code {
         KeyCode::Esc => false,
         KeyCode::Down => {
             if *sel + 1 < hits.len() {
                 *sel += 1;
-            } else if more {
+            } else if *more && !*loading {
                 // The next page, older hits.
                 let before = hits
                     .last()
                     .and_then(|h| h.message.as_ref())
                     .map_or(0, |m| m.message_id);
-                cmds.push(Cmd::Op(Op::SearchAll {
-                    query: searched.clone(),
-                    before,
-                }));
+                *loading = ask(searched, before, cmds);
             }
             true
         }
@@ -114,12 +164,13 @@ pub(super) fn key(s: &mut State, p: &mut Popup, k: &KeyEvent, cmds: &mut Vec<Cmd
             if q.is_empty() {
                 return true;
             }
-            if q != *searched {
-                *searched = q.clone();
-                cmds.push(Cmd::Op(Op::SearchAll {
-                    query: q,
-                    before: 0,
-                }));
+            if q != *searched || error.is_some() {
+                *error = None;
+                *loading = ask(&q, 0, cmds);
+                *searched = q;
+                hits.clear();
+                *sel = 0;
+                *more = false;
                 return true;
             }
             match hits.get(*sel).and_then(|h| h.message.as_ref()) {
@@ -132,6 +183,10 @@ pub(super) fn key(s: &mut State, p: &mut Popup, k: &KeyEvent, cmds: &mut Vec<Cmd
         }
         _ => {
             edit_line(query, k);
+            if query.text().len() > MAX_QUERY {
+                // The server takes no more: the last keystroke is taken back.
+                edit_line(query, &KeyEvent::from(KeyCode::Backspace));
+            }
             true
         }
     }

@@ -278,6 +278,10 @@ pub enum Popup {
         searched: String,
         /// Older hits remain (Down past the last loads them).
         more: bool,
+        /// A page was asked for and has not come yet (Down does not ask again).
+        loading: bool,
+        /// Why the last search failed, shown in the popup.
+        error: Option<String>,
     },
 }
 
@@ -354,6 +358,8 @@ pub struct State {
     pub pick: Option<super::layout::Target>,
     /// A search hit being brought into view (older pages loading).
     pub jump: Option<super::search_all::Jump>,
+    /// The F6 popup as it was closed: F6 opens it again with its hits.
+    pub last_search: Option<Box<Popup>>,
     /// Finding text in the shown conversation (see app/find.rs).
     pub find: Option<super::find::Find>,
     /// One's message being edited in the composer (see app/amend.rs).
@@ -404,6 +410,7 @@ impl State {
             blocked: Default::default(),
             deleted_users: Default::default(),
             jump: None,
+            last_search: None,
             blocking_listed: false,
             presence: HashMap::new(),
             popup: None,

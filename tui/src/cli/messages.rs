@@ -83,6 +83,12 @@ pub async fn history(server: &str, target: &Target, range: Range) -> Result<(), 
 
 /// `search`: pages of hits until `limit` (or the last one).
 pub async fn search(server: &str, query: &str, target: &Target, limit: u32) -> Result<(), Fail> {
+    if !query.chars().any(char::is_alphanumeric) {
+        return Err(Fail::usage("nothing to search for: give a word"));
+    }
+    if limit == 0 {
+        return Err(Fail::usage("--limit must be at least 1"));
+    }
     let (c, _, _) = resume(server, false).await?;
     let thread = if target.given() {
         target.resolve(&c).await?

@@ -108,12 +108,23 @@ pub(super) fn draw_popup(f: &mut Frame, s: &State, p: &Popup) -> Option<Position
             sel,
             searched,
             more,
-        } => search(buf, s, inner, query, hits, *sel, searched, *more),
+            loading,
+            error,
+        } => search(
+            buf,
+            s,
+            inner,
+            query,
+            hits,
+            *sel,
+            searched,
+            (*more, *loading, error.as_deref()),
+        ),
     }
 }
 
-/// The query, then two rows a hit (where and who; the text with the matches highlighted),
-/// the selected one reversed.
+/// The query, then two rows a hit (where, who and when; the text with the matches
+/// highlighted, from a little before the first one), the selected one reversed.
 #[allow(clippy::too_many_arguments)]
 fn search(
     buf: &mut Buffer,
@@ -123,7 +134,7 @@ fn search(
     hits: &[pb::SearchHit],
     sel: usize,
     searched: &str,
-    more: bool,
+    (more, loading, error): (bool, bool, Option<&str>),
 ) -> Option<Position> {
     let amb = s.settings.ambiguous;
     put(buf, b.x(), b.row(0), "> ", 2, fg(s, Color::Cyan));
@@ -138,12 +149,19 @@ fn search(
     );
     let rows = b.h().saturating_sub(3) / 2;
     if hits.is_empty() {
-        let note = if searched.is_empty() {
-            "Type words, prefix*, \"a phrase\"; Enter searches."
-        } else {
-            "Nothing found."
+        let (note, st) = match error {
+            Some(e) => (e.to_owned(), fg(s, Color::Red)),
+            None if searched.is_empty() => (
+                "Type words, prefix*, \"a phrase\"; Enter searches.".to_owned(),
+                dim(),
+            ),
+            None if loading => ("Searching…".to_owned(), dim()),
+            None if !searched.chars().any(char::is_alphanumeric) => {
+                ("No words to search for in that.".to_owned(), dim())
+            }
+            None => ("Nothing found.".to_owned(), dim()),
         };
-        put(buf, b.x() + 1, b.row(2), note, b.w(), dim());
+        put(buf, b.x() + 1, b.row(2), &note, b.w().saturating_sub(1), st);
     }
     // The window of hits that keeps the selection in view.
     let first = sel.saturating_sub(rows.saturating_sub(1));
@@ -151,53 +169,31 @@ fn search(
         let Some(m) = &h.message else { continue };
         let y = b.row(2 + (i - first) * 2);
         let base = if i == sel { rev() } else { Style::default() };
-        let place = s
-            .thread(m.thread_id)
-            .map_or_else(|| format!("#{}", m.thread_id), |t| t.name.clone());
+        let (place, group) = s.thread(m.thread_id).map_or_else(
+            || (format!("#{}", m.thread_id), false),
+            |t| (t.name.clone(), t.kind == Kind::Group),
+        );
         let who = m
             .sender
             .as_ref()
             .map_or(String::new(), |u| crate::text::user_name(&u.name));
+        let (_, at) =
+            crate::text::clock::day_time(m.server_ts_ms, s.settings.zone.offset_s(m.server_ts_ms));
+        // A friend's own message in your conversation with them: the name once.
+        let head = match (group, who == place) {
+            (true, _) => format!("#{place} · {who} · {at}"),
+            (false, true) => format!("{place} · {at}"),
+            (false, false) => format!("{place} · {who} · {at}"),
+        };
         put(
             buf,
             b.x() + 1,
             y,
-            &format!("{place} · {who}"),
+            &head,
             b.w().saturating_sub(1),
             base.add_modifier(Modifier::DIM),
         );
-        let mut x = b.x() + 2;
-        let end = b.x() + u16::try_from(b.w()).unwrap_or(0);
-        let mut at = 0usize;
-        let mut pieces: Vec<(&str, bool)> = Vec::new();
-        for sp in &h.spans {
-            let (st, en) = (sp.start as usize, sp.end as usize);
-            if st < at
-                || en > m.body.len()
-                || !m.body.is_char_boundary(st)
-                || !m.body.is_char_boundary(en)
-            {
-                continue;
-            }
-            pieces.push((&m.body[at..st], false));
-            pieces.push((&m.body[st..en], true));
-            at = en;
-        }
-        pieces.push((&m.body[at..], false));
-        for (text, hit) in pieces {
-            if x >= end {
-                break;
-            }
-            let text = text.replace(['\n', '\r', '\t'], " ");
-            let st = if hit {
-                base.add_modifier(Modifier::BOLD).fg(Color::Yellow)
-            } else {
-                base
-            };
-            let left = usize::from(end - x);
-            let shown = truncate(&text, left, amb);
-            x = put(buf, x, y + 1, &shown, left, st);
-        }
+        search_text(buf, s, b, y + 1, m, &h.spans, base);
     }
     let hint = if more {
         "Enter search / show  Up/Down pick (Down past the last: older)  Esc close"
@@ -206,6 +202,64 @@ fn search(
     };
     b.hint(buf, hint);
     Some(Position::new(cx, b.row(0)))
+}
+
+/// A hit's text on one row, the matches bold: from a few characters before the first match
+/// when the start would push it out of sight.
+fn search_text(
+    buf: &mut Buffer,
+    s: &State,
+    b: Inner,
+    y: u16,
+    m: &pb::ChatMessage,
+    spans: &[pb::TextSpan],
+    base: Style,
+) {
+    let amb = s.settings.ambiguous;
+    let body = &m.body;
+    let room = b.w().saturating_sub(2);
+    let first = spans.first().map_or(0, |sp| sp.start as usize);
+    let mut from = 0;
+    if first <= body.len() && body.is_char_boundary(first) && width(&body[..first], amb) + 8 > room
+    {
+        // Start 10 characters before the first match, with an ellipsis.
+        from = body[..first]
+            .char_indices()
+            .rev()
+            .nth(9)
+            .map_or(0, |(i, _)| i);
+    }
+    let mut x = b.x() + 2;
+    if from > 0 {
+        x = put(buf, x, y, "…", 1, base);
+    }
+    let end = b.x() + u16::try_from(b.w()).unwrap_or(0);
+    let mut at = from;
+    let mut pieces: Vec<(&str, bool)> = Vec::new();
+    for sp in spans {
+        let (st, en) = (sp.start as usize, sp.end as usize);
+        if st < at || en > body.len() || !body.is_char_boundary(st) || !body.is_char_boundary(en) {
+            continue;
+        }
+        pieces.push((&body[at..st], false));
+        pieces.push((&body[st..en], true));
+        at = en;
+    }
+    pieces.push((&body[at..], false));
+    for (text, hit) in pieces {
+        if x >= end {
+            break;
+        }
+        let text = text.replace(['\n', '\r', '\t'], " ");
+        let st = if hit {
+            base.add_modifier(Modifier::BOLD).fg(Color::Yellow)
+        } else {
+            base
+        };
+        let left = usize::from(end - x);
+        let shown = truncate(&text, left, amb);
+        x = put(buf, x, y, &shown, left, st);
+    }
 }
 
 /// What deleting does, and the password that confirms it.

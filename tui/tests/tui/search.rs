@@ -40,7 +40,10 @@ fn f6_searches_the_server_and_enter_shows_the_hit_in_its_conversation() {
         }),
     );
     let screen = screen_text(&s);
-    assert!(screen.contains("张三 · 张三"), "where and who: {screen}");
+    assert!(
+        screen.contains("张三 · 09:01"),
+        "where (the sender is the peer) and when: {screen}"
+    );
     assert!(screen.contains("明天部署新版本"), "{screen}");
     let cmds = update(&mut s, key(KeyCode::Enter));
     assert!(s.popup.is_none());
@@ -151,4 +154,73 @@ fn find_with_no_loaded_match_asks_the_server_on_enter() {
         }),
     );
     assert!(screen_text(&s).contains("nowhere in this conversation"));
+}
+
+/// Down faster than the server: one page is asked for at a time, and a page that comes twice is
+/// shown once. A failed search says why in the popup; F6 brings back the last search.
+#[test]
+fn pages_come_once_errors_show_in_the_popup_and_f6_reopens_the_last_search() {
+    let mut s = main_state(80, 24);
+    run(&mut s, "/search-all 页");
+    let page = |from: u64| -> Vec<pb::SearchHit> {
+        (0..3)
+            .map(|i| hit(GROUP, from - i, LI, "页 page", &[(0, 3)]))
+            .collect()
+    };
+    update(
+        &mut s,
+        Msg::Done(Done::SearchHits {
+            query: "页".into(),
+            hits: page(10),
+            more: true,
+            append: false,
+        }),
+    );
+    for _ in 0..2 {
+        update(&mut s, key(KeyCode::Down));
+    }
+    let asked: Vec<Cmd> = (0..3)
+        .flat_map(|_| update(&mut s, key(KeyCode::Down)))
+        .collect();
+    assert_eq!(
+        asked
+            .iter()
+            .filter(|c| matches!(c, Cmd::Op(Op::SearchAll { .. })))
+            .count(),
+        1,
+        "{asked:?}"
+    );
+    for _ in 0..2 {
+        update(
+            &mut s,
+            Msg::Done(Done::SearchHits {
+                query: "页".into(),
+                hits: page(7),
+                more: false,
+                append: true,
+            }),
+        );
+    }
+    let Some(Popup::Search { hits, .. }) = &s.popup else {
+        panic!()
+    };
+    assert_eq!(hits.len(), 6, "each hit once");
+    update(&mut s, key(KeyCode::Esc));
+    assert!(s.popup.is_none());
+    update(&mut s, key(KeyCode::F(6)));
+    assert!(
+        matches!(&s.popup, Some(Popup::Search { hits, searched, .. }) if hits.len() == 6 && searched == "页"),
+        "F6 brings the last search back"
+    );
+    // A new query that fails says why where the hits would be.
+    update(&mut s, ctrl('u'));
+    type_text(&mut s, "太长");
+    update(&mut s, key(KeyCode::Enter));
+    update(
+        &mut s,
+        Msg::Done(Done::Error("the query is longer than 256 bytes".into())),
+    );
+    let screen = screen_text(&s);
+    assert!(screen.contains("longer than 256 bytes"), "{screen}");
+    assert!(!screen.contains("Nothing found"), "{screen}");
 }

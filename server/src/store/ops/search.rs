@@ -32,12 +32,29 @@ pub async fn index<T: Tx>(tx: &mut T, message_id: u64, body: &str) -> StoreResul
 
 /// An edited message is found by its new text only.
 pub async fn reindex<T: Tx>(tx: &mut T, message_id: u64, body: &str) -> StoreResult<()> {
-    let terms = stored_terms(tx, body);
-    let sql = match tx.dialect() {
-        Dialect::Sqlite => "UPDATE message_search SET terms = ? WHERE rowid = ?",
-        Dialect::Mysql => "UPDATE message_search SET terms = ? WHERE message_id = ?",
-    };
-    tx.exec(sql, params![&terms, message_id]).await?;
+    match tx.dialect() {
+        // A contentless FTS5 table takes a delete and an insert, not an update.
+        Dialect::Sqlite => {
+            let n = tx
+                .exec(
+                    "DELETE FROM message_search WHERE rowid = ?",
+                    params![message_id],
+                )
+                .await?;
+            // Not indexed yet (an upgrade's backfill has not reached it): it will be, as it is now.
+            if n > 0 {
+                index(tx, message_id, body).await?;
+            }
+        }
+        Dialect::Mysql => {
+            let terms = stored_terms(tx, body);
+            tx.exec(
+                "UPDATE message_search SET terms = ? WHERE message_id = ?",
+                params![&terms, message_id],
+            )
+            .await?;
+        }
+    }
     Ok(())
 }
 
