@@ -122,7 +122,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         to: 7,
         what: "message_search (full-text index of text messages), search_backfill",
-        sqlite: "CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5(terms, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2');
+        sqlite: "CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5(terms, content = '', contentless_delete = 1, tokenize = 'ascii');
     CREATE TABLE IF NOT EXISTS search_backfill (
         id INTEGER PRIMARY KEY,
         upto INTEGER NOT NULL,
@@ -373,7 +373,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
 -- Message search (7): a text message's terms (store/search.rs: words, CJK bigrams), rowid =
 -- message_id, written in the message's own transaction. Contentless:
 -- only the inverted index is kept (no copy of the terms), a cheaper write.
-CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5(terms, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5(terms, content = '', contentless_delete = 1, tokenize = 'ascii');
 
 -- Messages stored before the index existed are indexed in the background, oldest first: up to
 -- `upto` done, `target` the newest to do. No row: nothing to do.

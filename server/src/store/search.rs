@@ -51,7 +51,7 @@ fn is_cjk(c: char) -> bool {
         | 0x4E00..=0x9FFF    // CJK Unified Ideographs
         | 0xAC00..=0xD7AF    // Hangul syllables
         | 0xF900..=0xFAFF    // CJK Compatibility Ideographs
-        | 0xFF66..=0xFF9D    // half-width Katakana
+        | 0xFF66..=0xFF9F    // half-width Katakana and its sound marks
         | 0x20000..=0x3134F  // CJK Extensions B-G
     )
 }
@@ -77,7 +77,13 @@ fn units(text: &str) -> Vec<Unit> {
     let mut word: Option<(usize, String)> = None;
     let flush = |word: &mut Option<(usize, String)>, end: usize, out: &mut Vec<Unit>| {
         if let Some((start, w)) = word.take() {
-            let text: String = w.chars().take(MAX_WORD_CHARS).collect();
+            // Without the accents of Latin, Greek and Cyrillic (U+0300-U+036F): `école` is
+            // `ecole`, on both stores. Other marks (Indic vowel signs) are part of the word.
+            let text: String = w
+                .nfd()
+                .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
+                .take(MAX_WORD_CHARS)
+                .collect();
             out.push(Unit {
                 text,
                 cjk: false,
@@ -305,10 +311,11 @@ mod tests {
         assert_eq!(index_terms("明天开会议"), "明天 天开 开会 会议 议");
         assert_eq!(index_terms("Deploy 到 prod!"), "deploy 到 prod");
         assert_eq!(index_terms("会议室ready吗"), "会议 议室 室 ready 吗");
-        assert_eq!(index_terms("ｶﾞ"), "ｶ");
+        assert_eq!(index_terms("ｶﾞ"), "ｶﾞ ﾞ");
         assert_eq!(index_terms("😀 …"), "");
-        // NFC first: a decomposed é is the same word as a composed one.
+        // NFC first: a decomposed é is the same word as a composed one; and both are `ecole`.
         assert_eq!(index_terms("e\u{301}cole"), index_terms("école"));
+        assert_eq!(index_terms("École"), "ecole");
     }
 
     #[test]
