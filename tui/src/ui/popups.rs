@@ -136,17 +136,7 @@ fn search(
     searched: &str,
     (more, loading, error): (bool, bool, Option<&str>),
 ) -> Option<Position> {
-    let amb = s.settings.ambiguous;
-    put(buf, b.x(), b.row(0), "> ", 2, fg(s, Color::Cyan));
-    let cx = input(
-        buf,
-        b.x() + 2,
-        b.row(0),
-        b.w().saturating_sub(2),
-        query,
-        false,
-        amb,
-    );
+    let cx = query_line(buf, s, b, query);
     let rows = b.h().saturating_sub(3) / 2;
     if hits.is_empty() {
         let (note, st) = match error {
@@ -546,9 +536,10 @@ fn members(
     None
 }
 
-fn switcher(buf: &mut Buffer, s: &State, b: Inner, query: &Editor, sel: usize) -> Option<Position> {
+/// A popup's first row: `> ` and the query being typed; returns the caret's x.
+fn query_line(buf: &mut Buffer, s: &State, b: Inner, query: &Editor) -> u16 {
     put(buf, b.x(), b.row(0), "> ", 2, fg(s, Color::Cyan));
-    let cx = input(
+    input(
         buf,
         b.x() + 2,
         b.row(0),
@@ -556,7 +547,11 @@ fn switcher(buf: &mut Buffer, s: &State, b: Inner, query: &Editor, sel: usize) -
         query,
         false,
         s.settings.ambiguous,
-    );
+    )
+}
+
+fn switcher(buf: &mut Buffer, s: &State, b: Inner, query: &Editor, sel: usize) -> Option<Position> {
+    let cx = query_line(buf, s, b, query);
     let m = switcher_matches(s, query.text());
     let sel = sel.min(m.len().saturating_sub(1));
     for (i, id) in m.iter().enumerate().take(b.h().saturating_sub(1)) {

@@ -38,6 +38,19 @@ pub async fn group_deleted<T: Tx>(tx: &mut T, group_id: u64) -> StoreResult<bool
         != 0)
 }
 
+/// The start of a query for [`admin_user`] rows, up to its WHERE (a macro, so each query stays
+/// one static string).
+macro_rules! admin_user_sql {
+    () => {
+        "SELECT u.id, u.name, u.created_ms, u.last_seen_ms, u.is_admin, u.disabled_ms, \
+         u.deleted_ms, \
+         (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.revoked = 0), \
+         (SELECT COUNT(*) FROM group_members m WHERE m.user_id = u.id), \
+         (SELECT MAX(d.last_seen_ms) FROM devices d WHERE d.user_id = u.id) \
+         FROM users u WHERE "
+    };
+}
+
 fn admin_user(r: &Row) -> StoreResult<pb::AdminUser> {
     Ok(pb::AdminUser {
         user: Some(pb::User {
@@ -67,11 +80,10 @@ pub async fn list_users<T: Tx>(
     let pattern = format!("%{}%", like_escape(query_key));
     let rows = tx
         .query(
-            "SELECT u.id, u.name, u.created_ms, u.last_seen_ms, u.is_admin, u.disabled_ms, u.deleted_ms, \
-             (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.revoked = 0), \
-             (SELECT COUNT(*) FROM group_members m WHERE m.user_id = u.id), \
-             (SELECT MAX(d.last_seen_ms) FROM devices d WHERE d.user_id = u.id) \
-             FROM users u WHERE u.name_key LIKE ? ESCAPE '!' AND u.id > ? ORDER BY u.id LIMIT ?",
+            concat!(
+                admin_user_sql!(),
+                "u.name_key LIKE ? ESCAPE '!' AND u.id > ? ORDER BY u.id LIMIT ?"
+            ),
             params![&pattern, after, i64::from(limit) + 1],
         )
         .await?;
@@ -88,11 +100,7 @@ pub async fn list_users<T: Tx>(
 pub async fn get_user<T: Tx>(tx: &mut T, name_key: &str) -> StoreResult<pb::AdminUser> {
     let row = tx
         .query_opt(
-            "SELECT u.id, u.name, u.created_ms, u.last_seen_ms, u.is_admin, u.disabled_ms, u.deleted_ms, \
-             (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.revoked = 0), \
-             (SELECT COUNT(*) FROM group_members m WHERE m.user_id = u.id), \
-             (SELECT MAX(d.last_seen_ms) FROM devices d WHERE d.user_id = u.id) \
-             FROM users u WHERE u.name_key = ?",
+            concat!(admin_user_sql!(), "u.name_key = ?"),
             params![name_key],
         )
         .await?

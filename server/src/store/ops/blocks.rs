@@ -27,7 +27,7 @@ pub async fn block<T: Tx>(tx: &mut T, me: u64, them: u64, max: u32) -> StoreResu
     if me == them {
         return Err(StoreError::Invalid("cannot block yourself"));
     }
-    user(tx, them).await?;
+    let them_user = user(tx, them).await?;
     let mut fx = Effects::default();
     if blocked(tx, me, them).await? {
         return Ok(fx);
@@ -64,7 +64,6 @@ pub async fn block<T: Tx>(tx: &mut T, me: u64, them: u64, max: u32) -> StoreResu
         fx.members_changed.push(thread_id);
     }
     // My other devices hide them at once.
-    let them_user = user(tx, them).await?;
     super::emit(tx, &mut fx, me, Kind::UserBlocked(them_user)).await?;
     Ok(fx)
 }
