@@ -42,7 +42,7 @@ pub enum Command {
 
 /// Every setting, all optional: what flags, environment and file provided.
 #[derive(Debug, Clone, Default, Parser, Deserialize)]
-#[command(name = "confab-server", version, about = "The confab chat server")]
+#[command(name = "confab-server", version = crate::metrics::VERSION, about = "The confab chat server")]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct Settings {
     #[command(subcommand)]
@@ -228,6 +228,20 @@ pub struct Settings {
     /// Searches per minute per connection (SearchMessages) [default: 60].
     #[arg(long, env = "CONFAB_SEARCH_PER_MINUTE")]
     pub search_per_minute: Option<u32>,
+    /// Serve Prometheus metrics at /metrics and health checks at /healthz and /readyz on this
+    /// HTTP address (docs/OPERATIONS.md); loopback only unless --metrics-public [default: off].
+    #[arg(long, env = "CONFAB_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Allow --metrics-listen on an address that is not loopback: the endpoint has no
+    /// authentication, so firewall it to the scrapers and balancers [default: false].
+    #[arg(
+        long,
+        env = "CONFAB_METRICS_PUBLIC",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub metrics_public: Option<bool>,
     /// A server admin, by name (repeat, or commas in CONFAB_ADMINS); also `admin user promote`.
     #[arg(long, env = "CONFAB_ADMINS", value_delimiter = ',', global = true)]
     pub admin: Option<Vec<String>>,
@@ -292,6 +306,8 @@ pub struct Config {
     pub admins: Vec<String>,
     pub search_per_minute: u32,
     pub search_index: bool,
+    /// The operator's HTTP endpoint (metrics and health checks), if on.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Errors reading the configuration.
@@ -315,6 +331,11 @@ pub enum ConfigError {
          balancer is in front"
     )]
     PlaintextNotLoopback(SocketAddr),
+    #[error(
+        "refusing to serve metrics on {0}, which is not a loopback address: the endpoint has no \
+         authentication; give --metrics-public if a firewall keeps it to your scrapers"
+    )]
+    MetricsNotLoopback(SocketAddr),
 }
 
 impl Settings {
@@ -372,7 +393,9 @@ impl Settings {
             deleted_name_hold_days,
             admin,
             search_per_minute,
-            search_index
+            search_index,
+            metrics_listen,
+            metrics_public
         )
     }
 
@@ -451,6 +474,12 @@ impl Settings {
         let listen = self
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7000)));
+        if let Some(addr) = self.metrics_listen
+            && !addr.ip().is_loopback()
+            && !self.metrics_public.unwrap_or(false)
+        {
+            return Err(ConfigError::MetricsNotLoopback(addr));
+        }
         Ok(Config {
             listen,
             data_dir: self
@@ -548,6 +577,7 @@ impl Settings {
                 u64::from(self.deleted_name_hold_days.unwrap_or(30)) * 86_400,
             ),
             search_index: self.search_index.unwrap_or(true),
+            metrics_listen: self.metrics_listen,
             search_per_minute: nonzero(
                 self.search_per_minute.unwrap_or(60),
                 "search_per_minute must be positive",
@@ -710,6 +740,24 @@ mod tests {
             (Some(Command::Fingerprint), Some(true))
         );
         assert!(parse(&["--tls-self-signed=false"]).is_ok_and(|c| !c.tls()));
+    }
+
+    #[test]
+    fn metrics_listen_is_loopback_unless_public() {
+        assert_eq!(parse(&[]).map(|c| c.metrics_listen).ok(), Some(None));
+        let local = parse(&["--metrics-listen", "127.0.0.1:9100"]).map(|c| c.metrics_listen);
+        assert_eq!(
+            local.ok().flatten(),
+            Some(SocketAddr::from(([127, 0, 0, 1], 9100)))
+        );
+        let open = parse(&["--metrics-listen", "0.0.0.0:9100"])
+            .err()
+            .map(|e| e.to_string());
+        assert!(open.is_some_and(|e| e.starts_with("refusing to serve metrics on 0.0.0.0:9100")));
+        assert!(parse(&["--metrics-listen", "[::]:9100", "--metrics-public"]).is_ok());
+        let file: Settings = toml::from_str("metrics_listen = \"10.0.0.5:9100\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(Settings::default().or(file).finish().is_err());
     }
 
     #[test]

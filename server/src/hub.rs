@@ -79,8 +79,13 @@ pub struct ConnHandle {
 
 impl ConnHandle {
     fn push(&self, frame: &Frame) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame.clone()) {
-            self.ctl.kick(Kick::SlowConsumer);
+        match self.tx.try_send(frame.clone()) {
+            Ok(()) => crate::metrics::push_queued(),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                crate::metrics::push_dropped("slow_consumer", 1);
+                self.ctl.kick(Kick::SlowConsumer);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 }

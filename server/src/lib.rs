@@ -2,13 +2,15 @@
 //!
 //! Layers (dependencies point down): [`net`] (listener, connection tasks) -> [`service`]
 //! (requests, rules, fan-out) -> [`store`] (durable state), [`hub`] (who is online here) and
-//! [`cluster`] (the bus to the other nodes, if any); [`tls`] holds the listener's certificate.
+//! [`cluster`] (the bus to the other nodes, if any); [`tls`] holds the listener's certificate;
+//! [`metrics`] counts what they do and serves `--metrics-listen`.
 
 pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod hub;
 pub mod ids;
+pub mod metrics;
 pub mod net;
 pub mod service;
 pub mod store;
@@ -44,6 +46,13 @@ pub enum StartError {
     Transport(#[from] config::ConfigError),
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    MetricsListen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Metrics(#[from] metrics::InstallError),
     #[error("cannot open the admin socket {path}: {source}")]
     AdminSocket {
         path: std::path::PathBuf,
@@ -108,10 +117,24 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         addr: cfg.listen,
         source,
     })?;
+    let metrics = match cfg.metrics_listen {
+        Some(maddr) => {
+            let l =
+                metrics::http::bind(maddr)
+                    .await
+                    .map_err(|source| StartError::MetricsListen {
+                        addr: maddr,
+                        source,
+                    })?;
+            Some((l, metrics::install()?))
+        }
+        None => None,
+    };
     let front = Front {
         listener,
         addr,
         tls,
+        metrics,
     };
     match cfg.mysql_url.clone() {
         Some(url) => {
@@ -180,6 +203,8 @@ struct Front {
     listener: TcpListener,
     addr: SocketAddr,
     tls: Option<Arc<tls::Tls>>,
+    /// `--metrics-listen`: its bound listener and the recorder's handle.
+    metrics: Option<(TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
 }
 
 fn serve<B: Backend>(
@@ -195,6 +220,7 @@ fn serve<B: Backend>(
         listener,
         addr,
         tls,
+        metrics,
     } = front;
     let service = Service::start_with(cfg, Store::new(backend), hasher, hub, bus.clone());
     tokio::spawn(log_writer_stats(Arc::downgrade(&service)));
@@ -210,6 +236,10 @@ fn serve<B: Backend>(
         service.clone(),
         shutdown.child_token(),
     ));
+    if let Some((l, handle)) = metrics {
+        let ready = ready_check(Arc::downgrade(&service), shutdown.clone(), bus.clone());
+        tokio::spawn(metrics::http::serve(l, handle, ready));
+    }
     let acceptor = tls.as_ref().map(|t| t.acceptor());
     let task = tokio::spawn(net::serve(
         listener,
@@ -225,6 +255,31 @@ fn serve<B: Backend>(
         bus,
         tls,
     }
+}
+
+/// `/readyz`: not draining, the bus subscribed (in a cluster), and the store takes a write
+/// (an empty job through the writer: a failing disk, a lost MySQL or a stuck writer shows).
+fn ready_check<B: Backend>(
+    svc: std::sync::Weak<Service<B>>,
+    shutdown: CancellationToken,
+    bus: Arc<dyn cluster::Bus>,
+) -> metrics::http::ReadyCheck {
+    Arc::new(move || {
+        let (svc, shutdown, bus) = (svc.clone(), shutdown.clone(), bus.clone());
+        Box::pin(async move {
+            if shutdown.is_cancelled() {
+                return Err("draining (shutting down)".to_owned());
+            }
+            bus.ready().map_err(|why| format!("bus: {why}"))?;
+            let Some(svc) = svc.upgrade() else {
+                return Err("stopped".to_owned());
+            };
+            svc.store()
+                .write(|_tx| Box::pin(async { Ok(()) }))
+                .await
+                .map_err(|e| format!("store: {e}"))
+        })
+    })
 }
 
 /// Messages indexed per backfill write: small enough that sends waiting behind it barely notice.

@@ -80,6 +80,10 @@ pub trait Bus: Send + Sync + 'static {
     fn close(&self) -> BoxFuture<'_, ()>;
     /// True when other nodes may exist (the service then does the route bookkeeping).
     fn clustered(&self) -> bool;
+    /// Whether the node can reach the other nodes (`/readyz`); `Err` says why not.
+    fn ready(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
 }
 
 /// A single node: nothing crosses, presence is the hub.

@@ -312,8 +312,10 @@ impl<B: Backend> Conn<B> {
                 let svc = self.svc.clone();
                 let ctx = self.ctx.clone();
                 self.exclusive = true;
-                self.inflight.push(Box::pin(
-                    async move { svc.hello(&ctx, req_id, hello).await },
+                let resumes = !hello.resume_token.is_empty();
+                self.inflight.push(crate::metrics::hello(
+                    resumes,
+                    Box::pin(async move { svc.hello(&ctx, req_id, hello).await }),
                 ));
                 return Ok(());
             }
@@ -326,16 +328,19 @@ impl<B: Backend> Conn<B> {
                 .as_millis();
             let e = err(ErrorCode::RateLimited, "too many requests")
                 .retry_after(u32::try_from(wait).unwrap_or(u32::MAX).max(1));
+            crate::metrics::rate_limited("requests");
             self.reply(&error_reply(req_id, e));
             return Ok(());
         }
         if self.inflight.len() >= self.svc.cfg.max_in_flight as usize {
             let e = err(ErrorCode::RateLimited, "too many requests in flight").retry_after(50);
+            crate::metrics::rate_limited("in_flight");
             self.reply(&error_reply(req_id, e));
             return Ok(());
         }
         self.exclusive |= exclusive;
-        let fut = self.svc.dispatch(&self.ctx, req_id, body);
+        let counted = crate::metrics::enabled().then(|| crate::metrics::kind(&body));
+        let fut = crate::metrics::requests(counted, self.svc.dispatch(&self.ctx, req_id, body));
         self.inflight.push(fut);
         Ok(())
     }
@@ -442,6 +447,7 @@ impl<B: Backend> Conn<B> {
     async fn send_final(&mut self, e: pb::Error, req_id: u64) {
         let mut flush = CLOSE_FLUSH;
         if e.code == ErrorCode::SlowConsumer as i32 {
+            crate::metrics::slow_consumer();
             // The queued pushes are moot (the client must resync); the error goes right after
             // the frame the socket is part way through. A client that reads again within the
             // write deadline then sees whole frames and the reason, not a cut-off stream.

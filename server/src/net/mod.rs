@@ -67,6 +67,7 @@ pub async fn serve<B: Backend>(
             if let (Some(f), None) = (&full, &tls) {
                 let _ = stream.try_write(f.as_bytes());
             }
+            crate::metrics::accepted("full");
             continue;
         };
         let conn_id = next_id.fetch_add(1, Ordering::Relaxed);
@@ -74,6 +75,7 @@ pub async fn serve<B: Backend>(
         let tls = tls.clone();
         let token = shutdown.child_token();
         tracker.spawn(async move {
+            let _open = crate::metrics::connection_open();
             if let Some(stream) = open(&svc, stream, peer, tls).await {
                 let (stream, peer) = stream;
                 connection::serve(svc, stream, peer, conn_id, token, false).await;
@@ -114,6 +116,7 @@ async fn open<B: Backend>(
             Err(e) => {
                 // Not from our proxy: say nothing, the peer does not speak confab yet.
                 debug!(%peer, error = %e, "connection refused: PROXY header");
+                crate::metrics::accepted("proxy_header");
                 return None;
             }
         }
@@ -121,12 +124,17 @@ async fn open<B: Backend>(
         peer
     };
     let Some(acceptor) = tls else {
+        crate::metrics::accepted("served");
         return Some((Stream::plain(tcp, accepted), peer));
     };
     match Stream::tls(tcp, &acceptor, accepted, deadline).await {
-        Ok(stream) => Some((stream, peer)),
+        Ok(stream) => {
+            crate::metrics::accepted("served");
+            Some((stream, peer))
+        }
         Err(e) => {
             debug!(%peer, error = %e, "connection refused: TLS");
+            crate::metrics::accepted("tls");
             None
         }
     }

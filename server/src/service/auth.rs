@@ -84,7 +84,9 @@ impl Hasher {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let (tx, rx) = oneshot::channel();
+        let queued = crate::metrics::timer();
         let job: Job = Box::new(move || {
+            crate::metrics::observe(crate::metrics::ARGON2_WAIT, queued);
             let _ = tx.send(f());
         });
         self.jobs.try_send(job).map_err(|e| match e {

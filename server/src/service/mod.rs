@@ -444,7 +444,10 @@ impl<B: Backend> Service<B> {
             return match self.queue_send(ctx, &session, send) {
                 Ok(rx) => Box::pin(async move {
                     let res = match rx.await {
-                        Ok(Ok((sent, _))) => Ok(Body::SendAck(sent.ack)),
+                        Ok(Ok((sent, _))) => {
+                            crate::metrics::message_stored(&sent.ack);
+                            Ok(Body::SendAck(sent.ack))
+                        }
                         Ok(Err(e)) => Err(e.into()),
                         Err(_) => Err(StoreError::Unavailable("writer stopped".into()).into()),
                     };

@@ -53,7 +53,7 @@ the command line. The session (resume token) is kept, mode 0600, under the XDG d
 (CONFAB_DATA_DIR), and shared by every confab process of the account on this machine.";
 
 #[derive(Parser, Debug)]
-#[command(name = "confab", version, about = "confab: chat for people who live in terminals", after_help = AFTER_HELP)]
+#[command(name = "confab", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CONFAB_GIT_COMMIT"), ")"), about = "confab: chat for people who live in terminals", after_help = AFTER_HELP)]
 pub struct Cli {
     /// Server address: tls://host:port (TLS) or host:port (plain text).
     #[arg(long, short, env = "CONFAB_SERVER", global = true)]

@@ -176,6 +176,8 @@ pub struct RedisBus {
     pending: std::sync::atomic::AtomicUsize,
     /// Pushes were dropped since the last announcement on [`RESYNC`].
     lost: std::sync::atomic::AtomicBool,
+    /// The subscriber holds a live subscription (`/readyz`).
+    subscribed: std::sync::atomic::AtomicBool,
 }
 
 impl RedisBus {
@@ -229,6 +231,7 @@ impl RedisBus {
             on_lost: std::sync::OnceLock::new(),
             pending: std::sync::atomic::AtomicUsize::new(0),
             lost: std::sync::atomic::AtomicBool::new(false),
+            subscribed: std::sync::atomic::AtomicBool::new(false),
         };
         bus.claim_node_id().await?;
         let (tx, rx) = mpsc::channel(cfg.bus_queue.max(1));
@@ -395,6 +398,7 @@ impl RedisBus {
         }
         // Membership changes published meanwhile may be lost too.
         self.members_invalid(None);
+        crate::metrics::resync_local("recovery");
         if let Some(f) = &self.resync {
             self.hub.push_all(f);
         }
@@ -406,6 +410,7 @@ impl RedisBus {
 
     /// Tells every local connection to resync (another node dropped pushes).
     fn resync_local(&self) {
+        crate::metrics::resync_local("announcement");
         if let Some(f) = &self.resync {
             self.hub.push_all(f);
         }
@@ -424,6 +429,7 @@ impl RedisBus {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             if matches!(e, mpsc::error::TrySendError::Full(_)) {
                 self.lost.store(true, Ordering::Release);
+                crate::metrics::push_dropped("bus_queue_full", 1);
                 warn!("bus: publish queue full; push dropped (the cluster will resync)");
             }
         }
@@ -573,6 +579,13 @@ impl Bus for RedisBus {
 
     fn clustered(&self) -> bool {
         true
+    }
+
+    fn ready(&self) -> Result<(), &'static str> {
+        match self.subscribed.load(std::sync::atomic::Ordering::Acquire) {
+            true => Ok(()),
+            false => Err("not subscribed to Redis (reconnecting)"),
+        }
     }
 }
 

@@ -184,6 +184,10 @@ impl RedisBus {
                 }
             };
             wait = Duration::from_millis(100);
+            if let Some(b) = bus.upgrade() {
+                b.subscribed
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
             match ready.take() {
                 Some(tx) => {
                     let _ = tx.send(());
@@ -229,6 +233,10 @@ impl RedisBus {
                 }
             }
             warn!(channel, "bus: subscription lost");
+            if let Some(b) = bus.upgrade() {
+                b.subscribed
+                    .store(false, std::sync::atomic::Ordering::Release);
+            }
         }
     }
 
@@ -248,11 +256,16 @@ impl RedisBus {
                 };
             let Some(bus) = bus.upgrade() else { return };
             if got > 0 {
+                crate::metrics::bus_queue(bus.pending.load(std::sync::atomic::Ordering::Relaxed));
+                let started = crate::metrics::timer();
                 let deadline = tokio::time::Instant::now() + PUBLISH_RETRY_FOR;
                 let mut wait = Duration::from_millis(50);
                 loop {
                     match Self::publish_batch(&bus, &batch).await {
-                        Ok(()) => break,
+                        Ok(()) => {
+                            crate::metrics::observe(crate::metrics::BUS_PUBLISH, started);
+                            break;
+                        }
                         Err(e)
                             if tokio::time::Instant::now() + wait < deadline
                                 && !bus.stop.is_cancelled() =>
@@ -263,6 +276,7 @@ impl RedisBus {
                         }
                         Err(e) => {
                             bus.lost.store(true, std::sync::atomic::Ordering::Release);
+                            crate::metrics::push_dropped("bus_publish_failed", batch.len());
                             warn!(error = %e, pushes = batch.len(), "bus: publish failed; pushes dropped (the cluster will resync)");
                             break;
                         }
@@ -278,7 +292,10 @@ impl RedisBus {
                     .query_async(&mut bus.conn.clone())
                     .await;
                 match sent {
-                    Ok(()) => warn!("bus: pushes were dropped; every node resyncs its clients"),
+                    Ok(()) => {
+                        crate::metrics::resync_announced();
+                        warn!("bus: pushes were dropped; every node resyncs its clients");
+                    }
                     // Still failing: try again on the next round.
                     Err(_) => bus.lost.store(true, std::sync::atomic::Ordering::Release),
                 }
@@ -345,6 +362,7 @@ impl RedisBus {
         }
         if stale > 0 {
             bus.lost.store(true, std::sync::atomic::Ordering::Release);
+            crate::metrics::push_dropped("bus_too_old", stale);
             warn!(
                 pushes = stale,
                 "bus: pushes held too long; dropped (the cluster will resync)"

@@ -248,6 +248,8 @@ pub(super) async fn writer_loop(
         let mut attempt = 1;
         let mut savepoints = false;
         let mut pause = false;
+        crate::metrics::store_batch(batch.len(), rx.len());
+        let started = crate::metrics::timer();
         let committed = loop {
             // (Re)connect; while MySQL is down, the waiting jobs fail fast with Unavailable.
             let c = match conn.take() {
@@ -292,6 +294,7 @@ pub(super) async fn writer_loop(
                 }
             }
         };
+        crate::metrics::observe(crate::metrics::MYSQL_TRANSACTION, started);
         if let Err(err) = &committed {
             error!(%err, jobs = batch.len(), "commit failed; the batch is answered as unavailable");
             stats.failed_commits.fetch_add(1, Ordering::Relaxed);

@@ -83,6 +83,7 @@ impl Writer {
             }
             if !jobs.is_empty() {
                 let batch = std::mem::replace(&mut jobs, Vec::with_capacity(batch_max));
+                crate::metrics::store_batch(batch.len(), rx.len());
                 self.run_batch(batch);
             }
             if closing {
@@ -266,7 +267,7 @@ impl Writer {
         if !self.open {
             return Ok(());
         }
-        let mut result = self.commit_once();
+        let mut result = crate::metrics::time(crate::metrics::SQLITE_COMMIT, || self.commit_once());
         if let Err(err) = &result {
             error!(%err, "commit failed");
             self.shared.failed_commits.fetch_add(1, Ordering::Relaxed);
@@ -396,7 +397,13 @@ pub(super) fn syncer_loop(rx: &crossbeam_channel::Receiver<Done>, shared: &Share
                 let r = match earlier {
                     Some((_, r)) => r.clone(),
                     None => {
-                        let r = file.sync_data().map_err(|e| e.to_string());
+                        // A batch's record, or the WAL written back after a commit (no jobs).
+                        let what = match done.jobs.is_empty() {
+                            true => crate::metrics::WAL_FSYNC,
+                            false => crate::metrics::REDO_FSYNC,
+                        };
+                        let r = crate::metrics::time(what, || file.sync_data())
+                            .map_err(|e| e.to_string());
                         if let Err(e) = &r {
                             error!(error = %e, "cannot sync the redo log");
                             shared.log_broken.store(true, Ordering::SeqCst);
