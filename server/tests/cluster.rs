@@ -198,6 +198,8 @@ struct Node {
     child: Option<Child>,
     id: u16,
     port: u16,
+    /// Its --metrics-listen port (metrics, /healthz, /readyz).
+    metrics: u16,
     log: PathBuf,
 }
 
@@ -331,7 +333,7 @@ impl Cluster {
     }
 
     fn spawn_node(&self, id: u16) -> Node {
-        let port = free_port();
+        let (port, metrics) = (free_port(), free_port());
         let log = self.dir.path().join(format!("node{id}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_confab-server"))
@@ -341,6 +343,7 @@ impl Cluster {
             .args(["--store", &self.db.url()])
             .args(["--bus", &self.redis.url()])
             .args(["--node-id", &id.to_string()])
+            .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
             .args(["--mysql-pool", "4", "--mysql-writers", "2"])
             .env("CONFAB_AUTH_PER_IP_PER_MINUTE", "100000")
             .env("CONFAB_AUTH_PER_NAME_PER_MINUTE", "1000")
@@ -355,6 +358,7 @@ impl Cluster {
             child: Some(child),
             id,
             port,
+            metrics,
             log,
         }
     }
@@ -1809,4 +1813,58 @@ async fn pushes_held_through_a_redis_pause_are_dropped_for_a_resync_not_sent_lat
     }
     let log = std::fs::read_to_string(&cl.nodes[0].log).unwrap_or_default();
     assert!(log.contains("held too long"), "A's node dropped them");
+}
+
+/// Asks `/readyz` of the node (bounded) until `want` says yes; returns the last answer.
+async fn readyz_until(node: &Node, want: impl Fn(&(u16, String)) -> bool) -> (u16, String) {
+    let mut last = (0, String::new());
+    for _ in 0..600 {
+        if let Ok(r) = common::http::get(addr(node.metrics), "/readyz").await {
+            if want(&r) {
+                return r;
+            }
+            last = r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs MariaDB and Redis; run by scripts/test.sh"]
+async fn readyz_says_not_ready_while_redis_is_paused_and_ready_again_after() {
+    let (cl, _serial) = Cluster::start(1, false).await;
+    let node = &cl.nodes[0];
+    let ok = |r: &(u16, String)| r.0 == 200;
+    assert_eq!(readyz_until(node, ok).await, (200, "ready\n".to_owned()));
+
+    // A stopped Redis answers nothing: the subscriber's ping goes unanswered and the node
+    // says it is not subscribed until it is again.
+    cl.redis.signal("-STOP");
+    let paused = readyz_until(node, |r| r.0 == 503).await;
+    cl.redis.signal("-CONT");
+    assert_eq!(
+        paused,
+        (
+            503,
+            "not ready: bus: not subscribed to Redis (reconnecting)\n".to_owned()
+        ),
+        "{}",
+        cl.logs()
+    );
+    assert_eq!(
+        readyz_until(node, ok).await,
+        (200, "ready\n".to_owned()),
+        "{}",
+        cl.logs()
+    );
+    // Resubscribing told this node's clients to resync, and the metrics say so.
+    let (status, text) = common::http::get(addr(node.metrics), "/metrics")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        common::http::sample(&text, "confab_resyncs_total", &[("cause", "recovery")]) >= 1.0,
+        "{text}"
+    );
 }
