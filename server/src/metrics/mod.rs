@@ -15,7 +15,9 @@ use std::time::Instant;
 
 use confab_wire::pb::{self, ErrorCode, envelope::Body};
 use futures::future::BoxFuture;
-use metrics::{Counter, counter, gauge, histogram};
+use metrics::{
+    Counter, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::service::Outcome;
@@ -94,6 +96,7 @@ pub fn install() -> Result<PrometheusHandle, InstallError> {
         .install_recorder()
         .map_err(|e| InstallError(e.to_string()))?;
     let handle = HANDLE.get_or_init(|| handle).clone();
+    describe();
     let _ = HOT.set(Hot {
         stored: counter!(MESSAGES_STORED),
         pushes: counter!(PUSHES_QUEUED),
@@ -105,6 +108,74 @@ pub fn install() -> Result<PrometheusHandle, InstallError> {
     gauge!(CONNECTIONS_OPEN).set(0.0);
     ENABLED.store(true, Ordering::Release);
     Ok(handle)
+}
+
+/// The `# HELP` lines (docs/OPERATIONS.md says more).
+fn describe() {
+    describe_gauge!(BUILD_INFO, "The running build (always 1).");
+    describe_gauge!(
+        CONNECTIONS_OPEN,
+        "Client connections open, handshakes included."
+    );
+    describe_counter!(CONNECTIONS_ACCEPTED, "Accepted TCP connections by outcome.");
+    describe_counter!(LOGINS, "Sign-ins by method (password, token) and result.");
+    describe_counter!(REGISTRATIONS, "Registrations by result.");
+    describe_counter!(
+        REQUESTS,
+        "Requests answered, by body and code (ok or the error)."
+    );
+    describe_counter!(
+        MESSAGES_STORED,
+        "Messages stored and acknowledged (not duplicates)."
+    );
+    describe_counter!(PUSHES_QUEUED, "Pushes queued to connections.");
+    describe_counter!(PUSHES_DROPPED, "Pushes dropped, by reason.");
+    describe_counter!(RESYNCS_ANNOUNCED, "Resyncs this node announced on the bus.");
+    describe_counter!(
+        RESYNCS_LOCAL,
+        "Times this node told all its clients to resync."
+    );
+    describe_counter!(SLOW_CONSUMERS, "Connections dropped as slow consumers.");
+    describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by limit.");
+    describe_histogram!(STORE_BATCH_JOBS, "Jobs per group-commit batch.");
+    describe_gauge!(
+        STORE_QUEUE_DEPTH,
+        "Write jobs waiting when a writer took a batch."
+    );
+    describe_histogram!(
+        REDO_FSYNC,
+        Unit::Seconds,
+        "Redo log fdatasync (embedded store)."
+    );
+    describe_histogram!(
+        WAL_FSYNC,
+        Unit::Seconds,
+        "WAL sync after a commit (embedded store)."
+    );
+    describe_histogram!(
+        SQLITE_COMMIT,
+        Unit::Seconds,
+        "Database commit (embedded store)."
+    );
+    describe_histogram!(
+        MYSQL_TRANSACTION,
+        Unit::Seconds,
+        "A batch's MySQL transaction."
+    );
+    describe_histogram!(
+        BUS_PUBLISH,
+        Unit::Seconds,
+        "Publishing a batch to other nodes."
+    );
+    describe_gauge!(
+        BUS_QUEUE_DEPTH,
+        "Pushes waiting to be published to other nodes."
+    );
+    describe_histogram!(
+        ARGON2_WAIT,
+        Unit::Seconds,
+        "Wait for a password hashing thread."
+    );
 }
 
 /// Whether metrics are recorded (`--metrics-listen` given).
