@@ -812,6 +812,7 @@ async fn a_revoke_a_ban_and_a_deactivation_on_one_node_act_at_once_on_another() 
             thread_id: thread,
             client_msg_id: "after-ban".into(),
             body: "still here?".into(),
+            reply_to: 0,
         }))
         .await;
     assert_eq!(refused.code, pb::ErrorCode::Forbidden as i32);
@@ -1052,6 +1053,7 @@ async fn steady_sender(
             thread_id: thread,
             client_msg_id: cmid.clone(),
             body: format!("{} says {i}", d.name),
+            reply_to: 0,
         });
         let ack = loop {
             match d.try_request(send.clone()).await {

@@ -17,6 +17,7 @@ mod groups;
 mod messaging;
 mod mysql;
 mod protocol;
+mod relations;
 mod schema;
 mod search;
 mod service_fuzz_corpus;

@@ -31,4 +31,4 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// Major protocol version: a server refuses a Hello with another major.
 pub const PROTOCOL_MAJOR: u32 = 1;
 /// Minor protocol version: minors only add messages and fields.
-pub const PROTOCOL_MINOR: u32 = 6;
+pub const PROTOCOL_MINOR: u32 = 7;
