@@ -32,6 +32,7 @@ pub mod msg;
 pub mod notify;
 mod pick;
 mod popups;
+pub mod relations;
 mod search_all;
 pub mod state;
 

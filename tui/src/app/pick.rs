@@ -1,7 +1,8 @@
 //! Picking a message (Alt-Up): a cursor over the shown conversation's messages, newest first,
 //! moved with Up/Down, and what can be done with the one picked: copy its text (`y`, through
 //! the terminal's clipboard, OSC 52), edit (`e`) or recall (`r`) one's own, delete a failed one
-//! (`d`). Esc or Enter puts the cursor away. Replies come with the server's support for them.
+//! (`d`), answer it (`a`), react to it (`+` then 1-8; app/relations.rs). Esc or Enter puts
+//! the cursor away.
 
 use crossterm::event::{KeyCode, KeyEvent};
 
@@ -127,6 +128,13 @@ fn picked(s: &State) -> Option<(String, Option<Mine>)> {
 /// and do what they always do.
 pub(super) fn key(s: &mut State, k: &KeyEvent, cmds: &mut Vec<Cmd>) -> bool {
     let alt = k.modifiers.contains(crossterm::event::KeyModifiers::ALT);
+    if s.reacting.is_some() {
+        let c = match k.code {
+            KeyCode::Char(c) => Some(c),
+            _ => None,
+        };
+        return super::relations::react_key(s, c, cmds);
+    }
     match k.code {
         KeyCode::Up | KeyCode::Char('k') => step(s, true),
         KeyCode::Down | KeyCode::Char('j') => step(s, false),
@@ -156,6 +164,8 @@ pub(super) fn key(s: &mut State, k: &KeyEvent, cmds: &mut Vec<Cmd>) -> bool {
         },
         KeyCode::Char('d' | 'x') | KeyCode::Delete if !alt => delete(s, cmds),
         KeyCode::Char('b') if !alt => block_sender(s, cmds),
+        KeyCode::Char('a') if !alt => super::relations::start_reply(s),
+        KeyCode::Char('+') if !alt => super::relations::start_react(s),
         _ => {
             s.pick = None;
             return false;

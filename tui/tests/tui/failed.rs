@@ -14,6 +14,7 @@ fn failed_send_then_retry_updates_the_marks() {
                 thread_id: GROUP,
                 key,
                 body,
+                reply_to: 0,
             },
         ] if body == "hello 世界" => *key,
         other => panic!("{other:?}"),
