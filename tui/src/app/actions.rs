@@ -178,6 +178,14 @@ pub(super) fn insert_message(t: &mut ThreadView, mut m: pb::ChatMessage, me: u64
         }
     }
     let seq = m.seq;
+    if m.quote.is_none() && m.reply_to != 0 {
+        // My reply, settled by its ack (a cache that did not hold the target has no quote).
+        m.quote = t
+            .pending
+            .iter()
+            .find(|p| matches!(p.state, SendState::Acked(s) if s == seq))
+            .and_then(|p| p.quote.clone());
+    }
     t.pending
         .retain(|p| !matches!(p.state, SendState::Acked(s) if s == seq));
     t.last_seq = t.last_seq.max(seq);

@@ -253,6 +253,25 @@ impl Cache {
         Ok(())
     }
 
+    /// The cached entry of a thread with this message id (0: none).
+    pub fn message_by_id(&self, thread_id: u64, message_id: u64) -> Res<Option<pb::ChatMessage>> {
+        let Some(db) = self.conn() else {
+            return Ok(None);
+        };
+        if message_id == 0 {
+            return Ok(None);
+        }
+        let data: Option<Vec<u8>> = db
+            .query_row(
+                "SELECT data FROM messages WHERE thread_id = ?1 AND message_id = ?2",
+                params![to_i64(thread_id), to_i64(message_id)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        data.map(|d| pb::ChatMessage::decode(d.as_slice()).map_err(Into::into))
+            .transpose()
+    }
+
     /// Up to `limit` messages before `before_seq` (0 = newest), ascending.
     pub fn messages(
         &self,

@@ -562,6 +562,15 @@ impl Engine {
             server_ts_ms: ack.server_ts_ms,
             kind: pb::MessageKind::Text as i32,
             body: item.body,
+            reply_to: item.reply_to,
+            // A reply quotes what it answers, as the server would: from the cached copy (none
+            // when that is not cached; the next fetch of the reply brings it).
+            quote: self
+                .cache
+                .message_by_id(thread_id, item.reply_to)
+                .ok()
+                .flatten()
+                .map(|m| crate::client::relations::quote_of(&m)),
             ..Default::default()
         };
         let fresh = self.sync.acked(own, Instant::now());
