@@ -313,7 +313,11 @@ pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatR
             if est > need {
                 break;
             }
-            est += text::wrap(&m.body, text_w, amb).len();
+            // Entries that show nothing of their own (edits, recalls, reactions) count no
+            // rows, or a run of them would end the window before the messages it needs.
+            if shown(m) {
+                est += text::wrap(&m.body, text_w, amb).len();
+            }
             from_seq = m.seq;
         }
     }
@@ -427,6 +431,17 @@ pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatR
     ChatRows { rows, complete }
 }
 
+/// Whether an entry has rows of its own: edits, recalls and reactions change another one.
+fn shown(m: &pb::ChatMessage) -> bool {
+    !matches!(
+        pb::MessageKind::try_from(m.kind),
+        Ok(pb::MessageKind::Edit
+            | pb::MessageKind::Recall
+            | pb::MessageKind::ReactionAdded
+            | pb::MessageKind::ReactionRemoved)
+    )
+}
+
 /// The reactions under a message, as many rows as their pieces need at `text_w`.
 fn reaction_rows(pieces: &[(String, bool)], text_w: usize, amb: Ambiguous, rows: &mut Vec<Row>) {
     let mut row: Vec<(String, bool)> = Vec::new();
@@ -518,13 +533,7 @@ fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
     let mut items = Vec::new();
     for m in t.messages.range(from_seq..).map(|(_, m)| m) {
         let kind = pb::MessageKind::try_from(m.kind).unwrap_or(pb::MessageKind::Text);
-        if matches!(
-            kind,
-            pb::MessageKind::Edit
-                | pb::MessageKind::Recall
-                | pb::MessageKind::ReactionAdded
-                | pb::MessageKind::ReactionRemoved
-        ) {
+        if !shown(m) {
             continue;
         }
         let system = kind == pb::MessageKind::System;

@@ -30,7 +30,7 @@ mod keys;
 pub mod layout;
 pub mod msg;
 pub mod notify;
-mod pick;
+pub mod pick;
 mod popups;
 pub mod relations;
 mod search_all;

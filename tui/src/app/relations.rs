@@ -107,19 +107,32 @@ pub(super) fn start_react(s: &mut State) {
     }
 }
 
-/// The key after `+`: 1-8 reacts, anything else lets it go. True when the key was used.
-pub(super) fn react_key(s: &mut State, c: Option<char>, cmds: &mut Vec<Cmd>) -> bool {
+/// The key after `+`: 1-8 reacts, Esc lets it go (the message stays picked); any other key
+/// ends the pick and does what it always does (a word typed goes to the composer). True when
+/// the key was used here.
+pub(super) fn react_key(
+    s: &mut State,
+    k: &crossterm::event::KeyEvent,
+    cmds: &mut Vec<Cmd>,
+) -> bool {
+    use crossterm::event::KeyCode;
     let Some(r) = s.reacting.take() else {
         return false;
     };
-    let n = c.and_then(|c| c.to_digit(10)).map(|d| d as usize);
-    match n.and_then(|n| n.checked_sub(1)).and_then(|i| QUICK.get(i)) {
-        Some(e) => {
-            s.pick = None;
-            toggle(s, r.thread, r.message_id, e, cmds);
-        }
-        None => s.notice("no reaction"),
-    }
+    let quick = match k.code {
+        KeyCode::Char(c) => c
+            .to_digit(10)
+            .and_then(|d| (d as usize).checked_sub(1))
+            .and_then(|i| QUICK.get(i)),
+        KeyCode::Esc => return true,
+        _ => None,
+    };
+    let Some(e) = quick else {
+        s.pick = None;
+        return false;
+    };
+    s.pick = None;
+    toggle(s, r.thread, r.message_id, e, cmds);
     true
 }
 

@@ -369,6 +369,8 @@ pub struct State {
     /// The message the draft answers, and the one `+` reacts to (see app/relations.rs).
     pub replying: Option<super::relations::Replying>,
     pub reacting: Option<super::relations::Reacting>,
+    /// A picked message's `r` or `b` pressed once: the same key again does it.
+    pub pick_confirm: Option<char>,
     /// Tab completion cycling through several candidates (see app/complete.rs).
     pub completion: Option<super::complete::Cycle>,
     /// vim preset: reading mode (keys scroll and switch instead of typing).
@@ -432,6 +434,7 @@ impl State {
             editing: None,
             replying: None,
             reacting: None,
+            pick_confirm: None,
             find: None,
             pick: None,
             normal_mode: false,

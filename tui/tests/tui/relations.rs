@@ -151,3 +151,35 @@ fn reactions_count_under_their_message_and_the_same_again_takes_it_back() {
     );
     assert!(screen_text(&s).contains("👍 9"));
 }
+
+#[test]
+fn a_long_run_of_reactions_leaves_the_messages_on_screen() {
+    let mut s = main_state(80, 24);
+    for seq in 7..12 {
+        update(
+            &mut s,
+            Msg::Core(Event::Message(msg(
+                GROUP,
+                seq,
+                LI,
+                19,
+                &format!("第{seq}号"),
+            ))),
+        );
+    }
+    let target = msg(GROUP, 11, LI, 19, "第11号");
+    // Forty reaction changes in a row show nothing of their own: the window of rows laid out
+    // must still reach back to the messages.
+    for seq in 12..52 {
+        let emoji = char::from_u32(0x1F600 + u32::try_from(seq % 20).unwrap()).unwrap();
+        update(
+            &mut s,
+            reaction(seq, ZHANG, &target, &emoji.to_string(), seq < 32),
+        );
+    }
+    let screen = screen_text(&s);
+    assert!(!screen.contains("No messages yet"), "{screen}");
+    for seq in 7..12 {
+        assert!(screen.contains(&format!("第{seq}号")), "{seq}: {screen}");
+    }
+}
