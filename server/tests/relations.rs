@@ -219,6 +219,20 @@ async fn reactions_are_entries_counted_once_per_user_and_emoji() {
         [add, add, add, rm],
         "every change once, in seq order"
     );
+    // Reactions are not news: the thread keeps its activity, and its preview is the message.
+    let t = match a
+        .ok(Body::GetThread(pb::GetThread {
+            thread_id: thread,
+            ..Default::default()
+        }))
+        .await
+    {
+        Body::Thread(t) => t,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(t.activity_id, m.message_id);
+    assert_eq!(t.last_message.map(|l| l.message_id), Some(m.message_id));
+    assert_eq!(t.last_seq, down.seq);
 }
 
 #[tokio::test]

@@ -189,7 +189,10 @@ pub(super) fn insert_message(t: &mut ThreadView, mut m: pb::ChatMessage, me: u64
     t.pending
         .retain(|p| !matches!(p.state, SendState::Acked(s) if s == seq));
     t.last_seq = t.last_seq.max(seq);
-    t.activity_id = t.activity_id.max(m.message_id);
+    if !relations::is_reaction(&m) {
+        // A reaction is not news: the conversation keeps its place (as the server orders it).
+        t.activity_id = t.activity_id.max(m.message_id);
+    }
     t.messages.insert(seq, m);
 }
 

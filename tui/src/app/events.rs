@@ -607,7 +607,16 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
             super::notify::incoming(s, thread_id, title, &body, cmds);
         }
     } else if visible && let Some(t) = s.thread_mut(thread_id) {
-        t.read_seq = t.read_seq.max(t.last_seq.min(m.seq));
+        let read = t.last_seq.min(m.seq);
+        if !mine && t.scroll == 0 && read > t.read_seq {
+            // Someone's reaction, edit or group change while the conversation is read: the
+            // server's marker follows too, or other devices and the CLI would count it unread.
+            cmds.push(Cmd::MarkRead {
+                thread_id,
+                seq: read,
+            });
+        }
+        t.read_seq = t.read_seq.max(read);
     }
     s.sort_threads();
 }

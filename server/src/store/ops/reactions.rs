@@ -131,6 +131,15 @@ pub async fn react<T: Tx>(
     } else {
         pb::MessageKind::ReactionAdded
     };
+    // A reaction is not news: the thread keeps its place in lists (its activity).
+    let activity = tx
+        .query_opt(
+            "SELECT activity_id FROM threads WHERE id = ?",
+            params![req.thread_id],
+        )
+        .await?
+        .ok_or(StoreError::NotFound("thread"))?
+        .u64(0)?;
     let ack = append(
         tx,
         ids,
@@ -164,6 +173,11 @@ pub async fn react<T: Tx>(
     tx.exec(
         "UPDATE messages SET reactions_seq = ? WHERE thread_id = ? AND seq = ?",
         params![ack.seq, req.thread_id, t.seq],
+    )
+    .await?;
+    tx.exec(
+        "UPDATE threads SET activity_id = ? WHERE id = ?",
+        params![activity, req.thread_id],
     )
     .await?;
     Ok((Sent { ack }, fx))

@@ -96,7 +96,9 @@ pub async fn thread_info<T: Tx>(tx: &mut T, user: u64, thread_id: u64) -> StoreR
                     message_cols!(),
                     " FROM messages m",
                     message_joins!(),
-                    "WHERE m.thread_id = ? AND m.seq = ?"
+                    // The preview is the newest entry that is not a reaction (1.7).
+                    "WHERE m.thread_id = ? AND m.seq <= ? AND m.kind NOT IN (5, 6) \
+                     ORDER BY m.seq DESC LIMIT 1"
                 ),
                 params![thread_id, acc.visible_seq],
             )
