@@ -7,6 +7,7 @@
 //! many connections. `PROTOCOL.md` beside this crate is the specification.
 
 mod codec;
+pub mod emoji;
 mod envelope;
 #[doc(hidden)]
 pub mod fuzzing;

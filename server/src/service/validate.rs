@@ -130,12 +130,13 @@ pub fn body(raw: &str, max: usize) -> Result<(), BodyError> {
     Ok(())
 }
 
-/// A reaction: one grapheme cluster after NFC (an emoji with its modifiers, a flag, a keycap,
-/// or any other single visible character), at most 64 bytes, with no whitespace, controls or
-/// invisible-only content. Returns the NFC form, which is what is stored and compared.
+/// A reaction: one grapheme cluster (an emoji with its modifiers, a flag, a keycap, or any
+/// other single visible character) in its canonical form (`confab_wire::emoji::canonical`:
+/// NFC, emoji presentation explicit), at most 64 bytes, with no whitespace, controls or
+/// invisible-only content. Returns that form, which is what is stored and compared.
 pub fn emoji(raw: &str) -> Result<String, &'static str> {
     use unicode_segmentation::UnicodeSegmentation;
-    let e: String = raw.nfc().collect();
+    let e = confab_wire::emoji::canonical(raw);
     if e.is_empty() || e.len() > EMOJI_MAX_BYTES {
         return Err("a reaction is 1-64 bytes");
     }
@@ -280,7 +281,8 @@ mod tests {
         ] {
             assert!(emoji(bad).is_err(), "{bad:?} accepted");
         }
-        // Stored in NFC: the decomposed and composed forms are one reaction.
+        // Stored in one form: decomposed and composed, text and emoji presentation.
         assert_eq!(emoji("e\u{301}"), emoji("é"));
+        assert_eq!(emoji("❤"), emoji("❤\u{fe0f}"));
     }
 }

@@ -128,6 +128,12 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
                 pb::MessageKind::ReactionAdded => format!("reacted {body}"),
                 _ => format!("took back {body}"),
             };
+            if matches!(
+                kind,
+                pb::MessageKind::ReactionAdded | pb::MessageKind::ReactionRemoved
+            ) {
+                super::relations::answered(s, target, &body);
+            }
             if ack.seq == 0 {
                 // Nothing changed: it already was so (another device of mine, say).
                 s.notice(format!("{what} (it already was)"));

@@ -513,6 +513,14 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
         super::actions::save_hidden(s, cmds);
         cmds.push(Cmd::LoadThreads);
     }
+    if m.kind == pb::MessageKind::Recall as i32
+        && s.replying
+            .as_ref()
+            .is_some_and(|r| r.message_id == m.target_message_id)
+    {
+        s.replying = None;
+        s.notice("the message you were answering was recalled: the draft is a plain message now");
+    }
     let t = s.thread_entry(thread_id);
     let fresh = m.seq > t.last_seq;
     let dup = t.messages.contains_key(&m.seq);

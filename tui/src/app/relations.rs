@@ -77,10 +77,13 @@ pub fn replying_label(s: &State) -> Option<String> {
         .replying
         .as_ref()
         .filter(|r| Some(r.thread) == s.selected)?;
-    Some(format!(
-        "replying to {} (Esc: not a reply)",
-        super::export::quote_line(&r.quote)
-    ))
+    // Short enough that the way out stays on the separator at 80 columns.
+    let quote = crate::text::truncate(
+        &super::export::quote_line(&r.quote),
+        40,
+        s.settings.ambiguous,
+    );
+    Some(format!("replying to {quote} (Esc: not a reply)"))
 }
 
 /// The separator's label while `+` waits for its number.
@@ -139,7 +142,7 @@ pub(super) fn react_key(
 /// `/react EMOJI`: on the picked message, else the newest text message here.
 pub(super) fn react_command(s: &mut State, emoji: &str, cmds: &mut Vec<Cmd>) {
     use unicode_segmentation::UnicodeSegmentation;
-    let emoji = crate::text::nfc(emoji.trim());
+    let emoji = confab_wire::emoji::canonical(emoji.trim());
     if emoji.graphemes(true).count() != 1 {
         s.error("/react takes one emoji, e.g. /react 👍");
         return;
@@ -165,6 +168,21 @@ pub(super) fn react_command(s: &mut State, emoji: &str, cmds: &mut Vec<Cmd>) {
 
 /// Adds the reaction, or takes it back when it is already mine.
 fn toggle(s: &mut State, thread: u64, message_id: u64, emoji: &str, cmds: &mut Vec<Cmd>) {
+    // The form the server stores, so `mine` compares like with like.
+    let emoji = confab_wire::emoji::canonical(emoji);
+    // One change of a reaction at a time: a second press before the first is answered would
+    // be decided on the old state (and undo nothing, or the first).
+    let now = s.now_ms;
+    s.reacts_in_flight
+        .retain(|(_, _, at)| now - at < IN_FLIGHT_MS);
+    if s.reacts_in_flight
+        .iter()
+        .any(|(id, e, _)| *id == message_id && *e == emoji)
+    {
+        s.notice(format!("still reacting {emoji}…"));
+        return;
+    }
+    s.reacts_in_flight.push((message_id, emoji.clone(), now));
     let mine = s
         .thread(thread)
         .and_then(|t| t.messages.values().find(|m| m.message_id == message_id))
@@ -175,6 +193,15 @@ fn toggle(s: &mut State, thread: u64, message_id: u64, emoji: &str, cmds: &mut V
         emoji: emoji.to_owned(),
         remove: mine,
     }));
+}
+
+/// How long a reaction change may wait for its answer before another is allowed.
+const IN_FLIGHT_MS: i64 = 10_000;
+
+/// The server answered a reaction change (or said it already was so).
+pub(super) fn answered(s: &mut State, message_id: u64, emoji: &str) {
+    s.reacts_in_flight
+        .retain(|(id, e, _)| !(*id == message_id && e == emoji));
 }
 
 /// The counts under a message, as pieces of a row: `👍 3`, and whether it is one's own.

@@ -369,6 +369,8 @@ pub struct State {
     /// The message the draft answers, and the one `+` reacts to (see app/relations.rs).
     pub replying: Option<super::relations::Replying>,
     pub reacting: Option<super::relations::Reacting>,
+    /// Reaction changes sent and not answered: (message, emoji, when).
+    pub reacts_in_flight: Vec<(u64, String, i64)>,
     /// A picked message's `r` or `b` pressed once: the same key again does it.
     pub pick_confirm: Option<char>,
     /// Tab completion cycling through several candidates (see app/complete.rs).
@@ -435,6 +437,7 @@ impl State {
             replying: None,
             reacting: None,
             pick_confirm: None,
+            reacts_in_flight: Vec::new(),
             find: None,
             pick: None,
             normal_mode: false,

@@ -107,6 +107,31 @@ fn reactions_count_under_their_message_and_the_same_again_takes_it_back() {
             .any(|c| matches!(c, Cmd::Op(Op::React { emoji, remove: false, .. }) if emoji == "👍")),
         "{cmds:?}"
     );
+    // Pressed again before the server answers: nothing more is sent (it would be decided on
+    // the old state).
+    type_text(&mut s, "/react 👍");
+    let again = update(&mut s, key(KeyCode::Enter));
+    assert!(
+        !again.iter().any(|c| matches!(c, Cmd::Op(Op::React { .. }))),
+        "{again:?}"
+    );
+    // The answer: my reaction is entry 11.
+    update(
+        &mut s,
+        Msg::Done(Done::Changed {
+            ack: pb::SendAck {
+                thread_id: GROUP,
+                seq: 11,
+                message_id: 9_999_011,
+                server_ts_ms: NOW,
+                ..Default::default()
+            },
+            kind: pb::MessageKind::ReactionAdded,
+            target: m.message_id,
+            body: "👍".into(),
+        }),
+    );
+    // Its push (or a sync) brings it again: counted once.
     update(&mut s, reaction(11, ME, &m, "👍", true));
     assert!(screen_text(&s).contains("👍 3  🎉 1"));
     // The same again takes it back (`/react` with nothing picked: the newest message).
