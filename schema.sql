@@ -167,6 +167,9 @@ CREATE TABLE IF NOT EXISTS messages (
     created_ms BIGINT NOT NULL,
     recalled TINYINT NOT NULL DEFAULT 0,
     edited_ms BIGINT NOT NULL DEFAULT 0,
+    -- 8: the message a reply answers (0: none); the seq of the newest reaction entry to it.
+    reply_to BIGINT NOT NULL DEFAULT 0,
+    reactions_seq BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (thread_id, seq),
     UNIQUE KEY messages_id (message_id),
     UNIQUE KEY messages_dedupe (sender_device_id, client_msg_id)
@@ -229,4 +232,15 @@ CREATE TABLE IF NOT EXISTS search_backfill (
     id BIGINT NOT NULL PRIMARY KEY,
     upto BIGINT NOT NULL,
     target BIGINT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Reactions (8): who reacted to which TEXT message (thread, target_seq) with what, and the seq
+-- of the REACTION_ADDED entry. One row per user and emoji; a removal deletes the row.
+CREATE TABLE IF NOT EXISTS reactions (
+    thread_id BIGINT NOT NULL,
+    target_seq BIGINT NOT NULL,
+    user_id BIGINT NOT NULL,
+    emoji VARCHAR(64) NOT NULL,
+    seq BIGINT NOT NULL,
+    PRIMARY KEY (thread_id, target_seq, user_id, emoji)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

@@ -231,6 +231,18 @@ pub enum ThreadReq {
         since: SeqPick,
         limit: u8,
     },
+    Reply {
+        thread: IdPick,
+        cmid: u8,
+        body: TextPick,
+        to: IdPick,
+    },
+    React {
+        thread: IdPick,
+        message: IdPick,
+        emoji: TextPick,
+        remove: bool,
+    },
 }
 
 /// What this input's replies and pushes revealed.
@@ -681,6 +693,29 @@ impl Domain<'_> {
                 thread_id: thread(t),
                 client_msg_id: Self::cmid(cmid),
                 body: self.text(body),
+                reply_to: 0,
+            }),
+            ThreadReq::Reply {
+                thread: t,
+                cmid,
+                body,
+                to,
+            } => Body::Send(pb::Send {
+                thread_id: thread(t),
+                client_msg_id: Self::cmid(cmid),
+                body: self.text(body),
+                reply_to: self.message(to),
+            }),
+            ThreadReq::React {
+                thread: t,
+                message,
+                emoji,
+                remove,
+            } => Body::React(pb::React {
+                thread_id: thread(t),
+                message_id: self.message(message),
+                emoji: self.text(emoji),
+                remove,
             }),
             ThreadReq::Recall {
                 thread: t,

@@ -428,6 +428,7 @@ async fn requests_after_hello_but_before_login_are_unauthenticated() {
             thread_id: 1,
             client_msg_id: "m1".into(),
             body: "hello?".into(),
+            reply_to: 0,
         }))
         .await;
     assert_eq!(e.code, ErrorCode::Unauthenticated as i32);

@@ -387,6 +387,7 @@ async fn deleting_an_account_ends_its_sessions_hands_its_groups_on_and_keeps_its
             thread_id: thread,
             client_msg_id: "m2".into(),
             body: "hello?".into(),
+            reply_to: 0,
         }))
         .await;
     assert_eq!(e.code, ErrorCode::Forbidden as i32, "{e}");

@@ -57,6 +57,7 @@ async fn a_blocked_user_cannot_request_write_or_invite_until_unblocked() {
             thread_id: thread,
             client_msg_id: "b2".into(),
             body: "after".into(),
+            reply_to: 0,
         }))
         .await;
     assert_eq!(e.code, ErrorCode::Forbidden as i32);
@@ -68,6 +69,7 @@ async fn a_blocked_user_cannot_request_write_or_invite_until_unblocked() {
             thread_id: thread,
             client_msg_id: "a1".into(),
             body: "into the void".into(),
+            reply_to: 0,
         }))
         .await;
     assert_eq!(e.code, ErrorCode::Forbidden as i32, "{e}");

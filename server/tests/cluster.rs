@@ -816,6 +816,7 @@ async fn a_revoke_a_ban_and_a_deactivation_on_one_node_act_at_once_on_another() 
             thread_id: thread,
             client_msg_id: "after-ban".into(),
             body: "still here?".into(),
+            reply_to: 0,
         }))
         .await;
     assert_eq!(refused.code, pb::ErrorCode::Forbidden as i32);
@@ -860,16 +861,48 @@ async fn a_revoke_a_ban_and_a_deactivation_on_one_node_act_at_once_on_another() 
 }
 
 /// Search (1.6) reads MySQL, which every node writes: a message sent on one node is found
-/// through another at once.
+/// through another at once. A reply and a reaction (1.7) made on the other node reach the
+/// first as pushes, with the quote and the counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs MariaDB, Redis and nginx; run by scripts/test.sh"]
-async fn a_message_sent_on_one_node_is_found_through_another() {
+async fn a_message_sent_on_one_node_is_found_answered_and_reacted_to_through_another() {
     let (cl, _serial) = Cluster::start(2, false).await;
     let (n1, n2) = (cl.nodes[0].addr(), cl.nodes[1].addr());
     let mut a = register(n1, "sx_a").await;
     let mut b = register(n2, "sx_b").await;
     let thread = befriend(&mut a.c, &mut b.c).await;
-    a.c.send_text(thread, "sx1", "明天开会议 at noon").await;
+    let asked = a.c.send_text(thread, "sx1", "明天开会议 at noon").await;
+    b.c.message_push(thread).await;
+    b.c.ok(Body::Send(pb::Send {
+        thread_id: thread,
+        client_msg_id: "sx2".into(),
+        body: "好".into(),
+        reply_to: asked.message_id,
+    }))
+    .await;
+    let reply = a.c.message_push(thread).await;
+    assert_eq!(
+        reply.quote.map(|q| q.excerpt),
+        Some("明天开会议 at noon".to_owned())
+    );
+    b.c.ok(Body::React(pb::React {
+        thread_id: thread,
+        message_id: asked.message_id,
+        emoji: "👍".into(),
+        remove: false,
+    }))
+    .await;
+    let r = a.c.message_push(thread).await;
+    assert_eq!(r.kind, pb::MessageKind::ReactionAdded as i32);
+    let counts =
+        a.c.sync(thread, 0)
+            .await
+            .into_iter()
+            .find(|m| m.message_id == asked.message_id)
+            .unwrap()
+            .reactions;
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert!(counts[0].count == 1 && !counts[0].mine);
     for (who, q) in [(&mut b, "会议"), (&mut a, "noon")] {
         match who
             .c
@@ -1056,6 +1089,7 @@ async fn steady_sender(
             thread_id: thread,
             client_msg_id: cmid.clone(),
             body: format!("{} says {i}", d.name),
+            reply_to: 0,
         });
         let ack = loop {
             match d.try_request(send.clone()).await {

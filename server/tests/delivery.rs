@@ -32,6 +32,7 @@ async fn sender(
             thread_id: thread,
             client_msg_id: cmid.clone(),
             body: format!("{me} says {i}"),
+            reply_to: 0,
         });
         if reconnect_every > 0 && i % reconnect_every == reconnect_every - 1 {
             // Fire the send and drop the connection without reading the ack: the outcome is
@@ -202,6 +203,7 @@ async fn acked_messages_survive_sigkill() {
                 thread_id: thread,
                 client_msg_id: format!("d{i}"),
                 body: format!("durable {i}"),
+                reply_to: 0,
             }),
         ))
         .await;

@@ -374,6 +374,7 @@ async fn remove_friend_ends_it_both_ways() {
             thread_id: thread,
             client_msg_id: "r2".into(),
             body: "wait".into(),
+            reply_to: 0,
         }))
         .await,
         ErrorCode::Forbidden

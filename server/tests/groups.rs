@@ -67,6 +67,7 @@ fn send(thread_id: u64, cmid: &str, body: &str) -> Body {
         thread_id,
         client_msg_id: cmid.into(),
         body: body.into(),
+        reply_to: 0,
     })
 }
 

@@ -19,6 +19,7 @@ mod messaging;
 mod metrics;
 mod mysql;
 mod protocol;
+mod relations;
 mod schema;
 mod search;
 mod service_fuzz_corpus;

@@ -73,6 +73,7 @@ async fn retried_send_returns_the_first_ack_and_stores_once() {
             thread_id: other,
             client_msg_id: "same-id".into(),
             body: "x".into(),
+            reply_to: 0,
         }))
         .await;
     assert_eq!(e, ErrorCode::Conflict);
@@ -91,6 +92,7 @@ async fn refusals_not_member_not_friend_too_large_empty() {
             thread_id: t,
             client_msg_id: format!("x{}", body.len()),
             body: body.into(),
+            reply_to: 0,
         })
     };
     assert_eq!(
@@ -123,7 +125,8 @@ async fn refusals_not_member_not_friend_too_large_empty() {
         a.fail_code(Body::Send(pb::Send {
             thread_id: thread,
             client_msg_id: String::new(),
-            body: "x".into()
+            body: "x".into(),
+            reply_to: 0
         }))
         .await,
         ErrorCode::BadRequest

@@ -152,6 +152,7 @@ async fn killed_mysql_connections_lose_nothing_acked_and_the_server_recovers() {
                 thread_id: thread,
                 client_msg_id: format!("k{i}"),
                 body: format!("burst {i}"),
+                reply_to: 0,
             }))
             .await;
         match reply {
@@ -477,6 +478,7 @@ async fn lost_mysql_answers_unavailable_and_the_server_recovers_without_a_restar
                 thread_id: thread,
                 client_msg_id: format!("during-{i}"),
                 body: "during".into(),
+                reply_to: 0,
             }))
             .await;
         let Body::Error(e) = reply else {
@@ -515,6 +517,7 @@ async fn lost_mysql_answers_unavailable_and_the_server_recovers_without_a_restar
                 thread_id: thread,
                 client_msg_id: format!("after-{k}"),
                 body: "after".into(),
+                reply_to: 0,
             }))
             .await
         {
@@ -593,6 +596,7 @@ async fn deadlocked_batch_runs_again_and_every_send_is_acked_once() {
                     thread_id: *t,
                     client_msg_id: (*cmid).into(),
                     body: format!("deadlock {i}"),
+                    reply_to: 0,
                 }),
             ))
             .await;
@@ -784,6 +788,7 @@ async fn send_nowait(c: &mut Client, req_id: u64, thread_id: u64, cmid: &str, bo
             thread_id,
             client_msg_id: cmid.into(),
             body: body.into(),
+            reply_to: 0,
         }),
     ))
     .await;

@@ -208,6 +208,7 @@ async fn invalid_utf8_in_a_string_field_is_a_fatal_protocol_error() {
             thread_id: thread,
             client_msg_id: "u1".into(),
             body: "AB".into(),
+            reply_to: 0,
         }),
     )
     .encode_to_vec();
@@ -485,6 +486,7 @@ async fn flood(sender: &mut Client, thread: u64, from: u64, count: u64, body: &s
                         thread_id: thread,
                         client_msg_id: format!("flood-{i}"),
                         body: body.into(),
+                        reply_to: 0,
                     }),
                 ))
                 .await;
@@ -869,6 +871,7 @@ async fn hello_ok_announces_the_documented_defaults() {
             recall_window_ms: 120_000,
             max_name_chars: 32,
             max_note_bytes: 512,
+            max_reaction_kinds: 20,
         }
     );
 }

@@ -75,6 +75,32 @@ async fn same_version_restarts_and_another_version_is_refused() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // Schema 8: a message stored before it takes a reply and a reaction.
+    let old = b.sync(thread, 0).await.remove(0);
+    let reply = b
+        .ok(Body::Send(confab_wire::pb::Send {
+            thread_id: thread,
+            client_msg_id: "s2".into(),
+            body: "re".into(),
+            reply_to: old.message_id,
+        }))
+        .await;
+    assert!(matches!(reply, Body::SendAck(_)), "{reply:?}");
+    let react = b
+        .ok(Body::React(confab_wire::pb::React {
+            thread_id: thread,
+            message_id: old.message_id,
+            emoji: "👍".into(),
+            remove: false,
+        }))
+        .await;
+    assert!(matches!(react, Body::SendAck(_)), "{react:?}");
+    let after = b.sync(thread, 0).await;
+    assert_eq!(after[0].reactions.len(), 1, "{after:?}");
+    assert_eq!(
+        after[1].quote.as_ref().map(|q| q.excerpt.as_str()),
+        Some("kept")
+    );
     again.shutdown.cancel();
     again.task.await.unwrap();
     drop(again.service);
@@ -123,7 +149,9 @@ async fn set_version(cfg: &confab_server::config::Config, version: i64, drop_lat
                      DROP TABLE invites; DROP TABLE audit_log; \
                      ALTER TABLE users DROP COLUMN disabled_ms; ALTER TABLE users DROP COLUMN deleted_ms; \
                      ALTER TABLE users DROP COLUMN is_admin; ALTER TABLE chat_groups DROP COLUMN deleted_ms; \
-                     DROP TABLE message_search; DROP TABLE search_backfill;",
+                     DROP TABLE message_search; DROP TABLE search_backfill; \
+                     ALTER TABLE messages DROP COLUMN reply_to; \
+                     ALTER TABLE messages DROP COLUMN reactions_seq; DROP TABLE reactions;",
                 )
                 .unwrap();
             }
@@ -156,6 +184,12 @@ async fn set_version(cfg: &confab_server::config::Config, version: i64, drop_lat
                     .unwrap();
                 conn.query_drop("DROP TABLE message_search").await.unwrap();
                 conn.query_drop("DROP TABLE search_backfill").await.unwrap();
+                conn.query_drop(
+                    "ALTER TABLE messages DROP COLUMN reply_to, DROP COLUMN reactions_seq",
+                )
+                .await
+                .unwrap();
+                conn.query_drop("DROP TABLE reactions").await.unwrap();
             }
         }
     }

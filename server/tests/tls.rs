@@ -201,6 +201,7 @@ impl TlsClient {
                 thread_id: thread,
                 client_msg_id: cmid.into(),
                 body: text.into(),
+                reply_to: 0,
             }))
             .await;
         assert!(matches!(reply, Body::SendAck(_)), "{reply:?}");

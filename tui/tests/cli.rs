@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::ServerProc;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn lines(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -181,6 +181,35 @@ fn cli_script_register_befriend_send_watch() {
     assert_eq!(hits[0]["type"], "hit");
     assert_eq!(hits[0]["body"], "你好, 小明! 👋");
     assert_eq!(hits[0]["spans"], serde_json::json!([[0, 6]]));
+    let reply = &lines(&out.join("reply.jsonl"))[0];
+    assert_eq!(reply["type"], "sent");
+    let react = &lines(&out.join("react.jsonl"))[0];
+    assert_eq!(
+        (&react["type"], &react["changed"], &react["emoji"]),
+        (&json!("reacted"), &json!(true), &json!("👍"))
+    );
+    assert_eq!(lines(&out.join("react_again.jsonl"))[0]["changed"], false);
+    let history = lines(&out.join("history_reply.jsonl"));
+    let shown = history
+        .iter()
+        .find(|m| m["message_id"] == reply["message_id"])
+        .expect("the reply in the history");
+    assert_eq!(shown["reply_to"], hits[0]["message_id"]);
+    assert_eq!(shown["quote"]["excerpt"], "你好, 小明! 👋");
+    assert_eq!(
+        shown["reactions"],
+        json!([{"emoji": "👍", "count": 1, "mine": false}])
+    );
+    assert_eq!(
+        history.last().map(|m| m["kind"].clone()),
+        Some(json!("REACTION_ADDED"))
+    );
+    let unreact = &lines(&out.join("unreact.jsonl"))[0];
+    assert_eq!(
+        (&unreact["changed"], &unreact["removed"]),
+        (&json!(true), &json!(true))
+    );
+    assert_eq!(code(&out, "react_bad"), 5, "refused by the server");
     assert_eq!(
         code(&out, "delete_wrong"),
         3,

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use common::*;
-use confab_tui::client::{Auth, Client, Event};
+use confab_tui::client::{Auth, Client, Draft, Event};
 use confab_wire::pb;
 use confab_wire::{Body, Envelope, EnvelopeCodec};
 use futures::{SinkExt, StreamExt};
@@ -502,5 +502,95 @@ async fn the_read_marker_reached_is_in_the_cache_at_the_next_start() {
     let threads = offline.threads().await.unwrap();
     let t = threads.iter().find(|(t, _)| t.thread_id == thread).unwrap();
     assert_eq!(t.0.read_seq, last);
+    offline.shutdown().await;
+}
+
+/// Replies and reactions (1.7) through the client core: the cache applies the reaction
+/// entries to their message and keeps the reply's quote, so a client started offline on it
+/// shows both; a reply queued in the outbox keeps what it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactions_and_a_reply_are_in_the_cache_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(dir.path());
+    let cache = dir.path().join("relations-cache.db");
+    let (a, _a_ev, _, _) = register(srv.addr, "rc_a").await;
+    let (b, mut b_ev, b_user, b_token) = online(
+        config(srv.addr, Some(cache.clone())),
+        Auth::Register {
+            name: "rc_b".into(),
+            password: PASSWORD.into(),
+            invite: String::new(),
+        },
+    )
+    .await;
+    let thread = befriend(&a, &b, b_user.user_id).await;
+    let asked = a
+        .send_acked(thread, "明天开会吗？", Duration::from_secs(10))
+        .await
+        .unwrap();
+    until(
+        &mut b_ev,
+        |ev| matches!(ev, Event::Message(m) if m.seq == asked.seq),
+    )
+    .await;
+    // b answers it; both react to the question, a takes its own back.
+    let reply = b
+        .send_acked(
+            thread,
+            Draft::reply("开，十点", asked.message_id),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    b.react(thread, asked.message_id, "👍", false)
+        .await
+        .unwrap();
+    a.react(thread, asked.message_id, "👍", false)
+        .await
+        .unwrap();
+    a.react(thread, asked.message_id, "🎉", false)
+        .await
+        .unwrap();
+    let last = a.react(thread, asked.message_id, "🎉", true).await.unwrap();
+    until(
+        &mut b_ev,
+        |ev| matches!(ev, Event::Message(m) if m.seq == last.seq),
+    )
+    .await;
+    b.shutdown().await;
+
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (offline, _ev) = Client::start(config(dead, Some(cache)), Auth::Token(b_token)).unwrap();
+    let history = offline.history(thread, 0, 100).await.unwrap();
+    let q = history
+        .iter()
+        .find(|m| m.message_id == asked.message_id)
+        .unwrap();
+    let counts: Vec<(&str, u32, bool)> = q
+        .reactions
+        .iter()
+        .map(|r| (r.emoji.as_str(), r.count, r.mine))
+        .collect();
+    assert_eq!(counts, [("👍", 2, true)], "{:?}", q.reactions);
+    let r = history
+        .iter()
+        .find(|m| m.message_id == reply.message_id)
+        .unwrap();
+    assert_eq!(r.reply_to, asked.message_id);
+    assert_eq!(
+        r.quote.as_ref().map(|q| q.excerpt.as_str()),
+        Some("明天开会吗？")
+    );
+    // Offline, a reply waits in the outbox with what it answers.
+    offline
+        .send_draft(thread, Draft::reply("我也去", asked.message_id))
+        .await
+        .unwrap();
+    let queued = offline.outbox().await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].reply_to, asked.message_id);
     offline.shutdown().await;
 }

@@ -256,6 +256,7 @@ async fn ca_file_trust_logs_in_and_chats() {
             thread_id: thread,
             client_msg_id: "c1".into(),
             body: "hello over TLS".into(),
+            reply_to: 0,
         }))
         .await;
     assert!(matches!(ack, Body::SendAck(_)), "{ack:?}");

@@ -308,7 +308,7 @@ fn measure_first_frame_and_memory_with_10k_cached_messages() {
                 )
             })
             .collect();
-        cache.save_messages(GROUP, &msgs, 10_000).unwrap();
+        cache.save_messages(GROUP, &msgs, 10_000, 0).unwrap();
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

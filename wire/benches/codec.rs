@@ -16,6 +16,7 @@ fn typical_send() -> Envelope {
             thread_id: 987_654,
             client_msg_id: "01JDZ8X3M4K2Q7N5".to_owned(),
             body: "今晚一起吃饭吗? Dinner tonight at 7, the usual place 🍜".to_owned(),
+            reply_to: 0,
         }),
     )
 }

@@ -77,6 +77,7 @@ pub fn body_name(body: &Body) -> &'static str {
         Body::ResyncPush(_) => "resync_push",
         Body::SearchMessages(_) => "search_messages",
         Body::SearchResults(_) => "search_results",
+        Body::React(_) => "react",
         Body::AdminListUsers(_) => "admin_list_users",
         Body::AdminUserList(_) => "admin_user_list",
         Body::AdminGetUser(_) => "admin_get_user",

@@ -7,6 +7,7 @@
 //! many connections. `PROTOCOL.md` beside this crate is the specification.
 
 mod codec;
+pub mod emoji;
 mod envelope;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -31,4 +32,4 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// Major protocol version: a server refuses a Hello with another major.
 pub const PROTOCOL_MAJOR: u32 = 1;
 /// Minor protocol version: minors only add messages and fields.
-pub const PROTOCOL_MINOR: u32 = 6;
+pub const PROTOCOL_MINOR: u32 = 7;

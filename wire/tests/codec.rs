@@ -16,6 +16,7 @@ fn send_frame(req_id: u64, body: &str) -> Envelope {
             thread_id: 42,
             client_msg_id: format!("cm-{req_id}"),
             body: body.to_owned(),
+            reply_to: 0,
         }),
     )
 }

@@ -31,15 +31,34 @@ fn chat_message() -> impl Strategy<Value = pb::ChatMessage> {
             any::<u64>(),
             proptest::option::of(user()),
         ),
-        (any::<u64>(), text(), any::<i64>(), 0i32..5, text()),
+        (any::<u64>(), text(), any::<i64>(), 0i32..7, text()),
         (any::<u64>(), any::<bool>(), any::<i64>()),
+        (
+            any::<u64>(),
+            proptest::option::of((any::<u64>(), text(), any::<bool>())),
+            proptest::collection::vec((text(), any::<u32>(), any::<bool>()), 0..3),
+            any::<u64>(),
+        ),
     )
         .prop_map(
             |(
                 (thread_id, seq, message_id, sender),
                 (sender_device_id, client_msg_id, server_ts_ms, kind, body),
                 (target_message_id, recalled, edited_ts_ms),
+                (reply_to, quote, reactions, reactions_seq),
             )| pb::ChatMessage {
+                reply_to,
+                quote: quote.map(|(message_id, excerpt, recalled)| pb::Quote {
+                    message_id,
+                    excerpt,
+                    recalled,
+                    ..Default::default()
+                }),
+                reactions: reactions
+                    .into_iter()
+                    .map(|(emoji, count, mine)| pb::Reaction { emoji, count, mine })
+                    .collect(),
+                reactions_seq,
                 thread_id,
                 seq,
                 message_id,
@@ -99,6 +118,7 @@ fn body() -> impl Strategy<Value = Body> {
                 thread_id,
                 client_msg_id,
                 body,
+                reply_to: 0,
             })
         }),
         (

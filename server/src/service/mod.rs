@@ -327,6 +327,7 @@ impl<B: Backend> Service<B> {
             recall_window_ms: self.cfg.recall_window_ms,
             max_name_chars: validate::NAME_MAX_CHARS as u32,
             max_note_bytes: validate::NOTE_MAX_BYTES as u32,
+            max_reaction_kinds: validate::REACTION_KINDS_MAX as u32,
         }
     }
 
@@ -521,7 +522,8 @@ impl<B: Backend> Service<B> {
             | Body::ReadUpTo(_)
             | Body::DeliveredUpTo(_)
             | Body::SyncEvents(_)
-            | Body::SearchMessages(_)) => self.threads_request(ctx, s, b).await,
+            | Body::SearchMessages(_)
+            | Body::React(_)) => self.threads_request(ctx, s, b).await,
             b @ Body::Typing(_) => self.presence_request(ctx, s, b).await,
             b if admin::is_admin_body(&b) => self.admin_request(ctx, s, b).await,
             Body::ListDevices(_) => {
@@ -612,6 +614,7 @@ fn missing_id(body: &Body) -> bool {
         Body::History(r) => &[r.thread_id],
         Body::Recall(r) => &[r.thread_id, r.message_id],
         Body::Edit(r) => &[r.thread_id, r.message_id],
+        Body::React(r) => &[r.message_id],
         Body::DeliveredUpTo(r) => &[r.thread_id],
         Body::ReadUpTo(r) => &[r.thread_id],
         Body::Typing(r) => &[r.thread_id],

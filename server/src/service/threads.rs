@@ -117,6 +117,7 @@ impl<B: Backend> Service<B> {
                 Some(self.fit(page, Cut::Back).into_body())
             }
             Body::SearchMessages(q) => Some(self.search(ctx, me, q).await?),
+            Body::React(r) => Some(Body::SendAck(self.react(s, conn, r).await?)),
             other => return Err(not_a_request(&other)),
         })
     }
@@ -175,11 +176,32 @@ impl<B: Backend> Service<B> {
             thread_id: send.thread_id,
             client_msg_id: send.client_msg_id,
             body: send.body,
+            reply_to: send.reply_to,
         };
         // Shared, so a backend that runs the job again clones a pointer, not the body.
         Ok(self
             .store
             .enqueue_send(Arc::new(req), self.ids.clone(), self.to_fanout(ctx.conn_id))?)
+    }
+
+    async fn react(&self, s: &Session, conn: u64, r: pb::React) -> Res<pb::SendAck> {
+        let emoji = validate::emoji(&r.emoji).map_err(bad)?;
+        let req = ops::reactions::ReactReq {
+            sender: s.user.clone(),
+            device_id: s.device_id,
+            thread_id: r.thread_id,
+            message_id: r.message_id,
+            emoji,
+            remove: r.remove,
+            max_kinds: validate::REACTION_KINDS_MAX,
+        };
+        let ids = self.ids.clone();
+        let sent = self
+            .write_fx_await(conn, move |tx| {
+                Box::pin(async move { ops::reactions::react(tx, &ids, &req).await })
+            })
+            .await?;
+        Ok(sent.ack)
     }
 
     pub(super) async fn amend(

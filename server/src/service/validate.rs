@@ -11,6 +11,8 @@ pub const NOTE_MAX_BYTES: usize = 512;
 pub const CLIENT_MSG_ID_MAX_BYTES: usize = 64;
 pub const DEVICE_NAME_MAX_BYTES: usize = 64;
 pub const QUERY_MAX_CHARS: usize = 64;
+pub const EMOJI_MAX_BYTES: usize = 64;
+pub const REACTION_KINDS_MAX: usize = 20;
 
 /// A validated user name: its display form (NFC) and its uniqueness key (NFC, lowercase).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +130,35 @@ pub fn body(raw: &str, max: usize) -> Result<(), BodyError> {
     Ok(())
 }
 
+/// A reaction: one grapheme cluster (an emoji with its modifiers, a flag, a keycap, or any
+/// other single visible character) in its canonical form (`confab_wire::emoji::canonical`:
+/// NFC, emoji presentation explicit), at most 64 bytes, with no whitespace, controls or
+/// invisible-only content. Returns that form, which is what is stored and compared.
+pub fn emoji(raw: &str) -> Result<String, &'static str> {
+    use unicode_segmentation::UnicodeSegmentation;
+    let e = confab_wire::emoji::canonical(raw);
+    if e.is_empty() || e.len() > EMOJI_MAX_BYTES {
+        return Err("a reaction is 1-64 bytes");
+    }
+    if e.graphemes(true).count() != 1 {
+        return Err("a reaction is a single emoji (one grapheme cluster)");
+    }
+    if e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("a reaction holds no whitespace or control characters");
+    }
+    // A lone joiner or variation selector is one cluster too, but shows nothing.
+    if !e.chars().any(visible) {
+        return Err("a reaction must show something");
+    }
+    Ok(e)
+}
+
+fn visible(c: char) -> bool {
+    use icu_properties::CodePointSetData;
+    use icu_properties::props::DefaultIgnorableCodePoint;
+    !CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
+}
+
 /// A client_msg_id: 1-64 bytes of printable ASCII.
 pub fn client_msg_id(raw: &str) -> Result<(), &'static str> {
     if raw.is_empty() || raw.len() > CLIENT_MSG_ID_MAX_BYTES {
@@ -221,5 +252,37 @@ mod tests {
         assert!(client_msg_id("has space").is_err());
         assert!(password("1234567").is_err());
         assert!(password("12345678").is_ok());
+    }
+
+    #[test]
+    fn reactions_are_one_visible_grapheme() {
+        // ZWJ family, flag, keycap, skin tone, VS16 heart, a CJK character: one cluster each.
+        for good in [
+            "👍",
+            "👨\u{200d}👩\u{200d}👧",
+            "🇨🇳",
+            "1\u{fe0f}\u{20e3}",
+            "👍🏽",
+            "❤\u{fe0f}",
+            "好",
+        ] {
+            assert!(emoji(good).is_ok(), "{good:?} refused");
+        }
+        for bad in [
+            "",
+            "👍👍",
+            "+1",
+            " ",
+            "👍 ",
+            "\u{200d}",
+            "\u{fe0f}",
+            "\u{7}",
+            &"👍🏽".repeat(9),
+        ] {
+            assert!(emoji(bad).is_err(), "{bad:?} accepted");
+        }
+        // Stored in one form: decomposed and composed, text and emoji presentation.
+        assert_eq!(emoji("e\u{301}"), emoji("é"));
+        assert_eq!(emoji("❤"), emoji("❤\u{fe0f}"));
     }
 }

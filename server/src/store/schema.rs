@@ -4,8 +4,8 @@
 /// Bumped when the schema changes; recorded in `schema_version`. (2: resume tokens in their own
 /// table, `messages.group_change`, group name keys; 3: blocks; 4: devices.client and
 /// devices.address; 5: group bans; 6: account states, deleted groups, invitations, audit log;
-/// 7: the message search index.)
-pub const SCHEMA_VERSION: i64 = 7;
+/// 7: the message search index; 8: replies and reactions.)
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The oldest version this server migrates from (2 is the first release's layout).
 pub const OLDEST_MIGRATABLE: i64 = 2;
@@ -142,6 +142,30 @@ pub const MIGRATIONS: &[Migration] = &[
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
     INSERT IGNORE INTO search_backfill (id, upto, target)
         SELECT 1, 0, COALESCE(MAX(message_id), 0) FROM messages",
+    },
+    Migration {
+        to: 8,
+        what: "messages.reply_to and reactions_seq, reactions",
+        sqlite: "ALTER TABLE messages ADD COLUMN reply_to INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN reactions_seq INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE IF NOT EXISTS reactions (
+        thread_id INTEGER NOT NULL,
+        target_seq INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        emoji TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (thread_id, target_seq, user_id, emoji)
+    ) WITHOUT ROWID;",
+        mysql: "ALTER TABLE messages ADD COLUMN IF NOT EXISTS reply_to BIGINT NOT NULL DEFAULT 0, \
+            ADD COLUMN IF NOT EXISTS reactions_seq BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE IF NOT EXISTS reactions (
+        thread_id BIGINT NOT NULL,
+        target_seq BIGINT NOT NULL,
+        user_id BIGINT NOT NULL,
+        emoji VARCHAR(64) NOT NULL,
+        seq BIGINT NOT NULL,
+        PRIMARY KEY (thread_id, target_seq, user_id, emoji)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
     },
 ];
 
@@ -324,6 +348,8 @@ CREATE TABLE IF NOT EXISTS messages (
     created_ms INTEGER NOT NULL,
     recalled INTEGER NOT NULL DEFAULT 0,
     edited_ms INTEGER NOT NULL DEFAULT 0,
+    reply_to INTEGER NOT NULL DEFAULT 0,
+    reactions_seq INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (thread_id, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_dedupe ON messages(sender_device_id, client_msg_id);
@@ -382,4 +408,15 @@ CREATE TABLE IF NOT EXISTS search_backfill (
     upto INTEGER NOT NULL,
     target INTEGER NOT NULL
 );
+
+-- Reactions (8): who reacted to which TEXT message (thread, target_seq) with what, and the seq
+-- of the REACTION_ADDED entry. One row per user and emoji; a removal deletes the row.
+CREATE TABLE IF NOT EXISTS reactions (
+    thread_id INTEGER NOT NULL,
+    target_seq INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    emoji TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (thread_id, target_seq, user_id, emoji)
+) WITHOUT ROWID;
 "#;

@@ -402,6 +402,7 @@ impl Client {
                 thread_id: thread,
                 client_msg_id: cmid.into(),
                 body: text.into(),
+                reply_to: 0,
             }))
             .await
         {

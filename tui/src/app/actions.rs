@@ -7,6 +7,7 @@ use super::keymap::Action;
 use super::layout;
 use super::msg::Cmd;
 use super::state::{Kind, Pending, SendState, State, ThreadView};
+use crate::client::relations;
 use crate::text::nfc;
 
 /// Folds a thread from the list or a push into the state (counts, name, order).
@@ -108,8 +109,10 @@ pub(super) fn ensure_selection(s: &mut State, cmds: &mut Vec<Cmd>) {
     }
 }
 
-/// Applies an entry to a thread's message map (edits and recalls change their target).
-pub(super) fn insert_message(t: &mut ThreadView, mut m: pb::ChatMessage) {
+/// Applies an entry to a thread's message map (edits, recalls and reactions change their
+/// target; edits and recalls the quotes of the replies to it too). `me`: whose reactions are
+/// mine.
+pub(super) fn insert_message(t: &mut ThreadView, mut m: pb::ChatMessage, me: u64) {
     m.body = nfc(&m.body);
     if let Some(u) = m.sender.as_mut() {
         u.name = nfc(&u.name);
@@ -140,14 +143,56 @@ pub(super) fn insert_message(t: &mut ThreadView, mut m: pb::ChatMessage) {
                     e.body.clear();
                 }
             }
+            for r in t.messages.values_mut() {
+                relations::amend_quote(r, &m);
+            }
+            for p in &mut t.pending {
+                if let Some(q) = p
+                    .quote
+                    .as_mut()
+                    .filter(|q| q.message_id == m.target_message_id)
+                {
+                    let mut shell = pb::ChatMessage {
+                        quote: Some(q.clone()),
+                        ..Default::default()
+                    };
+                    relations::amend_quote(&mut shell, &m);
+                    *q = shell.quote.unwrap_or_default();
+                }
+            }
         }
-        _ => {}
+        pb::MessageKind::ReactionAdded | pb::MessageKind::ReactionRemoved => {
+            if let Some(target) = t
+                .messages
+                .values_mut()
+                .find(|x| x.message_id == m.target_message_id)
+            {
+                relations::apply_reaction(target, &m, me);
+            }
+        }
+        _ => {
+            // A copy of a message already here (a page fetched again) keeps the newer counts.
+            if let Some(old) = t.messages.get(&m.seq) {
+                relations::keep_newer_reactions(&mut m, old);
+            }
+        }
     }
     let seq = m.seq;
+    if m.quote.is_none() && m.reply_to != 0 {
+        // My reply, settled by its ack (a cache that did not hold the target has no quote).
+        m.quote = t
+            .pending
+            .iter()
+            .find(|p| matches!(p.state, SendState::Acked(s) if s == seq))
+            .and_then(|p| p.quote.clone());
+    }
     t.pending
         .retain(|p| !matches!(p.state, SendState::Acked(s) if s == seq));
     t.last_seq = t.last_seq.max(seq);
-    t.activity_id = t.activity_id.max(m.message_id);
+    if !relations::is_reaction(&m) {
+        // A reaction is not news: the conversation keeps its place (as the server orders it).
+        t.activity_id = t.activity_id.max(m.message_id);
+    }
     t.messages.insert(seq, m);
 }
 
@@ -291,12 +336,18 @@ pub(super) fn send_text(s: &mut State, text: String, cmds: &mut Vec<Cmd>) -> boo
         s.error("you can no longer write here");
         return false;
     }
+    let quote = super::relations::take_reply_to(s, id);
+    let reply_to = quote.as_ref().map_or(0, |q| q.message_id);
+    let Some(t) = s.thread_mut(id) else {
+        return false;
+    };
     t.pending.push(Pending {
         key,
         local_id: None,
         body: text.clone(),
         created_ms: now,
         state: SendState::Queued,
+        quote,
     });
     t.scroll = 0;
     t.new_below = 0;
@@ -310,6 +361,7 @@ pub(super) fn send_text(s: &mut State, text: String, cmds: &mut Vec<Cmd>) -> boo
         thread_id: id,
         key,
         body: text,
+        reply_to,
     });
     true
 }

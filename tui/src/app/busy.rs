@@ -43,6 +43,7 @@ fn label(op: &Op) -> Option<String> {
         Op::OpenDm(name, _) => format!("opening {name}"),
         Op::Edit(..) => "editing your message".into(),
         Op::Recall(..) => "recalling your message".into(),
+        Op::React { emoji, .. } => format!("reacting {emoji}"),
         Op::Logout => "logging out".into(),
         Op::DeleteAccount(_) => "deleting your account".into(),
         Op::Admin(_) => "asking the server".into(),

@@ -66,6 +66,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     ("/recall", "/recall              recall your last message"),
     (
+        "/react",
+        "/react EMOJI         react to the picked (or newest) message; again takes it back",
+    ),
+    (
         "/notify",
         "/notify [all|mentions|none]  what this conversation notifies of",
     ),
@@ -99,6 +103,7 @@ pub(super) const GROUP_SUBS: &[&str] = &[
 /// A parsed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    React(String),
     Add(String, String),
     Unfriend(String),
     Block(Option<String>),
@@ -234,6 +239,8 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "/filter" => Command::Search((!rest.is_empty()).then(|| rest.to_owned())),
         "/edit" => Command::Edit((!rest.is_empty()).then(|| rest.to_owned())),
         "/recall" => Command::Recall,
+        "/react" if !rest.is_empty() => Command::React(rest.to_owned()),
+        "/react" => return Err(usage("/react")),
         "/notify" => Command::Notify(first),
         "/retry" => Command::Retry,
         "/delete" => Command::Delete,
@@ -437,6 +444,7 @@ pub(super) fn run_command(s: &mut State, line: &str, cmds: &mut Vec<Cmd>) {
         }
         C::Edit(text) => super::amend::edit_command(s, text, cmds),
         C::Recall => super::amend::recall_last(s, cmds),
+        C::React(e) => super::relations::react_command(s, &e, cmds),
         C::Notify(level) => notify_level(s, level.as_deref(), cmds),
         C::Retry => retry(s, cmds),
         C::Delete => delete_failed(s, cmds),

@@ -122,6 +122,23 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
             target,
             body,
         } => {
+            let what = match kind {
+                pb::MessageKind::Edit => "edited".to_owned(),
+                pb::MessageKind::Recall => "recalled".to_owned(),
+                pb::MessageKind::ReactionAdded => format!("reacted {body}"),
+                _ => format!("took back {body}"),
+            };
+            if matches!(
+                kind,
+                pb::MessageKind::ReactionAdded | pb::MessageKind::ReactionRemoved
+            ) {
+                super::relations::answered(s, target, &body);
+            }
+            if ack.seq == 0 {
+                // Nothing changed: it already was so (another device of mine, say).
+                s.notice(format!("{what} (it already was)"));
+                return;
+            }
             let m = pb::ChatMessage {
                 thread_id: ack.thread_id,
                 seq: ack.seq,
@@ -134,11 +151,7 @@ pub(super) fn done(s: &mut State, d: Done, cmds: &mut Vec<Cmd>) {
                 client_msg_id: ack.client_msg_id,
                 ..Default::default()
             };
-            s.notice(if kind == pb::MessageKind::Edit {
-                "edited"
-            } else {
-                "recalled"
-            });
+            s.notice(what);
             super::events::incoming(s, m, cmds);
         }
         Done::SearchHits {

@@ -63,6 +63,7 @@ pub(super) fn outbox(s: &mut State, items: Vec<OutboxItem>, failed: Vec<FailedIt
                     reason: f.reason,
                     retry: worth_retrying(f.code),
                 },
+                quote: None,
             });
         }
     }
@@ -78,6 +79,7 @@ pub(super) fn outbox(s: &mut State, items: Vec<OutboxItem>, failed: Vec<FailedIt
                 body: it.body,
                 created_ms: it.created_ms,
                 state: SendState::Queued,
+                quote: None,
             });
         }
     }
@@ -94,7 +96,7 @@ pub(super) fn history(s: &mut State, thread_id: u64, msgs: Vec<pb::ChatMessage>)
         t.oldest_done = true;
     }
     for m in msgs {
-        insert_message(t, m);
+        insert_message(t, m, me);
     }
     if !visible {
         t.unread = t.count_unread(me);
@@ -498,11 +500,26 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
     let is_text = m.kind == pb::MessageKind::Text as i32;
     let sender = m.sender.as_ref().map(|u| nfc(&u.name)).unwrap_or_default();
     let body = nfc(&m.body);
-    let hl = !mine && is_text && highlighted(&body, &me.name, &s.settings.highlight);
+    // A reply to one of mine counts as a mention.
+    let answers_me = m
+        .quote
+        .as_ref()
+        .and_then(|q| q.sender.as_ref())
+        .is_some_and(|u| u.user_id == me.user_id);
+    let hl =
+        !mine && is_text && (answers_me || highlighted(&body, &me.name, &s.settings.highlight));
     if s.hidden.remove(&thread_id).is_some() {
         // A closed conversation with something new: back in the list, named by the listing.
         super::actions::save_hidden(s, cmds);
         cmds.push(Cmd::LoadThreads);
+    }
+    if m.kind == pb::MessageKind::Recall as i32
+        && s.replying
+            .as_ref()
+            .is_some_and(|r| r.message_id == m.target_message_id)
+    {
+        s.replying = None;
+        s.notice("the message you were answering was recalled: the draft is a plain message now");
     }
     let t = s.thread_entry(thread_id);
     let fresh = m.seq > t.last_seq;
@@ -521,7 +538,7 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
             t.read_only = Some(why);
         }
     }
-    insert_message(t, m.clone());
+    insert_message(t, m.clone(), me.user_id);
     t.typing.retain(|(n, _)| *n != sender);
     if let Some((old, new)) = renamed {
         // Levels are kept by name: a renamed group keeps its level.
@@ -598,7 +615,16 @@ pub(super) fn incoming(s: &mut State, m: pb::ChatMessage, cmds: &mut Vec<Cmd>) {
             super::notify::incoming(s, thread_id, title, &body, cmds);
         }
     } else if visible && let Some(t) = s.thread_mut(thread_id) {
-        t.read_seq = t.read_seq.max(t.last_seq.min(m.seq));
+        let read = t.last_seq.min(m.seq);
+        if !mine && t.scroll == 0 && read > t.read_seq {
+            // Someone's reaction, edit or group change while the conversation is read: the
+            // server's marker follows too, or other devices and the CLI would count it unread.
+            cmds.push(Cmd::MarkRead {
+                thread_id,
+                seq: read,
+            });
+        }
+        t.read_seq = t.read_seq.max(read);
     }
     s.sort_threads();
 }

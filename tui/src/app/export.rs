@@ -15,10 +15,15 @@ pub fn line(m: &pb::ChatMessage, zone: &Zone) -> Option<String> {
     let who = m.sender.as_ref().map_or("", |u| u.name.as_str());
     let text = match kind {
         pb::MessageKind::Text if m.recalled => "(message recalled)".to_owned(),
-        pb::MessageKind::Text => m.body.clone(),
+        pb::MessageKind::Text => match &m.quote {
+            Some(q) => format!("(reply to {}) {}", quote_line(q), m.body),
+            None => m.body.clone(),
+        },
         pb::MessageKind::System => format!("-- {}", system_text(m)),
         pb::MessageKind::Edit => format!("(edited a message) {}", m.body),
         pb::MessageKind::Recall => "(recalled a message)".to_owned(),
+        pb::MessageKind::ReactionAdded => format!("(reacted {} to a message)", m.body),
+        pb::MessageKind::ReactionRemoved => format!("(took back the reaction {})", m.body),
         pb::MessageKind::Unspecified => return None,
     };
     let secs = m.server_ts_ms.div_euclid(1000) + zone.offset_s(m.server_ts_ms);
@@ -32,6 +37,16 @@ pub fn line(m: &pb::ChatMessage, zone: &Zone) -> Option<String> {
     );
     let body: Vec<String> = text.split('\n').map(sanitize).collect();
     Some(format!("{stamp}\t{}\t{}", sanitize(who), body.join("\n\t")))
+}
+
+/// A quote on one line: `NAME: the start of the text…`.
+pub fn quote_line(q: &pb::Quote) -> String {
+    let who = q.sender.as_ref().map_or("", |u| u.name.as_str());
+    if q.recalled {
+        return format!("{who}: (message recalled)");
+    }
+    let text: String = q.excerpt.split_whitespace().collect::<Vec<_>>().join(" ");
+    format!("{who}: {text}{}", if q.truncated { "…" } else { "" })
 }
 
 /// A conversation's file name: its name made safe for any file system (`/`, `\`, control

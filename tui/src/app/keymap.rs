@@ -214,7 +214,7 @@ actions! {
     LinesUp = "lines_up": "scroll up three lines",
     LinesDown = "lines_down": "scroll down three lines",
     FirstUnread = "first_unread": "jump to the first unread message here",
-    Pick = "pick": "pick a message (again: older): y copy, e edit, r recall, d delete, b block its sender",
+    Pick = "pick": "pick a message (again: older): a reply, + react, y copy, e edit, r recall, d delete, b block",
     LastThread = "last_thread": "back to the conversation shown before",
     Switcher = "switcher": "quick switcher (fuzzy)",
     Help = "help": "this help",

@@ -341,6 +341,13 @@ fn cancel(s: &mut State) {
     if super::amend::cancel_edit(s) {
         return;
     }
+    if s.replying
+        .as_ref()
+        .is_some_and(|r| Some(r.thread) == s.selected)
+        && super::relations::cancel_reply(s)
+    {
+        return;
+    }
     if let Some(t) = s.current_mut() {
         t.search = None;
     }

@@ -249,6 +249,8 @@ pub enum Row {
     },
     /// A mark that did not fit after the text, on a row of its own.
     Mark(Mark),
+    /// The reactions under a message, `👍 3  🎉 1`: the pieces, and which are mine.
+    Reactions(Vec<(String, bool)>),
 }
 
 /// The rows of a thread's newest messages.
@@ -273,6 +275,10 @@ struct Item {
     /// Someone else's text: mentions of me and highlight words are marked in it.
     scan: bool,
     target: Target,
+    /// A reply: the line that quotes what it answers.
+    quote: Option<String>,
+    /// The counts under it (app/relations.rs).
+    reactions: Vec<(String, bool)>,
 }
 
 /// What a message on screen is, to pick it: a stored entry (its seq) or one of my sends not
@@ -307,7 +313,11 @@ pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatR
             if est > need {
                 break;
             }
-            est += text::wrap(&m.body, text_w, amb).len();
+            // Entries that show nothing of their own (edits, recalls, reactions) count no
+            // rows, or a run of them would end the window before the messages it needs.
+            if shown(m) {
+                est += text::wrap(&m.body, text_w, amb).len();
+            }
             from_seq = m.seq;
         }
     }
@@ -365,6 +375,17 @@ pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatR
             sender_id: it.sender_id,
             seq: it.seq,
         });
+        if let Some(q) = &it.quote {
+            // One row, cut to the pane: the quote names what is answered, the text follows.
+            rows.push(Row::Text {
+                head: head.take(),
+                text: truncate(q, text_w, amb),
+                dim: true,
+                mark: None,
+                hl: Vec::new(),
+                picked: picked == Some(it.target),
+            });
+        }
         let wrapped = text::wrap(&it.body, text_w, amb);
         let n = wrapped.len();
         for (i, line) in wrapped.into_iter().enumerate() {
@@ -405,8 +426,38 @@ pub fn chat_rows(s: &State, t: &ThreadView, pane_w: usize, need: usize) -> ChatR
             });
             rows.extend(own_rows.into_iter().map(Row::Mark));
         }
+        reaction_rows(&it.reactions, text_w, amb, &mut rows);
     }
     ChatRows { rows, complete }
+}
+
+/// Whether an entry has rows of its own: edits, recalls and reactions change another one.
+fn shown(m: &pb::ChatMessage) -> bool {
+    !matches!(
+        pb::MessageKind::try_from(m.kind),
+        Ok(pb::MessageKind::Edit
+            | pb::MessageKind::Recall
+            | pb::MessageKind::ReactionAdded
+            | pb::MessageKind::ReactionRemoved)
+    )
+}
+
+/// The reactions under a message, as many rows as their pieces need at `text_w`.
+fn reaction_rows(pieces: &[(String, bool)], text_w: usize, amb: Ambiguous, rows: &mut Vec<Row>) {
+    let mut row: Vec<(String, bool)> = Vec::new();
+    let mut used = 0;
+    for (p, mine) in pieces {
+        let w = width(p, amb);
+        if !row.is_empty() && used + 2 + w > text_w {
+            rows.push(Row::Reactions(std::mem::take(&mut row)));
+            used = 0;
+        }
+        used += if row.is_empty() { w } else { w + 2 };
+        row.push((p.clone(), *mine));
+    }
+    if !row.is_empty() {
+        rows.push(Row::Reactions(row));
+    }
 }
 
 /// A system message's text (group changes).
@@ -482,7 +533,7 @@ fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
     let mut items = Vec::new();
     for m in t.messages.range(from_seq..).map(|(_, m)| m) {
         let kind = pb::MessageKind::try_from(m.kind).unwrap_or(pb::MessageKind::Text);
-        if matches!(kind, pb::MessageKind::Edit | pb::MessageKind::Recall) {
+        if !shown(m) {
             continue;
         }
         let system = kind == pb::MessageKind::System;
@@ -539,6 +590,16 @@ fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
             system,
             scan: !system && !m.recalled && sender.is_none_or(|u| u.user_id != me),
             target: Target::Seq(m.seq),
+            quote: m
+                .quote
+                .as_ref()
+                .filter(|_| !m.recalled)
+                .map(|q| format!("↪ {}", super::export::quote_line(q))),
+            reactions: if m.recalled {
+                Vec::new()
+            } else {
+                super::relations::pieces(m)
+            },
         });
     }
     if query.is_none() {
@@ -569,6 +630,11 @@ fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
                 system: false,
                 scan: false,
                 target: Target::Pending(p.key),
+                quote: p
+                    .quote
+                    .as_ref()
+                    .map(|q| format!("↪ {}", super::export::quote_line(q))),
+                reactions: Vec::new(),
             };
             // A failed message stays where it was written, among the others: what arrives
             // after it shows below it. One older than the laid-out window is left out (it is

@@ -30,8 +30,9 @@ mod keys;
 pub mod layout;
 pub mod msg;
 pub mod notify;
-mod pick;
+pub mod pick;
 mod popups;
+pub mod relations;
 mod search_all;
 pub mod state;
 

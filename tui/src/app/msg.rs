@@ -141,6 +141,13 @@ pub enum Op {
     DeleteAccount(Secret),
     /// A server admin's request (`/admin ...`).
     Admin(AdminOp),
+    /// Add (or take back) my reaction to a message.
+    React {
+        thread: u64,
+        message_id: u64,
+        emoji: String,
+        remove: bool,
+    },
     /// The server's newest hit in one conversation (Ctrl-S found nothing loaded).
     SearchThread {
         thread: u64,
@@ -208,6 +215,8 @@ pub enum Cmd {
         thread_id: u64,
         key: u64,
         body: String,
+        /// The message it answers (0: none).
+        reply_to: u64,
     },
     History {
         thread_id: u64,

@@ -1,7 +1,8 @@
 //! Picking a message (Alt-Up): a cursor over the shown conversation's messages, newest first,
 //! moved with Up/Down, and what can be done with the one picked: copy its text (`y`, through
 //! the terminal's clipboard, OSC 52), edit (`e`) or recall (`r`) one's own, delete a failed one
-//! (`d`). Esc or Enter puts the cursor away. Replies come with the server's support for them.
+//! (`d`), answer it (`a`), react to it (`+` then 1-8; app/relations.rs). Esc or Enter puts
+//! the cursor away.
 
 use crossterm::event::{KeyCode, KeyEvent};
 
@@ -70,10 +71,15 @@ pub(super) fn show(s: &mut State) {
     // On screen: rows n-h-scroll ..= n-1-scroll.
     let top = n.saturating_sub(h + scroll);
     let bottom = n - 1 - scroll.min(n - 1);
+    // Scrolled up, the bottom row holds the "more below" line (ui/chat.rs): one row less.
+    let hidden_bottom = usize::from(scroll > 0);
     let scroll = if first < top {
         n.saturating_sub(first + h)
-    } else if last > bottom {
-        n - 1 - last
+    } else if last + hidden_bottom > bottom {
+        match n - 1 - last {
+            0 => 0,
+            below => below - 1,
+        }
     } else {
         scroll
     };
@@ -127,6 +133,21 @@ fn picked(s: &State) -> Option<(String, Option<Mine>)> {
 /// and do what they always do.
 pub(super) fn key(s: &mut State, k: &KeyEvent, cmds: &mut Vec<Cmd>) -> bool {
     let alt = k.modifiers.contains(crossterm::event::KeyModifiers::ALT);
+    if s.reacting.is_some() {
+        return super::relations::react_key(s, k, cmds);
+    }
+    // Recalling and blocking cannot be undone from here: a key typed by mistake (a word
+    // started while a message is picked) only asks.
+    let confirmed = s.pick_confirm.take();
+    let mine = matches!(picked(s), Some((text, Some(_))) if !text.is_empty());
+    if let KeyCode::Char(c @ ('r' | 'b')) = k.code
+        && !alt
+        && confirmed != Some(c)
+        && (c == 'r') == mine
+    {
+        s.pick_confirm = Some(c);
+        return true;
+    }
     match k.code {
         KeyCode::Up | KeyCode::Char('k') => step(s, true),
         KeyCode::Down | KeyCode::Char('j') => step(s, false),
@@ -156,12 +177,33 @@ pub(super) fn key(s: &mut State, k: &KeyEvent, cmds: &mut Vec<Cmd>) -> bool {
         },
         KeyCode::Char('d' | 'x') | KeyCode::Delete if !alt => delete(s, cmds),
         KeyCode::Char('b') if !alt => block_sender(s, cmds),
+        KeyCode::Char('a') if !alt => super::relations::start_reply(s),
+        KeyCode::Char('+') if !alt => super::relations::start_react(s),
         _ => {
             s.pick = None;
             return false;
         }
     }
     true
+}
+
+/// The status line while a message is picked: what can be done with this one.
+pub fn hint(s: &State) -> String {
+    match s.pick_confirm {
+        Some('r') => return "press r again to recall it (any other key: no)".to_owned(),
+        Some('b') => return "press b again to block its sender (any other key: no)".to_owned(),
+        _ => {}
+    }
+    if s.reacting.is_some() {
+        return "react: 1-8 (Esc: no)".to_owned();
+    }
+    let keys = match (picked(s), s.pick) {
+        (_, Some(Target::Pending(_))) => "y copy  d delete",
+        (Some((text, _)), _) if text.is_empty() => "b block",
+        (Some((_, Some(_))), _) => "a reply  + react  y copy  e edit  r recall",
+        _ => "a reply  + react  y copy  b block",
+    };
+    format!("picked: {keys}  Up/Down move  Esc done")
 }
 
 /// `b`: blocks whoever wrote the picked message (`/unblock NAME` undoes it).

@@ -98,6 +98,8 @@ pub struct Pending {
     pub body: String,
     pub created_ms: i64,
     pub state: SendState,
+    /// The message it answers, shown above it.
+    pub quote: Option<confab_wire::pb::Quote>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,6 +366,13 @@ pub struct State {
     pub find: Option<super::find::Find>,
     /// One's message being edited in the composer (see app/amend.rs).
     pub editing: Option<super::amend::Editing>,
+    /// The message the draft answers, and the one `+` reacts to (see app/relations.rs).
+    pub replying: Option<super::relations::Replying>,
+    pub reacting: Option<super::relations::Reacting>,
+    /// Reaction changes sent and not answered: (message, emoji, when).
+    pub reacts_in_flight: Vec<(u64, String, i64)>,
+    /// A picked message's `r` or `b` pressed once: the same key again does it.
+    pub pick_confirm: Option<char>,
     /// Tab completion cycling through several candidates (see app/complete.rs).
     pub completion: Option<super::complete::Cycle>,
     /// vim preset: reading mode (keys scroll and switch instead of typing).
@@ -425,6 +434,10 @@ impl State {
             rsearch: None,
             completion: None,
             editing: None,
+            replying: None,
+            reacting: None,
+            pick_confirm: None,
+            reacts_in_flight: Vec::new(),
             find: None,
             pick: None,
             normal_mode: false,

@@ -7,7 +7,7 @@ use super::conn::resume;
 use super::fail::{Fail, OTHER};
 use super::out::{self, print};
 use super::target::Target;
-use crate::client::Client;
+use crate::client::{Client, Draft};
 
 /// Where `send` takes its text from.
 pub enum Text {
@@ -43,15 +43,24 @@ fn bodies(text: Text) -> Result<Vec<String>, Fail> {
 }
 
 /// Sends each body in order, each acknowledged before the next; prints a `sent` line per ack.
-pub async fn send(server: &str, target: &Target, text: Text) -> Result<(), Fail> {
+pub async fn send(
+    server: &str,
+    target: &Target,
+    text: Text,
+    reply_to: Option<u64>,
+) -> Result<(), Fail> {
     let bodies = bodies(text)?;
     if bodies.iter().all(|b| b.trim().is_empty()) {
         return Err(Fail::usage("nothing to send: the text is empty"));
     }
+    if reply_to == Some(0) {
+        return Err(Fail::usage("--reply-to takes a message id"));
+    }
     let (c, _, _) = resume(server, false).await?;
     let thread = target.resolve(&c).await?;
     for body in bodies {
-        let ack = c.send_acked(thread, body, Duration::from_secs(30)).await?;
+        let draft = Draft::reply(body, reply_to.unwrap_or(0));
+        let ack = c.send_acked(thread, draft, Duration::from_secs(30)).await?;
         print(out::ack("sent", &ack));
     }
     c.shutdown().await;
@@ -175,6 +184,36 @@ pub async fn read(server: &str, target: &Target, up_to: Option<u64>) -> Result<(
 }
 
 /// Edits one's message (`text: Some`) or recalls it (`None`).
+/// `react`: adds or takes back a reaction; `changed` false when it already was so.
+pub async fn react(
+    server: &str,
+    target: &Target,
+    message_id: u64,
+    emoji: &str,
+    remove: bool,
+) -> Result<(), Fail> {
+    if message_id == 0 {
+        return Err(Fail::usage(
+            "give the message id (as history and watch print it)",
+        ));
+    }
+    let (c, _, _) = resume(server, false).await?;
+    let thread = if target.given() {
+        target.resolve(&c).await?
+    } else {
+        0
+    };
+    let ack = c.react(thread, message_id, emoji, remove).await?;
+    let mut line = out::ack("reacted", &ack);
+    line["target_message_id"] = serde_json::json!(message_id);
+    line["emoji"] = serde_json::json!(emoji);
+    line["removed"] = serde_json::json!(remove);
+    line["changed"] = serde_json::json!(!ack.duplicate);
+    print(line);
+    c.shutdown().await;
+    Ok(())
+}
+
 pub async fn change(
     server: &str,
     target: &Target,

@@ -104,6 +104,9 @@ enum Cmd {
         /// Print the acknowledgement as JSON (the default; kept for scripts that ask).
         #[arg(long)]
         json: bool,
+        /// Answer message MESSAGE_ID of the thread (a reply that quotes it; protocol 1.7).
+        #[arg(long, value_name = "MESSAGE_ID")]
+        reply_to: Option<u64>,
     },
     /// Print a thread's messages from the server in seq order (`message` lines), paging by
     /// itself: everything, or the newest --limit; after --since SEQ; or before --before SEQ.
@@ -147,6 +150,17 @@ enum Cmd {
         #[command(flatten)]
         target: Target,
         message_id: u64,
+    },
+    /// React to message MESSAGE_ID with EMOJI (one emoji), or take the reaction back with
+    /// --remove (prints `reacted`; `changed` false when it was already so). Protocol 1.7.
+    React {
+        message_id: u64,
+        emoji: String,
+        #[arg(long)]
+        remove: bool,
+        /// The message's thread (optional: the server finds it from the id).
+        #[command(flatten)]
+        target: Target,
     },
     /// Print incoming messages and events as JSON lines until interrupted (Ctrl-C, SIGTERM).
     Watch {
@@ -254,7 +268,8 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             text,
             lines,
             json: _,
-        } => messages::send(s, &need(target)?, text_arg(text, lines)?).await,
+            reply_to,
+        } => messages::send(s, &need(target)?, text_arg(text, lines)?, reply_to).await,
         Cmd::History {
             target,
             since,
@@ -282,6 +297,12 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         Cmd::Recall { target, message_id } => {
             messages::change(s, &need(target)?, message_id, None).await
         }
+        Cmd::React {
+            message_id,
+            emoji,
+            remove,
+            target,
+        } => messages::react(s, &target, message_id, &emoji, remove).await,
         Cmd::Watch { thread, since_now } => {
             let only = Target {
                 thread,

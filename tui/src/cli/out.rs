@@ -58,6 +58,24 @@ pub fn message(m: &pb::ChatMessage) -> Value {
     if m.target_message_id != 0 {
         v["target_message_id"] = json!(m.target_message_id);
     }
+    // A reply, as it reads now; the reactions, as of `reactions_seq`.
+    if m.reply_to != 0 {
+        v["reply_to"] = json!(m.reply_to);
+    }
+    if let Some(q) = &m.quote {
+        v["quote"] = json!({
+            "message_id": q.message_id, "seq": q.seq, "from": user(&q.sender),
+            "excerpt": q.excerpt, "truncated": q.truncated, "recalled": q.recalled,
+        });
+    }
+    if !m.reactions.is_empty() {
+        v["reactions"] = m
+            .reactions
+            .iter()
+            .map(|r| json!({"emoji": r.emoji, "count": r.count, "mine": r.mine}))
+            .collect();
+        v["reactions_seq"] = json!(m.reactions_seq);
+    }
     if let Some(c) = &m.group_change {
         v["group_change"] = json!({
             "kind": pb::group_change::Kind::try_from(c.kind).map_or("UNKNOWN", |k| k.as_str_name()),

@@ -5,6 +5,8 @@
 use std::path::Path;
 
 use confab_wire::pb;
+
+use super::relations;
 use prost::Message as _;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -35,6 +37,8 @@ pub struct OutboxItem {
     pub client_msg_id: String,
     pub body: String,
     pub created_ms: i64,
+    /// The message this one answers (0: none).
+    pub reply_to: u64,
 }
 
 /// A message the server refused for good: kept (out of the outbox) until the user deletes or
@@ -67,11 +71,24 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_id ON messages(message_id);
 CREATE TABLE IF NOT EXISTS outbox (
     local_id INTEGER PRIMARY KEY, thread_id INTEGER NOT NULL, client_msg_id TEXT NOT NULL,
-    body TEXT NOT NULL, created_ms INTEGER NOT NULL);
+    body TEXT NOT NULL, created_ms INTEGER NOT NULL, reply_to INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS failed (
     local_id INTEGER PRIMARY KEY, thread_id INTEGER NOT NULL, body TEXT NOT NULL,
     created_ms INTEGER NOT NULL, code INTEGER NOT NULL, reason TEXT NOT NULL);
 ";
+
+/// Columns added after a cache was first written: a cache from an older client gains them.
+fn add_columns(db: &Connection) -> Res<()> {
+    let has: bool = db.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('outbox') WHERE name = 'reply_to'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has {
+        db.execute_batch("ALTER TABLE outbox ADD COLUMN reply_to INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
+}
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -101,6 +118,7 @@ impl Cache {
         // A lost cache write costs a re-sync, never data: the server is the truth.
         db.pragma_update(None, "synchronous", "NORMAL")?;
         db.execute_batch(SCHEMA)?;
+        add_columns(&db)?;
         Ok(Self {
             db: Some(std::sync::Mutex::new(db)),
         })
@@ -110,6 +128,7 @@ impl Cache {
     pub fn memory() -> Res<Self> {
         let db = Connection::open_in_memory()?;
         db.execute_batch(SCHEMA)?;
+        add_columns(&db)?;
         Ok(Self {
             db: Some(std::sync::Mutex::new(db)),
         })
@@ -139,7 +158,7 @@ impl Cache {
             .map(|(info, cursor)| Ok((pb::Thread::decode(info.as_slice())?, to_u64(cursor))))
             .collect::<Res<Vec<_>>>()?;
         let mut stmt = db
-            .prepare("SELECT local_id, thread_id, client_msg_id, body, created_ms FROM outbox ORDER BY local_id")?;
+            .prepare("SELECT local_id, thread_id, client_msg_id, body, created_ms, reply_to FROM outbox ORDER BY local_id")?;
         let outbox = stmt
             .query_map([], |r| {
                 Ok(OutboxItem {
@@ -148,6 +167,7 @@ impl Cache {
                     client_msg_id: r.get(2)?,
                     body: r.get(3)?,
                     created_ms: r.get(4)?,
+                    reply_to: to_u64(r.get(5)?),
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -192,24 +212,36 @@ impl Cache {
     }
 
     /// Stores messages (already in seq order) and moves the thread's cursor, in one transaction.
-    pub fn save_messages(&self, thread_id: u64, msgs: &[pb::ChatMessage], cursor: u64) -> Res<()> {
+    /// Stores entries of a thread (a copy of a cached one replaces it, keeping the newer
+    /// reaction counts) and applies recalls, edits and reactions to their targets; `me` is
+    /// the account's user id (whose reactions are `mine`).
+    pub fn save_messages(
+        &self,
+        thread_id: u64,
+        msgs: &[pb::ChatMessage],
+        cursor: u64,
+        me: u64,
+    ) -> Res<()> {
         let Some(mut db) = self.conn() else {
             return Ok(());
         };
         let tx = db.transaction()?;
         {
             let mut ins = tx.prepare_cached(
-                "INSERT OR REPLACE INTO messages (thread_id, seq, data, message_id) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR IGNORE INTO messages (thread_id, seq, data, message_id) VALUES (?1, ?2, ?3, ?4)",
             )?;
             for m in msgs {
-                ins.execute(params![
+                let added = ins.execute(params![
                     to_i64(m.thread_id),
                     to_i64(m.seq),
                     m.encode_to_vec(),
                     to_i64(m.message_id)
                 ])?;
+                if added == 0 {
+                    replace_message(&tx, m)?;
+                }
                 if m.target_message_id != 0 {
-                    amend_target(&tx, m)?;
+                    amend_target(&tx, m, me)?;
                 }
             }
             tx.execute(
@@ -219,6 +251,25 @@ impl Cache {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// The cached entry of a thread with this message id (0: none).
+    pub fn message_by_id(&self, thread_id: u64, message_id: u64) -> Res<Option<pb::ChatMessage>> {
+        let Some(db) = self.conn() else {
+            return Ok(None);
+        };
+        if message_id == 0 {
+            return Ok(None);
+        }
+        let data: Option<Vec<u8>> = db
+            .query_row(
+                "SELECT data FROM messages WHERE thread_id = ?1 AND message_id = ?2",
+                params![to_i64(thread_id), to_i64(message_id)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        data.map(|d| pb::ChatMessage::decode(d.as_slice()).map_err(Into::into))
+            .transpose()
     }
 
     /// Up to `limit` messages before `before_seq` (0 = newest), ascending.
@@ -263,8 +314,8 @@ impl Cache {
     pub fn outbox_add(&self, item: &OutboxItem) -> Res<()> {
         let Some(db) = self.conn() else { return Ok(()) };
         db.execute(
-            "INSERT OR REPLACE INTO outbox (local_id, thread_id, client_msg_id, body, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![to_i64(item.local_id), to_i64(item.thread_id), item.client_msg_id, item.body, item.created_ms],
+            "INSERT OR REPLACE INTO outbox (local_id, thread_id, client_msg_id, body, created_ms, reply_to) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![to_i64(item.local_id), to_i64(item.thread_id), item.client_msg_id, item.body, item.created_ms, to_i64(item.reply_to)],
         )?;
         Ok(())
     }
@@ -331,8 +382,30 @@ impl Cache {
     }
 }
 
-/// Applies a RECALL or EDIT entry to the cached original.
-fn amend_target(tx: &rusqlite::Transaction<'_>, m: &pb::ChatMessage) -> Res<()> {
+/// A cached entry seen again: the fresh copy, with the newer of the two reaction counts.
+fn replace_message(tx: &rusqlite::Transaction<'_>, m: &pb::ChatMessage) -> Res<()> {
+    let (thread, seq) = (to_i64(m.thread_id), to_i64(m.seq));
+    let old: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT data FROM messages WHERE thread_id = ?1 AND seq = ?2",
+            params![thread, seq],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut fresh = m.clone();
+    if let Some(old) = old {
+        relations::keep_newer_reactions(&mut fresh, &pb::ChatMessage::decode(old.as_slice())?);
+    }
+    tx.execute(
+        "UPDATE messages SET data = ?3, message_id = ?4 WHERE thread_id = ?1 AND seq = ?2",
+        params![thread, seq, fresh.encode_to_vec(), to_i64(m.message_id)],
+    )?;
+    Ok(())
+}
+
+/// Applies a RECALL, EDIT or REACTION entry to the cached original (and a recall or an edit
+/// to the quotes of the replies to it).
+fn amend_target(tx: &rusqlite::Transaction<'_>, m: &pb::ChatMessage, me: u64) -> Res<()> {
     let row: Option<(i64, Vec<u8>)> = tx
         .query_row(
             "SELECT seq, data FROM messages WHERE thread_id = ?1 AND message_id = ?2",
@@ -344,20 +417,26 @@ fn amend_target(tx: &rusqlite::Transaction<'_>, m: &pb::ChatMessage) -> Res<()> 
         return Ok(());
     };
     let mut orig = pb::ChatMessage::decode(data.as_slice())?;
-    if m.kind == pb::MessageKind::Recall as i32 {
+    let recall = m.kind == pb::MessageKind::Recall as i32;
+    let edit = m.kind == pb::MessageKind::Edit as i32;
+    if recall {
         orig.recalled = true;
         orig.body.clear();
-    } else if m.kind == pb::MessageKind::Edit as i32 {
+        orig.reactions.clear();
+    } else if edit {
         orig.body = m.body.clone();
         orig.edited_ts_ms = m.server_ts_ms;
+    } else if !(relations::is_reaction(m) && relations::apply_reaction(&mut orig, m, me)) {
+        return Ok(());
     }
     tx.execute(
         "UPDATE messages SET data = ?3 WHERE thread_id = ?1 AND seq = ?2",
         params![to_i64(m.thread_id), seq, orig.encode_to_vec()],
     )?;
-    if m.kind == pb::MessageKind::Recall as i32 {
-        // Its edits held its text too; they follow it in the thread, before this recall.
-        let mut edits = Vec::new();
+    if recall || edit {
+        // Its edits held its text too (they follow it in the thread, before this recall), and
+        // the replies to it quote it.
+        let mut changed = Vec::new();
         {
             let mut q = tx.prepare(
                 "SELECT seq, data FROM messages WHERE thread_id = ?1 AND seq > ?2 AND seq < ?3",
@@ -368,16 +447,19 @@ fn amend_target(tx: &rusqlite::Transaction<'_>, m: &pb::ChatMessage) -> Res<()> 
             for row in rows {
                 let (s, data) = row?;
                 let mut e = pb::ChatMessage::decode(data.as_slice())?;
-                if e.kind == pb::MessageKind::Edit as i32
+                if recall
+                    && e.kind == pb::MessageKind::Edit as i32
                     && e.target_message_id == m.target_message_id
                 {
                     e.body.clear();
                     e.recalled = true;
-                    edits.push((s, e.encode_to_vec()));
+                    changed.push((s, e.encode_to_vec()));
+                } else if relations::amend_quote(&mut e, m) {
+                    changed.push((s, e.encode_to_vec()));
                 }
             }
         }
-        for (s, data) in edits {
+        for (s, data) in changed {
             tx.execute(
                 "UPDATE messages SET data = ?3 WHERE thread_id = ?1 AND seq = ?2",
                 params![to_i64(m.thread_id), s, data],
@@ -426,12 +508,12 @@ mod tests {
                 0,
             )
             .unwrap();
-            c.save_messages(7, &[msg(7, 1, "a"), msg(7, 2, "b"), msg(7, 3, "c")], 3)
+            c.save_messages(7, &[msg(7, 1, "a"), msg(7, 2, "b"), msg(7, 3, "c")], 3, 0)
                 .unwrap();
             let mut recall = msg(7, 4, "");
             recall.kind = pb::MessageKind::Recall as i32;
             recall.target_message_id = 1002;
-            c.save_messages(7, &[recall], 4).unwrap();
+            c.save_messages(7, &[recall], 4, 0).unwrap();
             c.set_event_seq(9).unwrap();
             c.outbox_add(&OutboxItem {
                 local_id: 1,
@@ -439,6 +521,7 @@ mod tests {
                 client_msg_id: "x".into(),
                 body: "later".into(),
                 created_ms: 5,
+                reply_to: 0,
             })
             .unwrap();
         }
@@ -503,9 +586,10 @@ mod tests {
                 amend(4, pb::MessageKind::Edit, 1002, "other, edited"),
             ],
             4,
+            0,
         )
         .unwrap();
-        c.save_messages(7, &[amend(5, pb::MessageKind::Recall, 1001, "")], 5)
+        c.save_messages(7, &[amend(5, pb::MessageKind::Recall, 1001, "")], 5, 0)
             .unwrap();
         let msgs = c.messages(7, 0, 10).unwrap();
         assert!(msgs[0].recalled && msgs[0].body.is_empty());

@@ -12,6 +12,7 @@ pub mod cache;
 mod engine;
 pub mod known_servers;
 pub mod paths;
+pub mod relations;
 pub mod tls;
 
 pub use engine::written_ms;
@@ -271,6 +272,48 @@ impl Events {
     }
 }
 
+/// A message to send: its text and, for a reply, the message it answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Draft {
+    pub body: String,
+    /// The message_id of the message this one answers (0: none).
+    pub reply_to: u64,
+}
+
+impl Draft {
+    pub fn text(body: impl Into<String>) -> Self {
+        Self {
+            body: body.into(),
+            reply_to: 0,
+        }
+    }
+
+    pub fn reply(body: impl Into<String>, reply_to: u64) -> Self {
+        Self {
+            body: body.into(),
+            reply_to,
+        }
+    }
+}
+
+impl From<String> for Draft {
+    fn from(body: String) -> Self {
+        Self::text(body)
+    }
+}
+
+impl From<&str> for Draft {
+    fn from(body: &str) -> Self {
+        Self::text(body)
+    }
+}
+
+impl From<&String> for Draft {
+    fn from(body: &String) -> Self {
+        Self::text(body.as_str())
+    }
+}
+
 pub(crate) enum Command {
     Request {
         body: Box<Body>,
@@ -278,7 +321,7 @@ pub(crate) enum Command {
     },
     Send {
         thread_id: u64,
-        body: String,
+        draft: Draft,
         reply: oneshot::Sender<Result<u64, ClientError>>,
         acked: Option<oneshot::Sender<Result<pb::SendAck, ClientError>>>,
     },
@@ -286,7 +329,7 @@ pub(crate) enum Command {
     Post {
         local_id: u64,
         thread_id: u64,
-        body: String,
+        draft: Draft,
     },
     History {
         thread_id: u64,
@@ -401,10 +444,14 @@ impl Client {
     /// Queues a message in the outbox (persisted); returns its local id. The ack arrives as
     /// [`Event::Acked`]; it is retried across reconnects until then.
     pub async fn send(&self, thread_id: u64, body: impl Into<String>) -> Result<u64, ClientError> {
-        let body = body.into();
+        self.send_draft(thread_id, Draft::text(body)).await
+    }
+
+    /// [`Client::send`] of a draft that may answer another message (protocol 1.7).
+    pub async fn send_draft(&self, thread_id: u64, draft: Draft) -> Result<u64, ClientError> {
         self.call(|reply| Command::Send {
             thread_id,
-            body,
+            draft,
             reply,
             acked: None,
         })
@@ -421,7 +468,7 @@ impl Client {
             .send(Command::Post {
                 local_id,
                 thread_id,
-                body: body.into(),
+                draft: Draft::text(body),
             })
             .await
             .map_err(|_| ClientError::Stopped)?;
@@ -432,16 +479,16 @@ impl Client {
     pub async fn send_acked(
         &self,
         thread_id: u64,
-        body: impl Into<String>,
+        draft: impl Into<Draft>,
         wait: Duration,
     ) -> Result<pb::SendAck, ClientError> {
-        let body = body.into();
+        let draft = draft.into();
         let (ack_tx, ack_rx) = oneshot::channel();
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Send {
                 thread_id,
-                body,
+                draft,
                 reply,
                 acked: Some(ack_tx),
             })

@@ -72,6 +72,7 @@ impl Conn {
     async fn send_text(&mut self, thread_id: u64, o: Outstanding) -> Result<(), WireError> {
         let id = self
             .send(Body::Send(pb::Send {
+                reply_to: 0,
                 thread_id,
                 client_msg_id: o.client_msg_id.clone(),
                 body: o.body.clone(),

@@ -334,9 +334,11 @@ fn exec<W: Write>(ctx: &mut Ctx, cmd: Cmd, out: &mut W) -> bool {
                     thread_id,
                     key,
                     body,
+                    reply_to,
                 } => {
                     tokio::spawn(async move {
-                        let result = c.send(thread_id, body).await;
+                        let draft = crate::client::Draft::reply(body, reply_to);
+                        let result = c.send_draft(thread_id, draft).await;
                         let _ = tx.send(Msg::Queued {
                             thread_id,
                             key,

@@ -194,6 +194,25 @@ async fn run_inner(c: &Client, op: Op) -> Result<Done, ApiError> {
                 body: text,
             })
         }
+        Op::React {
+            thread,
+            message_id,
+            emoji,
+            remove,
+        } => {
+            let ack = c.react(thread, message_id, &emoji, remove).await?;
+            let kind = if remove {
+                pb::MessageKind::ReactionRemoved
+            } else {
+                pb::MessageKind::ReactionAdded
+            };
+            Ok(Done::Changed {
+                ack,
+                kind,
+                target: message_id,
+                body: emoji,
+            })
+        }
         Op::Recall(thread, message) => {
             let ack = c.recall(thread, message).await?;
             Ok(Done::Changed {

@@ -42,6 +42,22 @@ fn line(s: &State, row: &Row, pane_w: usize) -> Line<'static> {
             Span::raw(" ".repeat(GUTTER)),
             Span::styled(m.text.clone(), mark_style(m.kind)),
         ]),
+        Row::Reactions(pieces) => {
+            // Mine stand out (reversed also without colours); the rest are dim.
+            let mine = if s.settings.color {
+                fg(s, Color::Cyan).add_modifier(Modifier::BOLD)
+            } else {
+                Style::default().add_modifier(Modifier::REVERSED)
+            };
+            let mut spans = vec![Span::raw(" ".repeat(GUTTER))];
+            for (i, (p, m)) in pieces.iter().enumerate() {
+                if i > 0 {
+                    spans.push(Span::raw("  "));
+                }
+                spans.push(Span::styled(p.clone(), if *m { mine } else { dim }));
+            }
+            Line::from(spans)
+        }
         Row::Text {
             head,
             text,

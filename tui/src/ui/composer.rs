@@ -19,6 +19,10 @@ pub(super) fn draw_separator(buf: &mut Buffer, s: &State, l: &MainLayout, w: u16
             .collect();
         if s.editing.is_some() {
             label = "editing your message: Enter saves, Esc cancels".to_owned();
+        } else if let Some(l) = crate::app::relations::reacting_label(s) {
+            label = l;
+        } else if let Some(l) = crate::app::relations::replying_label(s) {
+            label = l;
         } else if !names.is_empty() {
             label = format!("{} typing…", names.join(", "));
         } else if let Some(q) = &t.search {

@@ -114,9 +114,9 @@ pub(super) fn draw_status(buf: &mut Buffer, s: &State, r: Rect) {
     // An error said while a message is picked (not yours to edit) shows over the pick's keys.
     let error_shown = s.notice.as_ref().is_some_and(|n| n.1);
     let find = crate::app::find::status(s).or_else(|| {
-        s.pick.filter(|_| !error_shown).map(|_| {
-            "picked: y copy  e edit  r recall  d delete  b block  Up/Down move  Esc done".to_owned()
-        })
+        s.pick
+            .filter(|_| !error_shown)
+            .map(|_| crate::app::pick::hint(s))
     });
     let (left, lst) = match (&s.rsearch, &s.notice) {
         _ if find.is_some() => (find.unwrap_or_default(), fg(s, Color::Yellow)),

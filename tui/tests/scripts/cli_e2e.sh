@@ -124,6 +124,17 @@ echo "$?" > "$OUT/revoked_threads.code"
 set -e
 # Search (1.6): a Chinese word inside a sentence, on the server.
 as bob search '你好' > "$OUT/search.jsonl"
+# Replies and reactions (1.7): the reply quotes the hit; a reaction shows in the history, the
+# same again changes nothing, --remove takes it back; an emoji that is two is refused (5).
+as bob send --to alice --reply-to "$(mid_of "$OUT/search.jsonl")" '回复你' > "$OUT/reply.jsonl"
+as alice react "$(mid_of "$OUT/reply.jsonl")" 👍 > "$OUT/react.jsonl"
+as alice react "$(mid_of "$OUT/reply.jsonl")" 👍 > "$OUT/react_again.jsonl"
+as bob history --to alice --limit 2 > "$OUT/history_reply.jsonl"
+as alice react --to 小明 "$(mid_of "$OUT/reply.jsonl")" 👍 --remove > "$OUT/unreact.jsonl"
+set +e
+as alice react "$(mid_of "$OUT/reply.jsonl")" '👍👍' 2> "$OUT/react_bad.err"
+echo "$?" > "$OUT/react_bad.code"
+set -e
 as bob2 logout > "$OUT/logout.jsonl"
 # Deleting an account (1.5): a wrong password refuses (3), the right one deletes; the name
 # cannot log in afterwards (3) and is held (registering it again is refused, 5).

@@ -345,6 +345,9 @@ fn b_on_a_picked_message_blocks_its_sender() {
         Msg::Core(Event::Message(msg(GROUP, 7, LI, 19, "找我"))),
     );
     update(&mut s, alt(KeyCode::Up));
+    // Once asks (a key typed by mistake blocks nobody), twice blocks.
+    assert!(update(&mut s, key(KeyCode::Char('b'))).is_empty());
+    assert!(screen_text(&s).contains("press b again to block its sender"));
     let cmds = update(&mut s, key(KeyCode::Char('b')));
     assert!(
         matches!(&cmds[..], [Cmd::Op(Op::Block(n, true))] if n == "李四"),

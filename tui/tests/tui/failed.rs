@@ -14,6 +14,7 @@ fn failed_send_then_retry_updates_the_marks() {
                 thread_id: GROUP,
                 key,
                 body,
+                reply_to: 0,
             },
         ] if body == "hello 世界" => *key,
         other => panic!("{other:?}"),
@@ -367,6 +368,9 @@ fn a_picked_message_can_be_copied_edited_recalled_or_deleted() {
         matches!(&cmds[..], [Cmd::Copy(t)] if t == "我写的"),
         "{cmds:?}"
     );
+    // `r` asks first: a word typed while a message is picked recalls nothing.
+    assert!(update(&mut s, key(KeyCode::Char('r'))).is_empty());
+    assert!(screen_text(&s).contains("press r again to recall it"));
     let cmds = update(&mut s, key(KeyCode::Char('r')));
     assert!(
         matches!(&cmds[..], [Cmd::Op(Op::Recall(GROUP, 7007))]),

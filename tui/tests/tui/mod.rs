@@ -85,5 +85,6 @@ mod login;
 mod messages;
 mod navigation;
 mod notify;
+mod relations;
 mod search;
 mod snapshots;

@@ -66,6 +66,7 @@ pub(super) async fn system<T: Tx>(
             body: "",
             target_message_id: 0,
             group_change: Some(gc),
+            quote: None,
         },
     )
     .await

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::{
     Effects, NewEntry, access, append, clamp_i64, insert_entry, message_cols, message_from_row,
-    stored_entry,
+    message_joins, stored_entry,
 };
 use crate::ids::{Snowflake, now_ms};
 use crate::params;
@@ -21,6 +21,8 @@ pub struct SendReq {
     pub thread_id: u64,
     pub client_msg_id: String,
     pub body: String,
+    /// The message this one answers (0: none).
+    pub reply_to: u64,
 }
 
 /// The ack of a stored entry (`duplicate` for a retry of an earlier send); the entry itself
@@ -71,6 +73,7 @@ struct OwnEntry<'a> {
     kind: pb::MessageKind,
     body: &'a str,
     target_message_id: u64,
+    quote: Option<pb::Quote>,
 }
 
 async fn append_own<T: Tx>(
@@ -92,6 +95,7 @@ async fn append_own<T: Tx>(
             body: e.body,
             target_message_id: e.target_message_id,
             group_change: None,
+            quote: e.quote,
         },
     )
     .await
@@ -107,16 +111,21 @@ pub async fn send<T: Tx>(
     let mut fx = Effects::default();
     // The common case, an active member's new entry, in one statement; anything else (a
     // retry, a refusal) finds out why below, with nothing changed yet.
+    // A reply looks its target up once membership is known (below), so a stranger learns
+    // nothing of a thread's message ids.
     let message_id = ids.next_id();
-    let seq = tx
-        .send_seq(SendSeq {
+    let seq = if req.reply_to != 0 {
+        None
+    } else {
+        tx.send_seq(SendSeq {
             thread_id: req.thread_id,
             user_id: req.sender.user_id,
             device_id: req.device_id,
             client_msg_id: &req.client_msg_id,
             activity_id: message_id,
         })
-        .await?;
+        .await?
+    };
     if let Some(seq) = seq {
         let ack = insert_entry(
             tx,
@@ -132,6 +141,7 @@ pub async fn send<T: Tx>(
                 body: &req.body,
                 target_message_id: 0,
                 group_change: None,
+                quote: None,
             },
         )
         .await?;
@@ -175,6 +185,12 @@ pub async fn send<T: Tx>(
             "you can no longer send to this thread",
         ));
     }
+    let quote = if req.reply_to == 0 {
+        None
+    } else {
+        let t = super::reactions::target(tx, req.thread_id, req.reply_to).await?;
+        Some(super::quote(req.reply_to, t.seq, t.sender, &t.body, false))
+    };
     let ack = append_own(
         tx,
         ids,
@@ -187,6 +203,7 @@ pub async fn send<T: Tx>(
             kind: pb::MessageKind::Text,
             body: &req.body,
             target_message_id: 0,
+            quote,
         },
     )
     .await?;
@@ -267,7 +284,8 @@ pub async fn send_many<T: Tx>(
     let mut check: Vec<(usize, u64, u64, u64, &str)> = reqs
         .iter()
         .enumerate()
-        .filter(|(_, r)| seen.insert((r.device_id, r.client_msg_id.as_str())))
+        // Replies take the single path, which checks and quotes their target.
+        .filter(|(_, r)| r.reply_to == 0 && seen.insert((r.device_id, r.client_msg_id.as_str())))
         .map(|(i, r)| {
             (
                 i,
@@ -369,6 +387,7 @@ pub async fn send_many<T: Tx>(
                 body: &r.body,
                 target_message_id: 0,
                 group_change: None,
+                quote: None,
             },
         );
         out[i] = Some((Sent { ack }, fx));
@@ -459,6 +478,7 @@ pub async fn amend<T: Tx>(
             )
             .await?;
             super::search::unindex(tx, req.message_id).await?;
+            super::reactions::clear(tx, req.thread_id, row.u64(4)?).await?;
             (pb::MessageKind::Recall, "")
         }
         Some(b) => {
@@ -483,6 +503,7 @@ pub async fn amend<T: Tx>(
             kind,
             body,
             target_message_id: req.message_id,
+            quote: None,
         },
     )
     .await?;
@@ -613,18 +634,20 @@ pub async fn sync<T: Tx>(
             concat!(
                 "SELECT ",
                 message_cols!(),
-                " FROM messages m JOIN users u ON u.id = m.sender_id \
-                 WHERE m.thread_id = ? AND m.seq > ? AND m.seq <= ? ORDER BY m.seq LIMIT ?"
+                " FROM messages m",
+                message_joins!(),
+                "WHERE m.thread_id = ? AND m.seq > ? AND m.seq <= ? ORDER BY m.seq LIMIT ?"
             ),
             params![thread_id, since, acc.visible_seq, i64::from(limit) + 1],
         )
         .await?;
     let has_more = rows.len() > limit as usize;
-    let messages = rows
+    let mut messages = rows
         .iter()
         .take(limit as usize)
         .map(|r| message_from_row(r, user))
         .collect::<StoreResult<Vec<_>>>()?;
+    super::reactions::attach(tx, user, &mut messages).await?;
     Ok(pb::MessagePage {
         thread_id,
         messages,
@@ -652,8 +675,9 @@ pub async fn history<T: Tx>(
             concat!(
                 "SELECT ",
                 message_cols!(),
-                " FROM messages m JOIN users u ON u.id = m.sender_id \
-                 WHERE m.thread_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?"
+                " FROM messages m",
+                message_joins!(),
+                "WHERE m.thread_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?"
             ),
             params![thread_id, upper, i64::from(limit) + 1],
         )
@@ -665,6 +689,7 @@ pub async fn history<T: Tx>(
         .map(|r| message_from_row(r, user))
         .collect::<StoreResult<Vec<_>>>()?;
     messages.reverse();
+    super::reactions::attach(tx, user, &mut messages).await?;
     Ok(pb::MessagePage {
         thread_id,
         messages,

@@ -11,6 +11,7 @@ pub mod friends;
 pub mod groups;
 pub mod invites;
 pub mod messages;
+pub mod reactions;
 pub mod removal;
 pub mod search;
 pub mod views;
@@ -126,6 +127,8 @@ pub struct NewEntry<'a> {
     pub body: &'a str,
     pub target_message_id: u64,
     pub group_change: Option<pb::GroupChange>,
+    /// A reply: the message it answers, as it reads now.
+    pub quote: Option<pb::Quote>,
 }
 
 /// Appends an entry to a thread: allocates the next seq with an atomic update of the thread
@@ -171,10 +174,11 @@ pub(crate) async fn insert_entry<T: Tx>(
         Some(c) => super::Param::Text(c),
         None => super::Param::Null,
     };
+    let reply_to = entry.quote.as_ref().map_or(0, |q| q.message_id);
     tx.exec(
         "INSERT INTO messages (thread_id, seq, message_id, sender_id, sender_device_id, \
-         client_msg_id, kind, body, target_message_id, group_change, created_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         client_msg_id, kind, body, target_message_id, group_change, created_ms, reply_to) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             thread_id.into(),
             seq.into(),
@@ -187,6 +191,7 @@ pub(crate) async fn insert_entry<T: Tx>(
             entry.target_message_id.into(),
             system_param,
             now.into(),
+            reply_to.into(),
         ],
     )
     .await?;
@@ -229,6 +234,10 @@ pub(crate) fn stored_entry(
         group_change: entry.group_change,
         recalled: false,
         edited_ts_ms: 0,
+        reply_to: entry.quote.as_ref().map_or(0, |q| q.message_id),
+        quote: entry.quote,
+        reactions: Vec::new(),
+        reactions_seq: 0,
     });
     ack
 }
@@ -285,16 +294,69 @@ pub(crate) async fn thread_missing_or_forbidden<T: Tx>(tx: &mut T, thread_id: u6
     }
 }
 
-/// Columns of `messages m JOIN users u` that [`message_from_row`] reads (a macro, so it can be
-/// part of a `concat!`ed static statement).
+/// Columns of `messages m` and its [`message_joins`] that [`message_from_row`] reads (a macro,
+/// so it can be part of a `concat!`ed static statement).
 macro_rules! message_cols {
     () => {
         "m.thread_id, m.seq, m.message_id, m.sender_id, u.name, m.sender_device_id, \
          m.client_msg_id, m.created_ms, m.kind, m.body, m.target_message_id, m.group_change, \
-         m.recalled, m.edited_ms"
+         m.recalled, m.edited_ms, m.reply_to, m.reactions_seq, q.seq, q.sender_id, qu.name, \
+         q.body, q.recalled"
     };
 }
 pub(crate) use message_cols;
+
+/// What `messages m` joins for [`message_cols`]: its sender, and the message it replies to
+/// with that one's sender (none for most entries: `reply_to` 0 matches no message).
+macro_rules! message_joins {
+    () => {
+        " JOIN users u ON u.id = m.sender_id \
+         LEFT JOIN messages q ON q.message_id = m.reply_to \
+         LEFT JOIN users qu ON qu.id = q.sender_id "
+    };
+}
+pub(crate) use message_joins;
+
+/// How much of the replied-to text a quote carries.
+pub const EXCERPT_MAX_BYTES: usize = 120;
+
+/// The start of a text, whole grapheme clusters, at most [`EXCERPT_MAX_BYTES`]; and whether
+/// more follows.
+pub(crate) fn excerpt(body: &str) -> (String, bool) {
+    use unicode_segmentation::UnicodeSegmentation;
+    let mut end = 0;
+    for (i, g) in body.grapheme_indices(true) {
+        if i + g.len() > EXCERPT_MAX_BYTES {
+            return (body[..end].to_owned(), true);
+        }
+        end = i + g.len();
+    }
+    (body.to_owned(), false)
+}
+
+/// The quote of message `message_id` for a reply, from its seq, sender, text and recalled
+/// flag.
+pub(crate) fn quote(
+    message_id: u64,
+    seq: u64,
+    sender: pb::User,
+    body: &str,
+    recalled: bool,
+) -> pb::Quote {
+    let (excerpt, truncated) = if recalled {
+        (String::new(), false)
+    } else {
+        excerpt(body)
+    };
+    pb::Quote {
+        message_id,
+        seq,
+        sender: Some(sender),
+        excerpt,
+        truncated,
+        recalled,
+    }
+}
 
 /// Builds a message from a row of `message_cols!()`; `viewer`'s own entries keep their
 /// client_msg_id, others' do not.
@@ -330,6 +392,24 @@ pub(crate) fn message_from_row(row: &super::Row, viewer: u64) -> StoreResult<pb:
         group_change,
         recalled: row.bool(12)?,
         edited_ts_ms: row.i64(13)?,
+        reply_to: row.u64(14)?,
+        quote: match row.opt_i64(16)? {
+            Some(seq) if row.u64(14)? != 0 => Some(quote(
+                row.u64(14)?,
+                u64::try_from(seq).unwrap_or(0),
+                pb::User {
+                    user_id: row.u64(17)?,
+                    name: row.text(18)?,
+                },
+                &row.text(19)?,
+                row.bool(20)?,
+            )),
+            _ => None,
+        },
+        // The reactions themselves come from [`reactions::attach`], which every reader of
+        // these rows calls.
+        reactions: Vec::new(),
+        reactions_seq: row.u64(15)?,
     })
 }
 

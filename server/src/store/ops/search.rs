@@ -5,7 +5,7 @@
 
 use confab_wire::pb;
 
-use super::{message_cols, message_from_row};
+use super::{message_cols, message_from_row, message_joins};
 use crate::params;
 use crate::store::search::{Query, index_terms, mysql_terms};
 use crate::store::{Dialect, StoreResult, Tx, TxExt};
@@ -71,9 +71,9 @@ pub async fn unindex<T: Tx>(tx: &mut T, message_id: u64) -> StoreResult<()> {
 const SQLITE_SEARCH: &str = concat!(
     "SELECT ",
     message_cols!(),
-    " FROM message_search s JOIN messages m ON m.message_id = s.rowid \
-     JOIN users u ON u.id = m.sender_id \
-     JOIN thread_members tm ON tm.thread_id = m.thread_id AND tm.user_id = ? \
+    " FROM message_search s JOIN messages m ON m.message_id = s.rowid",
+    message_joins!(),
+    "JOIN thread_members tm ON tm.thread_id = m.thread_id AND tm.user_id = ? \
      WHERE message_search MATCH ? AND s.rowid < ? AND m.recalled = 0 \
      AND (tm.active = 1 OR m.seq <= tm.left_seq) AND (? = 0 OR m.thread_id = ?) \
      ORDER BY s.rowid DESC LIMIT ?"
@@ -82,9 +82,9 @@ const SQLITE_SEARCH: &str = concat!(
 const MYSQL_SEARCH: &str = concat!(
     "SELECT ",
     message_cols!(),
-    " FROM message_search s JOIN messages m ON m.message_id = s.message_id \
-     JOIN users u ON u.id = m.sender_id \
-     JOIN thread_members tm ON tm.thread_id = m.thread_id AND tm.user_id = ? \
+    " FROM message_search s JOIN messages m ON m.message_id = s.message_id",
+    message_joins!(),
+    "JOIN thread_members tm ON tm.thread_id = m.thread_id AND tm.user_id = ? \
      WHERE MATCH (s.terms) AGAINST (? IN BOOLEAN MODE) AND s.message_id < ? AND m.recalled = 0 \
      AND (tm.active = 1 OR m.seq <= tm.left_seq) AND (? = 0 OR m.thread_id = ?) \
      ORDER BY s.message_id DESC LIMIT ?"
@@ -119,11 +119,15 @@ pub async fn search<T: Tx>(
         )
         .await?;
     let has_more = rows.len() > limit as usize;
-    let hits = rows
+    let mut messages = rows
         .iter()
         .take(limit as usize)
-        .map(|r| {
-            let message = message_from_row(r, user)?;
+        .map(|r| message_from_row(r, user))
+        .collect::<StoreResult<Vec<_>>>()?;
+    super::reactions::attach(tx, user, &mut messages).await?;
+    let hits = messages
+        .into_iter()
+        .map(|message| {
             let spans = query
                 .spans(&message.body)
                 .into_iter()
@@ -132,12 +136,12 @@ pub async fn search<T: Tx>(
                     end: u32::try_from(e).unwrap_or(u32::MAX),
                 })
                 .collect();
-            Ok(pb::SearchHit {
+            pb::SearchHit {
                 message: Some(message),
                 spans,
-            })
+            }
         })
-        .collect::<StoreResult<Vec<_>>>()?;
+        .collect();
     Ok((hits, has_more))
 }
 

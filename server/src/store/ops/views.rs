@@ -3,7 +3,7 @@
 
 use confab_wire::pb;
 
-use super::{access, kind, message_cols, message_from_row};
+use super::{access, kind, message_cols, message_from_row, message_joins};
 use crate::params;
 use crate::store::{Row, StoreError, StoreResult, Tx, TxExt};
 
@@ -94,12 +94,22 @@ pub async fn thread_info<T: Tx>(tx: &mut T, user: u64, thread_id: u64) -> StoreR
                 concat!(
                     "SELECT ",
                     message_cols!(),
-                    " FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.thread_id = ? AND m.seq = ?"
+                    " FROM messages m",
+                    message_joins!(),
+                    // The preview is the newest entry that is not a reaction (1.7).
+                    "WHERE m.thread_id = ? AND m.seq <= ? AND m.kind NOT IN (5, 6) \
+                     ORDER BY m.seq DESC LIMIT 1"
                 ),
                 params![thread_id, acc.visible_seq],
             )
             .await?;
-        t.last_message = last.map(|r| message_from_row(&r, user)).transpose()?;
+        let mut last: Vec<_> = last
+            .map(|r| message_from_row(&r, user))
+            .transpose()?
+            .into_iter()
+            .collect();
+        super::reactions::attach(tx, user, &mut last).await?;
+        t.last_message = last.pop();
     }
     // A former member's activity stops where its view does (as `list_threads` orders it).
     if !acc.active

@@ -76,6 +76,27 @@ impl Client {
         Ok(expect_body!(reply, SendAck)?)
     }
 
+    /// Adds (or with `remove`, takes back) one's reaction to a message (protocol 1.7); thread
+    /// 0 lets the server find the message's thread. The ack has `duplicate` and seq 0 when
+    /// nothing changed.
+    pub async fn react(
+        &self,
+        thread_id: u64,
+        message_id: u64,
+        emoji: &str,
+        remove: bool,
+    ) -> Result<pb::SendAck, ApiError> {
+        let reply = self
+            .request(Body::React(pb::React {
+                thread_id,
+                message_id,
+                emoji: emoji.into(),
+                remove,
+            }))
+            .await?;
+        Ok(expect_body!(reply, SendAck)?)
+    }
+
     /// Moves the read marker of a thread to `seq` (markers only move forward).
     pub async fn read_up_to(&self, thread_id: u64, seq: u64) -> Result<(), ApiError> {
         self.request(Body::ReadUpTo(pb::ReadUpTo { thread_id, seq }))

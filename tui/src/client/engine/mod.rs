@@ -27,7 +27,7 @@ use self::outbox::{AckWaiter, Outbox};
 pub(crate) use self::outbox::{new_client_msg_id, retryable};
 use self::sync::{Action, ThreadSync};
 use super::cache::Cache;
-use super::{Auth, ClientConfig, ClientError, Command, ConnState, Event};
+use super::{Auth, ClientConfig, ClientError, Command, ConnState, Draft, Event};
 
 pub(crate) struct Engine {
     cfg: ClientConfig,
@@ -103,20 +103,20 @@ impl Engine {
         match cmd {
             Command::Send {
                 thread_id,
-                body,
+                draft,
                 reply,
                 acked,
             } => {
-                let _ = reply.send(self.queue(thread_id, body, acked));
+                let _ = reply.send(self.queue(thread_id, draft, acked));
             }
             Command::Post {
                 local_id,
                 thread_id,
-                body,
+                draft,
             } => {
                 if let Err(e) = self
                     .outbox
-                    .queue_as(&self.cache, local_id, thread_id, body, None)
+                    .queue_as(&self.cache, local_id, thread_id, draft, None)
                 {
                     self.post_refused(local_id, &e);
                 }
@@ -165,10 +165,10 @@ impl Engine {
     fn queue(
         &mut self,
         thread_id: u64,
-        body: String,
+        draft: Draft,
         acked: Option<AckWaiter>,
     ) -> Result<u64, ClientError> {
-        self.outbox.queue(&self.cache, thread_id, body, acked)
+        self.outbox.queue(&self.cache, thread_id, draft, acked)
     }
 
     /// A posted message the cache would not take: reported like a refusal.
@@ -207,11 +207,11 @@ impl Engine {
             }
             Command::Send {
                 thread_id,
-                body,
+                draft,
                 reply,
                 acked,
             } => {
-                let r = self.queue(thread_id, body, acked);
+                let r = self.queue(thread_id, draft, acked);
                 let ok = r.is_ok();
                 let _ = reply.send(r);
                 if ok {
@@ -231,10 +231,10 @@ impl Engine {
             Command::Post {
                 local_id,
                 thread_id,
-                body,
+                draft,
             } => match self
                 .outbox
-                .queue_as(&self.cache, local_id, thread_id, body, None)
+                .queue_as(&self.cache, local_id, thread_id, draft, None)
             {
                 Ok(_) => self.pump_thread(link, thread_id).await,
                 Err(e) => {
@@ -562,6 +562,15 @@ impl Engine {
             server_ts_ms: ack.server_ts_ms,
             kind: pb::MessageKind::Text as i32,
             body: item.body,
+            reply_to: item.reply_to,
+            // A reply quotes what it answers, as the server would: from the cached copy (none
+            // when that is not cached; the next fetch of the reply brings it).
+            quote: self
+                .cache
+                .message_by_id(thread_id, item.reply_to)
+                .ok()
+                .flatten()
+                .map(|m| crate::client::relations::quote_of(&m)),
             ..Default::default()
         };
         let fresh = self.sync.acked(own, Instant::now());
@@ -602,7 +611,8 @@ impl Engine {
         {
             warn!(error = %e, "cache");
         }
-        if let Err(e) = self.cache.save_messages(thread_id, &fresh, cursor) {
+        let me = self.user.as_ref().map_or(0, |u| u.user_id);
+        if let Err(e) = self.cache.save_messages(thread_id, &fresh, cursor, me) {
             warn!(error = %e, "cache");
         }
         for m in fresh {

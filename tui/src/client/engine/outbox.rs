@@ -13,8 +13,8 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::warn;
 
-use crate::client::ClientError;
 use crate::client::cache::{Cache, OutboxItem};
+use crate::client::{ClientError, Draft};
 
 /// A caller of `Client::send_acked`, told of the ack or the refusal.
 pub(super) type AckWaiter = oneshot::Sender<Result<pb::SendAck, ClientError>>;
@@ -117,11 +117,11 @@ impl Outbox {
         &mut self,
         cache: &Cache,
         thread_id: u64,
-        body: String,
+        draft: Draft,
         acked: Option<AckWaiter>,
     ) -> Result<u64, ClientError> {
         let local_id = self.next_local.fetch_add(1, Ordering::Relaxed);
-        self.queue_as(cache, local_id, thread_id, body, acked)
+        self.queue_as(cache, local_id, thread_id, draft, acked)
     }
 
     /// Queues a message under a local id the caller allocated.
@@ -130,15 +130,16 @@ impl Outbox {
         cache: &Cache,
         local_id: u64,
         thread_id: u64,
-        body: String,
+        draft: Draft,
         acked: Option<AckWaiter>,
     ) -> Result<u64, ClientError> {
         let item = OutboxItem {
             local_id,
             thread_id,
             client_msg_id: new_client_msg_id(),
-            body,
+            body: draft.body,
             created_ms: now_ms(),
+            reply_to: draft.reply_to,
         };
         cache
             .outbox_add(&item)
@@ -256,6 +257,7 @@ fn send_of(item: &OutboxItem) -> pb::Send {
         thread_id: item.thread_id,
         client_msg_id: item.client_msg_id.clone(),
         body: item.body.clone(),
+        reply_to: item.reply_to,
     }
 }
 

@@ -737,3 +737,5 @@ fn an_admin_deactivates_and_a_user_deletes_their_account_in_tmux() {
     t.line("b", "correct horse battery");
     t.wait_for("b", "wrong name or password");
 }
+
+mod relations;
