@@ -524,7 +524,8 @@ fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
         t.messages
             .values()
             .filter(|m| m.sender.as_ref().is_some_and(|u| u.user_id == me))
-            .filter(|m| m.seq <= t.peer_read_seq)
+            // On a message shown: my edits, recalls and reactions are entries too.
+            .filter(|m| m.seq <= t.peer_read_seq && shown(m))
             .map(|m| m.seq)
             .next_back()
     } else {
@@ -560,7 +561,9 @@ fn items(s: &State, t: &ThreadView, from_seq: u64) -> Vec<Item> {
             suffix = mark(MarkKind::Edited, " (edited)");
         }
         if Some(m.seq) == read_mark {
-            suffix = mark(MarkKind::Read, " ✓ read");
+            // Read by the peer, and still saying it was edited.
+            let edited = if suffix.is_some() { " (edited)" } else { "" };
+            suffix = mark(MarkKind::Read, format!("{edited} ✓ read"));
         }
         let sender = m.sender.as_ref();
         if let Some(w) = written_offline(m, me) {

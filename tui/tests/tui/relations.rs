@@ -208,3 +208,36 @@ fn a_long_run_of_reactions_leaves_the_messages_on_screen() {
         assert!(screen.contains(&format!("第{seq}号")), "{seq}: {screen}");
     }
 }
+
+#[test]
+fn my_edited_message_says_so_also_once_the_peer_read_it() {
+    let mut s = main_state(80, 24);
+    s.selected = Some(DM_ZHANG);
+    let mine = msg(DM_ZHANG, 3, ME, 19, "原来的");
+    update(&mut s, Msg::Core(Event::Message(mine.clone())));
+    update(
+        &mut s,
+        Msg::Done(Done::Changed {
+            ack: pb::SendAck {
+                thread_id: DM_ZHANG,
+                seq: 4,
+                message_id: 9_999_004,
+                server_ts_ms: NOW,
+                ..Default::default()
+            },
+            kind: pb::MessageKind::Edit,
+            target: mine.message_id,
+            body: "改过的".into(),
+        }),
+    );
+    update(
+        &mut s,
+        Msg::Core(Event::ReadReceipt(pb::ReadReceiptPush {
+            thread_id: DM_ZHANG,
+            user: Some(user(ZHANG, "张三")),
+            read_seq: 4,
+        })),
+    );
+    let screen = screen_text(&s);
+    assert!(screen.contains("改过的 (edited) ✓ read"), "{screen}");
+}
